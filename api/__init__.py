@@ -1,0 +1,1 @@
+"""HTTP API, configuration, command-line interface and the composition root."""

@@ -1,0 +1,137 @@
+"""RFC 9457 problem details: every error this API returns, and the one place that
+maps domain and application errors onto HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.store import NotFound, PreconditionFailed, TooMuchContention
+from domain.common import DomainError, InvalidValue, RuleViolated
+from projections.pages import BadCursor
+
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://liudong.example/problems/"
+
+
+class Problem(Exception):
+    """An HTTP error raised from a route or dependency."""
+
+    def __init__(self, status: int, title: str, detail: str, *, rule: str | None = None,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.rule = rule
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(status: int, title: str, detail: str, *, rule: str | None = None,
+                     instance: str | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (rule or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if rule:
+        body["rule"] = rule
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.title, exc.detail, rule=exc.rule, instance=request.url.path,
+                                headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(InvalidValue)
+    async def _invalid(request: Request, exc: InvalidValue) -> JSONResponse:
+        return problem_response(
+            422, "Invalid value", exc.message, rule=exc.rule, instance=request.url.path,
+            errors=[{"field": exc.field, "rule": exc.rule, "message": exc.message}], **exc.details,
+        )
+
+    @app.exception_handler(RuleViolated)
+    async def _rule(request: Request, exc: RuleViolated) -> JSONResponse:
+        return problem_response(409, "Rule violated", exc.message, rule=exc.rule, instance=request.url.path,
+                                **exc.details)
+
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
+        return problem_response(409, "Rule violated", exc.message, rule=exc.rule, instance=request.url.path,
+                                **exc.details)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+        if exc.field is not None:
+            # An id inside the request body that names nothing: the request is at fault.
+            return problem_response(
+                422, "Invalid value", str(exc), rule=f"unknown_{exc.kind.replace(' ', '_')}",
+                instance=request.url.path,
+                errors=[{"field": exc.field, "rule": "unknown_reference", "message": str(exc)}],
+            )
+        return problem_response(404, "Not found", str(exc), rule="not_found", instance=request.url.path)
+
+    @app.exception_handler(PreconditionFailed)
+    async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
+        return problem_response(
+            412, "Precondition failed", str(exc), rule="version_mismatch", instance=request.url.path,
+            current_version=exc.actual, headers={"ETag": f'"{exc.actual}"'},
+        )
+
+    @app.exception_handler(TooMuchContention)
+    async def _contention(request: Request, exc: TooMuchContention) -> JSONResponse:
+        return problem_response(503, "Busy", str(exc), rule="contention", instance=request.url.path,
+                                headers={"Retry-After": "1"})
+
+    @app.exception_handler(BadCursor)
+    async def _cursor(request: Request, exc: BadCursor) -> JSONResponse:
+        return problem_response(422, "Invalid value", str(exc), rule="invalid_cursor", instance=request.url.path,
+                                errors=[{"field": "cursor", "rule": "invalid_cursor", "message": str(exc)}])
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": _field_name(err),
+                "location": err["loc"][0],
+                "rule": err["type"],
+                "message": err["msg"],
+            }
+            for err in exc.errors()
+        ]
+        fields = ", ".join(e["field"] for e in errors)
+        return problem_response(422, "Invalid request", f"invalid: {fields}", rule="validation",
+                                instance=request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail),
+                                instance=request.url.path, headers=getattr(exc, "headers", None))
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _field_name(err: Any) -> str:
+    """The dotted path of the offending field; ``body`` for a body that is not JSON at all."""
+    if err["type"] == "json_invalid":
+        return "body"
+    return ".".join(str(p) for p in err["loc"][1:]) or str(err["loc"][0])

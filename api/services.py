@@ -1,0 +1,154 @@
+"""The composition root: one place that builds the database, the application,
+the read-side connection pool and the projection runners, and closes them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from api import auth
+from api.database import Database, open_database
+from api.settings import Settings
+from api.store import IDEMPOTENCY_TABLE, Liudong
+from projections.base import SqlProjection, ViewRecorder, read_events_from
+from projections.registry import PROJECTIONS
+from workers.runner import ProjectionSupervisor
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    app: Liudong
+    pool: ConnectionPool[Any]
+    clock: Clock = system_clock
+    supervisor: ProjectionSupervisor | None = None
+    projections: dict[str, type[SqlProjection]] = field(default_factory=lambda: dict(PROJECTIONS))
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        run_projections: bool | None = None,
+        database: Database | None = None,
+    ) -> Services:
+        database = database or open_database(settings)
+        env = database.eventsourcing_env(settings.pool_size)
+        app = Liudong(env=env)
+        app.command_retries = settings.command_retries
+        pool: ConnectionPool[Any] = ConnectionPool(
+            database.dsn,
+            min_size=1,
+            max_size=settings.pool_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=True,
+        )
+        services = cls(settings=settings, database=database, app=app, pool=pool, clock=clock)
+        services.ensure_schema()
+        if settings.run_projections if run_projections is None else run_projections:
+            services.supervisor = ProjectionSupervisor(env, services.projections)
+            services.supervisor.start()
+        return services
+
+    def ensure_schema(self) -> None:
+        with self.pool.connection() as conn:
+            for statement in auth.SCHEMA:
+                conn.execute(statement)
+        for name in self.projections:
+            self.view(name).datastore.close()
+
+    def view(self, name: str) -> ViewRecorder:
+        """A view recorder for the named projection (creates its tables if missing)."""
+        cls = self.projections[name]
+        env = {**self.database.eventsourcing_env(2), "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
+        factory = InfrastructureFactory[ViewRecorder].construct(
+            env=_environment(cls.name, env)
+        )
+        return factory.tracking_recorder(cls.view_class)
+
+    def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        self.pool.close()
+        self.app.close()
+
+    # -- read side ----------------------------------------------------------
+    def positions(self) -> dict[str, int]:
+        """Each projection's tracked position in the application's event log."""
+        result: dict[str, int] = {}
+        with self.pool.connection() as conn:
+            for name in self.projections:
+                row = conn.execute(
+                    f'SELECT max(notification_id) AS n FROM "{name}_tracking" WHERE application_name = %s',
+                    (self.app.name,),
+                ).fetchone()
+                result[name] = int(row["n"]) if row and row["n"] is not None else 0
+        return result
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def wait_for(self, projection: str, position: int, timeout: float) -> bool:
+        """Block until ``projection`` has applied the event at ``position``, up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            with self.pool.connection() as conn:
+                row = conn.execute(
+                    f'SELECT max(notification_id) AS n FROM "{projection}_tracking" WHERE application_name = %s',
+                    (self.app.name,),
+                ).fetchone()
+            if row and row["n"] is not None and row["n"] >= position:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def rebuild(self, name: str) -> int:
+        cls = self.projections[name]
+        view = self.view(name)
+        try:
+            reader = read_events_from(self.app.recorder, self.app.mapper, cls.handled_topics)
+            return int(cls.rebuild(view, self.app.name, reader, head=self.head()))
+        finally:
+            view.datastore.close()
+
+    def purge_expired_idempotency_keys(self) -> int:
+        with self.pool.connection() as conn:
+            cur = conn.execute(
+                f"DELETE FROM {IDEMPOTENCY_TABLE} WHERE created_at < now() - make_interval(hours => %s)",
+                (self.settings.idempotency_ttl_hours,),
+            )
+            return int(cur.rowcount)
+
+
+def _environment(name: str, env: dict[str, str]) -> Any:
+    from eventsourcing.utils import Environment
+
+    return Environment(name, env)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+__all__ = ["Clock", "Services", "system_clock", "time"]

@@ -1,0 +1,112 @@
+"""Vocabulary shared by every aggregate: who acted, when, and the errors rules raise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# The office keeps its calendar in China Standard Time: "today" for an effective
+# date is the office's today, whatever the server's zone.
+OFFICE_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Role(StrEnum):
+    CASEWORKER = "caseworker"
+    SUPERVISOR = "supervisor"
+    FINANCE = "finance"
+    AUDITOR = "auditor"
+    API_CONSUMER = "api_consumer"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who issued a command: the user id recorded on every event, and their role."""
+
+    user_id: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Who acted and when the office recorded it; passed into every command.
+
+    ``recorded_at`` comes from the caller's clock, never from inside the domain,
+    so tests control time.
+    """
+
+    actor: Actor
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.recorded_at.tzinfo is None:
+            raise ValueError("recorded_at must be timezone-aware")
+
+    @property
+    def today(self) -> date:
+        return self.recorded_at.astimezone(OFFICE_TZ).date()
+
+    def event_fields(self) -> dict[str, Any]:
+        return {
+            "actor_id": self.actor.user_id,
+            "actor_role": str(self.actor.role),
+            "recorded_at": self.recorded_at,
+        }
+
+
+class DomainError(Exception):
+    """A command was refused. ``rule`` is a stable machine-readable name."""
+
+    rule: str = "domain_error"
+
+    def __init__(self, message: str, *, rule: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if rule is not None:
+            self.rule = rule
+        self.details: dict[str, Any] = details
+
+
+class InvalidValue(DomainError):
+    """A value is malformed on its own (maps to 422). ``field`` names it."""
+
+    rule = "invalid_value"
+
+    def __init__(self, field_name: str, message: str, *, rule: str | None = None, **details: Any) -> None:
+        super().__init__(message, rule=rule, field=field_name, **details)
+        self.field = field_name
+
+
+class RuleViolated(DomainError):
+    """A valid command conflicts with the current state of the world (maps to 409)."""
+
+    rule = "rule_violated"
+
+
+def check_effective_date(
+    effective_date: date,
+    stamp: Stamp,
+    *,
+    earliest: date | None = None,
+    earliest_rule: str = "effective_date_before_registration",
+    field_name: str = "effective_date",
+) -> None:
+    """Effective dates may lie in the past (late reports are normal) but never in
+    the future, nor before ``earliest`` (the resident's registration or last change)."""
+    if effective_date > stamp.today:
+        raise InvalidValue(
+            field_name,
+            f"{field_name} {effective_date.isoformat()} is after today "
+            f"({stamp.today.isoformat()}); effective dates are never in the future",
+            rule="effective_date_in_future",
+        )
+    if earliest is not None and effective_date < earliest:
+        raise RuleViolated(
+            f"{field_name} {effective_date.isoformat()} is before {earliest.isoformat()}",
+            rule=earliest_rule,
+            earliest=earliest.isoformat(),
+        )

@@ -1,0 +1,149 @@
+"""``residents``: the current state of every resident, for lists and filters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+
+from domain.identity import IdentityNumber
+from domain.residents import ResidenceStatus, Resident
+from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.pages import Page, decode_cursor, encode_cursor
+
+
+class ResidentsView(ViewRecorder):
+    tables = ["residents"]
+    ddl = [
+        "CREATE TABLE IF NOT EXISTS residents ("
+        " id uuid PRIMARY KEY,"
+        " name text NOT NULL,"
+        " id_number_masked text NOT NULL,"
+        " sex text NOT NULL,"
+        " birth_date date NOT NULL,"
+        " hometown text NOT NULL,"
+        " employer text,"
+        " status text NOT NULL,"
+        " site_id uuid,"
+        " area text NOT NULL,"
+        " since date NOT NULL,"
+        " registered_on date NOT NULL,"
+        " version integer NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS residents_name_idx ON residents (name text_pattern_ops, id)",
+        "CREATE INDEX IF NOT EXISTS residents_site_idx ON residents (site_id)",
+        "CREATE INDEX IF NOT EXISTS residents_area_idx ON residents (area, status)",
+    ]
+
+
+class ResidentsProjection(SqlProjection):
+    name = "residents"
+    view_class = ResidentsView
+
+    @handles(event_class(Resident, "Registered"))
+    def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO residents (id, name, id_number_masked, sex, birth_date, hometown, employer,"
+            " status, site_id, area, since, registered_on, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s)",
+            (
+                e.originator_id,
+                e.name,
+                IdentityNumber(e.id_number).masked,
+                e.sex,
+                e.birth_date,
+                e.hometown,
+                e.employer,
+                ResidenceStatus.PRIVATE_HOUSING.value,
+                e.area,
+                e.registered_on,
+                e.registered_on,
+                e.originator_version,
+            ),
+        )
+
+    @handles(event_class(Resident, "MovedIntoSite"))
+    def moved_into_site(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._place(cursor, e, ResidenceStatus.IN_SITE, e.site_id, e.area)
+
+    @handles(event_class(Resident, "MovedToPrivateHousing"), event_class(Resident, "Returned"))
+    def moved_to_private_housing(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._place(cursor, e, ResidenceStatus.PRIVATE_HOUSING, None, e.area)
+
+    @handles(event_class(Resident, "DepartedDistrict"))
+    def departed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE residents SET status = %s, site_id = NULL, since = %s, version = %s WHERE id = %s",
+            (ResidenceStatus.DEPARTED.value, e.effective_date, e.originator_version, e.originator_id),
+        )
+
+    @handles(event_class(Resident, "EmployerChanged"))
+    def employer_changed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE residents SET employer = %s, version = %s WHERE id = %s",
+            (e.employer, e.originator_version, e.originator_id),
+        )
+
+    @staticmethod
+    def _place(cursor: Cursor[DictRow], e: Any, status: ResidenceStatus, site_id: Any, area: str) -> None:
+        cursor.execute(
+            "UPDATE residents SET status = %s, site_id = %s, area = %s, since = %s, version = %s WHERE id = %s",
+            (status.value, site_id, area, e.effective_date, e.originator_version, e.originator_id),
+        )
+
+
+@dataclass(frozen=True)
+class ResidentFilter:
+    site_id: str | None = None
+    area: str | None = None
+    status: str | None = None
+    name_prefix: str | None = None
+
+
+COLUMNS = (
+    "id, name, id_number_masked, sex, birth_date, hometown, employer, status, site_id, area, since,"
+    " registered_on, version"
+)
+
+
+def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, cursor: str | None) -> Page:
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.site_id:
+        where.append("site_id = %s")
+        params.append(flt.site_id)
+    if flt.area:
+        where.append("area = %s")
+        params.append(flt.area)
+    if flt.status:
+        where.append("status = %s")
+        params.append(flt.status)
+    if flt.name_prefix:
+        where.append("name LIKE %s")
+        params.append(_like_prefix(flt.name_prefix))
+    total_row = conn.execute(
+        "SELECT count(*) AS n FROM residents" + (" WHERE " + " AND ".join(where) if where else ""), params
+    ).fetchone()
+    total = int(total_row["n"]) if total_row else 0
+    page_where = list(where)
+    page_params = list(params)
+    if cursor:
+        last_name, last_id = decode_cursor(cursor)
+        page_where.append("(name, id) > (%s, %s)")
+        page_params.extend([last_name, last_id])
+    rows = conn.execute(
+        f"SELECT {COLUMNS} FROM residents"
+        + (" WHERE " + " AND ".join(page_where) if page_where else "")
+        + " ORDER BY name, id LIMIT %s",
+        [*page_params, limit + 1],
+    ).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["id"])) if has_more and rows else None
+    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor)
+
+
+def _like_prefix(prefix: str) -> str:
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

@@ -1,0 +1,1 @@
+"""Background work: the projection runners (in-process now; Kafka consumers later)."""
