@@ -1,0 +1,175 @@
+"""Fixtures: a real PostgreSQL (embedded by default, LIUDONG_TEST_DATABASE_URL if
+set), the services on it, a real HTTP server, and an API key per role."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from psycopg import sql
+
+from api import auth
+from api.app import create_app
+from api.database import Database, start_embedded
+from api.services import Services
+from api.settings import Settings
+from domain.common import Actor, Role, Stamp
+
+# The office's clock in tests: 10:00 in Shanghai on 2026-11-25.
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+class Clock:
+    """A clock tests can set; commands read it through ``Services.clock``."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    url = os.environ.get("LIUDONG_TEST_DATABASE_URL")
+    if not url:
+        yield start_embedded(tmp_path_factory.mktemp("pg"))
+        return
+    name = f"liudong_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base = url.rsplit("/", 1)[0]
+    yield Database(dsn=f"{base}/{name}", embedded=False, location=name)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), read_wait_timeout=5.0, pool_size=30)
+
+
+@pytest.fixture(scope="session")
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings, database: Database, clock: Clock) -> Iterator[Services]:
+    svc = Services.open(settings, clock=clock, run_projections=True, database=database)
+    yield svc
+    svc.close()
+
+
+@pytest.fixture()
+def stamp() -> Stamp:
+    return Stamp(Actor("test-caseworker", Role.CASEWORKER), NOW)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def base_url(services: Services, settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on loopback, serving the app on the test services."""
+    port = _free_port()
+    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def keys(services: Services) -> dict[str, str]:
+    """One API key per role; the user id is the role's name prefixed with 'test-'."""
+    return {
+        role.value: auth.create_key(services.pool, user_id=f"test-{role.value}", role=role, areas=[])
+        for role in auth.HUMAN_ROLES
+    }
+
+
+class Api:
+    """An HTTP client acting as one role."""
+
+    def __init__(self, client: httpx.Client, key: str | None) -> None:
+        self.client = client
+        self.key = key
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        headers.update(extra or {})
+        return headers
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.client.post(path, json=json, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def http(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture()
+def caseworker(http: httpx.Client, keys: dict[str, str]) -> Api:
+    return Api(http, keys["caseworker"])
+
+
+@pytest.fixture()
+def supervisor(http: httpx.Client, keys: dict[str, str]) -> Api:
+    return Api(http, keys["supervisor"])
+
+
+@pytest.fixture()
+def as_role(http: httpx.Client, keys: dict[str, str]) -> Any:
+    return lambda role: Api(http, keys[role])
+
+
+@pytest.fixture()
+def stored(services: Services) -> Any:
+    """Snapshot of what is stored; ``assert stored.unchanged()`` after a refused command."""
+
+    class Snapshot:
+        def __init__(self) -> None:
+            self.head = services.head()
+            self.idempotency = self._count("liudong_idempotency")
+
+        @staticmethod
+        def _count(table: str) -> int:
+            with services.pool.connection() as conn:
+                row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+            return int(row["n"]) if row else 0
+
+        def unchanged(self) -> bool:
+            return services.head() == self.head and self._count("liudong_idempotency") == self.idempotency
+
+    return Snapshot
+
+
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"

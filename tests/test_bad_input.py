@@ -1,0 +1,225 @@
+"""Bad input always gets a clear 4xx problem that names the field or rule, and
+stores nothing: no event, no idempotency record, no projection change."""
+
+import uuid
+from typing import Any
+
+import pytest
+
+from domain.identity import check_character
+from tests.conftest import Api
+from tests.factories import id_number, resident_body, site_body
+
+VALID = "11010519491231002X"
+
+
+def assert_problem(response: Any, status: int, *, field: str | None = None, rule: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    if field is not None:
+        assert field in [e["field"] for e in problem.get("errors", [])], problem
+    if rule is not None:
+        rules = [problem.get("rule")] + [e.get("rule") for e in problem.get("errors", [])]
+        assert rule in rules, problem
+
+
+def _bad_birth_date() -> str:
+    first17 = "11010519490230001"
+    return first17 + check_character(first17)
+
+
+@pytest.mark.parametrize(
+    ("id_number_value", "rule"),
+    [
+        (VALID[:-1] + "1", "id_number_checksum"),
+        (_bad_birth_date(), "id_number_birth_date"),
+        (VALID[:17], "id_number_length"),
+    ],
+    ids=["wrong-check-character", "impossible-birth-date", "17-characters"],
+)
+def test_invalid_identity_numbers_are_refused(caseworker: Api, stored: Any, id_number_value: str, rule: str) -> None:
+    snapshot = stored()
+    response = caseworker.post("/residents", resident_body(id_number=id_number_value),
+                               headers={"Idempotency-Key": str(uuid.uuid4())})
+    assert_problem(response, 422, field="id_number", rule=rule)
+    assert snapshot.unchanged()
+
+
+def test_a_lowercase_x_is_accepted_and_stored_upper_case(caseworker: Api) -> None:
+    number = VALID
+    while number[-1] != "X":
+        number = id_number()
+    created = caseworker.post("/residents", resident_body(id_number=number.lower()))
+    assert created.status_code == 201, created.text
+    duplicate = caseworker.post("/residents", resident_body(id_number=number))
+    assert_problem(duplicate, 409, rule="identity_number_registered")
+    assert duplicate.json()["existing_resident_id"] == created.json()["id"]
+
+
+def test_a_second_registration_of_one_identity_number_names_the_existing_resident(
+    caseworker: Api, stored: Any
+) -> None:
+    body = resident_body()
+    first = caseworker.post("/residents", body)
+    snapshot = stored()
+    again = caseworker.post("/residents", {**body, "name": "Someone Else"})
+    assert_problem(again, 409, rule="identity_number_registered")
+    assert first.json()["id"] in again.json()["detail"]
+    assert snapshot.unchanged()
+
+
+def test_a_move_into_an_unknown_site_is_refused(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()
+    snapshot = stored()
+    response = caseworker.post(f"/residents/{resident['id']}/moves",
+                               {"site_id": str(uuid.uuid4()), "effective_date": "2026-04-01"})
+    assert_problem(response, 422, field="site_id")
+    assert snapshot.unchanged()
+
+
+def test_an_unknown_resident_is_404(caseworker: Api, stored: Any) -> None:
+    snapshot = stored()
+    missing = caseworker.post(f"/residents/{uuid.uuid4()}/departure", {"effective_date": "2026-04-01", "reason": "x"})
+    assert_problem(missing, 404, rule="not_found")
+    assert_problem(caseworker.get(f"/residents/{uuid.uuid4()}"), 404)
+    assert_problem(caseworker.get(f"/sites/{uuid.uuid4()}"), 404)
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize("capacity", [0, -5])
+def test_zero_or_negative_capacity_is_refused(supervisor: Api, stored: Any, capacity: int) -> None:
+    snapshot = stored()
+    assert_problem(supervisor.post("/sites", site_body(capacity=capacity)), 422, field="capacity")
+    site = supervisor.post("/sites", site_body()).json()
+    snapshot = stored()
+    assert_problem(supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": capacity}), 422, field="capacity")
+    assert snapshot.unchanged()
+
+
+def test_a_future_effective_date_is_refused(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    site = supervisor.post("/sites", site_body()).json()
+    resident = caseworker.post("/residents", resident_body()).json()
+    snapshot = stored()
+    # The tests' clock stands at 2026-11-25 in Shanghai.
+    moved = caseworker.post(f"/residents/{resident['id']}/moves",
+                            {"site_id": site["id"], "effective_date": "2026-11-26"})
+    assert_problem(moved, 422, field="effective_date", rule="effective_date_in_future")
+    registered = caseworker.post("/residents", resident_body(registered_on="2027-01-01"))
+    assert_problem(registered, 422, field="registered_on", rule="effective_date_in_future")
+    assert snapshot.unchanged()
+
+
+def test_an_effective_date_before_registration_is_refused(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    site = supervisor.post("/sites", site_body()).json()
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-03-01")).json()
+    snapshot = stored()
+    moved = caseworker.post(f"/residents/{resident['id']}/moves",
+                            {"site_id": site["id"], "effective_date": "2026-02-01"})
+    assert_problem(moved, 409, rule="effective_date_before_registration")
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "value"),
+    [
+        ("/residents", "name", "x" * 101),
+        ("/residents", "hometown", "x" * 65),
+        ("/residents", "area", "x" * 65),
+        ("/residents", "employer", "x" * 101),
+        ("/sites", "name", "x" * 101),
+        ("/sites", "address", "x" * 201),
+    ],
+)
+def test_strings_over_their_documented_maximum_are_refused(
+    caseworker: Api, supervisor: Api, stored: Any, path: str, field: str, value: str
+) -> None:
+    snapshot = stored()
+    if path == "/sites":
+        response = supervisor.post(path, site_body(**{field: value}))
+    else:
+        response = caseworker.post(path, resident_body(**{field: value}))
+    assert_problem(response, 422, field=field)
+    assert snapshot.unchanged()
+
+
+def test_malformed_json_is_refused(caseworker: Api, stored: Any) -> None:
+    snapshot = stored()
+    response = caseworker.client.post("/residents", content=b'{"name": "Li",',
+                                      headers=caseworker.headers({"Content-Type": "application/json"}))
+    assert_problem(response, 422, field="body", rule="json_invalid")
+    assert snapshot.unchanged()
+
+
+def test_unknown_fields_are_refused(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    snapshot = stored()
+    assert_problem(caseworker.post("/residents", resident_body(nickname="Xiao Li")), 422, field="nickname")
+    assert_problem(supervisor.post("/sites", site_body(operator={"type": "employer", "name": "A", "x": 1})), 422,
+                   field="operator.x")
+    assert snapshot.unchanged()
+
+
+def test_a_wrong_content_type_is_refused(caseworker: Api, stored: Any) -> None:
+    snapshot = stored()
+    response = caseworker.client.post("/residents", content=b"name=Li",
+                                      headers=caseworker.headers({"Content-Type": "application/x-www-form-urlencoded"}))
+    assert_problem(response, 415, field="Content-Type")
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (site_body(operator={"type": "landlord", "name": "A"}), "operator.type"),
+        (site_body(facilities=["spa"]), "facilities.0"),
+        ({k: v for k, v in site_body().items() if k != "address"}, "address"),
+    ],
+)
+def test_site_bodies_are_validated(supervisor: Api, stored: Any, body: dict[str, Any], field: str) -> None:
+    snapshot = stored()
+    assert_problem(supervisor.post("/sites", body), 422, field=field)
+    assert snapshot.unchanged()
+
+
+def test_a_move_needs_exactly_one_destination(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()
+    snapshot = stored()
+    both = caseworker.post(f"/residents/{resident['id']}/moves",
+                           {"site_id": str(uuid.uuid4()), "area": "X", "effective_date": "2026-04-01"})
+    assert_problem(both, 422, rule="move_destination")
+    neither = caseworker.post(f"/residents/{resident['id']}/moves", {"effective_date": "2026-04-01"})
+    assert_problem(neither, 422, rule="move_destination")
+    assert snapshot.unchanged()
+
+
+def test_a_move_into_a_full_or_closed_site_is_409(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    full = supervisor.post("/sites", site_body(capacity=1)).json()
+    closed = supervisor.post("/sites", site_body()).json()
+    supervisor.post(f"/sites/{closed['id']}/closure", {"closed_on": "2026-10-01", "reason": "demolished"})
+    first = caseworker.post("/residents", resident_body()).json()
+    caseworker.post(f"/residents/{first['id']}/moves", {"site_id": full["id"], "effective_date": "2026-04-01"})
+    second = caseworker.post("/residents", resident_body()).json()
+    snapshot = stored()
+    into_full = caseworker.post(f"/residents/{second['id']}/moves",
+                                {"site_id": full["id"], "effective_date": "2026-04-01"})
+    assert_problem(into_full, 409, rule="site_full")
+    into_closed = caseworker.post(f"/residents/{second['id']}/moves",
+                                  {"site_id": closed["id"], "effective_date": "2026-10-02"})
+    assert_problem(into_closed, 409, rule="site_closed")
+    assert snapshot.unchanged()
+
+
+def test_bad_query_parameters_are_refused(caseworker: Api) -> None:
+    assert_problem(caseworker.get("/residents", params={"status": "vanished"}), 422, field="status")
+    assert_problem(caseworker.get("/residents", params={"limit": 0}), 422, field="limit")
+    assert_problem(caseworker.get("/residents", params={"cursor": "not-a-cursor"}), 422, field="cursor")
+    assert_problem(caseworker.get("/sites", params={"operator_type": "landlord"}), 422, field="operator_type")
+
+
+def test_a_malformed_if_match_is_refused(supervisor: Api, stored: Any) -> None:
+    site = supervisor.post("/sites", site_body()).json()
+    snapshot = stored()
+    response = supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": 5}, headers={"If-Match": "yesterday"})
+    assert_problem(response, 422, field="If-Match")
+    assert snapshot.unchanged()

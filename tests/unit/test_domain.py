@@ -1,0 +1,129 @@
+"""Domain rules, checked without any I/O: the aggregates alone."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from domain.common import Actor, InvalidValue, Role, RuleViolated, Stamp
+from domain.identity import IdentityNumber
+from domain.residents import Resident
+from domain.sites import HousingSite
+from tests.factories import id_number
+
+STAMP = Stamp(Actor("cw-1", Role.CASEWORKER), datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+
+
+def a_site(capacity: int = 2) -> HousingSite:
+    return HousingSite.register(
+        name="Ginkgo", area="Xinqiao", address="1 Road", operator_type="employer", operator_name="Hengli",
+        capacity=capacity, facilities=["canteen"], stamp=STAMP,
+    )
+
+
+def a_resident(registered_on: date = date(2026, 3, 1)) -> Resident:
+    return Resident.register(
+        id_number=IdentityNumber.parse(id_number(birth=date(1990, 1, 2), male=True)), name="Li Wei",
+        phone="13800138000", hometown="Anhui", employer=None, area="Xinqiao", registered_on=registered_on,
+        stamp=STAMP,
+    )
+
+
+def test_registration_derives_sex_and_birth_date_and_records_who_and_when() -> None:
+    resident = a_resident()
+    assert (resident.sex, resident.birth_date) == ("male", date(1990, 1, 2))
+    (registered,) = resident.collect_events()
+    assert registered.actor_id == "cw-1"  # type: ignore[attr-defined]
+    assert registered.actor_role == "caseworker"  # type: ignore[attr-defined]
+    assert registered.recorded_at == STAMP.recorded_at  # type: ignore[attr-defined]
+
+
+def test_a_move_into_a_site_takes_a_bed_and_a_later_move_frees_it() -> None:
+    first, second = a_site(), a_site()
+    resident = a_resident()
+    resident.move_into_site(first, date(2026, 4, 1), STAMP)
+    assert first.free_beds == 1 and resident.site_id == first.id
+    resident.move_into_site(second, date(2026, 5, 1), STAMP, previous_site=first)
+    assert first.free_beds == 2 and second.free_beds == 1
+    assert resident.status == "in_site" and resident.since == date(2026, 5, 1)
+
+
+def test_no_move_puts_a_site_over_capacity() -> None:
+    site = a_site(capacity=1)
+    a_resident().move_into_site(site, date(2026, 4, 1), STAMP)
+    with pytest.raises(RuleViolated) as refused:
+        a_resident().move_into_site(site, date(2026, 4, 1), STAMP)
+    assert refused.value.rule == "site_full"
+
+
+def test_no_move_into_a_closed_site() -> None:
+    site = a_site()
+    site.close(closed_on=date(2026, 6, 1), reason="demolished", stamp=STAMP)
+    with pytest.raises(RuleViolated) as refused:
+        a_resident().move_into_site(site, date(2026, 7, 1), STAMP)
+    assert refused.value.rule == "site_closed"
+
+
+def test_an_occupied_site_cannot_close_and_capacity_cannot_drop_below_occupants() -> None:
+    site = a_site(capacity=3)
+    a_resident().move_into_site(site, date(2026, 4, 1), STAMP)
+    a_resident().move_into_site(site, date(2026, 4, 1), STAMP)
+    with pytest.raises(RuleViolated) as closing:
+        site.close(closed_on=date(2026, 6, 1), reason="x", stamp=STAMP)
+    assert closing.value.rule == "site_has_occupants"
+    with pytest.raises(RuleViolated) as shrinking:
+        site.change_capacity(1, STAMP)
+    assert shrinking.value.rule == "capacity_below_occupants"
+
+
+def test_a_departed_resident_cannot_move_until_they_return() -> None:
+    site = a_site()
+    resident = a_resident()
+    resident.move_into_site(site, date(2026, 4, 1), STAMP)
+    resident.depart(effective_date=date(2026, 5, 1), reason="went home", stamp=STAMP, previous_site=site)
+    assert site.free_beds == 2 and resident.status == "departed"
+    with pytest.raises(RuleViolated) as refused:
+        resident.move_into_site(site, date(2026, 6, 1), STAMP)
+    assert refused.value.rule == "resident_departed"
+    resident.return_to_district(area="Xinqiao", effective_date=date(2026, 6, 1), stamp=STAMP)
+    resident.move_into_site(site, date(2026, 6, 2), STAMP)
+    assert resident.status == "in_site"
+
+
+@pytest.mark.parametrize(
+    ("effective", "error", "rule"),
+    [
+        (date(2026, 11, 26), InvalidValue, "effective_date_in_future"),
+        (date(2026, 2, 28), RuleViolated, "effective_date_before_registration"),
+    ],
+)
+def test_effective_dates_are_never_in_the_future_nor_before_registration(
+    effective: date, error: type[Exception], rule: str
+) -> None:
+    with pytest.raises(error) as refused:
+        a_resident().move_into_site(a_site(), effective, STAMP)
+    assert refused.value.rule == rule  # type: ignore[attr-defined]
+
+
+def test_late_reports_are_accepted_but_history_stays_in_order() -> None:
+    resident = a_resident(registered_on=date(2025, 1, 1))
+    resident.move_into_site(a_site(), date(2025, 6, 1), STAMP)  # reported 17 months late: fine
+    with pytest.raises(RuleViolated) as refused:
+        resident.move_to_private_housing(area="Xinqiao", effective_date=date(2025, 5, 1), stamp=STAMP,
+                                         previous_site=None)
+    assert refused.value.rule == "effective_date_before_last_change"
+
+
+def test_today_is_the_offices_today_in_shanghai() -> None:
+    # 20:00 UTC on the 25th is already the 26th in Shanghai.
+    late_evening = Stamp(Actor("cw", Role.CASEWORKER), datetime(2026, 11, 25, 20, 0, tzinfo=UTC))
+    assert late_evening.today == date(2026, 11, 26)
+
+
+def test_capacity_must_be_positive_and_facilities_from_the_vocabulary() -> None:
+    with pytest.raises(InvalidValue) as zero:
+        HousingSite.register(name="x", area="a", address="b", operator_type="employer", operator_name="c",
+                             capacity=0, facilities=[], stamp=STAMP)
+    assert zero.value.field == "capacity"
+    with pytest.raises(InvalidValue) as spa:
+        a_site().change_facilities(["spa"], STAMP)
+    assert spa.value.rule == "facility_unknown"
