@@ -15,8 +15,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api import auth
 from api.problems import Problem
 from api.services import Services
-from api.store import IDEMPOTENCY_TABLE, CommandResult, IdempotencyClaim, IdempotencyKeyTaken, Liudong
-from domain.common import Role, Stamp
+from api.store import (
+    IDEMPOTENCY_TABLE,
+    CommandResult,
+    IdempotencyClaim,
+    IdempotencyKeyTaken,
+    Liudong,
+    NotFound,
+    PreconditionFailed,
+)
+from domain.common import DomainError, Role, Stamp
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `liudong keys create`")
 
@@ -128,6 +136,14 @@ class Command:
             if replay is None:  # pragma: no cover - the row was committed before the error
                 raise
             return replay
+        except (DomainError, NotFound, PreconditionFailed):
+            # A concurrent request with the same key may have committed while this one
+            # was deciding, and changed the state it decided on: that request's answer
+            # is this request's answer too.
+            replay = self._replay()
+            if replay is not None:
+                return replay
+            raise
         code, body, loc = render(result)
         return _respond(code, body, loc, result.version)
 

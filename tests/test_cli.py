@@ -1,0 +1,68 @@
+"""The ``liudong`` command: settings, keys, and the embedded database's persistence."""
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from api import auth
+from api.cli import cli
+from api.database import start_embedded
+from api.services import Services
+from api.settings import Settings
+from domain.common import Actor, Role, Stamp
+from domain.identity import IdentityNumber
+from tests.factories import id_number
+
+
+def test_config_prints_the_effective_settings_with_the_password_masked(monkeypatch: Any) -> None:
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", "postgresql://office:s3cret@db.internal:5432/liudong")
+    monkeypatch.setenv("LIUDONG_PORT", "9000")
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "postgresql://office:*****@db.internal:5432/liudong" in result.output
+    assert '"LIUDONG_PORT": 9000' in result.output
+
+
+def test_keys_create_prints_the_key_last_and_it_authenticates(database: Any, services: Services,
+                                                               monkeypatch: Any) -> None:
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    result = CliRunner().invoke(cli, ["keys", "create", "--name", "wang.fang", "--role", "supervisor",
+                                      "--area", "Xinqiao", "--area", "Dongcheng"])
+    assert result.exit_code == 0, result.output
+    key = result.output.split()[-1]
+    principal = auth.authenticate(services.pool, key)
+    assert principal is not None
+    assert principal.actor == Actor("wang.fang", Role.SUPERVISOR)
+    assert principal.areas == ("Xinqiao", "Dongcheng")
+
+
+def test_keys_create_refuses_an_unknown_role(database: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    result = CliRunner().invoke(cli, ["keys", "create", "--name", "x", "--role", "mayor"])
+    assert result.exit_code == 2
+    assert "caseworker" in result.output
+
+
+def test_the_embedded_database_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+    """No LIUDONG_DATABASE_URL: an embedded PostgreSQL in the data dir, reused after a restart."""
+    settings = Settings(data_dir=tmp_path / "var", run_projections=False)
+    stamp = Stamp(Actor("cw", Role.CASEWORKER), datetime(2026, 11, 25, 2, tzinfo=UTC))
+    database = start_embedded(settings.data_dir)
+    services = Services.open(settings, database=database, run_projections=False)
+    created = services.app.register_resident(
+        id_number=IdentityNumber.parse(id_number()), name="Li", phone="13800138000", hometown="Anhui",
+        employer=None, area="Xinqiao", registered_on=date(2026, 1, 1), stamp=stamp)
+    services.close()
+    database._handle.cleanup()  # stop the server, as at the end of `liudong serve`
+    assert (tmp_path / "var" / "pgdata" / "PG_VERSION").exists()
+
+    restarted = start_embedded(settings.data_dir)
+    again = Services.open(settings, database=restarted, run_projections=False)
+    try:
+        assert again.app.repository.get(created.id).name == "Li"
+    finally:
+        again.close()
+        restarted._handle.cleanup()
