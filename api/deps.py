@@ -201,12 +201,7 @@ def command_dependency(*roles: Role) -> Any:
             str | None, Header(alias="If-Match", description="The ETag (version) the command expects")
         ] = None,
     ) -> Command:
-        raw = await request.body()
-        try:
-            canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":"))
-        except ValueError:
-            canonical = raw.decode("utf-8", "replace")  # malformed JSON: FastAPI refuses it with 422
-        fingerprint = hashlib.sha256(f"{request.method} {request.url.path}\n{canonical}".encode()).hexdigest()
+        fingerprint = await _fingerprint(request) if idempotency_key is not None else ""
         return Command(
             services=services,
             principal=principal,
@@ -216,6 +211,17 @@ def command_dependency(*roles: Role) -> Any:
         )
 
     return Depends(dependency)
+
+
+async def _fingerprint(request: Request) -> str:
+    """What makes two requests "the same" for an Idempotency-Key: method, path and
+    the body's JSON value (key order and white space do not matter)."""
+    raw = await request.body()
+    try:
+        canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = raw.decode("utf-8", "replace")  # malformed JSON: FastAPI refuses it with 422
+    return hashlib.sha256(f"{request.method} {request.url.path}\n{canonical}".encode()).hexdigest()
 
 
 def read_after(services: Services, projection: str, after: int | None) -> dict[str, str]:

@@ -179,7 +179,6 @@ class Liudong(Application[UUID]):
     caller's clock) and returns a ``CommandResult``."""
 
     name = "Liudong"
-    snapshotting_intervals = {HousingSite: 100}
     command_retries = 30
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -319,8 +318,15 @@ class Liudong(Application[UUID]):
         stamp: Stamp,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        attempts = 0
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
-            self._check_identity_number_free(id_number)
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                # The first attempt relies on the claim's unique key; a conflict
+                # brings us here to name the resident who holds the number.
+                self._check_identity_number_free(id_number)
             resident = Resident.register(
                 id_number=id_number,
                 name=name,
