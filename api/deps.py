@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import auth
+from api.application import Liudong
 from api.problems import Problem
 from api.services import Services
 from api.store import (
@@ -20,7 +21,6 @@ from api.store import (
     CommandResult,
     IdempotencyClaim,
     IdempotencyKeyTaken,
-    Liudong,
     NotFound,
     PreconditionFailed,
 )

@@ -15,9 +15,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from api import auth
+from api.application import Liudong
 from api.database import Database, open_database
 from api.settings import Settings
-from api.store import IDEMPOTENCY_TABLE, Liudong
+from api.store import IDEMPOTENCY_TABLE
 from projections.base import SqlProjection, ViewRecorder, read_events_from
 from projections.registry import PROJECTIONS
 from workers.runner import ProjectionSupervisor

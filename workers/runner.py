@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.projection import ProjectionRunner
 
-from api.store import Liudong
+from api.application import Liudong
 from projections.base import SqlProjection
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""The office's use cases, one mixin per area of work."""

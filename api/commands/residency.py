@@ -1,0 +1,209 @@
+"""Use cases for residents and housing sites."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from api.store import CommandResult, IdempotencyClaim, OfficeApplication
+from domain.common import Stamp
+from domain.identity import IdentityNumber
+from domain.residents import IdentityNumberClaim, Resident, claim_id, duplicate_identity_number
+from domain.sites import HousingSite
+
+
+class ResidencyCommands(OfficeApplication):
+    # -- housing sites ------------------------------------------------------
+    def register_site(
+        self,
+        *,
+        name: str,
+        area: str,
+        address: str,
+        operator_type: str,
+        operator_name: str,
+        capacity: int,
+        facilities: list[str],
+        stamp: Stamp,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            site = HousingSite.register(
+                name=name,
+                area=area,
+                address=address,
+                operator_type=operator_type,
+                operator_name=operator_name,
+                capacity=capacity,
+                facilities=facilities,
+                stamp=stamp,
+            )
+            return site, [site]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def _site_command(
+        self,
+        site_id: UUID,
+        act: Callable[[HousingSite], None],
+        expected_version: int | None,
+        idempotency: IdempotencyClaim | None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            site = self.load_current(HousingSite, site_id, expected_version)
+            act(site)
+            return site, [site]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def change_site_capacity(
+        self, site_id: UUID, capacity: int, stamp: Stamp, *, expected_version: int | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._site_command(site_id, lambda s: s.change_capacity(capacity, stamp), expected_version, idempotency)
+
+    def change_site_facilities(
+        self, site_id: UUID, facilities: list[str], stamp: Stamp, *, expected_version: int | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._site_command(
+            site_id, lambda s: s.change_facilities(facilities, stamp), expected_version, idempotency
+        )
+
+    def establish_community_committee(
+        self, site_id: UUID, established_on: date, members: list[dict[str, Any]], stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._site_command(
+            site_id,
+            lambda s: s.establish_community_committee(established_on=established_on, members=members, stamp=stamp),
+            expected_version,
+            idempotency,
+        )
+
+    def close_site(
+        self, site_id: UUID, closed_on: date, reason: str, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._site_command(
+            site_id, lambda s: s.close(closed_on=closed_on, reason=reason, stamp=stamp), expected_version, idempotency
+        )
+
+    # -- residents ----------------------------------------------------------
+    def register_resident(
+        self,
+        *,
+        id_number: IdentityNumber,
+        name: str,
+        phone: str,
+        hometown: str,
+        employer: str | None,
+        area: str,
+        registered_on: date,
+        stamp: Stamp,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        attempts = 0
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                # The first attempt relies on the claim's unique key; a conflict
+                # brings us here to name the resident who holds the number.
+                self._check_identity_number_free(id_number)
+            resident = Resident.register(
+                id_number=id_number,
+                name=name,
+                phone=phone,
+                hometown=hometown,
+                employer=employer,
+                area=area,
+                registered_on=registered_on,
+                stamp=stamp,
+            )
+            claim = IdentityNumberClaim(
+                id_number=id_number.value, resident_id=resident.id, recorded_at=stamp.recorded_at
+            )
+            return resident, [resident, claim]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def _check_identity_number_free(self, id_number: IdentityNumber) -> None:
+        try:
+            claim: Aggregate = self.repository.get(claim_id(id_number.value))
+        except AggregateNotFoundError:
+            return
+        assert isinstance(claim, IdentityNumberClaim)
+        raise duplicate_identity_number(claim.resident_id)
+
+    def _current_site(self, resident: Resident) -> HousingSite | None:
+        if resident.site_id is None:
+            return None
+        return self.load(HousingSite, resident.site_id)
+
+    def move_resident_into_site(
+        self, resident_id: UUID, site_id: UUID, effective_date: date, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate | None]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            site = self.load(HousingSite, site_id, field_name="site_id")
+            previous = self._current_site(resident)
+            resident.move_into_site(site, effective_date, stamp, previous_site=previous)
+            return resident, [resident, site, previous]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def move_resident_to_private_housing(
+        self, resident_id: UUID, area: str, effective_date: date, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate | None]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            previous = self._current_site(resident)
+            resident.move_to_private_housing(
+                area=area, effective_date=effective_date, stamp=stamp, previous_site=previous
+            )
+            return resident, [resident, previous]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def record_departure(
+        self, resident_id: UUID, effective_date: date, reason: str, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate | None]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            previous = self._current_site(resident)
+            resident.depart(effective_date=effective_date, reason=reason, stamp=stamp, previous_site=previous)
+            return resident, [resident, previous]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def record_return(
+        self, resident_id: UUID, area: str, effective_date: date, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            resident.return_to_district(area=area, effective_date=effective_date, stamp=stamp)
+            return resident, [resident]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def change_employer(
+        self, resident_id: UUID, employer: str | None, effective_date: date, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            resident.change_employer(employer=employer, effective_date=effective_date, stamp=stamp)
+            return resident, [resident]
+
+        return self._execute(decide, idempotency=idempotency)
