@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import problems
 from api.problems import problem_response
-from api.routes import health, residents, sites
+from api.routes import committees, disputes, health, permits, residents, sites, subsidies
 from api.services import Services
 from api.settings import Settings
 
@@ -55,4 +55,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(health.router)
     app.include_router(sites.router)
     app.include_router(residents.router)
+    app.include_router(permits.router)
+    app.include_router(disputes.router)
+    app.include_router(committees.router)
+    app.include_router(subsidies.router)
     return app

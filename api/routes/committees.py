@@ -1,0 +1,7 @@
+"""HTTP routes: committees."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["committees"])
