@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 
 from api import problems
 from api.problems import problem_response
-from api.routes import committees, disputes, health, permits, residents, sites, subsidies
+from api.routes import committees, disputes, health, permits, residents, sites, statistics, subsidies
 from api.services import Services
 from api.settings import Settings
 
@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 return problem_response(
                     415, "Unsupported media type", "send the request body as application/json",
                     rule="content_type", instance=request.url.path,
-                    errors=[{"field": "Content-Type", "rule": "content_type",
-                             "message": f"got {content_type or 'nothing'}"}],
+                    extra={"errors": [{"field": "Content-Type", "rule": "content_type",
+                                       "message": f"got {content_type or 'nothing'}"}]},
                 )
         return await call_next(request)
 
@@ -59,4 +59,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(disputes.router)
     app.include_router(committees.router)
     app.include_router(subsidies.router)
+    app.include_router(statistics.router)
     return app

@@ -66,3 +66,12 @@ def authenticate(pool: ConnectionPool[Any], key: str) -> Principal | None:
     if row is None:
         return None
     return Principal(actor=Actor(user_id=row["user_id"], role=Role(row["role"])), areas=tuple(row["areas"]))
+
+
+def user_roles(pool: ConnectionPool[Any], user_id: str) -> set[Role]:
+    """The roles of a user's active keys (empty for an unknown user)."""
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT role FROM api_keys WHERE user_id = %s AND revoked_at IS NULL", (user_id,)
+        ).fetchall()
+    return {Role(row["role"]) for row in rows}

@@ -14,8 +14,12 @@ from api.settings import Settings
 cli = typer.Typer(help="liudong: event-sourced case management for migrant residents", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys", no_args_is_help=True)
 projections_cli = typer.Typer(help="read models", no_args_is_help=True)
+sla_cli = typer.Typer(help="dispute service levels", no_args_is_help=True)
+permits_cli = typer.Typer(help="residence permits", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(projections_cli, name="projections")
+cli.add_typer(sla_cli, name="sla")
+cli.add_typer(permits_cli, name="permits")
 
 
 def _services(run_projections: bool = False):  # type: ignore[no-untyped-def]
@@ -138,6 +142,28 @@ def projections_status() -> None:
             typer.echo(f"{name:<16} position {pos:>10}  lag {max(head - pos, 0)}")
     finally:
         services.close()
+
+
+@sla_cli.command("sweep")
+def sla_sweep() -> None:
+    """Record each dispute's new service-level breach once (EscalatedForBreach, by the system actor)."""
+    services = _services()
+    try:
+        count = services.sla_sweep()
+    finally:
+        services.close()
+    typer.echo(f"recorded {count} service-level breaches")
+
+
+@permits_cli.command("sweep")
+def permits_sweep() -> None:
+    """Suspend each residence permit whose yearly endorsement has lapsed (once, by the system actor)."""
+    services = _services()
+    try:
+        count = services.permit_sweep()
+    finally:
+        services.close()
+    typer.echo(f"suspended {count} lapsed permits")
 
 
 def main() -> None:

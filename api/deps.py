@@ -114,6 +114,7 @@ class Command:
     ) -> JSONResponse:
         def render(result: CommandResult) -> tuple[int, dict[str, Any], str | None]:
             body: dict[str, Any] = {"id": str(result.id), "version": result.version, "position": result.position}
+            body.update(result.details)
             if extra is not None:
                 body.update(extra(result))
             return status, body, location(result) if location else None

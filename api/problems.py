@@ -34,7 +34,8 @@ class Problem(Exception):
 
 def problem_response(status: int, title: str, detail: str, *, rule: str | None = None,
                      instance: str | None = None, headers: dict[str, str] | None = None,
-                     **extra: Any) -> JSONResponse:
+                     extra: dict[str, Any] | None = None) -> JSONResponse:
+    """A problem document; ``extra`` members never replace the standard ones."""
     body: dict[str, Any] = {
         "type": TYPE_BASE + (rule or title.lower().replace(" ", "-")),
         "title": title,
@@ -45,7 +46,9 @@ def problem_response(status: int, title: str, detail: str, *, rule: str | None =
         body["instance"] = instance
     if rule:
         body["rule"] = rule
-    body.update({k: v for k, v in extra.items() if v is not None})
+    for key, value in (extra or {}).items():
+        if value is not None:
+            body.setdefault(key, value)
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -53,24 +56,24 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.title, exc.detail, rule=exc.rule, instance=request.url.path,
-                                headers=exc.headers, **exc.extra)
+                                headers=exc.headers, extra=exc.extra)
 
     @app.exception_handler(InvalidValue)
     async def _invalid(request: Request, exc: InvalidValue) -> JSONResponse:
         return problem_response(
             422, "Invalid value", exc.message, rule=exc.rule, instance=request.url.path,
-            errors=[{"field": exc.field, "rule": exc.rule, "message": exc.message}], **exc.details,
+            extra={"errors": [{"field": exc.field, "rule": exc.rule, "message": exc.message}], **exc.details},
         )
 
     @app.exception_handler(RuleViolated)
     async def _rule(request: Request, exc: RuleViolated) -> JSONResponse:
         return problem_response(409, "Rule violated", exc.message, rule=exc.rule, instance=request.url.path,
-                                **exc.details)
+                                extra=exc.details)
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(409, "Rule violated", exc.message, rule=exc.rule, instance=request.url.path,
-                                **exc.details)
+                                extra=exc.details)
 
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
@@ -79,7 +82,7 @@ def install(app: FastAPI) -> None:
             return problem_response(
                 422, "Invalid value", str(exc), rule=f"unknown_{exc.kind.replace(' ', '_')}",
                 instance=request.url.path,
-                errors=[{"field": exc.field, "rule": "unknown_reference", "message": str(exc)}],
+                extra={"errors": [{"field": exc.field, "rule": "unknown_reference", "message": str(exc)}]},
             )
         return problem_response(404, "Not found", str(exc), rule="not_found", instance=request.url.path)
 
@@ -87,7 +90,7 @@ def install(app: FastAPI) -> None:
     async def _precondition(request: Request, exc: PreconditionFailed) -> JSONResponse:
         return problem_response(
             412, "Precondition failed", str(exc), rule="version_mismatch", instance=request.url.path,
-            current_version=exc.actual, headers={"ETag": f'"{exc.actual}"'},
+            extra={"current_version": exc.actual}, headers={"ETag": f'"{exc.actual}"'},
         )
 
     @app.exception_handler(TooMuchContention)
@@ -98,7 +101,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BadCursor)
     async def _cursor(request: Request, exc: BadCursor) -> JSONResponse:
         return problem_response(422, "Invalid value", str(exc), rule="invalid_cursor", instance=request.url.path,
-                                errors=[{"field": "cursor", "rule": "invalid_cursor", "message": str(exc)}])
+                                extra={"errors": [{"field": "cursor", "rule": "invalid_cursor", "message": str(exc)}]})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -113,7 +116,7 @@ def install(app: FastAPI) -> None:
         ]
         fields = ", ".join(e["field"] for e in errors)
         return problem_response(422, "Invalid request", f"invalid: {fields}", rule="validation",
-                                instance=request.url.path, errors=errors)
+                                instance=request.url.path, extra={"errors": errors})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

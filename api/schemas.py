@@ -16,6 +16,12 @@ AreaName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
+# A JSON string, never a number: the domain checks it has at most two decimals and is positive.
+Money = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
+    Field(description='yuan as a decimal string with at most two decimals, e.g. "1200.50"', examples=["1200.50"]),
+]
 IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=18)]
 
 

@@ -4,6 +4,7 @@ the read-side connection pool and the projection runners, and closes them."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,13 +20,16 @@ from api.application import Liudong
 from api.database import Database, open_database
 from api.settings import Settings
 from api.store import IDEMPOTENCY_TABLE
+from domain.common import Actor, Role, Stamp
 from projections.base import SqlProjection, ViewRecorder, read_events_from
+from projections.disputes import overdue_open_cases
 from projections.registry import PROJECTIONS
 from workers.runner import ProjectionSupervisor
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+SYSTEM_ACTOR = Actor("system", Role.SYSTEM)
 
 
 def system_clock() -> datetime:
@@ -41,6 +45,8 @@ class Services:
     clock: Clock = system_clock
     supervisor: ProjectionSupervisor | None = None
     projections: dict[str, type[SqlProjection]] = field(default_factory=lambda: dict(PROJECTIONS))
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _sweeper: threading.Thread | None = None
 
     @classmethod
     def open(
@@ -55,6 +61,8 @@ class Services:
         env = database.eventsourcing_env(settings.pool_size)
         app = Liudong(env=env)
         app.command_retries = settings.command_retries
+        app.sla = settings.sla_policy()
+        app.SUBSIDY_TWO_APPROVALS_THRESHOLD = settings.subsidy_two_approvals_threshold
         pool: ConnectionPool[Any] = ConnectionPool(
             database.dsn,
             min_size=1,
@@ -67,7 +75,41 @@ class Services:
         if settings.run_projections if run_projections is None else run_projections:
             services.supervisor = ProjectionSupervisor(env, services.projections)
             services.supervisor.start()
+            if settings.sweep_interval_seconds:
+                services._sweeper = threading.Thread(target=services._sweep_periodically, name="sweeper",
+                                                     daemon=True)
+                services._sweeper.start()
         return services
+
+    # -- sweeps -------------------------------------------------------------
+    def system_stamp(self) -> Stamp:
+        return Stamp(SYSTEM_ACTOR, self.clock())
+
+    def sla_sweep(self) -> int:
+        """Record every new service-level breach once; returns how many were recorded."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            candidates = overdue_open_cases(conn, stamp.today)
+        return self.app.escalate_breaches(candidates, stamp)
+
+    def permit_sweep(self) -> int:
+        """Suspend each permit whose endorsement lapsed; returns how many were suspended."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM residents WHERE permit_status = 'issued' AND endorsement_due < %s", (stamp.today,)
+            ).fetchall()
+        return self.app.suspend_lapsed_permits([r["id"] for r in rows], stamp)
+
+    def _sweep_periodically(self) -> None:
+        while not self._stopping.wait(self.settings.sweep_interval_seconds):
+            for sweep in (self.sla_sweep, self.permit_sweep):
+                try:
+                    count = sweep()
+                except Exception:  # a failed sweep is retried at the next interval; the reason is logged
+                    log.exception("%s failed", sweep.__name__)
+                else:
+                    log.info("%s recorded %d events", sweep.__name__, count)
 
     def ensure_schema(self) -> None:
         with self.pool.connection() as conn:
@@ -86,6 +128,9 @@ class Services:
         return factory.tracking_recorder(cls.view_class)
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
         if self.supervisor is not None:
             self.supervisor.stop()
         self.pool.close()
@@ -148,8 +193,3 @@ def _environment(name: str, env: dict[str, str]) -> Any:
     return Environment(name, env)
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-__all__ = ["Clock", "Services", "system_clock", "time"]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.disputes import ServiceLevel, SlaPolicy
 
 
 class Settings(BaseSettings):
@@ -26,7 +30,34 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = Field(default=24, ge=1, description="how long an Idempotency-Key is remembered")
     run_projections: bool = Field(default=True, description="run the projections inside the API process")
     command_retries: int = Field(default=30, ge=1, description="attempts when a concurrent write conflicts")
+    sla_file: Path | None = Field(
+        default=None,
+        description="TOML file of dispute service levels: [category] response_days = N, resolution_days = N",
+    )
+    sweep_interval_seconds: int = Field(
+        default=3600, ge=0, description="how often the service runs the SLA and permit sweeps; 0: never"
+    )
+    subsidy_two_approvals_threshold: Decimal = Field(
+        default=Decimal("500000.00"), gt=0, description="applications at or above this need two supervisors"
+    )
     log_level: str = "INFO"
+
+    def sla_policy(self) -> SlaPolicy:
+        """The built-in service levels, overridden per category by ``sla_file``."""
+        policy = SlaPolicy()
+        if self.sla_file is None:
+            return policy
+        with self.sla_file.open("rb") as f:
+            overrides = tomllib.load(f)
+        levels = dict(policy.levels)
+        for category, level in overrides.items():
+            if category not in levels:
+                raise ValueError(f"{self.sla_file}: unknown dispute category {category!r}")
+            levels[category] = ServiceLevel(
+                response_days=int(level.get("response_days", levels[category].response_days)),
+                resolution_days=int(level.get("resolution_days", levels[category].resolution_days)),
+            )
+        return SlaPolicy(levels=levels)
 
     def masked(self) -> dict[str, Any]:
         """The effective settings with secrets masked, for ``liudong config``."""
@@ -37,7 +68,7 @@ class Settings(BaseSettings):
                 value = mask_dsn(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 value = "**********"
-            elif isinstance(value, Path):
+            elif isinstance(value, Path | Decimal):
                 value = str(value)
             result[f"LIUDONG_{name.upper()}"] = value
         return result

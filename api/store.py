@@ -47,6 +47,7 @@ class CommandResult:
     id: UUID
     version: int
     position: int
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +60,7 @@ class IdempotencyClaim:
     fingerprint: str
     render: Callable[[CommandResult], tuple[int, dict[str, Any], str | None]]
     target: tuple[UUID, int] | None = field(default=None)
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class IdempotencyKeyTaken(Exception):
@@ -158,7 +160,9 @@ class LiudongRecorder(PostgresApplicationRecorder):
             curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
             ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
             assert claim.target is not None
-            result = CommandResult(id=claim.target[0], version=claim.target[1], position=max(ids))
+            result = CommandResult(
+                id=claim.target[0], version=claim.target[1], position=max(ids), details=claim.details
+            )
             status, body, location = claim.render(result)
             curs.execute(
                 self._insert_claim,
@@ -205,14 +209,17 @@ class OfficeApplication(Application[UUID]):
         decide: Callable[[], tuple[Aggregate, Sequence[Aggregate | None]]],
         *,
         idempotency: IdempotencyClaim | None = None,
+        details: Callable[[], dict[str, Any]] | None = None,
     ) -> CommandResult:
         """Run ``decide`` (load, check, act) and save what it changed atomically.
         A write that loses a race for an aggregate's next version is decided again
         on fresh state, so rules are always checked against what was committed."""
         for _ in range(self.command_retries):
             target, changed = decide()
+            extra = details() if details is not None else {}
             if idempotency is not None:
                 idempotency.target = (target.id, target.version)
+                idempotency.details = extra
             try:
                 recordings = self.save(*changed, idempotency=idempotency)
             except IntegrityError as error:
@@ -222,7 +229,7 @@ class OfficeApplication(Application[UUID]):
             except RecordConflictError:
                 continue
             position = max(r.notification.id for r in recordings) if recordings else 0
-            return CommandResult(id=target.id, version=target.version, position=position)
+            return CommandResult(id=target.id, version=target.version, position=position, details=extra)
         raise TooMuchContention("too many concurrent changes to the same records; retry the request")
 
 def _kind_name(kind: type[Aggregate]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from datetime import date, datetime
 from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -11,6 +12,25 @@ from eventsourcing.domain import Aggregate, event
 from domain.common import RuleViolated, Stamp, check_effective_date
 from domain.identity import IdentityNumber
 from domain.sites import HousingSite
+
+
+class PermitStatus(StrEnum):
+    APPLIED = "applied"
+    ISSUED = "issued"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later; the month's last day when it has fewer days."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+# State Council Order 663: six months' residence, and stable work or housing.
+PERMIT_RESIDENCE_MONTHS = 6
+ENDORSEMENT_MONTHS = 12
 
 
 class ResidenceStatus(StrEnum):
@@ -80,7 +100,9 @@ class Resident(Aggregate):
         self.site_id: UUID | None = None
         self.area = area
         self.since = registered_on
+        self.arrived_on = registered_on
         self.departure_reason: str | None = None
+        self.permit: dict[str, str] | None = None
 
     # -- guards -------------------------------------------------------------
     def check_present(self) -> None:
@@ -170,6 +192,9 @@ class Resident(Aggregate):
         self.check_effective(effective_date, stamp)
         self._leave_site(previous_site, effective_date, "departed", stamp)
         self._departed(effective_date=effective_date, reason=reason, **stamp.event_fields())
+        if self.permit is not None and self.permit["status"] != PermitStatus.CANCELLED:
+            self._permit_cancelled(reason="departed the district", effective_date=effective_date,
+                                   **stamp.event_fields())
 
     @event("DepartedDistrict")
     def _departed(
@@ -197,6 +222,7 @@ class Resident(Aggregate):
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.area = area
         self.since = effective_date
+        self.arrived_on = effective_date
         self.departure_reason = None
 
     def change_employer(self, *, employer: str | None, effective_date: date, stamp: Stamp) -> None:
@@ -211,6 +237,109 @@ class Resident(Aggregate):
         self, *, employer: str | None, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
         self.employer = employer
+
+    # -- residence permits (居住证) ------------------------------------------
+    def permit_eligibility(self, on: date) -> tuple[list[str], date]:
+        """The conditions not met on ``on`` and the date residence will have
+        lasted six months (counted from the latest arrival's effective date)."""
+        eligible_from = add_months(self.arrived_on, PERMIT_RESIDENCE_MONTHS)
+        missing = []
+        if on < eligible_from:
+            missing.append("six_months_residence")
+        if not (self.employer or self.status == ResidenceStatus.IN_SITE):
+            missing.append("stable_work_or_housing")
+        return missing, eligible_from
+
+    def apply_for_permit(self, *, applied_on: date, stamp: Stamp) -> None:
+        self.check_present()
+        check_effective_date(applied_on, stamp, earliest=self.registered_on, field_name="applied_on")
+        if self.permit is not None and self.permit["status"] != PermitStatus.CANCELLED:
+            raise RuleViolated(f"resident {self.id} already has a permit ({self.permit['status']})",
+                               rule="permit_exists", permit_status=self.permit["status"])
+        missing, eligible_from = self.permit_eligibility(applied_on)
+        if missing:
+            raise RuleViolated(
+                f"not eligible for a residence permit on {applied_on.isoformat()}: missing {', '.join(missing)}",
+                rule="permit_not_eligible",
+                missing_conditions=missing,
+                eligible_from=eligible_from.isoformat() if "six_months_residence" in missing else None,
+            )
+        self._permit_applied(applied_on=applied_on, **stamp.event_fields())
+
+    @event("PermitApplied")
+    def _permit_applied(self, *, applied_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        self.permit = {"status": PermitStatus.APPLIED.value, "applied_on": applied_on.isoformat()}
+
+    def _check_permit(self, *statuses: PermitStatus) -> dict[str, str]:
+        if self.permit is None or self.permit["status"] not in statuses:
+            current = self.permit["status"] if self.permit else "none"
+            raise RuleViolated(
+                f"the permit is {current}; this needs it {' or '.join(s.value for s in statuses)}",
+                rule="permit_state", permit_status=current,
+            )
+        return self.permit
+
+    def issue_permit(self, *, number: str, issued_on: date, stamp: Stamp) -> None:
+        self.check_present()
+        permit = self._check_permit(PermitStatus.APPLIED)
+        check_effective_date(issued_on, stamp, earliest=date.fromisoformat(permit["applied_on"]),
+                             earliest_rule="issued_before_application", field_name="issued_on")
+        self._permit_issued(number=number, issued_on=issued_on,
+                            endorsement_due=add_months(issued_on, ENDORSEMENT_MONTHS), **stamp.event_fields())
+
+    @event("PermitIssued")
+    def _permit_issued(
+        self, *, number: str, issued_on: date, endorsement_due: date, actor_id: str, actor_role: str,
+        recorded_at: datetime,
+    ) -> None:
+        assert self.permit is not None
+        self.permit.update(status=PermitStatus.ISSUED.value, number=number, issued_on=issued_on.isoformat(),
+                           endorsement_due=endorsement_due.isoformat())
+
+    def endorse_permit(self, *, endorsed_on: date, stamp: Stamp) -> None:
+        """The yearly endorsement (签注); a late one reinstates a suspended permit."""
+        self.check_present()
+        permit = self._check_permit(PermitStatus.ISSUED, PermitStatus.SUSPENDED)
+        check_effective_date(endorsed_on, stamp, earliest=date.fromisoformat(permit["issued_on"]),
+                             earliest_rule="endorsed_before_issue", field_name="endorsed_on")
+        due = date.fromisoformat(permit["endorsement_due"])
+        # On time: the next year runs from the due date; late: from the endorsement.
+        next_due = add_months(due if endorsed_on <= due else endorsed_on, ENDORSEMENT_MONTHS)
+        self._permit_endorsed(endorsed_on=endorsed_on, endorsement_due=next_due, **stamp.event_fields())
+        if permit["status"] == PermitStatus.SUSPENDED:
+            self._permit_reinstated(endorsed_on=endorsed_on, **stamp.event_fields())
+
+    @event("PermitEndorsed")
+    def _permit_endorsed(
+        self, *, endorsed_on: date, endorsement_due: date, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        assert self.permit is not None
+        self.permit.update(endorsement_due=endorsement_due.isoformat(), last_endorsed_on=endorsed_on.isoformat())
+
+    @event("PermitReinstated")
+    def _permit_reinstated(self, *, endorsed_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        assert self.permit is not None
+        self.permit["status"] = PermitStatus.ISSUED.value
+
+    def suspend_lapsed_permit(self, stamp: Stamp) -> None:
+        """The sweep's command: suspend once when the endorsement due date has passed."""
+        if self.permit is None or self.permit["status"] != PermitStatus.ISSUED:
+            return
+        due = date.fromisoformat(self.permit["endorsement_due"])
+        if stamp.today > due:
+            self._permit_suspended(lapsed_on=due, **stamp.event_fields())
+
+    @event("PermitSuspended")
+    def _permit_suspended(self, *, lapsed_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        assert self.permit is not None
+        self.permit["status"] = PermitStatus.SUSPENDED.value
+
+    @event("PermitCancelled")
+    def _permit_cancelled(
+        self, *, reason: str, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        assert self.permit is not None
+        self.permit["status"] = PermitStatus.CANCELLED.value
 
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
         if (site.id if site is not None else None) != self.site_id:

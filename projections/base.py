@@ -16,7 +16,7 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 Handler = Callable[[Any, Cursor[DictRow], Any], None]
 
@@ -29,7 +29,7 @@ class ViewRecorder(PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, tracking_table_name: str, **kwargs: Any) -> None:
         super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
-        self.sql_create_statements.extend(SQL(statement).format() for statement in self.ddl)
+        self.sql_create_statements.extend(Composed([SQL(statement)]) for statement in self.ddl)
 
 
 class SqlProjection(Projection[ViewRecorder]):

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from projections.base import SqlProjection
+from projections.committees import CommitteeAgendasProjection
+from projections.disputes import CaseDetailsProjection, OpenCasesProjection
 from projections.residents import ResidentsProjection
 from projections.site_occupancy import SiteOccupancyProjection
+from projections.statistics import StatisticsProjection
+from projections.subsidy_ledger import SubsidyLedgerProjection
 
 PROJECTIONS: dict[str, type[SqlProjection]] = {
-    cls.name: cls for cls in (ResidentsProjection, SiteOccupancyProjection)
+    cls.name: cls
+    for cls in (
+        ResidentsProjection,
+        SiteOccupancyProjection,
+        OpenCasesProjection,
+        CaseDetailsProjection,
+        CommitteeAgendasProjection,
+        StatisticsProjection,
+        SubsidyLedgerProjection,
+    )
 }

@@ -34,6 +34,11 @@ class ResidentsView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS residents_name_idx ON residents (name text_pattern_ops, id)",
         "CREATE INDEX IF NOT EXISTS residents_site_idx ON residents (site_id)",
         "CREATE INDEX IF NOT EXISTS residents_area_idx ON residents (area, status)",
+        # Added with residence permits; ADD COLUMN keeps views built before them.
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS permit_status text",
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS permit_number text",
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS endorsement_due date",
+        "CREATE INDEX IF NOT EXISTS residents_permit_idx ON residents (permit_status, endorsement_due)",
     ]
 
 
@@ -85,6 +90,36 @@ class ResidentsProjection(SqlProjection):
             (e.employer, e.originator_version, e.originator_id),
         )
 
+    @handles(event_class(Resident, "PermitApplied"))
+    def permit_applied(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "permit_status = 'applied', permit_number = NULL, endorsement_due = NULL")
+
+    @handles(event_class(Resident, "PermitIssued"))
+    def permit_issued(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "permit_status = 'issued', permit_number = %s, endorsement_due = %s",
+                     e.number, e.endorsement_due)
+
+    @handles(event_class(Resident, "PermitEndorsed"))
+    def permit_endorsed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "endorsement_due = %s", e.endorsement_due)
+
+    @handles(event_class(Resident, "PermitReinstated"))
+    def permit_reinstated(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "permit_status = 'issued'")
+
+    @handles(event_class(Resident, "PermitSuspended"))
+    def permit_suspended(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "permit_status = 'suspended'")
+
+    @handles(event_class(Resident, "PermitCancelled"))
+    def permit_cancelled(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._permit(cursor, e, "permit_status = 'cancelled', endorsement_due = NULL")
+
+    @staticmethod
+    def _permit(cursor: Cursor[DictRow], e: Any, assignments: str, *values: Any) -> None:
+        cursor.execute(f"UPDATE residents SET {assignments}, version = %s WHERE id = %s",
+                       (*values, e.originator_version, e.originator_id))
+
     @staticmethod
     def _place(cursor: Cursor[DictRow], e: Any, status: ResidenceStatus, site_id: Any, area: str) -> None:
         cursor.execute(
@@ -103,7 +138,7 @@ class ResidentFilter:
 
 COLUMNS = (
     "id, name, id_number_masked, sex, birth_date, hometown, employer, status, site_id, area, since,"
-    " registered_on, version"
+    " registered_on, permit_status, permit_number, endorsement_due, version"
 )
 
 
@@ -147,3 +182,32 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
 def _like_prefix(prefix: str) -> str:
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
+
+
+def list_permits(
+    conn: Connection[DictRow], status: str | None, due_before: Any, limit: int, cursor: str | None
+) -> Page:
+    """Residents holding (or applying for) a permit, by endorsement due date."""
+    where = ["permit_status IS NOT NULL"]
+    params: list[Any] = []
+    if status:
+        where.append("permit_status = %s")
+        params.append(status)
+    if due_before:
+        where.append("endorsement_due < %s")
+        params.append(due_before)
+    clause = " WHERE " + " AND ".join(where)
+    total_row = conn.execute("SELECT count(*) AS n FROM residents" + clause, params).fetchone()
+    if cursor:
+        last_name, last_id = decode_cursor(cursor)
+        clause += " AND (name, id) > (%s, %s)"
+        params.extend([last_name, last_id])
+    rows = conn.execute(
+        "SELECT id AS resident_id, name, id_number_masked, area, site_id, permit_status AS status,"
+        " permit_number AS number, endorsement_due FROM residents" + clause + " ORDER BY name, id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["resident_id"])) if has_more and rows else None
+    return Page(items=[dict(r) for r in rows], total=int(total_row["n"]) if total_row else 0, next_cursor=next_cursor)

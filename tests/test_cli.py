@@ -66,3 +66,11 @@ def test_the_embedded_database_keeps_its_data_across_restarts(tmp_path: Path) ->
     finally:
         again.close()
         restarted._handle.cleanup()
+
+
+def test_the_sweeps_run_from_the_command_line(database: Any, services: Services, monkeypatch: Any) -> None:
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    for args, said in ((["sla", "sweep"], "service-level breaches"), (["permits", "sweep"], "lapsed permits")):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert said in result.output

@@ -1,7 +1,187 @@
-"""HTTP routes: committees."""
+"""Management committees (外来人口管理委员会): members, monthly meetings, minutes."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
 
-router = APIRouter(tags=["committees"])
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, Field, model_validator
+
+from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.schemas import AreaName, Body, CommandAccepted, Name, Reason
+from domain.committees import ManagementCommittee
+from domain.common import Role
+from projections.committees import committee_agenda, list_committees
+
+router = APIRouter(prefix="/committees", tags=["management committees"])
+
+WORKERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
+Work = Annotated[Command, command_dependency(*WORKERS)]
+Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
+Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+MemberId = Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class Member(Body):
+    name: Name
+    role: Annotated[str, Field(min_length=1, max_length=64)] = "member"
+    resident_id: UUID | None = Field(default=None, description="set when the member is a registered resident")
+
+
+class CommitteeCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Ginkgo Migrant Population Management Committee", "area": "Xinqiao Street Office",
+        "established_on": "2026-01-10",
+        "members": [{"name": "Wang Fang", "role": "chair"},
+                    {"name": "Li Wei", "role": "group leader", "resident_id": "1704080f-817d-40a4-aeda-8b7ab0fba005"}],
+    }]})
+    name: Name
+    area: AreaName | None = None
+    site_id: UUID | None = None
+    established_on: date
+    members: list[Member] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def area_or_site(self) -> CommitteeCreate:
+        if (self.area is None) == (self.site_id is None):
+            raise ValueError("a committee is for an area or for a site: give exactly one of area or site_id")
+        return self
+
+
+class MemberCreate(Member):
+    joined_on: date
+
+
+class MemberRemoval(Body):
+    member_id: MemberId
+    reason: Reason
+    left_on: date
+
+
+class AgendaItem(Body):
+    dispute_id: UUID | None = None
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def something_to_discuss(self) -> AgendaItem:
+        if self.dispute_id is None and self.title is None:
+            raise ValueError("an agenda item names a dispute_id or has a title")
+        return self
+
+
+class MeetingCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "scheduled_on": "2026-12-05",
+        "agenda": [{"dispute_id": "0e5f6a9c-2f51-4f0e-9b5b-3f9a2f0c1d11"}, {"title": "Sanitation rota"}]}]})
+    scheduled_on: date
+    agenda: list[AgendaItem] = Field(min_length=1, max_length=50)
+
+
+class Decision(Body):
+    item_id: Annotated[str, Field(min_length=1, max_length=10)]
+    decision: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class MinutesCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "held_on": "2026-12-05", "attendees": ["a1b2c3d4e5f6"],
+        "decisions": [{"item_id": "1", "decision": "Refer to labour inspection if unpaid by 15 December"}]}]})
+    held_on: date
+    attendees: list[MemberId] = Field(max_length=50)
+    decisions: list[Decision] = Field(default_factory=list, max_length=50)
+
+
+@router.post("", status_code=201, responses={201: {"model": CommandAccepted}})
+def establish(body: CommitteeCreate, cmd: Annotated[Command, command_dependency(*SUPERVISORS)]) -> JSONResponse:
+    """Establish a management committee for an area or a site."""
+    members = [m.model_dump(mode="json", exclude_none=True) for m in body.members]
+    return cmd.run(
+        lambda stamp, claim: cmd.app.establish_committee(
+            name=body.name, area=body.area, site_id=body.site_id, members=members,
+            established_on=body.established_on, stamp=stamp, idempotency=claim),
+        status=201, location=lambda r: f"/committees/{r.id}",
+    )
+
+
+@router.get("")
+def list_all(
+    services: ServicesDep, _: PrincipalDep, area: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> JSONResponse:
+    """Committees with member turnover: active members, vacancies left by departures, leavers."""
+    headers = read_after(services, "committee_agendas", after)
+    with services.pool.connection() as conn:
+        items = list_committees(conn, area)
+    return JSONResponse({"items": _json(items), "total": len(items), "next": None}, headers=headers)
+
+
+@router.get("/{committee_id}")
+def get_committee(committee_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+    """One committee: current members (with quorum) and every meeting; ETag is its version."""
+    committee = services.app.load(ManagementCommittee, committee_id)
+    doc = {
+        "id": str(committee.id), "version": committee.version, "name": committee.name, "area": committee.area,
+        "site_id": str(committee.site_id) if committee.site_id else None,
+        "established_on": committee.established_on.isoformat(),
+        "members": list(committee.members.values()), "quorum": committee.quorum(),
+        "meetings": [{"meeting_id": k, **v} for k, v in committee.meetings.items()],
+    }
+    return JSONResponse(_json(doc), headers={"ETag": f'"{committee.version}"'})
+
+
+@router.get("/{committee_id}/agenda")
+def get_agenda(
+    committee_id: UUID, services: ServicesDep, _: PrincipalDep, after: Annotated[int | None, Query(ge=0)] = None
+) -> JSONResponse:
+    """Upcoming and past meetings with agenda, attendance and decisions; members with vacancies."""
+    headers = read_after(services, "committee_agendas", after)
+    services.app.load(ManagementCommittee, committee_id)
+    with services.pool.connection() as conn:
+        doc = committee_agenda(conn, committee_id)
+    return JSONResponse(_json(doc), headers=headers)
+
+
+@router.post("/{committee_id}/members", responses=Done)
+def add_member(committee_id: UUID, body: MemberCreate, cmd: Supervise) -> JSONResponse:
+    """Add a member; the response carries the new ``member_id``."""
+    member = body.model_dump(mode="json", exclude_none=True, exclude={"joined_on"})
+    return cmd.run(lambda stamp, claim: cmd.app.add_committee_member(
+        committee_id, member=member, joined_on=body.joined_on, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.post("/{committee_id}/member-removals", responses=Done)
+def remove_member(committee_id: UUID, body: MemberRemoval, cmd: Supervise) -> JSONResponse:
+    """Record that a member left the committee."""
+    return cmd.run(lambda stamp, claim: cmd.app.remove_committee_member(
+        committee_id, member_id=body.member_id, reason=body.reason, left_on=body.left_on, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{committee_id}/meetings", responses=Done)
+def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSONResponse:
+    """Schedule a (monthly) meeting with its agenda; the response carries the ``meeting_id``."""
+    agenda = [item.model_dump(mode="json", exclude_none=True) for item in body.agenda]
+    return cmd.run(lambda stamp, claim: cmd.app.schedule_meeting(
+        committee_id, scheduled_on=body.scheduled_on, agenda=agenda, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{committee_id}/meetings/{meeting_id}/minutes", responses=Done)
+def record_minutes(committee_id: UUID, meeting_id: MemberId, body: MinutesCreate, cmd: Work) -> JSONResponse:
+    """Record attendance and decisions; without a quorum (more than half the members) no decisions (409).
+    A decision on a dispute is recorded on the dispute in the same transaction."""
+    decisions = [d.model_dump() for d in body.decisions]
+    return cmd.run(lambda stamp, claim: cmd.app.record_minutes(
+        committee_id, meeting_id=meeting_id, held_on=body.held_on, attendees=list(body.attendees),
+        decisions=decisions, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+def _json(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

@@ -1,7 +1,233 @@
-"""HTTP routes: disputes."""
+"""Dispute cases (矛盾纠纷): log, assign, work, resolve, close, reopen."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-router = APIRouter(tags=["disputes"])
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, Field, model_validator
+
+from api import auth
+from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.problems import Problem
+from api.schemas import AreaName, Body, CommandAccepted, Money, Name, PageOut, Reason
+from domain.common import Role
+from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
+from domain.money import format_money, parse_money
+from projections.disputes import CaseFilter, list_cases, timeline_entry
+
+router = APIRouter(prefix="/disputes", tags=["disputes"])
+
+WORKERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
+Work = Annotated[Command, command_dependency(*WORKERS)]
+Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
+Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class Party(Body):
+    """A resident on the register (``resident_id``) or an outside party (``name`` and ``kind``)."""
+
+    resident_id: UUID | None = None
+    name: Name | None = None
+    kind: Literal["employer", "landlord", "site_operator", "other"] | None = None
+
+    @model_validator(mode="after")
+    def one_kind_of_party(self) -> Party:
+        if (self.resident_id is None) == (self.name is None):
+            raise ValueError("a party is either {resident_id} or {name, kind}")
+        if self.name is not None and self.kind is None:
+            raise ValueError("an outside party needs a kind")
+        return self
+
+
+class DisputeCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "category": "wages_and_labour", "description": "Three months of wages unpaid by the dyeing works",
+        "parties": [{"resident_id": "1704080f-817d-40a4-aeda-8b7ab0fba005"},
+                    {"name": "Yuanda Dyeing Co.", "kind": "employer"}],
+        "site_id": "7b558fe0-cb18-402e-8962-6585e23b9f4c", "priority": "high", "occurred_on": "2026-11-20"}]})
+    category: DisputeCategory
+    description: Text
+    parties: list[Party] = Field(min_length=1, max_length=20)
+    site_id: UUID | None = None
+    area: AreaName | None = None
+    priority: Priority = Priority.NORMAL
+    occurred_on: date
+
+
+class AssignmentCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"assignee": "zhang.caseworker"},
+                                                              {"agency": "labour_inspection"}]})
+    assignee: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    agency: Agency | None = None
+
+
+class NoteCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"text": "Called the employer; meeting on Friday."}]})
+    text: Text
+
+
+class MediationCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "held_on": "2026-11-22", "participants": ["Li Wei", "Yuanda Dyeing Co."],
+        "outcome": "employer agrees to pay by 30 November"}]})
+    held_on: date
+    participants: list[Name] = Field(min_length=1, max_length=50)
+    outcome: Text
+
+
+class EscalationCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"to": "management_committee",
+                                                               "reason": "employer refuses mediation"}]})
+    to: Literal["management_committee", "public_security", "labour_inspection", "family_planning", "sanitation",
+                "street_office"]
+    reason: Reason
+
+
+class ResolutionCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"outcome": "mediated_agreement",
+                                                               "amount_recovered": "12000.00"}]})
+    outcome: Outcome
+    amount_recovered: Money | None = None
+
+
+class ReopeningCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "employer did not pay as agreed"}]})
+    reason: Reason
+
+
+class Empty(Body):
+    pass
+
+
+@router.post("", status_code=201, responses={201: {"model": CommandAccepted}})
+def log_dispute(body: DisputeCreate, cmd: Work) -> JSONResponse:
+    """Log a dispute; its response and resolution due dates follow the category's service level."""
+    parties = [p.model_dump(mode="json", exclude_none=True) for p in body.parties]
+    return cmd.run(
+        lambda stamp, claim: cmd.app.log_dispute(
+            category=body.category.value, parties=parties, site_id=body.site_id, area=body.area,
+            description=body.description, priority=body.priority.value, occurred_on=body.occurred_on,
+            stamp=stamp, idempotency=claim,
+        ),
+        status=201,
+        location=lambda r: f"/disputes/{r.id}",
+    )
+
+
+@router.get("", response_model=PageOut)
+def list_disputes(
+    services: ServicesDep,
+    _: PrincipalDep,
+    status: Literal["logged", "assigned", "referred", "escalated", "resolved", "closed"] | None = None,
+    category: DisputeCategory | None = None,
+    assignee: Annotated[str | None, Query(max_length=100)] = None,
+    site_id: UUID | None = None,
+    area: Annotated[str | None, Query(max_length=64)] = None,
+    overdue: bool | None = None,
+    opened_from: date | None = None,
+    opened_to: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> JSONResponse:
+    """Disputes with status, assignee, age in days, due dates and an overdue flag (the case_details view)."""
+    headers = read_after(services, "case_details", after)
+    flt = CaseFilter(status=status, category=category.value if category else None, assignee=assignee,
+                     site_id=str(site_id) if site_id else None, area=area, overdue=overdue,
+                     opened_from=opened_from, opened_to=opened_to)
+    with services.pool.connection() as conn:
+        page = list_cases(conn, flt, services.system_stamp().today, limit, cursor)
+    items = [{**item, "amount_recovered": _money(item["amount_recovered"])} for item in page.items]
+    return JSONResponse(PageOut(items=items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
+                        headers=headers)
+
+
+def _money(value: Any) -> str | None:
+    return format_money(value) if value is not None else None
+
+
+@router.get("/{case_id}")
+def get_dispute(case_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+    """One dispute with its full timeline (who did what, when); ETag is its version."""
+    case = services.app.load(DisputeCase, case_id)
+    today = services.system_stamp().today
+    timeline = [timeline_entry(e) for e in services.app.events.get(case_id)]
+    doc = {
+        "id": str(case.id), "version": case.version, "category": case.category, "status": case.status,
+        "priority": case.priority, "description": case.description, "parties": case.parties,
+        "site_id": str(case.site_id) if case.site_id else None, "area": case.area,
+        "occurred_on": case.occurred_on.isoformat(), "logged_on": case.logged_on.isoformat(),
+        "assignee": case.assignee, "agency": case.agency,
+        "response_due": case.response_due.isoformat(), "resolution_due": case.resolution_due.isoformat(),
+        "overdue": bool(case.overdue(today)),
+        "outcome": case.outcome, "amount_recovered": _money(case.amount_recovered),
+        "resolved_by": case.resolved_by, "breaches": case.breaches,
+        "allowed_actions": case.allowed_actions, "timeline": timeline,
+    }
+    return JSONResponse(doc, headers={"ETag": f'"{case.version}"'})
+
+
+@router.post("/{case_id}/assignment", responses=Done)
+def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONResponse:
+    """Assign the case to a caseworker (user id) or refer it to an agency."""
+    if body.assignee is not None and not (auth.user_roles(cmd.services.pool, body.assignee)
+                                          & {Role.CASEWORKER, Role.SUPERVISOR}):
+        raise Problem(422, "Invalid value", f"{body.assignee} is not a caseworker or supervisor of this office",
+                      rule="unknown_assignee",
+                      errors=[{"field": "assignee", "rule": "unknown_assignee", "message": "no such caseworker"}])
+    return cmd.run(lambda stamp, claim: cmd.app.assign_dispute(
+        case_id, assignee=body.assignee, agency=body.agency.value if body.agency else None, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{case_id}/notes", responses=Done)
+def add_note(case_id: UUID, body: NoteCreate, cmd: Work) -> JSONResponse:
+    """Add a note to the case."""
+    return cmd.run(lambda stamp, claim: cmd.app.add_dispute_note(
+        case_id, text=body.text, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{case_id}/mediations", responses=Done)
+def hold_mediation(case_id: UUID, body: MediationCreate, cmd: Work) -> JSONResponse:
+    """Record a mediation meeting: when, who took part, what came of it."""
+    return cmd.run(lambda stamp, claim: cmd.app.hold_mediation(
+        case_id, held_on=body.held_on, participants=list(body.participants), outcome=body.outcome, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{case_id}/escalation", responses=Done)
+def escalate(case_id: UUID, body: EscalationCreate, cmd: Work) -> JSONResponse:
+    """Escalate to the management committee or an agency, with the reason."""
+    return cmd.run(lambda stamp, claim: cmd.app.escalate_dispute(
+        case_id, to=body.to, reason=body.reason, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.post("/{case_id}/resolution", responses=Done)
+def resolve(case_id: UUID, body: ResolutionCreate, cmd: Work) -> JSONResponse:
+    """Record the outcome; for wage cases, the amount recovered."""
+    amount = parse_money(body.amount_recovered, "amount_recovered", allow_zero=True) \
+        if body.amount_recovered is not None else None
+    return cmd.run(lambda stamp, claim: cmd.app.resolve_dispute(
+        case_id, outcome=body.outcome.value, amount_recovered=amount, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{case_id}/closure", responses=Done)
+def close(case_id: UUID, body: Empty, cmd: Supervise) -> JSONResponse:
+    """Close a resolved case: a supervisor who did not resolve it."""
+    return cmd.run(lambda stamp, claim: cmd.app.close_dispute(
+        case_id, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{case_id}/reopening", responses=Done)
+def reopen(case_id: UUID, body: ReopeningCreate, cmd: Supervise) -> JSONResponse:
+    """Reopen a resolved or closed case, with the reason; a new resolution deadline starts."""
+    return cmd.run(lambda stamp, claim: cmd.app.reopen_dispute(
+        case_id, reason=body.reason, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))

@@ -1,7 +1,81 @@
-"""HTTP routes: permits."""
+"""Residence permits (居住证): application, issue, yearly endorsement (签注)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
-router = APIRouter(tags=["permits"])
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, Field
+
+from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.schemas import Body, CommandAccepted, PageOut
+from domain.common import Role
+from projections.residents import list_permits
+
+router = APIRouter(tags=["residence permits"])
+
+STAFF = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+Staff = Annotated[Command, command_dependency(*STAFF)]
+Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+
+
+class PermitApplication(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"applied_on": "2026-11-20"}]})
+    applied_on: date
+
+
+class PermitIssue(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"number": "JZZ-330206-2026-000123",
+                                                               "issued_on": "2026-11-24"}]})
+    number: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
+    issued_on: date
+
+
+class Endorsement(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"endorsed_on": "2027-11-20"}]})
+    endorsed_on: date
+
+
+@router.post("/residents/{resident_id}/permit", responses=Done)
+def apply(resident_id: UUID, body: PermitApplication, cmd: Staff) -> JSONResponse:
+    """Apply for a permit: six months' residence and stable work or housing, else 409 naming what is missing."""
+    return cmd.run(lambda stamp, claim: cmd.app.apply_for_permit(
+        resident_id, applied_on=body.applied_on, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.post("/residents/{resident_id}/permit/issuance", responses=Done)
+def issue(resident_id: UUID, body: PermitIssue, cmd: Staff) -> JSONResponse:
+    """Record the permit's issue; the first endorsement falls due a year later."""
+    return cmd.run(lambda stamp, claim: cmd.app.issue_permit(
+        resident_id, number=body.number, issued_on=body.issued_on, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/residents/{resident_id}/permit/endorsements", responses=Done)
+def endorse(resident_id: UUID, body: Endorsement, cmd: Staff) -> JSONResponse:
+    """Record the yearly endorsement; a late one reinstates a suspended permit."""
+    return cmd.run(lambda stamp, claim: cmd.app.endorse_permit(
+        resident_id, endorsed_on=body.endorsed_on, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.get("/permits", response_model=PageOut)
+def permits(
+    services: ServicesDep,
+    _: PrincipalDep,
+    status: Literal["applied", "issued", "suspended", "cancelled"] | None = None,
+    due_before: date | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> JSONResponse:
+    """Permits by status and endorsement due date (the residents view)."""
+    headers = read_after(services, "residents", after)
+    with services.pool.connection() as conn:
+        page = list_permits(conn, status, due_before, limit, cursor)
+    return JSONResponse(PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
+                        headers=headers)

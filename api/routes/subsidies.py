@@ -1,7 +1,311 @@
-"""HTTP routes: subsidies."""
+"""Subsidies (补助): programs with a budget, applications approved by four eyes,
+payments by finance, and the ledger that shows where the money went."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Iterable
+from datetime import date
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, Field, StringConstraints
+
+from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.schemas import Body, CommandAccepted, Money, Name, PageOut, Reason
+from domain.common import OFFICE_TZ, Role
+from domain.money import format_money
+from domain.subsidies import (
+    ApplicationStatus,
+    Instalment,
+    PaymentMode,
+    SubsidyApplication,
+    SubsidyProgram,
+    SubsidyPurpose,
+)
+from projections.subsidy_ledger import ApplicationFilter, ledger, list_applications, list_programs
 
 router = APIRouter(tags=["subsidies"])
+
+DECIDERS = (Role.SUPERVISOR, Role.ADMIN)
+SUBMITTERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+DecisionCommand = Annotated[Command, command_dependency(*DECIDERS)]
+SubmissionCommand = Annotated[Command, command_dependency(*SUBMITTERS)]
+PaymentCommand = Annotated[Command, command_dependency(Role.FINANCE)]
+Created: dict[int | str, dict[str, Any]] = {
+    201: {"model": CommandAccepted, "description": "recorded; Location names the new record"}
+}
+Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+
+Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+FiscalYear = Annotated[int, Field(ge=2000, le=2100)]
+After = Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")]
+
+
+class SubsidyProgramCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Community facilities 2026", "purpose": "facilities", "fiscal_year": 2026,
+                          "budget": "2000000.00", "modes": ["one_off", "phased", "reward_in_lieu"]}]
+        }
+    )
+    name: Name
+    purpose: SubsidyPurpose
+    fiscal_year: FiscalYear
+    budget: Money
+    modes: list[PaymentMode] = Field(min_length=1, max_length=len(PaymentMode),
+                                     description="一步到位 one_off, 分步到位 phased, 以奖代补 reward_in_lieu")
+
+
+class InstalmentCreate(Body):
+    amount: Money
+    due_on: date
+
+
+class SubsidyApplicationCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"program_id": "0c4f8a9e-7d1b-4c55-9a61-3f2b8f1d2e10",
+                          "site_id": "7b558fe0-cb18-402e-8962-6585e23b9f4c", "amount": "120000.00", "mode": "phased",
+                          "justification": "kindergarten classrooms for 90 children",
+                          "instalments": [{"amount": "60000.00", "due_on": "2026-12-01"},
+                                          {"amount": "60000.00", "due_on": "2027-03-01"}]}]
+        }
+    )
+    program_id: UUID
+    site_id: UUID
+    amount: Money
+    mode: PaymentMode
+    justification: Reason
+    instalments: list[InstalmentCreate] | None = Field(
+        default=None, max_length=24, description="phased only: at least two, adding up to amount"
+    )
+
+
+class SubsidyApproval(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"note": "site visit on 2026-11-20"}]})
+    note: Reason | None = None
+
+
+class SubsidyRejection(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "the site has no operator yet"}]})
+    reason: Reason
+
+
+class SubsidyPaymentCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": "60000.00", "reference": "FIN-2026-0412", "paid_on": "2026-12-02"}]}
+    )
+    amount: Money
+    reference: Reference = Field(description="the finance office's payment reference; unique per application")
+    paid_on: date
+
+
+class OutcomeVerificationCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"verified_on": "2026-11-20", "note": "canteen open, inspected"}]}
+    )
+    verified_on: date
+    note: Reason
+
+
+class SubsidyRevocation(Body):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "the classrooms were never built", "claw_back": "60000.00"}]}
+    )
+    reason: Reason
+    claw_back: Money = Field(description='what the operator must pay back, at most what was paid; may be "0.00"')
+
+
+# -- programs -----------------------------------------------------------------
+@router.post("/subsidy-programs", status_code=201, responses=Created)
+def open_subsidy_program(body: SubsidyProgramCreate, cmd: DecisionCommand) -> JSONResponse:
+    """Open a subsidy program: a budget for one purpose and fiscal year, and the payment modes it allows."""
+    return cmd.run(
+        lambda stamp, claim: cmd.app.open_subsidy_program(
+            name=body.name, purpose=body.purpose.value, fiscal_year=body.fiscal_year, budget=body.budget,
+            modes=[m.value for m in body.modes], stamp=stamp, idempotency=claim,
+        ),
+        status=201,
+        location=lambda r: f"/subsidy-programs/{r.id}",
+    )
+
+
+@router.get("/subsidy-programs", response_model=PageOut)
+def list_subsidy_programs(
+    services: ServicesDep,
+    _: PrincipalDep,
+    fiscal_year: FiscalYear | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    after: After = None,
+) -> JSONResponse:
+    """List subsidy programs with budget, committed, paid and remaining (the subsidy_ledger view)."""
+    headers = read_after(services, "subsidy_ledger", after)
+    with services.pool.connection() as conn:
+        page = list_programs(conn, fiscal_year, limit, cursor)
+    return JSONResponse(
+        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
+    )
+
+
+def program_document(program: SubsidyProgram) -> dict[str, Any]:
+    return {
+        "id": str(program.id),
+        "version": program.version,
+        "name": program.name,
+        "purpose": program.purpose,
+        "fiscal_year": program.fiscal_year,
+        "modes": program.modes,
+        "budget": format_money(program.budget),
+        "committed": format_money(program.committed),
+        "paid": format_money(program.paid),
+        "remaining": format_money(program.remaining),
+        "opened_at": program.created_on.isoformat(),
+    }
+
+
+@router.get("/subsidy-programs/{program_id}")
+def get_subsidy_program(program_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+    """One subsidy program, current as of its last event; ETag is its version."""
+    program = services.app.load(SubsidyProgram, program_id)
+    return JSONResponse(program_document(program), headers={"ETag": f'"{program.version}"'})
+
+
+# -- applications -------------------------------------------------------------
+@router.post("/subsidy-applications", status_code=201, responses=Created)
+def submit_subsidy_application(body: SubsidyApplicationCreate, cmd: SubmissionCommand) -> JSONResponse:
+    """Apply for a subsidy on a housing site's behalf; phased subsidies list their instalments."""
+    instalments = None if body.instalments is None else [(i.amount, i.due_on) for i in body.instalments]
+    return cmd.run(
+        lambda stamp, claim: cmd.app.submit_subsidy_application(
+            program_id=body.program_id, site_id=body.site_id, amount=body.amount, mode=body.mode.value,
+            justification=body.justification, instalments=instalments, stamp=stamp, idempotency=claim,
+        ),
+        status=201,
+        location=lambda r: f"/subsidy-applications/{r.id}",
+    )
+
+
+@router.get("/subsidy-applications", response_model=PageOut)
+def list_subsidy_applications(
+    services: ServicesDep,
+    _: PrincipalDep,
+    program_id: UUID | None = None,
+    site_id: UUID | None = None,
+    status: ApplicationStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    after: After = None,
+) -> JSONResponse:
+    """List subsidy applications in the order they were submitted, with their amounts."""
+    headers = read_after(services, "subsidy_ledger", after)
+    flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None)
+    with services.pool.connection() as conn:
+        page = list_applications(conn, flt, limit, cursor)
+    return JSONResponse(
+        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
+    )
+
+
+def _instalments(schedule: Iterable[Instalment]) -> list[dict[str, Any]]:
+    return [{"amount": format_money(i.amount), "due_on": i.due_on.isoformat() if i.due_on else None}
+            for i in schedule]
+
+
+def application_document(application: SubsidyApplication, today: date) -> dict[str, Any]:
+    """The application as of its last event; ``due_today`` is what finance may pay today."""
+    return {
+        "id": str(application.id),
+        "version": application.version,
+        "program_id": str(application.program_id),
+        "fiscal_year": application.fiscal_year,
+        "site_id": str(application.site_id),
+        "site_area": application.site_area,
+        "operator_type": application.operator_type,
+        "amount": format_money(application.amount),
+        "mode": application.mode,
+        "justification": application.justification,
+        "instalments": _instalments(application.instalments),
+        "status": application.status,
+        "submitted_by": application.submitted_by,
+        "submitted_at": application.created_on.isoformat(),
+        "approvals_required": application.approvals_required,
+        "approvals": [{"approved_by": a.approved_by, "note": a.note, "recorded_at": a.recorded_at.isoformat()}
+                      for a in application.approvals],
+        "approved_on": application.approved_on.isoformat() if application.approved_on else None,
+        "schedule": _instalments(application.schedule),
+        "outcome_verified_on": (
+            application.outcome_verified_on.isoformat() if application.outcome_verified_on else None
+        ),
+        "payments": [{"amount": format_money(p.amount), "reference": p.reference, "paid_on": p.paid_on.isoformat()}
+                     for p in application.payments],
+        "paid": format_money(application.paid),
+        "due_today": format_money(application.due_by(today)),
+        "rejection_reason": application.rejection_reason,
+        "revocation": (
+            {"reason": application.revocation_reason, "claw_back": format_money(application.claw_back)}
+            if application.claw_back is not None else None
+        ),
+    }
+
+
+@router.get("/subsidy-applications/{application_id}")
+def get_subsidy_application(application_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+    """One subsidy application with its approvals, schedule and payments; ETag is its version."""
+    application = services.app.load(SubsidyApplication, application_id)
+    today = services.clock().astimezone(OFFICE_TZ).date()
+    return JSONResponse(application_document(application, today), headers={"ETag": f'"{application.version}"'})
+
+
+@router.post("/subsidy-applications/{application_id}/approvals", responses=Done)
+def approve_subsidy_application(application_id: UUID, body: SubsidyApproval, cmd: DecisionCommand) -> JSONResponse:
+    """Approve, never one's own submission; the last required approval commits the budget and schedules payment."""
+    return cmd.run(lambda stamp, claim: cmd.app.approve_subsidy_application(
+        application_id, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/subsidy-applications/{application_id}/rejection", responses=Done)
+def reject_subsidy_application(application_id: UUID, body: SubsidyRejection, cmd: DecisionCommand) -> JSONResponse:
+    """Reject an application that has not taken effect."""
+    return cmd.run(lambda stamp, claim: cmd.app.reject_subsidy_application(
+        application_id, body.reason, stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/subsidy-applications/{application_id}/payments", responses=Done)
+def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd: PaymentCommand) -> JSONResponse:
+    """Record a payment (finance only); never more than has fallen due by paid_on."""
+    return cmd.run(lambda stamp, claim: cmd.app.record_subsidy_payment(
+        application_id, body.amount, body.reference, body.paid_on, stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.post("/subsidy-applications/{application_id}/outcome-verification", responses=Done)
+def verify_subsidy_outcome(
+    application_id: UUID, body: OutcomeVerificationCreate, cmd: DecisionCommand
+) -> JSONResponse:
+    """Verify the outcome of a reward in lieu (以奖代补), which makes it payable."""
+    return cmd.run(lambda stamp, claim: cmd.app.verify_subsidy_outcome(
+        application_id, body.verified_on, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/subsidy-applications/{application_id}/revocation", responses=Done)
+def revoke_subsidy_application(application_id: UUID, body: SubsidyRevocation, cmd: DecisionCommand) -> JSONResponse:
+    """Revoke a subsidy that took effect; its unpaid part goes back to the program's budget."""
+    return cmd.run(lambda stamp, claim: cmd.app.revoke_subsidy_application(
+        application_id, body.reason, body.claw_back, stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+# -- ledger -------------------------------------------------------------------
+@router.get("/subsidy-ledger")
+def get_subsidy_ledger(
+    services: ServicesDep, _: PrincipalDep, fiscal_year: FiscalYear | None = None, after: After = None
+) -> JSONResponse:
+    """Budget, committed, paid and remaining per program; approved, committed and paid per operator type and per
+    site, by fiscal year, so support can be compared across operator types."""
+    headers = read_after(services, "subsidy_ledger", after)
+    with services.pool.connection() as conn:
+        body = ledger(conn, fiscal_year)
+    return JSONResponse(jsonable_encoder({"fiscal_year": fiscal_year, **body}), headers=headers)

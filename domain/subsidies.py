@@ -1,0 +1,478 @@
+"""Subsidies (补助): programs with a budget, and applications on a housing site's
+behalf that are approved by four eyes and paid in one go (一步到位), in phases
+(分步到位), or as a reward once an outcome is verified (以奖代补).
+
+Government support must not differ by operator type: each application records its
+site's operator type so the ledger can show that it does not, and no rule here reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.money import format_money, parse_money
+from domain.sites import HousingSite
+
+ZERO = Decimal("0.00")
+EARLIEST_FISCAL_YEAR, LATEST_FISCAL_YEAR = 2000, 2100
+MIN_PHASED_INSTALMENTS = 2
+
+
+class SubsidyPurpose(StrEnum):
+    FACILITIES = "facilities"
+    SANITATION = "sanitation"
+    MANAGEMENT_COSTS = "management_costs"
+    EDUCATION = "education"
+    HEALTH = "health"
+    TRAINING = "training"
+    OTHER = "other"
+
+
+class PaymentMode(StrEnum):
+    ONE_OFF = "one_off"  # 一步到位: all of it, due on approval
+    PHASED = "phased"  # 分步到位: in the instalments the application proposed
+    REWARD_IN_LIEU = "reward_in_lieu"  # 以奖代补: due only once the outcome is verified
+
+
+class ApplicationStatus(StrEnum):
+    SUBMITTED = "submitted"  # waiting for its approvals
+    APPROVED = "approved"  # took effect: budget committed, payments scheduled
+    REJECTED = "rejected"
+    PAID = "paid"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class Instalment:
+    """Part of a subsidy and the day it falls due; ``due_on`` is None for a reward
+    in lieu whose outcome is not verified yet."""
+
+    amount: Decimal
+    due_on: date | None
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved_by: str
+    note: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Payment:
+    amount: Decimal
+    reference: str
+    paid_on: date
+
+
+def _vocabulary_value(vocabulary: type[StrEnum], value: str, field_name: str) -> str:
+    allowed = [member.value for member in vocabulary]
+    if value not in allowed:
+        raise InvalidValue(
+            field_name, f"unknown {field_name} {value!r}; allowed: {', '.join(allowed)}", rule=f"{field_name}_unknown"
+        )
+    return value
+
+
+def _encode(instalments: Iterable[Instalment]) -> list[dict[str, Any]]:
+    return [{"amount": i.amount, "due_on": i.due_on} for i in instalments]
+
+
+def _decode(instalments: Iterable[dict[str, Any]]) -> list[Instalment]:
+    return [Instalment(amount=i["amount"], due_on=i["due_on"]) for i in instalments]
+
+
+def parse_instalments(
+    mode: str, amount: Decimal, instalments: Sequence[tuple[str | Decimal, date]] | None
+) -> list[Instalment]:
+    """A phased subsidy's instalments, in due order: at least two, summing exactly to
+    ``amount``. Other modes take none (their schedule follows from the mode)."""
+    if mode != PaymentMode.PHASED:
+        if instalments:
+            raise InvalidValue("instalments", f"instalments are only for phased subsidies, not {mode}",
+                               rule="instalments_not_allowed")
+        return []
+    if instalments is None or len(instalments) < MIN_PHASED_INSTALMENTS:
+        raise InvalidValue("instalments", f"a phased subsidy needs at least {MIN_PHASED_INSTALMENTS} instalments",
+                           rule="instalments_required")
+    parsed = [
+        Instalment(amount=parse_money(raw, f"instalments.{index}.amount"), due_on=due_on)
+        for index, (raw, due_on) in enumerate(instalments)
+    ]
+    total = sum((i.amount for i in parsed), ZERO)
+    if total != amount:
+        raise InvalidValue(
+            "instalments",
+            f"the instalments add up to {format_money(total)}, not the amount {format_money(amount)}",
+            rule="instalments_sum_mismatch",
+            instalments_total=format_money(total),
+        )
+    return sorted(parsed, key=lambda i: i.due_on or date.max)
+
+
+class SubsidyProgram(Aggregate):
+    """A budget for one purpose and fiscal year, and the payment modes it allows.
+
+    It counts what took effect against it (``committed``) and what was paid. An
+    approval that takes effect commits budget here in the same save as the
+    application's approval, so approvals racing for the last of the budget write
+    the same program version and only one is stored: ``committed`` never exceeds
+    ``budget``. ``commit``, ``release`` and ``record_payment`` are called by
+    ``SubsidyApplication``, whose caller saves both aggregates together."""
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        name: str,
+        purpose: str,
+        fiscal_year: int,
+        budget: str | Decimal,
+        modes: Iterable[str],
+        stamp: Stamp,
+    ) -> SubsidyProgram:
+        if not EARLIEST_FISCAL_YEAR <= fiscal_year <= LATEST_FISCAL_YEAR:
+            raise InvalidValue("fiscal_year", f"fiscal_year must lie between {EARLIEST_FISCAL_YEAR} and "
+                               f"{LATEST_FISCAL_YEAR}", rule="fiscal_year_out_of_range")
+        allowed_modes = sorted({_vocabulary_value(PaymentMode, mode, "modes") for mode in modes})
+        if not allowed_modes:
+            raise InvalidValue("modes", "a program allows at least one payment mode", rule="modes_empty")
+        program: SubsidyProgram = cls(
+            name=name,
+            purpose=_vocabulary_value(SubsidyPurpose, purpose, "purpose"),
+            fiscal_year=fiscal_year,
+            budget=parse_money(budget, "budget"),
+            modes=allowed_modes,
+            **stamp.event_fields(),
+        )
+        return program
+
+    @event("Opened")
+    def __init__(
+        self,
+        *,
+        name: str,
+        purpose: str,
+        fiscal_year: int,
+        budget: Decimal,
+        modes: list[str],
+        actor_id: str,
+        actor_role: str,
+        recorded_at: datetime,
+    ) -> None:
+        self.name = name
+        self.purpose = purpose
+        self.fiscal_year = fiscal_year
+        self.budget = budget
+        self.modes = list(modes)
+        self.committed = ZERO
+        self.paid = ZERO
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.committed
+
+    def check_mode_allowed(self, mode: str) -> None:
+        if mode not in self.modes:
+            raise InvalidValue(
+                "mode",
+                f"subsidy program {self.id} does not pay {mode}; it allows {', '.join(self.modes)}",
+                rule="mode_not_allowed",
+                allowed_modes=self.modes,
+            )
+
+    def commit(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
+        if amount > self.remaining:
+            raise RuleViolated(
+                f"approving {format_money(amount)} would exceed the budget of subsidy program {self.id}: "
+                f"{format_money(self.remaining)} of {format_money(self.budget)} remains",
+                rule="budget_exceeded",
+                remaining=format_money(self.remaining),
+                budget=format_money(self.budget),
+                amount=format_money(amount),
+            )
+        self._budget_committed(application_id=application_id, amount=amount, **stamp.event_fields())
+
+    @event("BudgetCommitted")
+    def _budget_committed(
+        self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        self.committed += amount
+
+    def release(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
+        self._commitment_released(application_id=application_id, amount=amount, **stamp.event_fields())
+
+    @event("CommitmentReleased")
+    def _commitment_released(
+        self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        self.committed -= amount
+
+    def record_payment(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
+        self._payment_recorded(application_id=application_id, amount=amount, **stamp.event_fields())
+
+    @event("PaymentRecorded")
+    def _payment_recorded(
+        self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        self.paid += amount
+
+
+class SubsidyApplication(Aggregate):
+    """A request for a subsidy from a program for one housing site.
+
+    It needs one approval, or two by different people when its amount reaches the
+    threshold given at submission (recorded, so a later change of the threshold
+    does not move pending applications); the submitter never approves. The last
+    required approval makes it take effect: the program's budget is committed and
+    the payment schedule recorded. Payments never exceed what has fallen due.
+    Commands that change the program take it as an argument; the caller saves it
+    with the application."""
+
+    @classmethod
+    def submit(
+        cls,
+        *,
+        program: SubsidyProgram,
+        site: HousingSite,
+        amount: str | Decimal,
+        mode: str,
+        justification: str,
+        instalments: Sequence[tuple[str | Decimal, date]] | None,
+        two_approvals_from: Decimal,
+        stamp: Stamp,
+    ) -> SubsidyApplication:
+        requested = parse_money(amount, "amount")
+        payment_mode = _vocabulary_value(PaymentMode, mode, "mode")
+        plan = parse_instalments(payment_mode, requested, instalments)
+        program.check_mode_allowed(payment_mode)
+        site.check_open()
+        application: SubsidyApplication = cls(
+            program_id=program.id,
+            fiscal_year=program.fiscal_year,
+            site_id=site.id,
+            operator_type=site.operator_type,
+            site_area=site.area,
+            amount=requested,
+            mode=payment_mode,
+            justification=justification,
+            instalments=_encode(plan),
+            approvals_required=2 if requested >= two_approvals_from else 1,
+            **stamp.event_fields(),
+        )
+        return application
+
+    @event("Submitted")
+    def __init__(
+        self,
+        *,
+        program_id: UUID,
+        fiscal_year: int,
+        site_id: UUID,
+        operator_type: str,
+        site_area: str,
+        amount: Decimal,
+        mode: str,
+        justification: str,
+        instalments: list[dict[str, Any]],
+        approvals_required: int,
+        actor_id: str,
+        actor_role: str,
+        recorded_at: datetime,
+    ) -> None:
+        self.program_id = program_id
+        self.fiscal_year = fiscal_year
+        self.site_id = site_id
+        self.operator_type = operator_type
+        self.site_area = site_area
+        self.amount = amount
+        self.mode = mode
+        self.justification = justification
+        self.instalments = _decode(instalments)
+        self.approvals_required = approvals_required
+        self.submitted_by = actor_id
+        self.status = ApplicationStatus.SUBMITTED.value
+        self.approvals: list[Approval] = []
+        self.approved_on: date | None = None
+        self.schedule: list[Instalment] = []
+        self.payments: list[Payment] = []
+        self.paid = ZERO
+        self.outcome_verified_on: date | None = None
+        self.rejection_reason: str | None = None
+        self.revocation_reason: str | None = None
+        self.claw_back: Decimal | None = None
+
+    # -- queries ------------------------------------------------------------
+    def due_by(self, day: date) -> Decimal:
+        """What may be paid with ``day`` as the payment date: the instalments due
+        by then, less what has been paid."""
+        fallen_due = sum((i.amount for i in self.schedule if i.due_on is not None and i.due_on <= day), ZERO)
+        return max(fallen_due - self.paid, ZERO)
+
+    # -- guards -------------------------------------------------------------
+    def check_status(self, *allowed: ApplicationStatus, to: str) -> None:
+        """Refuses, naming the current status, unless the application is in one of ``allowed``."""
+        if self.status not in allowed:
+            raise RuleViolated(
+                f"subsidy application {self.id} is {self.status}; it can {to} only when {' or '.join(allowed)}",
+                rule="application_status",
+                current_status=self.status,
+            )
+
+    def _check_program(self, program: SubsidyProgram) -> None:
+        if program.id != self.program_id:
+            raise ValueError("program is not the application's subsidy program")
+
+    # -- commands -----------------------------------------------------------
+    def approve(self, program: SubsidyProgram, *, note: str | None, stamp: Stamp) -> None:
+        """Record one approval; the last required one commits the budget on
+        ``program`` and schedules the payments."""
+        self._check_program(program)
+        self.check_status(ApplicationStatus.SUBMITTED, to="be approved")
+        approver = stamp.actor.user_id
+        if approver == self.submitted_by:
+            raise RuleViolated(f"{approver} submitted subsidy application {self.id} and cannot approve it",
+                               rule="approver_is_submitter")
+        if any(a.approved_by == approver for a in self.approvals):
+            raise RuleViolated(f"{approver} already approved subsidy application {self.id}; "
+                               "the next approval must come from someone else", rule="already_approved_by_approver")
+        takes_effect = len(self.approvals) + 1 >= self.approvals_required
+        if takes_effect:
+            program.commit(self.id, self.amount, stamp)
+        self._approval_given(note=note, **stamp.event_fields())
+        if takes_effect:
+            self._payment_scheduled(
+                approved_on=stamp.today, instalments=_encode(self._schedule_from(stamp.today)), **stamp.event_fields()
+            )
+
+    def _schedule_from(self, approved_on: date) -> list[Instalment]:
+        if self.mode == PaymentMode.PHASED:
+            return self.instalments
+        if self.mode == PaymentMode.ONE_OFF:
+            return [Instalment(amount=self.amount, due_on=approved_on)]
+        return [Instalment(amount=self.amount, due_on=None)]
+
+    @event("ApprovalGiven")
+    def _approval_given(self, *, note: str | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        self.approvals.append(Approval(approved_by=actor_id, note=note, recorded_at=recorded_at))
+
+    @event("PaymentScheduled")
+    def _payment_scheduled(
+        self,
+        *,
+        approved_on: date,
+        instalments: list[dict[str, Any]],
+        actor_id: str,
+        actor_role: str,
+        recorded_at: datetime,
+    ) -> None:
+        self.status = ApplicationStatus.APPROVED.value
+        self.approved_on = approved_on
+        self.schedule = _decode(instalments)
+
+    def reject(self, *, reason: str, stamp: Stamp) -> None:
+        self.check_status(ApplicationStatus.SUBMITTED, to="be rejected")
+        self._rejected(reason=reason, **stamp.event_fields())
+
+    @event("Rejected")
+    def _rejected(self, *, reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        self.status = ApplicationStatus.REJECTED.value
+        self.rejection_reason = reason
+
+    def record_payment(
+        self, program: SubsidyProgram, *, amount: str | Decimal, reference: str, paid_on: date, stamp: Stamp
+    ) -> None:
+        """Record money paid out; also counted on ``program``. The last payment
+        makes the application paid."""
+        self._check_program(program)
+        paid = parse_money(amount, "amount")
+        self.check_status(ApplicationStatus.APPROVED, to="be paid")
+        check_effective_date(paid_on, stamp, earliest=self.approved_on, earliest_rule="paid_before_approval",
+                             field_name="paid_on")
+        if any(p.reference == reference for p in self.payments):
+            raise RuleViolated(f"subsidy application {self.id} already has a payment with reference {reference!r}",
+                               rule="payment_reference_used", reference=reference)
+        due = self.due_by(paid_on)
+        if paid > due:
+            raise RuleViolated(
+                f"{format_money(paid)} is more than the {format_money(due)} due on subsidy application {self.id} "
+                f"by {paid_on.isoformat()}",
+                rule="payment_exceeds_due",
+                due=format_money(due),
+            )
+        program.record_payment(self.id, paid, stamp)
+        self._payment_recorded(amount=paid, reference=reference, paid_on=paid_on, **stamp.event_fields())
+
+    @event("PaymentRecorded")
+    def _payment_recorded(
+        self, *, amount: Decimal, reference: str, paid_on: date, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        self.payments.append(Payment(amount=amount, reference=reference, paid_on=paid_on))
+        self.paid += amount
+        if self.paid == self.amount:
+            self.status = ApplicationStatus.PAID.value
+
+    def verify_outcome(self, *, verified_on: date, note: str, stamp: Stamp) -> None:
+        """A reward in lieu falls due once its outcome is verified."""
+        if self.mode != PaymentMode.REWARD_IN_LIEU:
+            raise RuleViolated(f"subsidy application {self.id} is paid {self.mode}; only a reward in lieu has an "
+                               "outcome to verify", rule="outcome_not_applicable", mode=self.mode)
+        self.check_status(ApplicationStatus.APPROVED, to="have its outcome verified")
+        if self.outcome_verified_on is not None:
+            raise RuleViolated(
+                f"the outcome of subsidy application {self.id} was verified on {self.outcome_verified_on.isoformat()}",
+                rule="outcome_already_verified",
+                verified_on=self.outcome_verified_on.isoformat(),
+            )
+        check_effective_date(verified_on, stamp, earliest=self.approved_on, earliest_rule="verified_before_approval",
+                             field_name="verified_on")
+        self._outcome_verified(verified_on=verified_on, note=note, **stamp.event_fields())
+
+    @event("OutcomeVerified")
+    def _outcome_verified(
+        self, *, verified_on: date, note: str, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        self.outcome_verified_on = verified_on
+        self.schedule = [Instalment(amount=i.amount, due_on=verified_on) for i in self.schedule]
+
+    def revoke(self, program: SubsidyProgram, *, reason: str, claw_back: str | Decimal, stamp: Stamp) -> None:
+        """Withdraw a subsidy that took effect: what is unpaid goes back to
+        ``program``'s budget; ``claw_back`` (at most what was paid) is recorded as
+        owed back by the site's operator."""
+        self._check_program(program)
+        owed_back = parse_money(claw_back, "claw_back", allow_zero=True)
+        self.check_status(ApplicationStatus.APPROVED, ApplicationStatus.PAID, to="be revoked")
+        if owed_back > self.paid:
+            raise RuleViolated(
+                f"claw_back {format_money(owed_back)} is more than the {format_money(self.paid)} paid",
+                rule="claw_back_exceeds_paid",
+                paid=format_money(self.paid),
+            )
+        unpaid = self.amount - self.paid
+        if unpaid > 0:
+            program.release(self.id, unpaid, stamp)
+        self._revoked(reason=reason, claw_back=owed_back, released=unpaid, **stamp.event_fields())
+
+    @event("Revoked")
+    def _revoked(
+        self,
+        *,
+        reason: str,
+        claw_back: Decimal,
+        released: Decimal,
+        actor_id: str,
+        actor_role: str,
+        recorded_at: datetime,
+    ) -> None:
+        self.status = ApplicationStatus.REVOKED.value
+        self.revocation_reason = reason
+        self.claw_back = claw_back

@@ -1,0 +1,134 @@
+"""``committee_agendas``: committees, their members (with the vacancies that
+departures leave), and their meetings upcoming and past."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+
+from domain.committees import ManagementCommittee
+from domain.residents import Resident
+from projections.base import SqlProjection, ViewRecorder, event_class, handles
+
+
+class CommitteeAgendasView(ViewRecorder):
+    tables = ["committees", "committee_members", "committee_meetings"]
+    ddl = [
+        "CREATE TABLE IF NOT EXISTS committees ("
+        " id uuid PRIMARY KEY, name text NOT NULL, area text NOT NULL, site_id uuid,"
+        " established_on date NOT NULL, version integer NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS committee_members ("
+        " committee_id uuid NOT NULL, member_id text NOT NULL, name text NOT NULL, role text,"
+        " resident_id uuid, joined_on date, status text NOT NULL DEFAULT 'active',"
+        " left_on date, left_reason text, PRIMARY KEY (committee_id, member_id))",
+        "CREATE INDEX IF NOT EXISTS committee_members_resident_idx ON committee_members (resident_id)",
+        "CREATE TABLE IF NOT EXISTS committee_meetings ("
+        " committee_id uuid NOT NULL, meeting_id text NOT NULL, scheduled_on date NOT NULL,"
+        " agenda jsonb NOT NULL, held_on date, attendees jsonb, quorum boolean, decisions jsonb,"
+        " PRIMARY KEY (committee_id, meeting_id))",
+    ]
+
+
+class CommitteeAgendasProjection(SqlProjection):
+    name = "committee_agendas"
+    view_class = CommitteeAgendasView
+
+    @handles(event_class(ManagementCommittee, "Established"))
+    def established(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO committees (id, name, area, site_id, established_on, version) VALUES (%s, %s, %s, %s, %s, %s)",
+            (e.originator_id, e.name, e.area, e.site_id, e.established_on, e.originator_version),
+        )
+        for member in e.members:
+            self._add_member(cursor, e.originator_id, member)
+
+    @handles(event_class(ManagementCommittee, "MemberAdded"))
+    def member_added(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._add_member(cursor, e.originator_id, e.member)
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "MemberRemoved"))
+    def member_removed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE committee_members SET status = 'left', left_on = %s, left_reason = %s"
+            " WHERE committee_id = %s AND member_id = %s",
+            (e.left_on, e.reason, e.originator_id, e.member_id),
+        )
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "MeetingScheduled"))
+    def meeting_scheduled(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO committee_meetings (committee_id, meeting_id, scheduled_on, agenda) VALUES (%s, %s, %s, %s)",
+            (e.originator_id, e.meeting_id, e.scheduled_on, json.dumps(e.agenda, default=str)),
+        )
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "MinutesRecorded"))
+    def minutes(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE committee_meetings SET held_on = %s, attendees = %s, quorum = %s, decisions = %s"
+            " WHERE committee_id = %s AND meeting_id = %s",
+            (e.held_on, json.dumps(e.attendees), e.quorum, json.dumps(e.decisions, default=str), e.originator_id,
+             e.meeting_id),
+        )
+        self._bump(cursor, e)
+
+    @handles(event_class(Resident, "DepartedDistrict"))
+    def member_departed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        """A member who leaves the district leaves a vacancy (the seed's lost 骨干)."""
+        cursor.execute(
+            "UPDATE committee_members SET status = 'vacant', left_on = %s, left_reason = 'departed the district'"
+            " WHERE resident_id = %s AND status = 'active'",
+            (e.effective_date, e.originator_id),
+        )
+
+    @staticmethod
+    def _add_member(cursor: Cursor[DictRow], committee_id: Any, member: dict[str, Any]) -> None:
+        cursor.execute(
+            "INSERT INTO committee_members (committee_id, member_id, name, role, resident_id, joined_on)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            (committee_id, member["member_id"], member["name"], member.get("role"), member.get("resident_id"),
+             member.get("joined_on")),
+        )
+
+    @staticmethod
+    def _bump(cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE committees SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))
+
+
+def list_committees(conn: Connection[DictRow], area: str | None) -> list[dict[str, Any]]:
+    """Committees with member turnover: active members, vacancies left by departures, and leavers."""
+    rows = conn.execute(
+        "SELECT c.id, c.name, c.area, c.site_id, c.established_on, c.version,"
+        " count(*) FILTER (WHERE m.status = 'active') AS active_members,"
+        " count(*) FILTER (WHERE m.status = 'vacant') AS vacancies,"
+        " count(*) FILTER (WHERE m.status = 'left') AS members_left,"
+        " count(*) FILTER (WHERE m.status <> 'active') AS turnover"
+        " FROM committees c LEFT JOIN committee_members m ON m.committee_id = c.id"
+        + (" WHERE c.area = %s" if area else "")
+        + " GROUP BY c.id ORDER BY c.name, c.id",
+        [area] if area else [],
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, Any]:
+    members = conn.execute(
+        "SELECT member_id, name, role, resident_id, joined_on, status, left_on, left_reason"
+        " FROM committee_members WHERE committee_id = %s ORDER BY joined_on, member_id",
+        (committee_id,),
+    ).fetchall()
+    meetings = conn.execute(
+        "SELECT meeting_id, scheduled_on, agenda, held_on, attendees, quorum, decisions"
+        " FROM committee_meetings WHERE committee_id = %s ORDER BY scheduled_on, meeting_id",
+        (committee_id,),
+    ).fetchall()
+    return {
+        "members": [dict(m) for m in members],
+        "upcoming": [dict(m) for m in meetings if m["held_on"] is None],
+        "past": [dict(m) for m in meetings if m["held_on"] is not None],
+    }

@@ -1,0 +1,169 @@
+"""``statistics``: per area and month, arrivals, departures, moves, population at
+month end and turnover; disputes opened and resolved by category and the median
+days to resolve. Months follow effective dates, so a late report lands in the
+month it happened."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+
+from domain.disputes import DisputeCase
+from domain.residents import Resident
+from projections.base import SqlProjection, ViewRecorder, event_class, handles
+
+
+class StatisticsView(ViewRecorder):
+    tables = ["stat_residents", "stat_movements", "stat_disputes"]
+    ddl = [
+        "CREATE TABLE IF NOT EXISTS stat_residents (resident_id uuid PRIMARY KEY, area text NOT NULL)",
+        # kind: arrival / departure (the district's border), moved_in / moved_out (between
+        # areas), move (any move, counted in the destination area); delta: population change.
+        "CREATE TABLE IF NOT EXISTS stat_movements ("
+        " id bigserial PRIMARY KEY, resident_id uuid NOT NULL, area text NOT NULL, effective_date date NOT NULL,"
+        " kind text NOT NULL, delta integer NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS stat_movements_area_idx ON stat_movements (area, effective_date)",
+        "CREATE TABLE IF NOT EXISTS stat_disputes ("
+        " case_id uuid PRIMARY KEY, area text NOT NULL, category text NOT NULL, opened_on date NOT NULL,"
+        " resolved_on date)",
+    ]
+
+
+class StatisticsProjection(SqlProjection):
+    name = "statistics"
+    view_class = StatisticsView
+
+    @handles(event_class(Resident, "Registered"))
+    def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("INSERT INTO stat_residents VALUES (%s, %s)", (e.originator_id, e.area))
+        self._movement(cursor, e.originator_id, e.area, e.registered_on, "arrival", 1)
+
+    @handles(event_class(Resident, "Returned"))
+    def returned(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE stat_residents SET area = %s WHERE resident_id = %s", (e.area, e.originator_id))
+        self._movement(cursor, e.originator_id, e.area, e.effective_date, "arrival", 1)
+
+    @handles(event_class(Resident, "DepartedDistrict"))
+    def departed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._movement(cursor, e.originator_id, self._area_of(cursor, e.originator_id), e.effective_date,
+                       "departure", -1)
+
+    @handles(event_class(Resident, "MovedIntoSite"), event_class(Resident, "MovedToPrivateHousing"))
+    def moved(self, cursor: Cursor[DictRow], e: Any) -> None:
+        previous = self._area_of(cursor, e.originator_id)
+        if previous != e.area:
+            self._movement(cursor, e.originator_id, previous, e.effective_date, "moved_out", -1)
+            self._movement(cursor, e.originator_id, e.area, e.effective_date, "moved_in", 1)
+            cursor.execute("UPDATE stat_residents SET area = %s WHERE resident_id = %s", (e.area, e.originator_id))
+        self._movement(cursor, e.originator_id, e.area, e.effective_date, "move", 0)
+
+    @handles(event_class(DisputeCase, "Logged"))
+    def dispute_logged(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("INSERT INTO stat_disputes (case_id, area, category, opened_on) VALUES (%s, %s, %s, %s)",
+                       (e.originator_id, e.area, e.category, e.logged_on))
+
+    @handles(event_class(DisputeCase, "Resolved"))
+    def dispute_resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE stat_disputes SET resolved_on = %s WHERE case_id = %s",
+                       (e.resolved_on, e.originator_id))
+
+    @handles(event_class(DisputeCase, "Reopened"))
+    def dispute_reopened(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE stat_disputes SET resolved_on = NULL WHERE case_id = %s", (e.originator_id,))
+
+    @staticmethod
+    def _area_of(cursor: Cursor[DictRow], resident_id: Any) -> str:
+        row = cursor.execute("SELECT area FROM stat_residents WHERE resident_id = %s", (resident_id,)).fetchone()
+        return str(row["area"]) if row else ""
+
+    @staticmethod
+    def _movement(cursor: Cursor[DictRow], resident_id: Any, area: str, on: date, kind: str, delta: int) -> None:
+        cursor.execute(
+            "INSERT INTO stat_movements (resident_id, area, effective_date, kind, delta) VALUES (%s, %s, %s, %s, %s)",
+            (resident_id, area, on, kind, delta),
+        )
+
+
+def _month(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _months(first: str, last: str) -> list[str]:
+    year, month = int(first[:4]), int(first[5:])
+    result = []
+    while f"{year:04d}-{month:02d}" <= last:
+        result.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return result
+
+
+def monthly_statistics(
+    conn: Connection[DictRow], *, area: str | None, from_month: str | None, to_month: str | None
+) -> list[dict[str, Any]]:
+    """One row per area and month. ``turnover_rate`` is departures (from the district
+    or to another area) divided by the population at the start of the month."""
+    area_clause = " WHERE area = %s" if area else ""
+    params = [area] if area else []
+    movements = conn.execute(
+        "SELECT area, to_char(effective_date, 'YYYY-MM') AS month, kind, count(*) AS n, sum(delta) AS delta"
+        " FROM stat_movements" + area_clause + " GROUP BY 1, 2, 3",
+        params,
+    ).fetchall()
+    disputes = conn.execute(
+        "SELECT area, category, to_char(opened_on, 'YYYY-MM') AS month, count(*) AS n FROM stat_disputes"
+        + area_clause + " GROUP BY 1, 2, 3",
+        params,
+    ).fetchall()
+    resolved = conn.execute(
+        "SELECT area, category, to_char(resolved_on, 'YYYY-MM') AS month, count(*) AS n,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY resolved_on - opened_on) AS median_days"
+        " FROM stat_disputes WHERE resolved_on IS NOT NULL" + (" AND area = %s" if area else "")
+        + " GROUP BY 1, 2, 3",
+        params,
+    ).fetchall()
+
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    case_counts: dict[tuple[str, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    for row in movements:
+        bucket = counts[(row["area"], row["month"])]
+        bucket[row["kind"]] += int(row["n"])
+        bucket["delta"] += int(row["delta"])
+    for row in disputes:
+        case_counts[(row["area"], row["month"])].setdefault(
+            row["category"], {"opened": 0, "resolved": 0, "median_days_to_resolve": None})["opened"] = int(row["n"])
+    for row in resolved:
+        entry = case_counts[(row["area"], row["month"])].setdefault(
+            row["category"], {"opened": 0, "resolved": 0, "median_days_to_resolve": None})
+        entry["resolved"] = int(row["n"])
+        entry["median_days_to_resolve"] = float(row["median_days"])
+
+    keys = set(counts) | set(case_counts)
+    if not keys:
+        return []
+    last = max(to_month or max(m for _, m in keys), max(m for _, m in keys))
+    result = []
+    for each_area in sorted({a for a, _ in keys}):
+        first = min(m for a, m in keys if a == each_area)
+        population = 0
+        for month in _months(first, last):
+            bucket = counts.get((each_area, month), {})
+            start = population
+            population += bucket.get("delta", 0)
+            departures = bucket.get("departure", 0) + bucket.get("moved_out", 0)
+            if (from_month and month < from_month) or (to_month and month > to_month):
+                continue
+            result.append({
+                "area": each_area,
+                "month": month,
+                "arrivals": bucket.get("arrival", 0) + bucket.get("moved_in", 0),
+                "departures": departures,
+                "moves": bucket.get("move", 0),
+                "population_at_month_end": population,
+                "turnover_rate": round(departures / start, 4) if start else None,
+                "disputes": case_counts.get((each_area, month), {}),
+            })
+    return result

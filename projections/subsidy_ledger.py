@@ -1,0 +1,268 @@
+"""``subsidy_ledger``: what each subsidy program has committed and paid against its
+budget, every application with its amounts, and the totals per site and per
+operator type and fiscal year, so an auditor can compare how operators are treated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow
+
+from domain.money import format_money
+from domain.subsidies import ApplicationStatus, SubsidyApplication, SubsidyProgram
+from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.pages import BadCursor, Page, decode_cursor, encode_cursor
+
+
+class SubsidyLedgerView(ViewRecorder):
+    tables = ["subsidy_programs", "subsidy_applications"]
+    ddl = [
+        "CREATE TABLE IF NOT EXISTS subsidy_programs ("
+        " program_id uuid PRIMARY KEY,"
+        " name text NOT NULL,"
+        " purpose text NOT NULL,"
+        " fiscal_year integer NOT NULL,"
+        " modes text[] NOT NULL,"
+        " budget numeric(15, 2) NOT NULL,"
+        " committed numeric(15, 2) NOT NULL DEFAULT 0,"
+        " paid numeric(15, 2) NOT NULL DEFAULT 0,"
+        " remaining numeric(15, 2) GENERATED ALWAYS AS (budget - committed) STORED,"
+        " version integer NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS subsidy_programs_year_idx ON subsidy_programs (fiscal_year, name)",
+        # ``committed`` is what the application holds of its program's budget now:
+        # its amount once it took effect, what was paid once it is revoked.
+        "CREATE TABLE IF NOT EXISTS subsidy_applications ("
+        " application_id uuid PRIMARY KEY,"
+        " program_id uuid NOT NULL,"
+        " fiscal_year integer NOT NULL,"
+        " site_id uuid NOT NULL,"
+        " site_area text NOT NULL,"
+        " operator_type text NOT NULL,"
+        " mode text NOT NULL,"
+        " status text NOT NULL,"
+        " amount numeric(15, 2) NOT NULL,"
+        " approvals integer NOT NULL DEFAULT 0,"
+        " approvals_required integer NOT NULL,"
+        " approved_on date,"
+        " committed numeric(15, 2) NOT NULL DEFAULT 0,"
+        " paid numeric(15, 2) NOT NULL DEFAULT 0,"
+        " claw_back numeric(15, 2) NOT NULL DEFAULT 0,"
+        " outcome_verified_on date,"
+        " submitted_by text NOT NULL,"
+        " submitted_at timestamptz NOT NULL,"
+        " version integer NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS subsidy_applications_program_idx ON subsidy_applications (program_id)",
+        "CREATE INDEX IF NOT EXISTS subsidy_applications_site_idx ON subsidy_applications (site_id)",
+        "CREATE INDEX IF NOT EXISTS subsidy_applications_order_idx"
+        " ON subsidy_applications (submitted_at, application_id)",
+    ]
+
+
+class SubsidyLedgerProjection(SqlProjection):
+    name = "subsidy_ledger"
+    view_class = SubsidyLedgerView
+
+    # -- programs -----------------------------------------------------------
+    @handles(event_class(SubsidyProgram, "Opened"))
+    def program_opened(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO subsidy_programs (program_id, name, purpose, fiscal_year, modes, budget, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (e.originator_id, e.name, e.purpose, e.fiscal_year, list(e.modes), e.budget, e.originator_version),
+        )
+
+    @handles(event_class(SubsidyProgram, "BudgetCommitted"))
+    def budget_committed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._program(cursor, e, "committed = committed + %s", e.amount)
+
+    @handles(event_class(SubsidyProgram, "CommitmentReleased"))
+    def commitment_released(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._program(cursor, e, "committed = committed - %s", e.amount)
+
+    @handles(event_class(SubsidyProgram, "PaymentRecorded"))
+    def program_paid(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._program(cursor, e, "paid = paid + %s", e.amount)
+
+    @staticmethod
+    def _program(cursor: Cursor[DictRow], e: Any, assignments: str, *values: Any) -> None:
+        cursor.execute(
+            f"UPDATE subsidy_programs SET {assignments}, version = %s WHERE program_id = %s",
+            (*values, e.originator_version, e.originator_id),
+        )
+
+    # -- applications -------------------------------------------------------
+    @handles(event_class(SubsidyApplication, "Submitted"))
+    def submitted(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO subsidy_applications (application_id, program_id, fiscal_year, site_id, site_area,"
+            " operator_type, mode, status, amount, approvals_required, submitted_by, submitted_at, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.originator_id,
+                e.program_id,
+                e.fiscal_year,
+                e.site_id,
+                e.site_area,
+                e.operator_type,
+                e.mode,
+                ApplicationStatus.SUBMITTED.value,
+                e.amount,
+                e.approvals_required,
+                e.actor_id,
+                e.recorded_at,
+                e.originator_version,
+            ),
+        )
+
+    @handles(event_class(SubsidyApplication, "ApprovalGiven"))
+    def approval_given(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "approvals = approvals + 1")
+
+    @handles(event_class(SubsidyApplication, "PaymentScheduled"))
+    def payment_scheduled(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "status = %s, approved_on = %s, committed = amount",
+                          ApplicationStatus.APPROVED.value, e.approved_on)
+
+    @handles(event_class(SubsidyApplication, "Rejected"))
+    def rejected(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "status = %s", ApplicationStatus.REJECTED.value)
+
+    @handles(event_class(SubsidyApplication, "PaymentRecorded"))
+    def application_paid(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(
+            cursor, e, "paid = paid + %s, status = CASE WHEN paid + %s = amount THEN %s ELSE status END",
+            e.amount, e.amount, ApplicationStatus.PAID.value,
+        )
+
+    @handles(event_class(SubsidyApplication, "OutcomeVerified"))
+    def outcome_verified(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "outcome_verified_on = %s", e.verified_on)
+
+    @handles(event_class(SubsidyApplication, "Revoked"))
+    def revoked(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "status = %s, committed = committed - %s, claw_back = %s",
+                          ApplicationStatus.REVOKED.value, e.released, e.claw_back)
+
+    @staticmethod
+    def _application(cursor: Cursor[DictRow], e: Any, assignments: str, *values: Any) -> None:
+        cursor.execute(
+            f"UPDATE subsidy_applications SET {assignments}, version = %s WHERE application_id = %s",
+            (*values, e.originator_version, e.originator_id),
+        )
+
+
+# -- reading ------------------------------------------------------------------
+MONEY_COLUMNS = frozenset({"budget", "committed", "paid", "remaining", "amount", "approved", "claw_back"})
+
+
+def _public(row: DictRow) -> dict[str, Any]:
+    """A row as the API shows it: money as strings with two decimals."""
+    return {k: format_money(v) if k in MONEY_COLUMNS and isinstance(v, Decimal) else v for k, v in row.items()}
+
+
+def _filters(**equal_to: Any) -> tuple[list[str], list[Any]]:
+    """``column = %s`` conditions for the given values, skipping None; the column
+    names are this module's own keywords, the values are parameters."""
+    given = {column: value for column, value in equal_to.items() if value is not None}
+    return [f"{column} = %s" for column in given], list(given.values())
+
+
+def _clause(where: list[str]) -> str:
+    return " WHERE " + " AND ".join(where) if where else ""
+
+
+def _count(conn: Connection[DictRow], table: str, where: list[str], params: list[Any]) -> int:
+    row = conn.execute(f"SELECT count(*) AS n FROM {table}{_clause(where)}", params).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _after(cursor: str, sort_key: Callable[[str], Any] = str) -> list[Any]:
+    """The sort key and id of the last row a page showed, as query parameters."""
+    try:
+        key, last_id = decode_cursor(cursor)
+        return [sort_key(key), UUID(last_id)]
+    except ValueError:
+        raise BadCursor("cursor is not one this service issued") from None
+
+
+def _page(rows: list[DictRow], limit: int, total: int, sort_key: Callable[[DictRow], str]) -> Page:
+    shown = rows[:limit]
+    next_cursor = encode_cursor(sort_key(shown[-1]), str(shown[-1]["id"])) if len(rows) > limit else None
+    return Page(items=[_public(r) for r in shown], total=total, next_cursor=next_cursor)
+
+
+PROGRAM_COLUMNS = "program_id AS id, name, purpose, fiscal_year, modes, budget, committed, paid, remaining, version"
+
+
+def list_programs(conn: Connection[DictRow], fiscal_year: int | None, limit: int, cursor: str | None) -> Page:
+    """Programs by name, with budget, committed, paid and remaining."""
+    where, params = _filters(fiscal_year=fiscal_year)
+    total = _count(conn, "subsidy_programs", where, params)
+    if cursor:
+        where.append("(name, program_id) > (%s, %s)")
+        params.extend(_after(cursor))
+    rows = conn.execute(
+        f"SELECT {PROGRAM_COLUMNS} FROM subsidy_programs{_clause(where)} ORDER BY name, program_id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    return _page(rows, limit, total, lambda r: str(r["name"]))
+
+
+@dataclass(frozen=True)
+class ApplicationFilter:
+    program_id: UUID | None = None
+    site_id: UUID | None = None
+    status: str | None = None
+
+
+APPLICATION_COLUMNS = (
+    "application_id AS id, program_id, fiscal_year, site_id, site_area, operator_type, mode, status, amount,"
+    " approvals, approvals_required, approved_on, committed, paid, claw_back, outcome_verified_on,"
+    " submitted_by, submitted_at, version"
+)
+
+
+def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: int, cursor: str | None) -> Page:
+    """Applications in the order they were submitted."""
+    where, params = _filters(program_id=flt.program_id, site_id=flt.site_id, status=flt.status)
+    total = _count(conn, "subsidy_applications", where, params)
+    if cursor:
+        where.append("(submitted_at, application_id) > (%s, %s)")
+        params.extend(_after(cursor, datetime.fromisoformat))
+    rows = conn.execute(
+        f"SELECT {APPLICATION_COLUMNS} FROM subsidy_applications{_clause(where)}"
+        " ORDER BY submitted_at, application_id LIMIT %s",
+        [*params, limit + 1],
+    ).fetchall()
+    return _page(rows, limit, total, lambda r: str(r["submitted_at"].isoformat()))
+
+
+# ``approved`` counts every amount that took effect, also those revoked later;
+# ``committed`` is what the applications hold of their programs' budgets now.
+TOTALS = (
+    "count(*) AS applications,"
+    " coalesce(sum(amount) FILTER (WHERE approved_on IS NOT NULL), 0) AS approved,"
+    " sum(committed) AS committed, sum(paid) AS paid, sum(claw_back) AS claw_back"
+)
+
+
+def ledger(conn: Connection[DictRow], fiscal_year: int | None) -> dict[str, list[dict[str, Any]]]:
+    """Programs with budget, committed, paid and remaining; and the applications'
+    totals by operator type and by site, per fiscal year."""
+    where, params = _filters(fiscal_year=fiscal_year)
+    queries = {
+        "programs": f"SELECT {PROGRAM_COLUMNS} FROM subsidy_programs{_clause(where)}"
+                    " ORDER BY fiscal_year, name, program_id",
+        "by_operator_type": f"SELECT fiscal_year, operator_type, {TOTALS} FROM subsidy_applications{_clause(where)}"
+                            " GROUP BY fiscal_year, operator_type ORDER BY fiscal_year, operator_type",
+        "by_site": f"SELECT fiscal_year, site_id, site_area, operator_type, {TOTALS}"
+                   f" FROM subsidy_applications{_clause(where)}"
+                   " GROUP BY fiscal_year, site_id, site_area, operator_type ORDER BY fiscal_year, site_area, site_id",
+    }
+    return {part: [_public(r) for r in conn.execute(sql, params).fetchall()] for part, sql in queries.items()}

@@ -1,0 +1,110 @@
+"""Management committees: quorum, decisions recorded on disputes, vacancies from departures."""
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.factories import resident_body, unique
+
+NOBODY = "00000000-0000-0000-0000-000000000001"
+
+
+def establish(supervisor: Api, members: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    body = {"name": unique("Committee"), "area": unique("Area"), "established_on": "2026-01-10",
+            "members": members, **overrides}
+    response = supervisor.post("/committees", body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_a_meeting_with_quorum_decides_and_the_decision_lands_on_the_dispute(
+    caseworker: Api, supervisor: Api
+) -> None:
+    committee = establish(supervisor, [{"name": n} for n in ("Wang", "Li", "Zhao")])
+    doc = supervisor.get(f"/committees/{committee['id']}").json()
+    member_ids = [m["member_id"] for m in doc["members"]]
+    assert doc["quorum"] == 2
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "noise at night",
+                                         "parties": [{"name": "Room 12", "kind": "other"}], "area": doc["area"],
+                                         "occurred_on": "2026-11-01"}).json()
+    meeting = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"dispute_id": case["id"]}, {"title": "Sanitation rota"}]})
+    assert meeting.status_code == 200, meeting.text
+    meeting_id = meeting.json()["meeting_id"]
+    minutes = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": member_ids[:2],
+        "decisions": [{"item_id": "1", "decision": "quiet hours from 22:00"}]})
+    assert minutes.status_code == 200, minutes.text
+    timeline = caseworker.get(f"/disputes/{case['id']}").json()["timeline"]
+    assert timeline[-1]["event"] == "CommitteeDecisionRecorded"
+    assert timeline[-1]["facts"]["decision"] == "quiet hours from 22:00"
+    agenda = caseworker.get(f"/committees/{committee['id']}/agenda",
+                            params={"after": minutes.json()["position"]}).json()
+    (past,) = agenda["past"]
+    assert past["quorum"] is True and past["decisions"][0]["decision"] == "quiet hours from 22:00"
+
+
+def test_a_meeting_without_quorum_records_no_decisions(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    committee = establish(supervisor, [{"name": n} for n in ("Wang", "Li", "Zhao", "Sun")])
+    member_ids = [m["member_id"] for m in supervisor.get(f"/committees/{committee['id']}").json()["members"]]
+    meeting_id = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"title": "Wages"}]}).json()["meeting_id"]
+    snapshot = stored()
+    refused = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": member_ids[:2], "decisions": [{"item_id": "1", "decision": "x"}]})
+    assert refused.status_code == 409
+    assert refused.json()["rule"] == "no_quorum" and refused.json()["quorum"] == 3
+    assert snapshot.unchanged()
+    attendance_only = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": member_ids[:2]})
+    assert attendance_only.status_code == 200
+
+
+def test_a_member_who_departs_the_district_leaves_a_vacancy(caseworker: Api, supervisor: Api) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()
+    committee = establish(supervisor, [{"name": "Wang", "role": "chair"},
+                                       {"name": "Li", "role": "group leader", "resident_id": resident["id"]}])
+    area = supervisor.get(f"/committees/{committee['id']}").json()["area"]
+    departed = caseworker.post(f"/residents/{resident['id']}/departure",
+                               {"effective_date": "2026-11-01", "reason": "went home"})
+    listed = supervisor.get("/committees", params={"area": area, "after": departed.json()["position"]}).json()
+    (row,) = listed["items"]
+    assert (row["active_members"], row["vacancies"], row["turnover"]) == (1, 1, 1)
+    agenda = supervisor.get(f"/committees/{committee['id']}/agenda").json()
+    assert {m["name"]: m["status"] for m in agenda["members"]} == {"Wang": "active", "Li": "vacant"}
+
+
+def test_members_join_and_leave(supervisor: Api) -> None:
+    committee = establish(supervisor, [{"name": "Wang"}])
+    added = supervisor.post(f"/committees/{committee['id']}/members", {"name": "Zhou", "joined_on": "2026-02-01"})
+    assert added.status_code == 200 and added.json()["member_id"]
+    removed = supervisor.post(f"/committees/{committee['id']}/member-removals", {
+        "member_id": added.json()["member_id"], "reason": "moved to another town", "left_on": "2026-10-01"})
+    assert removed.status_code == 200
+    doc = supervisor.get(f"/committees/{committee['id']}").json()
+    assert [m["name"] for m in doc["members"]] == ["Wang"]
+
+
+def test_bad_committee_input_is_refused(supervisor: Api, caseworker: Api, stored: Any) -> None:
+    snapshot = stored()
+    both = supervisor.post("/committees", {"name": "C", "area": "A", "site_id": NOBODY,
+                                           "established_on": "2026-01-01", "members": [{"name": "W"}]})
+    assert both.status_code == 422
+    no_members = supervisor.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+                                                 "members": []})
+    assert no_members.status_code == 422
+    ghost = supervisor.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+                                            "members": [{"name": "W", "resident_id": NOBODY}]})
+    assert ghost.status_code == 422 and ghost.json()["errors"][0]["field"] == "members.0.resident_id"
+    assert caseworker.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+                                           "members": [{"name": "W"}]}).status_code == 403
+    assert snapshot.unchanged()
+    committee = establish(supervisor, [{"name": "Wang"}])
+    snapshot = stored()
+    unknown_dispute = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"dispute_id": NOBODY}]})
+    assert unknown_dispute.status_code == 422
+    assert unknown_dispute.json()["errors"][0]["field"] == "agenda.0.dispute_id"
+    unknown_meeting = caseworker.post(f"/committees/{committee['id']}/meetings/nope/minutes", {
+        "held_on": "2026-11-24", "attendees": []})
+    assert unknown_meeting.status_code == 422
+    assert snapshot.unchanged()

@@ -1,0 +1,82 @@
+"""Residence permits: eligibility, issue, yearly endorsement, suspension by the sweep."""
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from api.services import Services
+from tests.conftest import NOW, Api, Clock
+from tests.factories import resident_body, site_body
+
+
+def test_an_ineligible_application_names_the_missing_condition_and_the_date(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-08-31", employer=None)).json()
+    snapshot = stored()
+    refused = caseworker.post(f"/residents/{resident['id']}/permit", {"applied_on": "2026-11-20"})
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["rule"] == "permit_not_eligible"
+    assert problem["missing_conditions"] == ["six_months_residence", "stable_work_or_housing"]
+    assert problem["eligible_from"] == "2027-02-28"
+    assert snapshot.unchanged()
+
+
+def test_late_reports_count_towards_six_months(caseworker: Api) -> None:
+    # Registered today, but the caseworker reports that residence began in January.
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-01-15")).json()
+    applied = caseworker.post(f"/residents/{resident['id']}/permit", {"applied_on": "2026-11-20"})
+    assert applied.status_code == 200, applied.text
+
+
+def test_a_permit_is_issued_endorsed_suspended_by_the_sweep_and_reinstated_late(
+    caseworker: Api, supervisor: Api, services: Services, clock: Clock
+) -> None:
+    site = supervisor.post("/sites", site_body()).json()
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01", employer=None)).json()
+    path = f"/residents/{resident['id']}"
+    caseworker.post(f"{path}/moves", {"site_id": site["id"], "effective_date": "2025-02-01"})  # stable housing
+    assert caseworker.post(f"{path}/permit", {"applied_on": "2025-09-01"}).status_code == 200
+    issued = caseworker.post(f"{path}/permit/issuance", {"number": "JZZ-2025-0001", "issued_on": "2025-09-10"})
+    assert issued.status_code == 200
+    listed = caseworker.get("/permits", params={"status": "issued", "due_before": "2026-10-01",
+                                                "after": issued.json()["position"]}).json()
+    row = next(r for r in listed["items"] if r["resident_id"] == resident["id"])
+    assert row["endorsement_due"] == "2026-09-10"  # lapsed already on the tests' clock (2026-11-25)
+
+    assert services.permit_sweep() >= 1
+    assert services.permit_sweep() == 0  # once only
+    events = [type(e).__name__ for e in services.app.events.get(UUID(resident["id"]))]
+    assert events.count("PermitSuspended") == 1
+
+    late = caseworker.post(f"{path}/permit/endorsements", {"endorsed_on": "2026-11-20"})
+    assert late.status_code == 200
+    suspended = caseworker.get("/permits", params={"status": "issued", "after": late.json()["position"]}).json()
+    row = next(r for r in suspended["items"] if r["resident_id"] == resident["id"])
+    assert row["endorsement_due"] == "2027-11-20"
+
+    clock.now = NOW + timedelta(days=400)
+    try:
+        assert services.permit_sweep() >= 1
+    finally:
+        clock.now = NOW
+
+
+def test_departure_cancels_the_permit(caseworker: Api) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01")).json()
+    path = f"/residents/{resident['id']}"
+    caseworker.post(f"{path}/permit", {"applied_on": "2025-08-01"})
+    caseworker.post(f"{path}/permit/issuance", {"number": "JZZ-2025-0002", "issued_on": "2025-08-05"})
+    departed = caseworker.post(f"{path}/departure", {"effective_date": "2026-10-01", "reason": "went home"})
+    listed = caseworker.get("/permits", params={"status": "cancelled", "after": departed.json()["position"]}).json()
+    assert resident["id"] in [r["resident_id"] for r in listed["items"]]
+
+
+def test_permit_commands_in_the_wrong_state_are_refused(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01")).json()
+    snapshot = stored()
+    endorse = caseworker.post(f"/residents/{resident['id']}/permit/endorsements", {"endorsed_on": "2026-11-01"})
+    assert endorse.status_code == 409 and endorse.json()["rule"] == "permit_state"
+    bad_number = caseworker.post(f"/residents/{resident['id']}/permit/issuance",
+                                 {"number": "no spaces!", "issued_on": "2026-11-01"})
+    assert bad_number.status_code == 422
+    assert snapshot.unchanged()
