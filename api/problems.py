@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.store import NotFound, PreconditionFailed, TooMuchContention
-from domain.common import DomainError, InvalidValue, RuleViolated
+from domain.common import DomainError, InvalidValue, RuleViolated, UnknownPart
 from projections.pages import BadCursor
 
 PROBLEM = "application/problem+json"
@@ -64,6 +64,10 @@ def install(app: FastAPI) -> None:
             422, "Invalid value", exc.message, rule=exc.rule, instance=request.url.path,
             extra={"errors": [{"field": exc.field, "rule": exc.rule, "message": exc.message}], **exc.details},
         )
+
+    @app.exception_handler(UnknownPart)
+    async def _unknown_part(request: Request, exc: UnknownPart) -> JSONResponse:
+        return problem_response(404, "Not found", exc.message, rule=exc.rule, instance=request.url.path)
 
     @app.exception_handler(RuleViolated)
     async def _rule(request: Request, exc: RuleViolated) -> JSONResponse:

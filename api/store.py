@@ -156,12 +156,14 @@ class LiudongRecorder(PostgresApplicationRecorder):
             )
             for e in stored_events
         ]
+        ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
-            ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
+            if rows:  # a command that changed nothing still records its key
+                curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
+                ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
             assert claim.target is not None
             result = CommandResult(
-                id=claim.target[0], version=claim.target[1], position=max(ids), details=claim.details
+                id=claim.target[0], version=claim.target[1], position=max(ids, default=0), details=claim.details
             )
             status, body, location = claim.render(result)
             curs.execute(

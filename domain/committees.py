@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import InvalidValue, RuleViolated, Stamp, UnknownPart, check_effective_date
 
 
 def _new_id() -> str:
@@ -112,9 +112,10 @@ class ManagementCommittee(Aggregate):
     ) -> None:
         self.meetings[meeting_id] = {"scheduled_on": scheduled_on.isoformat(), "agenda": agenda, "minutes": None}
 
-    def quorum(self) -> int:
-        """More than half of the current members."""
-        return len(self.members) // 2 + 1
+    def quorum(self, departed: frozenset[str] = frozenset()) -> int:
+        """More than half of the members still in the district (``departed``: member
+        ids of residents who have left it)."""
+        return len(set(self.members) - departed) // 2 + 1
 
     def record_minutes(
         self,
@@ -123,6 +124,7 @@ class ManagementCommittee(Aggregate):
         held_on: date,
         attendees: list[str],
         decisions: list[dict[str, str]],
+        departed: frozenset[str] = frozenset(),
         stamp: Stamp,
     ) -> list[dict[str, Any]]:
         """Record a meeting's attendance and decisions; returns the decided agenda
@@ -130,7 +132,7 @@ class ManagementCommittee(Aggregate):
         disputes in the same save."""
         meeting = self.meetings.get(meeting_id)
         if meeting is None:
-            raise InvalidValue("meeting_id", f"no meeting {meeting_id} on this committee", rule="unknown_meeting")
+            raise UnknownPart(f"no meeting {meeting_id} on committee {self.id}")
         if meeting["minutes"] is not None:
             raise RuleViolated("this meeting's minutes are already recorded", rule="minutes_recorded")
         check_effective_date(held_on, stamp, field_name="held_on")
@@ -138,15 +140,20 @@ class ManagementCommittee(Aggregate):
         if unknown:
             raise InvalidValue("attendees", f"not members of this committee: {', '.join(unknown)}",
                                rule="unknown_member")
+        gone = sorted(set(attendees) & departed)
+        if gone:
+            raise InvalidValue("attendees", f"these members have left the district: {', '.join(gone)}",
+                               rule="member_departed")
         present = len(set(attendees))
-        has_quorum = present >= self.quorum()
+        quorum = self.quorum(departed)
+        has_quorum = present >= quorum
         if decisions and not has_quorum:
             raise RuleViolated(
-                f"{present} of {len(self.members)} members attended; a quorum is {self.quorum()}, "
+                f"{present} of {len(set(self.members) - departed)} members attended; a quorum is {quorum}, "
                 "so this meeting cannot decide anything",
                 rule="no_quorum",
                 present=present,
-                quorum=self.quorum(),
+                quorum=quorum,
             )
         items = {item["item_id"]: item for item in meeting["agenda"]}
         decided: list[dict[str, Any]] = []
@@ -157,7 +164,7 @@ class ManagementCommittee(Aggregate):
             decided.append({**item, "decision": decision["decision"]})
         self._minutes_recorded(
             meeting_id=meeting_id, held_on=held_on, attendees=sorted(set(attendees)), quorum=has_quorum,
-            members=len(self.members), decisions=decided, **stamp.event_fields(),
+            members=len(set(self.members) - departed), decisions=decided, **stamp.event_fields(),
         )
         return decided
 

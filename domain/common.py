@@ -81,6 +81,12 @@ class InvalidValue(DomainError):
         self.field = field_name
 
 
+class UnknownPart(DomainError):
+    """A part of an aggregate named in the request's path does not exist (maps to 404)."""
+
+    rule = "not_found"
+
+
 class RuleViolated(DomainError):
     """A valid command conflicts with the current state of the world (maps to 409)."""
 

@@ -354,9 +354,10 @@ class DisputeCase(Aggregate):
     def overdue(self, today: date) -> list[tuple[Breach, date]]:
         """The deadlines this case has missed as of ``today``."""
         found: list[tuple[Breach, date]] = []
-        if self.first_assigned_on is None and self.is_open and today > self.response_due:
+        unresolved = CaseStatus(self.status) in UNRESOLVED_STATUSES
+        if self.first_assigned_on is None and unresolved and today > self.response_due:
             found.append((Breach.RESPONSE, self.response_due))
-        if CaseStatus(self.status) in UNRESOLVED_STATUSES and today > self.resolution_due:
+        if unresolved and today > self.resolution_due:
             found.append((Breach.RESOLUTION, self.resolution_due))
         return found
 
@@ -377,4 +378,4 @@ class DisputeCase(Aggregate):
     def _escalated_for_breach(
         self, *, breach: str, due_on: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
-        self.breaches.append(f"{breach}:{due_on.isoformat()}")
+        self.breaches.append(f"{breach}:{due_on.isoformat()}")  # the views name breaches the same way

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import calendar
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import RuleViolated, Stamp, check_effective_date
+from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
 from domain.identity import IdentityNumber
 from domain.sites import HousingSite
 
@@ -31,6 +31,8 @@ def add_months(day: date, months: int) -> date:
 # State Council Order 663: six months' residence, and stable work or housing.
 PERMIT_RESIDENCE_MONTHS = 6
 ENDORSEMENT_MONTHS = 12
+# An endorsement can be recorded at most this long before it falls due (so once a year).
+ENDORSEMENT_WINDOW_DAYS = 60
 
 
 class ResidenceStatus(StrEnum):
@@ -57,6 +59,12 @@ class Resident(Aggregate):
         stamp: Stamp,
     ) -> Resident:
         check_effective_date(registered_on, stamp, field_name="registered_on")
+        if id_number.birth_date > stamp.today:
+            raise InvalidValue("id_number", f"identity number holds a birth date in the future "
+                               f"({id_number.birth_date.isoformat()})", rule="id_number_birth_date")
+        if registered_on < id_number.birth_date:
+            raise InvalidValue("registered_on", "registered_on is before the resident's birth date",
+                               rule="registered_before_birth")
         resident: Resident = cls(
             id_number=id_number.value,
             name=name,
@@ -95,6 +103,7 @@ class Resident(Aggregate):
         self.phone = phone
         self.hometown = hometown
         self.employer = employer
+        self.employer_since = registered_on
         self.registered_on = registered_on
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.site_id: UUID | None = None
@@ -228,6 +237,8 @@ class Resident(Aggregate):
     def change_employer(self, *, employer: str | None, effective_date: date, stamp: Stamp) -> None:
         self.check_present()
         check_effective_date(effective_date, stamp, earliest=self.registered_on)
+        check_effective_date(effective_date, stamp, earliest=self.employer_since,
+                             earliest_rule="effective_date_before_last_change")
         if employer == self.employer:
             return
         self._employer_changed(employer=employer, effective_date=effective_date, **stamp.event_fields())
@@ -237,6 +248,7 @@ class Resident(Aggregate):
         self, *, employer: str | None, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
         self.employer = employer
+        self.employer_since = effective_date
 
     # -- residence permits (居住证) ------------------------------------------
     def permit_eligibility(self, on: date) -> tuple[list[str], date]:
@@ -303,6 +315,12 @@ class Resident(Aggregate):
         check_effective_date(endorsed_on, stamp, earliest=date.fromisoformat(permit["issued_on"]),
                              earliest_rule="endorsed_before_issue", field_name="endorsed_on")
         due = date.fromisoformat(permit["endorsement_due"])
+        opens = due - timedelta(days=ENDORSEMENT_WINDOW_DAYS)
+        if endorsed_on < opens:
+            raise RuleViolated(
+                f"the endorsement due on {due.isoformat()} can be recorded from {opens.isoformat()}",
+                rule="endorsement_too_early", endorsement_due=due.isoformat(), window_opens=opens.isoformat(),
+            )
         # On time: the next year runs from the due date; late: from the endorsement.
         next_due = add_months(due if endorsed_on <= due else endorsed_on, ENDORSEMENT_MONTHS)
         self._permit_endorsed(endorsed_on=endorsed_on, endorsement_due=next_due, **stamp.event_fields())

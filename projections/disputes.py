@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 
 from domain.disputes import DisputeCase
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_cursor, encode_cursor
+from projections.pages import Page, decode_keyset, encode_cursor
 
 CASE_COLUMNS = (
     " id uuid PRIMARY KEY,"
@@ -34,6 +34,11 @@ CASE_COLUMNS = (
     " breaches text[] NOT NULL DEFAULT '{}',"
     " version integer NOT NULL"
 )
+
+
+def breach_key(e: Any) -> str:
+    """How a breach is named everywhere: ``response:2026-11-26`` (as on the aggregate)."""
+    return f"{e.breach}:{e.due_on.isoformat()}"
 
 
 class CaseRows:
@@ -144,7 +149,7 @@ class CaseDetailsProjection(CaseRows, SqlProjection):
     def breached(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "UPDATE case_details SET breaches = array_append(breaches, %s), version = %s WHERE id = %s",
-            (e.breach, e.originator_version, e.originator_id),
+            (breach_key(e), e.originator_version, e.originator_id),
         )
 
     @handles(
@@ -205,7 +210,7 @@ class OpenCasesProjection(CaseRows, SqlProjection):
     def breached(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "UPDATE open_cases SET breaches = array_append(breaches, %s), version = %s WHERE id = %s",
-            (e.breach, e.originator_version, e.originator_id),
+            (breach_key(e), e.originator_version, e.originator_id),
         )
 
     @handles(
@@ -219,9 +224,10 @@ class OpenCasesProjection(CaseRows, SqlProjection):
 
 # -- queries -------------------------------------------------------------------
 
+# The same rule as DisputeCase.overdue: deadlines matter only while a case is unresolved.
 OVERDUE = (
-    "((first_assigned_on IS NULL AND response_due < %(today)s)"
-    " OR (status NOT IN ('resolved', 'closed') AND resolution_due < %(today)s))"
+    "(status NOT IN ('resolved', 'closed') AND"
+    " ((first_assigned_on IS NULL AND response_due < %(today)s) OR resolution_due < %(today)s))"
 )
 
 
@@ -256,7 +262,7 @@ def list_cases(conn: Connection[DictRow], flt: CaseFilter, today: date, limit: i
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total_row = conn.execute(f"SELECT count(*) AS n FROM case_details{clause}", params).fetchone()
     if cursor:
-        last_logged, last_id = decode_cursor(cursor)
+        last_logged, last_id = decode_keyset(cursor, date.fromisoformat)
         where.append("(logged_on, id) > (%(last_logged)s, %(last_id)s)")
         params.update(last_logged=last_logged, last_id=last_id)
         clause = " WHERE " + " AND ".join(where)

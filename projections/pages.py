@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 
 @dataclass(frozen=True)
@@ -32,3 +34,12 @@ def decode_cursor(token: str) -> list[str]:
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
         raise BadCursor("cursor is not one this service issued")
     return values
+
+
+def decode_keyset(token: str, parse_key: Callable[[str], Any] = str) -> list[Any]:
+    """The sort key and id of the last row a page showed, parsed for use as query parameters."""
+    try:
+        key, last_id = decode_cursor(token)
+        return [parse_key(key), UUID(last_id)]
+    except ValueError:
+        raise BadCursor("cursor is not one this service issued") from None

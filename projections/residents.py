@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_cursor, encode_cursor
+from projections.pages import Page, decode_keyset, encode_cursor
 
 
 class ResidentsView(ViewRecorder):
@@ -164,7 +164,7 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     page_where = list(where)
     page_params = list(params)
     if cursor:
-        last_name, last_id = decode_cursor(cursor)
+        last_name, last_id = decode_keyset(cursor)
         page_where.append("(name, id) > (%s, %s)")
         page_params.extend([last_name, last_id])
     rows = conn.execute(
@@ -199,7 +199,7 @@ def list_permits(
     clause = " WHERE " + " AND ".join(where)
     total_row = conn.execute("SELECT count(*) AS n FROM residents" + clause, params).fetchone()
     if cursor:
-        last_name, last_id = decode_cursor(cursor)
+        last_name, last_id = decode_keyset(cursor)
         clause += " AND (name, id) > (%s, %s)"
         params.extend([last_name, last_id])
     rows = conn.execute(

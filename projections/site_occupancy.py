@@ -10,7 +10,7 @@ from psycopg.rows import DictRow
 
 from domain.sites import HousingSite
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_cursor, encode_cursor
+from projections.pages import Page, decode_keyset, encode_cursor
 
 
 class SiteOccupancyView(ViewRecorder):
@@ -122,7 +122,7 @@ def list_sites(conn: Connection[DictRow], flt: SiteFilter, limit: int, cursor: s
     ).fetchone()
     total = int(total_row["n"]) if total_row else 0
     if cursor:
-        last_name, last_id = decode_cursor(cursor)
+        last_name, last_id = decode_keyset(cursor)
         where.append("(name, site_id) > (%s, %s)")
         params.extend([last_name, last_id])
     rows = conn.execute(

@@ -27,9 +27,10 @@ class StatisticsView(ViewRecorder):
         " id bigserial PRIMARY KEY, resident_id uuid NOT NULL, area text NOT NULL, effective_date date NOT NULL,"
         " kind text NOT NULL, delta integer NOT NULL)",
         "CREATE INDEX IF NOT EXISTS stat_movements_area_idx ON stat_movements (area, effective_date)",
+        # occurred_on dates the dispute's month; days to resolve run from logging (the office's part).
         "CREATE TABLE IF NOT EXISTS stat_disputes ("
-        " case_id uuid PRIMARY KEY, area text NOT NULL, category text NOT NULL, opened_on date NOT NULL,"
-        " resolved_on date)",
+        " case_id uuid PRIMARY KEY, area text NOT NULL, category text NOT NULL, occurred_on date NOT NULL,"
+        " opened_on date NOT NULL, resolved_on date)",
     ]
 
 
@@ -63,8 +64,10 @@ class StatisticsProjection(SqlProjection):
 
     @handles(event_class(DisputeCase, "Logged"))
     def dispute_logged(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute("INSERT INTO stat_disputes (case_id, area, category, opened_on) VALUES (%s, %s, %s, %s)",
-                       (e.originator_id, e.area, e.category, e.logged_on))
+        cursor.execute(
+            "INSERT INTO stat_disputes (case_id, area, category, occurred_on, opened_on) VALUES (%s, %s, %s, %s, %s)",
+            (e.originator_id, e.area, e.category, e.occurred_on, e.logged_on),
+        )
 
     @handles(event_class(DisputeCase, "Resolved"))
     def dispute_resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -114,7 +117,7 @@ def monthly_statistics(
         params,
     ).fetchall()
     disputes = conn.execute(
-        "SELECT area, category, to_char(opened_on, 'YYYY-MM') AS month, count(*) AS n FROM stat_disputes"
+        "SELECT area, category, to_char(occurred_on, 'YYYY-MM') AS month, count(*) AS n FROM stat_disputes"
         + area_clause + " GROUP BY 1, 2, 3",
         params,
     ).fetchall()

@@ -17,7 +17,7 @@ from psycopg.rows import DictRow
 from domain.money import format_money
 from domain.subsidies import ApplicationStatus, SubsidyApplication, SubsidyProgram
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import BadCursor, Page, decode_cursor, encode_cursor
+from projections.pages import Page, decode_keyset, encode_cursor
 
 
 class SubsidyLedgerView(ViewRecorder):
@@ -182,15 +182,6 @@ def _count(conn: Connection[DictRow], table: str, where: list[str], params: list
     return int(row["n"]) if row else 0
 
 
-def _after(cursor: str, sort_key: Callable[[str], Any] = str) -> list[Any]:
-    """The sort key and id of the last row a page showed, as query parameters."""
-    try:
-        key, last_id = decode_cursor(cursor)
-        return [sort_key(key), UUID(last_id)]
-    except ValueError:
-        raise BadCursor("cursor is not one this service issued") from None
-
-
 def _page(rows: list[DictRow], limit: int, total: int, sort_key: Callable[[DictRow], str]) -> Page:
     shown = rows[:limit]
     next_cursor = encode_cursor(sort_key(shown[-1]), str(shown[-1]["id"])) if len(rows) > limit else None
@@ -206,7 +197,7 @@ def list_programs(conn: Connection[DictRow], fiscal_year: int | None, limit: int
     total = _count(conn, "subsidy_programs", where, params)
     if cursor:
         where.append("(name, program_id) > (%s, %s)")
-        params.extend(_after(cursor))
+        params.extend(decode_keyset(cursor))
     rows = conn.execute(
         f"SELECT {PROGRAM_COLUMNS} FROM subsidy_programs{_clause(where)} ORDER BY name, program_id LIMIT %s",
         [*params, limit + 1],
@@ -234,7 +225,7 @@ def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: 
     total = _count(conn, "subsidy_applications", where, params)
     if cursor:
         where.append("(submitted_at, application_id) > (%s, %s)")
-        params.extend(_after(cursor, datetime.fromisoformat))
+        params.extend(decode_keyset(cursor, datetime.fromisoformat))
     rows = conn.execute(
         f"SELECT {APPLICATION_COLUMNS} FROM subsidy_applications{_clause(where)}"
         " ORDER BY submitted_at, application_id LIMIT %s",

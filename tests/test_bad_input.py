@@ -2,6 +2,7 @@
 stores nothing: no event, no idempotency record, no projection change."""
 
 import uuid
+from datetime import date
 from typing import Any
 
 import pytest
@@ -223,3 +224,40 @@ def test_a_malformed_if_match_is_refused(supervisor: Api, stored: Any) -> None:
     response = supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": 5}, headers={"If-Match": "yesterday"})
     assert_problem(response, 422, field="If-Match")
     assert snapshot.unchanged()
+
+
+def test_a_birth_date_in_the_future_is_refused(caseworker: Api, stored: Any) -> None:
+    snapshot = stored()
+    first17 = "110105" + "20300101" + "001"
+    response = caseworker.post("/residents", resident_body(id_number=first17 + check_character(first17)))
+    assert_problem(response, 422, field="id_number", rule="id_number_birth_date")
+    born_2000 = id_number(birth=date(2000, 5, 1))
+    before_birth = caseworker.post("/residents", resident_body(id_number=born_2000, registered_on="1999-01-01"))
+    assert_problem(before_birth, 422, field="registered_on", rule="registered_before_birth")
+    assert snapshot.unchanged()
+
+
+def test_employer_changes_stay_in_date_order(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()
+    path = f"/residents/{resident['id']}/employer"
+    assert caseworker.post(path, {"employer": "B", "effective_date": "2026-10-01"}).status_code == 200
+    snapshot = stored()
+    older = caseworker.post(path, {"employer": "A", "effective_date": "2026-05-01"})
+    assert_problem(older, 409, rule="effective_date_before_last_change")
+    assert snapshot.unchanged()
+
+
+def test_a_cursor_with_values_this_service_never_issued_is_422(caseworker: Api) -> None:
+    from projections.pages import encode_cursor
+
+    forged = encode_cursor("a", "not-a-uuid")
+    for path in ("/residents", "/sites", "/disputes", "/permits", "/subsidy-applications"):
+        assert_problem(caseworker.get(path, params={"cursor": forged}), 422, field="cursor")
+
+
+def test_a_no_op_command_with_an_idempotency_key_answers_and_replays(supervisor: Api) -> None:
+    site = supervisor.post("/sites", site_body(capacity=7)).json()
+    first = supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": 7}, headers={"Idempotency-Key": "same"})
+    assert first.status_code == 200, first.text
+    again = supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": 7}, headers={"Idempotency-Key": "same"})
+    assert again.status_code == 200 and again.json() == first.json()

@@ -34,7 +34,7 @@ def fold_case(events: list[Any]) -> dict[str, Any]:
             status = "referred" if row["agency"] else "assigned" if row["assignee"] else "logged"
             row.update(status=status, outcome=None, resolved_on=None, resolution_due=e.resolution_due)
         elif kind == "EscalatedForBreach":
-            row["breaches"] = [*row["breaches"], e.breach]
+            row["breaches"] = [*row["breaches"], f"{e.breach}:{e.due_on.isoformat()}"]
         row["version"] = e.originator_version
     return row
 

@@ -106,5 +106,47 @@ def test_bad_committee_input_is_refused(supervisor: Api, caseworker: Api, stored
     assert unknown_dispute.json()["errors"][0]["field"] == "agenda.0.dispute_id"
     unknown_meeting = caseworker.post(f"/committees/{committee['id']}/meetings/nope/minutes", {
         "held_on": "2026-11-24", "attendees": []})
-    assert unknown_meeting.status_code == 422
+    assert unknown_meeting.status_code == 404
     assert snapshot.unchanged()
+
+
+def test_two_decisions_on_one_dispute_are_both_recorded(caseworker: Api, supervisor: Api) -> None:
+    committee = establish(supervisor, [{"name": "Wang"}])
+    member = supervisor.get(f"/committees/{committee['id']}").json()["members"][0]["member_id"]
+    case = caseworker.post("/disputes", {"category": "other", "description": "d", "area": "A",
+                                         "parties": [{"name": "X", "kind": "other"}],
+                                         "occurred_on": "2026-11-01"}).json()
+    meeting_id = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"dispute_id": case["id"]}, {"dispute_id": case["id"]}]}
+    ).json()["meeting_id"]
+    minutes = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": [member],
+        "decisions": [{"item_id": "1", "decision": "a"}, {"item_id": "2", "decision": "b"}]})
+    assert minutes.status_code == 200, minutes.text
+    decisions = [e["facts"]["decision"] for e in caseworker.get(f"/disputes/{case['id']}").json()["timeline"]
+                 if e["event"] == "CommitteeDecisionRecorded"]
+    assert decisions == ["a", "b"]
+
+
+def test_members_who_left_the_district_neither_count_for_quorum_nor_attend(
+    caseworker: Api, supervisor: Api, stored: Any
+) -> None:
+    residents = [caseworker.post("/residents", resident_body()).json()["id"] for _ in range(2)]
+    committee = establish(supervisor, [{"name": "Wang"}] + [
+        {"name": f"R{n}", "resident_id": rid} for n, rid in enumerate(residents)])
+    for rid in residents:
+        caseworker.post(f"/residents/{rid}/departure", {"effective_date": "2026-11-01", "reason": "home"})
+    doc = supervisor.get(f"/committees/{committee['id']}").json()
+    assert doc["quorum"] == 1
+    by_name = {m["name"]: m["member_id"] for m in doc["members"]}
+    meeting_id = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"title": "t"}]}).json()["meeting_id"]
+    snapshot = stored()
+    ghosts = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": [by_name["R0"], by_name["R1"]],
+        "decisions": [{"item_id": "1", "decision": "x"}]})
+    assert ghosts.status_code == 422 and ghosts.json()["rule"] == "member_departed"
+    assert snapshot.unchanged()
+    alone = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-11-24", "attendees": [by_name["Wang"]], "decisions": [{"item_id": "1", "decision": "x"}]})
+    assert alone.status_code == 200, alone.text

@@ -199,7 +199,9 @@ def test_sla_sweep_escalates_each_breach_once_even_when_two_run_at_once(
         area = caseworker.get(f"/disputes/{case['id']}").json()["area"]
         listed = caseworker.get("/disputes", params={"overdue": "true", "area": area, "after": services.head()})
         (item,) = listed.json()["items"]
-        assert item["overdue"] is True and item["breaches"] == ["response", "resolution"]
+        assert item["overdue"] is True
+        assert [b.split(":")[0] for b in item["breaches"]] == ["response", "resolution"]
+        assert caseworker.get(f"/disputes/{case['id']}").json()["breaches"] == item["breaches"]
     finally:
         clock.now = NOW
 
@@ -212,3 +214,20 @@ def test_service_levels_come_from_a_settings_file(tmp_path: Any) -> None:
     policy = Settings(sla_file=sla).sla_policy()
     assert policy.level("wages_and_labour").resolution_days == 7
     assert policy.level("housing").resolution_days == 30
+
+
+def test_a_case_resolved_before_any_assignment_never_breaches_its_response_deadline(
+    caseworker: Api, services: Services, clock: Clock
+) -> None:
+    case = log_dispute(caseworker, category="public_order")
+    caseworker.post(f"/disputes/{case['id']}/resolution", {"outcome": "withdrawn"})
+    assert services.wait_for("open_cases", services.head(), 10)
+    clock.now = NOW + timedelta(days=30)
+    try:
+        services.sla_sweep()
+        assert breaches(services, case["id"]) == []
+        assert caseworker.get(f"/disputes/{case['id']}").json()["overdue"] is False
+        area = caseworker.get(f"/disputes/{case['id']}").json()["area"]
+        assert caseworker.get("/disputes", params={"overdue": "true", "area": area}).json()["total"] == 0
+    finally:
+        clock.now = NOW

@@ -80,3 +80,17 @@ def test_permit_commands_in_the_wrong_state_are_refused(caseworker: Api, stored:
                                  {"number": "no spaces!", "issued_on": "2026-11-01"})
     assert bad_number.status_code == 422
     assert snapshot.unchanged()
+
+
+def test_an_endorsement_is_recorded_once_a_year(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01")).json()
+    path = f"/residents/{resident['id']}"
+    caseworker.post(f"{path}/permit", {"applied_on": "2025-08-01"})
+    caseworker.post(f"{path}/permit/issuance", {"number": "JZZ-2025-0003", "issued_on": "2025-08-10"})
+    early = caseworker.post(f"{path}/permit/endorsements", {"endorsed_on": "2025-08-11"})
+    assert early.status_code == 409 and early.json()["window_opens"] == "2026-06-11"
+    assert caseworker.post(f"{path}/permit/endorsements", {"endorsed_on": "2026-08-01"}).status_code == 200
+    snapshot = stored()
+    twice = caseworker.post(f"{path}/permit/endorsements", {"endorsed_on": "2026-08-01"})
+    assert twice.status_code == 409 and twice.json()["rule"] == "endorsement_too_early"
+    assert snapshot.unchanged()

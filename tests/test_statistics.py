@@ -31,3 +31,12 @@ def test_arrivals_departures_moves_population_and_disputes_by_month(caseworker: 
 def test_bad_months_are_refused(caseworker: Api) -> None:
     response = caseworker.get("/statistics", params={"from_month": "2026-13"})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "from_month"
+
+
+def test_a_dispute_counts_in_the_month_it_happened_not_when_it_was_logged(caseworker: Api) -> None:
+    area = unique("Late")
+    logged = caseworker.post("/disputes", {"category": "sanitation", "description": "rubbish",
+                                           "parties": [{"name": "S", "kind": "site_operator"}], "area": area,
+                                           "occurred_on": "2026-10-28"}).json()
+    rows = caseworker.get("/statistics", params={"area": area, "after": logged["position"]}).json()["items"]
+    assert {r["month"]: r["disputes"] for r in rows}["2026-10"]["sanitation"]["opened"] == 1

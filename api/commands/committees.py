@@ -13,7 +13,7 @@ from api.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.committees import ManagementCommittee
 from domain.common import Stamp
 from domain.disputes import DisputeCase
-from domain.residents import Resident
+from domain.residents import ResidenceStatus, Resident
 from domain.sites import HousingSite
 
 
@@ -94,6 +94,14 @@ class CommitteeCommands(OfficeApplication):
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: scheduled)
 
+    def departed_members(self, committee: ManagementCommittee) -> frozenset[str]:
+        """Members who are residents that have since left the district."""
+        return frozenset(
+            member_id for member_id, member in committee.members.items()
+            if member.get("resident_id") is not None
+            and self.load(Resident, UUID(str(member["resident_id"]))).status == ResidenceStatus.DEPARTED
+        )
+
     def record_minutes(
         self, committee_id: UUID, *, meeting_id: str, held_on: date, attendees: list[str],
         decisions: list[dict[str, str]], stamp: Stamp,
@@ -103,14 +111,15 @@ class CommitteeCommands(OfficeApplication):
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
             decided = committee.record_minutes(meeting_id=meeting_id, held_on=held_on, attendees=attendees,
-                                               decisions=decisions, stamp=stamp)
-            cases = []
+                                               decisions=decisions, departed=self.departed_members(committee),
+                                               stamp=stamp)
+            cases: dict[UUID, DisputeCase] = {}  # one copy per dispute, however many items name it
             for item in decided:
                 if item.get("dispute_id") is not None:
-                    case = self.load(DisputeCase, UUID(str(item["dispute_id"])))
+                    case_id = UUID(str(item["dispute_id"]))
+                    case = cases.setdefault(case_id, self.load(DisputeCase, case_id))
                     case.record_committee_decision(committee_id=committee.id, meeting_id=meeting_id,
                                                    decision=item["decision"], stamp=stamp)
-                    cases.append(case)
-            return cases
+            return list(cases.values())
 
         return self._committee_command(committee_id, act, expected_version, idempotency)

@@ -123,11 +123,13 @@ def list_all(
 def get_committee(committee_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
     """One committee: current members (with quorum) and every meeting; ETag is its version."""
     committee = services.app.load(ManagementCommittee, committee_id)
+    departed = services.app.departed_members(committee)
     doc = {
         "id": str(committee.id), "version": committee.version, "name": committee.name, "area": committee.area,
         "site_id": str(committee.site_id) if committee.site_id else None,
         "established_on": committee.established_on.isoformat(),
-        "members": list(committee.members.values()), "quorum": committee.quorum(),
+        "members": [{**m, "departed": m["member_id"] in departed} for m in committee.members.values()],
+        "quorum": committee.quorum(departed),
         "meetings": [{"meeting_id": k, **v} for k, v in committee.meetings.items()],
     }
     return JSONResponse(_json(doc), headers={"ETag": f'"{committee.version}"'})
