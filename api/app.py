@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(residents.router)
     app.include_router(permits.router)
     app.include_router(disputes.router)
+    app.include_router(disputes.open_cases_router)
     app.include_router(committees.router)
     app.include_router(subsidies.router)
     app.include_router(statistics.router)

@@ -243,7 +243,19 @@ class CaseFilter:
     opened_to: date | None = None
 
 
-def list_cases(conn: Connection[DictRow], flt: CaseFilter, today: date, limit: int, cursor: str | None) -> Page:
+CASE_FIELDS = (
+    "id, category, status, priority, assignee, agency, site_id, area, occurred_on, logged_on, response_due,"
+    " resolution_due, first_assigned_on, resolved_on, outcome, breaches, version"
+)
+VIEWS = {"case_details": CASE_FIELDS + ", amount_recovered", "open_cases": CASE_FIELDS}
+
+
+def list_cases(
+    conn: Connection[DictRow], flt: CaseFilter, today: date, limit: int, cursor: str | None,
+    view: str = "case_details",
+) -> Page:
+    """Cases from ``view`` (``case_details``: every case; ``open_cases``: the work queue)."""
+    columns = VIEWS[view]
     where: list[str] = []
     params: dict[str, Any] = {"today": today}
     for column in ("status", "category", "assignee", "site_id", "area"):
@@ -260,17 +272,15 @@ def list_cases(conn: Connection[DictRow], flt: CaseFilter, today: date, limit: i
         where.append("logged_on <= %(opened_to)s")
         params["opened_to"] = flt.opened_to
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total_row = conn.execute(f"SELECT count(*) AS n FROM case_details{clause}", params).fetchone()
+    total_row = conn.execute(f"SELECT count(*) AS n FROM {view}{clause}", params).fetchone()
     if cursor:
         last_logged, last_id = decode_keyset(cursor, date.fromisoformat)
         where.append("(logged_on, id) > (%(last_logged)s, %(last_id)s)")
         params.update(last_logged=last_logged, last_id=last_id)
         clause = " WHERE " + " AND ".join(where)
     rows = conn.execute(
-        f"SELECT id, category, status, priority, assignee, agency, site_id, area, occurred_on, logged_on,"
-        f" response_due, resolution_due, first_assigned_on, resolved_on, outcome, amount_recovered, breaches,"
-        f" version, {OVERDUE} AS overdue, (%(today)s - logged_on) AS age_days"
-        f" FROM case_details{clause} ORDER BY logged_on, id LIMIT %(limit)s",
+        f"SELECT {columns}, {OVERDUE} AS overdue, (%(today)s - logged_on) AS age_days"
+        f" FROM {view}{clause} ORDER BY logged_on, id LIMIT %(limit)s",
         {**params, "limit": limit + 1},
     ).fetchall()
     has_more = len(rows) > limit

@@ -231,3 +231,15 @@ def test_a_case_resolved_before_any_assignment_never_breaches_its_response_deadl
         assert caseworker.get("/disputes", params={"overdue": "true", "area": area}).json()["total"] == 0
     finally:
         clock.now = NOW
+
+
+def test_the_open_cases_queue_holds_every_case_not_closed(caseworker: Api, supervisor: Api) -> None:
+    area = unique("Queue")
+    kept = log_dispute(caseworker, area=area)
+    gone = log_dispute(caseworker, area=area)
+    caseworker.post(f"/disputes/{gone['id']}/resolution", {"outcome": "withdrawn"})
+    closed = supervisor.post(f"/disputes/{gone['id']}/closure", {})
+    queue = caseworker.get("/open-cases", params={"area": area, "after": closed.json()["position"]}).json()
+    assert [item["id"] for item in queue["items"]] == [kept["id"]]
+    assert queue["items"][0]["age_days"] == 0 and queue["items"][0]["overdue"] is False
+    assert caseworker.get("/disputes", params={"area": area}).json()["total"] == 2

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
@@ -14,12 +15,14 @@ from api import auth
 from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
 from api.problems import Problem
 from api.schemas import AreaName, Body, CommandAccepted, Money, Name, PageOut, Reason
+from api.services import Services
 from domain.common import Role
 from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import format_money, parse_money
 from projections.disputes import CaseFilter, list_cases, timeline_entry
 
 router = APIRouter(prefix="/disputes", tags=["disputes"])
+open_cases_router = APIRouter()
 
 WORKERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
 SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
@@ -120,32 +123,48 @@ def log_dispute(body: DisputeCreate, cmd: Work) -> JSONResponse:
     )
 
 
+CaseStatusFilter = Literal["logged", "assigned", "referred", "escalated", "resolved", "closed"]
+
+
+@dataclass
+class CaseQuery:
+    """The filters both case lists take (query parameters)."""
+
+    status: CaseStatusFilter | None = None
+    category: DisputeCategory | None = None
+    assignee: Annotated[str | None, Query(max_length=100)] = None
+    site_id: UUID | None = None
+    area: Annotated[str | None, Query(max_length=64)] = None
+    overdue: bool | None = None
+    opened_from: date | None = None
+    opened_to: date | None = None
+    limit: Annotated[int, Query(ge=1, le=500)] = 50
+    cursor: Annotated[str | None, Query(max_length=500)] = None
+    after: Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")] = None
+
+    def answer(self, services: Services, view: str) -> JSONResponse:
+        headers = read_after(services, view, self.after)
+        flt = CaseFilter(status=self.status, category=self.category.value if self.category else None,
+                         assignee=self.assignee, site_id=str(self.site_id) if self.site_id else None,
+                         area=self.area, overdue=self.overdue, opened_from=self.opened_from,
+                         opened_to=self.opened_to)
+        with services.pool.connection() as conn:
+            page = list_cases(conn, flt, services.system_stamp().today, self.limit, self.cursor, view=view)
+        items = [{**item, "amount_recovered": _money(item.get("amount_recovered"))} for item in page.items]
+        return JSONResponse(PageOut(items=items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
+                            headers=headers)
+
+
 @router.get("", response_model=PageOut)
-def list_disputes(
-    services: ServicesDep,
-    _: PrincipalDep,
-    status: Literal["logged", "assigned", "referred", "escalated", "resolved", "closed"] | None = None,
-    category: DisputeCategory | None = None,
-    assignee: Annotated[str | None, Query(max_length=100)] = None,
-    site_id: UUID | None = None,
-    area: Annotated[str | None, Query(max_length=64)] = None,
-    overdue: bool | None = None,
-    opened_from: date | None = None,
-    opened_to: date | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
-) -> JSONResponse:
-    """Disputes with status, assignee, age in days, due dates and an overdue flag (the case_details view)."""
-    headers = read_after(services, "case_details", after)
-    flt = CaseFilter(status=status, category=category.value if category else None, assignee=assignee,
-                     site_id=str(site_id) if site_id else None, area=area, overdue=overdue,
-                     opened_from=opened_from, opened_to=opened_to)
-    with services.pool.connection() as conn:
-        page = list_cases(conn, flt, services.system_stamp().today, limit, cursor)
-    items = [{**item, "amount_recovered": _money(item["amount_recovered"])} for item in page.items]
-    return JSONResponse(PageOut(items=items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
-                        headers=headers)
+def list_disputes(services: ServicesDep, _: PrincipalDep, query: Annotated[CaseQuery, Depends()]) -> JSONResponse:
+    """Every dispute with status, assignee, age in days, due dates and an overdue flag (case_details)."""
+    return query.answer(services, "case_details")
+
+
+@open_cases_router.get("/open-cases", response_model=PageOut, tags=["disputes"])
+def list_open_cases(services: ServicesDep, _: PrincipalDep, query: Annotated[CaseQuery, Depends()]) -> JSONResponse:
+    """The work queue: every dispute not closed, oldest first, with age, due dates and an overdue flag."""
+    return query.answer(services, "open_cases")
 
 
 def _money(value: Any) -> str | None:
