@@ -43,9 +43,11 @@ class SqlProjection(Projection[ViewRecorder]):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.handlers = {}
-        for attr in list(vars(cls).values()):
-            for event_class in getattr(attr, "_handles", ()):
-                cls.handlers[event_class] = attr
+        # Handlers are inherited; a subclass's handler of the same event wins.
+        for klass in reversed(cls.__mro__):
+            for attr in list(vars(klass).values()):
+                for event_class in getattr(attr, "_handles", ()):
+                    cls.handlers[event_class] = attr
         # The live subscription takes every event (``topics`` stays empty) so the
         # tracked position follows the head of the log and ``?after=POSITION`` waits
         # end; a rebuild reads only the topics it handles.

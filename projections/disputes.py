@@ -42,7 +42,7 @@ def breach_key(e: Any) -> str:
 
 
 class CaseRows:
-    """Handlers shared by both views: they keep the same columns up to date in ``table``."""
+    """What both case views record the same way, in ``table``."""
 
     table: str
 
@@ -62,24 +62,54 @@ class CaseRows:
         assignments = ", ".join(f"{k} = %s" for k in values)
         cursor.execute(f"UPDATE {self.table} SET {assignments} WHERE id = %s", [*values.values(), e.originator_id])
 
-    def _status_after_assignment(self, e: Any) -> str:
-        return "referred" if e.agency else "assigned"
+    @handles(event_class(DisputeCase, "Logged"))
+    def logged(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._insert(cursor, e)
 
-    def _assigned(self, cursor: Cursor[DictRow], e: Any) -> None:
+    @handles(event_class(DisputeCase, "Assigned"))
+    def assigned(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             f"UPDATE {self.table} SET assignee = %s, agency = %s, status = %s,"
             " first_assigned_on = coalesce(first_assigned_on, %s), version = %s WHERE id = %s",
-            (e.assignee, e.agency, self._status_after_assignment(e), e.assigned_on, e.originator_version,
+            (e.assignee, e.agency, "referred" if e.agency else "assigned", e.assigned_on, e.originator_version,
              e.originator_id),
         )
 
-    def _reopened_status(self, cursor: Cursor[DictRow], e: Any) -> None:
+    @handles(event_class(DisputeCase, "Escalated"))
+    def escalated(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._set(cursor, e, status="escalated")
+
+    @handles(event_class(DisputeCase, "Resolved"))
+    def resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._set(cursor, e, status="resolved", outcome=e.outcome, resolved_on=e.resolved_on)
+
+    @handles(event_class(DisputeCase, "Closed"))
+    def closed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._set(cursor, e, status="closed")
+
+    @handles(event_class(DisputeCase, "Reopened"))
+    def reopened(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             f"UPDATE {self.table} SET status = CASE WHEN agency IS NOT NULL THEN 'referred'"
             " WHEN assignee IS NOT NULL THEN 'assigned' ELSE 'logged' END,"
             " resolution_due = %s, resolved_on = NULL, outcome = NULL, version = %s WHERE id = %s",
             (e.resolution_due, e.originator_version, e.originator_id),
         )
+
+    @handles(event_class(DisputeCase, "EscalatedForBreach"))
+    def breached(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            f"UPDATE {self.table} SET breaches = array_append(breaches, %s), version = %s WHERE id = %s",
+            (breach_key(e), e.originator_version, e.originator_id),
+        )
+
+    @handles(
+        event_class(DisputeCase, "NoteAdded"),
+        event_class(DisputeCase, "MediationHeld"),
+        event_class(DisputeCase, "CommitteeDecisionRecorded"),
+    )
+    def recorded(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._set(cursor, e)
 
 
 class CaseDetailsView(ViewRecorder):
@@ -123,42 +153,15 @@ class CaseDetailsProjection(CaseRows, SqlProjection):
     def logged(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._insert(cursor, e, {"description": e.description, "parties": json.dumps(e.parties, default=str)})
 
-    @handles(event_class(DisputeCase, "Assigned"))
-    def assigned(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._assigned(cursor, e)
-
-    @handles(event_class(DisputeCase, "Escalated"))
-    def escalated(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, status="escalated")
-
     @handles(event_class(DisputeCase, "Resolved"))
     def resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._set(cursor, e, status="resolved", outcome=e.outcome, resolved_on=e.resolved_on,
                   amount_recovered=e.amount_recovered)
 
-    @handles(event_class(DisputeCase, "Closed"))
-    def closed(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, status="closed")
-
     @handles(event_class(DisputeCase, "Reopened"))
     def reopened(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._reopened_status(cursor, e)
+        super().reopened(cursor, e)
         self._set(cursor, e, amount_recovered=None)
-
-    @handles(event_class(DisputeCase, "EscalatedForBreach"))
-    def breached(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute(
-            "UPDATE case_details SET breaches = array_append(breaches, %s), version = %s WHERE id = %s",
-            (breach_key(e), e.originator_version, e.originator_id),
-        )
-
-    @handles(
-        event_class(DisputeCase, "NoteAdded"),
-        event_class(DisputeCase, "MediationHeld"),
-        event_class(DisputeCase, "CommitteeDecisionRecorded"),
-    )
-    def recorded(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e)
 
 
 class OpenCasesView(ViewRecorder):
@@ -178,25 +181,9 @@ class OpenCasesProjection(CaseRows, SqlProjection):
     view_class = OpenCasesView
     table = "open_cases"
 
-    @handles(event_class(DisputeCase, "Logged"))
-    def logged(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._insert(cursor, e)
-
-    @handles(event_class(DisputeCase, "Assigned"))
-    def assigned(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._assigned(cursor, e)
-
-    @handles(event_class(DisputeCase, "Escalated"))
-    def escalated(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, status="escalated")
-
-    @handles(event_class(DisputeCase, "Resolved"))
-    def resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, status="resolved", outcome=e.outcome, resolved_on=e.resolved_on)
-
     @handles(event_class(DisputeCase, "Closed"))
     def closed(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, status="closed")
+        super().closed(cursor, e)
         cursor.execute("INSERT INTO closed_cases SELECT * FROM open_cases WHERE id = %s", (e.originator_id,))
         cursor.execute("DELETE FROM open_cases WHERE id = %s", (e.originator_id,))
 
@@ -204,22 +191,7 @@ class OpenCasesProjection(CaseRows, SqlProjection):
     def reopened(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute("INSERT INTO open_cases SELECT * FROM closed_cases WHERE id = %s", (e.originator_id,))
         cursor.execute("DELETE FROM closed_cases WHERE id = %s", (e.originator_id,))
-        self._reopened_status(cursor, e)
-
-    @handles(event_class(DisputeCase, "EscalatedForBreach"))
-    def breached(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute(
-            "UPDATE open_cases SET breaches = array_append(breaches, %s), version = %s WHERE id = %s",
-            (breach_key(e), e.originator_version, e.originator_id),
-        )
-
-    @handles(
-        event_class(DisputeCase, "NoteAdded"),
-        event_class(DisputeCase, "MediationHeld"),
-        event_class(DisputeCase, "CommitteeDecisionRecorded"),
-    )
-    def recorded(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e)
+        super().reopened(cursor, e)
 
 
 # -- queries -------------------------------------------------------------------
