@@ -24,7 +24,7 @@ from domain.common import Actor, Role, Stamp
 from projections.base import SqlProjection, ViewRecorder, read_events_from
 from projections.disputes import overdue_open_cases
 from projections.registry import PROJECTIONS
-from workers.runner import ProjectionSupervisor
+from workers.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class Services:
     app: Liudong
     pool: ConnectionPool[Any]
     clock: Clock = system_clock
-    supervisor: ProjectionSupervisor | None = None
+    runner: ProjectionRunner | None = None
     projections: dict[str, type[SqlProjection]] = field(default_factory=lambda: dict(PROJECTIONS))
     _stopping: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
@@ -73,8 +73,8 @@ class Services:
         services = cls(settings=settings, database=database, app=app, pool=pool, clock=clock)
         services.ensure_schema()
         if settings.run_projections if run_projections is None else run_projections:
-            services.supervisor = ProjectionSupervisor(env, services.projections)
-            services.supervisor.start()
+            services.runner = ProjectionRunner(env, services.projections)
+            services.runner.start()
             if settings.sweep_interval_seconds:
                 services._sweeper = threading.Thread(target=services._sweep_periodically, name="sweeper",
                                                      daemon=True)
@@ -131,8 +131,8 @@ class Services:
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join()
-        if self.supervisor is not None:
-            self.supervisor.stop()
+        if self.runner is not None:
+            self.runner.stop()
         self.pool.close()
         self.app.close()
 

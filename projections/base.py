@@ -1,6 +1,6 @@
 """What every read model shares: its tables and tracking position are written in
-one transaction, each event is applied at most once (a redelivered event, from a
-restart or from Kafka, is skipped), and the whole view can be rebuilt from the
+one transaction, each event is applied exactly once (a redelivered event, from a
+restart, a second runner or Kafka, is skipped), and the whole view can be rebuilt from the
 event log alone."""
 
 from __future__ import annotations
@@ -59,13 +59,19 @@ class SqlProjection(Projection[ViewRecorder]):
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         with self.view.datastore.transaction(commit=True) as cursor:
-            # Shared with other writers of this view, exclusive against a rebuild.
-            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.lock_key(),))
-            current = self.view._max_tracking_id(tracking.application_name, cursor)
-            if current is not None and current >= tracking.notification_id:
-                return
-            self.apply(cursor, domain_event)
-            self.view._insert_tracking(cursor, tracking)
+            self.process_in(cursor, domain_event, tracking)
+
+    def process_in(self, cursor: Cursor[DictRow], domain_event: Any, tracking: Tracking) -> None:
+        """Apply the event and record the position in the caller's transaction, unless
+        this view has already applied it (a redelivery)."""
+        # One writer per view at a time (another runner, another process, a rebuild):
+        # the second waits, then finds the event applied and skips it.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key(),))
+        current = self.view._max_tracking_id(tracking.application_name, cursor)
+        if current is not None and current >= tracking.notification_id:
+            return
+        self.apply(cursor, domain_event)
+        self.view._insert_tracking(cursor, tracking)
 
     def apply(self, cursor: Cursor[DictRow], domain_event: Any) -> None:
         handler = self.handlers.get(type(domain_event))

@@ -1,14 +1,19 @@
-"""Runs every projection in background threads of this process and restarts one
-that fails, after a pause, from its last tracked position."""
+"""Runs every projection in one background thread of this process: one
+subscription to the event log, and each event applied to every view in one
+transaction (a savepoint each, so a failing view stops alone and the others go
+on). A stopped runner restarts after a pause from the lowest tracked position;
+views that are already past an event skip it."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.projection import ProjectionRunner
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.projection import ApplicationSubscription
+from eventsourcing.utils import Environment
 
 from api.application import Liudong
 from projections.base import SqlProjection
@@ -16,78 +21,84 @@ from projections.base import SqlProjection
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class RunnerState:
-    runner: Any = None
-    error: str | None = None
-    restarts: int = 0
-
-
-class ProjectionSupervisor:
+class ProjectionRunner:
     def __init__(self, env: dict[str, str], projections: dict[str, type[SqlProjection]], retry_after: float = 2.0):
         self.env = {**env, "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
-        self.projections = projections
+        self.classes = projections
         self.retry_after = retry_after
-        self.states: dict[str, RunnerState] = {name: RunnerState() for name in projections}
+        self.failed: dict[str, str] = {}
+        self.error: str | None = None
+        self.restarts = 0
         self._stopping = threading.Event()
-        self._monitor: threading.Thread | None = None
+        self._subscription: ApplicationSubscription[Any] | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        for name in self.projections:
-            self._start(name)
-        self._monitor = threading.Thread(target=self._watch, name="projection-supervisor", daemon=True)
-        self._monitor.start()
+        self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
+        self._thread.start()
 
-    def _start(self, name: str) -> None:
-        cls = self.projections[name]
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._follow()
+            except Exception as error:  # the database went away, or a bug: recorded, retried after a pause
+                if self._stopping.is_set():
+                    return
+                self.error = repr(error)
+                log.exception("projection runner stopped; restarting in %.0f s", self.retry_after)
+            self.restarts += 1
+            self._stopping.wait(self.retry_after)
+
+    def _follow(self) -> None:
+        app = Liudong(env=self.env)
+        factory = InfrastructureFactory.construct(Environment("projections", self.env))
+        datastore: PostgresDatastore = factory.datastore  # type: ignore[attr-defined]
         try:
-            runner: ProjectionRunner[Liudong, Any] = ProjectionRunner(
-                application_class=Liudong,
-                projection_class=cls,
-                view_class=cls.view_class,
-                env=self.env,
-            )
-        except Exception as error:  # the database may be briefly unreachable: retried by _watch
-            log.exception("projection %s failed to start", name)
-            self.states[name].error = repr(error)
-            return
-        self.states[name].runner = runner
-        self.states[name].error = None
+            projections = {
+                name: cls(view=cls.view_class(datastore, tracking_table_name=f"{name}_tracking"))
+                for name, cls in self.classes.items()
+            }
+            self.failed.clear()
+            positions = [p.view.max_tracking_id(app.name) for p in projections.values()]
+            start = None if None in positions else min(p for p in positions if p is not None)
+            self._subscription = ApplicationSubscription(app, gt=start)
+            self.error = None
+            with self._subscription:
+                for event, tracking in self._subscription:
+                    self._apply(datastore, projections, event, tracking)
+        finally:
+            self._subscription = None
+            app.close()
+            datastore.close()
 
-    def _watch(self) -> None:
-        while not self._stopping.wait(self.retry_after):
-            for name, state in self.states.items():
-                runner = state.runner
-                if runner is not None and not runner.is_interrupted.is_set():
+    def _apply(self, datastore: PostgresDatastore, projections: dict[str, SqlProjection], event: Any,
+               tracking: Tracking) -> None:
+        with datastore.transaction(commit=True) as cursor:
+            for name, projection in projections.items():
+                if name in self.failed:
                     continue
-                if runner is not None:
-                    error = runner._thread_error
-                    state.error = repr(error)
-                    log.error("projection %s stopped: %r; restarting", name, error)
-                    self._close(runner)
-                    state.runner = None
-                state.restarts += 1
-                self._start(name)
-
-    @staticmethod
-    def _close(runner: ProjectionRunner[Any, Any]) -> None:
-        try:
-            runner.__exit__(None, None, None)
-        except Exception:  # the error was already recorded in the state; closing must go on
-            log.debug("error while closing a stopped projection runner", exc_info=True)
+                cursor.execute("SAVEPOINT view")
+                try:
+                    projection.process_in(cursor, event, tracking)
+                except Exception as error:  # this view stops (readyz shows why); the others go on
+                    cursor.execute("ROLLBACK TO SAVEPOINT view")
+                    self.failed[name] = repr(error)
+                    log.exception("projection %s failed at position %d", name, tracking.notification_id)
+                else:
+                    cursor.execute("RELEASE SAVEPOINT view")
 
     def status(self) -> dict[str, dict[str, Any]]:
+        running = self._thread is not None and self._thread.is_alive() and self.error is None
         return {
-            name: {"running": state.runner is not None and not state.runner.is_interrupted.is_set(),
-                   "error": state.error, "restarts": state.restarts}
-            for name, state in self.states.items()
+            name: {"running": running and name not in self.failed, "error": self.failed.get(name, self.error),
+                   "restarts": self.restarts}
+            for name in self.classes
         }
 
     def stop(self) -> None:
         self._stopping.set()
-        if self._monitor is not None:
-            self._monitor.join()
-        for state in self.states.values():
-            if state.runner is not None:
-                self._close(state.runner)
-                state.runner = None
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -24,7 +24,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         positions = services.positions()
     except Exception as error:  # any database failure means not ready; the reason is returned
         return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
-    runners = services.supervisor.status() if services.supervisor else {}
+    runners = services.runner.status() if services.runner else {}
     projections = {
         name: {"position": pos, "lag": max(head - pos, 0), **runners.get(name, {})}
         for name, pos in positions.items()
