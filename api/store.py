@@ -234,6 +234,7 @@ class OfficeApplication(Application[UUID]):
             return CommandResult(id=target.id, version=target.version, position=position, details=extra)
         raise TooMuchContention("too many concurrent changes to the same records; retry the request")
 
+
 def _kind_name(kind: type[Aggregate]) -> str:
     """``HousingSite`` -> ``housing site``: how error messages name an aggregate class."""
     return re.sub(r"(?<!^)(?=[A-Z])", " ", kind.__name__).lower()
