@@ -103,13 +103,13 @@ class Services:
 
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
-            for sweep in (self.sla_sweep, self.permit_sweep):
+            for sweep in (self.sla_sweep, self.permit_sweep, self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
                 except Exception:  # a failed sweep is retried at the next interval; the reason is logged
                     log.exception("%s failed", sweep.__name__)
                 else:
-                    log.info("%s recorded %d events", sweep.__name__, count)
+                    log.info("%s: %d", sweep.__name__, count)
 
     def ensure_schema(self) -> None:
         with self.pool.connection() as conn:
@@ -179,6 +179,7 @@ class Services:
             view.datastore.close()
 
     def purge_expired_idempotency_keys(self) -> int:
+        """Forget Idempotency-Keys older than their time to live (run with the sweeps)."""
         with self.pool.connection() as conn:
             cur = conn.execute(
                 f"DELETE FROM {IDEMPOTENCY_TABLE} WHERE created_at < now() - make_interval(hours => %s)",

@@ -183,3 +183,13 @@ def test_the_openapi_schema_documents_the_contract(caseworker: Api) -> None:
     assert {"name", "area", "address", "operator", "capacity", "facilities"} <= set(site["properties"])
     assert site["examples"]
     assert "/residents/{resident_id}/moves" in schema["paths"]
+
+
+def test_expired_idempotency_keys_are_purged(caseworker: Api, services: Any) -> None:
+    key = unique("old-key")
+    assert caseworker.post("/residents", resident_body(), headers={"Idempotency-Key": key}).status_code == 201
+    with services.pool.connection() as conn:
+        conn.execute("UPDATE liudong_idempotency SET created_at = now() - interval '25 hours' WHERE key = %s", (key,))
+    assert services.purge_expired_idempotency_keys() >= 1
+    with services.pool.connection() as conn:
+        assert conn.execute("SELECT 1 FROM liudong_idempotency WHERE key = %s", (key,)).fetchone() is None
