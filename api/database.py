@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,8 +119,3 @@ def _start_with_pg_ctl(pgdata: Path) -> Database:
     _ensure_database(admin_dsn, EMBEDDED_DBNAME)
     dsn = f"postgresql://postgres@/{EMBEDDED_DBNAME}?host={socket_dir}"
     return Database(dsn=dsn, embedded=True, location=str(pgdata))
-
-
-def fail(message: str) -> None:
-    print(message, file=sys.stderr)
-    raise SystemExit(2)

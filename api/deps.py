@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api import auth
 from api.application import Liudong
 from api.problems import Problem
+from api.schemas import CommandAccepted, PageOut
 from api.services import Services
 from api.store import (
     IDEMPOTENCY_TABLE,
@@ -25,6 +26,7 @@ from api.store import (
     PreconditionFailed,
 )
 from domain.common import DomainError, Role, Stamp
+from projections.pages import Page
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `liudong keys create`")
 
@@ -223,6 +225,24 @@ async def _fingerprint(request: Request) -> str:
     except ValueError:
         canonical = raw.decode("utf-8", "replace")  # malformed JSON: FastAPI refuses it with 422
     return hashlib.sha256(f"{request.method} {request.url.path}\n{canonical}".encode()).hexdigest()
+
+
+# Who may send which command; every route module picks from these.
+STAFF = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
+SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
+
+# OpenAPI documentation of a command's answer.
+RECORDED: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+
+
+def created(what: str) -> dict[int | str, dict[str, Any]]:
+    return {201: {"model": CommandAccepted, "description": f"recorded; Location names the new {what}"}}
+
+
+def page_response(page: Page, headers: dict[str, str], items: list[dict[str, Any]] | None = None) -> JSONResponse:
+    """A list answer: ``{items, total, next}``."""
+    body = PageOut(items=page.items if items is None else items, total=page.total, next=page.next_cursor)
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)
 
 
 def read_after(services: Services, projection: str, after: int | None) -> dict[str, str]:

@@ -8,10 +8,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.utils import Environment
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -85,6 +86,10 @@ class Services:
     def system_stamp(self) -> Stamp:
         return Stamp(SYSTEM_ACTOR, self.clock())
 
+    def today(self) -> date:
+        """The office's today by the services' clock."""
+        return self.system_stamp().today
+
     def sla_sweep(self) -> int:
         """Record every new service-level breach once; returns how many were recorded."""
         stamp = self.system_stamp()
@@ -123,7 +128,7 @@ class Services:
         cls = self.projections[name]
         env = {**self.database.eventsourcing_env(2), "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
         factory = InfrastructureFactory[ViewRecorder].construct(
-            env=_environment(cls.name, env)
+            env=Environment(cls.name, env)
         )
         return factory.tracking_recorder(cls.view_class)
 
@@ -186,11 +191,5 @@ class Services:
                 (self.settings.idempotency_ttl_hours,),
             )
             return int(cur.rowcount)
-
-
-def _environment(name: str, env: dict[str, str]) -> Any:
-    from eventsourcing.utils import Environment
-
-    return Environment(name, env)
 
 

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -169,7 +168,3 @@ def stored(services: Services) -> Any:
             return services.head() == self.head and self._count("liudong_idempotency") == self.idempotency
 
     return Snapshot
-
-
-def data_dir(tmp_path: Path) -> Path:
-    return tmp_path / "var"

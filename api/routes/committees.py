@@ -10,19 +10,25 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
-from api.schemas import AreaName, Body, CommandAccepted, Name, Reason
+from api.deps import (
+    RECORDED,
+    STAFF,
+    SUPERVISORS,
+    Command,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    read_after,
+)
+from api.schemas import AreaName, Body, Name, Reason
 from domain.committees import ManagementCommittee
-from domain.common import Role
 from projections.committees import committee_agenda, list_committees
 
 router = APIRouter(prefix="/committees", tags=["management committees"])
 
-WORKERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
-SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
-Work = Annotated[Command, command_dependency(*WORKERS)]
+Work = Annotated[Command, command_dependency(*STAFF)]
 Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
 MemberId = Annotated[str, Field(min_length=1, max_length=40)]
 
 
@@ -95,8 +101,8 @@ class MinutesCreate(Body):
     decisions: list[Decision] = Field(default_factory=list, max_length=50)
 
 
-@router.post("", status_code=201, responses={201: {"model": CommandAccepted}})
-def establish(body: CommitteeCreate, cmd: Annotated[Command, command_dependency(*SUPERVISORS)]) -> JSONResponse:
+@router.post("", status_code=201, responses=created("committee"))
+def establish(body: CommitteeCreate, cmd: Supervise) -> JSONResponse:
     """Establish a management committee for an area or a site."""
     members = [m.model_dump(mode="json", exclude_none=True) for m in body.members]
     return cmd.run(
@@ -147,7 +153,7 @@ def get_agenda(
     return JSONResponse(_json(doc), headers=headers)
 
 
-@router.post("/{committee_id}/members", responses=Done)
+@router.post("/{committee_id}/members", responses=RECORDED)
 def add_member(committee_id: UUID, body: MemberCreate, cmd: Supervise) -> JSONResponse:
     """Add a member; the response carries the new ``member_id``."""
     member = body.model_dump(mode="json", exclude_none=True, exclude={"joined_on"})
@@ -156,7 +162,7 @@ def add_member(committee_id: UUID, body: MemberCreate, cmd: Supervise) -> JSONRe
         idempotency=claim))
 
 
-@router.post("/{committee_id}/member-removals", responses=Done)
+@router.post("/{committee_id}/member-removals", responses=RECORDED)
 def remove_member(committee_id: UUID, body: MemberRemoval, cmd: Supervise) -> JSONResponse:
     """Record that a member left the committee."""
     return cmd.run(lambda stamp, claim: cmd.app.remove_committee_member(
@@ -164,7 +170,7 @@ def remove_member(committee_id: UUID, body: MemberRemoval, cmd: Supervise) -> JS
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{committee_id}/meetings", responses=Done)
+@router.post("/{committee_id}/meetings", responses=RECORDED)
 def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSONResponse:
     """Schedule a (monthly) meeting with its agenda; the response carries the ``meeting_id``."""
     agenda = [item.model_dump(mode="json", exclude_none=True) for item in body.agenda]
@@ -173,7 +179,7 @@ def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSON
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{committee_id}/meetings/{meeting_id}/minutes", responses=Done)
+@router.post("/{committee_id}/meetings/{meeting_id}/minutes", responses=RECORDED)
 def record_minutes(committee_id: UUID, meeting_id: MemberId, body: MinutesCreate, cmd: Work) -> JSONResponse:
     """Record attendance and decisions; without a quorum (more than half the members) no decisions (409).
     A decision on a dispute is recorded on the dispute in the same transaction."""

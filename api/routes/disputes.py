@@ -12,9 +12,20 @@ from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
 from api import auth
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.deps import (
+    RECORDED,
+    STAFF,
+    SUPERVISORS,
+    Command,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    page_response,
+    read_after,
+)
 from api.problems import Problem
-from api.schemas import AreaName, Body, CommandAccepted, Money, Name, PageOut, Reason
+from api.schemas import AreaName, Body, Money, Name, PageOut, Reason
 from api.services import Services
 from domain.common import Role
 from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
@@ -24,11 +35,8 @@ from projections.disputes import CaseFilter, list_cases, timeline_entry
 router = APIRouter(prefix="/disputes", tags=["disputes"])
 open_cases_router = APIRouter()
 
-WORKERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
-SUPERVISORS = (Role.SUPERVISOR, Role.ADMIN)
-Work = Annotated[Command, command_dependency(*WORKERS)]
+Work = Annotated[Command, command_dependency(*STAFF)]
 Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 
 
@@ -108,7 +116,7 @@ class Empty(Body):
     pass
 
 
-@router.post("", status_code=201, responses={201: {"model": CommandAccepted}})
+@router.post("", status_code=201, responses=created("dispute"))
 def log_dispute(body: DisputeCreate, cmd: Work) -> JSONResponse:
     """Log a dispute; its response and resolution due dates follow the category's service level."""
     parties = [p.model_dump(mode="json", exclude_none=True) for p in body.parties]
@@ -149,10 +157,9 @@ class CaseQuery:
                          area=self.area, overdue=self.overdue, opened_from=self.opened_from,
                          opened_to=self.opened_to)
         with services.pool.connection() as conn:
-            page = list_cases(conn, flt, services.system_stamp().today, self.limit, self.cursor, view=view)
+            page = list_cases(conn, flt, services.today(), self.limit, self.cursor, view=view)
         items = [{**item, "amount_recovered": _money(item.get("amount_recovered"))} for item in page.items]
-        return JSONResponse(PageOut(items=items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
-                            headers=headers)
+        return page_response(page, headers, items)
 
 
 @router.get("", response_model=PageOut)
@@ -175,7 +182,7 @@ def _money(value: Any) -> str | None:
 def get_dispute(case_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
     """One dispute with its full timeline (who did what, when); ETag is its version."""
     case = services.app.load(DisputeCase, case_id)
-    today = services.system_stamp().today
+    today = services.today()
     timeline = [timeline_entry(e) for e in services.app.events.get(case_id)]
     doc = {
         "id": str(case.id), "version": case.version, "category": case.category, "status": case.status,
@@ -192,7 +199,7 @@ def get_dispute(case_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONRe
     return JSONResponse(doc, headers={"ETag": f'"{case.version}"'})
 
 
-@router.post("/{case_id}/assignment", responses=Done)
+@router.post("/{case_id}/assignment", responses=RECORDED)
 def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONResponse:
     """Assign the case to a caseworker (user id) or refer it to an agency."""
     if body.assignee is not None and not (auth.user_roles(cmd.services.pool, body.assignee)
@@ -205,14 +212,14 @@ def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONRespons
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{case_id}/notes", responses=Done)
+@router.post("/{case_id}/notes", responses=RECORDED)
 def add_note(case_id: UUID, body: NoteCreate, cmd: Work) -> JSONResponse:
     """Add a note to the case."""
     return cmd.run(lambda stamp, claim: cmd.app.add_dispute_note(
         case_id, text=body.text, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{case_id}/mediations", responses=Done)
+@router.post("/{case_id}/mediations", responses=RECORDED)
 def hold_mediation(case_id: UUID, body: MediationCreate, cmd: Work) -> JSONResponse:
     """Record a mediation meeting: when, who took part, what came of it."""
     return cmd.run(lambda stamp, claim: cmd.app.hold_mediation(
@@ -220,7 +227,7 @@ def hold_mediation(case_id: UUID, body: MediationCreate, cmd: Work) -> JSONRespo
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{case_id}/escalation", responses=Done)
+@router.post("/{case_id}/escalation", responses=RECORDED)
 def escalate(case_id: UUID, body: EscalationCreate, cmd: Work) -> JSONResponse:
     """Escalate to the management committee or an agency, with the reason."""
     return cmd.run(lambda stamp, claim: cmd.app.escalate_dispute(
@@ -228,7 +235,7 @@ def escalate(case_id: UUID, body: EscalationCreate, cmd: Work) -> JSONResponse:
         idempotency=claim))
 
 
-@router.post("/{case_id}/resolution", responses=Done)
+@router.post("/{case_id}/resolution", responses=RECORDED)
 def resolve(case_id: UUID, body: ResolutionCreate, cmd: Work) -> JSONResponse:
     """Record the outcome; for wage cases, the amount recovered."""
     amount = parse_money(body.amount_recovered, "amount_recovered", allow_zero=True) \
@@ -238,14 +245,14 @@ def resolve(case_id: UUID, body: ResolutionCreate, cmd: Work) -> JSONResponse:
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{case_id}/closure", responses=Done)
+@router.post("/{case_id}/closure", responses=RECORDED)
 def close(case_id: UUID, body: Empty, cmd: Supervise) -> JSONResponse:
     """Close a resolved case: a supervisor who did not resolve it."""
     return cmd.run(lambda stamp, claim: cmd.app.close_dispute(
         case_id, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{case_id}/reopening", responses=Done)
+@router.post("/{case_id}/reopening", responses=RECORDED)
 def reopen(case_id: UUID, body: ReopeningCreate, cmd: Supervise) -> JSONResponse:
     """Reopen a resolved or closed case, with the reason; a new resolution deadline starts."""
     return cmd.run(lambda stamp, claim: cmd.app.reopen_dispute(

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
-from api.schemas import Body, CommandAccepted, PageOut
-from domain.common import Role
+from api.deps import RECORDED, STAFF, Command, PrincipalDep, ServicesDep, command_dependency, page_response, read_after
+from api.schemas import Body, PageOut
 from projections.residents import list_permits
 
 router = APIRouter(tags=["residence permits"])
 
-STAFF = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
 Staff = Annotated[Command, command_dependency(*STAFF)]
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
 
 
 class PermitApplication(Body):
@@ -39,7 +36,7 @@ class Endorsement(Body):
     endorsed_on: date
 
 
-@router.post("/residents/{resident_id}/permit", responses=Done)
+@router.post("/residents/{resident_id}/permit", responses=RECORDED)
 def apply(resident_id: UUID, body: PermitApplication, cmd: Staff) -> JSONResponse:
     """Apply for a permit: six months' residence and stable work or housing, else 409 naming what is missing."""
     return cmd.run(lambda stamp, claim: cmd.app.apply_for_permit(
@@ -47,7 +44,7 @@ def apply(resident_id: UUID, body: PermitApplication, cmd: Staff) -> JSONRespons
         idempotency=claim))
 
 
-@router.post("/residents/{resident_id}/permit/issuance", responses=Done)
+@router.post("/residents/{resident_id}/permit/issuance", responses=RECORDED)
 def issue(resident_id: UUID, body: PermitIssue, cmd: Staff) -> JSONResponse:
     """Record the permit's issue; the first endorsement falls due a year later."""
     return cmd.run(lambda stamp, claim: cmd.app.issue_permit(
@@ -55,7 +52,7 @@ def issue(resident_id: UUID, body: PermitIssue, cmd: Staff) -> JSONResponse:
         expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/residents/{resident_id}/permit/endorsements", responses=Done)
+@router.post("/residents/{resident_id}/permit/endorsements", responses=RECORDED)
 def endorse(resident_id: UUID, body: Endorsement, cmd: Staff) -> JSONResponse:
     """Record the yearly endorsement; a late one reinstates a suspended permit."""
     return cmd.run(lambda stamp, claim: cmd.app.endorse_permit(
@@ -77,5 +74,4 @@ def permits(
     headers = read_after(services, "residents", after)
     with services.pool.connection() as conn:
         page = list_permits(conn, status, due_before, limit, cursor)
-    return JSONResponse(PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"),
-                        headers=headers)
+    return page_response(page, headers)

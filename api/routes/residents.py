@@ -8,10 +8,19 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.deps import (
+    RECORDED,
+    STAFF,
+    Command,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    page_response,
+    read_after,
+)
 from api.problems import Problem
 from api.schemas import (
-    CommandAccepted,
     DepartureCreate,
     EmployerChange,
     MoveCreate,
@@ -20,22 +29,16 @@ from api.schemas import (
     ReturnCreate,
     StatusFilter,
 )
-from domain.common import Role
 from domain.identity import IdentityNumber
 from domain.residents import Resident
 from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter(prefix="/residents", tags=["residents"])
 
-RESIDENT_STAFF = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
-ResidentCommand = Annotated[Command, command_dependency(*RESIDENT_STAFF)]
-Created: dict[int | str, dict[str, Any]] = {
-    201: {"model": CommandAccepted, "description": "registered; Location names the new resident"}
-}
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+ResidentCommand = Annotated[Command, command_dependency(*STAFF)]
 
 
-@router.post("", status_code=201, responses=Created)
+@router.post("", status_code=201, responses=created("resident"))
 def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONResponse:
     """Register a migrant resident; sex and birth date come from the identity number."""
     id_number = IdentityNumber.parse(body.id_number)
@@ -73,9 +76,7 @@ def list_all_residents(
     flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=area, status=status, name_prefix=name)
     with services.pool.connection() as conn:
         page = list_residents(conn, flt, limit, cursor)
-    return JSONResponse(
-        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
-    )
+    return page_response(page, headers)
 
 
 def resident_document(resident: Resident, *, with_contact: bool) -> dict[str, Any]:
@@ -104,11 +105,11 @@ def resident_document(resident: Resident, *, with_contact: bool) -> dict[str, An
 def get_resident(resident_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     """One resident, current as of their last event; ETag is the version."""
     resident = services.app.load(Resident, resident_id)
-    staff = principal.actor.role in RESIDENT_STAFF
+    staff = principal.actor.role in STAFF
     return JSONResponse(resident_document(resident, with_contact=staff), headers={"ETag": f'"{resident.version}"'})
 
 
-@router.post("/{resident_id}/moves", responses=Done)
+@router.post("/{resident_id}/moves", responses=RECORDED)
 def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record a move into a housing site (site_id) or into private housing in an area (area)."""
     if (body.site_id is None) == (body.area is None):
@@ -125,7 +126,7 @@ def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> 
         resident_id, area, body.effective_date, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{resident_id}/departure", responses=Done)
+@router.post("/{resident_id}/departure", responses=RECORDED)
 def record_departure(resident_id: UUID, body: DepartureCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record that the resident left the district; they free their bed."""
     return cmd.run(lambda stamp, claim: cmd.app.record_departure(
@@ -133,7 +134,7 @@ def record_departure(resident_id: UUID, body: DepartureCreate, cmd: ResidentComm
         idempotency=claim))
 
 
-@router.post("/{resident_id}/return", responses=Done)
+@router.post("/{resident_id}/return", responses=RECORDED)
 def record_return(resident_id: UUID, body: ReturnCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record that a departed resident came back to the district."""
     return cmd.run(lambda stamp, claim: cmd.app.record_return(
@@ -141,7 +142,7 @@ def record_return(resident_id: UUID, body: ReturnCreate, cmd: ResidentCommand) -
         idempotency=claim))
 
 
-@router.post("/{resident_id}/employer", responses=Done)
+@router.post("/{resident_id}/employer", responses=RECORDED)
 def change_employer(resident_id: UUID, body: EmployerChange, cmd: ResidentCommand) -> JSONResponse:
     """Record the resident's new employer (or none)."""
     return cmd.run(lambda stamp, claim: cmd.app.change_employer(

@@ -8,31 +8,34 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
+from api.deps import (
+    RECORDED,
+    SUPERVISORS,
+    Command,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    page_response,
+    read_after,
+)
 from api.schemas import (
     CapacityChange,
-    CommandAccepted,
     CommunityCommitteeCreate,
     FacilitiesChange,
     PageOut,
     SiteClosure,
     SiteCreate,
 )
-from domain.common import Role
 from domain.sites import HousingSite, OperatorType
 from projections.site_occupancy import SiteFilter, list_sites
 
 router = APIRouter(prefix="/sites", tags=["housing sites"])
 
-SITE_MANAGERS = (Role.SUPERVISOR, Role.ADMIN)
-SiteCommand = Annotated[Command, command_dependency(*SITE_MANAGERS)]
-Created: dict[int | str, dict[str, Any]] = {
-    201: {"model": CommandAccepted, "description": "registered; Location names the new site"}
-}
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
+SiteCommand = Annotated[Command, command_dependency(*SUPERVISORS)]
 
 
-@router.post("", status_code=201, responses=Created)
+@router.post("", status_code=201, responses=created("site"))
 def register_site(body: SiteCreate, cmd: SiteCommand) -> JSONResponse:
     """Register a housing site (集中居住点) with its operator, beds and facilities."""
     return cmd.run(
@@ -70,9 +73,7 @@ def list_housing_sites(
                      has_free_beds=has_free_beds, closed=closed)
     with services.pool.connection() as conn:
         page = list_sites(conn, flt, limit, cursor)
-    return JSONResponse(
-        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
-    )
+    return page_response(page, headers)
 
 
 def site_document(site: HousingSite) -> dict[str, Any]:
@@ -104,14 +105,14 @@ def get_site(site_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONRespo
     return JSONResponse(site_document(site), headers={"ETag": f'"{site.version}"'})
 
 
-@router.post("/{site_id}/capacity", responses=Done)
+@router.post("/{site_id}/capacity", responses=RECORDED)
 def change_capacity(site_id: UUID, body: CapacityChange, cmd: SiteCommand) -> JSONResponse:
     """Change the number of beds; never below the current occupants."""
     return cmd.run(lambda stamp, claim: cmd.app.change_site_capacity(
         site_id, body.capacity, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{site_id}/facilities", responses=Done)
+@router.post("/{site_id}/facilities", responses=RECORDED)
 def change_facilities(site_id: UUID, body: FacilitiesChange, cmd: SiteCommand) -> JSONResponse:
     """Replace the site's facilities with the given list."""
     return cmd.run(lambda stamp, claim: cmd.app.change_site_facilities(
@@ -119,7 +120,7 @@ def change_facilities(site_id: UUID, body: FacilitiesChange, cmd: SiteCommand) -
         idempotency=claim))
 
 
-@router.post("/{site_id}/community-committee", responses=Done)
+@router.post("/{site_id}/community-committee", responses=RECORDED)
 def establish_community_committee(site_id: UUID, body: CommunityCommitteeCreate, cmd: SiteCommand) -> JSONResponse:
     """Record that a community (residents') committee was established at the site."""
     members = [m.model_dump(mode="json") for m in body.members]
@@ -127,7 +128,7 @@ def establish_community_committee(site_id: UUID, body: CommunityCommitteeCreate,
         site_id, body.established_on, members, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/{site_id}/closure", responses=Done)
+@router.post("/{site_id}/closure", responses=RECORDED)
 def close_site(site_id: UUID, body: SiteClosure, cmd: SiteCommand) -> JSONResponse:
     """Close an empty site; nobody can move in afterwards."""
     return cmd.run(lambda stamp, claim: cmd.app.close_site(

@@ -13,9 +13,20 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, StringConstraints
 
-from api.deps import Command, PrincipalDep, ServicesDep, command_dependency, read_after
-from api.schemas import Body, CommandAccepted, Money, Name, PageOut, Reason
-from domain.common import OFFICE_TZ, Role
+from api.deps import (
+    RECORDED,
+    STAFF,
+    SUPERVISORS,
+    Command,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    page_response,
+    read_after,
+)
+from api.schemas import Body, Money, Name, PageOut, Reason
+from domain.common import Role
 from domain.money import format_money
 from domain.subsidies import (
     ApplicationStatus,
@@ -29,15 +40,9 @@ from projections.subsidy_ledger import ApplicationFilter, ledger, list_applicati
 
 router = APIRouter(tags=["subsidies"])
 
-DECIDERS = (Role.SUPERVISOR, Role.ADMIN)
-SUBMITTERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN)
-DecisionCommand = Annotated[Command, command_dependency(*DECIDERS)]
-SubmissionCommand = Annotated[Command, command_dependency(*SUBMITTERS)]
+DecisionCommand = Annotated[Command, command_dependency(*SUPERVISORS)]
+SubmissionCommand = Annotated[Command, command_dependency(*STAFF)]
 PaymentCommand = Annotated[Command, command_dependency(Role.FINANCE)]
-Created: dict[int | str, dict[str, Any]] = {
-    201: {"model": CommandAccepted, "description": "recorded; Location names the new record"}
-}
-Done: dict[int | str, dict[str, Any]] = {200: {"model": CommandAccepted, "description": "recorded"}}
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FiscalYear = Annotated[int, Field(ge=2000, le=2100)]
@@ -120,7 +125,7 @@ class SubsidyRevocation(Body):
 
 
 # -- programs -----------------------------------------------------------------
-@router.post("/subsidy-programs", status_code=201, responses=Created)
+@router.post("/subsidy-programs", status_code=201, responses=created("record"))
 def open_subsidy_program(body: SubsidyProgramCreate, cmd: DecisionCommand) -> JSONResponse:
     """Open a subsidy program: a budget for one purpose and fiscal year, and the payment modes it allows."""
     return cmd.run(
@@ -146,9 +151,7 @@ def list_subsidy_programs(
     headers = read_after(services, "subsidy_ledger", after)
     with services.pool.connection() as conn:
         page = list_programs(conn, fiscal_year, limit, cursor)
-    return JSONResponse(
-        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
-    )
+    return page_response(page, headers)
 
 
 def program_document(program: SubsidyProgram) -> dict[str, Any]:
@@ -175,7 +178,7 @@ def get_subsidy_program(program_id: UUID, services: ServicesDep, _: PrincipalDep
 
 
 # -- applications -------------------------------------------------------------
-@router.post("/subsidy-applications", status_code=201, responses=Created)
+@router.post("/subsidy-applications", status_code=201, responses=created("record"))
 def submit_subsidy_application(body: SubsidyApplicationCreate, cmd: SubmissionCommand) -> JSONResponse:
     """Apply for a subsidy on a housing site's behalf; phased subsidies list their instalments."""
     instalments = None if body.instalments is None else [(i.amount, i.due_on) for i in body.instalments]
@@ -205,9 +208,7 @@ def list_subsidy_applications(
     flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None)
     with services.pool.connection() as conn:
         page = list_applications(conn, flt, limit, cursor)
-    return JSONResponse(
-        PageOut(items=page.items, total=page.total, next=page.next_cursor).model_dump(mode="json"), headers=headers
-    )
+    return page_response(page, headers)
 
 
 def _instalments(schedule: Iterable[Instalment]) -> list[dict[str, Any]]:
@@ -256,25 +257,25 @@ def application_document(application: SubsidyApplication, today: date) -> dict[s
 def get_subsidy_application(application_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
     """One subsidy application with its approvals, schedule and payments; ETag is its version."""
     application = services.app.load(SubsidyApplication, application_id)
-    today = services.clock().astimezone(OFFICE_TZ).date()
+    today = services.today()
     return JSONResponse(application_document(application, today), headers={"ETag": f'"{application.version}"'})
 
 
-@router.post("/subsidy-applications/{application_id}/approvals", responses=Done)
+@router.post("/subsidy-applications/{application_id}/approvals", responses=RECORDED)
 def approve_subsidy_application(application_id: UUID, body: SubsidyApproval, cmd: DecisionCommand) -> JSONResponse:
     """Approve, never one's own submission; the last required approval commits the budget and schedules payment."""
     return cmd.run(lambda stamp, claim: cmd.app.approve_subsidy_application(
         application_id, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/subsidy-applications/{application_id}/rejection", responses=Done)
+@router.post("/subsidy-applications/{application_id}/rejection", responses=RECORDED)
 def reject_subsidy_application(application_id: UUID, body: SubsidyRejection, cmd: DecisionCommand) -> JSONResponse:
     """Reject an application that has not taken effect."""
     return cmd.run(lambda stamp, claim: cmd.app.reject_subsidy_application(
         application_id, body.reason, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/subsidy-applications/{application_id}/payments", responses=Done)
+@router.post("/subsidy-applications/{application_id}/payments", responses=RECORDED)
 def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd: PaymentCommand) -> JSONResponse:
     """Record a payment (finance only); never more than has fallen due by paid_on."""
     return cmd.run(lambda stamp, claim: cmd.app.record_subsidy_payment(
@@ -282,7 +283,7 @@ def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd
         idempotency=claim))
 
 
-@router.post("/subsidy-applications/{application_id}/outcome-verification", responses=Done)
+@router.post("/subsidy-applications/{application_id}/outcome-verification", responses=RECORDED)
 def verify_subsidy_outcome(
     application_id: UUID, body: OutcomeVerificationCreate, cmd: DecisionCommand
 ) -> JSONResponse:
@@ -291,7 +292,7 @@ def verify_subsidy_outcome(
         application_id, body.verified_on, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
 
 
-@router.post("/subsidy-applications/{application_id}/revocation", responses=Done)
+@router.post("/subsidy-applications/{application_id}/revocation", responses=RECORDED)
 def revoke_subsidy_application(application_id: UUID, body: SubsidyRevocation, cmd: DecisionCommand) -> JSONResponse:
     """Revoke a subsidy that took effect; its unpaid part goes back to the program's budget."""
     return cmd.run(lambda stamp, claim: cmd.app.revoke_subsidy_application(
