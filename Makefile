@@ -21,7 +21,8 @@ run: $(VENV)/.installed
 	$(BIN)/liudong serve --demo-keys
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check domain projections api workers tests bench
+	$(BIN)/ruff check domain projections application api workers tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy

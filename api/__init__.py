@@ -1,1 +1,1 @@
-"""HTTP API, configuration, command-line interface and the composition root."""
+"""HTTP API: routes, request and response bodies, problems, and `liudong serve`."""

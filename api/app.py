@@ -10,8 +10,8 @@ from fastapi import FastAPI, Request, Response
 from api import problems
 from api.problems import problem_response
 from api.routes import committees, disputes, health, permits, residents, sites, statistics, subsidies
-from api.services import Services
-from api.settings import Settings
+from application.services import Services
+from application.settings import Settings
 
 DESCRIPTION = """
 流动 liudong: case management for the district's migrant residents (外来人口).

@@ -12,12 +12,12 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api import auth
-from api.application import Liudong
 from api.problems import Problem
 from api.schemas import CommandAccepted, PageOut
-from api.services import Services
-from api.store import (
+from application import keys as auth
+from application.office import Liudong
+from application.services import Services
+from application.store import (
     IDEMPOTENCY_TABLE,
     CommandResult,
     IdempotencyClaim,

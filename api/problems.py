@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.store import NotFound, PreconditionFailed, TooMuchContention
+from application.store import NotFound, PreconditionFailed, TooMuchContention
 from domain.common import DomainError, InvalidValue, RuleViolated, UnknownPart
 from projections.pages import BadCursor
 

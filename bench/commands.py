@@ -47,11 +47,11 @@ import uvicorn
 from psycopg import sql
 from pydantic import SecretStr
 
-from api import auth
 from api.app import create_app
-from api.database import Database, open_database
-from api.services import Services
-from api.settings import Settings
+from application import keys as auth
+from application.database import Database, open_database
+from application.services import Services
+from application.settings import Settings
 from domain.common import OFFICE_TZ, Actor, Role, Stamp
 from domain.identity import IdentityNumber, check_character
 
@@ -106,7 +106,7 @@ def _stop_embedded(database: Database) -> None:
     if database._handle is not None:  # pgserver
         database._handle.cleanup()
         return
-    pg_ctl = shutil.which("pg_ctl")  # the pg_ctl fallback of api.database
+    pg_ctl = shutil.which("pg_ctl")  # the pg_ctl fallback of application.database
     if pg_ctl:
         subprocess.run([pg_ctl, "-D", database.location, "-m", "fast", "-w", "stop"], check=False, capture_output=True)
 

@@ -18,11 +18,11 @@ import pytest
 import uvicorn
 from psycopg import sql
 
-from api import auth
 from api.app import create_app
-from api.database import Database, start_embedded
-from api.services import Services
-from api.settings import Settings
+from application import keys as auth
+from application.database import Database, start_embedded
+from application.services import Services
+from application.settings import Settings
 from domain.common import Actor, Role, Stamp
 
 # The office's clock in tests: 10:00 in Shanghai on 2026-11-25.

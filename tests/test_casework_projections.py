@@ -6,7 +6,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.services import Services
+from application.services import Services
 from domain.common import Actor, DomainError, Role, Stamp
 from tests.conftest import NOW
 from tests.factories import unique

@@ -6,11 +6,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from api import auth
-from api.cli import cli
-from api.database import start_embedded
-from api.services import Services
-from api.settings import Settings
+from application import keys as auth
+from application.cli import cli
+from application.database import start_embedded
+from application.services import Services
+from application.settings import Settings
 from domain.common import Actor, Role, Stamp
 from domain.identity import IdentityNumber
 from tests.factories import id_number

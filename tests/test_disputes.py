@@ -8,7 +8,7 @@ from uuid import UUID
 import httpx
 import pytest
 
-from api.services import Services
+from application.services import Services
 from tests.conftest import NOW, Api, Clock
 from tests.factories import resident_body, site_body, unique
 
@@ -207,7 +207,7 @@ def test_sla_sweep_escalates_each_breach_once_even_when_two_run_at_once(
 
 
 def test_service_levels_come_from_a_settings_file(tmp_path: Any) -> None:
-    from api.settings import Settings
+    from application.settings import Settings
 
     sla = tmp_path / "sla.toml"
     sla.write_text("[wages_and_labour]\nresponse_days = 2\nresolution_days = 7\n")

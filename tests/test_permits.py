@@ -4,7 +4,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from api.services import Services
+from application.services import Services
 from tests.conftest import NOW, Api, Clock
 from tests.factories import resident_body, site_body
 

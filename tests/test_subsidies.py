@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api import auth
-from api.services import Services
+from application import keys as auth
+from application.services import Services
 from domain.common import Actor, DomainError, Role, Stamp
 from domain.sites import OperatorType
 from domain.subsidies import SubsidyApplication, SubsidyProgram

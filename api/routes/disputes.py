@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
-from api import auth
 from api.deps import (
     RECORDED,
     STAFF,
@@ -26,7 +25,8 @@ from api.deps import (
 )
 from api.problems import Problem
 from api.schemas import AreaName, Body, Money, Name, PageOut, Reason
-from api.services import Services
+from application import keys as auth
+from application.services import Services
 from domain.common import Role
 from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import format_money, parse_money

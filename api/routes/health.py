@@ -1,13 +1,21 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from api.deps import ServicesDep
+from application.metrics import StoreCollector
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
+
+# A follower that has not reported for this long, while its view is behind, is stopped.
+SILENT_SECONDS = 30.0
 
 
 @router.get("/healthz")
@@ -18,15 +26,46 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 def readyz(services: ServicesDep) -> JSONResponse:
-    """The database answers; each projection's position and lag (in events) behind the log."""
+    """The database answers and every view is kept: each view's position, lag (events behind
+    the store), state and open dead letters. 503 names the views that are stopped."""
     try:
         head = services.head()
         positions = services.positions()
-    except Exception as error:  # any database failure means not ready; the reason is returned
-        return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
-    runners = services.runner.status() if services.runner else {}
-    projections = {
-        name: {"position": pos, "lag": max(head - pos, 0), **runners.get(name, {})}
-        for name, pos in positions.items()
-    }
-    return JSONResponse({"status": "ready", "database": "ok", "head": head, "projections": projections})
+        status = services.view_status()
+    except Exception as error:  # any database failure means not ready; the reason goes to the log only
+        log.warning("readyz: database unavailable (%s)", type(error).__name__)
+        return JSONResponse({"status": "unavailable", "database": "unavailable"}, status_code=503)
+    projector = services.projector
+    projections = {}
+    stopped = []
+    for name, position in positions.items():
+        lag = max(head - position, 0)
+        view = status.get(name, {})
+        state = str(view.get("state", "unknown"))
+        silent = float(view.get("silent_for") or 0.0)
+        if projector is not None and not projector.alive:
+            state = "stopped"
+        elif state == "failing" or (lag and (state == "unknown" or silent > SILENT_SECONDS)):
+            state = "stopped"
+        if state == "stopped":
+            stopped.append(name)
+        projections[name] = {"position": position, "lag": lag, "state": state,
+                             "dead_letters": int(view.get("dead_letters", 0))}
+        if view.get("error_kind") and state == "stopped":
+            projections[name]["error"] = view["error_kind"]
+    body: dict[str, object] = {"status": "stopped" if stopped else "ready", "database": "ok", "head": head,
+                               "projections": projections}
+    if stopped:
+        body["stopped"] = stopped
+    return JSONResponse(body, status_code=503 if stopped else 200)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request, services: ServicesDep) -> Response:
+    """Prometheus metrics: this process's counters, and lags read from the database."""
+    registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(StoreCollector(services))
+        request.app.state.metrics_registry = registry
+    return Response(generate_latest(REGISTRY) + generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from api.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import InvalidValue, Stamp
 from domain.disputes import DisputeCase, SlaPolicy
 from domain.residents import Resident

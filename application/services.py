@@ -1,5 +1,6 @@
-"""The composition root: one place that builds the database, the application,
-the read-side connection pool and the projection runners, and closes them."""
+"""The composition root: one place that builds the database, the application, the
+read-side connection pool and, in the embedded default, the projector process; and
+closes them. The API and the CLI build their services here."""
 
 from __future__ import annotations
 
@@ -11,21 +12,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory
-from eventsourcing.utils import Environment
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from api import auth
-from api.application import Liudong
-from api.database import Database, open_database
-from api.settings import Settings
-from api.store import IDEMPOTENCY_TABLE
+from application import keys as auth
+from application.database import Database, open_database
+from application.office import Liudong
+from application.projecting import ProjectorProcess, rebuild
+from application.settings import Settings
+from application.store import IDEMPOTENCY_TABLE
 from domain.common import Actor, Role, Stamp
-from projections.base import SqlProjection, ViewRecorder, read_events_from
+from projections.base import SqlProjection
 from projections.disputes import overdue_open_cases
+from projections.engine import LOW_WATER_MARK, ViewApplier, ensure_engine_schema
 from projections.registry import PROJECTIONS
-from workers.runner import ProjectionRunner
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ class Services:
     app: Liudong
     pool: ConnectionPool[Any]
     clock: Clock = system_clock
-    runner: ProjectionRunner | None = None
+    projector: ProjectorProcess | None = None
     projections: dict[str, type[SqlProjection]] = field(default_factory=lambda: dict(PROJECTIONS))
     _stopping: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    owns_database: bool = False
 
     @classmethod
     def open(
@@ -58,6 +59,7 @@ class Services:
         run_projections: bool | None = None,
         database: Database | None = None,
     ) -> Services:
+        owns_database = database is None
         database = database or open_database(settings)
         env = database.eventsourcing_env(settings.pool_size)
         app = Liudong(env=env)
@@ -71,15 +73,21 @@ class Services:
             kwargs={"autocommit": True, "row_factory": dict_row},
             open=True,
         )
-        services = cls(settings=settings, database=database, app=app, pool=pool, clock=clock)
+        services = cls(settings=settings, database=database, app=app, pool=pool, clock=clock,
+                       owns_database=owns_database)
         services.ensure_schema()
-        if settings.run_projections if run_projections is None else run_projections:
-            services.runner = ProjectionRunner(env, services.projections)
-            services.runner.start()
-            if settings.sweep_interval_seconds:
-                services._sweeper = threading.Thread(target=services._sweep_periodically, name="sweeper",
-                                                     daemon=True)
-                services._sweeper.start()
+        wanted = settings.run_projections if run_projections is None else run_projections
+        if wanted and not settings.distributed:
+            # Without Kafka this process keeps the views (a child process follows the store).
+            services.projector = ProjectorProcess(
+                database.dsn, services.projections, log_level=settings.log_level,
+                options={"batch_size": settings.projection_batch_size, "attempts": settings.projection_attempts,
+                         "backoff": settings.projection_retry_backoff},
+            )
+            services.projector.start()
+        if wanted and settings.sweep_interval_seconds:
+            services._sweeper = threading.Thread(target=services._sweep_periodically, name="sweeper", daemon=True)
+            services._sweeper.start()
         return services
 
     # -- sweeps -------------------------------------------------------------
@@ -120,68 +128,74 @@ class Services:
         with self.pool.connection() as conn:
             for statement in auth.SCHEMA:
                 conn.execute(statement)
-        for name in self.projections:
-            self.view(name).datastore.close()
-
-    def view(self, name: str) -> ViewRecorder:
-        """A view recorder for the named projection (creates its tables if missing)."""
-        cls = self.projections[name]
-        env = {**self.database.eventsourcing_env(2), "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "1"}
-        factory = InfrastructureFactory[ViewRecorder].construct(
-            env=Environment(cls.name, env)
-        )
-        return factory.tracking_recorder(cls.view_class)
+            ensure_engine_schema(conn)
+            for cls in self.projections.values():
+                ViewApplier(cls).ensure_schema(conn)
 
     def close(self) -> None:
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join()
-        if self.runner is not None:
-            self.runner.stop()
+        if self.projector is not None:
+            self.projector.stop()
         self.pool.close()
         self.app.close()
+        if self.owns_database:
+            self.database.close()
 
     # -- read side ----------------------------------------------------------
     def positions(self) -> dict[str, int]:
-        """Each projection's tracked position in the application's event log."""
+        """Each view's low-water mark: every event up to it has been applied."""
         result: dict[str, int] = {}
         with self.pool.connection() as conn:
-            for name in self.projections:
-                row = conn.execute(
-                    f'SELECT max(notification_id) AS n FROM "{name}_tracking" WHERE application_name = %s',
-                    (self.app.name,),
-                ).fetchone()
-                result[name] = int(row["n"]) if row and row["n"] is not None else 0
+            for name, cls in self.projections.items():
+                result[name] = self._mark(conn, cls)
         return result
+
+    @staticmethod
+    def _mark(conn: Any, cls: type[SqlProjection]) -> int:
+        row = conn.execute(
+            f'SELECT notification_id AS n FROM "{cls.tracking_table()}" WHERE application_name = %s',
+            (LOW_WATER_MARK,),
+        ).fetchone()
+        return int(row["n"]) if row and row["n"] is not None else 0
 
     def head(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
+    def view_status(self) -> dict[str, dict[str, Any]]:
+        """What each view's follower last reported (``projection_status``)."""
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT view, state, worker, error_kind, failures, since, heartbeat_at,"
+                " extract(epoch FROM now() - heartbeat_at) AS silent_for FROM projection_status"
+            ).fetchall()
+            letters = conn.execute(
+                "SELECT view, count(*) AS n FROM projection_dead_letters WHERE resolved_at IS NULL GROUP BY view"
+            ).fetchall()
+        dead = {r["view"]: int(r["n"]) for r in letters}
+        result = {r["view"]: {**r, "dead_letters": dead.get(r["view"], 0) + dead.get("*", 0)} for r in rows}
+        for name in self.projections:
+            result.setdefault(name, {"view": name, "state": "unknown", "dead_letters": dead.get(name, 0)})
+        return result
+
     def wait_for(self, projection: str, position: int, timeout: float) -> bool:
-        """Block until ``projection`` has applied the event at ``position``, up to ``timeout`` seconds."""
+        """Block until ``projection`` has dealt with every event up to ``position``, up to
+        ``timeout`` seconds."""
+        cls = self.projections[projection]
         deadline = time.monotonic() + timeout
         pause = 0.005
         while True:
             with self.pool.connection() as conn:
-                row = conn.execute(
-                    f'SELECT max(notification_id) AS n FROM "{projection}_tracking" WHERE application_name = %s',
-                    (self.app.name,),
-                ).fetchone()
-            if row and row["n"] is not None and row["n"] >= position:
-                return True
+                if self._mark(conn, cls) >= position:
+                    return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
     def rebuild(self, name: str) -> int:
-        cls = self.projections[name]
-        view = self.view(name)
-        try:
-            reader = read_events_from(self.app.recorder, self.app.mapper, cls.handled_topics)
-            return int(cls.rebuild(view, self.app.name, reader, head=self.head()))
-        finally:
-            view.datastore.close()
+        return rebuild(self.database.dsn, self.projections[name])
 
     def purge_expired_idempotency_keys(self) -> int:
         """Forget Idempotency-Keys older than their time to live (run with the sweeps)."""
@@ -193,3 +207,9 @@ class Services:
             return int(cur.rowcount)
 
 
+
+
+def ensure_event_store(database: Database) -> None:
+    """Create the event store's tables and functions if missing (a relay or a worker may
+    start before any API process has)."""
+    Liudong(env={**database.eventsourcing_env(1), "POSTGRES_MAX_OVERFLOW": "0"}).close()

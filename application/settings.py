@@ -28,7 +28,11 @@ class Settings(BaseSettings):
         default=2.0, ge=0, le=30, description="how long a GET with ?after=POSITION waits for the projections"
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1, description="how long an Idempotency-Key is remembered")
-    run_projections: bool = Field(default=True, description="run the projections inside the API process")
+    run_projections: bool = Field(
+        default=True,
+        description="keep the views from this process (a child process follows the store); "
+        "ignored when kafka_bootstrap_servers is set",
+    )
     command_retries: int = Field(default=30, ge=1, description="attempts when a concurrent write conflicts")
     sla_file: Path | None = Field(
         default=None,
@@ -41,6 +45,58 @@ class Settings(BaseSettings):
         default=Decimal("500000.00"), gt=0, description="applications at or above this need two supervisors"
     )
     log_level: str = "INFO"
+
+    # -- the distributed mode: Kafka --------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="host:port[,host:port]; set: the API runs no projections, `liudong relay` publishes "
+        "every stored event and `liudong worker` processes keep the views",
+    )
+    kafka_topic_prefix: str = Field(
+        default="liudong", pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="topics are PREFIX.residents, PREFIX.sites, ...",
+    )
+    event_source: str = Field(
+        default="urn:liudong:office", min_length=1, max_length=200,
+        description="the CloudEvents source of every published event (a URI naming this office)",
+    )
+    kafka_partitions: int = Field(default=6, ge=1, le=1000, description="partitions of a topic the relay creates")
+    kafka_replication_factor: int = Field(default=1, ge=1, le=10, description="replicas of a topic the relay creates")
+    kafka_consumer_group: str = Field(
+        default="liudong-projections", pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="consumer group of the projection workers (a worker with --projections adds the view names)",
+    )
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1000, description="consumer group session timeout")
+    kafka_heartbeat_interval_ms: int = Field(default=3000, ge=100, description="consumer group heartbeat interval")
+    kafka_max_poll_interval_ms: int = Field(
+        default=300_000, ge=1000, description="longest pause between polls before a worker leaves the group"
+    )
+    kafka_metadata_max_age_ms: int = Field(
+        default=30_000, ge=1000, description="how often clients refresh metadata (finds re-created topics)"
+    )
+    kafka_producer_config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="extra kafka-python producer settings as JSON; one that would disable idempotence is refused",
+    )
+    relay_batch_size: int = Field(default=1000, ge=1, le=100_000, description="events the relay publishes per flush")
+    worker_batch_size: int = Field(default=500, ge=1, le=100_000, description="events a worker applies per transaction")
+    projection_batch_size: int = Field(
+        default=500, ge=1, le=100_000, description="events the in-process projector applies per transaction"
+    )
+    projection_attempts: int = Field(
+        default=3, ge=1, le=20, description="tries of an event that makes a view fail before it is a dead letter"
+    )
+    projection_retry_backoff: float = Field(
+        default=0.2, ge=0, le=60, description="seconds before the first retry; doubles with each"
+    )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="relay and workers serve Prometheus /metrics on this port"
+    )
+
+    @property
+    def distributed(self) -> bool:
+        """Kafka is configured: projections run in `liudong worker` processes, not in the API."""
+        return bool(self.kafka_bootstrap_servers)
 
     def sla_policy(self) -> SlaPolicy:
         """The built-in service levels, overridden per category by ``sla_file``."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from api.commands.committees import CommitteeCommands
-from api.commands.disputes import DisputeCommands
-from api.commands.permits import PermitCommands
-from api.commands.residency import ResidencyCommands
-from api.commands.subsidies import SubsidyCommands
+from application.commands.committees import CommitteeCommands
+from application.commands.disputes import DisputeCommands
+from application.commands.permits import PermitCommands
+from application.commands.residency import ResidencyCommands
+from application.commands.subsidies import SubsidyCommands
 
 
 class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeCommands, SubsidyCommands):

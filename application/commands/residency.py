@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from api.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
 from domain.identity import IdentityNumber
 from domain.residents import IdentityNumberClaim, Resident, claim_id, duplicate_identity_number

@@ -178,7 +178,7 @@ A = TypeVar("A", bound=Aggregate)
 
 class OfficeApplication(Application[UUID]):
     """Plumbing shared by every use case: loading, optimistic retries and saving.
-    The use cases themselves are mixins in ``api/commands/``; ``api.application.Liudong``
+    The use cases themselves are mixins in ``api/commands/``; ``application.office.Liudong``
     puts them together."""
 
     name = "Liudong"
@@ -243,3 +243,60 @@ def _kind_name(kind: type[Aggregate]) -> str:
 def _violates(error: BaseException, constraint: str) -> bool:
     cause = error.__cause__
     return isinstance(cause, psycopg.errors.UniqueViolation) and cause.diag.constraint_name == constraint
+
+
+# -- reading the log ---------------------------------------------------------------------
+# eventsourcing names the table and its NOTIFY channel after the application.
+EVENTS_TABLE = "liudong_events"
+EVENTS_CHANNEL = "liudong_events"
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    position: int
+    originator_id: UUID
+    version: int
+    topic: str
+    state: bytes
+
+
+def read_stored(conn: Any, after: int, limit: int, *, upto: int | None = None,
+                topics: Sequence[str] | None = None) -> list[StoredRow]:
+    """Stored events after ``after`` in the global order, at most ``limit``, as far as a
+    follower may read: the insert function commits positions in order, so no event can
+    still commit below one that is visible."""
+    clauses = ["notification_id > %s"]
+    params: list[Any] = [after]
+    if upto is not None:
+        clauses.append("notification_id <= %s")
+        params.append(upto)
+    if topics is not None:
+        clauses.append("topic = ANY(%s)")
+        params.append(list(topics))
+    rows = conn.execute(
+        f"SELECT notification_id, originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
+        f" WHERE {' AND '.join(clauses)} ORDER BY notification_id LIMIT %s",
+        [*params, limit],
+    ).fetchall()
+    return [StoredRow(*_columns(r)) for r in rows]
+
+
+def previous_position(conn: Any, position: int) -> int:
+    """The position of the stored event before ``position`` (0 before the first)."""
+    row = conn.execute(f"SELECT max(notification_id) FROM {EVENTS_TABLE} WHERE notification_id < %s",
+                       (position,)).fetchone()
+    value = _columns(row)[0] if row is not None else None
+    return int(value) if value is not None else 0
+
+
+def head_position(conn: Any) -> int:
+    row = conn.execute(f"SELECT max(notification_id) FROM {EVENTS_TABLE}").fetchone()
+    value = _columns(row)[0] if row is not None else None
+    return int(value) if value is not None else 0
+
+
+def _columns(row: Any) -> tuple[Any, ...]:
+    values = tuple(row.values()) if isinstance(row, dict) else tuple(row)
+    if len(values) == 5:
+        return (values[0], values[1], values[2], values[3], bytes(values[4]))
+    return values

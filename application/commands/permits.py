@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from api.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
 from domain.residents import Resident
 

@@ -4,7 +4,9 @@ eventsourcing's own POSTGRES_* settings."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 from psycopg import sql
 
-from api.settings import Settings
+from application.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,12 @@ class Database:
 
     def eventsourcing_env(self, pool_size: int = 10) -> dict[str, str]:
         return eventsourcing_env(self.dsn, pool_size=pool_size)
+
+    def close(self) -> None:
+        """Let go of the embedded server: the last process that used it stops it."""
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle._cleanup()
 
 
 def eventsourcing_env(dsn: str, pool_size: int = 10) -> dict[str, str]:
@@ -57,7 +65,7 @@ def eventsourcing_env(dsn: str, pool_size: int = 10) -> dict[str, str]:
         # cache hit costs one small SELECT and stays correct across processes.
         "AGGREGATE_CACHE_MAXSIZE": "10000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
-        "APPLICATION_RECORDER_TOPIC": "api.store:LiudongRecorder",
+        "APPLICATION_RECORDER_TOPIC": "application.store:LiudongRecorder",
     }
 
 
@@ -69,7 +77,7 @@ def open_database(settings: Settings) -> Database:
 
 
 def _describe(dsn: str) -> str:
-    from api.settings import mask_dsn
+    from application.settings import mask_dsn
 
     return mask_dsn(dsn)
 
@@ -83,11 +91,36 @@ def start_embedded(data_dir: Path) -> Database:
         import pgserver
     except ImportError:
         return _start_with_pg_ctl(pgdata)
+    _forget_dead_handles(pgdata)
     server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     admin_dsn = server.get_uri()
     _ensure_database(admin_dsn, EMBEDDED_DBNAME)
     dsn = server.get_uri(EMBEDDED_DBNAME)
     return Database(dsn=dsn, embedded=True, location=str(pgdata), _handle=server)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """pgserver stops its server when the last process holding it exits, counting the
+    processes in ``.handle_pids.json``; a process killed without cleaning up leaves its
+    pid there for ever and the server is never stopped again. Forget those first."""
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _running(pid)]
+    if alive != pids:
+        path.write_text(json.dumps(alive))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ensure_database(admin_dsn: str, dbname: str) -> None:

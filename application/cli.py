@@ -1,0 +1,191 @@
+"""The ``liudong`` command. The commands that need only the application layer live
+here; ``api`` adds ``serve`` and ``workers`` adds ``relay``, ``worker``, ``dev-broker``
+and ``up``, each registered as a ``liudong.cli`` entry point, so this layer never imports
+the layers that build on it."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from application.settings import Settings
+
+cli = typer.Typer(help="liudong: event-sourced case management for migrant residents", no_args_is_help=True)
+keys_cli = typer.Typer(help="API keys", no_args_is_help=True)
+projections_cli = typer.Typer(help="read models", no_args_is_help=True)
+sla_cli = typer.Typer(help="dispute service levels", no_args_is_help=True)
+permits_cli = typer.Typer(help="residence permits", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+cli.add_typer(projections_cli, name="projections")
+cli.add_typer(sla_cli, name="sla")
+cli.add_typer(permits_cli, name="permits")
+dead_letters_cli = typer.Typer(help="events a view could not apply", no_args_is_help=True)
+cli.add_typer(dead_letters_cli, name="dead-letters")
+
+
+def open_services(run_projections: bool = False):  # type: ignore[no-untyped-def]
+    from application.database import DatabaseUnavailable
+    from application.services import Services
+
+    try:
+        return Services.open(Settings(), run_projections=run_projections)
+    except DatabaseUnavailable as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def config() -> None:
+    """Print the effective settings (secrets masked)."""
+    typer.echo(json.dumps(Settings().masked(), indent=2, default=str))
+
+
+@keys_cli.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="the user id recorded as the actor of this key's commands")],
+    role: Annotated[str, typer.Option(help="caseworker, supervisor, finance, auditor, api_consumer or admin")],
+    area: Annotated[list[str] | None, typer.Option(help="an area this key is scoped to (repeatable)")] = None,
+) -> None:
+    """Create an API key and print it once, as the last word of the output."""
+    from application import keys as auth
+    from domain.common import Role
+
+    try:
+        parsed = Role(role)
+        if parsed is Role.SYSTEM:
+            raise ValueError
+    except ValueError:
+        typer.echo(f"unknown role {role!r}; one of: {', '.join(r.value for r in auth.HUMAN_ROLES)}", err=True)
+        raise typer.Exit(2) from None
+    if not name.strip() or len(name) > 100:
+        typer.echo("--name must be 1 to 100 characters", err=True)
+        raise typer.Exit(2)
+    services = open_services()
+    try:
+        key = auth.create_key(services.pool, user_id=name.strip(), role=parsed, areas=list(area or []))
+    finally:
+        services.close()
+    typer.echo(f"created a {parsed.value} key for {name.strip()}; it is shown only now: {key}")
+
+
+@projections_cli.command("rebuild")
+def projections_rebuild(name: Annotated[str, typer.Argument(help="a view: residents, site_occupancy, ...")]) -> None:
+    """Drop one read model and rebuild it from the events alone."""
+    from projections.registry import PROJECTIONS
+
+    if name not in PROJECTIONS:
+        typer.echo(f"unknown projection {name!r}; one of: {', '.join(PROJECTIONS)}", err=True)
+        raise typer.Exit(2)
+    services = open_services()
+    try:
+        position = services.rebuild(name)
+    finally:
+        services.close()
+    typer.echo(f"rebuilt {name} up to position {position}")
+
+
+@projections_cli.command("status")
+def projections_status() -> None:
+    """Each projection's position and lag behind the event log."""
+    services = open_services()
+    try:
+        head = services.head()
+        for name, pos in services.positions().items():
+            typer.echo(f"{name:<16} position {pos:>10}  lag {max(head - pos, 0)}")
+    finally:
+        services.close()
+
+
+@sla_cli.command("sweep")
+def sla_sweep() -> None:
+    """Record each dispute's new service-level breach once (EscalatedForBreach, by the system actor)."""
+    services = open_services()
+    try:
+        count = services.sla_sweep()
+    finally:
+        services.close()
+    typer.echo(f"recorded {count} service-level breaches")
+
+
+@permits_cli.command("sweep")
+def permits_sweep() -> None:
+    """Suspend each residence permit whose yearly endorsement has lapsed (once, by the system actor)."""
+    services = open_services()
+    try:
+        count = services.permit_sweep()
+    finally:
+        services.close()
+    typer.echo(f"suspended {count} lapsed permits")
+
+
+@dead_letters_cli.command("list")
+def dead_letters_list(
+    view: Annotated[str | None, typer.Option(help="only this view's ('*': could not be decoded at all)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 100,
+) -> None:
+    """Open dead letters: the events a view could not apply, oldest first."""
+    from psycopg.rows import dict_row
+
+    from projections.engine import open_dead_letters
+
+    services = open_services()
+    try:
+        with services.pool.connection() as conn:
+            conn.row_factory = dict_row
+            letters = open_dead_letters(conn, view=view, limit=limit)
+    finally:
+        services.close()
+    if not letters:
+        typer.echo("no open dead letters")
+        return
+    for letter in letters:
+        typer.echo(
+            f"#{letter['id']:<6} view {letter['view']:<18} {letter['event_type']:<40} "
+            f"aggregate {letter['originator_id']} v{letter['version']} position {letter['position']} "
+            f"from {letter['source']}  attempts {letter['attempts']}  {letter['error']}"
+        )
+
+
+@dead_letters_cli.command("retry")
+def dead_letters_retry(letter_id: Annotated[int, typer.Argument(help="the dead letter's number")]) -> None:
+    """Apply a dead letter again (with the code now running); on success, the later events
+    of the same aggregate that waited behind it follow."""
+    from application.envelope import from_message
+    from application.events import EventCatalogue
+    from application.projecting import retry_dead_letter
+
+    catalogue = EventCatalogue.of_domain()
+    services = open_services()
+    try:
+        try:
+            outcome = retry_dead_letter(services.database.dsn, letter_id, services.projections, catalogue,
+                                        decode_payload=lambda raw: from_message(raw, catalogue)[1])
+        except LookupError as error:
+            typer.echo(str(error), err=True)
+            raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo(f"dead letter #{letter_id}: {outcome.outcome}; resolved: {outcome.resolved or 'none'}")
+    if outcome.outcome != "applied" and not outcome.outcome.startswith("already"):
+        raise typer.Exit(1)
+
+
+def _load_plugins() -> None:
+    """Commands of the outer layers (``serve``, ``relay``, ``worker``, ...)."""
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group="liudong.cli"):
+        entry_point.load()(cli)
+
+
+_load_plugins()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,476 @@
+"""Applying events to views: in batches, exactly once, whatever order the aggregates
+arrive in, and without letting one bad event stop a view.
+
+The same engine serves every follower:
+
+* the in-process projector and rebuilds read the store in order (``apply_ordered``); a
+  view's low-water mark is then simply the last position read;
+* Kafka workers receive each aggregate's events in order on its partition, but the
+  partitions in any interleaving, with redeliveries after a crash or a rebalance and
+  duplicates after a republish (``apply_streamed``).
+
+What makes that safe, per view, in the same transaction as the view's rows:
+
+* the version of each aggregate the view last applied (``projection_versions``): an
+  event at or below it is a duplicate and is skipped;
+* per Kafka partition, the last offset dealt with (rows of the view's tracking table
+  named after the partition), from which a worker resumes;
+* the low-water mark (the tracking row ``Liudong``, the name eventsourcing's tracking
+  gave it): every event at or below that global position has been dealt with. Kafka
+  messages carry the position of the event before them in the store, so the mark
+  advances along that chain (``projection_chain``) however the partitions interleave.
+  ``?after=POSITION`` waits on it.
+
+An event a handler keeps failing on (after a few tries with backoff) or that cannot be
+decoded becomes a dead letter (``projection_dead_letters``); later events of the same
+aggregate wait behind it as dead letters too, so the view never applies them out of
+order; every other aggregate goes on. ``retry_dead_letters`` applies them later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import Connection, Cursor
+from psycopg.sql import SQL, Identifier
+
+from projections.base import SqlProjection
+
+log = logging.getLogger(__name__)
+
+# The tracking row that holds a view's low-water mark. eventsourcing's tracking recorder
+# wrote the application's name; views built before this engine keep working.
+LOW_WATER_MARK = "Liudong"
+# A dead letter that concerns every view: a message that could not be decoded at all.
+EVERY_VIEW = "*"
+NOTIFY_CHANNEL = "liudong_views"
+MAX_ERROR_TEXT = 2000
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS projection_versions ("
+    " view text NOT NULL, originator_id uuid NOT NULL, version bigint NOT NULL,"
+    " PRIMARY KEY (view, originator_id))",
+    "CREATE TABLE IF NOT EXISTS projection_chain ("
+    " view text NOT NULL, position bigint NOT NULL, previous bigint NOT NULL, PRIMARY KEY (view, position))",
+    "CREATE INDEX IF NOT EXISTS projection_chain_previous_idx ON projection_chain (view, previous)",
+    "CREATE TABLE IF NOT EXISTS projection_dead_letters ("
+    " id bigserial PRIMARY KEY,"
+    " view text NOT NULL,"
+    " dedupe_key text NOT NULL,"
+    " position bigint,"
+    " originator_id uuid,"
+    " version bigint,"
+    " event_type text NOT NULL,"
+    " source text NOT NULL,"
+    " payload bytea,"
+    " error text NOT NULL,"
+    " attempts integer NOT NULL DEFAULT 1,"
+    " failed_at timestamptz NOT NULL DEFAULT now(),"
+    " published_at timestamptz,"
+    " resolved_at timestamptz,"
+    " resolution text,"
+    " UNIQUE (view, dedupe_key))",
+    "CREATE INDEX IF NOT EXISTS projection_dead_letters_open_idx"
+    " ON projection_dead_letters (originator_id, view) WHERE resolved_at IS NULL",
+    "CREATE TABLE IF NOT EXISTS projection_status ("
+    " view text PRIMARY KEY, state text NOT NULL, worker text NOT NULL, error_kind text,"
+    " failures integer NOT NULL DEFAULT 0, since timestamptz NOT NULL DEFAULT now(),"
+    " heartbeat_at timestamptz NOT NULL DEFAULT now())",
+]
+
+INFRASTRUCTURE_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# SQLSTATE classes that say the view (its tables, the database) is at fault, not the
+# event: an undefined table or column, no privilege, disk full, a crash. The view stops
+# and is retried; any other error is the event's, which becomes a dead letter.
+VIEW_LEVEL_SQLSTATES = ("08", "40", "42", "53", "54", "55", "57", "58", "F0", "XX")
+
+
+def is_view_level(error: BaseException) -> bool:
+    if isinstance(error, INFRASTRUCTURE_ERRORS):
+        return True
+    state = getattr(error, "sqlstate", None)
+    return isinstance(error, psycopg.Error) and isinstance(state, str) and state[:2] in VIEW_LEVEL_SQLSTATES
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event as a follower received it. ``event`` is None when it could not be
+    decoded (``error`` says why); what could be read of it is kept for the dead letter."""
+
+    position: int | None
+    originator_id: UUID | None
+    version: int | None
+    event_type: str
+    event: Any = None
+    error: str | None = None
+    previous: int | None = None
+    stream: str | None = None
+    offset: int | None = None
+    payload: bytes | None = None
+
+    @property
+    def source(self) -> str:
+        if self.stream is not None:
+            return f"{self.stream}@{self.offset}"
+        return f"store@{self.position}"
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: list[int] = field(default_factory=list)
+    low_water_mark: int = 0
+    busy: bool = False  # the view is being rebuilt: nothing was applied
+
+
+def ensure_engine_schema(conn: Connection[Any]) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"liudong-engine-schema"),))
+        for statement in SCHEMA:
+            conn.execute(statement)
+
+
+class ViewApplier:
+    """Applies batches of deliveries to one view. Each batch is one transaction, or a
+    savepoint of the caller's transaction (a follower applies a batch to all its views in
+    one commit; a view that fails rolls back alone)."""
+
+    def __init__(
+        self,
+        projection: type[SqlProjection],
+        *,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.projection = projection()
+        self.name = projection.name
+        self.attempts = attempts
+        self.backoff = backoff
+        self.sleep = sleep
+        tracking = Identifier(projection.tracking_table())
+        self._upsert_tracking = SQL(
+            "INSERT INTO {t} (application_name, notification_id) VALUES (%s, %s)"
+            " ON CONFLICT (application_name) DO UPDATE"
+            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)"
+        ).format(t=tracking)
+        self._select_tracking = SQL("SELECT application_name, notification_id FROM {t}"
+                                    " WHERE application_name = ANY(%s)").format(t=tracking)
+        self._lwm_lock = zlib.crc32(f"liudong-low-water-mark:{self.name}".encode())
+
+    # -- schema -----------------------------------------------------------------------------
+    def ensure_schema(self, conn: Connection[Any]) -> None:
+        """Create the view's tables and its tracking table, if missing."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
+            for statement in self.projection.view_class.ddl:
+                conn.execute(statement)
+            conn.execute(SQL(
+                "CREATE TABLE IF NOT EXISTS {} (application_name text PRIMARY KEY, notification_id bigint)"
+            ).format(Identifier(self.projection.tracking_table())))
+
+    def low_water_mark(self, conn: Connection[Any]) -> int:
+        row = conn.execute(self._select_tracking, ([LOW_WATER_MARK],)).fetchone()
+        return int(_value(row, 1)) if row is not None else 0
+
+    def stream_offsets(self, conn: Connection[Any], streams: Sequence[str]) -> dict[str, int]:
+        """The last offset this view dealt with on each of the given Kafka partitions."""
+        rows = conn.execute(self._select_tracking, (list(streams),)).fetchall()
+        return {str(_value(r, 0)): int(_value(r, 1)) for r in rows}
+
+    # -- batches ----------------------------------------------------------------------------
+    def apply_ordered(self, conn: Connection[Any], deliveries: Sequence[Delivery], upto: int) -> BatchResult:
+        """Apply events read from the store in order; afterwards every event up to
+        ``upto`` has been dealt with (``upto`` may lie past the last delivery: the events
+        between were read and are not of this view's kinds)."""
+        with conn.transaction(), conn.cursor() as cur:
+            if not self._enter(cur):
+                return BatchResult(busy=True)
+            low_water = self.low_water_mark(conn)
+            fresh = [d for d in deliveries if d.position is not None and d.position > low_water]
+            result = self._apply(cur, fresh)
+            result.low_water_mark = max(low_water, upto)
+            if upto > low_water:
+                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, upto))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{upto}"))
+        return result
+
+    def apply_streamed(self, conn: Connection[Any], deliveries: Sequence[Delivery]) -> BatchResult:
+        """Apply events received from Kafka partitions (``stream`` and ``offset`` set on
+        each; ``position`` and ``previous`` where the message carried them)."""
+        streams = sorted({d.stream for d in deliveries if d.stream is not None})
+        with conn.transaction(), conn.cursor() as cur:
+            if not self._enter(cur):
+                return BatchResult(busy=True)
+            offsets = self.stream_offsets(conn, streams)
+            fresh = [d for d in deliveries if d.stream is None or (d.offset or 0) > offsets.get(d.stream, -1)]
+            result = self._apply(cur, fresh)
+            last: dict[str, int] = {}
+            for d in deliveries:
+                if d.stream is not None and d.offset is not None:
+                    last[d.stream] = max(last.get(d.stream, -1), d.offset)
+            for stream, offset in last.items():
+                if offset > offsets.get(stream, -1):
+                    cur.execute(self._upsert_tracking, (stream, offset))
+            result.low_water_mark = self._advance_chain(cur, conn, deliveries)
+        return result
+
+    def _advance_chain(self, cur: Cursor[Any], conn: Connection[Any], deliveries: Sequence[Delivery]) -> int:
+        links = [(d.position, d.previous) for d in deliveries if d.position is not None and d.previous is not None]
+        low_water = self.low_water_mark(conn)
+        links = [(p, q) for p, q in links if p > low_water]
+        if links:
+            cur.execute(
+                "INSERT INTO projection_chain (view, position, previous)"
+                " SELECT %s, p, q FROM unnest(%s::bigint[], %s::bigint[]) AS l(p, q) ON CONFLICT DO NOTHING",
+                (self.name, [p for p, _ in links], [q for _, q in links]),
+            )
+        # One advance at a time per view; the lock is held to commit, so the next
+        # transaction's statements see this one's links.
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lwm_lock,))
+        low_water = self.low_water_mark(conn)
+        row = cur.execute(
+            "WITH RECURSIVE link(position) AS ("
+            " SELECT position FROM projection_chain WHERE view = %(view)s AND previous = %(mark)s"
+            " UNION ALL"
+            " SELECT c.position FROM projection_chain c JOIN link ON c.previous = link.position"
+            " WHERE c.view = %(view)s)"
+            " SELECT max(position) FROM link",
+            {"view": self.name, "mark": low_water},
+        ).fetchone()
+        reached = _value(row, 0) if row is not None else None
+        if reached is not None and int(reached) > low_water:
+            low_water = int(reached)
+            cur.execute(self._upsert_tracking, (LOW_WATER_MARK, low_water))
+            cur.execute("DELETE FROM projection_chain WHERE view = %s AND position <= %s", (self.name, low_water))
+            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{low_water}"))
+        return low_water
+
+    def _enter(self, cur: Cursor[Any]) -> bool:
+        """Take this view's lock, shared with other appliers (each aggregate's rows are
+        its own) and exclusive of a rebuild. A view being rebuilt is skipped, not waited
+        for, so the other views of the same batch go on."""
+        row = cur.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (self.projection.lock_key(),)).fetchone()
+        return bool(_value(row, 0))
+
+    # -- applying ---------------------------------------------------------------------------
+    def _apply(self, cur: Cursor[Any], deliveries: Sequence[Delivery]) -> BatchResult:
+        relevant = [d for d in deliveries if d.event is None or self.projection.handles_event(d.event)]
+        if not relevant:
+            return BatchResult()
+        ids = list({d.originator_id for d in relevant if d.originator_id is not None})
+        versions = self._versions(cur, ids)
+        parked = self._parked(cur, ids)
+        before = dict(versions)
+        cur.execute("SAVEPOINT batch")
+        try:
+            result = self._run(cur, relevant, versions, set(parked), careful=False)
+        except Exception as error:  # one of the events fails this view: go through them one by one
+            if is_view_level(error):
+                raise
+            cur.execute("ROLLBACK TO SAVEPOINT batch")
+            versions = dict(before)
+            result = self._run(cur, relevant, versions, set(parked), careful=True)
+        cur.execute("RELEASE SAVEPOINT batch")
+        changed = {k: v for k, v in versions.items() if before.get(k) != v}
+        if changed:
+            cur.execute(
+                "INSERT INTO projection_versions (view, originator_id, version)"
+                " SELECT %s, i, v FROM unnest(%s::uuid[], %s::bigint[]) AS x(i, v)"
+                " ON CONFLICT (view, originator_id) DO UPDATE SET version = EXCLUDED.version",
+                (self.name, list(changed), list(changed.values())),
+            )
+        return result
+
+    def _run(self, cur: Cursor[Any], deliveries: Sequence[Delivery], versions: dict[UUID, int],
+             parked: set[UUID], *, careful: bool) -> BatchResult:
+        result = BatchResult()
+        for d in deliveries:
+            if d.event is None:
+                dead = self._dead_letter(cur, d, EVERY_VIEW, d.error or "cannot be decoded")
+                result.dead_letters.extend(dead)
+                if d.originator_id is not None:
+                    parked.add(d.originator_id)
+                continue
+            aggregate, version = d.event.originator_id, d.event.originator_version
+            if version <= versions.get(aggregate, 0):
+                result.duplicates += 1
+                continue
+            if aggregate in parked:
+                reason = "waits behind an earlier dead letter of the same aggregate"
+                result.dead_letters.extend(self._dead_letter(cur, d, self.name, reason))
+                continue
+            if not careful:
+                self.projection.apply(cur, d.event)
+            else:
+                error = self._apply_carefully(cur, d)
+                if error is not None:
+                    result.dead_letters.extend(self._dead_letter(cur, d, self.name, error, attempts=self.attempts))
+                    parked.add(aggregate)
+                    continue
+            versions[aggregate] = version
+            result.applied += 1
+        return result
+
+    def _apply_carefully(self, cur: Cursor[Any], d: Delivery) -> str | None:
+        """Apply one event under a savepoint, retrying with backoff; the error if it never
+        succeeds."""
+        pause = self.backoff
+        error: Exception | None = None
+        for attempt in range(self.attempts):
+            cur.execute("SAVEPOINT event")
+            try:
+                self.projection.apply(cur, d.event)
+            except Exception as failure:  # the handler's failure: retried, then a dead letter
+                if is_view_level(failure):
+                    raise
+                cur.execute("ROLLBACK TO SAVEPOINT event")
+                error = failure
+                log.warning("view %s failed on %s v%s (attempt %d of %d): %s", self.name, d.event_type,
+                            d.version, attempt + 1, self.attempts, type(failure).__name__)
+                if attempt + 1 < self.attempts:
+                    self.sleep(pause)
+                    pause *= 2
+                continue
+            cur.execute("RELEASE SAVEPOINT event")
+            return None
+        assert error is not None
+        return f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
+
+    def _versions(self, cur: Cursor[Any], ids: list[UUID]) -> dict[UUID, int]:
+        if not ids:
+            return {}
+        rows = cur.execute(
+            "SELECT originator_id, version FROM projection_versions WHERE view = %s AND originator_id = ANY(%s)",
+            (self.name, ids),
+        ).fetchall()
+        return {_value(r, 0): int(_value(r, 1)) for r in rows}
+
+    def _parked(self, cur: Cursor[Any], ids: list[UUID]) -> set[UUID]:
+        if not ids:
+            return set()
+        rows = cur.execute(
+            "SELECT DISTINCT originator_id FROM projection_dead_letters"
+            " WHERE resolved_at IS NULL AND view IN (%s, %s) AND originator_id = ANY(%s)",
+            (self.name, EVERY_VIEW, ids),
+        ).fetchall()
+        return {_value(r, 0) for r in rows}
+
+    def _dead_letter(self, cur: Cursor[Any], d: Delivery, view: str, error: str, attempts: int = 1) -> list[int]:
+        if view == EVERY_VIEW or d.originator_id is None or d.version is None:
+            dedupe_key = d.source
+        else:
+            dedupe_key = f"{d.originator_id}:{d.version}"
+        row = cur.execute(
+            "INSERT INTO projection_dead_letters"
+            " (view, dedupe_key, position, originator_id, version, event_type, source, payload, error, attempts)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (view, dedupe_key) DO NOTHING RETURNING id",
+            (view, dedupe_key, d.position, d.originator_id, d.version, d.event_type[:200], d.source, d.payload,
+             error[:MAX_ERROR_TEXT], attempts),
+        ).fetchone()
+        if row is None:
+            return []
+        log.error("dead letter #%s for view %s: %s v%s at %s", _value(row, 0), view, d.event_type, d.version, d.source)
+        return [int(_value(row, 0))]
+
+    # -- rebuild ----------------------------------------------------------------------------
+    def rebuild(self, conn: Connection[Any], batches: Iterable[Sequence[Delivery]], head: int) -> int:
+        """Drop the view's tables and build them again from the events alone, in one
+        transaction, while every other writer of this view waits. ``batches`` yields the
+        store's events in order up to ``head``, read after this call took the lock.
+        Returns the low-water mark reached."""
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
+            for table in self.projection.view_class.tables:
+                cur.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(Identifier(table)))
+            for statement in self.projection.view_class.ddl:
+                cur.execute(statement)
+            cur.execute(SQL("DELETE FROM {} WHERE application_name = %s").format(
+                Identifier(self.projection.tracking_table())), (LOW_WATER_MARK,))
+            for table in ("projection_versions", "projection_chain"):
+                cur.execute(SQL("DELETE FROM {} WHERE view = %s").format(Identifier(table)), (self.name,))
+            cur.execute("UPDATE projection_dead_letters SET resolved_at = now(), resolution = 'rebuilt'"
+                        " WHERE view = %s AND resolved_at IS NULL", (self.name,))
+            for batch in batches:
+                self._apply(cur, batch)
+            if head:
+                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, head))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{head}"))
+        return head
+
+    # -- dead letters -----------------------------------------------------------------------
+    def retry(self, conn: Connection[Any], letter: dict[str, Any], event: Any) -> str:
+        """Apply one dead letter's event (already decoded) to this view, and then the
+        later dead letters of the same aggregate that waited behind it. Returns what
+        happened: ``applied``, ``already applied`` or the error."""
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.projection.lock_key(),))
+            aggregate = event.originator_id
+            versions = self._versions(cur, [aggregate])
+            outcome = "already applied"
+            if self.projection.handles_event(event) and event.originator_version > versions.get(aggregate, 0):
+                error = self._apply_carefully(cur, Delivery(letter.get("position"), aggregate,
+                                                            event.originator_version, letter["event_type"], event))
+                if error is not None:
+                    cur.execute("UPDATE projection_dead_letters SET attempts = attempts + %s, error = %s,"
+                                " failed_at = now() WHERE id = %s", (self.attempts, error, letter["id"]))
+                    return error
+                outcome = "applied"
+                cur.execute(
+                    "INSERT INTO projection_versions (view, originator_id, version) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (view, originator_id) DO UPDATE SET version = EXCLUDED.version",
+                    (self.name, aggregate, event.originator_version),
+                )
+        return outcome
+
+
+def resolve_dead_letter(conn: Connection[Any], letter_id: int, resolution: str) -> None:
+    conn.execute("UPDATE projection_dead_letters SET resolved_at = now(), resolution = %s WHERE id = %s",
+                 (resolution, letter_id))
+
+
+def open_dead_letters(conn: Connection[Any], *, view: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT id, view, position, originator_id, version, event_type, source, error, attempts, failed_at"
+        " FROM projection_dead_letters WHERE resolved_at IS NULL" + (" AND view = %s" if view else "")
+        + " ORDER BY id LIMIT %s",
+        [view, limit] if view else [limit],
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
+def record_status(conn: Connection[Any], view: str, worker: str, error_kind: str | None) -> None:
+    """A view's health as its follower sees it: ``running`` or ``failing`` (with the kind
+    of error, never its text), and a heartbeat."""
+    state = "failing" if error_kind else "running"
+    conn.execute(
+        "INSERT INTO projection_status (view, state, worker, error_kind, failures, since, heartbeat_at)"
+        " VALUES (%s, %s, %s, %s, %s, now(), now())"
+        " ON CONFLICT (view) DO UPDATE SET worker = EXCLUDED.worker, heartbeat_at = now(),"
+        " error_kind = EXCLUDED.error_kind,"
+        " failures = CASE WHEN EXCLUDED.state = 'failing' THEN projection_status.failures + 1 ELSE 0 END,"
+        " since = CASE WHEN projection_status.state = EXCLUDED.state THEN projection_status.since ELSE now() END,"
+        " state = EXCLUDED.state",
+        (view, state, worker, error_kind, 1 if error_kind else 0),
+    )
+
+
+def _value(row: Any, index: int) -> Any:
+    """A column of a row fetched as a tuple or as a dict."""
+    if isinstance(row, dict):
+        return list(row.values())[index]
+    return row[index]
+
+
+def _row(row: Any) -> dict[str, Any]:
+    if isinstance(row, dict):
+        return dict(row)
+    return {str(i): v for i, v in enumerate(row)}
