@@ -32,6 +32,7 @@ test: lint typecheck
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.commands
+	$(BIN)/python -m bench.backbone
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

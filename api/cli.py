@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,12 @@ def serve(
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn turns SIGINT and SIGTERM into a graceful shutdown, then raises the signal
+    # again with the handlers it found: these, so the `finally` below still runs and stops
+    # the projector process and the embedded PostgreSQL (the default handler would end the
+    # process on the spot and leave them running).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     try:
         services = Services.open(settings)
     except DatabaseUnavailable as error:
@@ -45,13 +52,15 @@ def serve(
         if demo_keys:
             _write_demo_keys(services, settings.data_dir)
         typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI page: /docs)")
-        # uvicorn turns SIGINT and SIGTERM into a graceful shutdown and returns here, so the
-        # projector process and the embedded PostgreSQL are stopped below.
         uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port,
                     log_level=settings.log_level.lower())
     finally:
         services.close()
         typer.echo("stopped")
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 def _write_demo_keys(services: Any, data_dir: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 from eventsourcing.utils import get_topic, resolve_topic
+from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
@@ -193,7 +194,7 @@ class LocalProjector:
 def _child_main(dsn: str, topics: list[str], options: dict[str, Any], stopping: Any, log_level: str) -> None:
     """Entry point of the projector's child process."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s projector: %(message)s")
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
     parent = os.getppid()
@@ -207,7 +208,7 @@ def _child_main(dsn: str, topics: list[str], options: dict[str, Any], stopping: 
     LocalProjector(dsn, projection_classes(topics), stopping=stopping, **options).run()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to send SIGTERM when the parent dies (no orphaned projector)."""
     with contextlib.suppress(Exception):
         import ctypes
@@ -272,11 +273,14 @@ class ProjectorProcess:
 
 # -- rebuild and dead letters --------------------------------------------------------------
 def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue | None = None,
-            batch_size: int = 1000, progress: Callable[[int, int], None] | None = None) -> int:
-    """Rebuild one view from the store; returns the position it reached."""
+            batch_size: int = 1000, progress: Callable[[int, int], None] | None = None,
+            schema: str | None = None) -> int:
+    """Rebuild one view from the store; returns the position it reached. With ``schema``
+    the view is built in that PostgreSQL schema (which must exist), beside the live one."""
     catalogue = catalogue or EventCatalogue.of_domain()
     applier = ViewApplier(projection)
-    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn, \
+    target = make_conninfo(dsn, options=f"-c search_path={schema},public") if schema else dsn
+    with psycopg.connect(target, autocommit=True, row_factory=dict_row) as conn, \
             psycopg.connect(dsn, autocommit=True) as reader:
         ensure_engine_schema(conn)
         applier.ensure_schema(conn)

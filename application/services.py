@@ -4,14 +4,17 @@ closes them. The API and the CLI build their services here."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -62,7 +65,8 @@ class Services:
         owns_database = database is None
         database = database or open_database(settings)
         env = database.eventsourcing_env(settings.pool_size)
-        app = Liudong(env=env)
+        with schema_lock(database):
+            app = Liudong(env=env)
         app.command_retries = settings.command_retries
         app.sla = settings.sla_policy()
         app.SUBSIDY_TWO_APPROVALS_THRESHOLD = settings.subsidy_two_approvals_threshold
@@ -209,7 +213,20 @@ class Services:
 
 
 
+@contextlib.contextmanager
+def schema_lock(database: Database) -> Iterator[None]:
+    """One process at a time creates the event store's tables and functions: several
+    starting together (API, relay, workers) would otherwise collide on CREATE OR REPLACE."""
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(b"liudong-event-store-schema"),))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (zlib.crc32(b"liudong-event-store-schema"),))
+
+
 def ensure_event_store(database: Database) -> None:
     """Create the event store's tables and functions if missing (a relay or a worker may
     start before any API process has)."""
-    Liudong(env={**database.eventsourcing_env(1), "POSTGRES_MAX_OVERFLOW": "0"}).close()
+    with schema_lock(database):
+        Liudong(env={**database.eventsourcing_env(1), "POSTGRES_MAX_OVERFLOW": "0"}).close()

@@ -74,9 +74,17 @@ class Settings(BaseSettings):
     kafka_metadata_max_age_ms: int = Field(
         default=30_000, ge=1000, description="how often clients refresh metadata (finds re-created topics)"
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=10_000,
+        description="longest a worker's fetch waits on the broker for new messages (bounds the lag when idle)",
+    )
     kafka_producer_config: dict[str, Any] = Field(
         default_factory=dict,
         description="extra kafka-python producer settings as JSON; one that would disable idempotence is refused",
+    )
+    relay_encoder_processes: int = Field(
+        default=0, ge=0, le=8,
+        description="processes that build the relay's CloudEvents while it sends (0: in the relay itself)",
     )
     relay_batch_size: int = Field(default=1000, ge=1, le=100_000, description="events the relay publishes per flush")
     worker_batch_size: int = Field(default=500, ge=1, le=100_000, description="events a worker applies per transaction")

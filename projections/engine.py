@@ -220,10 +220,12 @@ class ViewApplier:
             for stream, offset in last.items():
                 if offset > offsets.get(stream, -1):
                     cur.execute(self._upsert_tracking, (stream, offset))
-            result.low_water_mark = self._advance_chain(cur, conn, deliveries)
+            self._link(cur, conn, deliveries)
+            result.low_water_mark = self.low_water_mark(conn)
         return result
 
-    def _advance_chain(self, cur: Cursor[Any], conn: Connection[Any], deliveries: Sequence[Delivery]) -> int:
+    def _link(self, cur: Cursor[Any], conn: Connection[Any], deliveries: Sequence[Delivery]) -> None:
+        """Record which position follows which, for ``advance``."""
         links = [(d.position, d.previous) for d in deliveries if d.position is not None and d.previous is not None]
         low_water = self.low_water_mark(conn)
         links = [(p, q) for p, q in links if p > low_water]
@@ -233,25 +235,33 @@ class ViewApplier:
                 " SELECT %s, p, q FROM unnest(%s::bigint[], %s::bigint[]) AS l(p, q) ON CONFLICT DO NOTHING",
                 (self.name, [p for p, _ in links], [q for _, q in links]),
             )
-        # One advance at a time per view; the lock is held to commit, so the next
-        # transaction's statements see this one's links.
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lwm_lock,))
-        low_water = self.low_water_mark(conn)
-        row = cur.execute(
-            "WITH RECURSIVE link(position) AS ("
-            " SELECT position FROM projection_chain WHERE view = %(view)s AND previous = %(mark)s"
-            " UNION ALL"
-            " SELECT c.position FROM projection_chain c JOIN link ON c.previous = link.position"
-            " WHERE c.view = %(view)s)"
-            " SELECT max(position) FROM link",
-            {"view": self.name, "mark": low_water},
-        ).fetchone()
-        reached = _value(row, 0) if row is not None else None
-        if reached is not None and int(reached) > low_water:
-            low_water = int(reached)
-            cur.execute(self._upsert_tracking, (LOW_WATER_MARK, low_water))
-            cur.execute("DELETE FROM projection_chain WHERE view = %s AND position <= %s", (self.name, low_water))
-            cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{low_water}"))
+
+    def advance(self, conn: Connection[Any]) -> int:
+        """Move the low-water mark along the chain of positions as far as it is unbroken.
+        Its own short transaction, after the batches that linked the positions committed:
+        workers on other partitions never wait for each other's batches, and a worker that
+        dies before advancing leaves the links for the next advance."""
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lwm_lock,))
+            low_water = self.low_water_mark(conn)
+            # Each stored event names the one before it: the mark may move to the last
+            # position before the first link whose predecessor has not arrived yet.
+            row = cur.execute(
+                "WITH links AS ("
+                " SELECT position, previous,"
+                " lag(position, 1, %(mark)s::bigint) OVER (ORDER BY position) AS before"
+                " FROM projection_chain WHERE view = %(view)s AND position > %(mark)s),"
+                " gap AS (SELECT min(position) AS at FROM links WHERE previous <> before)"
+                " SELECT max(position) FROM links, gap WHERE gap.at IS NULL OR links.position < gap.at",
+                {"view": self.name, "mark": low_water},
+            ).fetchone()
+            reached = _value(row, 0) if row is not None else None
+            if reached is not None and int(reached) > low_water:
+                low_water = int(reached)
+                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, low_water))
+                cur.execute("DELETE FROM projection_chain WHERE view = %s AND position <= %s",
+                            (self.name, low_water))
+                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{low_water}"))
         return low_water
 
     def _enter(self, cur: Cursor[Any]) -> bool:

@@ -3,6 +3,7 @@ set), the services on it, a real HTTP server, and an API key per role."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -10,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -82,11 +84,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def base_url(services: Services, settings: Settings) -> Iterator[str]:
-    """A real uvicorn server on loopback, serving the app on the test services."""
+@contextlib.contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    """A real uvicorn server on a free loopback port; yields its base URL."""
     port = _free_port()
-    config = uvicorn.Config(create_app(settings, services), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -95,9 +97,18 @@ def base_url(services: Services, settings: Settings) -> Iterator[str]:
         if time.monotonic() > deadline:
             raise RuntimeError("test server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def base_url(services: Services, settings: Settings) -> Iterator[str]:
+    """A real uvicorn server on loopback, serving the app on the test services."""
+    with serve_app(create_app(settings, services)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -168,3 +179,23 @@ def stored(services: Services) -> Any:
             return services.head() == self.head and self._count("liudong_idempotency") == self.idempotency
 
     return Snapshot
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture()
+def figures() -> list[str]:
+    """Figures a test measured, printed at the end of the run (and kept in tests/artifacts/)."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section("figures measured by the tests")
+    for line in _FIGURES:
+        terminalreporter.write_line(line)
+    artifacts = Path(__file__).parent / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    (artifacts / "figures.txt").write_text("\n".join(_FIGURES) + "\n")
