@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run run-distributed test lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(VENV)/.installed $@
+	touch $(VENV)/.installed $(VENV)/.installed-broker $@
 
 run: $(VENV)/.installed
 	$(BIN)/liudong serve --demo-keys
+
+$(VENV)/.installed-broker: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[broker]'
+	touch $(VENV)/.installed $@
+
+# Database, broker (tansu), API, relay and two workers in one terminal; Ctrl-C stops them all.
+run-distributed: $(VENV)/.installed-broker
+	$(BIN)/liudong up --workers 2
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check domain projections application api workers tests bench

@@ -88,12 +88,15 @@ def projections_rebuild(name: Annotated[str, typer.Argument(help="a view: reside
 
 @projections_cli.command("status")
 def projections_status() -> None:
-    """Each projection's position and lag behind the event log."""
+    """Each view's position, lag behind the event log, state and open dead letters."""
     services = open_services()
     try:
         head = services.head()
+        status = services.view_status()
         for name, pos in services.positions().items():
-            typer.echo(f"{name:<16} position {pos:>10}  lag {max(head - pos, 0)}")
+            view = status.get(name, {})
+            typer.echo(f"{name:<18} position {pos:>10}  lag {max(head - pos, 0):>8}  {view.get('state', 'unknown'):<8}"
+                       f"  dead letters {view.get('dead_letters', 0)}")
     finally:
         services.close()
 

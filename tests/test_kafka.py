@@ -33,7 +33,7 @@ from tests.kafka_support import (
     read_topics,
     wait_caught_up,
 )
-from workers.broker import DevBroker
+from workers.broker import DevBroker, free_port
 from workers.kafka import ProducerMisconfigured, create_producer
 
 pytestmark = pytest.mark.kafka
@@ -170,7 +170,10 @@ def test_workers_keep_every_view_and_read_your_writes_works_through_kafka(
     from tests.conftest import serve_app
 
     cluster.relay()
+    metrics_port = free_port()
+    cluster.extra_env["LIUDONG_METRICS_PORT"] = str(metrics_port)
     cluster.worker("worker-1")
+    del cluster.extra_env["LIUDONG_METRICS_PORT"]
     cluster.worker("worker-2")
     settings = Settings(data_dir=tmp_path, kafka_bootstrap_servers=cluster.bootstrap,
                         kafka_topic_prefix=cluster.prefix, read_wait_timeout=20.0)
@@ -202,6 +205,10 @@ def test_workers_keep_every_view_and_read_your_writes_works_through_kafka(
     wait_caught_up(kafka_db.dsn, cluster=cluster)
     assert assert_views_equal_rebuild(kafka_db.dsn) > 1000
     assert dead_letters(kafka_db.dsn) == []
+    # A worker serves its own Prometheus metrics.
+    worker_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert 'liudong_worker_events_total{outcome="applied",view="residents"}' in worker_metrics
+    assert 'liudong_view_lag_events{view="residents"}' in worker_metrics
     # Both workers took part (the group split the partitions between them).
     assert "assigned" in cluster.log("worker-1") and "assigned" in cluster.log("worker-2")
     # SIGTERM: each finishes its batch, leaves the group and exits cleanly.
