@@ -2,63 +2,83 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.middleware.cors import CORSMiddleware
 
 from api import problems
-from api.problems import problem_response
-from api.routes import committees, disputes, health, permits, residents, sites, statistics, subsidies
+from api.deps import WaitLimiter
+from api.middleware import Guard
+from api.routes import admin, committees, disputes, health, permits, residents, sites, statistics, subsidies
+from api.waits import MarkWatcher
 from application.services import Services
 from application.settings import Settings
 
 DESCRIPTION = """
 流动 liudong: case management for the district's migrant residents (外来人口).
 
-Every command is stored as an immutable event. Send `Authorization: Bearer KEY`.
+Every command is stored as an immutable event. Send `Authorization: Bearer KEY` (an API key,
+or an OAuth2 token where the office has an identity provider). A key bound to areas acts and
+reads only there; records elsewhere are not found. Personal fields are masked for an
+api_consumer without the `pii` scope, and read `[已删除]` / `[erased]` once erased.
 Commands accept `Idempotency-Key` (safe retries) and `If-Match` (optimistic concurrency);
 their responses carry `position`, which a later GET may pass as `?after=` to read its own write.
 Errors are RFC 9457 problem documents naming the field or rule.
 """
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Any:
     """Build the API. With ``services`` given (tests), the caller owns their lifetime."""
+    settings = settings or (services.settings if services is not None else Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
-        app.state.services = services or Services.open(settings or Settings())
+        app.state.services = services or Services.open(settings)
+        app.state.marks = MarkWatcher(app.state.services.database.dsn, app.state.services.projections)
+        app.state.marks.start()
+        app.state.wait_limiter = WaitLimiter()
         try:
             yield
         finally:
+            app.state.marks.stop()
             if owned:
                 app.state.services.close()
 
-    app = FastAPI(title="liudong", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="liudong", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     problems.install(app)
+    for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
+                   disputes.open_cases_router, committees.router, subsidies.router, statistics.router):
+        app.include_router(router)
+    guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
+                         burst=settings.rate_limit_burst, access_log=settings.access_log)
+    if settings.cors_origins:
+        guarded = CORSMiddleware(guarded, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                                 allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match",
+                                                "Accept-Language"], expose_headers=["ETag", "Location",
+                                                                                   "X-Read-Consistent"])
+    guarded.fastapi = app  # the FastAPI app inside, for tests and tools
+    return guarded
 
-    @app.middleware("http")
-    async def require_json(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.method in {"POST", "PUT", "PATCH"}:
-            content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json":
-                return problem_response(
-                    415, "Unsupported media type", "send the request body as application/json",
-                    rule="content_type", instance=request.url.path,
-                    extra={"errors": [{"field": "Content-Type", "rule": "content_type",
-                                       "message": f"got {content_type or 'nothing'}"}]},
-                )
-        return await call_next(request)
 
-    app.include_router(health.router)
-    app.include_router(sites.router)
-    app.include_router(residents.router)
-    app.include_router(permits.router)
-    app.include_router(disputes.router)
-    app.include_router(disputes.open_cases_router)
-    app.include_router(committees.router)
-    app.include_router(subsidies.router)
-    app.include_router(statistics.router)
-    return app
+@dataclass(frozen=True)
+class RouteInfo:
+    method: str
+    path: str
+    endpoint: Any
+
+
+def api_routes(app: Any) -> list[RouteInfo]:
+    """Every operation of the app (through its routers), for tools and the access test."""
+    fastapi_app: FastAPI = getattr(app, "fastapi", app)
+    found = []
+    for context in iter_route_contexts(fastapi_app.routes):
+        if isinstance(context.original_route, APIRoute):
+            for method in sorted(set(context.methods or ()) - {"HEAD"}):
+                found.append(RouteInfo(method, context.path or "", context.endpoint))
+    return found

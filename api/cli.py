@@ -27,6 +27,7 @@ def serve(
 
     from api.app import create_app
     from application.database import DatabaseUnavailable
+    from application.privacy import MasterKeyMissing
     from application.services import Services
 
     settings = Settings()
@@ -39,7 +40,7 @@ def serve(
         signal.signal(sig, _exit_cleanly)
     try:
         services = Services.open(settings)
-    except DatabaseUnavailable as error:
+    except (DatabaseUnavailable, MasterKeyMissing) as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
     try:
@@ -64,13 +65,20 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 
 def _write_demo_keys(services: Any, data_dir: Path) -> None:
-    from application import keys
+    """A fresh district-wide key per role for a newcomer (the previous demo keys are revoked)."""
+    from datetime import UTC, datetime
 
+    from application import keys
+    from domain.common import Actor, Role, Stamp
+
+    stamp = Stamp(Actor("demo-setup", Role.ADMIN), datetime.now(UTC))
     lines = []
     for role in keys.HUMAN_ROLES:
         user_id = f"demo-{role.value.replace('_', '-')}"
-        keys.revoke_user_keys(services.pool, user_id)
-        key = keys.create_key(services.pool, user_id=user_id, role=role, areas=[])
+        for row in keys.list_keys(services.pool, user_id):
+            if row["revoked_at"] is None and row["key_id"] is not None:
+                services.app.revoke_key(row["key_id"], reason="a new demo key was made", stamp=stamp)
+        _, key = services.app.issue_key(user_id=user_id, role=role.value, areas=[], scopes=[], stamp=stamp)
         lines.append(f"{role.value.upper()}_KEY={key}")
         typer.echo(f"demo key  {role.value:<13} user {user_id:<18} {key}")
     path = data_dir / "demo-keys.env"

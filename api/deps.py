@@ -1,20 +1,26 @@
-"""Request dependencies: the services, the caller, and the command context that
-handles Idempotency-Key, If-Match and the response shape of every command."""
+"""Request dependencies: the services, the caller, the areas they act in, read-your-writes
+waits, and the command context that handles Idempotency-Key, If-Match and the answer."""
 
 
 import hashlib
 import json
-from collections.abc import Callable
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from api.problems import Problem
 from api.schemas import CommandAccepted, PageOut
-from application import keys as auth
+from application.access import Principal, acting_in
+from application.metrics import COMMAND_SECONDS
 from application.office import Liudong
 from application.services import Services
 from application.store import (
@@ -25,12 +31,14 @@ from application.store import (
     NotFound,
     PreconditionFailed,
 )
-from domain.common import DomainError, Role, Stamp
+from domain.common import ERASED, DomainError, Role, Stamp
 from projections.pages import Page
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `liudong keys create`")
+_bearer = HTTPBearer(auto_error=False, description="An API key from `liudong keys create`, or an OAuth2 token")
 
 MAX_IDEMPOTENCY_KEY = 200
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,12})"?$')
 
 
 def get_services(request: Request) -> Services:
@@ -44,25 +52,25 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> auth.Principal:
+) -> Principal:
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Problem(401, "Unauthorized", "send an API key as 'Authorization: Bearer KEY'",
+        raise Problem(401, "Unauthorized", "send an API key or token as 'Authorization: Bearer ...'",
                       rule="missing_api_key", headers=unauthorized)
-    principal = auth.authenticate(services.pool, credentials.credentials)
+    principal = services.authenticator.authenticate(credentials.credentials)
     if principal is None:
-        raise Problem(401, "Unauthorized", "the API key is not valid or has been revoked",
+        raise Problem(401, "Unauthorized", "the API key or token is not valid, has expired or has been revoked",
                       rule="invalid_api_key", headers=unauthorized)
     return principal
 
 
-PrincipalDep = Annotated[auth.Principal, Depends(get_principal)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[auth.Principal], auth.Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
     allowed = set(roles)
 
-    def check(principal: PrincipalDep) -> auth.Principal:
+    def check(principal: PrincipalDep) -> Principal:
         if principal.actor.role not in allowed:
             raise Problem(
                 403, "Forbidden",
@@ -75,18 +83,22 @@ def require_roles(*roles: Role) -> Callable[[auth.Principal], auth.Principal]:
     return check
 
 
+@contextmanager
+def reading_as(principal: Principal) -> Iterator[None]:
+    """Loads within the caller's areas: a record elsewhere is not found."""
+    with acting_in(principal.visible):
+        yield
+
+
 def parse_if_match(value: str | None) -> int | None:
     if value is None:
         return None
-    raw = value.strip()
-    if raw.startswith("W/"):
-        raw = raw[2:]
-    raw = raw.strip('"')
-    if not raw.isdigit():
+    match = ETAG.match(value.strip())
+    if match is None:
         raise Problem(422, "Invalid request", "If-Match must be an ETag this service issued, e.g. \"3\"",
                       rule="invalid_if_match", errors=[{"field": "If-Match", "rule": "invalid_if_match",
                                                           "message": "not a version ETag"}])
-    return int(raw)
+    return int(match.group(1))
 
 
 @dataclass
@@ -94,10 +106,11 @@ class Command:
     """One command request: who, when, and how to answer it exactly once."""
 
     services: Services
-    principal: auth.Principal
+    principal: Principal
     idempotency_key: str | None
     fingerprint: str
     expected_version: int | None
+    route: str = ""
 
     @property
     def app(self) -> Liudong:
@@ -119,36 +132,48 @@ class Command:
             body.update(result.details)
             if extra is not None:
                 body.update(extra(result))
+            body = CommandAccepted.model_validate(body).model_dump(mode="json", exclude_none=True)
             return status, body, location(result) if location else None
 
-        replay = self._replay()
-        if replay is not None:
-            return replay
-        claim = None
-        if self.idempotency_key is not None:
-            claim = IdempotencyClaim(
-                actor_id=self.principal.actor.user_id,
-                key=self.idempotency_key,
-                fingerprint=self.fingerprint,
-                render=render,
-            )
+        started = time.perf_counter()
+        outcome = "error"
         try:
-            result = action(self.stamp(), claim)
-        except IdempotencyKeyTaken:
-            replay = self._replay()
-            if replay is None:  # pragma: no cover - the row was committed before the error
-                raise
-            return replay
-        except (DomainError, NotFound, PreconditionFailed):
-            # A concurrent request with the same key may have committed while this one
-            # was deciding, and changed the state it decided on: that request's answer
-            # is this request's answer too.
             replay = self._replay()
             if replay is not None:
+                outcome = "replayed"
                 return replay
-            raise
-        code, body, loc = render(result)
-        return _respond(code, body, loc, result.version)
+            claim = None
+            if self.idempotency_key is not None:
+                claim = IdempotencyClaim(
+                    actor_id=self.principal.actor.user_id,
+                    key=self.idempotency_key,
+                    fingerprint=self.fingerprint,
+                    render=render,
+                )
+            try:
+                with acting_in(self.principal.visible):
+                    result = action(self.stamp(), claim)
+            except IdempotencyKeyTaken:
+                replay = self._replay()
+                if replay is None:  # pragma: no cover - the row was committed before the error
+                    raise
+                outcome = "replayed"
+                return replay
+            except (DomainError, NotFound, PreconditionFailed):
+                # A concurrent request with the same key may have committed while this one
+                # was deciding, and changed the state it decided on: that request's answer
+                # is this request's answer too.
+                replay = self._replay()
+                if replay is not None:
+                    outcome = "replayed"
+                    return replay
+                outcome = "refused"
+                raise
+            code, body, loc = render(result)
+            outcome = "stored"
+            return _respond(code, body, loc, result.version)
+        finally:
+            COMMAND_SECONDS.labels(self.route, outcome).observe(time.perf_counter() - started)
 
     def _replay(self) -> JSONResponse | None:
         if self.idempotency_key is None:
@@ -194,23 +219,30 @@ def command_dependency(*roles: Role) -> Any:
     async def dependency(
         request: Request,
         services: ServicesDep,
-        principal: Annotated[auth.Principal, Depends(role_check)],
+        principal: Annotated[Principal, Depends(role_check)],
         idempotency_key: Annotated[
             str | None,
             Header(alias="Idempotency-Key", max_length=MAX_IDEMPOTENCY_KEY,
                    description="Makes a retry safe: the same key and body return the first response."),
         ] = None,
         if_match: Annotated[
-            str | None, Header(alias="If-Match", description="The ETag (version) the command expects")
+            str | None, Header(alias="If-Match", max_length=100, description="The ETag (version) the command expects")
         ] = None,
     ) -> Command:
+        if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+            raise Problem(422, "Invalid request", "an Idempotency-Key is 1 to 200 printable ASCII characters",
+                          rule="invalid_idempotency_key", errors=[{
+                              "field": "Idempotency-Key", "rule": "invalid_idempotency_key",
+                              "message": "printable ASCII, no spaces"}])
         fingerprint = await _fingerprint(request) if idempotency_key is not None else ""
+        route = request.scope.get("route")
         return Command(
             services=services,
             principal=principal,
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
             expected_version=parse_if_match(if_match),
+            route=getattr(route, "path", ""),
         )
 
     return Depends(dependency)
@@ -222,7 +254,7 @@ async def _fingerprint(request: Request) -> str:
     raw = await request.body()
     try:
         canonical = json.dumps(json.loads(raw or b"null"), sort_keys=True, separators=(",", ":"))
-    except ValueError:
+    except (ValueError, RecursionError):
         canonical = raw.decode("utf-8", "replace")  # malformed JSON: FastAPI refuses it with 422
     return hashlib.sha256(f"{request.method} {request.url.path}\n{canonical}".encode()).hexdigest()
 
@@ -239,15 +271,99 @@ def created(what: str) -> dict[int | str, dict[str, Any]]:
     return {201: {"model": CommandAccepted, "description": f"recorded; Location names the new {what}"}}
 
 
-def page_response(page: Page, headers: dict[str, str], items: list[dict[str, Any]] | None = None) -> JSONResponse:
-    """A list answer: ``{items, total, next}``."""
-    body = PageOut(items=page.items if items is None else items, total=page.total, next=page.next_cursor)
+# -- answers -------------------------------------------------------------------------------
+def respond(model: BaseModel, headers: dict[str, str] | None = None, status: int = 200) -> JSONResponse:
+    """An answer validated against its documented model."""
+    return JSONResponse(model.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def page_response(page: Page, headers: dict[str, str], items: list[Any] | None = None,
+                  item_model: type[BaseModel] | None = None) -> JSONResponse:
+    """A list answer: ``{items, total, next}``, each item checked against ``item_model``."""
+    values = page.items if items is None else items
+    if item_model is not None:
+        values = [item_model.model_validate(v).model_dump(mode="json") for v in values]
+    body = PageOut[Any](items=values, total=page.total, next=page.next_cursor)
     return JSONResponse(body.model_dump(mode="json"), headers=headers)
 
 
+def language(request: Request) -> str:
+    """``en`` when the caller prefers English, else ``zh`` (the office's language)."""
+    accepted = request.headers.get("accept-language", "").lower()
+    for part in accepted.split(","):
+        tag = part.split(";")[0].strip()
+        if tag.startswith("zh"):
+            return "zh"
+        if tag.startswith("en"):
+            return "en"
+    return "zh"
+
+
+Language = Annotated[str, Depends(language)]
+
+
+def erased_text(lang: str) -> str:
+    return "[erased]" if lang == "en" else "[已删除]"
+
+
+def shown(value: Any, lang: str) -> Any:
+    """A value as the caller reads it: an erased field in their language."""
+    if value == ERASED:
+        return erased_text(lang)
+    if isinstance(value, list):
+        return [shown(v, lang) for v in value]
+    if isinstance(value, dict):
+        return {k: shown(v, lang) for k, v in value.items()}
+    return value
+
+
+# -- read-your-writes ------------------------------------------------------------------------
+class WaitLimiter:
+    """At most ``limit`` ?after= waits at once per key."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def slot(self, key: str, limit: int) -> Iterator[None]:
+        with self.lock:
+            if self.waiting.get(key, 0) >= limit:
+                raise Problem(429, "Too many requests", f"at most {limit} reads may wait for ?after= at once per key",
+                              rule="too_many_waits", headers={"Retry-After": "1"})
+            self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.waiting[key] -= 1
+
+
+def after(view: str) -> Any:
+    """``?after=POSITION``: wait (on the event loop, holding no thread) until ``view`` has
+    dealt with the position, up to the configured time; the answer's headers say whether
+    it did (``X-Read-Consistent``)."""
+
+    async def wait(
+        request: Request,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        after: Annotated[int | None, Query(ge=0, le=2**62,
+                                           description="wait until this event position is reflected")] = None,
+    ) -> dict[str, str]:
+        if after is None or after <= 0:
+            return {}
+        watcher = request.app.state.marks
+        limiter: WaitLimiter = request.app.state.wait_limiter
+        with limiter.slot(principal.key_id or principal.actor.user_id, services.settings.max_waits_per_key):
+            reached = await watcher.wait(view, after, services.settings.read_wait_timeout)
+        return {"X-Read-Consistent": "true" if reached else "false"}
+
+    return Depends(wait)
+
+
 def read_after(services: Services, projection: str, after: int | None) -> dict[str, str]:
-    """Read-your-writes: wait (bounded) until ``projection`` reached ``after``.
-    Returns headers that say whether it did."""
+    """Read-your-writes for code outside a request (waits in the calling thread)."""
     if after is None or after <= 0:
         return {}
     reached = services.wait_for(projection, after, services.settings.read_wait_timeout)

@@ -3,6 +3,7 @@ maps domain and application errors onto HTTP statuses."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,10 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from application.store import NotFound, PreconditionFailed, TooMuchContention
+from application.store import AreaNotAllowed, NotFound, PreconditionFailed, TooMuchContention
 from domain.common import DomainError, InvalidValue, RuleViolated, UnknownPart
 from projections.pages import BadCursor
 
+log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://liudong.example/problems/"
 
@@ -97,6 +99,14 @@ def install(app: FastAPI) -> None:
             extra={"current_version": exc.actual}, headers={"ETag": f'"{exc.actual}"'},
         )
 
+    @app.exception_handler(AreaNotAllowed)
+    async def _area(request: Request, exc: AreaNotAllowed) -> JSONResponse:
+        return problem_response(
+            403, "Forbidden", str(exc), rule="area_not_allowed", instance=request.url.path,
+            extra={"errors": [{"field": exc.field, "rule": "area_not_allowed",
+                               "message": "outside the areas of this key"}]},
+        )
+
     @app.exception_handler(TooMuchContention)
     async def _contention(request: Request, exc: TooMuchContention) -> JSONResponse:
         return problem_response(503, "Busy", str(exc), rule="contention", instance=request.url.path,
@@ -124,8 +134,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail),
+        if exc.status_code == 400:  # a body Starlette could not read as JSON (bad UTF-8, too deep)
+            return problem_response(422, "Invalid request", "the body is not valid JSON", rule="validation",
+                                    instance=request.url.path, extra={"errors": [
+                                        {"field": "body", "rule": "json_invalid", "message": "not valid JSON"}]})
+        rule = {405: "method_not_allowed", 404: "not_found", 413: "body_too_large"}.get(exc.status_code)
+        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), rule=rule,
                                 instance=request.url.path, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The kind of error only: its text may carry personal data or secrets.
+        log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        return problem_response(500, "Internal server error", "the service failed; the error is logged by its kind",
+                                rule="internal_error", instance=request.url.path)
 
 
 def _title(status: int) -> str:

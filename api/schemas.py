@@ -3,17 +3,43 @@ against: change them only by adding."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from domain.sites import Facility, OperatorType
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-AreaName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Characters no text field accepts: NUL and the other C0 controls except tab and line breaks,
+# DEL, and lone surrogates (which cannot be stored as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINE_BREAKS = re.compile(r"[\t\n\r]")
+
+
+def check_text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("control characters (NUL and the like) are not allowed")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def check_line(value: str) -> str:
+    check_text(value)
+    if _LINE_BREAKS.search(value):
+        raise ValueError("a single line: no tabs or line breaks")
+    return value
+
+
+Line = AfterValidator(check_line)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), Line]
+AreaName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), Line,
+                     Field(description="an area's code, Chinese or English name (GET /areas)")]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Line]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9 -]{4,19}$")]
 # A JSON string, never a number: the domain checks it has at most two decimals and is positive.
@@ -22,11 +48,29 @@ Money = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=20),
     Field(description='yuan as a decimal string with at most two decimals, e.g. "1200.50"', examples=["1200.50"]),
 ]
-IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=18)]
+IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=18), Line]
 
 
 class Body(BaseModel):
+    """Every request body: unknown fields (ids, versions, status, ... which the service
+    sets) are refused, and no text may carry control characters."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        for text in _strings(value):
+            check_text(text)
+        return value
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
 
 
 class Operator(Body):
@@ -153,16 +197,356 @@ class EmployerChange(Body):
     effective_date: date
 
 
-class CommandAccepted(BaseModel):
+# -- responses: what clients receive ------------------------------------------------------
+# Personal fields may be masked (an api_consumer without the pii scope) or read "[已删除]" /
+# "[erased]" once erased; "area" is the area's code, "area_name" its name.
+T = TypeVar("T")
+
+
+class Public(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CommandAccepted(Public):
     id: UUID
     version: int = Field(description="the aggregate's version after the command (its ETag)")
     position: int = Field(description="global event position; pass as ?after= to read your write")
+    member_id: str | None = Field(default=None, description="the new member (POST .../members)")
+    meeting_id: str | None = Field(default=None, description="the new meeting (POST .../meetings)")
+    cases_erased: int | None = Field(default=None, description="disputes whose text was erased with the resident")
 
 
-class PageOut(BaseModel):
-    items: list[dict[str, Any]]
+class PageOut(Public, Generic[T]):
+    items: list[T]
     total: int
     next: str | None = Field(description="cursor for the next page, or null")
+
+
+class OperatorPublic(Public):
+    type: str
+    name: str
+
+
+class CommitteeMemberPublic(Public):
+    name: str | None
+    role: str | None = None
+    resident_id: UUID | None = None
+    member_id: str | None = None
+    joined_on: date | None = None
+
+
+class CommunityCommitteePublic(Public):
+    established_on: date
+    members: list[CommitteeMemberPublic]
+
+
+class SitePublic(Public):
+    id: UUID
+    version: int
+    name: str
+    area: str
+    area_name: str | None = None
+    address: str
+    operator: OperatorPublic
+    capacity: int
+    occupants: int
+    free_beds: int
+    facilities: list[str]
+    community_committee: CommunityCommitteePublic | None
+    closed_on: date | None
+    registered_at: datetime
+
+
+class SiteListItem(Public):
+    id: UUID
+    name: str
+    area: str
+    address: str
+    operator_type: str
+    operator_name: str
+    capacity: int
+    occupants: int
+    free_beds: int
+    facilities: list[str]
+    community_committee: bool
+    community_committee_established_on: date | None
+    closed: bool
+    version: int
+
+
+class ResidentPublic(Public):
+    id: UUID
+    version: int
+    name: str
+    id_number_masked: str
+    sex: str
+    birth_date: date | None = Field(description="null for an api_consumer without the pii scope (see birth_year)")
+    birth_year: int | None = None
+    hometown: str
+    employer: str | None
+    status: str
+    site_id: UUID | None
+    area: str
+    area_name: str | None = None
+    since: date
+    registered_on: date
+    departure_reason: str | None
+    phone: str | None = Field(default=None, description="staff and the pii scope only")
+    erased_on: date | None = None
+
+
+class ResidentListItem(Public):
+    id: UUID
+    name: str
+    id_number_masked: str
+    sex: str
+    birth_date: date | None
+    birth_year: int | None = None
+    hometown: str
+    employer: str | None
+    status: str
+    site_id: UUID | None
+    area: str
+    since: date
+    registered_on: date
+    permit_status: str | None
+    permit_number: str | None
+    endorsement_due: date | None
+    version: int
+
+
+class PermitListItem(Public):
+    resident_id: UUID
+    name: str
+    id_number_masked: str
+    area: str
+    site_id: UUID | None
+    status: str
+    number: str | None
+    endorsement_due: date | None
+
+
+class CaseListItem(Public):
+    id: UUID
+    category: str
+    status: str
+    priority: str
+    assignee: str | None
+    agency: str | None
+    site_id: UUID | None
+    area: str
+    occurred_on: date
+    logged_on: date
+    response_due: date
+    resolution_due: date
+    first_assigned_on: date | None
+    resolved_on: date | None
+    outcome: str | None
+    breaches: list[str]
+    version: int
+    overdue: bool
+    age_days: int
+    amount_recovered: str | None = None
+
+
+class PartyPublic(Public):
+    resident_id: UUID | None = None
+    name: str | None = None
+    kind: str | None = None
+
+
+class TimelineEntry(Public):
+    event: str
+    version: int
+    actor_id: str | None
+    actor_role: str | None
+    recorded_at: datetime | None
+    facts: dict[str, Any]
+
+
+class DisputePublic(Public):
+    id: UUID
+    version: int
+    category: str
+    status: str
+    priority: str
+    description: str | None
+    parties: list[PartyPublic]
+    site_id: UUID | None
+    area: str
+    area_name: str | None = None
+    occurred_on: date
+    logged_on: date
+    assignee: str | None
+    agency: str | None
+    response_due: date
+    resolution_due: date
+    overdue: bool
+    outcome: str | None
+    amount_recovered: str | None
+    resolved_by: str | None
+    breaches: list[str]
+    allowed_actions: list[str]
+    timeline: list[TimelineEntry]
+
+
+class CommitteeListItem(Public):
+    id: UUID
+    name: str
+    area: str
+    site_id: UUID | None
+    established_on: date
+    version: int
+    active_members: int
+    vacancies: int
+    members_left: int
+    turnover: int
+
+
+class CommitteePublic(Public):
+    id: UUID
+    version: int
+    name: str
+    area: str
+    area_name: str | None = None
+    site_id: UUID | None
+    established_on: date
+    members: list[dict[str, Any]]
+    quorum: int
+    meetings: list[dict[str, Any]]
+
+
+class AgendaPublic(Public):
+    members: list[dict[str, Any]]
+    upcoming: list[dict[str, Any]]
+    past: list[dict[str, Any]]
+
+
+class ProgramPublic(Public):
+    id: UUID
+    version: int
+    name: str
+    purpose: str
+    fiscal_year: int
+    modes: list[str]
+    budget: str
+    committed: str
+    paid: str
+    remaining: str
+    opened_at: datetime | None = None
+
+
+class InstalmentPublic(Public):
+    amount: str
+    due_on: date | None
+
+
+class ApprovalPublic(Public):
+    approved_by: str
+    note: str | None
+    recorded_at: datetime
+
+
+class PaymentPublic(Public):
+    amount: str
+    reference: str
+    paid_on: date
+
+
+class RevocationPublic(Public):
+    reason: str | None
+    claw_back: str
+
+
+class ApplicationPublic(Public):
+    id: UUID
+    version: int
+    program_id: UUID
+    fiscal_year: int
+    site_id: UUID
+    site_area: str
+    operator_type: str
+    amount: str
+    mode: str
+    justification: str
+    instalments: list[InstalmentPublic]
+    status: str
+    submitted_by: str
+    submitted_at: datetime
+    approvals_required: int
+    approvals: list[ApprovalPublic]
+    approved_on: date | None
+    schedule: list[InstalmentPublic]
+    outcome_verified_on: date | None
+    payments: list[PaymentPublic]
+    paid: str
+    due_today: str
+    rejection_reason: str | None
+    revocation: RevocationPublic | None
+
+
+class ApplicationListItem(Public):
+    id: UUID
+    program_id: UUID
+    fiscal_year: int
+    site_id: UUID
+    site_area: str
+    operator_type: str
+    mode: str
+    status: str
+    amount: str
+    approvals: int
+    approvals_required: int
+    approved_on: date | None
+    committed: str
+    paid: str
+    claw_back: str
+    outcome_verified_on: date | None
+    submitted_by: str
+    submitted_at: datetime
+    version: int
+
+
+class LedgerPublic(Public):
+    fiscal_year: int | None
+    programs: list[dict[str, Any]]
+    by_operator_type: list[dict[str, Any]]
+    by_site: list[dict[str, Any]]
+
+
+class StatisticsRow(Public):
+    area: str
+    month: str
+    arrivals: int
+    departures: int
+    moves: int
+    population_at_month_end: int
+    turnover_rate: float | None
+    disputes: dict[str, Any]
+
+
+class AreaPublic(Public):
+    code: str
+    name_zh: str
+    name_en: str
+    level: str
+    parent: str | None
+    version: int
+
+
+class KeyPublic(Public):
+    key_id: UUID | None
+    user_id: str
+    role: str
+    areas: list[str]
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    rotated_from: UUID | None
+
+
+class KeyIssued(CommandAccepted):
+    key: str | None = Field(default=None, description="the key itself, shown only in this answer")
 
 
 StatusFilter = Literal["in_site", "private_housing", "departed"]

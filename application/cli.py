@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from application.settings import Settings
+from domain.common import Stamp
 
 cli = typer.Typer(help="liudong: event-sourced case management for migrant residents", no_args_is_help=True)
 keys_cli = typer.Typer(help="API keys", no_args_is_help=True)
@@ -22,16 +23,19 @@ cli.add_typer(projections_cli, name="projections")
 cli.add_typer(sla_cli, name="sla")
 cli.add_typer(permits_cli, name="permits")
 dead_letters_cli = typer.Typer(help="events a view could not apply", no_args_is_help=True)
+retention_cli = typer.Typer(help="personal data retention", no_args_is_help=True)
+cli.add_typer(retention_cli, name="retention")
 cli.add_typer(dead_letters_cli, name="dead-letters")
 
 
 def open_services(run_projections: bool = False):  # type: ignore[no-untyped-def]
     from application.database import DatabaseUnavailable
+    from application.privacy import MasterKeyMissing
     from application.services import Services
 
     try:
         return Services.open(Settings(), run_projections=run_projections)
-    except DatabaseUnavailable as error:
+    except (DatabaseUnavailable, MasterKeyMissing) as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
 
@@ -42,32 +46,103 @@ def config() -> None:
     typer.echo(json.dumps(Settings().masked(), indent=2, default=str))
 
 
+def _cli_stamp() -> Stamp:
+    """Who acts when the command line changes something: the operating-system user, as admin."""
+    import getpass
+    from datetime import UTC, datetime
+
+    from domain.common import Actor, Role
+
+    return Stamp(Actor(f"cli:{getpass.getuser()}", Role.ADMIN), datetime.now(UTC))
+
+
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="the user id recorded as the actor of this key's commands")],
     role: Annotated[str, typer.Option(help="caseworker, supervisor, finance, auditor, api_consumer or admin")],
-    area: Annotated[list[str] | None, typer.Option(help="an area this key is scoped to (repeatable)")] = None,
+    area: Annotated[list[str] | None, typer.Option(help="an area this key is scoped to (repeatable; code or name)")]
+    = None,
+    scope: Annotated[list[str] | None, typer.Option(help="a scope: pii (an api_consumer sees personal fields)")]
+    = None,
 ) -> None:
-    """Create an API key and print it once, as the last word of the output."""
-    from application import keys as auth
-    from domain.common import Role
+    """Create an API key (recorded as an event) and print it once, as the last word of the output."""
+    from application.keys import HUMAN_ROLES
+    from domain.common import DomainError
 
-    try:
-        parsed = Role(role)
-        if parsed is Role.SYSTEM:
-            raise ValueError
-    except ValueError:
-        typer.echo(f"unknown role {role!r}; one of: {', '.join(r.value for r in auth.HUMAN_ROLES)}", err=True)
-        raise typer.Exit(2) from None
+    if role not in {r.value for r in HUMAN_ROLES}:
+        typer.echo(f"unknown role {role!r}; one of: {', '.join(r.value for r in HUMAN_ROLES)}", err=True)
+        raise typer.Exit(2)
     if not name.strip() or len(name) > 100:
         typer.echo("--name must be 1 to 100 characters", err=True)
         raise typer.Exit(2)
     services = open_services()
     try:
-        key = auth.create_key(services.pool, user_id=name.strip(), role=parsed, areas=list(area or []))
+        result, key = services.app.issue_key(user_id=name.strip(), role=role, areas=list(area or []),
+                                             scopes=list(scope or []), stamp=_cli_stamp())
+    except DomainError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from None
     finally:
         services.close()
-    typer.echo(f"created a {parsed.value} key for {name.strip()}; it is shown only now: {key}")
+    typer.echo(f"created a {role} key {result.id} for {name.strip()}; it is shown only now: {key}")
+
+
+@keys_cli.command("list")
+def keys_list(user: Annotated[str | None, typer.Option(help="only this user's keys")] = None) -> None:
+    """Every key: id, user, role, areas, scopes, created and revoked (never the key itself)."""
+    from application.keys import list_keys
+
+    services = open_services()
+    try:
+        rows = list_keys(services.pool, user)
+    finally:
+        services.close()
+    for row in rows:
+        state = f"revoked {row['revoked_at']:%Y-%m-%d %H:%M}" if row["revoked_at"] else "active"
+        typer.echo(f"{row['key_id'] or '(before key events)'}  {row['user_id']:<20} {row['role']:<13} "
+                   f"areas {','.join(row['areas']) or 'district-wide'}  scopes {','.join(row['scopes'] or []) or '-'}"
+                   f"  created {row['created_at']:%Y-%m-%d %H:%M}  {state}")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="the key's id (from keys list)")],
+    reason: Annotated[str, typer.Option(help="why")] = "revoked by an administrator",
+) -> None:
+    """Revoke a key; every process refuses it within a second."""
+    from uuid import UUID
+
+    from application.store import NotFound
+    from domain.common import DomainError
+
+    services = open_services()
+    try:
+        services.app.revoke_key(UUID(key_id), reason=reason, stamp=_cli_stamp())
+    except (ValueError, NotFound, DomainError) as error:
+        typer.echo(f"cannot revoke {key_id}: {getattr(error, 'message', error)}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo(f"revoked {key_id}")
+
+
+@keys_cli.command("rotate")
+def keys_rotate(key_id: Annotated[str, typer.Argument(help="the key's id (from keys list)")]) -> None:
+    """Replace a key by a new one with the same user, role, areas and scopes; print the new key once, last."""
+    from uuid import UUID
+
+    from application.store import NotFound
+    from domain.common import DomainError
+
+    services = open_services()
+    try:
+        result, key = services.app.rotate_key(UUID(key_id), stamp=_cli_stamp())
+    except (ValueError, NotFound, DomainError) as error:
+        typer.echo(f"cannot rotate {key_id}: {getattr(error, 'message', error)}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo(f"rotated {key_id} into {result.id}; the new key is shown only now: {key}")
 
 
 @projections_cli.command("rebuild")
@@ -123,6 +198,18 @@ def permits_sweep() -> None:
     typer.echo(f"suspended {count} lapsed permits")
 
 
+@retention_cli.command("sweep")
+def retention_sweep() -> None:
+    """Erase the personal data of every resident past its retention (and not held by an open dispute)."""
+    services = open_services()
+    try:
+        due = services.retention_due()
+        count = services.retention_sweep()
+    finally:
+        services.close()
+    typer.echo(f"erased the personal data of {count} residents ({len(due)} were due)")
+
+
 @dead_letters_cli.command("list")
 def dead_letters_list(
     view: Annotated[str | None, typer.Option(help="only this view's ('*': could not be decoded at all)")] = None,
@@ -164,7 +251,8 @@ def dead_letters_retry(letter_id: Annotated[int, typer.Argument(help="the dead l
     try:
         try:
             outcome = retry_dead_letter(services.database.dsn, letter_id, services.projections, catalogue,
-                                        decode_payload=lambda raw: from_message(raw, catalogue)[1])
+                                        decode_payload=lambda raw: from_message(raw, catalogue)[1],
+                                        master_key=services.settings.master_key())
         except LookupError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from None

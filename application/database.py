@@ -4,6 +4,7 @@ eventsourcing's own POSTGRES_* settings."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -35,8 +36,8 @@ class Database:
     location: str
     _handle: Any = field(default=None, repr=False)
 
-    def eventsourcing_env(self, pool_size: int = 10) -> dict[str, str]:
-        return eventsourcing_env(self.dsn, pool_size=pool_size)
+    def eventsourcing_env(self, pool_size: int = 10, *, master_key: bytes) -> dict[str, str]:
+        return eventsourcing_env(self.dsn, pool_size=pool_size, master_key=master_key)
 
     def close(self) -> None:
         """Let go of the embedded server: the last process that used it stops it."""
@@ -45,8 +46,9 @@ class Database:
             handle._cleanup()
 
 
-def eventsourcing_env(dsn: str, pool_size: int = 10) -> dict[str, str]:
-    """eventsourcing's settings for a PostgreSQL DSN (the only place this mapping lives)."""
+def eventsourcing_env(dsn: str, pool_size: int = 10, *, master_key: bytes) -> dict[str, str]:
+    """eventsourcing's settings for a PostgreSQL DSN (the only place this mapping lives),
+    and the master key for personal data the application's mapper seals fields with."""
     parts = urlsplit(dsn)
     query = parse_qs(parts.query)
     host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
@@ -66,6 +68,7 @@ def eventsourcing_env(dsn: str, pool_size: int = 10) -> dict[str, str]:
         "AGGREGATE_CACHE_MAXSIZE": "10000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
         "APPLICATION_RECORDER_TOPIC": "application.store:LiudongRecorder",
+        "LIUDONG_PII_MASTER_KEY": base64.b64encode(master_key).decode(),
     }
 
 

@@ -26,6 +26,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from pydantic import TypeAdapter
 
+from domain.access import ApiKey
+from domain.areas import Area
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
 from domain.residents import IdentityNumberClaim, Resident
@@ -35,6 +37,8 @@ from domain.subsidies import SubsidyApplication, SubsidyProgram
 # Aggregate kind -> the suffix of its Kafka topic (PREFIX.residents, ...). The claim on an
 # identity number travels with the residents: it exists only for them.
 AGGREGATE_KINDS: dict[type[Aggregate], str] = {
+    Area: "areas",
+    ApiKey: "access",
     Resident: "residents",
     IdentityNumberClaim: "residents",
     HousingSite: "sites",
@@ -43,7 +47,7 @@ AGGREGATE_KINDS: dict[type[Aggregate], str] = {
     SubsidyProgram: "subsidies",
     SubsidyApplication: "subsidies",
 }
-KINDS = ("residents", "sites", "disputes", "committees", "subsidies")
+KINDS = ("residents", "sites", "disputes", "committees", "subsidies", "areas", "access")
 # Where a stored event of a class this code does not know is published, so the relay
 # never skips one; consumers dead-letter it until they know the class.
 UNKNOWN_KIND = "unknown"

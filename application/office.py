@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from application.commands.access import KeyCommands
+from application.commands.areas import AreaCommands
 from application.commands.committees import CommitteeCommands
 from application.commands.disputes import DisputeCommands
 from application.commands.permits import PermitCommands
@@ -9,8 +11,10 @@ from application.commands.residency import ResidencyCommands
 from application.commands.subsidies import SubsidyCommands
 
 
-class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeCommands, SubsidyCommands):
+class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeCommands, SubsidyCommands,
+              AreaCommands, KeyCommands):
     """Every command takes a ``Stamp`` (who, and the caller's clock) and returns a
-    ``CommandResult``; each saves what it changed in one transaction."""
+    ``CommandResult``; each saves what it changed in one transaction. Commands act within
+    the areas set by ``application.access.acting_in`` (the API sets the caller's)."""
 
     name = "Liudong"

@@ -27,6 +27,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
+from application.privacy import PgKeyStore, Vault
 from application.store import EVENTS_CHANNEL, StoredRow, head_position, read_stored
 from projections.base import SqlProjection
 from projections.engine import (
@@ -92,6 +93,7 @@ class LocalProjector:
 
     dsn: str
     projections: dict[str, type[SqlProjection]]
+    master_key: bytes = b""
     batch_size: int = 500
     attempts: int = 3
     backoff: float = 0.2
@@ -100,8 +102,10 @@ class LocalProjector:
     catalogue: EventCatalogue = field(default_factory=EventCatalogue.of_domain)
 
     def __post_init__(self) -> None:
+        self._conn: psycopg.Connection[Any] | None = None
+        self.vault = Vault(self.master_key, PgKeyStore(self._key_connection))
         self.appliers = {
-            name: ViewApplier(cls, attempts=self.attempts, backoff=self.backoff)
+            name: ViewApplier(cls, privacy=self.vault, attempts=self.attempts, backoff=self.backoff)
             for name, cls in self.projections.items()
         }
         self.marks: dict[str, int] = {}
@@ -123,6 +127,8 @@ class LocalProjector:
     def _follow(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn, \
                 psycopg.connect(self.dsn, autocommit=True) as listener:
+            self._conn = conn
+            self.vault.check_master_key(conn)
             ensure_engine_schema(conn)
             for applier in self.appliers.values():
                 applier.ensure_schema(conn)
@@ -138,6 +144,11 @@ class LocalProjector:
                     last_beat = time.monotonic()
                 if not worked:
                     self._wait(listener, 1.0)
+
+    def _key_connection(self) -> Any:
+        """Keys are read on the projector's own connection, inside its transaction."""
+        assert self._conn is not None, "the projector reads keys only while it runs"
+        return contextlib.nullcontext(self._conn)
 
     def step(self, conn: psycopg.Connection[Any]) -> bool:
         """Read one batch after the lowest mark of the views that are due and apply it.
@@ -274,14 +285,18 @@ class ProjectorProcess:
 # -- rebuild and dead letters --------------------------------------------------------------
 def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue | None = None,
             batch_size: int = 1000, progress: Callable[[int, int], None] | None = None,
-            schema: str | None = None) -> int:
+            schema: str | None = None, *, master_key: bytes) -> int:
     """Rebuild one view from the store; returns the position it reached. With ``schema``
     the view is built in that PostgreSQL schema (which must exist), beside the live one."""
     catalogue = catalogue or EventCatalogue.of_domain()
-    applier = ViewApplier(projection)
+    holder: dict[str, Any] = {}
+    vault = Vault(master_key, PgKeyStore(lambda: contextlib.nullcontext(holder["conn"])))
+    applier = ViewApplier(projection, privacy=vault)
     target = make_conninfo(dsn, options=f"-c search_path={schema},public") if schema else dsn
     with psycopg.connect(target, autocommit=True, row_factory=dict_row) as conn, \
             psycopg.connect(dsn, autocommit=True) as reader:
+        holder["conn"] = conn
+        vault.check_master_key(conn)
         ensure_engine_schema(conn)
         applier.ensure_schema(conn)
         with conn.transaction():
@@ -326,11 +341,12 @@ def load_dead_event(conn: psycopg.Connection[Any], letter: dict[str, Any], catal
 
 def retry_dead_letter(dsn: str, letter_id: int, projections: dict[str, type[SqlProjection]],
                       catalogue: EventCatalogue | None = None,
-                      decode_payload: Callable[[bytes], Any] | None = None) -> RetryOutcome:
+                      decode_payload: Callable[[bytes], Any] | None = None, *, master_key: bytes) -> RetryOutcome:
     """Apply a dead letter's event to its view (or every view, for one that could not be
     decoded), then the later dead letters of the same aggregate that waited behind it."""
     catalogue = catalogue or EventCatalogue.of_domain()
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        vault = Vault(master_key, PgKeyStore(lambda: contextlib.nullcontext(conn)))
         letter = conn.execute("SELECT * FROM projection_dead_letters WHERE id = %s", (letter_id,)).fetchone()
         if letter is None:
             raise LookupError(f"no dead letter {letter_id}")
@@ -347,13 +363,13 @@ def retry_dead_letter(dsn: str, letter_id: int, projections: dict[str, type[SqlP
         if unknown:
             raise LookupError(f"dead letter {letter_id} belongs to unknown view {unknown[0]!r}")
         for name in names:
-            outcome = ViewApplier(projections[name]).retry(conn, letter, event)
+            outcome = ViewApplier(projections[name], privacy=vault).retry(conn, letter, event)
             if outcome not in ("applied", "already applied"):
                 return RetryOutcome(letter_id, f"{name}: {outcome}")
         resolve_dead_letter(conn, letter_id, "retried")
         result = RetryOutcome(letter_id, "applied", [letter_id])
         for name in names:
-            applier = ViewApplier(projections[name])
+            applier = ViewApplier(projections[name], privacy=vault)
             waiting = conn.execute(
                 "SELECT * FROM projection_dead_letters WHERE resolved_at IS NULL AND view = %s"
                 " AND originator_id = %s AND version > %s ORDER BY version",

@@ -18,13 +18,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from application import keys as auth
+from application.areas import seed_areas
 from application.database import Database, open_database
+from application.keys import Authenticator, TokenRules
 from application.office import Liudong
 from application.projecting import ProjectorProcess, rebuild
 from application.settings import Settings
 from application.store import IDEMPOTENCY_TABLE
-from domain.common import Actor, Role, Stamp
+from domain.common import ERASED, Actor, DomainError, Role, Stamp
 from projections.base import SqlProjection
 from projections.disputes import overdue_open_cases
 from projections.engine import LOW_WATER_MARK, ViewApplier, ensure_engine_schema
@@ -52,6 +53,7 @@ class Services:
     _stopping: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
     owns_database: bool = False
+    authenticator: Authenticator = field(default=None)  # type: ignore[assignment]
 
     @classmethod
     def open(
@@ -64,7 +66,8 @@ class Services:
     ) -> Services:
         owns_database = database is None
         database = database or open_database(settings)
-        env = database.eventsourcing_env(settings.pool_size)
+        master_key = settings.master_key()
+        env = database.eventsourcing_env(settings.pool_size, master_key=master_key)
         with schema_lock(database):
             app = Liudong(env=env)
         app.command_retries = settings.command_retries
@@ -79,14 +82,20 @@ class Services:
         )
         services = cls(settings=settings, database=database, app=app, pool=pool, clock=clock,
                        owns_database=owns_database)
+        with app.connection() as conn:
+            app.vault.check_master_key(conn)
         services.ensure_schema()
+        services.seed_areas()
+        services.authenticator = Authenticator(pool, app.areas, TokenRules(
+            issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_file=settings.jwt_jwks_file,
+            hs256_secret=settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None))
         wanted = settings.run_projections if run_projections is None else run_projections
         if wanted and not settings.distributed:
             # Without Kafka this process keeps the views (a child process follows the store).
             services.projector = ProjectorProcess(
                 database.dsn, services.projections, log_level=settings.log_level,
                 options={"batch_size": settings.projection_batch_size, "attempts": settings.projection_attempts,
-                         "backoff": settings.projection_retry_backoff},
+                         "backoff": settings.projection_retry_backoff, "master_key": master_key},
             )
             services.projector.start()
         if wanted and settings.sweep_interval_seconds:
@@ -118,9 +127,63 @@ class Services:
             ).fetchall()
         return self.app.suspend_lapsed_permits([r["id"] for r in rows], stamp)
 
+    def retention_due(self) -> list[dict[str, Any]]:
+        """Residents whose personal data is past its retention: departed more than the
+        retention period ago (by effective date), not erased, and not a party to an open
+        dispute (a legal hold while the case is worked)."""
+        years = self.settings.retention_years_after_departure
+        if not years:
+            return []
+        today = self.today()
+        try:
+            cutoff = today.replace(year=today.year - years)
+        except ValueError:  # 29 February
+            cutoff = today.replace(year=today.year - years, day=28)
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT r.id, r.since AS departed_on FROM residents r WHERE r.status = 'departed' AND r.since < %s"
+                " AND r.name_masked <> %s AND NOT EXISTS (SELECT 1 FROM case_details c"
+                " WHERE c.status <> 'closed' AND c.party_resident_ids @> ARRAY[r.id]) ORDER BY r.since, r.id",
+                (cutoff, ERASED),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def retention_sweep(self) -> int:
+        """Erase the personal data of every resident past retention (the system actor,
+        legal basis retention_expired); returns how many were erased."""
+        stamp = self.system_stamp()
+        erased = 0
+        for row in self.retention_due():
+            try:
+                self.app.erase_resident(row["id"], legal_basis="retention_expired",
+                                        note=f"retention ended: departed {row['departed_on']}", stamp=stamp)
+            except DomainError as error:  # erased meanwhile by someone else
+                log.info("retention sweep skipped a resident: %s", error.rule)
+                continue
+            erased += 1
+        return erased
+
+    def seed_areas(self) -> int:
+        """Define the areas of the shipped data file that the register lacks."""
+        existing = self.app.areas.refresh()
+        defined = 0
+        for area in seed_areas():
+            if area["code"] in existing:
+                continue
+            try:
+                self.app.define_area(code=area["code"], name_zh=area["name_zh"], name_en=area["name_en"],
+                                     level=area["level"], parent=area.get("parent"), stamp=self.system_stamp())
+            except DomainError as error:  # another process seeded it first
+                if error.rule != "area_exists":
+                    raise
+            else:
+                defined += 1
+        return defined
+
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
-            for sweep in (self.sla_sweep, self.permit_sweep, self.purge_expired_idempotency_keys):
+            for sweep in (self.sla_sweep, self.permit_sweep, self.retention_sweep,
+                          self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
                 except Exception:  # a failed sweep is retried at the next interval; the reason is logged
@@ -130,11 +193,9 @@ class Services:
 
     def ensure_schema(self) -> None:
         with self.pool.connection() as conn:
-            for statement in auth.SCHEMA:
-                conn.execute(statement)
             ensure_engine_schema(conn)
             for cls in self.projections.values():
-                ViewApplier(cls).ensure_schema(conn)
+                ViewApplier(cls, privacy=self.app.vault).ensure_schema(conn)
 
     def close(self) -> None:
         self._stopping.set()
@@ -199,7 +260,7 @@ class Services:
             pause = min(pause * 2, 0.1)
 
     def rebuild(self, name: str) -> int:
-        return rebuild(self.database.dsn, self.projections[name])
+        return rebuild(self.database.dsn, self.projections[name], master_key=self.settings.master_key())
 
     def purge_expired_idempotency_keys(self) -> int:
         """Forget Idempotency-Keys older than their time to live (run with the sweeps)."""
@@ -225,8 +286,8 @@ def schema_lock(database: Database) -> Iterator[None]:
             conn.execute("SELECT pg_advisory_unlock(%s)", (zlib.crc32(b"liudong-event-store-schema"),))
 
 
-def ensure_event_store(database: Database) -> None:
+def ensure_event_store(database: Database, master_key: bytes) -> None:
     """Create the event store's tables and functions if missing (a relay or a worker may
     start before any API process has)."""
     with schema_lock(database):
-        Liudong(env={**database.eventsourcing_env(1), "POSTGRES_MAX_OVERFLOW": "0"}).close()
+        Liudong(env={**database.eventsourcing_env(1, master_key=master_key), "POSTGRES_MAX_OVERFLOW": "0"}).close()

@@ -27,6 +27,20 @@ class Settings(BaseSettings):
     read_wait_timeout: float = Field(
         default=2.0, ge=0, le=30, description="how long a GET with ?after=POSITION waits for the projections"
     )
+    max_waits_per_key: int = Field(default=20, ge=1, description="?after= waits one key may have at once")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest request body; a larger one is refused (413) unread"
+    )
+    max_page_size: int = Field(default=500, ge=1, le=10_000, description="the largest ?limit= of a list")
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0,
+        description="requests per minute one key (or, without one, one client) may make; 0: no limit",
+    )
+    rate_limit_burst: int = Field(default=600, ge=1, description="requests a key may make at once before the limit")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins a browser may call the API from (JSON list); none: CORS closed"
+    )
+    access_log: bool = Field(default=False, description="log one line per request (method, path, status, time)")
     idempotency_ttl_hours: int = Field(default=24, ge=1, description="how long an Idempotency-Key is remembered")
     run_projections: bool = Field(
         default=True,
@@ -45,6 +59,38 @@ class Settings(BaseSettings):
         default=Decimal("500000.00"), gt=0, description="applications at or above this need two supervisors"
     )
     log_level: str = "INFO"
+
+    # -- personal data -----------------------------------------------------------------------
+    pii_master_key: SecretStr | None = Field(
+        default=None,
+        description="base64 of 32 random bytes: wraps the keys that encrypt personal data, and keys the "
+        "hashes of identity numbers and names. Unset: read from pii_master_key_file (made on first start)",
+    )
+    pii_master_key_file: Path | None = Field(
+        default=None,
+        description="where the master key is kept when not given directly (default DATA_DIR/pii-master.key)",
+    )
+
+    retention_years_after_departure: int = Field(
+        default=3, ge=0, le=100,
+        description="erase a resident's personal data this many years after they departed (0: never); "
+        "held while they are a party to an open dispute",
+    )
+
+    # -- bearer tokens (OAuth2, JWT) ---------------------------------------------------------
+    jwt_issuer: str | None = Field(default=None, description="the identity provider's issuer (iss)")
+    jwt_audience: str | None = Field(default=None, description="this API's audience (aud) in tokens")
+    jwt_jwks_file: Path | None = Field(default=None, description="JWKS file with the provider's RS256 public keys")
+    jwt_hs256_secret: SecretStr | None = Field(default=None, description="shared secret for HS256 tokens")
+
+    def master_key(self) -> bytes:
+        """The master key for personal data; made in the data directory on first use when
+        no key is configured (every process of one installation must use the same)."""
+        from application.privacy import load_master_key
+
+        explicit = self.pii_master_key.get_secret_value() if self.pii_master_key else None
+        path = self.pii_master_key_file or self.data_dir / "pii-master.key"
+        return load_master_key(explicit, path, create=True)
 
     # -- the distributed mode: Kafka --------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(

@@ -4,9 +4,10 @@ in one PostgreSQL transaction."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
@@ -18,12 +19,20 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    Mapper,
     RecordConflictError,
     StoredEvent,
     Transcoding,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
+
+from application.access import area_of, current_scope
+from application.areas import SCHEMA as AREAS_SCHEMA
+from application.areas import AreaDirectory
+from application.keys import SCHEMA as KEYS_SCHEMA
+from application.privacy import SCHEMA as PII_SCHEMA
+from application.privacy import MasterKeyMissing, MemoryKeyStore, PgKeyStore, PrivateMapper, Vault
 
 IDEMPOTENCY_TABLE = "liudong_idempotency"
 
@@ -82,6 +91,15 @@ class PreconditionFailed(Exception):
         self.actual = actual
 
 
+class AreaNotAllowed(Exception):
+    """A command would create or move something into an area outside the caller's."""
+
+    def __init__(self, field_name: str, code: str) -> None:
+        super().__init__(f"area {code} is outside the areas this key acts in")
+        self.field = field_name
+        self.code = code
+
+
 class TooMuchContention(Exception):
     """A command kept losing races for the same aggregates; the client may retry."""
 
@@ -138,14 +156,26 @@ class LiudongRecorder(PostgresApplicationRecorder):
                 " CONSTRAINT liudong_idempotency_pkey PRIMARY KEY (actor_id, key))"
             ).format(schema=schema, table=Identifier(IDEMPOTENCY_TABLE))
         )
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA))
         self._insert_claim = SQL(
             "INSERT INTO {schema}.{table} (actor_id, key, fingerprint, status, body, location) "
             "VALUES (%s, %s, %s, %s, %s, %s)"
         ).format(schema=schema, table=Identifier(IDEMPOTENCY_TABLE))
 
+    # Set by the application: the mapper that sealed the events, whose new keys are stored
+    # in the same transaction as the events sealed with them.
+    private_mapper: PrivateMapper | None = None
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Store events, atomically with what must commit with them: the data keys they
+        were sealed with (new ones), the Idempotency-Key record, and registry rows
+        (``side_effects``: SQL and parameters, e.g. the areas and the API keys)."""
         claim: IdempotencyClaim | None = kwargs.get("idempotency")
-        if claim is None:
+        effects: list[tuple[Any, Sequence[Any]]] = list(kwargs.get("side_effects") or [])
+        mapper = self.private_mapper
+        new_keys = mapper.vault.take_new_keys(mapper.sealed_keys(list(stored_events))) if mapper else []
+        if claim is None and not effects and not new_keys:
             return list(super().insert_events(stored_events) or [])
         rows = [
             self.construct_pg_stored_event(
@@ -158,18 +188,30 @@ class LiudongRecorder(PostgresApplicationRecorder):
         ]
         ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            for key in new_keys:
+                curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped) VALUES (%s, %s, %s)",
+                             (key.key_id, key.kind, key.wrapped))
+                for subject in key.subjects:
+                    curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id) VALUES (%s, %s)"
+                                 " ON CONFLICT DO NOTHING", (key.key_id, subject))
             if rows:  # a command that changed nothing still records its key
                 curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
                 ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
-            assert claim.target is not None
-            result = CommandResult(
-                id=claim.target[0], version=claim.target[1], position=max(ids, default=0), details=claim.details
-            )
-            status, body, location = claim.render(result)
-            curs.execute(
-                self._insert_claim,
-                (claim.actor_id, claim.key, claim.fingerprint, status, json.dumps(body), location),
-            )
+            for statement, params in effects:
+                curs.execute(statement, params)
+            if claim is not None:
+                assert claim.target is not None
+                result = CommandResult(
+                    id=claim.target[0], version=claim.target[1], position=max(ids, default=0),
+                    details=claim.details,
+                )
+                status, body, location = claim.render(result)
+                curs.execute(
+                    self._insert_claim,
+                    (claim.actor_id, claim.key, claim.fingerprint, status, json.dumps(body), location),
+                )
+        if mapper is not None and new_keys:
+            mapper.vault.stored(new_keys)
         return ids
 
 
@@ -183,6 +225,30 @@ class OfficeApplication(Application[UUID]):
 
     name = "Liudong"
     command_retries = 30
+    MASTER_KEY_ENV = "LIUDONG_PII_MASTER_KEY"
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(env)
+        assert isinstance(self.recorder, LiudongRecorder), "the office's application stores its events in PostgreSQL"
+        assert isinstance(self.mapper, PrivateMapper)
+        self.recorder.private_mapper = self.mapper
+        self.vault.store = PgKeyStore(self.recorder.datastore.get_connection)
+        self.areas = AreaDirectory(self.recorder.datastore.get_connection)
+
+    def connection(self) -> Any:
+        """A connection of the event store's pool (dict rows), for registry queries."""
+        recorder = self.recorder
+        assert isinstance(recorder, LiudongRecorder)
+        return recorder.datastore.get_connection()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The mapper that seals personal fields with the office's master key (given in the
+        environment as base64; see application.privacy)."""
+        master = self.env.get(self.MASTER_KEY_ENV)
+        if not master:
+            raise MasterKeyMissing(f"{type(self).__name__} needs {self.MASTER_KEY_ENV} in its environment")
+        self.vault = Vault(base64.b64decode(master), MemoryKeyStore())
+        return PrivateMapper(self.construct_transcoder(), self.vault)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -190,13 +256,36 @@ class OfficeApplication(Application[UUID]):
 
     # -- plumbing -----------------------------------------------------------
     def load(self, kind: type[A], aggregate_id: UUID, field_name: str | None = None) -> A:
+        """The aggregate a command acts on (or, with ``field_name``, one a request's body
+        refers to). An aggregate in an area outside the acting scope is not found: a caller
+        never learns that it exists."""
         try:
             aggregate: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(_kind_name(kind), aggregate_id, field_name) from None
         if not isinstance(aggregate, kind):
             raise NotFound(_kind_name(kind), aggregate_id, field_name)
+        scope = current_scope()
+        if field_name is None and scope is not None and not scope.allows(area_of(aggregate)):
+            raise NotFound(_kind_name(kind), aggregate_id, field_name)
         return aggregate
+
+    def load_in_scope(self, kind: type[A], aggregate_id: UUID, field_name: str) -> A:
+        """A referenced aggregate that must lie in the acting scope too (a dispute's site,
+        a subsidy application's site): outside it, it is an unknown reference."""
+        aggregate = self.load(kind, aggregate_id, field_name)
+        scope = current_scope()
+        if scope is not None and not scope.allows(area_of(aggregate)):
+            raise NotFound(_kind_name(kind), aggregate_id, field_name)
+        return aggregate
+
+    def place(self, area: str, field_name: str = "area") -> str:
+        """The code of the area a request names, which must lie in the acting scope."""
+        code = self.areas.resolve(area, field_name)
+        scope = current_scope()
+        if scope is not None and not scope.allows(code):
+            raise AreaNotAllowed(field_name, code)
+        return code
 
     def load_current(self, kind: type[A], aggregate_id: UUID, expected_version: int | None) -> A:
         """Load the aggregate a command acts on; a stale If-Match version is refused
@@ -212,6 +301,7 @@ class OfficeApplication(Application[UUID]):
         *,
         idempotency: IdempotencyClaim | None = None,
         details: Callable[[], dict[str, Any]] | None = None,
+        side_effects: Callable[[], list[tuple[Any, Sequence[Any]]]] | None = None,
     ) -> CommandResult:
         """Run ``decide`` (load, check, act) and save what it changed atomically.
         A write that loses a race for an aggregate's next version is decided again
@@ -222,8 +312,9 @@ class OfficeApplication(Application[UUID]):
             if idempotency is not None:
                 idempotency.target = (target.id, target.version)
                 idempotency.details = extra
+            effects = side_effects() if side_effects is not None else []
             try:
-                recordings = self.save(*changed, idempotency=idempotency)
+                recordings = self.save(*changed, idempotency=idempotency, side_effects=effects)
             except IntegrityError as error:
                 if _violates(error, "liudong_idempotency_pkey"):
                     raise IdempotencyKeyTaken() from error

@@ -187,11 +187,11 @@ def distributed(database: Database, bootstrap: str, prefix: str, workers: int) -
 
 
 # -- relay throughput ---------------------------------------------------------------------
-def store_events(database: Database, work: Workload, events: int) -> None:
+def store_events(database: Database, work: Workload, events: int, master_key: bytes) -> None:
     """Registrations (a resident and a claim each), saved many per transaction."""
     from application.office import Liudong
 
-    app = Liudong(env=database.eventsourcing_env(2))
+    app = Liudong(env=database.eventsourcing_env(2, master_key=master_key))
     try:
         written = 0
         while written < events:
@@ -202,8 +202,8 @@ def store_events(database: Database, work: Workload, events: int) -> None:
                 resident = Resident.register(id_number=IdentityNumber.parse(number), name=work.resident_name(),
                                              phone="13800138000", hometown="Anhui", employer=None, area=AREA,
                                              registered_on=work.registered_on, stamp=stamp)
-                batch += [resident, IdentityNumberClaim(id_number=number, resident_id=resident.id,
-                                                        recorded_at=stamp.recorded_at)]
+                batch += [resident, IdentityNumberClaim.claim(app.vault.claim_id(number), resident_id=resident.id,
+                                                              recorded_at=stamp.recorded_at)]
             written += len(app.save(*batch))
     finally:
         app.close()
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                                         args.seconds)
             finally:
                 services.close()
-            store_events(database, work, args.relay_events)
+            store_events(database, work, args.relay_events, settings.master_key())
             relay_rate, bare_rate = measure_relay(database, broker.bootstrap, args.relay_events)
     finally:
         broker.stop()

@@ -48,7 +48,6 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from api.app import create_app
-from application import keys as auth
 from application.database import Database, open_database
 from application.services import Services
 from application.settings import Settings
@@ -60,7 +59,7 @@ log = logging.getLogger("bench.commands")
 GOAL = 0.9  # the application layer should reach this fraction of the raw baseline
 SITES = 5  # residents are moved into these in turn
 SITE_CAPACITY = 100_000
-AREA = "Xinqiao Street Office"
+AREA = "xinqi"
 RAW_TABLE = "bench_raw_events"
 RAW_TOPIC = "domain.residents:Resident.Registered"
 RAW_STATE_BYTES = 300
@@ -320,7 +319,8 @@ def _expect(response: httpx.Response, status: int) -> dict[str, Any]:
 
 def measure_http(settings: Settings, services: Services, work: Workload, commands: int, warmup: int) -> Measurement:
     def bearer(actor: Actor) -> dict[str, str]:
-        key = auth.create_key(services.pool, user_id=actor.user_id, role=actor.role, areas=[AREA])
+        _, key = services.app.issue_key(user_id=actor.user_id, role=actor.role.value, areas=[AREA], scopes=[],
+                                        stamp=Stamp(actor, now()))
         return {"Authorization": f"Bearer {key}"}
 
     as_supervisor, as_caseworker = bearer(SUPERVISOR), bearer(CASEWORKER)

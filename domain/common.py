@@ -12,6 +12,10 @@ from zoneinfo import ZoneInfo
 # date is the office's today, whatever the server's zone.
 OFFICE_TZ = ZoneInfo("Asia/Shanghai")
 
+# What a personal field reads once it is erased (its key destroyed); the API shows it as
+# [已删除] or [erased] by the reader's language.
+ERASED = "[erased]"
+
 
 class Role(StrEnum):
     CASEWORKER = "caseworker"

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
 
 
 class DisputeCategory(StrEnum):
@@ -351,6 +351,20 @@ class DisputeCase(Aggregate):
         pass
 
     # -- service levels -----------------------------------------------------
+    def erase_personal_data(self, *, resident_id: UUID, legal_basis: str, stamp: Stamp) -> None:
+        """A party's personal data was erased: the case's free text goes with it (the key
+        that sealed it is destroyed in the same transaction); dates, category, status and
+        amounts stay, so statistics do not change."""
+        if str(resident_id) not in {str(p.get("resident_id")) for p in self.parties}:
+            raise ValueError(f"resident {resident_id} is not a party to case {self.id}")
+        self._personal_data_erased(resident_id=resident_id, legal_basis=legal_basis, **stamp.event_fields())
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, *, resident_id: UUID, legal_basis: str, actor_id: str, actor_role: str,
+                              recorded_at: datetime) -> None:
+        self.description = ERASED
+        self.parties = [{**p, "name": ERASED} if p.get("name") is not None else p for p in self.parties]
+
     def overdue(self, today: date) -> list[tuple[Breach, date]]:
         """The deadlines this case has missed as of ``today``."""
         found: list[tuple[Breach, date]] = []

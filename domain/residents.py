@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
 from domain.identity import IdentityNumber
 from domain.sites import HousingSite
 
@@ -33,6 +33,16 @@ PERMIT_RESIDENCE_MONTHS = 6
 ENDORSEMENT_MONTHS = 12
 # An endorsement can be recorded at most this long before it falls due (so once a year).
 ENDORSEMENT_WINDOW_DAYS = 60
+
+
+class LegalBasis(StrEnum):
+    """Why personal data is erased (PIPL Art. 47)."""
+
+    DATA_SUBJECT_REQUEST = "data_subject_request"
+    RETENTION_EXPIRED = "retention_expired"
+    PURPOSE_FULFILLED = "purpose_fulfilled"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    UNLAWFUL_PROCESSING = "unlawful_processing"
 
 
 class ResidenceStatus(StrEnum):
@@ -112,6 +122,7 @@ class Resident(Aggregate):
         self.arrived_on = registered_on
         self.departure_reason: str | None = None
         self.permit: dict[str, str] | None = None
+        self.erased_on: str | None = None
 
     # -- guards -------------------------------------------------------------
     def check_present(self) -> None:
@@ -359,6 +370,28 @@ class Resident(Aggregate):
         assert self.permit is not None
         self.permit["status"] = PermitStatus.CANCELLED.value
 
+    # -- personal data ---------------------------------------------------------
+    def erase_personal_data(self, *, legal_basis: str, note: str, stamp: Stamp) -> None:
+        """Record the erasure; the application destroys the key that encrypts this
+        resident's personal fields in the same transaction. Everything else stays."""
+        try:
+            basis = LegalBasis(legal_basis)
+        except ValueError:
+            raise InvalidValue("legal_basis", f"unknown legal basis {legal_basis!r}; one of: "
+                               + ", ".join(b.value for b in LegalBasis), rule="legal_basis") from None
+        if self.erased_on is not None:
+            raise RuleViolated(f"resident {self.id}'s personal data was erased on {self.erased_on}",
+                               rule="already_erased")
+        self._personal_data_erased(legal_basis=basis.value, note=note, **stamp.event_fields())
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, *, legal_basis: str, note: str, actor_id: str, actor_role: str,
+                              recorded_at: datetime) -> None:
+        self.name = ERASED
+        self.id_number = ERASED
+        self.phone = ERASED
+        self.erased_on = recorded_at.date().isoformat()
+
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
         if (site.id if site is not None else None) != self.site_id:
             raise ValueError("the resident's current site must be passed as previous_site")
@@ -367,23 +400,40 @@ class Resident(Aggregate):
 
 
 class IdentityNumberClaim(Aggregate):
-    """One per identity number: its id is derived from the number, so two
-    registrations of the same person race for the same aggregate and only one
-    can be saved. Holds the resident's id so the refusal can name it."""
+    """One per identity number, so two registrations of the same person race for the
+    same aggregate and only one can be saved. Holds the resident's id so the refusal can
+    name it. Its id is a keyed hash of the number, computed by the application (the key
+    is a secret of the office): nobody can enumerate numbers from it, and the claim
+    itself does not record the number."""
 
-    @staticmethod
-    def create_id(id_number: str) -> UUID:
-        return claim_id(id_number)
+    class Claimed(Aggregate.Created):
+        class_version = 2
+        resident_id: UUID
+        recorded_at: datetime
 
-    @event("Claimed")
-    def __init__(self, *, id_number: str, resident_id: UUID, recorded_at: datetime) -> None:
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Claims before version 2 recorded the number; it is dropped when read."""
+            state.pop("id_number", None)
+
+    @classmethod
+    def claim(cls, claim_id: UUID, *, resident_id: UUID, recorded_at: datetime) -> IdentityNumberClaim:
+        """The claim with the id the application derived from the number."""
+        claim: IdentityNumberClaim = cls._create(cls.Claimed, id=claim_id, resident_id=resident_id,
+                                                 recorded_at=recorded_at)
+        return claim
+
+    @event(Claimed)
+    def __init__(self, *, resident_id: UUID, recorded_at: datetime) -> None:
         self.resident_id = resident_id
 
 
 _CLAIM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:liudong:identity-number")
 
 
-def claim_id(id_number: str) -> UUID:
+def legacy_claim_id(id_number: str) -> UUID:
+    """How claims were identified before version 2 (a plain UUIDv5 of the number), still
+    checked so a resident registered then is not registered twice."""
     return uuid5(_CLAIM_NAMESPACE, id_number)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from eventsourcing.utils import get_topic
 from psycopg import Cursor
@@ -24,12 +24,24 @@ from psycopg.rows import DictRow
 Handler = Callable[[Any, Cursor[DictRow], Any], None]
 
 
+class Privacy(Protocol):
+    """What handlers may do with personal fields (application.privacy.Vault): open a
+    sealed value (``[erased]`` once its key is destroyed) and make search tokens. Views keep
+    only sealed values, masked values and tokens, never the plaintext."""
+
+    def open(self, value: Any) -> Any: ...
+
+    def name_tokens(self, name: str) -> list[str]: ...
+
+
 class View:
     """A read model's tables: the statements that create them (idempotent, in order) and
-    the names a rebuild drops."""
+    the names a rebuild drops. ``version``: raise it when the rows' meaning changes; a view
+    built by an older version is dropped and built again from the events at start."""
 
     ddl: ClassVar[list[str]] = []
     tables: ClassVar[list[str]] = []
+    version: ClassVar[int] = 1
 
 
 # The name the first views were built with (on eventsourcing's tracking recorders).
@@ -42,6 +54,7 @@ class SqlProjection:
 
     name: ClassVar[str]
     view_class: ClassVar[type[View]]
+    privacy: Privacy  # given by the engine
     handlers: ClassVar[dict[type, Handler]]
     handled_topics: ClassVar[tuple[str, ...]] = ()
 

@@ -100,8 +100,17 @@ class CommitteeAgendasProjection(SqlProjection):
         cursor.execute("UPDATE committees SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))
 
 
-def list_committees(conn: Connection[DictRow], area: str | None) -> list[dict[str, Any]]:
+def list_committees(conn: Connection[DictRow], area: str | None,
+                    areas: list[str] | None = None) -> list[dict[str, Any]]:
     """Committees with member turnover: active members, vacancies left by departures, and leavers."""
+    where: list[str] = []
+    params: list[Any] = []
+    if area:
+        where.append("c.area = %s")
+        params.append(area)
+    if areas is not None:
+        where.append("c.area = ANY(%s)")
+        params.append(areas)
     rows = conn.execute(
         "SELECT c.id, c.name, c.area, c.site_id, c.established_on, c.version,"
         " count(*) FILTER (WHERE m.status = 'active') AS active_members,"
@@ -109,9 +118,9 @@ def list_committees(conn: Connection[DictRow], area: str | None) -> list[dict[st
         " count(*) FILTER (WHERE m.status = 'left') AS members_left,"
         " count(*) FILTER (WHERE m.status <> 'active') AS turnover"
         " FROM committees c LEFT JOIN committee_members m ON m.committee_id = c.id"
-        + (" WHERE c.area = %s" if area else "")
+        + (" WHERE " + " AND ".join(where) if where else "")
         + " GROUP BY c.id ORDER BY c.name, c.id",
-        [area] if area else [],
+        params,
     ).fetchall()
     return [dict(r) for r in rows]
 

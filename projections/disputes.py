@@ -11,6 +11,7 @@ from typing import Any
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
+from domain.common import ERASED
 from domain.disputes import DisputeCase
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
 from projections.pages import Page, decode_keyset, encode_cursor
@@ -107,33 +108,28 @@ class CaseRows:
         event_class(DisputeCase, "NoteAdded"),
         event_class(DisputeCase, "MediationHeld"),
         event_class(DisputeCase, "CommitteeDecisionRecorded"),
+        event_class(DisputeCase, "PersonalDataErased"),
     )
     def recorded(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._set(cursor, e)
 
 
 class CaseDetailsView(ViewRecorder):
+    """``description`` and the parties' names as the events sealed them; the residents who
+    are parties by id (for the legal hold on their data while the case is open)."""
+
+    version = 2
     tables = ["case_details"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS case_details (" + CASE_COLUMNS + ","
         " description text NOT NULL,"
         " parties jsonb NOT NULL,"
-        " amount_recovered numeric(15, 2),"
-        " timeline jsonb NOT NULL DEFAULT '[]')",
+        " party_resident_ids uuid[] NOT NULL DEFAULT '{}',"
+        " amount_recovered numeric(15, 2))",
+        "CREATE INDEX IF NOT EXISTS case_details_parties_idx ON case_details USING gin (party_resident_ids)",
         "CREATE INDEX IF NOT EXISTS case_details_logged_idx ON case_details (logged_on, id)",
         "CREATE INDEX IF NOT EXISTS case_details_area_idx ON case_details (area, status)",
     ]
-
-
-def timeline_entry(e: Any) -> dict[str, Any]:
-    """What happened, by whom and when, with the event's own facts."""
-    skip = {"originator_id", "originator_version", "timestamp", "actor_id", "actor_role", "recorded_at"}
-    facts = {k: v for k, v in e.__dict__.items() if k not in skip}
-    return {
-        "event": type(e).__name__, "version": e.originator_version, "actor_id": e.actor_id,
-        "actor_role": e.actor_role, "recorded_at": e.recorded_at.isoformat(),
-        "facts": json.loads(json.dumps(facts, default=str)),
-    }
 
 
 class CaseDetailsProjection(CaseRows, SqlProjection):
@@ -141,17 +137,11 @@ class CaseDetailsProjection(CaseRows, SqlProjection):
     view_class = CaseDetailsView
     table = "case_details"
 
-    def apply(self, cursor: Cursor[DictRow], domain_event: Any) -> None:
-        super().apply(cursor, domain_event)
-        if type(domain_event) in self.handlers:
-            cursor.execute(
-                "UPDATE case_details SET timeline = timeline || %s::jsonb WHERE id = %s",
-                (json.dumps([timeline_entry(domain_event)]), domain_event.originator_id),
-            )
-
     @handles(event_class(DisputeCase, "Logged"))
     def logged(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._insert(cursor, e, {"description": e.description, "parties": json.dumps(e.parties, default=str)})
+        residents = [str(p["resident_id"]) for p in e.parties if p.get("resident_id")]
+        self._insert(cursor, e, {"description": e.description, "parties": json.dumps(e.parties, default=str),
+                                 "party_resident_ids": residents})
 
     @handles(event_class(DisputeCase, "Resolved"))
     def resolved(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -162,6 +152,15 @@ class CaseDetailsProjection(CaseRows, SqlProjection):
     def reopened(self, cursor: Cursor[DictRow], e: Any) -> None:
         super().reopened(cursor, e)
         self._set(cursor, e, amount_recovered=None)
+
+    @handles(event_class(DisputeCase, "PersonalDataErased"))
+    def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE case_details SET description = %s, parties = ("
+            " SELECT coalesce(jsonb_agg(CASE WHEN p ? 'name' THEN jsonb_set(p, '{name}', to_jsonb(%s::text))"
+            " ELSE p END), '[]') FROM jsonb_array_elements(parties) AS p), version = %s WHERE id = %s",
+            (ERASED, ERASED, e.originator_version, e.originator_id),
+        )
 
 
 class OpenCasesView(ViewRecorder):
@@ -213,6 +212,7 @@ class CaseFilter:
     overdue: bool | None = None
     opened_from: date | None = None
     opened_to: date | None = None
+    areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
 CASE_FIELDS = (
@@ -237,6 +237,9 @@ def list_cases(
             params[column] = value
     if flt.overdue is not None:
         where.append(OVERDUE if flt.overdue else f"NOT {OVERDUE}")
+    if flt.areas is not None:
+        where.append("area = ANY(%(areas)s)")
+        params["areas"] = flt.areas
     if flt.opened_from is not None:
         where.append("logged_on >= %(opened_from)s")
         params["opened_from"] = flt.opened_from

@@ -41,13 +41,15 @@ import psycopg
 from psycopg import Connection, Cursor
 from psycopg.sql import SQL, Identifier
 
-from projections.base import SqlProjection
+from projections.base import Privacy, SqlProjection
 
 log = logging.getLogger(__name__)
 
 # The tracking row that holds a view's low-water mark. eventsourcing's tracking recorder
 # wrote the application's name; views built before this engine keep working.
 LOW_WATER_MARK = "Liudong"
+# The tracking row that records which version of the view's class built it.
+VIEW_VERSION = "__view_version__"
 # A dead letter that concerns every view: a message that could not be decoded at all.
 EVERY_VIEW = "*"
 NOTIFY_CHANNEL = "liudong_views"
@@ -147,11 +149,13 @@ class ViewApplier:
         self,
         projection: type[SqlProjection],
         *,
+        privacy: Privacy,
         attempts: int = 3,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.projection = projection()
+        self.projection.privacy = privacy
         self.name = projection.name
         self.attempts = attempts
         self.backoff = backoff
@@ -168,14 +172,39 @@ class ViewApplier:
 
     # -- schema -----------------------------------------------------------------------------
     def ensure_schema(self, conn: Connection[Any]) -> None:
-        """Create the view's tables and its tracking table, if missing."""
+        """Create the view's tables and its tracking table, if missing. A view built by an
+        older version of its class (``View.version``) is dropped first: the follower then
+        builds it again from the first event."""
+        view = self.projection.view_class
+        tracking = Identifier(self.projection.tracking_table())
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
-            for statement in self.projection.view_class.ddl:
-                conn.execute(statement)
             conn.execute(SQL(
                 "CREATE TABLE IF NOT EXISTS {} (application_name text PRIMARY KEY, notification_id bigint)"
-            ).format(Identifier(self.projection.tracking_table())))
+            ).format(tracking))
+            row = conn.execute(SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(tracking),
+                               (VIEW_VERSION,)).fetchone()
+            built = int(_value(row, 0)) if row is not None else None
+            if (built is not None and built != view.version) or (built is None and self._has_rows(conn)):
+                log.warning("view %s was built by version %s; building version %s from the events",
+                            self.name, built or 1, view.version)
+                for table in view.tables:
+                    conn.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(Identifier(table)))
+                conn.execute(SQL("DELETE FROM {}").format(tracking))
+                for table in ("projection_versions", "projection_chain"):
+                    conn.execute(SQL("DELETE FROM {} WHERE view = %s").format(Identifier(table)), (self.name,))
+            for statement in view.ddl:
+                conn.execute(statement)
+            conn.execute(SQL(
+                "INSERT INTO {} (application_name, notification_id) VALUES (%s, %s)"
+                " ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
+            ).format(tracking), (VIEW_VERSION, view.version))
+
+    def _has_rows(self, conn: Connection[Any]) -> bool:
+        """Whether the view was built before it recorded its version."""
+        row = conn.execute(SQL("SELECT count(*) FROM {} WHERE application_name = %s").format(
+            Identifier(self.projection.tracking_table())), (LOW_WATER_MARK,)).fetchone()
+        return bool(row is not None and _value(row, 0))
 
     def low_water_mark(self, conn: Connection[Any]) -> int:
         row = conn.execute(self._select_tracking, ([LOW_WATER_MARK],)).fetchone()

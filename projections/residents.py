@@ -8,6 +8,7 @@ from typing import Any
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
+from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
@@ -15,11 +16,18 @@ from projections.pages import Page, decode_keyset, encode_cursor
 
 
 class ResidentsView(ViewRecorder):
+    """``name`` holds the name as the event sealed it (only the application can open it);
+    ``name_masked`` the surname and a star; ``name_tokens`` keyed hashes of the name's
+    prefixes, for search. No plaintext personal data is kept here."""
+
+    version = 2
     tables = ["residents"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
         " id uuid PRIMARY KEY,"
         " name text NOT NULL,"
+        " name_masked text NOT NULL,"
+        " name_tokens text[] NOT NULL DEFAULT '{}',"
         " id_number_masked text NOT NULL,"
         " sex text NOT NULL,"
         " birth_date date NOT NULL,"
@@ -31,7 +39,8 @@ class ResidentsView(ViewRecorder):
         " since date NOT NULL,"
         " registered_on date NOT NULL,"
         " version integer NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS residents_name_idx ON residents (name text_pattern_ops, id)",
+        "CREATE INDEX IF NOT EXISTS residents_name_idx ON residents (name_masked, id)",
+        "CREATE INDEX IF NOT EXISTS residents_name_tokens_idx ON residents USING gin (name_tokens)",
         "CREATE INDEX IF NOT EXISTS residents_site_idx ON residents (site_id)",
         "CREATE INDEX IF NOT EXISTS residents_area_idx ON residents (area, status)",
         # Added with residence permits; ADD COLUMN keeps views built before them.
@@ -48,14 +57,18 @@ class ResidentsProjection(SqlProjection):
 
     @handles(event_class(Resident, "Registered"))
     def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
+        name = self.privacy.open(e.name)
+        number = self.privacy.open(e.id_number)
         cursor.execute(
-            "INSERT INTO residents (id, name, id_number_masked, sex, birth_date, hometown, employer,"
-            " status, site_id, area, since, registered_on, version)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s)",
+            "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
+            " employer, status, site_id, area, since, registered_on, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s)",
             (
                 e.originator_id,
                 e.name,
-                IdentityNumber(e.id_number).masked,
+                mask_name(name),
+                self.privacy.name_tokens(name) if name != ERASED else [],
+                IdentityNumber(number).masked if number != ERASED else ERASED,
                 e.sex,
                 e.birth_date,
                 e.hometown,
@@ -66,6 +79,14 @@ class ResidentsProjection(SqlProjection):
                 e.registered_on,
                 e.originator_version,
             ),
+        )
+
+    @handles(event_class(Resident, "PersonalDataErased"))
+    def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE residents SET name = %s, name_masked = %s, name_tokens = '{}', id_number_masked = %s,"
+            " version = %s WHERE id = %s",
+            (ERASED, ERASED, ERASED, e.originator_version, e.originator_id),
         )
 
     @handles(event_class(Resident, "MovedIntoSite"))
@@ -128,16 +149,25 @@ class ResidentsProjection(SqlProjection):
         )
 
 
+def mask_name(name: str) -> str:
+    """The surname and a star: 李* for 李伟, Li* for Li Wei."""
+    if name == ERASED or not name.strip():
+        return ERASED
+    words = name.split()
+    return (words[0] if len(words) > 1 else name.strip()[0]) + "*"
+
+
 @dataclass(frozen=True)
 class ResidentFilter:
     site_id: str | None = None
     area: str | None = None
     status: str | None = None
-    name_prefix: str | None = None
+    name_token: str | None = None  # a keyed hash of a name prefix (application.privacy)
+    areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
 COLUMNS = (
-    "id, name, id_number_masked, sex, birth_date, hometown, employer, status, site_id, area, since,"
+    "id, name, name_masked, id_number_masked, sex, birth_date, hometown, employer, status, site_id, area, since,"
     " registered_on, permit_status, permit_number, endorsement_due, version"
 )
 
@@ -154,9 +184,12 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     if flt.status:
         where.append("status = %s")
         params.append(flt.status)
-    if flt.name_prefix:
-        where.append("name LIKE %s")
-        params.append(_like_prefix(flt.name_prefix))
+    if flt.name_token:
+        where.append("name_tokens @> ARRAY[%s]")
+        params.append(flt.name_token)
+    if flt.areas is not None:
+        where.append("area = ANY(%s)")
+        params.append(flt.areas)
     total_row = conn.execute(
         "SELECT count(*) AS n FROM residents" + (" WHERE " + " AND ".join(where) if where else ""), params
     ).fetchone()
@@ -165,31 +198,30 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     page_params = list(params)
     if cursor:
         last_name, last_id = decode_keyset(cursor)
-        page_where.append("(name, id) > (%s, %s)")
+        page_where.append("(name_masked, id) > (%s, %s)")
         page_params.extend([last_name, last_id])
     rows = conn.execute(
         f"SELECT {COLUMNS} FROM residents"
         + (" WHERE " + " AND ".join(page_where) if page_where else "")
-        + " ORDER BY name, id LIMIT %s",
+        + " ORDER BY name_masked, id LIMIT %s",
         [*page_params, limit + 1],
     ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["id"])) if has_more and rows else None
+    next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["id"])) if has_more and rows else None
     return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor)
 
 
-def _like_prefix(prefix: str) -> str:
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
 def list_permits(
-    conn: Connection[DictRow], status: str | None, due_before: Any, limit: int, cursor: str | None
+    conn: Connection[DictRow], status: str | None, due_before: Any, limit: int, cursor: str | None,
+    areas: list[str] | None = None,
 ) -> Page:
     """Residents holding (or applying for) a permit, by endorsement due date."""
     where = ["permit_status IS NOT NULL"]
     params: list[Any] = []
+    if areas is not None:
+        where.append("area = ANY(%s)")
+        params.append(areas)
     if status:
         where.append("permit_status = %s")
         params.append(status)
@@ -200,14 +232,14 @@ def list_permits(
     total_row = conn.execute("SELECT count(*) AS n FROM residents" + clause, params).fetchone()
     if cursor:
         last_name, last_id = decode_keyset(cursor)
-        clause += " AND (name, id) > (%s, %s)"
+        clause += " AND (name_masked, id) > (%s, %s)"
         params.extend([last_name, last_id])
     rows = conn.execute(
-        "SELECT id AS resident_id, name, id_number_masked, area, site_id, permit_status AS status,"
-        " permit_number AS number, endorsement_due FROM residents" + clause + " ORDER BY name, id LIMIT %s",
+        "SELECT id AS resident_id, name, name_masked, id_number_masked, area, site_id, permit_status AS status,"
+        " permit_number AS number, endorsement_due FROM residents" + clause + " ORDER BY name_masked, id LIMIT %s",
         [*params, limit + 1],
     ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["resident_id"])) if has_more and rows else None
+    next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["resident_id"])) if has_more and rows else None
     return Page(items=[dict(r) for r in rows], total=int(total_row["n"]) if total_row else 0, next_cursor=next_cursor)

@@ -95,6 +95,7 @@ class SiteFilter:
     operator_type: str | None = None
     has_free_beds: bool | None = None
     closed: bool | None = None
+    areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
 COLUMNS = (
@@ -117,6 +118,9 @@ def list_sites(conn: Connection[DictRow], flt: SiteFilter, limit: int, cursor: s
     if flt.closed is not None:
         where.append("closed = %s")
         params.append(flt.closed)
+    if flt.areas is not None:
+        where.append("area = ANY(%s)")
+        params.append(flt.areas)
     total_row = conn.execute(
         "SELECT count(*) AS n FROM site_occupancy" + (" WHERE " + " AND ".join(where) if where else ""), params
     ).fetchone()

@@ -105,12 +105,21 @@ def _months(first: str, last: str) -> list[str]:
 
 
 def monthly_statistics(
-    conn: Connection[DictRow], *, area: str | None, from_month: str | None, to_month: str | None
+    conn: Connection[DictRow], *, area: str | None, from_month: str | None, to_month: str | None,
+    areas: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per area and month. ``turnover_rate`` is departures (from the district
-    or to another area) divided by the population at the start of the month."""
-    area_clause = " WHERE area = %s" if area else ""
-    params = [area] if area else []
+    or to another area) divided by the population at the start of the month. ``areas``
+    keeps only those areas (a caller bound to them)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if area:
+        conditions.append("area = %s")
+        params.append(area)
+    if areas is not None:
+        conditions.append("area = ANY(%s)")
+        params.append(areas)
+    area_clause = " WHERE " + " AND ".join(conditions) if conditions else ""
     movements = conn.execute(
         "SELECT area, to_char(effective_date, 'YYYY-MM') AS month, kind, count(*) AS n, sum(delta) AS delta"
         " FROM stat_movements" + area_clause + " GROUP BY 1, 2, 3",
@@ -124,7 +133,7 @@ def monthly_statistics(
     resolved = conn.execute(
         "SELECT area, category, to_char(resolved_on, 'YYYY-MM') AS month, count(*) AS n,"
         " percentile_cont(0.5) WITHIN GROUP (ORDER BY resolved_on - opened_on) AS median_days"
-        " FROM stat_disputes WHERE resolved_on IS NOT NULL" + (" AND area = %s" if area else "")
+        " FROM stat_disputes WHERE resolved_on IS NOT NULL" + "".join(" AND " + c for c in conditions)
         + " GROUP BY 1, 2, 3",
         params,
     ).fetchall()

@@ -210,6 +210,7 @@ class ApplicationFilter:
     program_id: UUID | None = None
     site_id: UUID | None = None
     status: str | None = None
+    areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
 APPLICATION_COLUMNS = (
@@ -222,6 +223,9 @@ APPLICATION_COLUMNS = (
 def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: int, cursor: str | None) -> Page:
     """Applications in the order they were submitted."""
     where, params = _filters(program_id=flt.program_id, site_id=flt.site_id, status=flt.status)
+    if flt.areas is not None:
+        where.append("site_area = ANY(%s)")
+        params.append(flt.areas)
     total = _count(conn, "subsidy_applications", where, params)
     if cursor:
         where.append("(submitted_at, application_id) > (%s, %s)")
@@ -243,17 +247,25 @@ TOTALS = (
 )
 
 
-def ledger(conn: Connection[DictRow], fiscal_year: int | None) -> dict[str, list[dict[str, Any]]]:
+def ledger(conn: Connection[DictRow], fiscal_year: int | None,
+           areas: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Programs with budget, committed, paid and remaining; and the applications'
-    totals by operator type and by site, per fiscal year."""
+    totals by operator type and by site, per fiscal year (of the given areas' sites)."""
     where, params = _filters(fiscal_year=fiscal_year)
+    applications, application_params = list(where), list(params)
+    if areas is not None:
+        applications.append("site_area = ANY(%s)")
+        application_params.append(areas)
     queries = {
-        "programs": f"SELECT {PROGRAM_COLUMNS} FROM subsidy_programs{_clause(where)}"
-                    " ORDER BY fiscal_year, name, program_id",
-        "by_operator_type": f"SELECT fiscal_year, operator_type, {TOTALS} FROM subsidy_applications{_clause(where)}"
-                            " GROUP BY fiscal_year, operator_type ORDER BY fiscal_year, operator_type",
-        "by_site": f"SELECT fiscal_year, site_id, site_area, operator_type, {TOTALS}"
-                   f" FROM subsidy_applications{_clause(where)}"
-                   " GROUP BY fiscal_year, site_id, site_area, operator_type ORDER BY fiscal_year, site_area, site_id",
+        "programs": (f"SELECT {PROGRAM_COLUMNS} FROM subsidy_programs{_clause(where)}"
+                     " ORDER BY fiscal_year, name, program_id", params),
+        "by_operator_type": (f"SELECT fiscal_year, operator_type, {TOTALS} FROM subsidy_applications"
+                             f"{_clause(applications)} GROUP BY fiscal_year, operator_type"
+                             " ORDER BY fiscal_year, operator_type", application_params),
+        "by_site": (f"SELECT fiscal_year, site_id, site_area, operator_type, {TOTALS}"
+                    f" FROM subsidy_applications{_clause(applications)}"
+                    " GROUP BY fiscal_year, site_id, site_area, operator_type ORDER BY fiscal_year, site_area, site_id",
+                    application_params),
     }
-    return {part: [_public(r) for r in conn.execute(sql, params).fetchall()] for part, sql in queries.items()}
+    return {part: [_public(r) for r in conn.execute(sql, values).fetchall()]
+            for part, (sql, values) in queries.items()}

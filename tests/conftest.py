@@ -3,6 +3,7 @@ set), the services on it, a real HTTP server, and an API key per role."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import socket
@@ -21,11 +22,12 @@ import uvicorn
 from psycopg import sql
 
 from api.app import create_app
-from application import keys as auth
 from application.database import Database, start_embedded
+from application.keys import HUMAN_ROLES
 from application.services import Services
 from application.settings import Settings
 from domain.common import Actor, Role, Stamp
+from tests import factories
 
 # The office's clock in tests: 10:00 in Shanghai on 2026-11-25.
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -56,9 +58,16 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+# One master key for personal data across the suite, the commands it invokes and the
+# processes it starts.
+TEST_MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
+os.environ["LIUDONG_PII_MASTER_KEY"] = TEST_MASTER_KEY
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"), read_wait_timeout=5.0, pool_size=30)
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), read_wait_timeout=5.0, pool_size=30,
+                    pii_master_key=TEST_MASTER_KEY, rate_limit_per_minute=0)
 
 
 @pytest.fixture(scope="session")
@@ -69,8 +78,17 @@ def clock() -> Clock:
 @pytest.fixture(scope="session")
 def services(settings: Settings, database: Database, clock: Clock) -> Iterator[Services]:
     svc = Services.open(settings, clock=clock, run_projections=True, database=database)
+    factories.AREA_MAKER = lambda prefix: define_area(svc, prefix)
     yield svc
     svc.close()
+
+
+def define_area(services: Services, prefix: str) -> str:
+    """A new street office of the register, for tests that need an area of their own."""
+    code = f"t{uuid.uuid4().hex[:10]}"
+    services.app.define_area(code=code, name_zh=f"{prefix}{code[-4:]}街道", name_en=f"{prefix} {code}",
+                             level="street_office", parent=None, stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))
+    return code
 
 
 @pytest.fixture()
@@ -111,13 +129,17 @@ def base_url(services: Services, settings: Settings) -> Iterator[str]:
         yield url
 
 
+def issue_key(services: Services, user_id: str, role: Role, areas: list[str] | None = None,
+              scopes: list[str] | None = None) -> str:
+    _, key = services.app.issue_key(user_id=user_id, role=role.value, areas=areas or [], scopes=scopes or [],
+                                    stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))
+    return key
+
+
 @pytest.fixture(scope="session")
 def keys(services: Services) -> dict[str, str]:
-    """One API key per role; the user id is the role's name prefixed with 'test-'."""
-    return {
-        role.value: auth.create_key(services.pool, user_id=f"test-{role.value}", role=role, areas=[])
-        for role in auth.HUMAN_ROLES
-    }
+    """One district-wide API key per role; the user id is the role's name prefixed with 'test-'."""
+    return {role.value: issue_key(services, f"test-{role.value}", role) for role in HUMAN_ROLES}
 
 
 class Api:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -27,10 +28,20 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+# Set by the session's services fixture: defines a new area in the register.
+AREA_MAKER: Callable[[str], str] | None = None
+
+
+def unique_area(prefix: str = "Area") -> str:
+    """The code of a new area of the register, so a test's records are its own."""
+    assert AREA_MAKER is not None, "needs the services fixture"
+    return AREA_MAKER(prefix)
+
+
 def site_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": unique("Ginkgo"),
-        "area": "Xinqiao Street Office",
+        "area": "xinqi",
         "address": "1 Ginkgo Road",
         "operator": {"type": "village_cooperative", "name": "Ginkgo Village Cooperative"},
         "capacity": 10,
@@ -47,7 +58,7 @@ def resident_body(**overrides: Any) -> dict[str, Any]:
         "phone": "13800138000",
         "hometown": "Anhui",
         "employer": "Hengli Textiles",
-        "area": "Xinqiao Street Office",
+        "area": "xinqi",
         "registered_on": "2026-03-01",
     }
     body.update(overrides)

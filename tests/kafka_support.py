@@ -4,6 +4,7 @@ the store; what is on the topics)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import random
@@ -37,9 +38,10 @@ from domain.sites import HousingSite
 from projections.base import SqlProjection
 from projections.engine import LOW_WATER_MARK
 from projections.registry import PROJECTIONS
-from tests.conftest import NOW
+from tests.conftest import NOW, TEST_MASTER_KEY
 from tests.factories import id_number
 
+MASTER_KEY = base64.b64decode(TEST_MASTER_KEY)
 # Fast group membership for tests: a killed member is noticed in about two seconds.
 FAST_GROUP = {
     "LIUDONG_KAFKA_SESSION_TIMEOUT_MS": "2000",
@@ -62,7 +64,7 @@ def own_database(base: Database) -> Iterator[Database]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     database = Database(dsn=_with_dbname(base.dsn, name), embedded=False, location=name)
-    ensure_event_store(database)
+    ensure_event_store(database, MASTER_KEY)
     try:
         yield database
     finally:
@@ -94,6 +96,7 @@ class Cluster:
             "LIUDONG_KAFKA_CONSUMER_GROUP": f"{self.prefix}-views",
             "LIUDONG_KAFKA_PARTITIONS": str(self.partitions),
             "LIUDONG_PROJECTION_RETRY_BACKOFF": "0.05",
+            "LIUDONG_PII_MASTER_KEY": TEST_MASTER_KEY,
             "LIUDONG_LOG_LEVEL": "INFO",
             **self.extra_env,
         }
@@ -155,7 +158,7 @@ class EventLoad:
     through the domain and the application's save, many aggregates per transaction."""
 
     def __init__(self, database: Database, seed: int = 1, sites: int = 8) -> None:
-        self.app = Liudong(env=database.eventsourcing_env(2))
+        self.app = Liudong(env=database.eventsourcing_env(2, master_key=MASTER_KEY))
         self.rng = random.Random(seed)
         self.stamp = Stamp(Actor("load-caseworker", Role.CASEWORKER), NOW)
         self.residents: list[Resident] = []
@@ -164,7 +167,8 @@ class EventLoad:
         self.written = 0
         pending: list[Any] = []
         for n in range(sites):
-            site = HousingSite.register(name=f"Site {n}", area=f"Area {n % 3}", address=f"{n} Road",
+            site = HousingSite.register(name=f"Site {n}", area=("xinqi", "daqi", "xiaogang")[n % 3],
+                                        address=f"{n} Road",
                                         operator_type="village_cooperative", operator_name="Coop",
                                         capacity=1_000_000, facilities=[], stamp=self.stamp)
             self.sites.append(site)
@@ -184,9 +188,10 @@ class EventLoad:
         self.numbers.add(number)
         resident = Resident.register(
             id_number=IdentityNumber.parse(number), name=f"Resident {len(self.residents)}", phone="13800138000",
-            hometown="Anhui", employer=None, area=f"Area {self.rng.randint(0, 2)}",
+            hometown="Anhui", employer=None, area=("xinqi", "daqi", "xiaogang")[self.rng.randint(0, 2)],
             registered_on=date(2025, 1, 1) + timedelta(days=self.rng.randint(0, 30)), stamp=self.stamp)
-        claim = IdentityNumberClaim(id_number=number, resident_id=resident.id, recorded_at=self.stamp.recorded_at)
+        claim = IdentityNumberClaim.claim(self.app.vault.claim_id(number), resident_id=resident.id,
+                                          recorded_at=self.stamp.recorded_at)
         self.residents.append(resident)
         return resident, claim
 
@@ -215,7 +220,7 @@ class EventLoad:
                 elif roll < 0.9:
                     if previous is not None and any(p is previous for p in pending):
                         continue
-                    resident.move_to_private_housing(area="Area 9", effective_date=on, stamp=self.stamp,
+                    resident.move_to_private_housing(area="daqi", effective_date=on, stamp=self.stamp,
                                                      previous_site=previous)
                     pending.extend([resident, *([previous] if previous else [])])
                 else:
@@ -286,7 +291,7 @@ def assert_views_equal_rebuild(dsn: str, projections: dict[str, type[SqlProjecti
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         try:
             for cls in projections.values():
-                rebuild(dsn, cls, schema=schema)
+                rebuild(dsn, cls, schema=schema, master_key=MASTER_KEY)
             live, rebuilt = _snapshot(conn, "public", projections), _snapshot(conn, schema, projections)
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

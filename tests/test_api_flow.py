@@ -4,7 +4,7 @@ API conventions (Location, ETag, If-Match, Idempotency-Key, ?after=)."""
 from typing import Any
 
 from tests.conftest import Api
-from tests.factories import resident_body, site_body, unique
+from tests.factories import resident_body, site_body, unique, unique_area
 
 
 def register_site(api: Api, **overrides: Any) -> dict[str, Any]:
@@ -20,7 +20,7 @@ def register_resident(api: Api, **overrides: Any) -> dict[str, Any]:
 
 
 def test_register_a_site_and_two_residents_move_them_in_and_see_occupancy(caseworker: Api, supervisor: Api) -> None:
-    area = unique("Area")
+    area = unique_area("Area")
     site = register_site(supervisor, area=area, capacity=3)
     assert site["version"] == 1 and site["position"] > 0
     first = register_resident(caseworker, area=area)
@@ -109,7 +109,7 @@ def test_departure_frees_the_bed_and_return_allows_moving_again(caseworker: Api,
     refused = caseworker.post(f"{path}/moves", {"site_id": site["id"], "effective_date": "2026-05-02"})
     assert refused.status_code == 409 and refused.json()["rule"] == "resident_departed"
     assert supervisor.get(f"/sites/{site['id']}").json()["free_beds"] == 1
-    back = caseworker.post(f"{path}/return", {"effective_date": "2026-06-01", "area": "Xinqiao Street Office"})
+    back = caseworker.post(f"{path}/return", {"effective_date": "2026-06-01", "area": "xinqi"})
     assert back.status_code == 200
     again = caseworker.post(f"{path}/moves", {"site_id": site["id"], "effective_date": "2026-06-02"})
     assert again.status_code == 200
@@ -121,13 +121,13 @@ def test_moving_to_private_housing_and_changing_employer(caseworker: Api, superv
     resident = register_resident(caseworker)
     path = f"/residents/{resident['id']}"
     caseworker.post(f"{path}/moves", {"site_id": site["id"], "effective_date": "2026-04-01"})
-    out = caseworker.post(f"{path}/moves", {"area": "Dongcheng Town", "effective_date": "2026-04-10"})
+    out = caseworker.post(f"{path}/moves", {"area": "daqi", "effective_date": "2026-04-10"})
     assert out.status_code == 200
     changed = caseworker.post(f"{path}/employer", {"employer": "Yuanda Dyeing", "effective_date": "2026-04-11"})
     assert changed.status_code == 200
     doc = caseworker.get(path).json()
     assert (doc["status"], doc["area"], doc["employer"], doc["site_id"]) == (
-        "private_housing", "Dongcheng Town", "Yuanda Dyeing", None)
+        "private_housing", "daqi", "Yuanda Dyeing", None)
     assert supervisor.get(f"/sites/{site['id']}").json()["occupants"] == 0
 
 
@@ -154,7 +154,7 @@ def test_site_facilities_committee_and_closure(supervisor: Api) -> None:
 
 
 def test_lists_are_paginated_with_a_cursor(caseworker: Api) -> None:
-    area = unique("Paged")
+    area = unique_area("Paged")
     created = [register_resident(caseworker, area=area) for _ in range(5)]
     seen: list[str] = []
     params: dict[str, Any] = {"area": area, "limit": 2, "after": created[-1]["position"]}

@@ -187,7 +187,7 @@ def test_a_move_needs_exactly_one_destination(caseworker: Api, stored: Any) -> N
     resident = caseworker.post("/residents", resident_body()).json()
     snapshot = stored()
     both = caseworker.post(f"/residents/{resident['id']}/moves",
-                           {"site_id": str(uuid.uuid4()), "area": "X", "effective_date": "2026-04-01"})
+                           {"site_id": str(uuid.uuid4()), "area": "daqi", "effective_date": "2026-04-01"})
     assert_problem(both, 422, rule="move_destination")
     neither = caseworker.post(f"/residents/{resident['id']}/moves", {"effective_date": "2026-04-01"})
     assert_problem(neither, 422, rule="move_destination")

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from application.services import Services
 from domain.common import Actor, DomainError, Role, Stamp
 from tests.conftest import NOW
-from tests.factories import unique
+from tests.factories import unique_area
 
 CASEWORKER = Actor("prop-cw", Role.CASEWORKER)
 SUPERVISOR = Actor("prop-sup", Role.SUPERVISOR)
@@ -50,7 +50,7 @@ script = st.lists(
 @given(steps=script)
 def test_case_views_equal_a_fold_of_the_events(services: Services, steps: list[tuple[str, int, int]]) -> None:
     app = services.app
-    area = unique("PropCase")
+    area = unique_area("PropCase")
     cases = [app.log_dispute(category="neighbours", parties=[{"name": "X", "kind": "other"}], site_id=None,
                              area=area, description="d", priority="normal", occurred_on=NOW.date(),
                              stamp=Stamp(CASEWORKER, NOW)).id for _ in range(3)]

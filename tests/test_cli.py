@@ -6,7 +6,6 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from application import keys as auth
 from application.cli import cli
 from application.database import start_embedded
 from application.services import Services
@@ -30,13 +29,15 @@ def test_keys_create_prints_the_key_last_and_it_authenticates(database: Any, ser
                                                                monkeypatch: Any) -> None:
     monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
     result = CliRunner().invoke(cli, ["keys", "create", "--name", "wang.fang", "--role", "supervisor",
-                                      "--area", "Xinqiao", "--area", "Dongcheng"])
+                                      "--area", "新碶街道", "--area", "daqi"])
     assert result.exit_code == 0, result.output
     key = result.output.split()[-1]
-    principal = auth.authenticate(services.pool, key)
+    principal = services.authenticator.authenticate(key)
     assert principal is not None
     assert principal.actor == Actor("wang.fang", Role.SUPERVISOR)
-    assert principal.areas == ("Xinqiao", "Dongcheng")
+    assert principal.areas == ("daqi", "xinqi")  # names resolved to the register's codes
+    listed = CliRunner().invoke(cli, ["keys", "list", "--user", "wang.fang"])
+    assert listed.exit_code == 0 and "supervisor" in listed.output and key not in listed.output
 
 
 def test_keys_create_refuses_an_unknown_role(database: Any, monkeypatch: Any) -> None:
@@ -54,7 +55,7 @@ def test_the_embedded_database_keeps_its_data_across_restarts(tmp_path: Path) ->
     services = Services.open(settings, database=database, run_projections=False)
     created = services.app.register_resident(
         id_number=IdentityNumber.parse(id_number()), name="Li", phone="13800138000", hometown="Anhui",
-        employer=None, area="Xinqiao", registered_on=date(2026, 1, 1), stamp=stamp)
+        employer=None, area="xinqi", registered_on=date(2026, 1, 1), stamp=stamp)
     services.close()
     database._handle.cleanup()  # stop the server, as at the end of `liudong serve`
     assert (tmp_path / "var" / "pgdata" / "PG_VERSION").exists()

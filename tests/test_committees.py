@@ -3,13 +3,13 @@
 from typing import Any
 
 from tests.conftest import Api
-from tests.factories import resident_body, unique
+from tests.factories import resident_body, unique, unique_area
 
 NOBODY = "00000000-0000-0000-0000-000000000001"
 
 
 def establish(supervisor: Api, members: list[dict[str, Any]], **overrides: Any) -> dict[str, Any]:
-    body = {"name": unique("Committee"), "area": unique("Area"), "established_on": "2026-01-10",
+    body = {"name": unique("Committee"), "area": unique_area("Area"), "established_on": "2026-01-10",
             "members": members, **overrides}
     response = supervisor.post("/committees", body)
     assert response.status_code == 201, response.text
@@ -86,16 +86,16 @@ def test_members_join_and_leave(supervisor: Api) -> None:
 
 def test_bad_committee_input_is_refused(supervisor: Api, caseworker: Api, stored: Any) -> None:
     snapshot = stored()
-    both = supervisor.post("/committees", {"name": "C", "area": "A", "site_id": NOBODY,
+    both = supervisor.post("/committees", {"name": "C", "area": "xinqi", "site_id": NOBODY,
                                            "established_on": "2026-01-01", "members": [{"name": "W"}]})
     assert both.status_code == 422
-    no_members = supervisor.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+    no_members = supervisor.post("/committees", {"name": "C", "area": "xinqi", "established_on": "2026-01-01",
                                                  "members": []})
     assert no_members.status_code == 422
-    ghost = supervisor.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+    ghost = supervisor.post("/committees", {"name": "C", "area": "xinqi", "established_on": "2026-01-01",
                                             "members": [{"name": "W", "resident_id": NOBODY}]})
     assert ghost.status_code == 422 and ghost.json()["errors"][0]["field"] == "members.0.resident_id"
-    assert caseworker.post("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+    assert caseworker.post("/committees", {"name": "C", "area": "xinqi", "established_on": "2026-01-01",
                                            "members": [{"name": "W"}]}).status_code == 403
     assert snapshot.unchanged()
     committee = establish(supervisor, [{"name": "Wang"}])
@@ -113,7 +113,7 @@ def test_bad_committee_input_is_refused(supervisor: Api, caseworker: Api, stored
 def test_two_decisions_on_one_dispute_are_both_recorded(caseworker: Api, supervisor: Api) -> None:
     committee = establish(supervisor, [{"name": "Wang"}])
     member = supervisor.get(f"/committees/{committee['id']}").json()["members"][0]["member_id"]
-    case = caseworker.post("/disputes", {"category": "other", "description": "d", "area": "A",
+    case = caseworker.post("/disputes", {"category": "other", "description": "d", "area": "xinqi",
                                          "parties": [{"name": "X", "kind": "other"}],
                                          "occurred_on": "2026-11-01"}).json()
     meeting_id = caseworker.post(f"/committees/{committee['id']}/meetings", {

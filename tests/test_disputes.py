@@ -10,7 +10,7 @@ import pytest
 
 from application.services import Services
 from tests.conftest import NOW, Api, Clock
-from tests.factories import resident_body, site_body, unique
+from tests.factories import resident_body, site_body, unique_area
 
 
 def log_dispute(api: Api, **overrides: Any) -> dict[str, Any]:
@@ -18,7 +18,7 @@ def log_dispute(api: Api, **overrides: Any) -> dict[str, Any]:
         "category": "wages_and_labour",
         "description": "Three months of wages unpaid",
         "parties": [{"name": "Yuanda Dyeing Co.", "kind": "employer"}],
-        "area": unique("Area"),
+        "area": unique_area("Area"),
         "priority": "high",
         "occurred_on": "2026-11-20",
     }
@@ -123,7 +123,7 @@ def test_amount_recovered_only_for_wage_cases(caseworker: Api, stored: Any) -> N
 def test_bad_dispute_bodies_are_refused(caseworker: Api, stored: Any, overrides: dict[str, Any], field: str) -> None:
     snapshot = stored()
     body = {"category": "housing", "description": "d", "parties": [{"name": "L", "kind": "landlord"}],
-            "area": "A", "occurred_on": "2026-11-01", **overrides}
+            "area": "xinqi", "occurred_on": "2026-11-01", **overrides}
     body = {k: v for k, v in body.items() if v is not None}
     response = caseworker.post("/disputes", body)
     assert response.status_code == 422, response.text
@@ -234,7 +234,7 @@ def test_a_case_resolved_before_any_assignment_never_breaches_its_response_deadl
 
 
 def test_the_open_cases_queue_holds_every_case_not_closed(caseworker: Api, supervisor: Api) -> None:
-    area = unique("Queue")
+    area = unique_area("Queue")
     kept = log_dispute(caseworker, area=area)
     gone = log_dispute(caseworker, area=area)
     caseworker.post(f"/disputes/{gone['id']}/resolution", {"outcome": "withdrawn"})

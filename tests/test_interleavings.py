@@ -8,6 +8,7 @@ from the offsets PostgreSQL kept) and republished duplicates at new offsets."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 import zlib
@@ -24,10 +25,11 @@ from psycopg.rows import dict_row
 from application.database import Database
 from application.envelope import delivery_from_message, to_message
 from application.events import EventCatalogue
+from application.privacy import PgKeyStore, Vault
 from application.store import read_stored
 from projections.engine import Delivery, ViewApplier, ensure_engine_schema
 from projections.registry import PROJECTIONS
-from tests.kafka_support import EventLoad, _snapshot, own_database
+from tests.kafka_support import MASTER_KEY, EventLoad, _snapshot, own_database
 
 
 class Crash(Exception):
@@ -82,7 +84,8 @@ def test_any_interleaving_with_redeliveries_gives_the_views_a_rebuild_gives(
         with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row,
                              options=f"-c search_path={live},public") as conn:
             ensure_engine_schema(conn)
-            appliers = [ViewApplier(cls) for cls in PROJECTIONS.values()]
+            vault = Vault(MASTER_KEY, PgKeyStore(lambda: contextlib.nullcontext(conn)))
+            appliers = [ViewApplier(cls, privacy=vault) for cls in PROJECTIONS.values()]
             for applier in appliers:
                 applier.ensure_schema(conn)
             consumed = [0] * partitions  # the consumer's position on each partition
@@ -124,7 +127,7 @@ def test_any_interleaving_with_redeliveries_gives_the_views_a_rebuild_gives(
         from application.projecting import rebuild
 
         for cls in PROJECTIONS.values():
-            rebuild(db.dsn, cls, schema=rebuilt)
+            rebuild(db.dsn, cls, schema=rebuilt, master_key=MASTER_KEY)
         with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row) as conn:
             assert _snapshot(conn, live, PROJECTIONS) == _snapshot(conn, rebuilt, PROJECTIONS)
             letters = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}.projection_dead_letters").format(

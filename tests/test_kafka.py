@@ -24,7 +24,10 @@ from psycopg.rows import dict_row
 from application.database import Database
 from application.office import Liudong
 from application.settings import Settings
+from domain.common import Role
+from tests.conftest import TEST_MASTER_KEY, issue_key
 from tests.kafka_support import (
+    MASTER_KEY,
     Cluster,
     EventLoad,
     assert_views_equal_rebuild,
@@ -176,20 +179,18 @@ def test_workers_keep_every_view_and_read_your_writes_works_through_kafka(
     del cluster.extra_env["LIUDONG_METRICS_PORT"]
     cluster.worker("worker-2")
     settings = Settings(data_dir=tmp_path, kafka_bootstrap_servers=cluster.bootstrap,
-                        kafka_topic_prefix=cluster.prefix, read_wait_timeout=20.0)
+                        kafka_topic_prefix=cluster.prefix, read_wait_timeout=20.0, pii_master_key=TEST_MASTER_KEY)
     services = Services.open(settings, database=kafka_db, run_projections=True)
     assert services.projector is None
     try:
-        from application import keys
-
-        key = keys.create_key(services.pool, user_id="kafka-caseworker", role=keys.Role.CASEWORKER, areas=[])
+        key = issue_key(services, "kafka-caseworker", Role.CASEWORKER)
         with serve_app(create_app(settings, services)) as base_url, httpx.Client(
                 base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
             from tests.factories import resident_body
 
-            created = http.post("/residents", json=resident_body(area="Kafka Street"))
+            created = http.post("/residents", json=resident_body(area="xiaogang"))
             assert created.status_code == 201, created.text
-            page = http.get("/residents", params={"area": "Kafka Street", "after": created.json()["position"]})
+            page = http.get("/residents", params={"area": "xiaogang", "after": created.json()["position"]})
             assert page.headers["X-Read-Consistent"] == "true"
             assert [item["id"] for item in page.json()["items"]] == [created.json()["id"]]
             ready = http.get("/readyz").json()
@@ -312,7 +313,7 @@ def test_fault_concurrent_writers_with_delays_and_rollbacks_publish_exactly_the_
     from eventsourcing.persistence import StoredEvent
 
     cluster.relay()
-    app = Liudong(env=kafka_db.eventsourcing_env(20))
+    app = Liudong(env=kafka_db.eventsourcing_env(20, master_key=MASTER_KEY))
     recorder: Any = app.recorder
     rolled_back = 0
     lock = threading.Lock()

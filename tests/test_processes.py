@@ -121,11 +121,11 @@ def test_up_runs_the_distributed_mode_with_one_command(tmp_path: Path) -> None:
         keys = dict(line.removeprefix("export ").split("=", 1)
                     for line in (data / "demo-keys.env").read_text().splitlines())
         auth = {"Authorization": f"Bearer {keys['CASEWORKER_KEY']}"}
-        created = httpx.post(f"http://127.0.0.1:{port}/residents", json=resident_body(area="Up Street"),
+        created = httpx.post(f"http://127.0.0.1:{port}/residents", json=resident_body(area="xiaogang"),
                              headers=auth, timeout=30)
         assert created.status_code == 201, created.text
         page = httpx.get(f"http://127.0.0.1:{port}/residents",
-                         params={"area": "Up Street", "after": created.json()["position"]}, headers=auth, timeout=30)
+                         params={"area": "xiaogang", "after": created.json()["position"]}, headers=auth, timeout=30)
         assert page.headers["X-Read-Consistent"] == "true"
         assert page.json()["total"] == 1
         text = log.read_text()

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.factories import resident_body, unique
+from tests.factories import resident_body, unique, unique_area
 
 ROLES = ["caseworker", "supervisor", "finance", "auditor", "api_consumer", "admin"]
 WORKERS = {"caseworker", "supervisor", "admin"}
@@ -16,7 +16,7 @@ SUPERVISORS = {"supervisor", "admin"}
 def new_case(caseworker: Api) -> str:
     return str(caseworker.post("/disputes", {
         "category": "other", "description": "d", "parties": [{"name": "X", "kind": "other"}],
-        "area": unique("Roles"), "occurred_on": "2026-11-01"}).json()["id"])
+        "area": unique_area("Roles"), "occurred_on": "2026-11-01"}).json()["id"])
 
 
 def resolved_case(caseworker: Api, supervisor: Api) -> str:
@@ -33,7 +33,7 @@ def closed_case(caseworker: Api, supervisor: Api) -> str:
 
 
 def committee(supervisor: Api) -> tuple[str, str]:
-    committee_id = supervisor.post("/committees", {"name": unique("C"), "area": "A", "established_on": "2026-01-01",
+    committee_id = supervisor.post("/committees", {"name": unique("C"), "area": "xinqi", "established_on": "2026-01-01",
                                                    "members": [{"name": "W"}]}).json()["id"]
     member = supervisor.get(f"/committees/{committee_id}").json()["members"][0]["member_id"]
     return committee_id, member
@@ -65,7 +65,7 @@ def issued_resident(caseworker: Api) -> str:
 Setup = Callable[[Api, Api], tuple[str, dict[str, Any]]]
 
 COMMANDS: dict[str, tuple[Setup, set[str]]] = {
-    "log dispute": (lambda c, s: ("/disputes", {"category": "other", "description": "d", "area": "A",
+    "log dispute": (lambda c, s: ("/disputes", {"category": "other", "description": "d", "area": "xinqi",
                                                 "parties": [{"name": "X", "kind": "other"}],
                                                 "occurred_on": "2026-11-01"}), WORKERS),
     "assign": (lambda c, s: (f"/disputes/{new_case(c)}/assignment", {"assignee": "test-caseworker"}), SUPERVISORS),
@@ -77,7 +77,7 @@ COMMANDS: dict[str, tuple[Setup, set[str]]] = {
     "resolve": (lambda c, s: (f"/disputes/{new_case(c)}/resolution", {"outcome": "withdrawn"}), WORKERS),
     "close": (lambda c, s: (f"/disputes/{_resolved_by_caseworker(c)}/closure", {}), SUPERVISORS),
     "reopen": (lambda c, s: (f"/disputes/{closed_case(c, s)}/reopening", {"reason": "r"}), SUPERVISORS),
-    "establish committee": (lambda c, s: ("/committees", {"name": "C", "area": "A", "established_on": "2026-01-01",
+    "establish committee": (lambda c, s: ("/committees", {"name": "C", "area": "xinqi", "established_on": "2026-01-01",
                                                           "members": [{"name": "W"}]}), SUPERVISORS),
     "add member": (lambda c, s: (f"/committees/{committee(s)[0]}/members",
                                  {"name": "Z", "joined_on": "2026-02-01"}), SUPERVISORS),

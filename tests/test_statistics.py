@@ -3,11 +3,11 @@
 from typing import Any
 
 from tests.conftest import Api
-from tests.factories import resident_body, unique
+from tests.factories import resident_body, unique_area
 
 
 def test_arrivals_departures_moves_population_and_disputes_by_month(caseworker: Api, supervisor: Api) -> None:
-    area, elsewhere = unique("Stat"), unique("Other")
+    area, elsewhere = unique_area("Stat"), unique_area("Other")
     ids = [caseworker.post("/residents", resident_body(area=area, registered_on="2026-01-10")).json()["id"]
            for _ in range(4)]
     caseworker.post(f"/residents/{ids[0]}/departure", {"effective_date": "2026-02-03", "reason": "home"})
@@ -34,7 +34,7 @@ def test_bad_months_are_refused(caseworker: Api) -> None:
 
 
 def test_a_dispute_counts_in_the_month_it_happened_not_when_it_was_logged(caseworker: Api) -> None:
-    area = unique("Late")
+    area = unique_area("Late")
     logged = caseworker.post("/disputes", {"category": "sanitation", "description": "rubbish",
                                            "parties": [{"name": "S", "kind": "site_operator"}], "area": area,
                                            "occurred_on": "2026-10-28"}).json()

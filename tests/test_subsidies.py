@@ -16,13 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from application import keys as auth
 from application.services import Services
 from domain.common import Actor, DomainError, Role, Stamp
 from domain.sites import OperatorType
 from domain.subsidies import SubsidyApplication, SubsidyProgram
 from projections.subsidy_ledger import SubsidyLedgerProjection
-from tests.conftest import NOW, Api, Clock
+from tests.conftest import NOW, Api, Clock, issue_key
 from tests.factories import site_body, unique
 from tests.test_bad_input import assert_problem
 
@@ -89,7 +88,7 @@ def finance(as_role: Any) -> Api:
 
 @pytest.fixture(scope="module")
 def second_supervisor(http: httpx.Client, services: Services) -> Api:
-    return Api(http, auth.create_key(services.pool, user_id="test-supervisor-2", role=Role.SUPERVISOR, areas=[]))
+    return Api(http, issue_key(services, "test-supervisor-2", Role.SUPERVISOR))
 
 
 # -- the three payment modes, end to end ------------------------------------------
@@ -568,7 +567,7 @@ def test_rebuilding_the_ledger_from_events_equals_the_live_tables(services: Serv
     supervisor, caseworker = STAMPS["supervisor"], STAMPS["caseworker"]
     program = services.app.open_subsidy_program(name=unique("Rebuild"), purpose="health", fiscal_year=2042,
                                                 budget="900.00", modes=["one_off"], stamp=supervisor)
-    site = services.app.register_site(name=unique("Rebuild"), area="Rebuildtown", address="1 Road",
+    site = services.app.register_site(name=unique("Rebuild"), area="xiaogang", address="1 Road",
                                       operator_type="employer", operator_name="E", capacity=5, facilities=[],
                                       stamp=supervisor)
     subsidy = services.app.submit_subsidy_application(program_id=program.id, site_id=site.id, amount="900.00",
@@ -664,7 +663,7 @@ def test_commands_never_overspend_and_the_ledger_equals_a_fold_of_the_events(
     app = services.app
     program_id = app.open_subsidy_program(name=unique("Prop"), purpose="other", fiscal_year=2050, budget=budget,
                                           modes=MODES, stamp=STAMPS["supervisor"]).id
-    site_id = app.register_site(name=unique("Prop"), area="Proptown", address="1 Road", operator_type="employer",
+    site_id = app.register_site(name=unique("Prop"), area="xiaogang", address="1 Road", operator_type="employer",
                                 operator_name="E", capacity=5, facilities=[], stamp=STAMPS["supervisor"]).id
     applications: list[UUID] = []
     today = date(2026, 11, 25)

@@ -41,13 +41,14 @@ def _setup(settings: Settings) -> str:
         from prometheus_client import start_http_server
 
         start_http_server(settings.metrics_port, addr=settings.host)
+    from application.privacy import MasterKeyMissing
     from application.services import ensure_event_store
 
     try:
         database = open_database(settings)
-        ensure_event_store(database)
+        ensure_event_store(database, settings.master_key())
         return database.dsn
-    except DatabaseUnavailable as error:
+    except (DatabaseUnavailable, MasterKeyMissing) as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
 

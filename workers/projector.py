@@ -35,6 +35,7 @@ from psycopg.rows import dict_row
 
 from application.envelope import delivery_from_message
 from application.events import EventCatalogue
+from application.privacy import PgKeyStore, Vault
 from application.settings import Settings
 from application.store import head_position
 from projections.base import SqlProjection
@@ -83,8 +84,10 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.catalogue = EventCatalogue.of_domain()
+        self._conn: psycopg.Connection[Any] | None = None
+        self.vault = Vault(self.settings.master_key(), PgKeyStore(lambda: contextlib.nullcontext(self._conn)))
         self.appliers = {
-            name: ViewApplier(cls, attempts=self.settings.projection_attempts,
+            name: ViewApplier(cls, privacy=self.vault, attempts=self.settings.projection_attempts,
                               backoff=self.settings.projection_retry_backoff)
             for name, cls in self.projections.items()
         }
@@ -96,7 +99,6 @@ class Worker:
         self.needs_rewind = False
         self._pauses: dict[str, float] = {}
         self._producer: Any = None
-        self._conn: psycopg.Connection[Any] | None = None
         self._consumer: KafkaConsumer | None = None
 
     # -- the loop --------------------------------------------------------------------------
@@ -116,6 +118,7 @@ class Worker:
     def _consume(self) -> None:
         with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
             self._conn = conn
+            self.vault.check_master_key(conn)
             ensure_engine_schema(conn)
             for applier in self.appliers.values():
                 applier.ensure_schema(conn)

@@ -10,25 +10,30 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
+from api.access import READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
-    STAFF,
-    SUPERVISORS,
     Command,
+    Language,
     PrincipalDep,
     ServicesDep,
+    after,
     command_dependency,
     created,
-    read_after,
+    reading_as,
+    respond,
 )
-from api.schemas import AreaName, Body, Name, Reason
+from api.deps import STAFF as STAFF_ROLES
+from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.present import Presenter
+from api.schemas import AgendaPublic, AreaName, Body, CommitteeListItem, CommitteePublic, Name, PageOut, Reason
 from domain.committees import ManagementCommittee
 from projections.committees import committee_agenda, list_committees
 
 router = APIRouter(prefix="/committees", tags=["management committees"])
 
-Work = Annotated[Command, command_dependency(*STAFF)]
-Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
+Work = Annotated[Command, command_dependency(*STAFF_ROLES)]
+Supervise = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 MemberId = Annotated[str, Field(min_length=1, max_length=40)]
 
 
@@ -102,6 +107,7 @@ class MinutesCreate(Body):
 
 
 @router.post("", status_code=201, responses=created("committee"))
+@access(SUPERVISORS, AreaRule.CREATE)
 def establish(body: CommitteeCreate, cmd: Supervise) -> JSONResponse:
     """Establish a management committee for an area or a site."""
     members = [m.model_dump(mode="json", exclude_none=True) for m in body.members]
@@ -113,47 +119,61 @@ def establish(body: CommitteeCreate, cmd: Supervise) -> JSONResponse:
     )
 
 
-@router.get("")
+@router.get("", response_model=PageOut[CommitteeListItem])
+@access(READERS, AreaRule.LIST)
 def list_all(
-    services: ServicesDep, _: PrincipalDep, area: Annotated[str | None, Query(max_length=64)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("committee_agendas")],
+    area: Annotated[AreaName | None, Query()] = None,
 ) -> JSONResponse:
     """Committees with member turnover: active members, vacancies left by departures, leavers."""
-    headers = read_after(services, "committee_agendas", after)
+    code = services.app.areas.resolve(area) if area else None
     with services.pool.connection() as conn:
-        items = list_committees(conn, area)
-    return JSONResponse({"items": _json(items), "total": len(items), "next": None}, headers=headers)
+        items = list_committees(conn, code, principal.area_filter())
+    body = PageOut[CommitteeListItem](items=[CommitteeListItem.model_validate(i) for i in items], total=len(items),
+                                      next=None)
+    return respond(body, headers)
 
 
-@router.get("/{committee_id}")
-def get_committee(committee_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+@router.get("/{committee_id}", response_model=CommitteePublic)
+@access(READERS, AreaRule.OBJECT)
+def get_committee(committee_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
     """One committee: current members (with quorum) and every meeting; ETag is its version."""
-    committee = services.app.load(ManagementCommittee, committee_id)
+    with reading_as(principal):
+        committee = services.app.load(ManagementCommittee, committee_id)
     departed = services.app.departed_members(committee)
-    doc = {
+    presenter = Presenter(services.app.vault, principal, lang)
+    area = services.app.areas.get(committee.area)
+    doc = CommitteePublic.model_validate(_json({
         "id": str(committee.id), "version": committee.version, "name": committee.name, "area": committee.area,
+        "area_name": (area.name_en if lang == "en" else area.name_zh) if area else None,
         "site_id": str(committee.site_id) if committee.site_id else None,
         "established_on": committee.established_on.isoformat(),
-        "members": [{**m, "departed": m["member_id"] in departed} for m in committee.members.values()],
+        "members": presenter.members([{**m, "departed": m["member_id"] in departed}
+                                      for m in committee.members.values()]),
         "quorum": committee.quorum(departed),
         "meetings": [{"meeting_id": k, **v} for k, v in committee.meetings.items()],
-    }
-    return JSONResponse(_json(doc), headers={"ETag": f'"{committee.version}"'})
+    }))
+    return respond(doc, {"ETag": f'"{committee.version}"'})
 
 
-@router.get("/{committee_id}/agenda")
+@router.get("/{committee_id}/agenda", response_model=AgendaPublic)
+@access(READERS, AreaRule.OBJECT)
 def get_agenda(
-    committee_id: UUID, services: ServicesDep, _: PrincipalDep, after: Annotated[int | None, Query(ge=0)] = None
+    committee_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language,
+    headers: Annotated[dict[str, str], after("committee_agendas")],
 ) -> JSONResponse:
     """Upcoming and past meetings with agenda, attendance and decisions; members with vacancies."""
-    headers = read_after(services, "committee_agendas", after)
-    services.app.load(ManagementCommittee, committee_id)
+    with reading_as(principal):
+        services.app.load(ManagementCommittee, committee_id)
     with services.pool.connection() as conn:
         doc = committee_agenda(conn, committee_id)
-    return JSONResponse(_json(doc), headers=headers)
+    presenter = Presenter(services.app.vault, principal, lang)
+    doc["members"] = presenter.members(doc["members"])
+    return respond(AgendaPublic.model_validate(_json(doc)), headers)
 
 
 @router.post("/{committee_id}/members", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def add_member(committee_id: UUID, body: MemberCreate, cmd: Supervise) -> JSONResponse:
     """Add a member; the response carries the new ``member_id``."""
     member = body.model_dump(mode="json", exclude_none=True, exclude={"joined_on"})
@@ -163,6 +183,7 @@ def add_member(committee_id: UUID, body: MemberCreate, cmd: Supervise) -> JSONRe
 
 
 @router.post("/{committee_id}/member-removals", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def remove_member(committee_id: UUID, body: MemberRemoval, cmd: Supervise) -> JSONResponse:
     """Record that a member left the committee."""
     return cmd.run(lambda stamp, claim: cmd.app.remove_committee_member(
@@ -171,6 +192,7 @@ def remove_member(committee_id: UUID, body: MemberRemoval, cmd: Supervise) -> JS
 
 
 @router.post("/{committee_id}/meetings", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSONResponse:
     """Schedule a (monthly) meeting with its agenda; the response carries the ``meeting_id``."""
     agenda = [item.model_dump(mode="json", exclude_none=True) for item in body.agenda]
@@ -180,6 +202,7 @@ def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSON
 
 
 @router.post("/{committee_id}/meetings/{meeting_id}/minutes", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def record_minutes(committee_id: UUID, meeting_id: MemberId, body: MinutesCreate, cmd: Work) -> JSONResponse:
     """Record attendance and decisions; without a quorum (more than half the members) no decisions (409).
     A decision on a dispute is recorded on the dispute in the same transaction."""

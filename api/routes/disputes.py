@@ -11,33 +11,42 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
+from api.access import READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
-    STAFF,
-    SUPERVISORS,
     Command,
+    Language,
     PrincipalDep,
     ServicesDep,
+    after,
     command_dependency,
     created,
     page_response,
-    read_after,
+    reading_as,
+    respond,
 )
+from api.deps import STAFF as STAFF_ROLES
+from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.present import Presenter
 from api.problems import Problem
-from api.schemas import AreaName, Body, Money, Name, PageOut, Reason
+from api.schemas import AreaName, Body, CaseListItem, DisputePublic, Money, Name, PageOut, Reason
 from application import keys as auth
+from application.access import Principal
+from application.events import EventCatalogue, plain
 from application.services import Services
 from domain.common import Role
 from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import format_money, parse_money
-from projections.disputes import CaseFilter, list_cases, timeline_entry
+from projections.disputes import CaseFilter, list_cases
 
 router = APIRouter(prefix="/disputes", tags=["disputes"])
 open_cases_router = APIRouter()
 
-Work = Annotated[Command, command_dependency(*STAFF)]
-Supervise = Annotated[Command, command_dependency(*SUPERVISORS)]
+Work = Annotated[Command, command_dependency(*STAFF_ROLES)]
+Supervise = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
+# Event fields that may name people: hidden from an api_consumer without the pii scope.
+PERSONAL_FACTS = frozenset({"description", "parties", "text", "participants", "outcome", "reason"})
 
 
 class Party(Body):
@@ -117,6 +126,7 @@ class Empty(Body):
 
 
 @router.post("", status_code=201, responses=created("dispute"))
+@access(STAFF, AreaRule.CREATE)
 def log_dispute(body: DisputeCreate, cmd: Work) -> JSONResponse:
     """Log a dispute; its response and resolution due dates follow the category's service level."""
     parties = [p.model_dump(mode="json", exclude_none=True) for p in body.parties]
@@ -142,64 +152,96 @@ class CaseQuery:
     category: DisputeCategory | None = None
     assignee: Annotated[str | None, Query(max_length=100)] = None
     site_id: UUID | None = None
-    area: Annotated[str | None, Query(max_length=64)] = None
+    area: Annotated[AreaName | None, Query()] = None
     overdue: bool | None = None
     opened_from: date | None = None
     opened_to: date | None = None
     limit: Annotated[int, Query(ge=1, le=500)] = 50
     cursor: Annotated[str | None, Query(max_length=500)] = None
-    after: Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")] = None
 
-    def answer(self, services: Services, view: str) -> JSONResponse:
-        headers = read_after(services, view, self.after)
+    def answer(self, services: Services, principal: Principal, view: str, headers: dict[str, str]) -> JSONResponse:
         flt = CaseFilter(status=self.status, category=self.category.value if self.category else None,
                          assignee=self.assignee, site_id=str(self.site_id) if self.site_id else None,
-                         area=self.area, overdue=self.overdue, opened_from=self.opened_from,
-                         opened_to=self.opened_to)
+                         area=services.app.areas.resolve(self.area) if self.area else None, overdue=self.overdue,
+                         opened_from=self.opened_from, opened_to=self.opened_to, areas=principal.area_filter())
         with services.pool.connection() as conn:
-            page = list_cases(conn, flt, services.today(), self.limit, self.cursor, view=view)
+            page = list_cases(conn, flt, services.today(), min(self.limit, services.settings.max_page_size),
+                              self.cursor, view=view)
         items = [{**item, "amount_recovered": _money(item.get("amount_recovered"))} for item in page.items]
-        return page_response(page, headers, items)
+        if view == "open_cases":
+            items = [{k: v for k, v in item.items() if k != "amount_recovered"} for item in items]
+        return page_response(page, headers, items, CaseListItem)
 
 
-@router.get("", response_model=PageOut)
-def list_disputes(services: ServicesDep, _: PrincipalDep, query: Annotated[CaseQuery, Depends()]) -> JSONResponse:
+@router.get("", response_model=PageOut[CaseListItem])
+@access(READERS, AreaRule.LIST)
+def list_disputes(services: ServicesDep, principal: PrincipalDep, query: Annotated[CaseQuery, Depends()],
+                  headers: Annotated[dict[str, str], after("case_details")]) -> JSONResponse:
     """Every dispute with status, assignee, age in days, due dates and an overdue flag (case_details)."""
-    return query.answer(services, "case_details")
+    return query.answer(services, principal, "case_details", headers)
 
 
-@open_cases_router.get("/open-cases", response_model=PageOut, tags=["disputes"])
-def list_open_cases(services: ServicesDep, _: PrincipalDep, query: Annotated[CaseQuery, Depends()]) -> JSONResponse:
+@open_cases_router.get("/open-cases", response_model=PageOut[CaseListItem], tags=["disputes"])
+@access(READERS, AreaRule.LIST)
+def list_open_cases(services: ServicesDep, principal: PrincipalDep, query: Annotated[CaseQuery, Depends()],
+                    headers: Annotated[dict[str, str], after("open_cases")]) -> JSONResponse:
     """The work queue: every dispute not closed, oldest first, with age, due dates and an overdue flag."""
-    return query.answer(services, "open_cases")
+    return query.answer(services, principal, "open_cases", headers)
 
 
 def _money(value: Any) -> str | None:
     return format_money(value) if value is not None else None
 
 
-@router.get("/{case_id}")
-def get_dispute(case_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+def timeline_entry(e: Any, presenter: Presenter, catalogue: EventCatalogue) -> dict[str, Any]:
+    """What happened, by whom and when, with the event's own facts (the personal ones only
+    for those who may read them)."""
+    skip = {"originator_id", "originator_version", "timestamp", "actor_id", "actor_role", "recorded_at",
+            "originator_topic"}
+    facts: dict[str, Any] = {}
+    for key, value in vars(e).items():
+        if key in skip:
+            continue
+        if key in PERSONAL_FACTS:
+            value = presenter.parties(value) if key == "parties" else presenter.text(value)
+        facts[key] = plain(value)
+    recorded = getattr(e, "recorded_at", None)
+    return {
+        "event": type(e).__name__, "version": e.originator_version, "actor_id": getattr(e, "actor_id", None),
+        "actor_role": getattr(e, "actor_role", None), "recorded_at": recorded, "facts": facts,
+    }
+
+
+@router.get("/{case_id}", response_model=DisputePublic)
+@access(READERS, AreaRule.OBJECT)
+def get_dispute(case_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
     """One dispute with its full timeline (who did what, when); ETag is its version."""
-    case = services.app.load(DisputeCase, case_id)
+    with reading_as(principal):
+        case = services.app.load(DisputeCase, case_id)
     today = services.today()
-    timeline = [timeline_entry(e) for e in services.app.events.get(case_id)]
-    doc = {
-        "id": str(case.id), "version": case.version, "category": case.category, "status": case.status,
-        "priority": case.priority, "description": case.description, "parties": case.parties,
-        "site_id": str(case.site_id) if case.site_id else None, "area": case.area,
-        "occurred_on": case.occurred_on.isoformat(), "logged_on": case.logged_on.isoformat(),
+    presenter = Presenter(services.app.vault, principal, lang)
+    catalogue = EventCatalogue.of_domain()
+    timeline = [timeline_entry(e, presenter, catalogue) for e in services.app.events.get(case_id)]
+    area = services.app.areas.get(case.area)
+    doc = DisputePublic.model_validate({
+        "id": case.id, "version": case.version, "category": case.category, "status": case.status,
+        "priority": case.priority, "description": presenter.text(case.description),
+        "parties": presenter.parties(case.parties),
+        "site_id": case.site_id, "area": case.area,
+        "area_name": (area.name_en if lang == "en" else area.name_zh) if area else None,
+        "occurred_on": case.occurred_on, "logged_on": case.logged_on,
         "assignee": case.assignee, "agency": case.agency,
-        "response_due": case.response_due.isoformat(), "resolution_due": case.resolution_due.isoformat(),
+        "response_due": case.response_due, "resolution_due": case.resolution_due,
         "overdue": bool(case.overdue(today)),
         "outcome": case.outcome, "amount_recovered": _money(case.amount_recovered),
         "resolved_by": case.resolved_by, "breaches": case.breaches,
         "allowed_actions": case.allowed_actions, "timeline": timeline,
-    }
-    return JSONResponse(doc, headers={"ETag": f'"{case.version}"'})
+    })
+    return respond(doc, {"ETag": f'"{case.version}"', "Cache-Control": "no-store"})
 
 
 @router.post("/{case_id}/assignment", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONResponse:
     """Assign the case to a caseworker (user id) or refer it to an agency."""
     if body.assignee is not None and not (auth.user_roles(cmd.services.pool, body.assignee)
@@ -213,6 +255,7 @@ def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONRespons
 
 
 @router.post("/{case_id}/notes", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def add_note(case_id: UUID, body: NoteCreate, cmd: Work) -> JSONResponse:
     """Add a note to the case."""
     return cmd.run(lambda stamp, claim: cmd.app.add_dispute_note(
@@ -220,6 +263,7 @@ def add_note(case_id: UUID, body: NoteCreate, cmd: Work) -> JSONResponse:
 
 
 @router.post("/{case_id}/mediations", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def hold_mediation(case_id: UUID, body: MediationCreate, cmd: Work) -> JSONResponse:
     """Record a mediation meeting: when, who took part, what came of it."""
     return cmd.run(lambda stamp, claim: cmd.app.hold_mediation(
@@ -228,6 +272,7 @@ def hold_mediation(case_id: UUID, body: MediationCreate, cmd: Work) -> JSONRespo
 
 
 @router.post("/{case_id}/escalation", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def escalate(case_id: UUID, body: EscalationCreate, cmd: Work) -> JSONResponse:
     """Escalate to the management committee or an agency, with the reason."""
     return cmd.run(lambda stamp, claim: cmd.app.escalate_dispute(
@@ -236,6 +281,7 @@ def escalate(case_id: UUID, body: EscalationCreate, cmd: Work) -> JSONResponse:
 
 
 @router.post("/{case_id}/resolution", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def resolve(case_id: UUID, body: ResolutionCreate, cmd: Work) -> JSONResponse:
     """Record the outcome; for wage cases, the amount recovered."""
     amount = parse_money(body.amount_recovered, "amount_recovered", allow_zero=True) \
@@ -246,6 +292,7 @@ def resolve(case_id: UUID, body: ResolutionCreate, cmd: Work) -> JSONResponse:
 
 
 @router.post("/{case_id}/closure", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def close(case_id: UUID, body: Empty, cmd: Supervise) -> JSONResponse:
     """Close a resolved case: a supervisor who did not resolve it."""
     return cmd.run(lambda stamp, claim: cmd.app.close_dispute(
@@ -253,6 +300,7 @@ def close(case_id: UUID, body: Empty, cmd: Supervise) -> JSONResponse:
 
 
 @router.post("/{case_id}/reopening", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def reopen(case_id: UUID, body: ReopeningCreate, cmd: Supervise) -> JSONResponse:
     """Reopen a resolved or closed case, with the reason; a new resolution deadline starts."""
     return cmd.run(lambda stamp, claim: cmd.app.reopen_dispute(

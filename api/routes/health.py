@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from api.access import READERS, AreaRule, access
 from api.deps import ServicesDep
 from application.metrics import StoreCollector
 
@@ -19,12 +20,14 @@ SILENT_SECONDS = 30.0
 
 
 @router.get("/healthz")
+@access(READERS, AreaRule.NONE, public=True)
 def healthz() -> dict[str, str]:
     """The process is alive."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
+@access(READERS, AreaRule.NONE, public=True)
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and every view is kept: each view's position, lag (events behind
     the store), state and open dead letters. 503 names the views that are stopped."""
@@ -61,8 +64,9 @@ def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
+@access(READERS, AreaRule.NONE, public=True)
 def metrics(request: Request, services: ServicesDep) -> Response:
-    """Prometheus metrics: this process's counters, and lags read from the database."""
+    """Prometheus metrics: this process's counters, and lags read from the database (no personal data)."""
     registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)

@@ -10,13 +10,16 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
-from api.deps import RECORDED, STAFF, Command, PrincipalDep, ServicesDep, command_dependency, page_response, read_after
-from api.schemas import Body, PageOut
+from api.access import READERS, STAFF, AreaRule, access
+from api.deps import RECORDED, Command, Language, PrincipalDep, ServicesDep, after, command_dependency, page_response
+from api.deps import STAFF as STAFF_ROLES
+from api.present import Presenter
+from api.schemas import Body, PageOut, PermitListItem
 from projections.residents import list_permits
 
 router = APIRouter(tags=["residence permits"])
 
-Staff = Annotated[Command, command_dependency(*STAFF)]
+Staff = Annotated[Command, command_dependency(*STAFF_ROLES)]
 
 
 class PermitApplication(Body):
@@ -37,6 +40,7 @@ class Endorsement(Body):
 
 
 @router.post("/residents/{resident_id}/permit", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def apply(resident_id: UUID, body: PermitApplication, cmd: Staff) -> JSONResponse:
     """Apply for a permit: six months' residence and stable work or housing, else 409 naming what is missing."""
     return cmd.run(lambda stamp, claim: cmd.app.apply_for_permit(
@@ -45,6 +49,7 @@ def apply(resident_id: UUID, body: PermitApplication, cmd: Staff) -> JSONRespons
 
 
 @router.post("/residents/{resident_id}/permit/issuance", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def issue(resident_id: UUID, body: PermitIssue, cmd: Staff) -> JSONResponse:
     """Record the permit's issue; the first endorsement falls due a year later."""
     return cmd.run(lambda stamp, claim: cmd.app.issue_permit(
@@ -53,6 +58,7 @@ def issue(resident_id: UUID, body: PermitIssue, cmd: Staff) -> JSONResponse:
 
 
 @router.post("/residents/{resident_id}/permit/endorsements", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def endorse(resident_id: UUID, body: Endorsement, cmd: Staff) -> JSONResponse:
     """Record the yearly endorsement; a late one reinstates a suspended permit."""
     return cmd.run(lambda stamp, claim: cmd.app.endorse_permit(
@@ -60,18 +66,23 @@ def endorse(resident_id: UUID, body: Endorsement, cmd: Staff) -> JSONResponse:
         idempotency=claim))
 
 
-@router.get("/permits", response_model=PageOut)
+@router.get("/permits", response_model=PageOut[PermitListItem])
+@access(READERS, AreaRule.LIST)
 def permits(
     services: ServicesDep,
-    _: PrincipalDep,
+    principal: PrincipalDep,
+    lang: Language,
+    headers: Annotated[dict[str, str], after("residents")],
     status: Literal["applied", "issued", "suspended", "cancelled"] | None = None,
     due_before: date | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
 ) -> JSONResponse:
     """Permits by status and endorsement due date (the residents view)."""
-    headers = read_after(services, "residents", after)
     with services.pool.connection() as conn:
-        page = list_permits(conn, status, due_before, limit, cursor)
-    return page_response(page, headers)
+        page = list_permits(conn, status, due_before, min(limit, services.settings.max_page_size), cursor,
+                            principal.area_filter())
+    presenter = Presenter(services.app.vault, principal, lang)
+    items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked"))}.items()
+              if k != "name_masked"} for r in page.items]
+    return page_response(page, headers, items, PermitListItem)

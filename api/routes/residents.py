@@ -1,47 +1,79 @@
-"""Residents: register them, record their moves, departures and returns."""
+"""Residents: register them, record their moves, departures and returns; erase their
+personal data."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
+from api.access import READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
-    STAFF,
     Command,
+    Language,
     PrincipalDep,
     ServicesDep,
+    after,
     command_dependency,
     created,
     page_response,
-    read_after,
+    reading_as,
+    respond,
 )
+from api.deps import STAFF as STAFF_ROLES
+from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.present import Presenter
 from api.problems import Problem
 from api.schemas import (
+    AreaName,
+    Body,
     DepartureCreate,
     EmployerChange,
     MoveCreate,
     PageOut,
     ResidentCreate,
+    ResidentListItem,
+    ResidentPublic,
     ReturnCreate,
     StatusFilter,
 )
+from application.access import Principal
+from application.areas import AreaDirectory
+from domain.common import Role
 from domain.identity import IdentityNumber
-from domain.residents import Resident
+from domain.residents import LegalBasis, Resident
 from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter(prefix="/residents", tags=["residents"])
 
-ResidentCommand = Annotated[Command, command_dependency(*STAFF)]
+ResidentCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
+SupervisorCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
+
+
+class ErasureCreate(Body):
+    legal_basis: LegalBasis = Field(description="why (PIPL Art. 47)")
+    note: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        description="the request's reference and reason; never the person's name or numbers")
 
 
 @router.post("", status_code=201, responses=created("resident"))
+@access(STAFF, AreaRule.CREATE)
 def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONResponse:
-    """Register a migrant resident; sex and birth date come from the identity number."""
+    """Register a migrant resident; sex and birth date come from the identity number. Without an area,
+    a key bound to exactly one area registers the resident there."""
     id_number = IdentityNumber.parse(body.id_number)
+    area = body.area
+    if area is None:
+        if len(cmd.principal.areas) != 1:
+            raise Problem(422, "Invalid request", "give the area where the resident lives",
+                          rule="area_missing", errors=[{"field": "area", "rule": "area_missing",
+                                                        "message": "required for a key with no single area"}])
+        area = cmd.principal.areas[0]
     return cmd.run(
         lambda stamp, claim: cmd.app.register_resident(
             id_number=id_number,
@@ -49,7 +81,7 @@ def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONRespons
             phone=body.phone,
             hometown=body.hometown,
             employer=body.employer,
-            area=body.area,
+            area=area,
             registered_on=body.registered_on,
             stamp=stamp,
             idempotency=claim,
@@ -59,57 +91,71 @@ def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONRespons
     )
 
 
-@router.get("", response_model=PageOut)
+@router.get("", response_model=PageOut[ResidentListItem])
+@access(READERS, AreaRule.LIST)
 def list_all_residents(
     services: ServicesDep,
-    _: PrincipalDep,
+    principal: PrincipalDep,
+    lang: Language,
+    headers: Annotated[dict[str, str], after("residents")],
     site_id: UUID | None = None,
-    area: Annotated[str | None, Query(max_length=64)] = None,
+    area: Annotated[AreaName | None, Query()] = None,
     status: StatusFilter | None = None,
-    name: Annotated[str | None, Query(max_length=100, description="name prefix")] = None,
+    name: Annotated[str | None, Query(max_length=100, description="the start of a name (staff and the pii scope)")]
+    = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")] = None,
 ) -> JSONResponse:
     """List residents (the residents view), filtered and paginated; identity numbers are masked."""
-    headers = read_after(services, "residents", after)
-    flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=area, status=status, name_prefix=name)
+    presenter = Presenter(services.app.vault, principal, lang)
+    token = services.app.vault.name_token(name) if name and presenter.full else None
+    if name and not presenter.full:
+        raise Problem(403, "Forbidden", "searching by name needs personal data access (the pii scope)",
+                      rule="pii_scope_required")
+    flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=_area(services.app.areas, area),
+                         status=status, name_token=token, areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_residents(conn, flt, limit, cursor)
-    return page_response(page, headers)
+        page = list_residents(conn, flt, min(limit, services.settings.max_page_size), cursor)
+    return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
 
 
-def resident_document(resident: Resident, *, with_contact: bool) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": str(resident.id),
-        "version": resident.version,
-        "name": resident.name,
-        "id_number_masked": IdentityNumber(resident.id_number).masked,
-        "sex": resident.sex,
-        "birth_date": resident.birth_date.isoformat(),
-        "hometown": resident.hometown,
-        "employer": resident.employer,
-        "status": resident.status,
-        "site_id": str(resident.site_id) if resident.site_id else None,
-        "area": resident.area,
-        "since": resident.since.isoformat(),
-        "registered_on": resident.registered_on.isoformat(),
-        "departure_reason": resident.departure_reason,
-    }
-    if with_contact:
-        doc["phone"] = resident.phone
-    return doc
+def _sees_contact(principal: Principal) -> bool:
+    """Staff reach residents by phone; an api_consumer only with the pii scope."""
+    role = principal.actor.role
+    return role in STAFF or (role is Role.API_CONSUMER and principal.sees_personal_data)
 
 
-@router.get("/{resident_id}")
-def get_resident(resident_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
-    """One resident, current as of their last event; ETag is the version."""
-    resident = services.app.load(Resident, resident_id)
-    staff = principal.actor.role in STAFF
-    return JSONResponse(resident_document(resident, with_contact=staff), headers={"ETag": f'"{resident.version}"'})
+def _area(areas: AreaDirectory, value: str | None) -> str | None:
+    return areas.resolve(value) if value else None
+
+
+@router.get("/{resident_id}", response_model=ResidentPublic)
+@access(READERS, AreaRule.OBJECT)
+def get_resident(resident_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
+    """One resident, current as of their last event; ETag is the version. Personal fields are masked for an
+    api_consumer without the pii scope."""
+    with reading_as(principal):
+        resident = services.app.load(Resident, resident_id)
+    presenter = Presenter(services.app.vault, principal, lang)
+    birth_date, birth_year = presenter.birth(resident.birth_date)
+    area = services.app.areas.get(resident.area)
+    erased = resident.erased_on is not None
+    number = resident.id_number
+    doc = ResidentPublic(
+        id=resident.id, version=resident.version, name=presenter.name(resident.name),
+        id_number_masked=presenter.name(number) if erased else IdentityNumber(number).masked,
+        sex=resident.sex, birth_date=birth_date, birth_year=birth_year, hometown=resident.hometown,
+        employer=resident.employer, status=resident.status, site_id=resident.site_id, area=resident.area,
+        area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
+        registered_on=resident.registered_on, departure_reason=resident.departure_reason,
+        phone=presenter.text(resident.phone) if _sees_contact(principal) else None,
+        erased_on=date.fromisoformat(resident.erased_on) if resident.erased_on else None,
+    )
+    return respond(doc, {"ETag": f'"{resident.version}"', "Cache-Control": "no-store"})
 
 
 @router.post("/{resident_id}/moves", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record a move into a housing site (site_id) or into private housing in an area (area)."""
     if (body.site_id is None) == (body.area is None):
@@ -127,6 +173,7 @@ def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> 
 
 
 @router.post("/{resident_id}/departure", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def record_departure(resident_id: UUID, body: DepartureCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record that the resident left the district; they free their bed."""
     return cmd.run(lambda stamp, claim: cmd.app.record_departure(
@@ -135,6 +182,7 @@ def record_departure(resident_id: UUID, body: DepartureCreate, cmd: ResidentComm
 
 
 @router.post("/{resident_id}/return", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def record_return(resident_id: UUID, body: ReturnCreate, cmd: ResidentCommand) -> JSONResponse:
     """Record that a departed resident came back to the district."""
     return cmd.run(lambda stamp, claim: cmd.app.record_return(
@@ -143,8 +191,21 @@ def record_return(resident_id: UUID, body: ReturnCreate, cmd: ResidentCommand) -
 
 
 @router.post("/{resident_id}/employer", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
 def change_employer(resident_id: UUID, body: EmployerChange, cmd: ResidentCommand) -> JSONResponse:
     """Record the resident's new employer (or none)."""
     return cmd.run(lambda stamp, claim: cmd.app.change_employer(
         resident_id, body.employer, body.effective_date, stamp, expected_version=cmd.expected_version,
         idempotency=claim))
+
+
+@router.post("/{resident_id}/erasure", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
+def erase_resident(resident_id: UUID, body: ErasureCreate, cmd: SupervisorCommand) -> JSONResponse:
+    """Erase the resident's personal data (name, identity number, phone, and the text of the disputes they are a
+    party to): the request is recorded and the keys that sealed the data are destroyed. History, replays,
+    exports, topics and views then read [已删除] / [erased] for those fields; everything else stays."""
+    return cmd.run(lambda stamp, claim: cmd.app.erase_resident(
+        resident_id, legal_basis=body.legal_basis.value, note=body.note, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+

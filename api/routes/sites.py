@@ -2,40 +2,49 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
+from api.access import READERS, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
-    SUPERVISORS,
     Command,
+    Language,
     PrincipalDep,
     ServicesDep,
+    after,
     command_dependency,
     created,
     page_response,
-    read_after,
+    reading_as,
+    respond,
 )
+from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.present import Presenter
 from api.schemas import (
+    AreaName,
     CapacityChange,
     CommunityCommitteeCreate,
     FacilitiesChange,
     PageOut,
     SiteClosure,
     SiteCreate,
+    SiteListItem,
+    SitePublic,
 )
 from domain.sites import HousingSite, OperatorType
 from projections.site_occupancy import SiteFilter, list_sites
 
 router = APIRouter(prefix="/sites", tags=["housing sites"])
 
-SiteCommand = Annotated[Command, command_dependency(*SUPERVISORS)]
+SiteCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 
 
 @router.post("", status_code=201, responses=created("site"))
+@access(SUPERVISORS, AreaRule.CREATE)
 def register_site(body: SiteCreate, cmd: SiteCommand) -> JSONResponse:
     """Register a housing site (集中居住点) with its operator, beds and facilities."""
     return cmd.run(
@@ -55,34 +64,36 @@ def register_site(body: SiteCreate, cmd: SiteCommand) -> JSONResponse:
     )
 
 
-@router.get("", response_model=PageOut)
+@router.get("", response_model=PageOut[SiteListItem])
+@access(READERS, AreaRule.LIST)
 def list_housing_sites(
     services: ServicesDep,
-    _: PrincipalDep,
-    area: Annotated[str | None, Query(max_length=64)] = None,
+    principal: PrincipalDep,
+    headers: Annotated[dict[str, str], after("site_occupancy")],
+    area: Annotated[AreaName | None, Query()] = None,
     operator_type: OperatorType | None = None,
     has_free_beds: bool | None = None,
     closed: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")] = None,
 ) -> JSONResponse:
     """List housing sites with capacity, occupants and free beds (the site_occupancy view)."""
-    headers = read_after(services, "site_occupancy", after)
-    flt = SiteFilter(area=area, operator_type=operator_type.value if operator_type else None,
-                     has_free_beds=has_free_beds, closed=closed)
+    flt = SiteFilter(area=services.app.areas.resolve(area) if area else None,
+                     operator_type=operator_type.value if operator_type else None,
+                     has_free_beds=has_free_beds, closed=closed, areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_sites(conn, flt, limit, cursor)
-    return page_response(page, headers)
+        page = list_sites(conn, flt, min(limit, services.settings.max_page_size), cursor)
+    return page_response(page, headers, item_model=SiteListItem)
 
 
-def site_document(site: HousingSite) -> dict[str, Any]:
+def site_document(site: HousingSite, presenter: Presenter, area_name: str | None) -> SitePublic:
     committee = site.community_committee
-    return {
-        "id": str(site.id),
+    return SitePublic.model_validate({
+        "id": site.id,
         "version": site.version,
         "name": site.name,
         "area": site.area,
+        "area_name": area_name,
         "address": site.address,
         "operator": {"type": site.operator_type, "name": site.operator_name},
         "capacity": site.capacity,
@@ -90,22 +101,28 @@ def site_document(site: HousingSite) -> dict[str, Any]:
         "free_beds": site.free_beds,
         "facilities": site.facilities,
         "community_committee": (
-            {"established_on": committee["established_on"].isoformat(), "members": committee["members"]}
+            {"established_on": committee["established_on"], "members": presenter.members(committee["members"])}
             if committee else None
         ),
-        "closed_on": site.closed_on.isoformat() if site.closed_on else None,
-        "registered_at": site.created_on.isoformat(),
-    }
+        "closed_on": site.closed_on,
+        "registered_at": site.created_on,
+    })
 
 
-@router.get("/{site_id}")
-def get_site(site_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+@router.get("/{site_id}", response_model=SitePublic)
+@access(READERS, AreaRule.OBJECT)
+def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
     """One housing site, current as of its last event; ETag is its version."""
-    site = services.app.load(HousingSite, site_id)
-    return JSONResponse(site_document(site), headers={"ETag": f'"{site.version}"'})
+    with reading_as(principal):
+        site = services.app.load(HousingSite, site_id)
+    area = services.app.areas.get(site.area)
+    name = (area.name_en if lang == "en" else area.name_zh) if area else None
+    return respond(site_document(site, Presenter(services.app.vault, principal, lang), name),
+                   {"ETag": f'"{site.version}"'})
 
 
 @router.post("/{site_id}/capacity", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def change_capacity(site_id: UUID, body: CapacityChange, cmd: SiteCommand) -> JSONResponse:
     """Change the number of beds; never below the current occupants."""
     return cmd.run(lambda stamp, claim: cmd.app.change_site_capacity(
@@ -113,6 +130,7 @@ def change_capacity(site_id: UUID, body: CapacityChange, cmd: SiteCommand) -> JS
 
 
 @router.post("/{site_id}/facilities", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def change_facilities(site_id: UUID, body: FacilitiesChange, cmd: SiteCommand) -> JSONResponse:
     """Replace the site's facilities with the given list."""
     return cmd.run(lambda stamp, claim: cmd.app.change_site_facilities(
@@ -121,6 +139,7 @@ def change_facilities(site_id: UUID, body: FacilitiesChange, cmd: SiteCommand) -
 
 
 @router.post("/{site_id}/community-committee", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def establish_community_committee(site_id: UUID, body: CommunityCommitteeCreate, cmd: SiteCommand) -> JSONResponse:
     """Record that a community (residents') committee was established at the site."""
     members = [m.model_dump(mode="json") for m in body.members]
@@ -129,6 +148,7 @@ def establish_community_committee(site_id: UUID, body: CommunityCommitteeCreate,
 
 
 @router.post("/{site_id}/closure", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def close_site(site_id: UUID, body: SiteClosure, cmd: SiteCommand) -> JSONResponse:
     """Close an empty site; nobody can move in afterwards."""
     return cmd.run(lambda stamp, claim: cmd.app.close_site(

@@ -13,19 +13,32 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, StringConstraints
 
+from api.access import FINANCE, READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
-    STAFF,
-    SUPERVISORS,
     Command,
     PrincipalDep,
     ServicesDep,
+    after,
     command_dependency,
     created,
     page_response,
-    read_after,
+    reading_as,
+    respond,
 )
-from api.schemas import Body, Money, Name, PageOut, Reason
+from api.deps import STAFF as STAFF_ROLES
+from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.schemas import (
+    ApplicationListItem,
+    ApplicationPublic,
+    Body,
+    LedgerPublic,
+    Money,
+    Name,
+    PageOut,
+    ProgramPublic,
+    Reason,
+)
 from domain.common import Role
 from domain.money import format_money
 from domain.subsidies import (
@@ -40,13 +53,12 @@ from projections.subsidy_ledger import ApplicationFilter, ledger, list_applicati
 
 router = APIRouter(tags=["subsidies"])
 
-DecisionCommand = Annotated[Command, command_dependency(*SUPERVISORS)]
-SubmissionCommand = Annotated[Command, command_dependency(*STAFF)]
+DecisionCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
+SubmissionCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 PaymentCommand = Annotated[Command, command_dependency(Role.FINANCE)]
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FiscalYear = Annotated[int, Field(ge=2000, le=2100)]
-After = Annotated[int | None, Query(ge=0, description="wait until this event position is reflected")]
 
 
 class SubsidyProgramCreate(Body):
@@ -126,6 +138,7 @@ class SubsidyRevocation(Body):
 
 # -- programs -----------------------------------------------------------------
 @router.post("/subsidy-programs", status_code=201, responses=created("record"))
+@access(SUPERVISORS, AreaRule.DISTRICT)
 def open_subsidy_program(body: SubsidyProgramCreate, cmd: DecisionCommand) -> JSONResponse:
     """Open a subsidy program: a budget for one purpose and fiscal year, and the payment modes it allows."""
     return cmd.run(
@@ -138,20 +151,20 @@ def open_subsidy_program(body: SubsidyProgramCreate, cmd: DecisionCommand) -> JS
     )
 
 
-@router.get("/subsidy-programs", response_model=PageOut)
+@router.get("/subsidy-programs", response_model=PageOut[ProgramPublic])
+@access(READERS, AreaRule.NONE)
 def list_subsidy_programs(
     services: ServicesDep,
     _: PrincipalDep,
+    headers: Annotated[dict[str, str], after("subsidy_ledger")],
     fiscal_year: FiscalYear | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: After = None,
 ) -> JSONResponse:
     """List subsidy programs with budget, committed, paid and remaining (the subsidy_ledger view)."""
-    headers = read_after(services, "subsidy_ledger", after)
     with services.pool.connection() as conn:
-        page = list_programs(conn, fiscal_year, limit, cursor)
-    return page_response(page, headers)
+        page = list_programs(conn, fiscal_year, min(limit, services.settings.max_page_size), cursor)
+    return page_response(page, headers, item_model=ProgramPublic)
 
 
 def program_document(program: SubsidyProgram) -> dict[str, Any]:
@@ -170,15 +183,17 @@ def program_document(program: SubsidyProgram) -> dict[str, Any]:
     }
 
 
-@router.get("/subsidy-programs/{program_id}")
+@router.get("/subsidy-programs/{program_id}", response_model=ProgramPublic)
+@access(READERS, AreaRule.NONE)
 def get_subsidy_program(program_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
     """One subsidy program, current as of its last event; ETag is its version."""
     program = services.app.load(SubsidyProgram, program_id)
-    return JSONResponse(program_document(program), headers={"ETag": f'"{program.version}"'})
+    return respond(ProgramPublic.model_validate(program_document(program)), {"ETag": f'"{program.version}"'})
 
 
 # -- applications -------------------------------------------------------------
 @router.post("/subsidy-applications", status_code=201, responses=created("record"))
+@access(STAFF, AreaRule.REFERENCE)
 def submit_subsidy_application(body: SubsidyApplicationCreate, cmd: SubmissionCommand) -> JSONResponse:
     """Apply for a subsidy on a housing site's behalf; phased subsidies list their instalments."""
     instalments = None if body.instalments is None else [(i.amount, i.due_on) for i in body.instalments]
@@ -192,23 +207,24 @@ def submit_subsidy_application(body: SubsidyApplicationCreate, cmd: SubmissionCo
     )
 
 
-@router.get("/subsidy-applications", response_model=PageOut)
+@router.get("/subsidy-applications", response_model=PageOut[ApplicationListItem])
+@access(READERS, AreaRule.LIST)
 def list_subsidy_applications(
     services: ServicesDep,
-    _: PrincipalDep,
+    principal: PrincipalDep,
+    headers: Annotated[dict[str, str], after("subsidy_ledger")],
     program_id: UUID | None = None,
     site_id: UUID | None = None,
     status: ApplicationStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    after: After = None,
 ) -> JSONResponse:
     """List subsidy applications in the order they were submitted, with their amounts."""
-    headers = read_after(services, "subsidy_ledger", after)
-    flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None)
+    flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None,
+                            areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_applications(conn, flt, limit, cursor)
-    return page_response(page, headers)
+        page = list_applications(conn, flt, min(limit, services.settings.max_page_size), cursor)
+    return page_response(page, headers, item_model=ApplicationListItem)
 
 
 def _instalments(schedule: Iterable[Instalment]) -> list[dict[str, Any]]:
@@ -253,15 +269,19 @@ def application_document(application: SubsidyApplication, today: date) -> dict[s
     }
 
 
-@router.get("/subsidy-applications/{application_id}")
-def get_subsidy_application(application_id: UUID, services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+@router.get("/subsidy-applications/{application_id}", response_model=ApplicationPublic)
+@access(READERS, AreaRule.OBJECT)
+def get_subsidy_application(application_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
     """One subsidy application with its approvals, schedule and payments; ETag is its version."""
-    application = services.app.load(SubsidyApplication, application_id)
+    with reading_as(principal):
+        application = services.app.load(SubsidyApplication, application_id)
     today = services.today()
-    return JSONResponse(application_document(application, today), headers={"ETag": f'"{application.version}"'})
+    return respond(ApplicationPublic.model_validate(application_document(application, today)),
+                   {"ETag": f'"{application.version}"'})
 
 
 @router.post("/subsidy-applications/{application_id}/approvals", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def approve_subsidy_application(application_id: UUID, body: SubsidyApproval, cmd: DecisionCommand) -> JSONResponse:
     """Approve, never one's own submission; the last required approval commits the budget and schedules payment."""
     return cmd.run(lambda stamp, claim: cmd.app.approve_subsidy_application(
@@ -269,6 +289,7 @@ def approve_subsidy_application(application_id: UUID, body: SubsidyApproval, cmd
 
 
 @router.post("/subsidy-applications/{application_id}/rejection", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def reject_subsidy_application(application_id: UUID, body: SubsidyRejection, cmd: DecisionCommand) -> JSONResponse:
     """Reject an application that has not taken effect."""
     return cmd.run(lambda stamp, claim: cmd.app.reject_subsidy_application(
@@ -276,6 +297,7 @@ def reject_subsidy_application(application_id: UUID, body: SubsidyRejection, cmd
 
 
 @router.post("/subsidy-applications/{application_id}/payments", responses=RECORDED)
+@access(FINANCE, AreaRule.OBJECT)
 def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd: PaymentCommand) -> JSONResponse:
     """Record a payment (finance only); never more than has fallen due by paid_on."""
     return cmd.run(lambda stamp, claim: cmd.app.record_subsidy_payment(
@@ -284,6 +306,7 @@ def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd
 
 
 @router.post("/subsidy-applications/{application_id}/outcome-verification", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def verify_subsidy_outcome(
     application_id: UUID, body: OutcomeVerificationCreate, cmd: DecisionCommand
 ) -> JSONResponse:
@@ -293,6 +316,7 @@ def verify_subsidy_outcome(
 
 
 @router.post("/subsidy-applications/{application_id}/revocation", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
 def revoke_subsidy_application(application_id: UUID, body: SubsidyRevocation, cmd: DecisionCommand) -> JSONResponse:
     """Revoke a subsidy that took effect; its unpaid part goes back to the program's budget."""
     return cmd.run(lambda stamp, claim: cmd.app.revoke_subsidy_application(
@@ -300,13 +324,15 @@ def revoke_subsidy_application(application_id: UUID, body: SubsidyRevocation, cm
 
 
 # -- ledger -------------------------------------------------------------------
-@router.get("/subsidy-ledger")
+@router.get("/subsidy-ledger", response_model=LedgerPublic)
+@access(READERS, AreaRule.LIST)
 def get_subsidy_ledger(
-    services: ServicesDep, _: PrincipalDep, fiscal_year: FiscalYear | None = None, after: After = None
+    services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("subsidy_ledger")],
+    fiscal_year: FiscalYear | None = None,
 ) -> JSONResponse:
     """Budget, committed, paid and remaining per program; approved, committed and paid per operator type and per
-    site, by fiscal year, so support can be compared across operator types."""
-    headers = read_after(services, "subsidy_ledger", after)
+    site, by fiscal year, so support can be compared across operator types. A key bound to areas sees the
+    applications of its areas' sites."""
     with services.pool.connection() as conn:
-        body = ledger(conn, fiscal_year)
-    return JSONResponse(jsonable_encoder({"fiscal_year": fiscal_year, **body}), headers=headers)
+        body = ledger(conn, fiscal_year, principal.area_filter())
+    return respond(LedgerPublic.model_validate(jsonable_encoder({"fiscal_year": fiscal_year, **body})), headers)

@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate
 
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.committees import ManagementCommittee
-from domain.common import Stamp
+from domain.common import InvalidValue, Stamp
 from domain.disputes import DisputeCase
 from domain.residents import ResidenceStatus, Resident
 from domain.sites import HousingSite
@@ -24,11 +24,14 @@ class CommitteeCommands(OfficeApplication):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             self._check_members_exist(members, "members")
-            where = area
             if site_id is not None:
-                where = self.load(HousingSite, site_id, field_name="site_id").area
+                where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
+            elif area:
+                where = self.place(area)
+            else:
+                raise InvalidValue("area", "give the site_id or the area the committee serves", rule="area_missing")
             committee = ManagementCommittee.establish(
-                name=name, area=where or "", site_id=site_id, members=members, established_on=established_on,
+                name=name, area=where, site_id=site_id, members=members, established_on=established_on,
                 stamp=stamp,
             )
             return committee, [committee]
@@ -99,7 +102,8 @@ class CommitteeCommands(OfficeApplication):
         return frozenset(
             member_id for member_id, member in committee.members.items()
             if member.get("resident_id") is not None
-            and self.load(Resident, UUID(str(member["resident_id"]))).status == ResidenceStatus.DEPARTED
+            and self.load(Resident, UUID(str(member["resident_id"])), field_name="members").status
+            == ResidenceStatus.DEPARTED
         )
 
     def record_minutes(
@@ -117,7 +121,7 @@ class CommitteeCommands(OfficeApplication):
             for item in decided:
                 if item.get("dispute_id") is not None:
                     case_id = UUID(str(item["dispute_id"]))
-                    case = cases.setdefault(case_id, self.load(DisputeCase, case_id))
+                    case = cases.setdefault(case_id, self.load(DisputeCase, case_id, field_name="decisions"))
                     case.record_committee_decision(committee_id=committee.id, meeting_id=meeting_id,
                                                    decision=item["decision"], stamp=stamp)
             return list(cases.values())

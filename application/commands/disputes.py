@@ -37,10 +37,11 @@ class DisputeCommands(OfficeApplication):
             for n, party in enumerate(parties):
                 if party.get("resident_id") is not None:
                     self.load(Resident, party["resident_id"], field_name=f"parties.{n}.resident_id")
-            where = area
             if site_id is not None:
-                where = self.load(HousingSite, site_id, field_name="site_id").area
-            if not where:
+                where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
+            elif area:
+                where = self.place(area)
+            else:
                 raise InvalidValue("area", "give the site_id or the area where the dispute arose", rule="area_missing")
             case = DisputeCase.log(
                 category=category, parties=parties, site_id=site_id, area=where, description=description,

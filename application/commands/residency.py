@@ -10,10 +10,12 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
+from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
-from domain.residents import IdentityNumberClaim, Resident, claim_id, duplicate_identity_number
+from domain.residents import IdentityNumberClaim, Resident, duplicate_identity_number, legacy_claim_id
 from domain.sites import HousingSite
 
 
@@ -32,10 +34,12 @@ class ResidencyCommands(OfficeApplication):
         stamp: Stamp,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        code = self.place(area)
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             site = HousingSite.register(
                 name=name,
-                area=area,
+                area=code,
                 address=address,
                 operator_type=operator_type,
                 operator_name=operator_name,
@@ -108,44 +112,84 @@ class ResidencyCommands(OfficeApplication):
         stamp: Stamp,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        code = self.place(area)
+        claim_id = self.vault.claim_id(id_number.value)
         attempts = 0
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             nonlocal attempts
             attempts += 1
+            # The claim's unique id refuses a duplicate; the first attempt relies on it. A
+            # conflict brings us back here to name the resident who holds the number.
+            # Residents registered before claims were keyed hashes hold a legacy claim.
+            self._check_identity_number_free(legacy_claim_id(id_number.value))
             if attempts > 1:
-                # The first attempt relies on the claim's unique key; a conflict
-                # brings us here to name the resident who holds the number.
-                self._check_identity_number_free(id_number)
+                self._check_identity_number_free(claim_id)
             resident = Resident.register(
                 id_number=id_number,
                 name=name,
                 phone=phone,
                 hometown=hometown,
                 employer=employer,
-                area=area,
+                area=code,
                 registered_on=registered_on,
                 stamp=stamp,
             )
-            claim = IdentityNumberClaim(
-                id_number=id_number.value, resident_id=resident.id, recorded_at=stamp.recorded_at
-            )
+            claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
             return resident, [resident, claim]
 
         return self._execute(decide, idempotency=idempotency)
 
-    def _check_identity_number_free(self, id_number: IdentityNumber) -> None:
+    def _check_identity_number_free(self, claim_id: UUID) -> None:
         try:
-            claim: Aggregate = self.repository.get(claim_id(id_number.value))
+            claim: Aggregate = self.repository.get(claim_id)
         except AggregateNotFoundError:
             return
         assert isinstance(claim, IdentityNumberClaim)
         raise duplicate_identity_number(claim.resident_id)
 
+    def erase_resident(self, resident_id: UUID, *, legal_basis: str, note: str, stamp: Stamp,
+                       expected_version: int | None = None,
+                       idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        """Erase a resident's personal data: the erasure is recorded on the resident and on
+        every dispute they are a party to, and the keys that sealed their personal fields
+        (their own, and those cases') are destroyed in the same transaction."""
+        cases: list[UUID] = []
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            resident.erase_personal_data(legal_basis=legal_basis, note=note, stamp=stamp)
+            cases[:] = self._cases_of(resident_id)
+            changed: list[Aggregate] = [resident]
+            for case_id in cases:
+                case = self.load(DisputeCase, case_id, field_name="case")
+                case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp)
+                changed.append(case)
+            return resident, changed
+
+        def destroy() -> list[tuple[str, Sequence[Any]]]:
+            keys = [resident_id, *cases]
+            return [("UPDATE pii_keys SET wrapped = NULL, destroyed_at = now(), destroyed_by = %s,"
+                     " legal_basis = %s WHERE key_id = ANY(%s) AND wrapped IS NOT NULL",
+                     (stamp.actor.user_id, legal_basis, keys)),
+                    (f"NOTIFY {PII_CHANNEL}", ())]
+
+        result = self._execute(decide, idempotency=idempotency, side_effects=destroy,
+                               details=lambda: {"cases_erased": len(cases)})
+        self.vault.forget([resident_id, *cases])
+        return result
+
+    def _cases_of(self, resident_id: UUID) -> list[UUID]:
+        """The disputes whose key is linked to this resident (they are a party)."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT k.key_id FROM pii_key_subjects s JOIN pii_keys k USING (key_id)"
+                                " WHERE s.resident_id = %s AND k.kind = 'case'", (resident_id,)).fetchall()
+        return [row["key_id"] for row in rows]
+
     def _current_site(self, resident: Resident) -> HousingSite | None:
         if resident.site_id is None:
             return None
-        return self.load(HousingSite, resident.site_id)
+        return self.load(HousingSite, resident.site_id, field_name="site_id")
 
     def move_resident_into_site(
         self, resident_id: UUID, site_id: UUID, effective_date: date, stamp: Stamp, *,
@@ -164,11 +208,13 @@ class ResidencyCommands(OfficeApplication):
         self, resident_id: UUID, area: str, effective_date: date, stamp: Stamp, *,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        code = self.place(area)
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate | None]]:
             resident = self.load_current(Resident, resident_id, expected_version)
             previous = self._current_site(resident)
             resident.move_to_private_housing(
-                area=area, effective_date=effective_date, stamp=stamp, previous_site=previous
+                area=code, effective_date=effective_date, stamp=stamp, previous_site=previous
             )
             return resident, [resident, previous]
 
@@ -190,9 +236,11 @@ class ResidencyCommands(OfficeApplication):
         self, resident_id: UUID, area: str, effective_date: date, stamp: Stamp, *,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        code = self.place(area)
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             resident = self.load_current(Resident, resident_id, expected_version)
-            resident.return_to_district(area=area, effective_date=effective_date, stamp=stamp)
+            resident.return_to_district(area=code, effective_date=effective_date, stamp=stamp)
             return resident, [resident]
 
         return self._execute(decide, idempotency=idempotency)

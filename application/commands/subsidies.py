@@ -9,7 +9,8 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.access import current_scope
+from application.store import AreaNotAllowed, CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
@@ -30,6 +31,9 @@ class SubsidyCommands(OfficeApplication):
         stamp: Stamp,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
+        if current_scope() is not None:  # programs are the district's: area-bound keys read them only
+            raise AreaNotAllowed("program", "district")
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             program = SubsidyProgram.open(
                 name=name, purpose=purpose, fiscal_year=fiscal_year, budget=budget, modes=modes, stamp=stamp
@@ -55,7 +59,7 @@ class SubsidyCommands(OfficeApplication):
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             program = self.load(SubsidyProgram, program_id, field_name="program_id")
-            site = self.load(HousingSite, site_id, field_name="site_id")
+            site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
             application = SubsidyApplication.submit(
                 program=program,
                 site=site,
@@ -83,7 +87,7 @@ class SubsidyCommands(OfficeApplication):
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             application = self.load_current(SubsidyApplication, application_id, expected_version)
-            program = self.load(SubsidyProgram, application.program_id)
+            program = self.load(SubsidyProgram, application.program_id, field_name="program_id")
             act(application, program)
             return application, [application, program]
 

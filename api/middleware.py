@@ -1,0 +1,201 @@
+"""What every request meets before any route or key check: pure ASGI (no per-request
+threads or body buffering), so a refusal costs almost nothing.
+
+* a body larger than the cap is refused (413) from its Content-Length, unread, or as soon
+  as a streamed one passes the cap;
+* a body that is not JSON (by Content-Type) is refused (415);
+* control characters in the path or query are refused (422);
+* each key (or, without one, each client address) may make so many requests a minute (429
+  with Retry-After);
+* every response carries security headers; an access line is logged when configured (the
+  path only: a query may carry a name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+log = logging.getLogger("liudong.access")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PROBLEM_TYPE = "https://liudong.example/problems/"
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
+    (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+# The OpenAPI pages load their script from the page itself; everything else is data.
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def problem(status: int, title: str, detail: str, rule: str, field: str | None = None,
+            headers: list[tuple[bytes, bytes]] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    body: dict[str, Any] = {"type": PROBLEM_TYPE + rule, "title": title, "status": status, "detail": detail,
+                            "rule": rule}
+    if field is not None:
+        body["errors"] = [{"field": field, "rule": rule, "message": detail}]
+    raw = json.dumps(body).encode()
+    return status, [(b"content-type", b"application/problem+json"), (b"content-length", str(len(raw)).encode()),
+                    *(headers or [])], raw
+
+
+class TokenBucket:
+    """Requests per minute per caller, with a burst; thread-safe."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.buckets: dict[bytes, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def take(self, who: bytes) -> float:
+        """0 if the request may go ahead, else the seconds until it may."""
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(who, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self.buckets[who] = (tokens - 1, now)
+                if len(self.buckets) > 100_000:
+                    self.buckets.clear()
+                return 0.0
+            self.buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+class Guard:
+    def __init__(self, app: ASGIApp, *, max_body: int, per_minute: int, burst: int, access_log: bool) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.limiter = TokenBucket(per_minute, burst) if per_minute else None
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope.get("path", "")
+        docs = path.startswith("/docs") or path.startswith("/redoc") or path == "/openapi.json"
+        status_seen = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status_seen
+            if message["type"] == "http.response.start":
+                status_seen = message["status"]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                if not docs and API_CSP[0] not in present:
+                    headers.append(API_CSP)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            refusal = self._refuse(scope)
+            if refusal is not None:
+                await self._answer(send_with_headers, *refusal)
+                return
+            if scope.get("method") in BODY_METHODS and b"content-length" not in dict(scope.get("headers", [])):
+                # A streamed body: read it here, up to the cap, then hand it on.
+                body = await self._read_capped(receive)
+                if body is None:
+                    await self._answer(send_with_headers, *self._too_large())
+                    return
+                receive = self._replay(body, receive)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception as error:  # answered 500 already; the kind only, its text may hold personal data
+                log.error("%s %s failed: %s", scope.get("method"), path, type(error).__name__)
+                if not status_seen:
+                    await self._answer(send_with_headers, *problem(
+                        500, "Internal server error", "the service failed; the error is logged by its kind",
+                        "internal_error"))
+        finally:
+            if self.access_log:
+                log.info("%s %s %d %.1f ms", scope.get("method"), path, status_seen,
+                         (time.perf_counter() - started) * 1000)
+
+    def _refuse(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        headers = dict(scope.get("headers", []))
+        method = scope.get("method", "GET")
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                if int(length) > self.max_body:
+                    return self._too_large()
+            except ValueError:
+                return problem(400, "Bad request", "Content-Length is not a number", "content_length")
+        if CONTROL.search(unquote_to_bytes(scope.get("query_string", b""))) or CONTROL.search(
+                scope.get("path", "").encode("utf-8", "surrogateescape")):
+            return problem(422, "Invalid request", "the path or query holds control characters",
+                           "control_characters", field="query")
+        if method in BODY_METHODS:
+            content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if content_type != b"application/json":
+                got = content_type.decode("latin-1") or "nothing"
+                return problem(415, "Unsupported media type", f"send the request body as application/json "
+                               f"(got {got[:60]})", "content_type", field="Content-Type")
+        if self.limiter is not None:
+            who = headers.get(b"authorization") or str(scope.get("client", ("?",))[0]).encode()
+            wait = self.limiter.take(hashlib.sha256(who).digest())
+            if wait:
+                seconds = str(max(1, int(wait + 0.999))).encode()
+                return problem(429, "Too many requests", "slow down: this key made too many requests",
+                               "rate_limited", headers=[(b"retry-after", seconds)])
+        return None
+
+    def _too_large(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return problem(413, "Content too large", f"the body is larger than {self.max_body} bytes",
+                       "body_too_large", field="body")
+
+    async def _read_capped(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _replay(body: bytes, receive: Receive) -> Receive:
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+    @staticmethod
+    async def _answer(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,146 @@
+"""Reference data and access: the area register (everyone reads it; admins change it) and
+API keys (admins issue, rotate and revoke them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from api.access import ADMINS, READERS, AreaRule, access
+from api.deps import RECORDED, Command, PrincipalDep, ServicesDep, command_dependency, created, respond
+from api.problems import Problem
+from api.schemas import AreaName, AreaPublic, Body, KeyIssued, KeyPublic, Name, PageOut, Reason
+from domain.access import Scope
+from domain.areas import AreaLevel
+from domain.common import Role
+
+router = APIRouter(tags=["areas and access"])
+
+Admin = Annotated[Command, command_dependency(Role.ADMIN)]
+Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$", description="lower-case letters, digits, hyphens")]
+
+
+class AreaCreate(Body):
+    code: Code
+    name_zh: Name
+    name_en: Name
+    level: AreaLevel
+    parent: AreaName | None = Field(default=None, description="for a village: its street office, town or township")
+
+
+class AreaRename(Body):
+    name_zh: Name
+    name_en: Name
+
+
+class KeyCreate(Body):
+    user_id: Name = Field(description="recorded as the actor of every command made with the key")
+    role: Role
+    areas: list[AreaName] = Field(default_factory=list, max_length=50, description="none: district-wide")
+    scopes: list[Scope] = Field(default_factory=list, max_length=len(Scope))
+
+
+class KeyRevocation(Body):
+    reason: Reason
+
+
+@router.get("/areas", response_model=PageOut[AreaPublic])
+@access(READERS, AreaRule.NONE)
+def list_areas(services: ServicesDep, _: PrincipalDep) -> JSONResponse:
+    """Every area of the district: code, Chinese and English name, level, and the area it lies under."""
+    areas = sorted(services.app.areas.refresh().values(), key=lambda a: a.code)
+    items = [AreaPublic(code=a.code, name_zh=a.name_zh, name_en=a.name_en, level=a.level, parent=a.parent_code,
+                        version=a.version) for a in areas]
+    return respond(PageOut[AreaPublic](items=items, total=len(items), next=None))
+
+
+@router.post("/areas", status_code=201, responses=created("area"))
+@access(ADMINS, AreaRule.NONE)
+def define_area(body: AreaCreate, cmd: Admin) -> JSONResponse:
+    """Define an area (admins): a street office, town or township, or a village under one."""
+    parent = cmd.app.areas.resolve(body.parent, "parent") if body.parent else None
+    return cmd.run(lambda stamp, claim: cmd.app.define_area(
+        code=body.code, name_zh=body.name_zh, name_en=body.name_en, level=body.level.value, parent=parent,
+        stamp=stamp, idempotency=claim), status=201, location=lambda r: f"/areas?code={body.code}")
+
+
+@router.post("/areas/{code}/names", responses=RECORDED)
+@access(ADMINS, AreaRule.NONE)
+def rename_area(code: Code, body: AreaRename, cmd: Admin) -> JSONResponse:
+    """Rename an area (admins); its code, and every record that names it, stay."""
+    return cmd.run(lambda stamp, claim: cmd.app.rename_area(
+        code, name_zh=body.name_zh, name_en=body.name_en, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.get("/keys", response_model=PageOut[KeyPublic])
+@access(ADMINS, AreaRule.NONE)
+def list_keys(services: ServicesDep, principal: PrincipalDep,
+              user_id: Annotated[Name | None, Query()] = None) -> JSONResponse:
+    """API keys (admins): who holds them, role, areas, scopes, and when each was revoked. Never the keys."""
+    if principal.actor.role is not Role.ADMIN:
+        raise Problem(403, "Forbidden", "only admins manage keys", rule="role_not_allowed")
+    from application import keys
+
+    rows = keys.list_keys(services.pool, user_id)
+    items = [KeyPublic.model_validate({**r, "areas": list(r["areas"]), "scopes": list(r["scopes"] or [])})
+             for r in rows]
+    return respond(PageOut[KeyPublic](items=items, total=len(items), next=None), {"Cache-Control": "no-store"})
+
+
+@router.post("/keys", status_code=201, responses={201: {"model": KeyIssued, "description": "the key, once"}})
+@access(ADMINS, AreaRule.NONE)
+def issue_key(body: KeyCreate, cmd: Admin) -> JSONResponse:
+    """Issue an API key (admins); the key is in this answer only."""
+    issued: list[str] = []
+
+    def action(stamp, claim):  # type: ignore[no-untyped-def]
+        result, key = cmd.app.issue_key(user_id=body.user_id, role=body.role.value, areas=list(body.areas),
+                                        scopes=[s.value for s in body.scopes], stamp=stamp, idempotency=claim)
+        issued.append(key)
+        return result
+
+    response = cmd.run(action, status=201, location=lambda r: f"/keys/{r.id}",
+                       extra=lambda r: {})
+    return _with_key(response, issued)
+
+
+@router.post("/keys/{key_id}/rotation", status_code=201,
+             responses={201: {"model": KeyIssued, "description": "the new key, once"}})
+@access(ADMINS, AreaRule.NONE)
+def rotate_key(key_id: UUID, cmd: Admin) -> JSONResponse:
+    """Rotate a key (admins): a new key with the same user, role, areas and scopes; the old one is revoked."""
+    issued: list[str] = []
+
+    def action(stamp, claim):  # type: ignore[no-untyped-def]
+        result, key = cmd.app.rotate_key(key_id, stamp=stamp, idempotency=claim)
+        issued.append(key)
+        return result
+
+    return _with_key(cmd.run(action, status=201, location=lambda r: f"/keys/{r.id}"), issued)
+
+
+@router.post("/keys/{key_id}/revocation", responses=RECORDED)
+@access(ADMINS, AreaRule.NONE)
+def revoke_key(key_id: UUID, body: KeyRevocation, cmd: Admin) -> JSONResponse:
+    """Revoke a key (admins); it fails within a second on every process."""
+    return cmd.run(lambda stamp, claim: cmd.app.revoke_key(key_id, reason=body.reason, stamp=stamp,
+                                                           expected_version=cmd.expected_version, idempotency=claim))
+
+
+def _with_key(response: JSONResponse, issued: list[str]) -> JSONResponse:
+    """The key goes in the answer, never in a stored (replayable) one."""
+    if not issued:
+        return response
+    import json
+
+    body = json.loads(bytes(response.body))
+    body["key"] = issued[0]
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-type")}
+    headers["Cache-Control"] = "no-store"
+    return JSONResponse(KeyIssued.model_validate(body).model_dump(mode="json", exclude_none=True),
+                        status_code=response.status_code, headers=headers)

@@ -1,0 +1,63 @@
+"""Use cases: API keys (admins issue, rotate and revoke them; so does the CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from application.keys import new_key, register_rows
+from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from domain.access import ApiKey
+from domain.common import Stamp
+
+
+class KeyCommands(OfficeApplication):
+    def issue_key(self, *, user_id: str, role: str, areas: list[str], scopes: list[str], stamp: Stamp,
+                  idempotency: IdempotencyClaim | None = None) -> tuple[CommandResult, str]:
+        """Issue a key; the key itself is returned once and never stored."""
+        codes = [self.areas.resolve(a, "area") for a in areas]
+        key, digest = new_key()
+        issued: list[ApiKey] = []
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            record = ApiKey.issue(user_id=user_id, role=role, areas=codes, scopes=scopes, key_hash=digest,
+                                  stamp=stamp)
+            issued[:] = [record]
+            return record, [record]
+
+        # The key is never part of a stored answer (an Idempotency-Key replay omits it).
+        result = self._execute(decide, idempotency=idempotency, side_effects=lambda: register_rows(issued[0]))
+        return result, key
+
+    def revoke_key(self, key_id: UUID, *, reason: str, stamp: Stamp, expected_version: int | None = None,
+                   idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        revoked: list[ApiKey] = []
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            record = self.load_current(ApiKey, key_id, expected_version)
+            record.revoke(reason=reason, stamp=stamp)
+            revoked[:] = [record]
+            return record, [record]
+
+        return self._execute(decide, idempotency=idempotency, side_effects=lambda: register_rows(revoked[0]))
+
+    def rotate_key(self, key_id: UUID, *, stamp: Stamp,
+                   idempotency: IdempotencyClaim | None = None) -> tuple[CommandResult, str]:
+        """A new key for the same user, role, areas and scopes; the old one is revoked in
+        the same transaction."""
+        key, digest = new_key()
+        changed: list[ApiKey] = []
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            old = self.load(ApiKey, key_id)
+            old.revoke(reason="rotated", stamp=stamp)
+            new = ApiKey.issue(user_id=old.user_id, role=old.role, areas=old.areas, scopes=old.scopes,
+                               key_hash=digest, rotated_from=old.id, stamp=stamp)
+            changed[:] = [new, old]
+            return new, [new, old]
+
+        result = self._execute(decide, idempotency=idempotency,
+                               side_effects=lambda: [row for k in changed for row in register_rows(k)])
+        return result, key

@@ -1,0 +1,404 @@
+"""Personal data in an immutable log: crypto-shredding.
+
+Each resident's personal fields (name, identity number, phone) are encrypted in their
+events with a key of that resident's own; a dispute's free text (description, notes,
+mediations, party names) with a key of the case, linked to the residents who are its
+parties. Keys are AES-256-GCM data keys, kept wrapped by the office's master key in
+``pii_keys``, a table outside the event log. Erasure destroys the keys: the events stay
+byte for byte as they were (so the tamper-evident chain holds), and every reader (the
+application, replays, exports, Kafka consumers, views) then sees ``[erased]``.
+
+A sealed value is the string ``pii:v1:<key id>:<base64 of nonce and ciphertext>``; values
+without that prefix (events stored before this version) are read as they are.
+
+The identity number's claim and the name search use keyed hashes (HMAC-SHA-256 with a key
+derived from the master key), so nobody without it can enumerate numbers or names.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from uuid import UUID
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic
+
+from domain.common import ERASED
+
+PREFIX = "pii:v1:"
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS pii_keys ("
+    " key_id uuid PRIMARY KEY, kind text NOT NULL, wrapped bytea, created_at timestamptz NOT NULL DEFAULT now(),"
+    " destroyed_at timestamptz, destroyed_by text, legal_basis text)",
+    "CREATE TABLE IF NOT EXISTS pii_key_subjects ("
+    " key_id uuid NOT NULL, resident_id uuid NOT NULL, PRIMARY KEY (key_id, resident_id))",
+    "CREATE INDEX IF NOT EXISTS pii_key_subjects_resident_idx ON pii_key_subjects (resident_id)",
+    # Which master key this database's keys are wrapped with (a keyed hash of a constant):
+    # a process with another key refuses to start rather than make keys nobody can read.
+    "CREATE TABLE IF NOT EXISTS pii_master (fingerprint text PRIMARY KEY, created_at timestamptz DEFAULT now())",
+]
+NOTIFY_CHANNEL = "liudong_pii"
+NAME_PREFIXES = 12  # a name is searchable by each of its first twelve characters
+
+
+class MasterKeyMissing(RuntimeError):
+    pass
+
+
+def load_master_key(explicit: str | None, path: Path, *, create: bool) -> bytes:
+    """The master key: given in settings (base64), or read from ``path``, made there on
+    first use when ``create`` (the embedded default)."""
+    if explicit:
+        key = base64.b64decode(explicit)
+    elif path.exists():
+        key = base64.b64decode(path.read_text().strip())
+    elif create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = AESGCM.generate_key(bit_length=256)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(base64.b64encode(key).decode() + "\n")
+    else:
+        raise MasterKeyMissing(f"no master key for personal data: set LIUDONG_PII_MASTER_KEY or create {path}")
+    if len(key) != 32:
+        raise MasterKeyMissing("the master key for personal data must be 32 bytes (base64 encoded)")
+    return key
+
+
+def _derive(master: bytes, purpose: str) -> bytes:
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=f"liudong:{purpose}".encode()).derive(master)
+
+
+def normalise_name(name: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
+
+
+# -- where keys live ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NewKey:
+    key_id: UUID
+    kind: str
+    wrapped: bytes
+    subjects: tuple[UUID, ...]
+
+
+class KeyStore(Protocol):
+    def fetch(self, key_ids: list[UUID]) -> dict[UUID, bytes | None]:
+        """The wrapped keys (None: destroyed); ids absent from the result have no key."""
+
+
+class PgKeyStore:
+    """Reads keys through a connection factory (the recorder's pool)."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self.connect = connect
+
+    def fetch(self, key_ids: list[UUID]) -> dict[UUID, bytes | None]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT key_id, wrapped FROM pii_keys WHERE key_id = ANY(%s)", (key_ids,)).fetchall()
+        result: dict[UUID, bytes | None] = {}
+        for row in rows:
+            key_id, wrapped = (row["key_id"], row["wrapped"]) if isinstance(row, dict) else (row[0], row[1])
+            result[key_id] = bytes(wrapped) if wrapped is not None else None
+        return result
+
+
+@dataclass
+class MemoryKeyStore:
+    rows: dict[UUID, bytes | None] = field(default_factory=dict)
+
+    def fetch(self, key_ids: list[UUID]) -> dict[UUID, bytes | None]:
+        return {k: self.rows[k] for k in key_ids if k in self.rows}
+
+
+# -- the vault ------------------------------------------------------------------------------
+class Vault:
+    """Seals and opens personal fields; makes keys (committed with the events that first
+    use them) and keyed hashes. Thread-safe; unwrapped keys are cached briefly."""
+
+    def __init__(self, master_key: bytes, store: KeyStore, *, cache_seconds: float = 10.0) -> None:
+        self._kek = AESGCM(_derive(master_key, "key-encryption"))
+        self._index_key = _derive(master_key, "blind-index")
+        self.store = store
+        self.cache_seconds = cache_seconds
+        self._cache: dict[UUID, tuple[bytes | None, float]] = {}
+        self._pending: dict[UUID, tuple[NewKey, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def fingerprint(self) -> str:
+        return hmac.new(self._index_key, b"liudong master key fingerprint", hashlib.sha256).hexdigest()[:32]
+
+    def check_master_key(self, conn: Any) -> None:
+        """Refuse a master key other than the one this database's keys are wrapped with."""
+        conn.execute("INSERT INTO pii_master (fingerprint) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM pii_master)",
+                     (self.fingerprint(),))
+        rows = conn.execute("SELECT fingerprint FROM pii_master").fetchall()
+        known = {(r["fingerprint"] if isinstance(r, dict) else r[0]) for r in rows}
+        if self.fingerprint() not in known:
+            raise MasterKeyMissing("this database's personal data is sealed with another master key: set "
+                                   "LIUDONG_PII_MASTER_KEY (or LIUDONG_PII_MASTER_KEY_FILE) to the installation's key")
+
+    # keyed hashes ------------------------------------------------------------------------
+    def blind(self, purpose: str, text: str) -> bytes:
+        return hmac.new(self._index_key, f"{purpose}:{text}".encode(), hashlib.sha256).digest()
+
+    def claim_id(self, id_number: str) -> UUID:
+        """The identity-number claim's id: a keyed hash of the normalised number."""
+        return UUID(bytes=self.blind("identity-number", id_number.strip().upper())[:16], version=4)
+
+    def name_tokens(self, name: str) -> list[str]:
+        """Search tokens: each prefix of a name up to NAME_PREFIXES characters, and the
+        whole name (a longer query finds the names it spells out in full)."""
+        normal = normalise_name(name)
+        prefixes = {normal[:n] for n in range(1, min(len(normal), NAME_PREFIXES) + 1)} | {normal}
+        return sorted(self._token(p) for p in prefixes if p)
+
+    def name_token(self, query: str) -> str:
+        """The token a search for names starting with ``query`` looks for."""
+        return self._token(normalise_name(query))
+
+    def _token(self, normal: str) -> str:
+        return base64.urlsafe_b64encode(self.blind("name-prefix", normal)[:12]).decode()
+
+    # keys --------------------------------------------------------------------------------
+    def _wrap(self, key_id: UUID, key: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._kek.encrypt(nonce, key, key_id.bytes)
+
+    def _unwrap(self, key_id: UUID, wrapped: bytes) -> bytes:
+        return self._kek.decrypt(wrapped[:12], wrapped[12:], key_id.bytes)
+
+    def key(self, key_id: UUID, *, kind: str = "resident", subjects: tuple[UUID, ...] = (),
+            create: bool = False) -> bytes | None:
+        """The data key (None: destroyed, or none and not ``create``)."""
+        now = time.monotonic()
+        with self._lock:
+            pending = self._pending.get(key_id)
+            if pending is not None:
+                return pending[1]
+            cached = self._cache.get(key_id)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        fetched = self.store.fetch([key_id])
+        if key_id in fetched:
+            wrapped = fetched[key_id]
+            key = self._unwrap(key_id, wrapped) if wrapped is not None else None
+            with self._lock:
+                self._cache[key_id] = (key, now + self.cache_seconds)
+            return key
+        if not create:
+            return None
+        key = AESGCM.generate_key(bit_length=256)
+        with self._lock:
+            existing = self._pending.get(key_id)
+            if existing is not None:
+                return existing[1]
+            self._pending[key_id] = (NewKey(key_id, kind, self._wrap(key_id, key), subjects), key)
+        return key
+
+    def take_new_keys(self, key_ids: set[UUID]) -> list[NewKey]:
+        """The keys made for these ids and not yet stored: the recorder inserts them in the
+        transaction that stores the events sealed with them."""
+        with self._lock:
+            return [self._pending[k][0] for k in key_ids if k in self._pending]
+
+    def stored(self, keys: list[NewKey]) -> None:
+        """Those keys committed: cache them like any other."""
+        now = time.monotonic()
+        with self._lock:
+            for new in keys:
+                entry = self._pending.pop(new.key_id, None)
+                if entry is not None:
+                    self._cache[new.key_id] = (entry[1], now + self.cache_seconds)
+
+    def forget(self, key_ids: list[UUID] | None = None) -> None:
+        with self._lock:
+            if key_ids is None:
+                self._cache.clear()
+            for key_id in key_ids or []:
+                self._cache.pop(key_id, None)
+
+    # values ------------------------------------------------------------------------------
+    def seal(self, key_id: UUID, value: str, key: bytes) -> str:
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, value.encode(), key_id.bytes)
+        return f"{PREFIX}{key_id.hex}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def open(self, value: Any) -> Any:
+        """A sealed string's plaintext, ``[erased]`` if its key is gone; anything else as is."""
+        if not isinstance(value, str) or not value.startswith(PREFIX):
+            return value
+        try:
+            key_hex, blob = value[len(PREFIX):].split(":", 1)
+            key_id = UUID(hex=key_hex)
+            data = base64.urlsafe_b64decode(blob)
+        except ValueError:
+            return ERASED
+        key = self.key(key_id)
+        if key is None:
+            return ERASED
+        try:
+            return AESGCM(key).decrypt(data[:12], data[12:], key_id.bytes).decode()
+        except Exception:  # a value sealed with another key, or altered: unreadable
+            return ERASED
+
+    def open_all(self, value: Any) -> Any:
+        """``open`` applied throughout a JSON-like structure."""
+        if isinstance(value, str):
+            return self.open(value)
+        if isinstance(value, list):
+            return [self.open_all(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.open_all(v) for k, v in value.items()}
+        return value
+
+
+def sealed(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+# -- which fields are personal -------------------------------------------------------------
+@dataclass(frozen=True)
+class Sealing:
+    """How one event class's personal fields are sealed."""
+
+    fields: tuple[str, ...] = ()  # top-level string (or list of strings) fields
+    nested_names: tuple[str, ...] = ()  # list-of-dict fields whose "name" is sealed
+    single_nested: tuple[str, ...] = ()  # dict fields whose "name" is sealed
+    key: str = "originator"  # whose key: "originator" (its own) or "member" (the resident the entry names)
+    kind: str = "resident"
+
+
+def _policies() -> dict[str, Sealing]:
+    return {
+        "domain.residents:Resident.Registered": Sealing(fields=("name", "id_number", "phone")),
+        "domain.disputes:DisputeCase.Logged": Sealing(fields=("description",), nested_names=("parties",),
+                                                      kind="case"),
+        "domain.disputes:DisputeCase.NoteAdded": Sealing(fields=("text",), kind="case"),
+        "domain.disputes:DisputeCase.MediationHeld": Sealing(fields=("participants", "outcome"), kind="case"),
+        "domain.disputes:DisputeCase.Escalated": Sealing(fields=("reason",), kind="case"),
+        "domain.disputes:DisputeCase.Reopened": Sealing(fields=("reason",), kind="case"),
+        "domain.committees:ManagementCommittee.Established": Sealing(nested_names=("members",), key="member"),
+        "domain.committees:ManagementCommittee.MemberAdded": Sealing(single_nested=("member",), key="member"),
+        "domain.sites:HousingSite.CommunityCommitteeEstablished": Sealing(nested_names=("members",), key="member"),
+    }
+
+
+class PrivateMapper(Mapper[UUID]):
+    """eventsourcing's mapper, sealing personal fields on the way to the store and opening
+    them on the way back."""
+
+    def __init__(self, transcoder: Transcoder, vault: Vault) -> None:
+        super().__init__(transcoder=transcoder)
+        self.vault = vault
+        self.policies = _policies()
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        topic = get_topic(type(domain_event))
+        policy = self.policies.get(topic)
+        if policy is None:
+            return super().to_stored_event(domain_event)
+        state = dict(vars(domain_event))
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        self._seal(policy, originator_id, state)
+        return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
+                           state=self.transcoder.encode(state))
+
+    def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any]) -> None:
+        if policy.key == "originator":
+            subjects: tuple[UUID, ...] = (originator_id,) if policy.kind == "resident" else tuple(
+                UUID(str(p["resident_id"])) for p in state.get("parties", []) if p.get("resident_id"))
+            key = self.vault.key(originator_id, kind=policy.kind, subjects=subjects, create=True)
+            assert key is not None or policy.kind == "case"
+            if key is None:  # a case whose key was destroyed: new text about it stays erased
+                for name in policy.fields:
+                    state[name] = _erase(state.get(name))
+                for name in policy.nested_names:
+                    state[name] = [{**p, "name": ERASED} if p.get("name") is not None else p
+                                   for p in state.get(name, [])]
+                return
+            for name in policy.fields:
+                state[name] = self._seal_value(originator_id, key, state.get(name))
+            for name in policy.nested_names:
+                state[name] = [{**p, "name": self._seal_value(originator_id, key, p.get("name"))}
+                               if p.get("name") is not None else p for p in state.get(name, [])]
+            return
+        # A committee member who is a resident: their name under their own key.
+        for name in policy.nested_names:
+            state[name] = [self._seal_member(m) for m in state.get(name, [])]
+        for name in policy.single_nested:
+            if isinstance(state.get(name), dict):
+                state[name] = self._seal_member(state[name])
+
+    def _seal_member(self, member: dict[str, Any]) -> dict[str, Any]:
+        resident = member.get("resident_id")
+        if not resident or member.get("name") is None:
+            return member
+        resident_id = UUID(str(resident))
+        key = self.vault.key(resident_id, kind="resident", subjects=(resident_id,), create=True)
+        if key is None:
+            return {**member, "name": ERASED}
+        return {**member, "name": self.vault.seal(resident_id, str(member["name"]), key)}
+
+    def _seal_value(self, key_id: UUID, key: bytes, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.vault.seal(key_id, value, key) if value != ERASED else value
+        if isinstance(value, list):
+            return [self._seal_value(key_id, key, v) for v in value]
+        return value
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        if stored_event.topic in self.policies:
+            state = vars(event)
+            for name, value in list(state.items()):
+                if isinstance(value, str | list | dict):
+                    state[name] = self.vault.open_all(value)
+        return event
+
+    def sealed_keys(self, stored_events: list[StoredEvent]) -> set[UUID]:
+        """The keys the given events may have been sealed with (for the new ones among them)."""
+        ids: set[UUID] = set()
+        for stored in stored_events:
+            policy = self.policies.get(stored.topic)
+            if policy is None:
+                continue
+            ids.add(UUID(str(stored.originator_id)))
+            if policy.key == "member":
+                ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
+        return ids
+
+
+def _erase(value: Any) -> Any:
+    if isinstance(value, str):
+        return ERASED
+    if isinstance(value, list):
+        return [ERASED for _ in value]
+    return value
+
+
+def _key_ids_in(state: bytes) -> Iterator[str]:
+    text = state.decode("utf-8", "replace")
+    start = 0
+    while (at := text.find(PREFIX, start)) >= 0:
+        key_hex = text[at + len(PREFIX): at + len(PREFIX) + 32]
+        if len(key_hex) == 32:
+            yield key_hex
+        start = at + 1
