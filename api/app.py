@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.marks = MarkWatcher(app.state.services.database.dsn, app.state.services.projections)
         app.state.marks.start()
         app.state.wait_limiter = WaitLimiter()
+        app.state.settings = settings
         try:
             yield
         finally:

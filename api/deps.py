@@ -355,11 +355,22 @@ def after(view: str) -> Any:
             return {}
         watcher = request.app.state.marks
         limiter: WaitLimiter = request.app.state.wait_limiter
-        with limiter.slot(principal.key_id or principal.actor.user_id, services.settings.max_waits_per_key):
-            reached = await watcher.wait(view, after, services.settings.read_wait_timeout)
+        settings = request.app.state.settings
+        with limiter.slot(principal.key_id or principal.actor.user_id, settings.max_waits_per_key):
+            reached = await watcher.wait(view, after, settings.read_wait_timeout)
         return {"X-Read-Consistent": "true" if reached else "false"}
 
     return Depends(wait)
+
+
+def page_limit(request: Request, limit: Annotated[int, Query(ge=1, le=500, description=(
+        "items per page; at most the service's page size cap"))] = 50) -> int:
+    """``?limit=``, reduced to the configured page size cap."""
+    cap: int = request.app.state.settings.max_page_size
+    return min(limit, cap)
+
+
+Limit = Annotated[int, Depends(page_limit)]
 
 
 def read_after(services: Services, projection: str, after: int | None) -> dict[str, str]:

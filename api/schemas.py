@@ -156,7 +156,10 @@ class ResidentCreate(Body):
         description="home province"
     )
     employer: Name | None = None
-    area: AreaName = Field(description="the area where the resident lives when registered")
+    area: AreaName | None = Field(
+        default=None,
+        description="the area where the resident lives when registered; a key bound to one area may leave it out",
+    )
     registered_on: date
 
 

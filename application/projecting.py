@@ -188,7 +188,7 @@ class LocalProjector:
         previous = self.failing.get(name)
         pause = min(previous.pause * 2, MAX_BACKOFF_SECONDS) if previous else max(self.backoff, 0.1)
         self.failing[name] = _Backoff(pause, time.monotonic() + pause)
-        log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause, exc_info=error)
+        log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause)
         with contextlib.suppress(Exception):
             record_status(conn, name, self.worker, type(error).__name__)
 

@@ -28,7 +28,7 @@ from application.store import IDEMPOTENCY_TABLE
 from domain.common import ERASED, Actor, DomainError, Role, Stamp
 from projections.base import SqlProjection
 from projections.disputes import overdue_open_cases
-from projections.engine import LOW_WATER_MARK, ViewApplier, ensure_engine_schema
+from projections.engine import LOW_WATER_MARK, ViewApplier, ensure_engine_schema, schema_mark, set_schema_mark
 from projections.registry import PROJECTIONS
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,10 @@ class Services:
         database = database or open_database(settings)
         master_key = settings.master_key()
         env = database.eventsourcing_env(settings.pool_size, master_key=master_key)
-        with schema_lock(database):
-            app = Liudong(env=env)
+        with schema_lock(database) as current:
+            app = Liudong(env=env if not current else {**env, "CREATE_TABLE": "no"})
+            if not current:
+                mark_store_schema(database)
         app.command_retries = settings.command_retries
         app.sla = settings.sla_policy()
         app.SUBSIDY_TWO_APPROVALS_THRESHOLD = settings.subsidy_two_approvals_threshold
@@ -186,8 +188,8 @@ class Services:
                           self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
-                except Exception:  # a failed sweep is retried at the next interval; the reason is logged
-                    log.exception("%s failed", sweep.__name__)
+                except Exception as error:  # retried at the next interval; the kind of error is logged
+                    log.error("%s failed: %s", sweep.__name__, type(error).__name__)
                 else:
                     log.info("%s: %d", sweep.__name__, count)
 
@@ -274,20 +276,36 @@ class Services:
 
 
 
+# Raise when the event store's DDL (application.store, privacy, areas, keys) changes.
+STORE_SCHEMA_VERSION = 3
+
+
 @contextlib.contextmanager
-def schema_lock(database: Database) -> Iterator[None]:
+def schema_lock(database: Database) -> Iterator[bool]:
     """One process at a time creates the event store's tables and functions: several
-    starting together (API, relay, workers) would otherwise collide on CREATE OR REPLACE."""
+    starting together (API, relay, workers) would otherwise collide on CREATE OR REPLACE.
+    Yields whether the schema is current already (then no DDL runs: its table locks would
+    make writers wait, and could deadlock with them)."""
     with psycopg.connect(database.dsn, autocommit=True) as conn:
+        if schema_mark(conn, "store") == STORE_SCHEMA_VERSION:
+            yield True
+            return
         conn.execute("SELECT pg_advisory_lock(%s)", (zlib.crc32(b"liudong-event-store-schema"),))
         try:
-            yield
+            yield schema_mark(conn, "store") == STORE_SCHEMA_VERSION
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (zlib.crc32(b"liudong-event-store-schema"),))
+
+
+def mark_store_schema(database: Database) -> None:
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        set_schema_mark(conn, "store", STORE_SCHEMA_VERSION)
 
 
 def ensure_event_store(database: Database, master_key: bytes) -> None:
     """Create the event store's tables and functions if missing (a relay or a worker may
     start before any API process has)."""
-    with schema_lock(database):
-        Liudong(env={**database.eventsourcing_env(1, master_key=master_key), "POSTGRES_MAX_OVERFLOW": "0"}).close()
+    with schema_lock(database) as current:
+        if not current:
+            Liudong(env={**database.eventsourcing_env(1, master_key=master_key), "POSTGRES_MAX_OVERFLOW": "0"}).close()
+            mark_store_schema(database)

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    OperationalError,
     Mapper,
     RecordConflictError,
     StoredEvent,
@@ -321,6 +322,11 @@ class OfficeApplication(Application[UUID]):
                 continue
             except RecordConflictError:
                 continue
+            except OperationalError as error:
+                # A deadlock or serialization failure rolled the transaction back: decide again.
+                if isinstance(error.__cause__, psycopg.errors.TransactionRollback):
+                    continue
+                raise
             position = max(r.notification.id for r in recordings) if recordings else 0
             return CommandResult(id=target.id, version=target.version, position=position, details=extra)
         raise TooMuchContention("too many concurrent changes to the same records; retry the request")

@@ -133,11 +133,37 @@ class BatchResult:
     busy: bool = False  # the view is being rebuilt: nothing was applied
 
 
+ENGINE_SCHEMA_VERSION = 1
+
+
+def schema_mark(conn: Connection[Any], component: str) -> int | None:
+    """The version of a component's tables this database has (None: never made). Reading it
+    takes no lock: DDL (even CREATE ... IF NOT EXISTS) takes table locks that writers wait
+    for, so processes run it only when the mark says they must."""
+    schema = _schema(conn)  # marks live in the schema the tables are made in (a rebuild has its own)
+    row = conn.execute("SELECT to_regclass(format('%%I.liudong_schema_marks', %s::text)) IS NOT NULL",
+                       (schema,)).fetchone()
+    if row is None or not _value(row, 0):
+        return None
+    row = conn.execute(SQL("SELECT version FROM {}.liudong_schema_marks WHERE component = %s").format(
+        Identifier(schema)), (component,)).fetchone()
+    return int(_value(row, 0)) if row is not None else None
+
+
+def set_schema_mark(conn: Connection[Any], component: str, version: int) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS liudong_schema_marks (component text PRIMARY KEY, version int NOT NULL)")
+    conn.execute("INSERT INTO liudong_schema_marks VALUES (%s, %s)"
+                 " ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version", (component, version))
+
+
 def ensure_engine_schema(conn: Connection[Any]) -> None:
+    if schema_mark(conn, "engine") == ENGINE_SCHEMA_VERSION:
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(b"liudong-engine-schema"),))
         for statement in SCHEMA:
             conn.execute(statement)
+        set_schema_mark(conn, "engine", ENGINE_SCHEMA_VERSION)
 
 
 class ViewApplier:
@@ -177,6 +203,8 @@ class ViewApplier:
         builds it again from the first event."""
         view = self.projection.view_class
         tracking = Identifier(self.projection.tracking_table())
+        if self._built_version(conn) == view.version:
+            return  # no DDL: its table locks would make the view's writers wait
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
             conn.execute(SQL(
@@ -189,7 +217,8 @@ class ViewApplier:
                 log.warning("view %s was built by version %s; building version %s from the events",
                             self.name, built or 1, view.version)
                 for table in view.tables:
-                    conn.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(Identifier(table)))
+                    conn.execute(SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(Identifier(_schema(conn)),
+                                                                                 Identifier(table)))
                 conn.execute(SQL("DELETE FROM {}").format(tracking))
                 for table in ("projection_versions", "projection_chain"):
                     conn.execute(SQL("DELETE FROM {} WHERE view = %s").format(Identifier(table)), (self.name,))
@@ -199,6 +228,16 @@ class ViewApplier:
                 "INSERT INTO {} (application_name, notification_id) VALUES (%s, %s)"
                 " ON CONFLICT (application_name) DO UPDATE SET notification_id = EXCLUDED.notification_id"
             ).format(tracking), (VIEW_VERSION, view.version))
+
+    def _built_version(self, conn: Connection[Any]) -> int | None:
+        # In the current schema only (a view rebuilt beside the live one has a schema of its own).
+        row = conn.execute("SELECT to_regclass(format('%%I.%%I', current_schema(), %s::text)) IS NOT NULL",
+                           (self.projection.tracking_table(),)).fetchone()
+        if row is None or not _value(row, 0):
+            return None
+        row = conn.execute(SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(
+            Identifier(self.projection.tracking_table())), (VIEW_VERSION,)).fetchone()
+        return int(_value(row, 0)) if row is not None else None
 
     def _has_rows(self, conn: Connection[Any]) -> bool:
         """Whether the view was built before it recorded its version."""
@@ -428,8 +467,9 @@ class ViewApplier:
         Returns the low-water mark reached."""
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
+            schema = _schema(conn)
             for table in self.projection.view_class.tables:
-                cur.execute(SQL("DROP TABLE IF EXISTS {} CASCADE").format(Identifier(table)))
+                cur.execute(SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(Identifier(schema), Identifier(table)))
             for statement in self.projection.view_class.ddl:
                 cur.execute(statement)
             cur.execute(SQL("DELETE FROM {} WHERE application_name = %s").format(
@@ -500,6 +540,12 @@ def record_status(conn: Connection[Any], view: str, worker: str, error_kind: str
         " state = EXCLUDED.state",
         (view, state, worker, error_kind, 1 if error_kind else 0),
     )
+
+
+def _schema(conn: Connection[Any]) -> str:
+    """The schema new tables go to: a view is only ever dropped there."""
+    row = conn.execute("SELECT current_schema()").fetchone()
+    return str(_value(row, 0))
 
 
 def _value(row: Any, index: int) -> Any:

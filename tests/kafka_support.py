@@ -282,6 +282,11 @@ def _snapshot(conn: psycopg.Connection[Any], schema: str, projections: dict[str,
     return result
 
 
+def _engine_state(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    return {table: int(conn.execute(sql.SQL("SELECT count(*) AS n FROM public.{}").format(
+        sql.Identifier(table))).fetchone()["n"]) for table in ("projection_versions", "projection_dead_letters")}
+
+
 def assert_views_equal_rebuild(dsn: str, projections: dict[str, type[SqlProjection]] | None = None) -> int:
     """Rebuild every view from the store into a schema of its own and compare it, row
     for row, with the live view. Returns how many rows were compared."""
@@ -289,10 +294,12 @@ def assert_views_equal_rebuild(dsn: str, projections: dict[str, type[SqlProjecti
     schema = f"rebuild_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        before = _engine_state(conn)
         try:
             for cls in projections.values():
                 rebuild(dsn, cls, schema=schema, master_key=MASTER_KEY)
             live, rebuilt = _snapshot(conn, "public", projections), _snapshot(conn, schema, projections)
+            assert _engine_state(conn) == before, "a rebuild beside the live views touched the live views' state"
         finally:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     for table in live:

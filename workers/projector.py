@@ -269,7 +269,7 @@ class Worker:
         previous = self._pauses.get(name)
         pause = min(previous * 2, MAX_BACKOFF) if previous else max(self.settings.projection_retry_backoff, 0.1)
         self.failing[name] = _Backoff(pause, time.monotonic() + pause)
-        log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause, exc_info=error)
+        log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause)
         with contextlib.suppress(Exception):
             record_status(conn, name, self.name, type(error).__name__)
 
@@ -344,5 +344,5 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         try:
             self.worker.assign(conn, consumer, list(assigned))
         except Exception:  # kafka-python only logs a listener's error: seek again from the loop
-            log.exception("%s could not seek its new partitions; trying again", self.worker.name)
+            log.error("%s could not seek its new partitions; trying again", self.worker.name)
             self.worker.needs_rewind = True

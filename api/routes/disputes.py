@@ -16,6 +16,7 @@ from api.deps import (
     RECORDED,
     Command,
     Language,
+    Limit,
     PrincipalDep,
     ServicesDep,
     after,
@@ -156,17 +157,16 @@ class CaseQuery:
     overdue: bool | None = None
     opened_from: date | None = None
     opened_to: date | None = None
-    limit: Annotated[int, Query(ge=1, le=500)] = 50
     cursor: Annotated[str | None, Query(max_length=500)] = None
 
-    def answer(self, services: Services, principal: Principal, view: str, headers: dict[str, str]) -> JSONResponse:
+    def answer(self, services: Services, principal: Principal, view: str, headers: dict[str, str],
+               limit: int) -> JSONResponse:
         flt = CaseFilter(status=self.status, category=self.category.value if self.category else None,
                          assignee=self.assignee, site_id=str(self.site_id) if self.site_id else None,
                          area=services.app.areas.resolve(self.area) if self.area else None, overdue=self.overdue,
                          opened_from=self.opened_from, opened_to=self.opened_to, areas=principal.area_filter())
         with services.pool.connection() as conn:
-            page = list_cases(conn, flt, services.today(), min(self.limit, services.settings.max_page_size),
-                              self.cursor, view=view)
+            page = list_cases(conn, flt, services.today(), limit, self.cursor, view=view)
         items = [{**item, "amount_recovered": _money(item.get("amount_recovered"))} for item in page.items]
         if view == "open_cases":
             items = [{k: v for k, v in item.items() if k != "amount_recovered"} for item in items]
@@ -176,17 +176,17 @@ class CaseQuery:
 @router.get("", response_model=PageOut[CaseListItem])
 @access(READERS, AreaRule.LIST)
 def list_disputes(services: ServicesDep, principal: PrincipalDep, query: Annotated[CaseQuery, Depends()],
-                  headers: Annotated[dict[str, str], after("case_details")]) -> JSONResponse:
+                  headers: Annotated[dict[str, str], after("case_details")], limit: Limit) -> JSONResponse:
     """Every dispute with status, assignee, age in days, due dates and an overdue flag (case_details)."""
-    return query.answer(services, principal, "case_details", headers)
+    return query.answer(services, principal, "case_details", headers, limit)
 
 
 @open_cases_router.get("/open-cases", response_model=PageOut[CaseListItem], tags=["disputes"])
 @access(READERS, AreaRule.LIST)
 def list_open_cases(services: ServicesDep, principal: PrincipalDep, query: Annotated[CaseQuery, Depends()],
-                    headers: Annotated[dict[str, str], after("open_cases")]) -> JSONResponse:
+                    headers: Annotated[dict[str, str], after("open_cases")], limit: Limit) -> JSONResponse:
     """The work queue: every dispute not closed, oldest first, with age, due dates and an overdue flag."""
-    return query.answer(services, principal, "open_cases", headers)
+    return query.answer(services, principal, "open_cases", headers, limit)
 
 
 def _money(value: Any) -> str | None:

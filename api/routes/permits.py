@@ -11,7 +11,17 @@ from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
 from api.access import READERS, STAFF, AreaRule, access
-from api.deps import RECORDED, Command, Language, PrincipalDep, ServicesDep, after, command_dependency, page_response
+from api.deps import (
+    RECORDED,
+    Command,
+    Language,
+    Limit,
+    PrincipalDep,
+    ServicesDep,
+    after,
+    command_dependency,
+    page_response,
+)
 from api.deps import STAFF as STAFF_ROLES
 from api.present import Presenter
 from api.schemas import Body, PageOut, PermitListItem
@@ -73,14 +83,14 @@ def permits(
     principal: PrincipalDep,
     lang: Language,
     headers: Annotated[dict[str, str], after("residents")],
+    limit: Limit,
     status: Literal["applied", "issued", "suspended", "cancelled"] | None = None,
     due_before: date | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """Permits by status and endorsement due date (the residents view)."""
     with services.pool.connection() as conn:
-        page = list_permits(conn, status, due_before, min(limit, services.settings.max_page_size), cursor,
+        page = list_permits(conn, status, due_before, limit, cursor,
                             principal.area_filter())
     presenter = Presenter(services.app.vault, principal, lang)
     items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked"))}.items()

@@ -16,6 +16,7 @@ from api.deps import (
     RECORDED,
     Command,
     Language,
+    Limit,
     PrincipalDep,
     ServicesDep,
     after,
@@ -98,12 +99,12 @@ def list_all_residents(
     principal: PrincipalDep,
     lang: Language,
     headers: Annotated[dict[str, str], after("residents")],
+    limit: Limit,
     site_id: UUID | None = None,
     area: Annotated[AreaName | None, Query()] = None,
     status: StatusFilter | None = None,
     name: Annotated[str | None, Query(max_length=100, description="the start of a name (staff and the pii scope)")]
     = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """List residents (the residents view), filtered and paginated; identity numbers are masked."""
@@ -115,7 +116,7 @@ def list_all_residents(
     flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=_area(services.app.areas, area),
                          status=status, name_token=token, areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_residents(conn, flt, min(limit, services.settings.max_page_size), cursor)
+        page = list_residents(conn, flt, limit, cursor)
     return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
 
 

@@ -13,6 +13,7 @@ from api.deps import (
     RECORDED,
     Command,
     Language,
+    Limit,
     PrincipalDep,
     ServicesDep,
     after,
@@ -70,11 +71,11 @@ def list_housing_sites(
     services: ServicesDep,
     principal: PrincipalDep,
     headers: Annotated[dict[str, str], after("site_occupancy")],
+    limit: Limit,
     area: Annotated[AreaName | None, Query()] = None,
     operator_type: OperatorType | None = None,
     has_free_beds: bool | None = None,
     closed: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """List housing sites with capacity, occupants and free beds (the site_occupancy view)."""
@@ -82,7 +83,7 @@ def list_housing_sites(
                      operator_type=operator_type.value if operator_type else None,
                      has_free_beds=has_free_beds, closed=closed, areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_sites(conn, flt, min(limit, services.settings.max_page_size), cursor)
+        page = list_sites(conn, flt, limit, cursor)
     return page_response(page, headers, item_model=SiteListItem)
 
 

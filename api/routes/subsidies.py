@@ -17,6 +17,7 @@ from api.access import FINANCE, READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
     RECORDED,
     Command,
+    Limit,
     PrincipalDep,
     ServicesDep,
     after,
@@ -157,13 +158,13 @@ def list_subsidy_programs(
     services: ServicesDep,
     _: PrincipalDep,
     headers: Annotated[dict[str, str], after("subsidy_ledger")],
+    limit: Limit,
     fiscal_year: FiscalYear | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """List subsidy programs with budget, committed, paid and remaining (the subsidy_ledger view)."""
     with services.pool.connection() as conn:
-        page = list_programs(conn, fiscal_year, min(limit, services.settings.max_page_size), cursor)
+        page = list_programs(conn, fiscal_year, limit, cursor)
     return page_response(page, headers, item_model=ProgramPublic)
 
 
@@ -213,17 +214,17 @@ def list_subsidy_applications(
     services: ServicesDep,
     principal: PrincipalDep,
     headers: Annotated[dict[str, str], after("subsidy_ledger")],
+    limit: Limit,
     program_id: UUID | None = None,
     site_id: UUID | None = None,
     status: ApplicationStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """List subsidy applications in the order they were submitted, with their amounts."""
     flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None,
                             areas=principal.area_filter())
     with services.pool.connection() as conn:
-        page = list_applications(conn, flt, min(limit, services.settings.max_page_size), cursor)
+        page = list_applications(conn, flt, limit, cursor)
     return page_response(page, headers, item_model=ApplicationListItem)
 
 

@@ -1,0 +1,588 @@
+"""The access matrix: every route of the app x every role x three area scenarios, checked
+against the route's own ``@access`` rule (api/access.py).
+
+The routes come from ``api_routes(create_app(...))``, so a new route without a rule, or
+without a sample request in ``SAMPLES`` below, fails here. For each route and role:
+
+* ``own``: a key bound to area A, the record in A;
+* ``foreign``: a key bound to area A, the record in area B;
+* ``none``: a district-wide key, the record in A.
+
+A role outside the rule's roles gets 403 ``role_not_allowed`` whatever the area. An allowed
+role is let through for its own area and district-wide (a 409 or a business-rule 422 still
+means access control let the request through); outside its area the rule's area aspect
+decides: OBJECT 404, LIST filtered, CREATE 403 ``area_not_allowed``, REFERENCE 422 naming the
+field, DISTRICT 403 ``area_not_allowed`` for any area-bound key, NONE as in its own area.
+Auditors read every area (their binding is ignored for reads) and write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from api.access import AreaRule, Rule, rule_of
+from api.app import RouteInfo, api_routes, create_app
+from application.keys import HUMAN_ROLES
+from application.services import Services
+from application.settings import Settings
+from domain.committees import ManagementCommittee
+from domain.common import Actor, Role, Stamp
+from domain.identity import IdentityNumber
+from tests.conftest import NOW, define_area, issue_key
+from tests.factories import id_number, resident_body, site_body, unique
+
+SCENARIOS = ("own", "foreign", "none")
+FISCAL_YEAR = 2077  # the matrix's subsidy program: a year no other test uses, so the ledger query is narrow
+PERMIT_DUE = date(2019, 8, 2)  # the listed permits' endorsement due date: older than any other test's
+SHOWN_BODY = 400  # characters of a response body quoted in a failure
+
+
+# -- the records a sample request needs ------------------------------------------------------
+class World:
+    """Two fresh areas (A: the keys' own area, B: another), a key bound to A and a
+    district-wide key per role, and helpers that create records directly through the
+    application (faster than HTTP). ``pos`` is the latest position they stored."""
+
+    def __init__(self, services: Services, http: httpx.Client) -> None:
+        self.services = services
+        self.app = services.app
+        self.http = http
+        self.a = define_area(services, "MatrixA")
+        self.b = define_area(services, "MatrixB")
+        run = uuid.uuid4().hex[:8]
+        self.user_ids = {(role, bound): f"matrix-{role.value}-{bound}-{run}"
+                         for role in HUMAN_ROLES for bound in ("area", "district")}
+        self.keys = {(role, bound): issue_key(services, user, role, areas=[self.a] if bound == "area" else [])
+                     for (role, bound), user in self.user_ids.items()}
+        self.caseworker = self.user_ids[(Role.CASEWORKER, "area")]  # an existing caseworker, for assignments
+        self.setup = Stamp(Actor(f"matrix-setup-{run}", Role.SUPERVISOR), NOW)
+        self.submitter = Stamp(Actor(f"matrix-submitter-{run}", Role.CASEWORKER), NOW)
+        self.approver = Stamp(Actor(f"matrix-approver-{run}", Role.SUPERVISOR), NOW)
+        self.resolver = Stamp(Actor(f"matrix-resolver-{run}", Role.CASEWORKER), NOW)
+        self.admin = Stamp(Actor(f"matrix-admin-{run}", Role.ADMIN), NOW)
+        self.pos = 0
+        self.requests = 0
+        self._home_site: str | None = None
+        self._program: str | None = None
+
+    def _stored(self, result: Any) -> str:
+        self.pos = max(self.pos, result.position)
+        return str(result.id)
+
+    # -- requests -------------------------------------------------------------------------
+    def key(self, role: Role, scenario: str) -> str:
+        return self.keys[(role, "district" if scenario == "none" else "area")]
+
+    def call(self, method: str, req: Req, key: str | None) -> httpx.Response:
+        self.requests += 1
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        if method == "GET":
+            return self.http.get(req.path, headers=headers)
+        return self.http.post(req.path, json=req.body, headers=headers)
+
+    def listed(self, req: Req, sample: Sample, first: httpx.Response, key: str | None) -> tuple[set[str], str]:
+        """The records a list answer names (following ``next`` across pages), and whether
+        every page read its writes (X-Read-Consistent)."""
+        found: set[str] = set()
+        consistent = [first.headers.get("X-Read-Consistent", "absent")]
+        body = first.json()
+        for _ in range(50):
+            found |= {str(item.get(sample.key)) for item in body.get(sample.part, [])}
+            cursor = body.get("next") if sample.part == "items" else None
+            if not cursor:
+                break
+            page = self.http.get(req.path, params={"cursor": cursor}, headers={"Authorization": f"Bearer {key}"})
+            self.requests += 1
+            assert page.status_code == 200, page.text
+            consistent.append(page.headers.get("X-Read-Consistent", "absent"))
+            body = page.json()
+        return found, ",".join(sorted(set(consistent)))
+
+    def caught_up(self, path: str) -> str:
+        """``path``, once every view has dealt with every stored event: readiness is about
+        the views, and a session's first seconds are their start."""
+        head = self.services.head()
+        for view in self.services.projections:
+            assert self.services.wait_for(view, head, 20), f"view {view} did not reach position {head}"
+        return path
+
+    # -- areas, keys ----------------------------------------------------------------------
+    def target_key(self, area: str) -> tuple[str, str]:
+        """A key (id, user id) bound to ``area``: the target of key management."""
+        user = unique("matrix-target")
+        result, _ = self.app.issue_key(user_id=user, role=Role.CASEWORKER.value, areas=[area], scopes=[],
+                                       stamp=self.admin)
+        return self._stored(result), user
+
+    # -- sites, residents -----------------------------------------------------------------
+    def site(self, area: str, capacity: int = 10) -> str:
+        return self._stored(self.app.register_site(
+            name=unique("Matrix"), area=area, address="1 Matrix Road", operator_type="village_cooperative",
+            operator_name="Matrix Cooperative", capacity=capacity, facilities=["canteen"], stamp=self.setup))
+
+    def home_site(self) -> str:
+        """A roomy site in A: where residents of every scenario move to (a place the caller may name)."""
+        if self._home_site is None:
+            self._home_site = self.site(self.a, capacity=500)
+        return self._home_site
+
+    def resident(self, area: str, registered_on: date = date(2026, 3, 1)) -> str:
+        return self._stored(self.app.register_resident(
+            id_number=IdentityNumber.parse(id_number()), name=unique("Li"), phone="13800138000", hometown="Anhui",
+            employer="Hengli Textiles", area=area, registered_on=registered_on, stamp=self.setup))
+
+    def departed(self, area: str) -> str:
+        rid = self.resident(area)
+        self._stored(self.app.record_departure(UUID(rid), date(2026, 11, 20), "returned home", self.setup))
+        return rid
+
+    def permit_applied(self, area: str) -> str:
+        rid = self.resident(area, registered_on=date(2025, 1, 1))
+        self._stored(self.app.apply_for_permit(UUID(rid), applied_on=date(2025, 8, 1), stamp=self.setup))
+        return rid
+
+    def permit_issued(self, area: str, issued_on: date = date(2025, 12, 1)) -> str:
+        """A permit whose endorsement window is open on NOW (due a year after ``issued_on``)."""
+        rid = self.resident(area, registered_on=date(issued_on.year - 1, 1, 2))
+        self._stored(self.app.apply_for_permit(UUID(rid), applied_on=date(issued_on.year - 1, 8, 1),
+                                               stamp=self.setup))
+        self._stored(self.app.issue_permit(UUID(rid), number=unique("JZZ"), issued_on=issued_on, stamp=self.setup))
+        return rid
+
+    # -- disputes ---------------------------------------------------------------------------
+    def case(self, area: str) -> str:
+        return self._stored(self.app.log_dispute(
+            category="other", parties=[{"name": "Matrix Landlord", "kind": "landlord"}], site_id=None, area=area,
+            description="matrix case", priority="normal", occurred_on=date(2026, 11, 1), stamp=self.setup))
+
+    def assigned_case(self, area: str) -> str:
+        cid = self.case(area)
+        self._stored(self.app.assign_dispute(UUID(cid), assignee=self.caseworker, agency=None, stamp=self.setup))
+        return cid
+
+    def resolved_case(self, area: str) -> str:
+        """Resolved by someone who is none of the callers, so any supervisor may close it."""
+        cid = self.case(area)
+        self._stored(self.app.resolve_dispute(UUID(cid), outcome="withdrawn", amount_recovered=None,
+                                              stamp=self.resolver))
+        return cid
+
+    # -- committees -------------------------------------------------------------------------
+    def committee(self, area: str) -> str:
+        return self._stored(self.app.establish_committee(
+            name=unique("Matrix Committee"), area=area, site_id=None, members=[{"name": "Wang Fang", "role": "chair"}],
+            established_on=date(2026, 1, 10), stamp=self.setup))
+
+    def member_of(self, committee_id: str) -> str:
+        committee = self.app.load(ManagementCommittee, UUID(committee_id))
+        return str(next(iter(committee.members)))
+
+    def meeting(self, committee_id: str) -> str:
+        result = self.app.schedule_meeting(UUID(committee_id), scheduled_on=date(2026, 11, 24),
+                                           agenda=[{"title": "sanitation rota"}], stamp=self.setup)
+        self._stored(result)
+        return str(result.details["meeting_id"])
+
+    # -- subsidies --------------------------------------------------------------------------
+    def program(self) -> str:
+        if self._program is None:
+            self._program = self._stored(self.app.open_subsidy_program(
+                name=unique("Matrix Program"), purpose="facilities", fiscal_year=FISCAL_YEAR,
+                budget="100000000.00", modes=["one_off", "reward_in_lieu"], stamp=self.setup))
+        return self._program
+
+    def application(self, area: str, *, mode: str = "one_off", approved: bool = False,
+                    site: str | None = None) -> str:
+        """Submitted by someone who is none of the callers (so they may approve it)."""
+        aid = self._stored(self.app.submit_subsidy_application(
+            program_id=UUID(self.program()), site_id=UUID(site or self.site(area)), amount="1000.00", mode=mode,
+            justification="matrix", instalments=None, stamp=self.submitter))
+        if approved:
+            self._stored(self.app.approve_subsidy_application(UUID(aid), None, self.approver))
+        return aid
+
+
+# -- the sample request of every route ----------------------------------------------------------
+@dataclass(frozen=True)
+class Req:
+    path: str
+    body: dict[str, Any] | None = None
+    listed: str | None = None  # LIST: the target record's id, looked for in the answer
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How to make a valid request on a route for a target in area ``t`` (the caller's own
+    area is always ``w.a``). ``fresh``: the command changes its target, so every request
+    that may go through gets new records. ``part``/``key``: where a list answer names its
+    records; ``field``: the body field a REFERENCE route names when it refuses."""
+
+    build: Callable[[World, str], Req]
+    fresh: bool = False
+    part: str = "items"
+    key: str = "id"
+    field: str | None = None
+
+
+def _after(w: World) -> str:
+    return f"after={w.pos}"
+
+
+def _get(path: Callable[[World, str], str]) -> Sample:
+    return Sample(lambda w, t: Req(path(w, t)))
+
+
+def _list(make: Callable[[World, str], str], path: Callable[[World, str], str], *, part: str = "items",
+          key: str = "id") -> Sample:
+    """A list whose query is narrowed to the target's area (or record): ``make`` creates the
+    record the list should (own area) or should not (another area) show."""
+
+    def build(w: World, t: str) -> Req:
+        record = make(w, t)
+        return Req(path(w, t) + ("&" if "?" in path(w, t) else "?") + _after(w), listed=record)
+
+    return Sample(build, part=part, key=key)
+
+
+def _command(build: Callable[[World, str], Req], **kwargs: Any) -> Sample:
+    return Sample(build, fresh=True, **kwargs)
+
+
+def _application_list(w: World, t: str) -> Req:
+    site = w.site(t)
+    record = w.application(t, site=site)
+    return Req(f"/subsidy-applications?site_id={site}&{_after(w)}", listed=record)
+
+
+def _ledger(w: World, t: str) -> Req:
+    site = w.site(t)
+    w.application(t, site=site)
+    return Req(f"/subsidy-ledger?fiscal_year={FISCAL_YEAR}&{_after(w)}", listed=site)
+
+
+def _statistics(w: World, t: str) -> Req:
+    w.resident(t)
+    w.case(t)
+    return Req(f"/statistics?area={t}&{_after(w)}", listed=t)
+
+
+def _minutes(w: World, t: str) -> Req:
+    committee = w.committee(t)
+    meeting = w.meeting(committee)
+    return Req(f"/committees/{committee}/meetings/{meeting}/minutes",
+               {"held_on": "2026-11-24", "attendees": [w.member_of(committee)], "decisions": []})
+
+
+def _member_removal(w: World, t: str) -> Req:
+    committee = w.committee(t)
+    return Req(f"/committees/{committee}/member-removals",
+               {"member_id": w.member_of(committee), "reason": "moved away", "left_on": "2026-11-20"})
+
+
+SAMPLES: dict[tuple[str, str], Sample] = {
+    # health: public
+    ("GET", "/healthz"): _get(lambda w, t: "/healthz"),
+    ("GET", "/readyz"): _get(lambda w, t: w.caught_up("/readyz")),
+    ("GET", "/metrics"): _get(lambda w, t: "/metrics"),
+    # areas and keys
+    ("GET", "/areas"): _get(lambda w, t: "/areas"),
+    ("POST", "/areas"): _command(lambda w, t: Req("/areas", {
+        "code": f"m{uuid.uuid4().hex[:12]}", "name_zh": unique("矩阵村"), "name_en": unique("Matrix Village"),
+        "level": "village", "parent": t})),
+    ("POST", "/areas/{code}/names"): _command(lambda w, t: Req(f"/areas/{t}/names", {
+        "name_zh": unique("矩阵街道"), "name_en": unique("Matrix Street Office")})),
+    ("GET", "/keys"): _get(lambda w, t: f"/keys?user_id={w.target_key(t)[1]}"),
+    ("POST", "/keys"): _command(lambda w, t: Req("/keys", {
+        "user_id": unique("matrix-issued"), "role": "caseworker", "areas": [t]})),
+    ("POST", "/keys/{key_id}/rotation"): _command(lambda w, t: Req(f"/keys/{w.target_key(t)[0]}/rotation", {})),
+    ("POST", "/keys/{key_id}/revocation"): _command(lambda w, t: Req(
+        f"/keys/{w.target_key(t)[0]}/revocation", {"reason": "access matrix"})),
+    # housing sites
+    ("POST", "/sites"): _command(lambda w, t: Req("/sites", site_body(area=t))),
+    ("GET", "/sites"): _list(lambda w, t: w.site(t), lambda w, t: f"/sites?area={t}&limit=500"),
+    ("GET", "/sites/{site_id}"): _get(lambda w, t: f"/sites/{w.site(t)}"),
+    ("POST", "/sites/{site_id}/capacity"): _command(lambda w, t: Req(f"/sites/{w.site(t)}/capacity",
+                                                                     {"capacity": 20})),
+    ("POST", "/sites/{site_id}/facilities"): _command(lambda w, t: Req(
+        f"/sites/{w.site(t)}/facilities", {"facilities": ["clinic", "library"]})),
+    ("POST", "/sites/{site_id}/community-committee"): _command(lambda w, t: Req(
+        f"/sites/{w.site(t)}/community-committee",
+        {"established_on": "2026-01-10", "members": [{"name": "Wang Fang", "role": "chair"}]})),
+    ("POST", "/sites/{site_id}/closure"): _command(lambda w, t: Req(
+        f"/sites/{w.site(t)}/closure", {"closed_on": "2026-11-20", "reason": "demolished"})),
+    # residents and permits
+    ("POST", "/residents"): _command(lambda w, t: Req("/residents", resident_body(area=t))),
+    ("GET", "/residents"): _list(lambda w, t: w.resident(t), lambda w, t: f"/residents?area={t}&limit=500"),
+    ("GET", "/residents/{resident_id}"): _get(lambda w, t: f"/residents/{w.resident(t)}"),
+    ("POST", "/residents/{resident_id}/moves"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/moves", {"site_id": w.home_site(), "effective_date": "2026-11-20"})),
+    ("POST", "/residents/{resident_id}/departure"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/departure", {"effective_date": "2026-11-20", "reason": "returned home"})),
+    ("POST", "/residents/{resident_id}/return"): _command(lambda w, t: Req(
+        f"/residents/{w.departed(t)}/return", {"effective_date": "2026-11-24", "area": w.a})),
+    ("POST", "/residents/{resident_id}/employer"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/employer", {"employer": "Yuanda Dyeing", "effective_date": "2026-11-20"})),
+    ("POST", "/residents/{resident_id}/erasure"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/erasure", {"legal_basis": "data_subject_request", "note": "request MX-1"})),
+    ("POST", "/residents/{resident_id}/permit"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t, registered_on=date(2025, 1, 1))}/permit", {"applied_on": "2026-11-20"})),
+    ("POST", "/residents/{resident_id}/permit/issuance"): _command(lambda w, t: Req(
+        f"/residents/{w.permit_applied(t)}/permit/issuance", {"number": unique("JZZ"), "issued_on": "2025-08-05"})),
+    ("POST", "/residents/{resident_id}/permit/endorsements"): _command(lambda w, t: Req(
+        f"/residents/{w.permit_issued(t)}/permit/endorsements", {"endorsed_on": "2026-11-20"})),
+    ("GET", "/permits"): _list(
+        lambda w, t: w.permit_issued(t, issued_on=PERMIT_DUE.replace(year=PERMIT_DUE.year - 1)),
+        lambda w, t: f"/permits?due_before={PERMIT_DUE + timedelta(days=1)}&limit=500",
+        key="resident_id"),
+    # disputes
+    ("POST", "/disputes"): _command(lambda w, t: Req("/disputes", {
+        "category": "other", "description": "matrix", "parties": [{"name": "Matrix Landlord", "kind": "landlord"}],
+        "area": t, "occurred_on": "2026-11-01"})),
+    ("GET", "/disputes"): _list(lambda w, t: w.case(t), lambda w, t: f"/disputes?area={t}&limit=500"),
+    ("GET", "/open-cases"): _list(lambda w, t: w.case(t), lambda w, t: f"/open-cases?area={t}&limit=500"),
+    ("GET", "/disputes/{case_id}"): _get(lambda w, t: f"/disputes/{w.case(t)}"),
+    ("POST", "/disputes/{case_id}/assignment"): _command(lambda w, t: Req(
+        f"/disputes/{w.case(t)}/assignment", {"assignee": w.caseworker})),
+    ("POST", "/disputes/{case_id}/notes"): _command(lambda w, t: Req(f"/disputes/{w.case(t)}/notes",
+                                                                     {"text": "called the landlord"})),
+    ("POST", "/disputes/{case_id}/mediations"): _command(lambda w, t: Req(
+        f"/disputes/{w.assigned_case(t)}/mediations",
+        {"held_on": "2026-11-02", "participants": ["Li Wei"], "outcome": "agreed"})),
+    ("POST", "/disputes/{case_id}/escalation"): _command(lambda w, t: Req(
+        f"/disputes/{w.case(t)}/escalation", {"to": "management_committee", "reason": "no agreement"})),
+    ("POST", "/disputes/{case_id}/resolution"): _command(lambda w, t: Req(
+        f"/disputes/{w.case(t)}/resolution", {"outcome": "withdrawn"})),
+    ("POST", "/disputes/{case_id}/closure"): _command(lambda w, t: Req(f"/disputes/{w.resolved_case(t)}/closure",
+                                                                       {})),
+    ("POST", "/disputes/{case_id}/reopening"): _command(lambda w, t: Req(
+        f"/disputes/{w.resolved_case(t)}/reopening", {"reason": "the landlord did not keep the agreement"})),
+    # committees
+    ("POST", "/committees"): _command(lambda w, t: Req("/committees", {
+        "name": unique("Matrix Committee"), "area": t, "established_on": "2026-01-10",
+        "members": [{"name": "Wang Fang", "role": "chair"}]})),
+    ("GET", "/committees"): _list(lambda w, t: w.committee(t), lambda w, t: f"/committees?area={t}"),
+    ("GET", "/committees/{committee_id}"): _get(lambda w, t: f"/committees/{w.committee(t)}"),
+    ("GET", "/committees/{committee_id}/agenda"): _get(
+        lambda w, t: f"/committees/{w.committee(t)}/agenda?{_after(w)}"),
+    ("POST", "/committees/{committee_id}/members"): _command(lambda w, t: Req(
+        f"/committees/{w.committee(t)}/members", {"name": "Zhao Lei", "joined_on": "2026-11-20"})),
+    ("POST", "/committees/{committee_id}/member-removals"): _command(_member_removal),
+    ("POST", "/committees/{committee_id}/meetings"): _command(lambda w, t: Req(
+        f"/committees/{w.committee(t)}/meetings", {"scheduled_on": "2026-11-24", "agenda": [{"title": "rota"}]})),
+    ("POST", "/committees/{committee_id}/meetings/{meeting_id}/minutes"): _command(_minutes),
+    # subsidies
+    ("POST", "/subsidy-programs"): _command(lambda w, t: Req("/subsidy-programs", {
+        "name": unique("Matrix Program"), "purpose": "facilities", "fiscal_year": FISCAL_YEAR,
+        "budget": "1000.00", "modes": ["one_off"]})),
+    ("GET", "/subsidy-programs"): _get(lambda w, t: f"/subsidy-programs?fiscal_year={FISCAL_YEAR}&{_after(w)}"),
+    ("GET", "/subsidy-programs/{program_id}"): _get(lambda w, t: f"/subsidy-programs/{w.program()}"),
+    ("POST", "/subsidy-applications"): _command(lambda w, t: Req("/subsidy-applications", {
+        "program_id": w.program(), "site_id": w.site(t), "amount": "1000.00", "mode": "one_off",
+        "justification": "a canteen"}), field="site_id"),
+    ("GET", "/subsidy-applications"): Sample(_application_list),
+    ("GET", "/subsidy-applications/{application_id}"): _get(
+        lambda w, t: f"/subsidy-applications/{w.application(t)}"),
+    ("POST", "/subsidy-applications/{application_id}/approvals"): _command(lambda w, t: Req(
+        f"/subsidy-applications/{w.application(t)}/approvals", {"note": "site visited"})),
+    ("POST", "/subsidy-applications/{application_id}/rejection"): _command(lambda w, t: Req(
+        f"/subsidy-applications/{w.application(t)}/rejection", {"reason": "no operator yet"})),
+    ("POST", "/subsidy-applications/{application_id}/payments"): _command(lambda w, t: Req(
+        f"/subsidy-applications/{w.application(t, approved=True)}/payments",
+        {"amount": "1000.00", "reference": unique("FIN"), "paid_on": "2026-11-25"})),
+    ("POST", "/subsidy-applications/{application_id}/outcome-verification"): _command(lambda w, t: Req(
+        f"/subsidy-applications/{w.application(t, mode='reward_in_lieu', approved=True)}/outcome-verification",
+        {"verified_on": "2026-11-25", "note": "canteen open"})),
+    ("POST", "/subsidy-applications/{application_id}/revocation"): _command(lambda w, t: Req(
+        f"/subsidy-applications/{w.application(t, approved=True)}/revocation",
+        {"reason": "never built", "claw_back": "0.00"})),
+    ("GET", "/subsidy-ledger"): Sample(_ledger, part="by_site", key="site_id"),
+    # statistics
+    ("GET", "/statistics"): Sample(_statistics, key="area"),
+}
+
+
+# -- the routes, from the app itself --------------------------------------------------------------
+def _routes() -> list[RouteInfo]:
+    return api_routes(create_app(Settings()))
+
+
+ROUTES = _routes()
+
+
+def _route_id(route: RouteInfo) -> str:
+    return f"{route.method} {route.path}"
+
+
+# -- what each request should get -----------------------------------------------------------------
+def _text(response: httpx.Response) -> str:
+    body = response.text
+    return body if len(body) <= SHOWN_BODY else body[:SHOWN_BODY] + "..."
+
+
+def _problem_rule(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("rule") if isinstance(body, dict) else None
+
+
+def _names_field(response: httpx.Response, field: str | None) -> bool:
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(e, dict) and e.get("field") == field for e in errors)
+
+
+def expectation(rule: Rule, method: str, role: Role, scenario: str) -> str:
+    """What the rule says this role gets in this scenario, as one of:
+    ``role_not_allowed``, ``area_not_allowed``, ``not_found``, ``unknown_reference``,
+    ``listed`` (200, the target record shown), ``filtered`` (200, the target record not
+    shown), ``authorised``."""
+    if role not in rule.roles:
+        return "role_not_allowed"
+    area_bound = scenario != "none"
+    reads_everywhere = role is Role.AUDITOR and method == "GET"  # an auditor's binding is ignored for reads
+    if rule.area is AreaRule.DISTRICT and area_bound:
+        return "area_not_allowed"
+    if scenario == "foreign" and not reads_everywhere:
+        outside = {AreaRule.OBJECT: "not_found", AreaRule.LIST: "filtered", AreaRule.CREATE: "area_not_allowed",
+                   AreaRule.REFERENCE: "unknown_reference"}
+        if rule.area in outside:
+            return outside[rule.area]
+    return "listed" if rule.area is AreaRule.LIST else "authorised"
+
+
+DESCRIBED = {
+    "role_not_allowed": "403 rule=role_not_allowed",
+    "area_not_allowed": "403 rule=area_not_allowed",
+    "not_found": "404",
+    "unknown_reference": "422 naming {field}",
+    "listed": "200 listing the target record",
+    "filtered": "200 without the target record",
+    "authorised": "authorised (GET: 200; POST: not 401/403/404, no 5xx, no request validation error)",
+}
+
+
+def judge(expected: str, method: str, response: httpx.Response, sample: Sample,
+          listing: tuple[set[str], str] | None, req: Req) -> str | None:
+    """None when the response is what was expected, else why not."""
+    status = response.status_code
+    if expected in ("role_not_allowed", "area_not_allowed"):
+        ok = status == 403 and _problem_rule(response) == expected
+    elif expected == "not_found":
+        ok = status == 404
+    elif expected == "unknown_reference":
+        ok = status == 422 and _names_field(response, sample.field)
+    elif expected in ("listed", "filtered"):
+        if status != 200 or listing is None:
+            return None if status == 200 else "status"
+        found, consistent = listing
+        shown = req.listed in found
+        if shown != (expected == "listed"):
+            return (f"record {req.listed} {'missing from' if expected == 'listed' else 'shown in'} the list "
+                    f"({len(found)} records; X-Read-Consistent: {consistent})")
+        ok = True
+    elif method == "GET":
+        ok = status == 200
+    else:
+        ok = status not in (401, 403, 404) and status < 500 and _problem_rule(response) != "validation"
+    return None if ok else "status"
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(services: Services, http: httpx.Client) -> Iterator[World]:
+    started = time.monotonic()
+    w = World(services, http)
+    yield w
+    print(f"\naccess matrix: {w.requests} requests in {time.monotonic() - started:.1f}s")
+
+
+# -- the tests -----------------------------------------------------------------------------------
+def test_every_route_has_a_rule_and_a_sample(settings: Settings, services: Services) -> None:
+    routes = api_routes(create_app(settings, services))
+    assert routes, "api_routes found no routes"
+    problems = [f"{_route_id(r)}: no @access rule" for r in routes if rule_of(r.endpoint) is None]
+    problems += [f"{_route_id(r)}: no sample request in SAMPLES (tests/test_access_matrix.py)"
+                 for r in routes if (r.method, r.path) not in SAMPLES]
+    known = {(r.method, r.path) for r in routes}
+    problems += [f"{method} {path}: a sample for a route the app does not have" for method, path in SAMPLES
+                 if (method, path) not in known]
+    for route in routes:
+        rule = rule_of(route.endpoint)
+        if rule is None:
+            continue
+        if route.method != "GET" and Role.AUDITOR in rule.roles:
+            problems.append(f"{_route_id(route)}: auditors write nothing, yet the rule lets them")
+        if rule.public and route.method != "GET":
+            problems.append(f"{_route_id(route)}: a public route that changes something")
+        if Role.SYSTEM in rule.roles:
+            problems.append(f"{_route_id(route)}: the system role has no keys")
+    assert {(r.method, r.path) for r in routes} == {(r.method, r.path) for r in ROUTES}, \
+        "the routes at collection differ from the app's"
+    assert not problems, "routes without access rule or sample:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=_route_id)
+def test_access_matrix(route: RouteInfo, world: World) -> None:
+    rule = rule_of(route.endpoint)
+    if rule is None:
+        pytest.fail(f"{_route_id(route)} has no @access rule (api/access.py): every route declares who may call it")
+    sample = SAMPLES.get((route.method, route.path))
+    if sample is None:
+        pytest.fail(f"{_route_id(route)} has no sample request in SAMPLES (tests/test_access_matrix.py): add one")
+
+    shared: dict[str, Req] = {}
+
+    def request_for(area: str, allowed: bool) -> Req:
+        if sample.fresh and allowed:
+            return sample.build(world, area)
+        if area not in shared:
+            shared[area] = sample.build(world, area)
+        return shared[area]
+
+    mismatches: list[str] = []
+    if rule.public:
+        req = request_for(world.a, False)
+        response = world.call(route.method, req, None)
+        if response.status_code != 200:
+            mismatches.append(f"{'(no key)':<12} {'-':<7} {route.method} {req.path}: expected 200; "
+                              f"got {response.status_code} {_text(response)}")
+    for role in HUMAN_ROLES:
+        for scenario in SCENARIOS:
+            area = world.b if scenario == "foreign" else world.a
+            expected = expectation(rule, route.method, role, scenario)
+            req = request_for(area, expected != "role_not_allowed")
+            key = world.key(role, scenario)
+            response = world.call(route.method, req, key)
+            listing = None
+            if expected in ("listed", "filtered") and response.status_code == 200:
+                listing = world.listed(req, sample, response, key)
+            why = judge(expected, route.method, response, sample, listing, req)
+            import os
+            if os.environ.get("MATRIX_LOG"):
+                with open(os.environ["MATRIX_LOG"], "a") as fh:
+                    fh.write(json.dumps([route.method, route.path, role.value, scenario, expected,
+                                         response.status_code, _problem_rule(response),
+                                         None if listing is None else [len(listing[0]), listing[1]]]) + "\n")
+            if why is not None:
+                wanted = DESCRIBED[expected].format(field=sample.field)
+                detail = "" if why == "status" else f" ({why})"
+                body = f" body={json.dumps(req.body, ensure_ascii=False)}" if req.body is not None else ""
+                mismatches.append(f"{role.value:<12} {scenario:<7} {route.method} {req.path}{body}: expected "
+                                  f"{wanted}; got {response.status_code}{detail} {_text(response)}")
+    assert not mismatches, (
+        f"{_route_id(route)} (rule: roles={sorted(r.value for r in rule.roles)}, area={rule.area.value}, "
+        f"public={rule.public}) answered {len(mismatches)} requests against its rule:\n" + "\n".join(mismatches))

@@ -1,0 +1,367 @@
+"""Security and privacy over real HTTP: bearer tokens, key revocation and rotation, what an
+api_consumer sees, areas as reference data, limits, hostile input, headers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api.app import api_routes, create_app
+from application.keys import Authenticator, TokenRules, jwks_document
+from application.services import Services
+from application.settings import Settings
+from domain.common import Actor, Role, Stamp
+from tests.conftest import NOW, Api, issue_key, serve_app
+from tests.factories import resident_body, site_body, unique, unique_area
+
+ISSUER, AUDIENCE = "https://idp.example", "liudong-api"
+
+
+# -- bearer tokens ---------------------------------------------------------------------------
+@pytest.fixture()
+def tokens(services: Services, tmp_path: Path, monkeypatch: Any) -> dict[str, Any]:
+    """The service accepts RS256 tokens signed by a key in a JWKS file, and HS256 ones."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(jwks_document({"k1": private.public_key()}))
+    rules = TokenRules(issuer=ISSUER, audience=AUDIENCE, jwks_file=jwks, hs256_secret="s" * 32)
+    monkeypatch.setattr(services, "authenticator", Authenticator(services.pool, services.app.areas, rules))
+    return {"private": private, "secret": "s" * 32}
+
+
+def token(tokens: dict[str, Any], *, alg: str = "RS256", key: Any = None, **claims: Any) -> str:
+    now = datetime.now(UTC)
+    body = {"iss": ISSUER, "aud": AUDIENCE, "sub": "idp-user-1", "exp": now + timedelta(minutes=5),
+            "iat": now, "role": "caseworker", **claims}
+    body = {k: v for k, v in body.items() if v is not None}
+    if alg == "RS256":
+        return jwt.encode(body, key or tokens["private"], algorithm="RS256", headers={"kid": "k1"})
+    return jwt.encode(body, key or tokens["secret"], algorithm="HS256")
+
+
+def test_a_valid_token_acts_as_its_user_role_and_areas(http: httpx.Client, tokens: dict[str, Any],
+                                                       services: Services) -> None:
+    area, elsewhere = unique_area("Token"), unique_area("Other")
+    bearer = {"Authorization": f"Bearer {token(tokens, areas=[area], sub='li.token')}"}
+    created = http.post("/residents", json=resident_body(area=area), headers=bearer)
+    assert created.status_code == 201, created.text
+    assert services.app.events.get(uuid.UUID(created.json()["id"])).__next__().actor_id == "li.token"
+    foreign = http.post("/residents", json=resident_body(area=elsewhere), headers=bearer)
+    assert foreign.status_code == 403 and foreign.json()["rule"] == "area_not_allowed"
+    hs = {"Authorization": f"Bearer {token(tokens, alg='HS256', role='auditor')}"}
+    assert http.get("/residents", params={"area": area}, headers=hs).status_code == 200
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": datetime.now(UTC) - timedelta(minutes=5)},
+    {"aud": "someone-else"},
+    {"iss": "https://evil.example"},
+    {"role": "system"},
+    {"role": "king"},
+    {"areas": ["nowhere-at-all"]},
+    {"sub": None},
+])
+def test_a_token_that_fails_any_check_is_refused(http: httpx.Client, tokens: dict[str, Any],
+                                                 claims: dict[str, Any]) -> None:
+    bad = {"Authorization": f"Bearer {token(tokens, **claims)}"}
+    answer = http.get("/residents", headers=bad)
+    assert answer.status_code == 401 and answer.json()["rule"] == "invalid_api_key"
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_token_signed_with_another_key_is_refused(http: httpx.Client, tokens: dict[str, Any]) -> None:
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert http.get("/residents", headers={"Authorization": f"Bearer {token(tokens, key=other)}"}).status_code == 401
+    forged = token(tokens, alg="HS256", key="x" * 32)
+    assert http.get("/residents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+# -- keys ------------------------------------------------------------------------------------
+def test_a_revoked_key_fails_within_a_second_and_a_rotated_one_is_replaced(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    admin = Api(http, keys["admin"])
+    issued = admin.post("/keys", {"user_id": unique("rotating"), "role": "caseworker", "areas": ["xinqi"]})
+    assert issued.status_code == 201, issued.text
+    key_id, key = issued.json()["id"], issued.json()["key"]
+    caseworker = Api(http, key)
+    assert caseworker.get("/residents").status_code == 200  # remembered by the process now
+    rotated = admin.post(f"/keys/{key_id}/rotation", {})
+    assert rotated.status_code == 201
+    started = time.monotonic()
+    while caseworker.get("/residents").status_code == 200:
+        assert time.monotonic() - started < 1.0, "the rotated (revoked) key still worked after a second"
+        time.sleep(0.02)
+    assert Api(http, rotated.json()["key"]).get("/residents").status_code == 200
+    new_id = rotated.json()["id"]
+    assert admin.post(f"/keys/{new_id}/revocation", {"reason": "left the office"}).status_code == 200
+    started = time.monotonic()
+    while Api(http, rotated.json()["key"]).get("/residents").status_code == 200:
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.02)
+    listed = {k["key_id"]: k for k in admin.get("/keys").json()["items"]}
+    assert listed[key_id]["revoked_at"] and listed[new_id]["rotated_from"] == key_id
+    assert key not in admin.get("/keys").text
+    # Key management is recorded as events, with the admin as the actor.
+    events = list(services.app.events.get(uuid.UUID(new_id)))
+    assert [type(e).__name__ for e in events] == ["Issued", "Revoked"]
+    assert events[-1].actor_id == "test-admin"
+    assert Api(http, keys["supervisor"]).get("/keys").status_code == 403
+
+
+# -- what an api_consumer sees ------------------------------------------------------------------
+def test_an_api_consumer_sees_personal_fields_masked_unless_the_key_holds_the_pii_scope(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    caseworker, supervisor = Api(http, keys["caseworker"]), Api(http, keys["supervisor"])
+    masked = Api(http, keys["api_consumer"])
+    full = Api(http, issue_key(services, unique("pii-consumer"), Role.API_CONSUMER, scopes=["pii"]))
+    site = supervisor.post("/sites", site_body()).json()
+    body = resident_body(name="Zhang Sanfeng", phone="13912345678")
+    born = int(body["id_number"][6:10])
+    resident = caseworker.post("/residents", body)
+    resident_id, position = resident.json()["id"], resident.json()["position"]
+    caseworker.post(f"/residents/{resident_id}/moves", {"site_id": site["id"], "effective_date": "2026-04-01"})
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "Zhang Sanfeng and a neighbour",
+                                         "parties": [{"resident_id": resident_id},
+                                                     {"name": "Wang Landlord", "kind": "landlord"}],
+                                         "area": "xinqi", "occurred_on": "2026-11-01"}).json()
+    committee = supervisor.post("/committees", {"name": unique("C"), "area": "xinqi", "established_on": "2026-01-01",
+                                                "members": [{"name": "Zhang Sanfeng", "resident_id": resident_id}]})
+    committee_id = committee.json()["id"]
+    position = committee.json()["position"]
+
+    doc = masked.get(f"/residents/{resident_id}").json()
+    assert (doc["name"], doc["phone"], doc["birth_date"], doc["birth_year"]) == ("Zhang*", None, None, born)
+    assert doc["id_number_masked"].count("*") >= 10
+    doc = full.get(f"/residents/{resident_id}").json()
+    assert (doc["name"], doc["phone"], doc["birth_date"][:4]) == ("Zhang Sanfeng", "13912345678", str(born))
+    listed = masked.get("/residents", params={"site_id": site["id"], "after": position}).json()["items"]
+    assert [(r["name"], r["birth_date"], r["birth_year"]) for r in listed] == [("Zhang*", None, born)]
+    assert full.get("/residents", params={"site_id": site["id"]}).json()["items"][0]["name"] == "Zhang Sanfeng"
+    assert masked.get("/residents", params={"name": "Zhang"}).status_code == 403  # no probing names
+    permit_list = masked.get("/permits").json()["items"]
+    assert all(item["name"].endswith("*") or item["name"] in ("[已删除]", "[erased]") for item in permit_list)
+    dispute = masked.get(f"/disputes/{case['id']}").json()
+    assert dispute["description"] is None
+    assert {p.get("name") for p in dispute["parties"]} == {None, "Wang*"}
+    assert all(entry["facts"].get("description") is None for entry in dispute["timeline"])
+    assert full.get(f"/disputes/{case['id']}").json()["description"] == "Zhang Sanfeng and a neighbour"
+    members = masked.get(f"/committees/{committee_id}").json()["members"]
+    assert [m["name"] for m in members] == ["Zhang*"]
+    agenda = masked.get(f"/committees/{committee_id}/agenda", params={"after": position}).json()
+    assert [m["name"] for m in agenda["members"]] == ["Zhang*"]
+    assert "Zhang Sanfeng" not in masked.get(f"/committees/{committee_id}").text
+    assert supervisor.get(f"/committees/{committee_id}").json()["members"][0]["name"] == "Zhang Sanfeng"
+
+
+# -- areas -----------------------------------------------------------------------------------
+def test_areas_come_from_the_register_and_a_single_area_key_fills_in_its_area(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    caseworker = Api(http, keys["caseworker"])
+    names = {a["code"]: a for a in caseworker.get("/areas").json()["items"]}
+    assert {"新碶街道", "大碶街道", "小港街道", "沿海村", "向家村"} <= {a["name_zh"] for a in names.values()}
+    assert names["xinqi-yanhai"]["parent"] == "xinqi" and names["xinqi-yanhai"]["level"] == "village"
+    typo = caseworker.post("/residents", resident_body(area="Xinqi Subdistrictt"))
+    assert typo.status_code == 422 and typo.json()["errors"][0]["field"] == "area"
+    assert typo.json()["rule"] == "unknown_area"
+    by_name = caseworker.post("/residents", resident_body(area="新碶街道"))
+    assert by_name.status_code == 201
+    assert caseworker.get(f"/residents/{by_name.json()['id']}").json()["area"] == "xinqi"
+    assert caseworker.get("/sites", params={"area": "nowhere"}).json()["errors"][0]["field"] == "area"
+    # A key of one area registers residents there without being told; a district-wide key must say.
+    local = Api(http, issue_key(services, unique("one-area"), Role.CASEWORKER, areas=["xinqi-yanhai"]))
+    body = resident_body()
+    del body["area"]
+    placed = local.post("/residents", body)
+    assert placed.status_code == 201, placed.text
+    assert local.get(f"/residents/{placed.json()['id']}").json()["area"] == "xinqi-yanhai"
+    missing = caseworker.post("/residents", {**body, "id_number": resident_body()["id_number"]})
+    assert missing.status_code == 422 and missing.json()["rule"] == "area_missing"
+    # A street office's key reaches the villages under it; a village's key does not reach its street office.
+    street = Api(http, issue_key(services, unique("street"), Role.CASEWORKER, areas=["xinqi"]))
+    assert street.get(f"/residents/{placed.json()['id']}").status_code == 200
+    assert local.get(f"/residents/{by_name.json()['id']}").status_code == 404
+    # Admins add areas, as events.
+    admin = Api(http, keys["admin"])
+    code = f"t{uuid.uuid4().hex[:8]}"
+    made = admin.post("/areas", {"code": code, "name_zh": "戚家山街道", "name_en": "Qijiashan Subdistrict",
+                                 "level": "street_office"})
+    assert made.status_code == 201, made.text
+    assert caseworker.post("/areas", {"code": code + "x", "name_zh": "x", "name_en": "x",
+                                      "level": "town"}).status_code == 403
+    assert admin.post("/areas", {"code": code, "name_zh": "x", "name_en": "x", "level": "town"}).status_code == 409
+    assert caseworker.post("/residents", resident_body(area="Qijiashan Subdistrict")).status_code == 201
+
+
+# -- limits and hostile input ---------------------------------------------------------------
+def test_a_body_over_the_cap_is_refused_before_it_is_read_or_the_key_is_checked(base_url: str) -> None:
+    host, port = base_url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(b"POST /residents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000000\r\n\r\n" + b"{" * 1000)
+        answer = ""
+        while "body_too_large" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk.decode()
+    assert time.monotonic() - started < 2
+    assert answer.startswith("HTTP/1.1 413") and "application/problem+json" in answer and "body_too_large" in answer
+    with httpx.Client(base_url=base_url) as client:
+        def chunks() -> Any:
+            for _ in range(2000):
+                yield b" " * 1024
+        streamed = client.post("/residents", content=chunks(), headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+@pytest.mark.parametrize("bad", ["A\x00B", "A\x07B", "tab\tin a name", "\ud800"])
+def test_control_characters_and_broken_unicode_in_text_are_refused(caseworker: Api, bad: str,
+                                                                  stored: Any) -> None:
+    snapshot = stored()
+    raw = json.dumps({**resident_body(), "name": bad}).encode()  # \ud800 stays an escape: a lone surrogate
+    answer = caseworker.client.post("/residents", content=raw,
+                                    headers=caseworker.headers({"Content-Type": "application/json"}))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "name"
+    assert snapshot.unchanged()
+
+
+def test_a_nul_in_a_query_is_refused(caseworker: Api) -> None:
+    answer = caseworker.get("/disputes", params={"assignee": "a\x00b"})
+    assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe{\"name\": 1}", b"[" * 100_000 + b"]" * 100_000, b'{"name": "\xc3"}'])
+def test_bodies_that_are_not_json_get_422(caseworker: Api, raw: bytes, stored: Any) -> None:
+    snapshot = stored()
+    answer = caseworker.client.post("/residents", content=raw, headers=caseworker.headers(
+        {"Content-Type": "application/json"}))
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize("value", ['"²"', '"' + "9" * 5000 + '"', "W/", "*", '"-1"'])
+def test_if_match_values_that_are_not_versions_get_422(caseworker: Api, supervisor: Api, value: str) -> None:
+    site = supervisor.post("/sites", site_body()).json()
+    answer = supervisor.client.post(f"/sites/{site['id']}/capacity", json={"capacity": 5},
+                                    headers={**supervisor.headers(), "If-Match": value.encode()})
+    assert answer.status_code in (412, 422), answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_every_error_is_a_problem_document_and_every_answer_has_security_headers(http: httpx.Client,
+                                                                                  caseworker: Api) -> None:
+    for answer in (http.delete("/residents"), http.get("/nowhere"), caseworker.post("/residents", {}),
+                   http.get("/residents"), http.get("/healthz"), caseworker.get("/areas")):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        assert "access-control-allow-origin" not in answer.headers  # CORS closed unless configured
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+    assert http.delete("/residents").json()["status"] == 405
+
+
+def test_cors_rate_limits_and_page_caps_follow_the_settings(services: Services, settings: Settings) -> None:
+    tight = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 3,
+                                        "cors_origins": ["https://office.example"], "max_page_size": 10})
+    key = issue_key(services, unique("limited"), Role.CASEWORKER)
+    with serve_app(create_app(tight, services)) as url, httpx.Client(base_url=url) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        preflight = client.options("/residents", headers={"Origin": "https://office.example",
+                                                          "Access-Control-Request-Method": "POST"})
+        assert preflight.headers["access-control-allow-origin"] == "https://office.example"
+        assert client.options("/residents", headers={"Origin": "https://evil.example",
+                                                     "Access-Control-Request-Method": "POST"}).status_code == 400
+        page = client.get("/residents", params={"limit": 500}, headers=auth)
+        assert page.status_code == 200 and len(page.json()["items"]) <= 10
+        answers = [client.get("/areas", headers=auth) for _ in range(6)]
+        limited = [a for a in answers if a.status_code == 429]
+        assert limited and int(limited[0].headers["retry-after"]) >= 1
+        assert limited[0].json()["rule"] == "rate_limited"
+        # Another key has its own allowance.
+        other = issue_key(services, unique("other"), Role.CASEWORKER)
+        assert client.get("/areas", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+
+
+def test_waiting_reads_hold_no_thread_and_are_capped_per_key(services: Services, settings: Settings) -> None:
+    """150 reads waiting for a position that never comes do not slow /healthz; past the
+    per-key cap a read is refused at once."""
+    relaxed = settings.model_copy(update={"max_waits_per_key": 200, "read_wait_timeout": 3.0})
+    key = issue_key(services, unique("waiter"), Role.CASEWORKER)
+    far = services.head() + 10_000_000
+    with serve_app(create_app(relaxed, services)) as url:
+        results: list[int] = []
+
+        def wait() -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                results.append(client.get("/residents", params={"after": far},
+                                          headers={"Authorization": f"Bearer {key}"}).status_code)
+
+        threads = [threading.Thread(target=wait) for _ in range(150)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5)
+        with httpx.Client(base_url=url) as client:
+            started = time.monotonic()
+            assert client.get("/healthz").status_code == 200
+            assert time.monotonic() - started < 0.5
+        for t in threads:
+            t.join(30)
+        assert results.count(200) == 150
+    capped = settings.model_copy(update={"max_waits_per_key": 2, "read_wait_timeout": 2.0})
+    with serve_app(create_app(capped, services)) as url:
+        statuses: list[int] = []
+
+        def wait_capped() -> None:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                statuses.append(client.get("/residents", params={"after": far},
+                                           headers={"Authorization": f"Bearer {key}"}).status_code)
+
+        threads = [threading.Thread(target=wait_capped) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert statuses.count(429) == 3 and statuses.count(200) == 2
+
+
+def test_every_write_route_refuses_the_fields_the_service_sets(http: httpx.Client, keys: dict[str, str]) -> None:
+    """ids, versions, actors, status and positions are never taken from a request."""
+    app = create_app()
+    with_body = {path for path, ops in app.fastapi.openapi()["paths"].items()
+                 if "requestBody" in ops.get("post", {})}
+    writes = [r for r in api_routes(app) if r.method == "POST" and r.path in with_body]
+    assert len(writes) > 30
+    mismatches = []
+    for route in writes:
+        path = route.path
+        for name in ("resident_id", "site_id", "case_id", "committee_id", "application_id", "key_id"):
+            path = path.replace("{" + name + "}", str(uuid.uuid4()))
+        path = path.replace("{meeting_id}", "m1").replace("{code}", "xinqi")
+        role = "finance" if path.endswith("/payments") else "admin"
+        for field in ("id", "version", "position", "actor_id", "status", "recorded_at"):
+            answer = http.post(path, json={field: "x"}, headers={"Authorization": f"Bearer {keys[role]}"})
+            fields = [e["field"] for e in answer.json().get("errors", [])] if answer.status_code == 422 else []
+            if answer.status_code != 422 or field not in fields:
+                mismatches.append((path, field, answer.status_code, answer.text[:200]))
+    assert mismatches == []
+
+
+def test_a_system_stamp_cannot_be_issued_a_key(services: Services) -> None:
+    with pytest.raises(Exception, match="role"):
+        services.app.issue_key(user_id="x", role="system", areas=[], scopes=[],
+                               stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))
