@@ -19,8 +19,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
-    OperationalError,
     Mapper,
+    OperationalError,
     RecordConflictError,
     StoredEvent,
     Transcoding,

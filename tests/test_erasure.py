@@ -176,7 +176,7 @@ def test_erased_people_are_nowhere_and_everyone_else_is_intact(stack: dict[str, 
     # The search does find what is stored in the clear (as hex in the events' bytea, as text
     # in the views, escaped in the messages): the employer, the caseworker's user id.
     assert find(dump, ["Shenzhou Knitting"]) and find(topics, ["Shenzhou Knitting"])
-    assert "erasure-caseworker".encode().hex() in dump and find(logs, ["/erasure"])
+    assert b"erasure-caseworker".hex() in dump and find(logs, ["/erasure"])
     # The search can find: the people kept are there (sealed, so not as plain text in the dump).
     assert find(dump + topics, [people[kept[0]]["id_number"]]) == []  # sealed, never plain
     assert people[kept[0]]["name"] in http.get(f"/residents/{kept[0]}", headers=supervisor).text
