@@ -71,12 +71,23 @@ def register_rows(key: ApiKey) -> list[tuple[str, Sequence[Any]]]:
     ), (f"NOTIFY {NOTIFY_CHANNEL}", ())]
 
 
-def list_keys(pool: ConnectionPool[Any], user_id: str | None = None) -> list[dict[str, Any]]:
+def list_keys(pool: ConnectionPool[Any], user_id: str | None = None,
+              within: list[str] | None = None) -> list[dict[str, Any]]:
+    """Keys, never the keys themselves; ``within`` (an area-bound admin's areas) keeps
+    only keys bound to those areas."""
+    where: list[str] = []
+    params: list[Any] = []
+    if user_id:
+        where.append("user_id = %s")
+        params.append(user_id)
+    if within is not None:
+        where.append("cardinality(areas) > 0 AND areas <@ %s::text[]")
+        params.append(within)
     with pool.connection() as conn:
         rows = conn.execute(
             "SELECT key_id, user_id, role, areas, scopes, created_at, revoked_at, rotated_from FROM api_keys"
-            + (" WHERE user_id = %s" if user_id else "") + " ORDER BY created_at, key_id",
-            [user_id] if user_id else [],
+            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_at, key_id",
+            params,
         ).fetchall()
     return [dict(r) for r in rows]
 

@@ -288,6 +288,24 @@ class OfficeApplication(Application[UUID]):
             raise AreaNotAllowed(field_name, code)
         return code
 
+    def require_district(self, field_name: str) -> None:
+        """District-wide changes (the area register; keys without areas) need a caller
+        whose key is not bound to areas."""
+        if current_scope() is not None:
+            raise AreaNotAllowed(field_name, "district")
+
+    def require_areas(self, codes: Sequence[str], field_name: str) -> None:
+        """Every one of these areas must lie in the acting scope; no areas means the whole
+        district, which an area-bound caller may not act for."""
+        scope = current_scope()
+        if scope is None:
+            return
+        if not codes:
+            raise AreaNotAllowed(field_name, "district")
+        for code in codes:
+            if not scope.allows(code):
+                raise AreaNotAllowed(field_name, code)
+
     def load_current(self, kind: type[A], aggregate_id: UUID, expected_version: int | None) -> A:
         """Load the aggregate a command acts on; a stale If-Match version is refused
         before any rule is checked."""

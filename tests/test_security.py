@@ -22,7 +22,7 @@ from application.keys import Authenticator, TokenRules, jwks_document
 from application.services import Services
 from application.settings import Settings
 from domain.common import Actor, Role, Stamp
-from tests.conftest import NOW, Api, issue_key, serve_app
+from tests.conftest import NOW, Api, define_area, issue_key, serve_app
 from tests.factories import resident_body, site_body, unique, unique_area
 
 ISSUER, AUDIENCE = "https://idp.example", "liudong-api"
@@ -201,6 +201,53 @@ def test_areas_come_from_the_register_and_a_single_area_key_fills_in_its_area(
                                       "level": "town"}).status_code == 403
     assert admin.post("/areas", {"code": code, "name_zh": "x", "name_en": "x", "level": "town"}).status_code == 409
     assert caseworker.post("/residents", resident_body(area="Qijiashan Subdistrict")).status_code == 201
+
+
+def test_a_key_of_one_area_cannot_reach_into_another_through_a_reference(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    """A move into another area's site, an agenda naming another area's dispute: each is an
+    unknown reference (422 naming the field), and nothing changes there."""
+    a, b = define_area(services, "RefA"), define_area(services, "RefB")
+    district = Api(http, keys["supervisor"])
+    local = Api(http, issue_key(services, unique("ref-a"), Role.SUPERVISOR, areas=[a]))
+    foreign_site = district.post("/sites", site_body(area=b)).json()["id"]
+    resident = local.post("/residents", resident_body(area=a)).json()["id"]
+    moved = local.post(f"/residents/{resident}/moves", {"site_id": foreign_site, "effective_date": "2026-11-20"})
+    assert moved.status_code == 422 and moved.json()["errors"][0]["field"] == "site_id", moved.text
+    assert district.get(f"/sites/{foreign_site}", params={"after": services.head()}).json()["occupants"] == 0
+    assert local.get(f"/residents/{resident}").json()["version"] == 1
+    foreign_case = district.post("/disputes", {
+        "category": "other", "description": "far away", "parties": [{"name": "Li Wei", "kind": "landlord"}],
+        "area": b, "occurred_on": "2026-11-01"}).json()["id"]
+    committee = local.post("/committees", {"name": unique("Ref Committee"), "area": a,
+                                           "established_on": "2026-01-10",
+                                           "members": [{"name": "Wang Fang", "role": "chair"}]}).json()["id"]
+    agenda = local.post(f"/committees/{committee}/meetings",
+                        {"scheduled_on": "2026-11-24", "agenda": [{"title": "x", "dispute_id": foreign_case}]})
+    assert agenda.status_code == 422 and agenda.json()["errors"][0]["field"] == "agenda.0.dispute_id", agenda.text
+
+
+def test_an_admin_of_one_area_manages_keys_and_areas_of_that_area_only(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    a, b = define_area(services, "AdmA"), define_area(services, "AdmB")
+    admin = Api(http, issue_key(services, unique("admin-a"), Role.ADMIN, areas=[a]))
+    made = admin.post("/keys", {"user_id": unique("cw"), "role": "caseworker", "areas": [a]})
+    assert made.status_code == 201, made.text
+    for areas in ([], [b], [a, b]):  # district-wide, another area, partly another
+        refused = admin.post("/keys", {"user_id": unique("cw"), "role": "admin", "areas": areas})
+        assert refused.status_code == 403 and refused.json()["rule"] == "area_not_allowed", refused.text
+    district_key = services.app.issue_key(user_id=unique("dw"), role="caseworker", areas=[], scopes=[],
+                                          stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))[0].id
+    other_key = services.app.issue_key(user_id=unique("ob"), role="caseworker", areas=[b], scopes=[],
+                                       stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))[0].id
+    for key_id in (district_key, other_key):
+        assert admin.post(f"/keys/{key_id}/revocation", {"reason": "x"}).status_code == 404
+        assert admin.post(f"/keys/{key_id}/rotation", {}).status_code == 404
+    listed = {k["key_id"] for k in admin.get("/keys").json()["items"]}
+    assert made.json()["id"] in listed and str(district_key) not in listed and str(other_key) not in listed
+    assert admin.post(f"/keys/{made.json()['id']}/revocation", {"reason": "left"}).status_code == 200
+    renamed = admin.post(f"/areas/{a}/names", {"name_zh": "改名街道", "name_en": "Renamed"})
+    assert renamed.status_code == 403 and renamed.json()["rule"] == "area_not_allowed"
 
 
 # -- limits and hostile input ---------------------------------------------------------------

@@ -59,7 +59,7 @@ def list_areas(services: ServicesDep, _: PrincipalDep) -> JSONResponse:
 
 
 @router.post("/areas", status_code=201, responses=created("area"))
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.DISTRICT)
 def define_area(body: AreaCreate, cmd: Admin) -> JSONResponse:
     """Define an area (admins): a street office, town or township, or a village under one."""
     parent = cmd.app.areas.resolve(body.parent, "parent") if body.parent else None
@@ -69,7 +69,7 @@ def define_area(body: AreaCreate, cmd: Admin) -> JSONResponse:
 
 
 @router.post("/areas/{code}/names", responses=RECORDED)
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.DISTRICT)
 def rename_area(code: Code, body: AreaRename, cmd: Admin) -> JSONResponse:
     """Rename an area (admins); its code, and every record that names it, stay."""
     return cmd.run(lambda stamp, claim: cmd.app.rename_area(
@@ -78,7 +78,7 @@ def rename_area(code: Code, body: AreaRename, cmd: Admin) -> JSONResponse:
 
 
 @router.get("/keys", response_model=PageOut[KeyPublic])
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.LIST)
 def list_keys(services: ServicesDep, principal: PrincipalDep,
               user_id: Annotated[Name | None, Query()] = None) -> JSONResponse:
     """API keys (admins): who holds them, role, areas, scopes, and when each was revoked. Never the keys."""
@@ -86,14 +86,14 @@ def list_keys(services: ServicesDep, principal: PrincipalDep,
         raise Problem(403, "Forbidden", "only admins manage keys", rule="role_not_allowed")
     from application import keys
 
-    rows = keys.list_keys(services.pool, user_id)
+    rows = keys.list_keys(services.pool, user_id, principal.area_filter())
     items = [KeyPublic.model_validate({**r, "areas": list(r["areas"]), "scopes": list(r["scopes"] or [])})
              for r in rows]
     return respond(PageOut[KeyPublic](items=items, total=len(items), next=None), {"Cache-Control": "no-store"})
 
 
 @router.post("/keys", status_code=201, responses={201: {"model": KeyIssued, "description": "the key, once"}})
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.CREATE)
 def issue_key(body: KeyCreate, cmd: Admin) -> JSONResponse:
     """Issue an API key (admins); the key is in this answer only."""
     issued: list[str] = []
@@ -111,7 +111,7 @@ def issue_key(body: KeyCreate, cmd: Admin) -> JSONResponse:
 
 @router.post("/keys/{key_id}/rotation", status_code=201,
              responses={201: {"model": KeyIssued, "description": "the new key, once"}})
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.OBJECT)
 def rotate_key(key_id: UUID, cmd: Admin) -> JSONResponse:
     """Rotate a key (admins): a new key with the same user, role, areas and scopes; the old one is revoked."""
     issued: list[str] = []
@@ -125,7 +125,7 @@ def rotate_key(key_id: UUID, cmd: Admin) -> JSONResponse:
 
 
 @router.post("/keys/{key_id}/revocation", responses=RECORDED)
-@access(ADMINS, AreaRule.NONE)
+@access(ADMINS, AreaRule.OBJECT)
 def revoke_key(key_id: UUID, body: KeyRevocation, cmd: Admin) -> JSONResponse:
     """Revoke a key (admins); it fails within a second on every process."""
     return cmd.run(lambda stamp, claim: cmd.app.revoke_key(key_id, reason=body.reason, stamp=stamp,

@@ -30,7 +30,8 @@ def healthz() -> dict[str, str]:
 @access(READERS, AreaRule.NONE, public=True)
 def readyz(services: ServicesDep) -> JSONResponse:
     """The database answers and every view is kept: each view's position, lag (events behind
-    the store), state and open dead letters. 503 names the views that are stopped."""
+    the store), state and open dead letters. 503 names the views that are stopped
+    (or still starting: not reported yet)."""
     try:
         head = services.head()
         positions = services.positions()
@@ -40,7 +41,7 @@ def readyz(services: ServicesDep) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "database": "unavailable"}, status_code=503)
     projector = services.projector
     projections = {}
-    stopped = []
+    stopped, starting = [], []
     for name, position in positions.items():
         lag = max(head - position, 0)
         view = status.get(name, {})
@@ -48,19 +49,25 @@ def readyz(services: ServicesDep) -> JSONResponse:
         silent = float(view.get("silent_for") or 0.0)
         if projector is not None and not projector.alive:
             state = "stopped"
-        elif state == "failing" or (lag and (state == "unknown" or silent > SILENT_SECONDS)):
+        elif state == "failing" or (lag and silent > SILENT_SECONDS):
             state = "stopped"
+        elif lag and state == "unknown":
+            state = "starting"  # its follower has not reported yet (the first seconds after a start)
         if state == "stopped":
             stopped.append(name)
+        elif state == "starting":
+            starting.append(name)
         projections[name] = {"position": position, "lag": lag, "state": state,
                              "dead_letters": int(view.get("dead_letters", 0))}
         if view.get("error_kind") and state == "stopped":
             projections[name]["error"] = view["error_kind"]
-    body: dict[str, object] = {"status": "stopped" if stopped else "ready", "database": "ok", "head": head,
-                               "projections": projections}
+    overall = "stopped" if stopped else "starting" if starting else "ready"
+    body: dict[str, object] = {"status": overall, "database": "ok", "head": head, "projections": projections}
     if stopped:
         body["stopped"] = stopped
-    return JSONResponse(body, status_code=503 if stopped else 200)
+    if starting:
+        body["starting"] = starting
+    return JSONResponse(body, status_code=200 if overall == "ready" else 503)
 
 
 @router.get("/metrics", include_in_schema=False)

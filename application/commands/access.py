@@ -8,7 +8,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from application.keys import new_key, register_rows
-from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.store import (
+    AreaNotAllowed,
+    CommandResult,
+    IdempotencyClaim,
+    NotFound,
+    OfficeApplication,
+    PreconditionFailed,
+)
 from domain.access import ApiKey
 from domain.common import Stamp
 
@@ -17,7 +24,8 @@ class KeyCommands(OfficeApplication):
     def issue_key(self, *, user_id: str, role: str, areas: list[str], scopes: list[str], stamp: Stamp,
                   idempotency: IdempotencyClaim | None = None) -> tuple[CommandResult, str]:
         """Issue a key; the key itself is returned once and never stored."""
-        codes = [self.areas.resolve(a, "area") for a in areas]
+        codes = [self.areas.resolve(a, "areas") for a in areas]
+        self.require_areas(codes, "areas")  # an area-bound admin issues keys for its own areas only
         key, digest = new_key()
         issued: list[ApiKey] = []
 
@@ -31,12 +39,24 @@ class KeyCommands(OfficeApplication):
         result = self._execute(decide, idempotency=idempotency, side_effects=lambda: register_rows(issued[0]))
         return result, key
 
+    def _key_in_scope(self, key_id: UUID) -> ApiKey:
+        """A key an area-bound admin may manage: one bound to areas all within its own
+        (others, district-wide keys included, are not found)."""
+        record = self.load(ApiKey, key_id)
+        try:
+            self.require_areas(record.areas, "key_id")
+        except AreaNotAllowed:
+            raise NotFound("ApiKey", key_id) from None
+        return record
+
     def revoke_key(self, key_id: UUID, *, reason: str, stamp: Stamp, expected_version: int | None = None,
                    idempotency: IdempotencyClaim | None = None) -> CommandResult:
         revoked: list[ApiKey] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
-            record = self.load_current(ApiKey, key_id, expected_version)
+            record = self._key_in_scope(key_id)
+            if expected_version is not None and record.version != expected_version:
+                raise PreconditionFailed(expected_version, record.version)
             record.revoke(reason=reason, stamp=stamp)
             revoked[:] = [record]
             return record, [record]
@@ -51,7 +71,7 @@ class KeyCommands(OfficeApplication):
         changed: list[ApiKey] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
-            old = self.load(ApiKey, key_id)
+            old = self._key_in_scope(key_id)
             old.revoke(reason="rotated", stamp=stamp)
             new = ApiKey.issue(user_id=old.user_id, role=old.role, areas=old.areas, scopes=old.scopes,
                                key_hash=digest, rotated_from=old.id, stamp=stamp)

@@ -16,6 +16,7 @@ from domain.common import RuleViolated, Stamp
 class AreaCommands(OfficeApplication):
     def define_area(self, *, code: str, name_zh: str, name_en: str, level: str, parent: str | None,
                     stamp: Stamp, idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        self.require_district("code")  # the area register is the district's
         defined: list[Area] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
@@ -36,6 +37,7 @@ class AreaCommands(OfficeApplication):
 
     def rename_area(self, code: str, *, name_zh: str, name_en: str, stamp: Stamp,
                     expected_version: int | None = None, idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        self.require_district("code")
         renamed: list[Area] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:

@@ -90,7 +90,7 @@ class CommitteeCommands(OfficeApplication):
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
             for n, item in enumerate(agenda):
                 if item.get("dispute_id") is not None:
-                    self.load(DisputeCase, item["dispute_id"], field_name=f"agenda.{n}.dispute_id")
+                    self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"agenda.{n}.dispute_id")
             scheduled["meeting_id"] = committee.schedule_meeting(scheduled_on=scheduled_on, agenda=agenda,
                                                                  stamp=stamp)
             return []
@@ -121,7 +121,7 @@ class CommitteeCommands(OfficeApplication):
             for item in decided:
                 if item.get("dispute_id") is not None:
                     case_id = UUID(str(item["dispute_id"]))
-                    case = cases.setdefault(case_id, self.load(DisputeCase, case_id, field_name="decisions"))
+                    case = cases.setdefault(case_id, self.load_in_scope(DisputeCase, case_id, field_name="decisions"))
                     case.record_committee_decision(committee_id=committee.id, meeting_id=meeting_id,
                                                    decision=item["decision"], stamp=stamp)
             return list(cases.values())

@@ -197,7 +197,7 @@ class ResidencyCommands(OfficeApplication):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[Aggregate | None]]:
             resident = self.load_current(Resident, resident_id, expected_version)
-            site = self.load(HousingSite, site_id, field_name="site_id")
+            site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
             previous = self._current_site(resident)
             resident.move_into_site(site, effective_date, stamp, previous_site=previous)
             return resident, [resident, site, previous]
