@@ -1,7 +1,8 @@
 """The catalogue of stored events and the one codec every follower uses.
 
 * Each event class has a stable name (``Resident.Registered``), the Kafka topic of its
-  aggregate kind (``residents``) and the field that holds the date it took effect.
+  aggregate kind (``residents``) and the field that holds the date it took effect; it is
+  stored under a topic frozen in ``application/topics.py``.
 * ``public_state`` turns an event's stored bytes into plain JSON (dates, UUIDs and money
   as strings): what other offices receive on Kafka.
 * ``decode`` turns plain JSON back into the domain event the views apply.
@@ -26,6 +27,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 from pydantic import TypeAdapter
 
+from application.topics import check_topics, install_topics
 from domain.access import ApiKey
 from domain.areas import Area
 from domain.committees import ManagementCommittee
@@ -33,6 +35,10 @@ from domain.disputes import DisputeCase
 from domain.residents import IdentityNumberClaim, Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
+
+# Events are written and read under their frozen topics (application/topics.py) in every
+# process that knows the catalogue; it must happen before any topic is computed.
+install_topics()
 
 # Aggregate kind -> the suffix of its Kafka topic (PREFIX.residents, ...). The claim on an
 # identity number travels with the residents: it exists only for them.
@@ -124,6 +130,7 @@ class EventCatalogue:
     @classmethod
     def of_domain(cls) -> EventCatalogue:
         catalogue = cls()
+        check_topics([*AGGREGATE_KINDS, *(e for a in AGGREGATE_KINDS for e in _event_classes(a))])
         for aggregate, kind in AGGREGATE_KINDS.items():
             for event_class in _event_classes(aggregate):
                 name = f"{aggregate.__name__}.{event_class.__name__}"

@@ -39,6 +39,7 @@ class ApiKey(Aggregate):
     @event("Issued")
     def __init__(self, *, user_id: str, role: str, areas: list[str], scopes: list[str], key_hash: str,
                  rotated_from: UUID | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """An API key was issued to a user with a role, areas and scopes; only its hash is recorded."""
         self.user_id = user_id
         self.role = role
         self.areas = list(areas)
@@ -54,4 +55,5 @@ class ApiKey(Aggregate):
 
     @event("Revoked")
     def _revoked(self, *, reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The API key was revoked: it is refused from then on."""
         self.revoked = True

@@ -70,6 +70,7 @@ class Area(Aggregate):
     @event("Defined")
     def __init__(self, *, code: str, name_zh: str, name_en: str, level: str, parent_code: str | None,
                  actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """An area was added to the register: its code, Chinese and English names, level and parent."""
         self.code = code
         self.name_zh = name_zh
         self.name_en = name_en
@@ -84,5 +85,6 @@ class Area(Aggregate):
 
     @event("Renamed")
     def _renamed(self, *, name_zh: str, name_en: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """An area's Chinese and English names changed; its code stays."""
         self.name_zh = name_zh
         self.name_en = name_en

@@ -57,6 +57,7 @@ class ManagementCommittee(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A management committee (外来人口管理委员会) was established for an area or a site."""
         self.name = name
         self.area = area
         self.site_id = site_id
@@ -78,6 +79,7 @@ class ManagementCommittee(Aggregate):
 
     @event("MemberAdded")
     def _member_added(self, *, member: dict[str, Any], actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A member joined the committee."""
         self.members[member["member_id"]] = dict(member)
 
     def remove_member(self, *, member_id: str, reason: str, left_on: date, stamp: Stamp) -> None:
@@ -90,6 +92,7 @@ class ManagementCommittee(Aggregate):
     def _member_removed(
         self, *, member_id: str, reason: str, left_on: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """A member left the committee on left_on, for the reason given."""
         self.members.pop(member_id, None)
 
     # -- meetings -----------------------------------------------------------
@@ -110,6 +113,7 @@ class ManagementCommittee(Aggregate):
         self, *, meeting_id: str, scheduled_on: date, agenda: list[dict[str, Any]], actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A committee meeting was scheduled with its agenda."""
         self.meetings[meeting_id] = {"scheduled_on": scheduled_on.isoformat(), "agenda": agenda, "minutes": None}
 
     def quorum(self, departed: frozenset[str] = frozenset()) -> int:
@@ -182,6 +186,7 @@ class ManagementCommittee(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A meeting's minutes: who attended, whether it had a quorum, and its decisions."""
         self.meetings[meeting_id]["minutes"] = {
             "held_on": held_on.isoformat(), "attendees": attendees, "quorum": quorum, "decisions": decisions,
         }

@@ -188,6 +188,7 @@ class DisputeCase(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A dispute (矛盾纠纷) was logged: parties, category, priority and its service-level due dates."""
         self.category = category
         self.parties = parties
         self.site_id = site_id
@@ -248,6 +249,7 @@ class DisputeCase(Aggregate):
         self, *, assignee: str | None, agency: str | None, assigned_on: date, actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The case was assigned to a caseworker and/or an agency."""
         self.assignee = assignee
         self.agency = agency
         self.status = self._working_status().value
@@ -260,6 +262,7 @@ class DisputeCase(Aggregate):
 
     @event("NoteAdded")
     def _note_added(self, *, text: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A note was added to the case."""
         pass
 
     def hold_mediation(self, *, held_on: date, participants: list[str], outcome: str, stamp: Stamp) -> None:
@@ -273,6 +276,7 @@ class DisputeCase(Aggregate):
         self, *, held_on: date, participants: list[str], outcome: str, actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A mediation was held on held_on, with its participants and outcome."""
         pass
 
     def escalate(self, *, to: str, reason: str, stamp: Stamp) -> None:
@@ -281,6 +285,7 @@ class DisputeCase(Aggregate):
 
     @event("Escalated")
     def _escalated(self, *, to: str, reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The case was escalated to another body (to), for the reason given."""
         self.status = CaseStatus.ESCALATED.value
 
     def resolve(self, *, outcome: str, amount_recovered: Decimal | None, stamp: Stamp) -> None:
@@ -299,6 +304,7 @@ class DisputeCase(Aggregate):
         self, *, outcome: str, amount_recovered: Decimal | None, resolved_on: date, actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The case was resolved with an outcome (for a wage case, the amount recovered)."""
         self.status = CaseStatus.RESOLVED.value
         self.outcome = outcome
         self.amount_recovered = amount_recovered
@@ -317,6 +323,7 @@ class DisputeCase(Aggregate):
 
     @event("Closed")
     def _closed(self, *, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A supervisor closed the resolved case (never the one who resolved it)."""
         self.status = CaseStatus.CLOSED.value
 
     def reopen(self, *, reason: str, sla: SlaPolicy, stamp: Stamp) -> None:
@@ -329,6 +336,7 @@ class DisputeCase(Aggregate):
     def _reopened(
         self, *, reason: str, resolution_due: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The case was reopened, for the reason given, with a new resolution due date."""
         self.status = self._working_status().value
         self.resolution_due = resolution_due
         self.outcome = None
@@ -348,6 +356,7 @@ class DisputeCase(Aggregate):
         self, *, committee_id: UUID, meeting_id: str, decision: str, actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A management committee's decision on the case, taken at a meeting, was recorded."""
         pass
 
     # -- service levels -----------------------------------------------------
@@ -362,6 +371,7 @@ class DisputeCase(Aggregate):
     @event("PersonalDataErased")
     def _personal_data_erased(self, *, resident_id: UUID, legal_basis: str, actor_id: str, actor_role: str,
                               recorded_at: datetime) -> None:
+        """A party's personal data was erased: the case's free text and party names read as erased."""
         self.description = ERASED
         self.parties = [{**p, "name": ERASED} if p.get("name") is not None else p for p in self.parties]
 
@@ -392,4 +402,5 @@ class DisputeCase(Aggregate):
     def _escalated_for_breach(
         self, *, breach: str, due_on: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The case missed a service-level deadline (response or resolution) due on due_on."""
         self.breaches.append(f"{breach}:{due_on.isoformat()}")  # the views name breaches the same way

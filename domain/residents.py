@@ -45,6 +45,18 @@ class LegalBasis(StrEnum):
     UNLAWFUL_PROCESSING = "unlawful_processing"
 
 
+class HouseholdRelation(StrEnum):
+    """A resident's relation to the head of the household they live with (户主), as the
+    caseworker records it; sites house families and workmates sharing a room alike."""
+
+    HEAD = "head"  # 户主: the head of the household
+    SPOUSE = "spouse"  # 配偶
+    CHILD = "child"  # 子女: a son or daughter (of the head or the spouse)
+    PARENT = "parent"  # 父母: a parent of the head or the spouse
+    OTHER_RELATIVE = "other_relative"  # 其他亲属: a sibling, grandchild, in-law
+    UNRELATED = "unrelated"  # 非亲属: a workmate or lodger sharing the home
+
+
 class ResidenceStatus(StrEnum):
     IN_SITE = "in_site"
     PRIVATE_HOUSING = "private_housing"
@@ -54,6 +66,41 @@ class ResidenceStatus(StrEnum):
 class Resident(Aggregate):
     """A person registered with the office. Every change carries the date it took
     effect, which the caseworker gives and which may lie in the past."""
+
+    # Version 2 holds household_relation. Residents are not snapshotted today; the version
+    # keeps a future snapshot of version 1 readable, as eventsourcing asks of an aggregate
+    # whose state gains a field.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, object]) -> None:
+        """A resident of version 1 had no household relation: not recorded."""
+        state["household_relation"] = None
+
+    class Registered(Aggregate.Created):
+        """A migrant resident was registered with the office (登记): who they are, where
+        they live and work, and since when."""
+
+        class_version = 2
+        id_number: str
+        name: str
+        sex: str
+        birth_date: date
+        phone: str
+        hometown: str
+        employer: str | None
+        area: str
+        registered_on: date
+        household_relation: str | None  # a HouseholdRelation value; None: not recorded
+        actor_id: str
+        actor_role: str
+        recorded_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Registrations before version 2 did not record household_relation: read as
+            None (not recorded)."""
+            state["household_relation"] = None
 
     @classmethod
     def register(
@@ -67,8 +114,10 @@ class Resident(Aggregate):
         area: str,
         registered_on: date,
         stamp: Stamp,
+        household_relation: HouseholdRelation | str | None = None,
     ) -> Resident:
         check_effective_date(registered_on, stamp, field_name="registered_on")
+        relation = _household_relation(household_relation)
         if id_number.birth_date > stamp.today:
             raise InvalidValue("id_number", f"identity number holds a birth date in the future "
                                f"({id_number.birth_date.isoformat()})", rule="id_number_birth_date")
@@ -85,11 +134,12 @@ class Resident(Aggregate):
             employer=employer,
             area=area,
             registered_on=registered_on,
+            household_relation=relation,
             **stamp.event_fields(),
         )
         return resident
 
-    @event("Registered")
+    @event(Registered)
     def __init__(
         self,
         *,
@@ -102,6 +152,7 @@ class Resident(Aggregate):
         employer: str | None,
         area: str,
         registered_on: date,
+        household_relation: str | None,
         actor_id: str,
         actor_role: str,
         recorded_at: datetime,
@@ -115,6 +166,7 @@ class Resident(Aggregate):
         self.employer = employer
         self.employer_since = registered_on
         self.registered_on = registered_on
+        self.household_relation = household_relation
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.site_id: UUID | None = None
         self.area = area
@@ -173,6 +225,7 @@ class Resident(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The resident moved into a housing site (and its area) on the effective date."""
         self.status = ResidenceStatus.IN_SITE.value
         self.site_id = site_id
         self.area = area
@@ -195,6 +248,7 @@ class Resident(Aggregate):
     def _moved_to_private_housing(
         self, *, area: str, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The resident moved into private housing (a rented room) in an area on the effective date."""
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.site_id = None
         self.area = area
@@ -220,6 +274,7 @@ class Resident(Aggregate):
     def _departed(
         self, *, effective_date: date, reason: str, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The resident left the district on the effective date, for the reason given."""
         self.status = ResidenceStatus.DEPARTED.value
         self.site_id = None
         self.since = effective_date
@@ -239,6 +294,7 @@ class Resident(Aggregate):
     def _returned(
         self, *, area: str, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """A resident who had departed came back to live in an area of the district."""
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.area = area
         self.since = effective_date
@@ -258,6 +314,7 @@ class Resident(Aggregate):
     def _employer_changed(
         self, *, employer: str | None, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The resident's employer changed (None: no employer) on the effective date."""
         self.employer = employer
         self.employer_since = effective_date
 
@@ -291,6 +348,7 @@ class Resident(Aggregate):
 
     @event("PermitApplied")
     def _permit_applied(self, *, applied_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The resident applied for a residence permit (居住证)."""
         self.permit = {"status": PermitStatus.APPLIED.value, "applied_on": applied_on.isoformat()}
 
     def _check_permit(self, *statuses: PermitStatus) -> dict[str, str]:
@@ -315,6 +373,7 @@ class Resident(Aggregate):
         self, *, number: str, issued_on: date, endorsement_due: date, actor_id: str, actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The residence permit was issued with its number; the first endorsement falls due a year on."""
         assert self.permit is not None
         self.permit.update(status=PermitStatus.ISSUED.value, number=number, issued_on=issued_on.isoformat(),
                            endorsement_due=endorsement_due.isoformat())
@@ -342,11 +401,13 @@ class Resident(Aggregate):
     def _permit_endorsed(
         self, *, endorsed_on: date, endorsement_due: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The permit's yearly endorsement (签注) was recorded; the next falls due on endorsement_due."""
         assert self.permit is not None
         self.permit.update(endorsement_due=endorsement_due.isoformat(), last_endorsed_on=endorsed_on.isoformat())
 
     @event("PermitReinstated")
     def _permit_reinstated(self, *, endorsed_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A suspended permit was reinstated by a late endorsement."""
         assert self.permit is not None
         self.permit["status"] = PermitStatus.ISSUED.value
 
@@ -360,6 +421,7 @@ class Resident(Aggregate):
 
     @event("PermitSuspended")
     def _permit_suspended(self, *, lapsed_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The permit was suspended: its endorsement lapsed on lapsed_on (recorded by the sweep)."""
         assert self.permit is not None
         self.permit["status"] = PermitStatus.SUSPENDED.value
 
@@ -367,6 +429,7 @@ class Resident(Aggregate):
     def _permit_cancelled(
         self, *, reason: str, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The permit was cancelled (the resident departed the district)."""
         assert self.permit is not None
         self.permit["status"] = PermitStatus.CANCELLED.value
 
@@ -387,9 +450,13 @@ class Resident(Aggregate):
     @event("PersonalDataErased")
     def _personal_data_erased(self, *, legal_basis: str, note: str, actor_id: str, actor_role: str,
                               recorded_at: datetime) -> None:
+        """The resident's personal data was erased (PIPL Art. 47): their key destroyed, the rest kept."""
         self.name = ERASED
         self.id_number = ERASED
         self.phone = ERASED
+        # Optional, so blanked rather than marked: read back from the sealed event it is
+        # [erased], which readers show as not recorded too.
+        self.household_relation = None
         self.erased_on = recorded_at.date().isoformat()
 
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
@@ -397,6 +464,16 @@ class Resident(Aggregate):
             raise ValueError("the resident's current site must be passed as previous_site")
         if site is not None:
             site.release(self.id, effective_date, reason, stamp)
+
+
+def _household_relation(value: HouseholdRelation | str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return HouseholdRelation(value).value
+    except ValueError:
+        raise InvalidValue("household_relation", f"unknown household relation {value!r}; one of: "
+                           + ", ".join(r.value for r in HouseholdRelation), rule="household_relation") from None
 
 
 class IdentityNumberClaim(Aggregate):
@@ -407,6 +484,8 @@ class IdentityNumberClaim(Aggregate):
     itself does not record the number."""
 
     class Claimed(Aggregate.Created):
+        """An identity number was claimed for a resident at their registration."""
+
         class_version = 2
         resident_id: UUID
         recorded_at: datetime

@@ -113,6 +113,7 @@ class HousingSite(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A housing site was registered: its operator, address, area, beds and facilities."""
         self.name = name
         self.area = area
         self.address = address
@@ -162,6 +163,7 @@ class HousingSite(Aggregate):
 
     @event("CapacityChanged")
     def _capacity_changed(self, *, capacity: int, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The site's number of beds changed."""
         self.capacity = capacity
 
     def change_facilities(self, facilities: Iterable[str], stamp: Stamp) -> None:
@@ -175,6 +177,7 @@ class HousingSite(Aggregate):
     def _facilities_changed(
         self, *, facilities: list[str], actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The site's facilities changed (the whole new list)."""
         self.facilities = list(facilities)
 
     def establish_community_committee(
@@ -206,6 +209,7 @@ class HousingSite(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A community committee (社区居委会) was set up at the site with its first members."""
         self.community_committee = {"established_on": established_on, "members": members}
 
     def close(self, *, closed_on: date, reason: str, stamp: Stamp) -> None:
@@ -221,6 +225,7 @@ class HousingSite(Aggregate):
 
     @event("Closed")
     def _closed(self, *, closed_on: date, reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The site closed on closed_on, for the reason given; nobody moves in after."""
         self.closed_on = closed_on
 
     # Occupancy changes are recorded on the site as well as on the resident, and
@@ -251,6 +256,7 @@ class HousingSite(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A resident moved into the site on the effective date, taking a bed."""
         self.occupants[resident_id.hex] = effective_date.isoformat()
 
     def release(self, resident_id: UUID, effective_date: date, reason: str, stamp: Stamp) -> None:
@@ -271,4 +277,5 @@ class HousingSite(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A resident moved out of the site (moved elsewhere or departed), freeing a bed."""
         self.occupants.pop(resident_id.hex, None)

@@ -169,6 +169,7 @@ class SubsidyProgram(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A subsidy program was opened for a fiscal year with its budget and payment modes."""
         self.name = name
         self.purpose = purpose
         self.fiscal_year = fiscal_year
@@ -206,6 +207,7 @@ class SubsidyProgram(Aggregate):
     def _budget_committed(
         self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """Part of the budget was committed to an approved application."""
         self.committed += amount
 
     def release(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
@@ -215,6 +217,7 @@ class SubsidyProgram(Aggregate):
     def _commitment_released(
         self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """A commitment went back to the budget (the unpaid part of a revoked application)."""
         self.committed -= amount
 
     def record_payment(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
@@ -224,6 +227,7 @@ class SubsidyProgram(Aggregate):
     def _payment_recorded(
         self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """A payment on one of the program's applications was counted against it."""
         self.paid += amount
 
 
@@ -289,6 +293,7 @@ class SubsidyApplication(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """A subsidy application was submitted for a site's operator: amount, payment mode, instalments."""
         self.program_id = program_id
         self.fiscal_year = fiscal_year
         self.site_id = site_id
@@ -363,6 +368,7 @@ class SubsidyApplication(Aggregate):
 
     @event("ApprovalGiven")
     def _approval_given(self, *, note: str | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A supervisor approved the application (one of the approvals it needs)."""
         self.approvals.append(Approval(approved_by=actor_id, note=note, recorded_at=recorded_at))
 
     @event("PaymentScheduled")
@@ -375,6 +381,7 @@ class SubsidyApplication(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The last approval needed was given: the application is approved, its payments scheduled."""
         self.status = ApplicationStatus.APPROVED.value
         self.approved_on = approved_on
         self.schedule = _decode(instalments)
@@ -385,6 +392,7 @@ class SubsidyApplication(Aggregate):
 
     @event("Rejected")
     def _rejected(self, *, reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The application was rejected, for the reason given."""
         self.status = ApplicationStatus.REJECTED.value
         self.rejection_reason = reason
 
@@ -416,6 +424,7 @@ class SubsidyApplication(Aggregate):
     def _payment_recorded(
         self, *, amount: Decimal, reference: str, paid_on: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """Finance recorded money paid out on the application."""
         self.payments.append(Payment(amount=amount, reference=reference, paid_on=paid_on))
         self.paid += amount
         if self.paid == self.amount:
@@ -441,6 +450,7 @@ class SubsidyApplication(Aggregate):
     def _outcome_verified(
         self, *, verified_on: date, note: str, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
+        """The outcome of a reward in lieu (以奖代补) was verified: its payment falls due."""
         self.outcome_verified_on = verified_on
         self.schedule = [Instalment(amount=i.amount, due_on=verified_on) for i in self.schedule]
 
@@ -473,6 +483,7 @@ class SubsidyApplication(Aggregate):
         actor_role: str,
         recorded_at: datetime,
     ) -> None:
+        """The subsidy was revoked: the unpaid part released, the amount to claw back recorded."""
         self.status = ApplicationStatus.REVOKED.value
         self.revocation_reason = reason
         self.claw_back = claw_back

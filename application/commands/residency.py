@@ -15,7 +15,13 @@ from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
 from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
-from domain.residents import IdentityNumberClaim, Resident, duplicate_identity_number, legacy_claim_id
+from domain.residents import (
+    HouseholdRelation,
+    IdentityNumberClaim,
+    Resident,
+    duplicate_identity_number,
+    legacy_claim_id,
+)
 from domain.sites import HousingSite
 
 
@@ -110,6 +116,7 @@ class ResidencyCommands(OfficeApplication):
         area: str,
         registered_on: date,
         stamp: Stamp,
+        household_relation: HouseholdRelation | None = None,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         code = self.place(area)
@@ -134,6 +141,7 @@ class ResidencyCommands(OfficeApplication):
                 area=code,
                 registered_on=registered_on,
                 stamp=stamp,
+                household_relation=household_relation,
             )
             claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
             return resident, [resident, claim]
