@@ -5,6 +5,8 @@ from __future__ import annotations
 from projections.base import SqlProjection
 from projections.committees import CommitteeAgendasProjection
 from projections.disputes import CaseDetailsProjection, OpenCasesProjection
+from projections.reporting_delays import ReportingDelaysProjection
+from projections.residence_periods import ResidencePeriodsProjection
 from projections.residents import ResidentsProjection
 from projections.site_occupancy import SiteOccupancyProjection
 from projections.statistics import StatisticsProjection
@@ -20,5 +22,7 @@ PROJECTIONS: dict[str, type[SqlProjection]] = {
         CommitteeAgendasProjection,
         StatisticsProjection,
         SubsidyLedgerProjection,
+        ResidencePeriodsProjection,
+        ReportingDelaysProjection,
     )
 }

@@ -1,15 +1,24 @@
-"""Statistics for other offices: population movement and disputes per area and month."""
+"""Statistics for other offices and auditors: population movement and disputes per area and
+month, the population at any moment (as true on a date, as known at a time), and how late
+changes of residence are recorded."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Literal
+from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from api.access import READERS, AreaRule, access
-from api.deps import PrincipalDep, ServicesDep, after, respond
-from api.schemas import AreaName, PageOut, StatisticsRow
+from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, page_response, respond
+from api.problems import Problem
+from api.schemas import AreaName, Name, PageOut, Public, StatisticsRow
+from application.areas import AreaDirectory
+from projections.reporting_delays import DelayFilter, reporting_delays
+from projections.residence_periods import PopulationQuery, office_day, population
 from projections.statistics import monthly_statistics
 
 router = APIRouter(tags=["statistics"])
@@ -35,3 +44,111 @@ def statistics(
                                    areas=principal.area_filter())
     body = PageOut[StatisticsRow](items=[StatisticsRow.model_validate(i) for i in items], total=len(items), next=None)
     return respond(body, headers)
+
+
+# -- the population at a moment ---------------------------------------------------------------
+class PopulationGroup(Public):
+    area: str
+    area_name: str | None = None
+    site_id: UUID | None = Field(default=None, description="by=site: the housing site; null: private housing")
+    residents: int
+
+
+class PopulationPublic(Public):
+    known_at: datetime | None = Field(description="as known at this moment; null: everything recorded so far")
+    effective_at: date = Field(description="the day counted (default: the office's day of known_at, or today)")
+    by: Literal["area", "site"]
+    total: int
+    items: list[PopulationGroup]
+
+
+def _area_name(areas: AreaDirectory, code: str, lang: str) -> str | None:
+    record = areas.get(code)
+    return (record.name_en if lang == "en" else record.name_zh) if record else None
+
+
+@router.get("/statistics/population", response_model=PopulationPublic)
+@access(READERS, AreaRule.LIST)
+def population_at(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    lang: Language,
+    headers: Annotated[dict[str, str], after("residence_periods")],
+    known_at: Annotated[datetime | None, Query(description=(
+        "count as the office knew it at this moment (with a UTC offset, e.g. 2026-06-01T12:00:00+08:00)"))] = None,
+    effective_at: Annotated[date | None, Query(description=(
+        "count who lived where on this date (late-reported changes by the date they took effect)"))] = None,
+    area: Annotated[AreaName | None, Query()] = None,
+    by: Annotated[Literal["area", "site"], Query(description="area, or area and housing site")] = "area",
+) -> JSONResponse:
+    """Residents per area (or per housing site) on a date, as known now or as known at a moment; both together
+    answer "what did we believe at known_at about effective_at". From the residence-periods view."""
+    if known_at is not None:
+        if known_at.tzinfo is None:
+            raise Problem(422, "Invalid request", "known_at needs a UTC offset, e.g. 2026-06-01T12:00:00+08:00",
+                          rule="timezone_missing", errors=[{"field": "known_at", "rule": "timezone_missing",
+                                                            "message": "add a UTC offset"}])
+        try:
+            office_day(known_at)
+        except OverflowError:
+            raise Problem(422, "Invalid request", "known_at is out of range", rule="out_of_range",
+                          errors=[{"field": "known_at", "rule": "out_of_range",
+                                   "message": "a moment between the years 1 and 9999"}]) from None
+    code = services.app.areas.resolve(area) if area else None
+    today = services.today()
+    query = PopulationQuery.of(known_at=known_at, effective_at=effective_at, today=today, by_site=by == "site",
+                               area=code, areas=principal.area_filter())
+    with services.pool.connection() as conn:
+        rows = population(conn, query, today)
+    items = [PopulationGroup(area=r["area"], area_name=_area_name(services.app.areas, r["area"], lang),
+                             site_id=r.get("site_id"), residents=r["residents"]) for r in rows]
+    body = PopulationPublic(known_at=known_at, effective_at=query.effective_at, by=by,
+                            total=sum(i.residents for i in items), items=items)
+    return respond(body, headers)
+
+
+# -- reporting delays -------------------------------------------------------------------------
+class DelayHistogram(Public):
+    same_day: int
+    days_1_to_3: int
+    days_4_to_7: int
+    days_8_to_30: int
+    over_30_days: int
+
+
+class ReportingDelayRow(Public):
+    month: str = Field(description="YYYY-MM: the month the changes were recorded in")
+    area: str
+    area_name: str | None = None
+    actor_id: str = Field(description="who recorded them")
+    reports: int
+    mean_days: float
+    p50_days: float
+    p90_days: float
+    max_days: int
+    histogram: DelayHistogram
+
+
+@router.get("/statistics/reporting-delays", response_model=PageOut[ReportingDelayRow])
+@access(READERS, AreaRule.LIST)
+def reporting_delays_by_month(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    lang: Language,
+    limit: Limit,
+    headers: Annotated[dict[str, str], after("reporting_delays")],
+    area: Annotated[AreaName | None, Query()] = None,
+    month: Month = None,
+    actor: Annotated[Name | None, Query(description="a caseworker's user id")] = None,
+    kind: Annotated[Literal["registration", "move", "departure", "return"] | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    """How late registrations, moves, departures and returns are recorded (office date of recording minus
+    effective date, in days), per month of recording, area and caseworker: count, mean, median, 90th
+    percentile, maximum and a histogram."""
+    code = services.app.areas.resolve(area) if area else None
+    flt = DelayFilter(area=code, month=month, actor=actor, kind=kind, areas=principal.area_filter())
+    with services.pool.connection() as conn:
+        page = reporting_delays(conn, flt, limit, cursor)
+    items = [{**i, "area_name": _area_name(services.app.areas, i["area"], lang)} for i in page.items]
+    return page_response(page, headers, items, ReportingDelayRow)
