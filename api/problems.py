@@ -150,6 +150,65 @@ def install(app: FastAPI) -> None:
                                 rule="internal_error", instance=request.url.path)
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem document; `rule` names the rule or check that refused the request and "
+                   "`errors` the fields at fault.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "rule": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object",
+            "required": ["field", "message"],
+            "properties": {"field": {"type": "string"}, "location": {"type": "string"},
+                           "rule": {"type": "string"}, "message": {"type": "string"}},
+        }},
+    },
+    "additionalProperties": True,
+}
+# Statuses every operation may answer with, and those only some do.
+_ANY = {422: "Invalid request: the field or rule is named", 429: "Too many requests (Retry-After)"}
+_SECURED = {401: "No key or token, or one not valid", 403: "The role or area of the key does not allow it"}
+_BODY = {413: "Body too large", 415: "Body not sent as application/json"}
+_COMMAND = {409: "A domain rule refused the command", 412: "If-Match names a stale version"}
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the problem responses the API really sends: FastAPI's own
+    422 (``HTTPValidationError``, application/json) is replaced by the problem document, and
+    the other problem statuses are listed on the operations that can answer with them."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Problem"] = PROBLEM_SCHEMA
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            statuses = dict(_ANY)
+            if operation.get("security"):
+                statuses |= _SECURED
+            if any(p.get("in") == "path" for p in operation.get("parameters", [])):
+                statuses[404] = "Not found (or outside the areas of the key)"
+            if method in ("post", "put", "patch"):
+                statuses |= _BODY | _COMMAND
+            responses = operation.setdefault("responses", {})
+            for status, description in sorted(statuses.items()):
+                responses[str(status)] = {"description": description, "content": {PROBLEM: {"schema": ref}}}
+    app.openapi_schema = schema
+    return schema
+
+
 def _title(status: int) -> str:
     from http import HTTPStatus
 

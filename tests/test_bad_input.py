@@ -169,6 +169,14 @@ def test_a_wrong_content_type_is_refused(caseworker: Api, stored: Any) -> None:
     assert snapshot.unchanged()
 
 
+def test_a_command_without_a_body_is_refused_for_the_body(caseworker: Api, stored: Any) -> None:
+    # No body and no media type: nothing to call unsupported; the route asks for its body.
+    snapshot = stored()
+    response = caseworker.client.post("/residents", headers=caseworker.headers({}))
+    assert_problem(response, 422, field="body")
+    assert snapshot.unchanged()
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
