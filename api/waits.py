@@ -5,7 +5,6 @@ listens for the views' NOTIFY messages (and looks every second, in case one was 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from typing import Any
@@ -14,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from projections.base import SqlProjection
-from projections.engine import LOW_WATER_MARK, NOTIFY_CHANNEL
+from projections.engine import LOW_WATER_MARK, NOTIFY_CHANNEL, parse_mark
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +41,14 @@ class MarkWatcher:
             try:
                 with psycopg.connect(self.dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    row = conn.execute("SELECT current_schema()").fetchone()
+                    live = row[0] if row else "public"
                     while not self._stopping.is_set():
                         self._read_all(conn)
                         for notify in conn.notifies(timeout=1.0):
-                            view, _, mark = notify.payload.rpartition(":")
-                            with contextlib.suppress(ValueError):
-                                self._update(view, int(mark))
+                            parsed = parse_mark(notify.payload)
+                            if parsed is not None and parsed[0] == live:  # not a copy built beside the views
+                                self._update(parsed[1], parsed[2])
             except psycopg.Error as error:
                 log.warning("mark watcher lost the database (%s); retrying", type(error).__name__)
                 self._stopping.wait(1.0)

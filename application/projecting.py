@@ -14,17 +14,20 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from eventsourcing.utils import get_topic, resolve_topic
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
+from psycopg.sql import SQL, Identifier, Literal
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
 from application.privacy import PgKeyStore, Vault
@@ -33,9 +36,12 @@ from projections.base import SqlProjection
 from projections.engine import (
     EVERY_VIEW,
     INFRASTRUCTURE_ERRORS,
+    LOW_WATER_MARK,
+    VIEW_VERSION,
     Delivery,
     ViewApplier,
     ensure_engine_schema,
+    notify_mark,
     record_status,
     resolve_dead_letter,
 )
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 MAX_BACKOFF_SECONDS = 30.0
+BUSY_PAUSE = 0.5  # how soon a view being rebuilt is tried again
 
 
 # -- events from the store -----------------------------------------------------------------
@@ -85,6 +92,7 @@ def projection_topics(projections: dict[str, type[SqlProjection]]) -> list[str]:
 class _Backoff:
     pause: float
     retry_at: float
+    busy: bool = False  # not a failure: the view is being rebuilt
 
 
 @dataclass
@@ -174,13 +182,14 @@ class LocalProjector:
                         raise
                     self._failed(conn, name, error)
                     continue
-                if result.busy:
+                if result.busy:  # being rebuilt: the others go on; it is read again from its mark
+                    self.failing[name] = _Backoff(BUSY_PAUSE, time.monotonic() + BUSY_PAUSE, busy=True)
                     continue
                 self.marks[name] = result.low_water_mark
                 if name in self.failing:
-                    del self.failing[name]
-                    record_status(conn, name, self.worker, None)
-                    log.info("view %s recovered", name)
+                    if not self.failing.pop(name).busy:
+                        record_status(conn, name, self.worker, None)
+                        log.info("view %s recovered", name)
         self.processed += len(rows)
         return True
 
@@ -195,7 +204,7 @@ class LocalProjector:
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:
         for name in self.appliers:
             failing = self.failing.get(name)
-            record_status(conn, name, self.worker, "retrying" if failing else None)
+            record_status(conn, name, self.worker, "retrying" if failing and not failing.busy else None)
 
     def _wait(self, listener: psycopg.Connection[Any], timeout: float) -> None:
         for _ in listener.notifies(timeout=timeout, stop_after=1):
@@ -314,6 +323,218 @@ def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue
 
             applier.rebuild(conn, batches(), head)
     return head
+
+
+# -- views beside the live ones: replay as known at a moment, online rebuild -----------------
+SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass
+class BuildReport:
+    """What a replay or rebuild read and how fast; ``raw_rate`` is a plain scan of the
+    same events in the same run (the baseline)."""
+
+    events: int = 0  # read from the store
+    applied: int = 0  # recorded by the moment asked about (a replay), or all of them
+    position: int = 0
+    seconds: float = 0.0
+    swap_seconds: float = 0.0
+    raw_rate: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def _schema_connection(dsn: str, schema: str) -> str:
+    return make_conninfo(dsn, options=f"-c search_path={schema},{_live_schema(dsn)}")
+
+
+def _live_schema(dsn: str) -> str:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT current_schema()").fetchone()
+    return str(row[0]) if row else "public"
+
+
+def check_schema_name(schema: str, dsn: str) -> None:
+    if not SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema {schema!r}: lower-case letters, digits and _ only, at most 63")
+    if schema in (_live_schema(dsn), "public", "pg_catalog", "information_schema"):
+        raise ValueError(f"schema {schema!r} holds the live views or the system's; name another")
+
+
+def _apply_everywhere(conn: psycopg.Connection[Any], appliers: Sequence[ViewApplier], batch: list[Delivery],
+                      upto: int) -> None:
+    """Apply one batch to each view; a view whose live copy is being rebuilt is waited for."""
+    pending = list(appliers)
+    while True:
+        with conn.transaction():
+            pending = [a for a in pending if a.apply_ordered(conn, batch, upto).busy]
+        if not pending:
+            return
+        time.sleep(BUSY_PAUSE)
+
+
+def replay(dsn: str, projections: dict[str, type[SqlProjection]], schema: str, *, master_key: bytes,
+           known_at: datetime | None = None, batch_size: int = 2000, replace: bool = False,
+           progress: Callable[[int, int], None] | None = None) -> BuildReport:
+    """Build the given views into ``schema`` (made here) from the events recorded up to
+    ``known_at`` (all of them without it): the district as the office knew it then,
+    beside the live views. The live views and their followers are not touched."""
+    check_schema_name(schema, dsn)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+        if exists and not replace:
+            raise ValueError(f"schema {schema} exists; drop it or replace it")
+        admin.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+        admin.execute(SQL("CREATE SCHEMA {}").format(Identifier(schema)))
+    catalogue = EventCatalogue.of_domain()
+    report = BuildReport()
+    started = time.monotonic()
+    with psycopg.connect(_schema_connection(dsn, schema), autocommit=True, row_factory=dict_row) as conn, \
+            psycopg.connect(dsn, autocommit=True) as reader:
+        vault = Vault(master_key, PgKeyStore(lambda: contextlib.nullcontext(conn)))
+        vault.check_master_key(conn)
+        ensure_engine_schema(conn)
+        appliers = [ViewApplier(cls, privacy=vault) for cls in projections.values()]
+        for applier in appliers:
+            applier.ensure_schema(conn)
+        head = head_position(reader)
+        for batch in read_deliveries(reader, catalogue, 0, head, batch_size):
+            kept = [d for d in batch if known_at is None or d.event is None or _recorded_by(d.event, known_at)]
+            _apply_everywhere(conn, appliers, kept, batch[-1].position or 0)
+            report.events += len(batch)
+            report.applied += len(kept)
+            if progress is not None:
+                progress(batch[-1].position or 0, head)
+        report.position = head
+        what = f"liudong views as known at {known_at.isoformat()}" if known_at else "liudong views, replayed"
+        conn.execute(SQL("COMMENT ON SCHEMA {} IS {}").format(Identifier(schema), Literal(what)))
+    report.seconds = time.monotonic() - started
+    report.raw_rate = raw_scan_rate(dsn, report.events)
+    return report
+
+
+def _recorded_by(event: Any, moment: datetime) -> bool:
+    when = getattr(event, "recorded_at", None) or getattr(event, "timestamp", None)
+    return not isinstance(when, datetime) or when <= moment
+
+
+def raw_scan_rate(dsn: str, events: int, batch_size: int = 5000) -> float:
+    """Events per second of a plain read of the store (no decoding, no views): the
+    baseline a replay or a rebuild is compared with."""
+    if events <= 0:
+        return 0.0
+    started = time.monotonic()
+    read = 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        position = 0
+        while read < events:
+            rows = read_stored(conn, position, batch_size)
+            if not rows:
+                break
+            read += len(rows)
+            position = rows[-1].position
+    seconds = time.monotonic() - started
+    return read / seconds if seconds else 0.0
+
+
+def rebuild_online(dsn: str, projection: type[SqlProjection], *, master_key: bytes, batch_size: int = 2000,
+                   catch_up_within: int = 500, progress: Callable[[int, int], None] | None = None) -> BuildReport:
+    """Rebuild one view while the service runs and takes writes: build a new copy in a
+    schema of its own from the events (no lock on the live copy: its follower goes on),
+    catch up, then, in one short transaction holding the view's lock, apply the last
+    events and swap the new tables in. Readers see the old copy or the new one, never a
+    half-built one; other views never wait. The old copy is dropped after."""
+    name = projection.name
+    shadow, retired = f"liudong_rebuild_{name}", f"liudong_retired_{name}"
+    live = _live_schema(dsn)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for schema in (shadow, retired):  # left by a rebuild that died
+            admin.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+        admin.execute(SQL("CREATE SCHEMA {}").format(Identifier(shadow)))
+    catalogue = EventCatalogue.of_domain()
+    report = BuildReport()
+    started = time.monotonic()
+    try:
+        with psycopg.connect(_schema_connection(dsn, shadow), autocommit=True, row_factory=dict_row) as conn, \
+                psycopg.connect(dsn, autocommit=True) as reader:
+            vault = Vault(master_key, PgKeyStore(lambda: contextlib.nullcontext(conn)))
+            vault.check_master_key(conn)
+            ensure_engine_schema(conn)
+            applier = ViewApplier(projection, privacy=vault)
+            applier.ensure_schema(conn)
+            position = 0
+            while True:  # build, then catch up while writes go on
+                head = head_position(reader)
+                for batch in read_deliveries(reader, catalogue, position, head, batch_size,
+                                             topics=projection.handled_topics):
+                    _apply_everywhere(conn, [applier], batch, batch[-1].position or 0)
+                    report.events += len(batch)
+                    if progress is not None:
+                        progress(batch[-1].position or 0, head)
+                position = head
+                if head_position(reader) - position <= catch_up_within:
+                    break
+            swap_started = time.monotonic()
+            with conn.transaction():
+                # From here the view's followers skip it (they try its lock) and the other
+                # views go on; the events stored since the catch-up are applied to the new copy.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (projection.lock_key(),))
+                head = head_position(conn)
+                for batch in read_deliveries(reader, catalogue, position, head, batch_size,
+                                             topics=projection.handled_topics):
+                    result = applier.apply_ordered(conn, batch, batch[-1].position or 0)
+                    assert not result.busy  # this transaction holds the lock
+                    report.events += len(batch)
+                if head > position:
+                    applier.apply_ordered(conn, [], head)
+                _swap(conn, projection, live=live, shadow=shadow, retired=retired, head=head)
+            report.swap_seconds = time.monotonic() - swap_started
+            report.position = head
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            for schema in (retired, shadow):
+                admin.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(schema)))
+    report.applied = report.events
+    report.seconds = time.monotonic() - started
+    report.raw_rate = raw_scan_rate(dsn, report.events)
+    return report
+
+
+def _swap(conn: psycopg.Connection[Any], projection: type[SqlProjection], *, live: str, shadow: str, retired: str,
+          head: int) -> None:
+    """Inside the caller's transaction: the new copy's tables take the live ones' place,
+    with the view's bookkeeping (applied versions, dead letters, Kafka offsets)."""
+    name = projection.name
+    tables = [*projection.view_class.tables, projection.tracking_table()]
+    conn.execute(SQL("CREATE SCHEMA {}").format(Identifier(retired)))
+    for table in tables:
+        conn.execute(SQL("ALTER TABLE IF EXISTS {}.{} SET SCHEMA {}").format(
+            Identifier(live), Identifier(table), Identifier(retired)))
+        conn.execute(SQL("ALTER TABLE {}.{} SET SCHEMA {}").format(
+            Identifier(shadow), Identifier(table), Identifier(live)))
+    tracking = Identifier(projection.tracking_table())
+    # A Kafka worker's offsets: every message it took is at or below the head, which the new copy has.
+    conn.execute(SQL("INSERT INTO {live}.{t} SELECT * FROM {old}.{t} WHERE application_name <> ALL(%s)"
+                     " ON CONFLICT (application_name) DO NOTHING").format(
+        live=Identifier(live), old=Identifier(retired), t=tracking), ([LOW_WATER_MARK, VIEW_VERSION],))
+    params = {"view": name, "head": head}
+    conn.execute(SQL("DELETE FROM {}.projection_versions WHERE view = %(view)s").format(Identifier(live)), params)
+    conn.execute(SQL("INSERT INTO {}.projection_versions SELECT * FROM {}.projection_versions"
+                     " WHERE view = %(view)s").format(Identifier(live), Identifier(shadow)), params)
+    conn.execute(SQL("DELETE FROM {}.projection_chain WHERE view = %(view)s AND position <= %(head)s").format(
+        Identifier(live)), params)
+    conn.execute(SQL("UPDATE {}.projection_dead_letters SET resolved_at = now(), resolution = 'rebuilt'"
+                     " WHERE view = %(view)s AND resolved_at IS NULL").format(Identifier(live)), params)
+    conn.execute(SQL(
+        "INSERT INTO {}.projection_dead_letters (view, dedupe_key, position, originator_id, version, event_type,"
+        " source, payload, error, attempts, failed_at)"
+        " SELECT view, dedupe_key, position, originator_id, version, event_type, source, payload, error, attempts,"
+        " failed_at FROM {}.projection_dead_letters WHERE view = %(view)s AND resolved_at IS NULL"
+        " ON CONFLICT (view, dedupe_key) DO UPDATE SET resolved_at = NULL, resolution = NULL,"
+        " error = EXCLUDED.error").format(Identifier(live), Identifier(shadow)), params)
+    notify_mark(conn, name, head, schema=live)
 
 
 @dataclass

@@ -46,7 +46,7 @@ from bench.commands import AREA, CASEWORKER, Workload, scratch_database
 from domain.common import Stamp
 from domain.identity import IdentityNumber
 from domain.residents import IdentityNumberClaim, Resident
-from projections.engine import NOTIFY_CHANNEL
+from projections.engine import NOTIFY_CHANNEL, parse_mark
 from projections.registry import PROJECTIONS
 from workers.broker import DevBroker
 from workers.kafka import admin_client, create_producer, ensure_topics, event_topics
@@ -100,8 +100,9 @@ class ViewWatcher:
             self.ready.set()
             while not self.stopping.is_set():
                 for notify in conn.notifies(timeout=0.2):
-                    view, _, mark = notify.payload.rpartition(":")
-                    self.reports.append((time.perf_counter(), view, int(mark)))
+                    parsed = parse_mark(notify.payload)
+                    if parsed is not None:
+                        self.reports.append((time.perf_counter(), parsed[1], parsed[2]))
 
     def reached(self, views: list[str], position: int) -> float | None:
         """When the last of ``views`` reported a mark at or past ``position``."""

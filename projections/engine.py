@@ -268,7 +268,7 @@ class ViewApplier:
             result.low_water_mark = max(low_water, upto)
             if upto > low_water:
                 cur.execute(self._upsert_tracking, (LOW_WATER_MARK, upto))
-                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{upto}"))
+                notify_mark(cur, self.name, upto)
         return result
 
     def apply_streamed(self, conn: Connection[Any], deliveries: Sequence[Delivery]) -> BatchResult:
@@ -329,7 +329,7 @@ class ViewApplier:
                 cur.execute(self._upsert_tracking, (LOW_WATER_MARK, low_water))
                 cur.execute("DELETE FROM projection_chain WHERE view = %s AND position <= %s",
                             (self.name, low_water))
-                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{low_water}"))
+                notify_mark(cur, self.name, low_water)
         return low_water
 
     def _enter(self, cur: Cursor[Any]) -> bool:
@@ -482,7 +482,7 @@ class ViewApplier:
                 self._apply(cur, batch)
             if head:
                 cur.execute(self._upsert_tracking, (LOW_WATER_MARK, head))
-                cur.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{self.name}:{head}"))
+                notify_mark(cur, self.name, head)
         return head
 
     # -- dead letters -----------------------------------------------------------------------
@@ -509,6 +509,23 @@ class ViewApplier:
                     (self.name, aggregate, event.originator_version),
                 )
         return outcome
+
+
+def notify_mark(cur: Any, view: str, mark: int, schema: str | None = None) -> None:
+    """Tell listeners a view's low-water mark moved: ``SCHEMA/VIEW:MARK`` (the schema, so a
+    copy built beside the live views is never taken for them)."""
+    cur.execute("SELECT pg_notify(%s, coalesce(%s, current_schema()) || '/' || %s)",
+                (NOTIFY_CHANNEL, schema, f"{view}:{mark}"))
+
+
+def parse_mark(payload: str) -> tuple[str, str, int] | None:
+    """(schema, view, mark) from a notification's payload; None if it is not one."""
+    schema, _, rest = payload.partition("/")
+    view, _, mark = rest.rpartition(":")
+    try:
+        return schema, view, int(mark)
+    except ValueError:
+        return None
 
 
 def resolve_dead_letter(conn: Connection[Any], letter_id: int, resolution: str) -> None:

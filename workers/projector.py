@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 TOPIC_CHECK_SECONDS = 15.0
 MAX_BACKOFF = 30.0
+BUSY_PAUSE = 0.5  # how soon a view being rebuilt is tried again
 
 PROCESSED = Counter("liudong_worker_events_total", "events a view dealt with", ["view", "outcome"])
 BATCH_SECONDS = Histogram("liudong_worker_batch_seconds", "time to apply one batch to every view of the worker")
@@ -71,6 +72,7 @@ def group_for(settings: Settings, names: list[str], all_names: list[str]) -> str
 class _Backoff:
     pause: float
     retry_at: float
+    busy: bool = False  # not a failure: the view is being rebuilt
 
 
 @dataclass
@@ -194,7 +196,10 @@ class Worker:
                         raise
                     self._failed(conn, name, error)
                     continue
-                if name in self._pauses and not result.busy:
+                if result.busy:  # being rebuilt: read its partitions again from its offsets once it is free
+                    self.failing[name] = _Backoff(BUSY_PAUSE, time.monotonic() + BUSY_PAUSE, busy=True)
+                    continue
+                if name in self._pauses:
                     del self._pauses[name]
                     record_status(conn, name, self.name, None)
                     log.info("view %s recovered", name)
@@ -277,7 +282,9 @@ class Worker:
         now = time.monotonic()
         due = [n for n, b in self.failing.items() if b.retry_at <= now]
         for name in due:
-            self._pauses[name] = self.failing.pop(name).pause  # a second failure waits longer
+            backoff = self.failing.pop(name)
+            if not backoff.busy:
+                self._pauses[name] = backoff.pause  # a second failure waits longer
         return bool(due)
 
     def _advance(self, conn: psycopg.Connection[Any]) -> None:
