@@ -41,6 +41,8 @@ test: lint typecheck
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.commands
 	$(BIN)/python -m bench.backbone
+	$(BIN)/python -m bench.population
+	$(BIN)/python -m bench.audit
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ from starlette.middleware.cors import CORSMiddleware
 from api import problems
 from api.deps import WaitLimiter
 from api.middleware import Guard
-from api.routes import admin, committees, disputes, health, permits, residents, sites, statistics, subsidies
+from api.routes import admin, committees, disputes, health, history, permits, residents, sites, statistics, subsidies
 from api.waits import MarkWatcher
 from application.services import Services
 from application.settings import Settings
@@ -53,8 +53,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = FastAPI(title="liudong", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
     problems.install(app)
+    app.openapi = lambda: problems.document(app)  # type: ignore[method-assign]
     for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
-                   disputes.open_cases_router, committees.router, subsidies.router, statistics.router):
+                   disputes.open_cases_router, committees.router, subsidies.router, statistics.router,
+                   history.router):
         app.include_router(router)
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
                          burst=settings.rate_limit_burst, access_log=settings.access_log)

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from domain.residents import HouseholdRelation
 from domain.sites import Facility, OperatorType
 
 # Characters no text field accepts: NUL and the other C0 controls except tab and line breaks,
@@ -145,6 +146,7 @@ class ResidentCreate(Body):
                     "employer": "Hengli Textiles",
                     "area": "Xinqiao Street Office",
                     "registered_on": "2026-03-01",
+                    "household_relation": "head",
                 }
             ]
         }
@@ -161,6 +163,11 @@ class ResidentCreate(Body):
         description="the area where the resident lives when registered; a key bound to one area may leave it out",
     )
     registered_on: date
+    household_relation: HouseholdRelation | None = Field(
+        default=None,
+        description="relation to the head of the household the resident lives with (户主); leave it out when "
+        "not recorded. Personal data: sealed like the name",
+    )
 
 
 class MoveCreate(Body):
@@ -295,6 +302,11 @@ class ResidentPublic(Public):
     registered_on: date
     departure_reason: str | None
     phone: str | None = Field(default=None, description="staff and the pii scope only")
+    household_relation: HouseholdRelation | None = Field(
+        default=None,
+        description="relation to the head of household; null when not recorded, erased, or for an api_consumer "
+        "without the pii scope",
+    )
     erased_on: date | None = None
 
 
@@ -546,6 +558,28 @@ class KeyPublic(Public):
     created_at: datetime
     revoked_at: datetime | None
     rotated_from: UUID | None
+
+
+class HistoryEntry(Public):
+    position: int = Field(description="the event's global position in the store")
+    version: int = Field(description="the record's version after the event")
+    event: str = Field(description="the event's stable name, e.g. Resident.MovedIntoSite")
+    actor_id: str | None
+    actor_role: str | None
+    recorded_at: datetime | None = Field(description="when the office recorded it")
+    effective_date: date | None = Field(description="when it took effect in the world (or the day recorded)")
+    reason: str | None = Field(description="the reason or note given, where the reader may see it")
+    summary: str
+
+
+class AccessLogEntry(Public):
+    id: int
+    at: datetime
+    user_id: str
+    role: str
+    resident_id: UUID | None
+    route: str
+    detail: str | None
 
 
 class KeyIssued(CommandAccepted):

@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from application.areas import seed_areas
+from application.chain import start_chainer
 from application.database import Database, open_database
 from application.keys import Authenticator, TokenRules
 from application.office import Liudong
@@ -52,6 +53,7 @@ class Services:
     projections: dict[str, type[SqlProjection]] = field(default_factory=lambda: dict(PROJECTIONS))
     _stopping: threading.Event = field(default_factory=threading.Event)
     _sweeper: threading.Thread | None = None
+    _chainer: threading.Thread | None = None
     owns_database: bool = False
     authenticator: Authenticator = field(default=None)  # type: ignore[assignment]
 
@@ -100,6 +102,12 @@ class Services:
                          "backoff": settings.projection_retry_backoff, "master_key": master_key},
             )
             services.projector.start()
+        if wanted and settings.chain_events:
+            # The chain over the events: one chainer among all processes (the others stand by).
+            services._chainer = start_chainer(
+                database.dsn, checkpoint_every=settings.checkpoint_every_events,
+                checkpoint_seconds=settings.checkpoint_interval_seconds,
+                signing_key=settings.audit_signing_key(), stopping=services._stopping)
         if wanted and settings.sweep_interval_seconds:
             services._sweeper = threading.Thread(target=services._sweep_periodically, name="sweeper", daemon=True)
             services._sweeper.start()
@@ -203,6 +211,8 @@ class Services:
         self._stopping.set()
         if self._sweeper is not None:
             self._sweeper.join()
+        if self._chainer is not None:
+            self._chainer.join(10)
         if self.projector is not None:
             self.projector.stop()
         self.pool.close()
@@ -277,7 +287,7 @@ class Services:
 
 
 # Raise when the event store's DDL (application.store, privacy, areas, keys) changes.
-STORE_SCHEMA_VERSION = 3
+STORE_SCHEMA_VERSION = 5
 
 
 @contextlib.contextmanager

@@ -92,6 +92,26 @@ class Settings(BaseSettings):
         path = self.pii_master_key_file or self.data_dir / "pii-master.key"
         return load_master_key(explicit, path, create=True)
 
+    # -- audit: the event chain, checkpoints, signed exports -----------------------------------
+    chain_events: bool = Field(
+        default=True, description="chain every stored event (SHA-256) in a follower of the store; "
+        "`liudong audit verify` checks the chain")
+    checkpoint_every_events: int = Field(default=10_000, ge=1, le=10_000_000,
+                                         description="record the chain's head after this many events")
+    checkpoint_interval_seconds: float = Field(
+        default=3600.0, ge=1.0, description="and at least this often while events are stored")
+    audit_signing_key_file: Path | None = Field(
+        default=None, description="Ed25519 private key (PEM, from `liudong audit keygen`): signs checkpoints "
+        "and exports")
+
+    def audit_signing_key(self) -> Any:
+        """The office's audit signing key, or None when none is configured."""
+        if self.audit_signing_key_file is None:
+            return None
+        from application.chain import load_private_key
+
+        return load_private_key(self.audit_signing_key_file)
+
     # -- the distributed mode: Kafka --------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
         default=None,

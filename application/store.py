@@ -31,6 +31,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from application.access import area_of, current_scope
 from application.areas import SCHEMA as AREAS_SCHEMA
 from application.areas import AreaDirectory
+from application.audit import SCHEMA as AUDIT_SCHEMA
 from application.keys import SCHEMA as KEYS_SCHEMA
 from application.privacy import SCHEMA as PII_SCHEMA
 from application.privacy import MasterKeyMissing, MemoryKeyStore, PgKeyStore, PrivateMapper, Vault
@@ -158,7 +159,7 @@ class LiudongRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=Identifier(IDEMPOTENCY_TABLE))
         )
         self.sql_create_statements.extend(
-            Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA))
+            Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA, *AUDIT_SCHEMA))
         self._insert_claim = SQL(
             "INSERT INTO {schema}.{table} (actor_id, key, fingerprint, status, body, location) "
             "VALUES (%s, %s, %s, %s, %s, %s)"

@@ -65,6 +65,12 @@ def relay(
     settings = Settings()
     dsn = _setup(settings)
     stopping = _stop_on_signals()
+    if settings.chain_events:  # the relay follows the store anyway: it chains too (one chainer at a time)
+        from application.chain import start_chainer
+
+        start_chainer(dsn, checkpoint_every=settings.checkpoint_every_events,
+                      checkpoint_seconds=settings.checkpoint_interval_seconds,
+                      signing_key=settings.audit_signing_key(), stopping=stopping)
     try:
         Relay(settings, dsn, from_position=from_position, stopping=stopping).run()
     except ProducerMisconfigured as error:

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
@@ -23,16 +23,17 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
-    reading_as,
     respond,
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
 from api.present import Presenter
 from api.problems import Problem
+from api.routes.history import EffectiveAt, KnownAt, record_at
 from api.schemas import AreaName, Body, CaseListItem, DisputePublic, Money, Name, PageOut, Reason
 from application import keys as auth
 from application.access import Principal
+from application.audit import record_access
 from application.events import EventCatalogue, plain
 from application.services import Services
 from domain.common import Role
@@ -214,10 +215,13 @@ def timeline_entry(e: Any, presenter: Presenter, catalogue: EventCatalogue) -> d
 
 @router.get("/{case_id}", response_model=DisputePublic)
 @access(READERS, AreaRule.OBJECT)
-def get_dispute(case_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
-    """One dispute with its full timeline (who did what, when); ETag is its version."""
-    with reading_as(principal):
-        case = services.app.load(DisputeCase, case_id)
+def get_dispute(case_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep, lang: Language,
+                known_at: KnownAt = None, effective_at: EffectiveAt = None) -> JSONResponse:
+    """One dispute with its full timeline (who did what, when), current (ETag: its version) or as known at a moment
+    and/or as true on a date. Every read is in the access log."""
+    case = record_at(services, principal, DisputeCase, case_id, known_at, effective_at)
+    with services.pool.connection() as conn:
+        record_access(conn, principal, None, request.url.path, detail=str(case_id))
     today = services.today()
     presenter = Presenter(services.app.vault, principal, lang)
     catalogue = EventCatalogue.of_domain()

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
@@ -23,13 +23,13 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
-    reading_as,
     respond,
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
 from api.present import Presenter
 from api.problems import Problem
+from api.routes.history import EffectiveAt, KnownAt, record_at
 from api.schemas import (
     AreaName,
     Body,
@@ -45,9 +45,10 @@ from api.schemas import (
 )
 from application.access import Principal
 from application.areas import AreaDirectory
-from domain.common import Role
+from application.audit import record_access
+from domain.common import ERASED, Role
 from domain.identity import IdentityNumber
-from domain.residents import LegalBasis, Resident
+from domain.residents import HouseholdRelation, LegalBasis, Resident
 from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter(prefix="/residents", tags=["residents"])
@@ -85,6 +86,7 @@ def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONRespons
             area=area,
             registered_on=body.registered_on,
             stamp=stamp,
+            household_relation=body.household_relation,
             idempotency=claim,
         ),
         status=201,
@@ -130,18 +132,29 @@ def _area(areas: AreaDirectory, value: str | None) -> str | None:
     return areas.resolve(value) if value else None
 
 
+def _household_relation(resident: Resident, presenter: Presenter) -> HouseholdRelation | None:
+    """Shown to those who see personal data; an erased one reads as not recorded."""
+    value = presenter.vault.open(resident.household_relation)
+    if not presenter.full or value is None or value == ERASED:
+        return None
+    return HouseholdRelation(value)
+
+
 @router.get("/{resident_id}", response_model=ResidentPublic)
 @access(READERS, AreaRule.OBJECT)
-def get_resident(resident_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
-    """One resident, current as of their last event; ETag is the version. Personal fields are masked for an
-    api_consumer without the pii scope."""
-    with reading_as(principal):
-        resident = services.app.load(Resident, resident_id)
+def get_resident(resident_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep,
+                 lang: Language, known_at: KnownAt = None, effective_at: EffectiveAt = None) -> JSONResponse:
+    """One resident, current as of their last event (ETag: the version), or as known at a moment and/or as true on
+    a date. Personal fields are masked for an api_consumer without the pii scope. Every read is in the access log."""
+    resident = record_at(services, principal, Resident, resident_id, known_at, effective_at)
+    with services.pool.connection() as conn:
+        record_access(conn, principal, resident_id, request.url.path,
+                      detail=f"known_at={known_at} effective_at={effective_at}" if known_at or effective_at else None)
     presenter = Presenter(services.app.vault, principal, lang)
     birth_date, birth_year = presenter.birth(resident.birth_date)
     area = services.app.areas.get(resident.area)
-    erased = resident.erased_on is not None
     number = resident.id_number
+    erased = number == ERASED
     doc = ResidentPublic(
         id=resident.id, version=resident.version, name=presenter.name(resident.name),
         id_number_masked=presenter.name(number) if erased else IdentityNumber(number).masked,
@@ -150,9 +163,13 @@ def get_resident(resident_id: UUID, services: ServicesDep, principal: PrincipalD
         area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
         registered_on=resident.registered_on, departure_reason=resident.departure_reason,
         phone=presenter.text(resident.phone) if _sees_contact(principal) else None,
+        household_relation=_household_relation(resident, presenter),
         erased_on=date.fromisoformat(resident.erased_on) if resident.erased_on else None,
     )
-    return respond(doc, {"ETag": f'"{resident.version}"', "Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if known_at is None and effective_at is None:
+        headers["ETag"] = f'"{resident.version}"'
+    return respond(doc, headers)
 
 
 @router.post("/{resident_id}/moves", responses=RECORDED)

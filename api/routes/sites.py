@@ -20,11 +20,11 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
-    reading_as,
     respond,
 )
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
 from api.present import Presenter
+from api.routes.history import EffectiveAt, KnownAt, record_at
 from api.schemas import (
     AreaName,
     CapacityChange,
@@ -112,10 +112,11 @@ def site_document(site: HousingSite, presenter: Presenter, area_name: str | None
 
 @router.get("/{site_id}", response_model=SitePublic)
 @access(READERS, AreaRule.OBJECT)
-def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
-    """One housing site, current as of its last event; ETag is its version."""
-    with reading_as(principal):
-        site = services.app.load(HousingSite, site_id)
+def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language,
+             known_at: KnownAt = None, effective_at: EffectiveAt = None) -> JSONResponse:
+    """One housing site, current as of its last event (ETag: its version), or as known at a moment and/or as true
+    on a date."""
+    site = record_at(services, principal, HousingSite, site_id, known_at, effective_at)
     area = services.app.areas.get(site.area)
     name = (area.name_en if lang == "en" else area.name_zh) if area else None
     return respond(site_document(site, Presenter(services.app.vault, principal, lang), name),

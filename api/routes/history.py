@@ -1,0 +1,177 @@
+"""For auditors (and every reader within their areas): each record's history, event by
+event, and who read whose personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from api.access import READERS, AreaRule, access
+from api.deps import Language, Limit, PrincipalDep, ServicesDep, reading_as, respond
+from api.present import Presenter
+from api.problems import Problem
+from api.schemas import AccessLogEntry, HistoryEntry, PageOut, Public
+from api.summaries import summary
+from application.audit import access_log, record_access
+from application.chain import b64, checkpoints
+from application.events import EventCatalogue, plain
+from application.history import as_of, effective_on, history
+from domain.committees import ManagementCommittee
+from domain.common import Role
+from domain.disputes import DisputeCase
+from domain.residents import Resident
+from domain.sites import HousingSite
+from domain.subsidies import SubsidyApplication, SubsidyProgram
+from projections.pages import BadCursor, decode_cursor, encode_cursor
+
+router = APIRouter(tags=["history and audit"])
+
+# Fields of an event that say why: shown as ``reason`` (free text only to those who may read it).
+REASONS = ("reason", "note", "text", "legal_basis", "justification", "outcome")
+# Events whose reasons may name people.
+PERSONAL = frozenset({"text", "reason", "outcome"})
+CATALOGUE = EventCatalogue.of_domain()
+
+
+def _cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        (value,) = decode_cursor(cursor)
+        return int(value)
+    except ValueError:
+        raise BadCursor("cursor is not one this service issued") from None
+
+
+def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
+    def endpoint(aggregate_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep,
+                 lang: Language, limit: Limit, cursor: Annotated[str | None, Query(max_length=200)] = None,
+                 ) -> JSONResponse:
+        with reading_as(principal):
+            services.app.load(kind, aggregate_id)
+        entries = history(services.app, aggregate_id, CATALOGUE, after_version=_cursor(cursor), limit=limit + 1)
+        presenter = Presenter(services.app.vault, principal, lang)
+
+        def area_name(code: str) -> str:
+            area = services.app.areas.get(code)
+            return (area.name_en if lang == "en" else area.name_zh) if area else code
+
+        items = []
+        for entry in entries[:limit]:
+            event = entry.event
+            reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
+            shown_reason = None
+            if reason is not None:
+                shown_reason = presenter.text(reason[1]) if reason[0] in PERSONAL else plain(reason[1])
+            on = effective_on(event, CATALOGUE)
+            items.append(HistoryEntry(
+                position=entry.position, version=entry.version, event=entry.name,
+                actor_id=getattr(event, "actor_id", None), actor_role=getattr(event, "actor_role", None),
+                recorded_at=entry.recorded_at, effective_date=on,
+                reason=shown_reason if isinstance(shown_reason, str | None) else str(shown_reason),
+                summary=summary(entry.name, event, lang, area_name)))
+        more = len(entries) > limit
+        page = PageOut[HistoryEntry](items=items, total=len(items), next=encode_cursor(str(items[-1].version))
+                                     if more and items else None)
+        if personal:
+            with services.pool.connection() as conn:
+                record_access(conn, principal, aggregate_id if kind is Resident else None,
+                              request.url.path, detail=None if kind is Resident else str(aggregate_id))
+        return respond(page, {"Cache-Control": "no-store"})
+
+    endpoint.__doc__ = (f"Every event of one {kind.__name__} in order: type, actor, recorded time, effective date, "
+                        "reason, version, global position and a one-line summary (Accept-Language: zh-CN or en).")
+    return endpoint
+
+
+# Programs are the district's (no area); every other record lies in an area.
+for path, kind, personal, rule in (
+        ("/residents/{aggregate_id}/history", Resident, True, AreaRule.OBJECT),
+        ("/sites/{aggregate_id}/history", HousingSite, False, AreaRule.OBJECT),
+        ("/disputes/{aggregate_id}/history", DisputeCase, True, AreaRule.OBJECT),
+        ("/committees/{aggregate_id}/history", ManagementCommittee, False, AreaRule.OBJECT),
+        ("/subsidy-programs/{aggregate_id}/history", SubsidyProgram, False, AreaRule.NONE),
+        ("/subsidy-applications/{aggregate_id}/history", SubsidyApplication, False, AreaRule.OBJECT)):
+    endpoint = access(READERS, rule)(_history(kind, personal))
+    endpoint.__name__ = f"history_of_{kind.__name__.lower()}"
+    router.get(path, response_model=PageOut[HistoryEntry], name=endpoint.__name__)(endpoint)
+
+
+@router.get("/audit/access-log", response_model=PageOut[AccessLogEntry])
+@access(frozenset({Role.AUDITOR}), AreaRule.NONE)
+def get_access_log(
+    request: Request, services: ServicesDep, principal: PrincipalDep, limit: Limit,
+    resident_id: UUID | None = None,
+    user: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    """Who read whose personal data, when and through which route (auditors only; this read is logged too)."""
+    if principal.actor.role is not Role.AUDITOR:
+        raise Problem(403, "Forbidden", "only auditors read the access log", rule="role_not_allowed")
+    with services.pool.connection() as conn:
+        rows = access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until, limit=limit + 1,
+                          after_id=_cursor(cursor))
+        record_access(conn, principal, None, request.url.path,
+                      detail=f"resident_id={resident_id} user={user} from={since} to={until}")
+    items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]
+    return respond(PageOut[AccessLogEntry](items=items, total=len(items), next=encode_cursor(str(rows[limit - 1][
+        "id"])) if len(rows) > limit else None))
+
+
+class CheckpointEntry(Public):
+    id: int
+    position: int = Field(description="the global position of the last event the checkpoint covers")
+    link: str = Field(description="the chain's head there (hex SHA-256)")
+    events: int = Field(description="events chained up to it")
+    at: datetime = Field(description="when it was recorded")
+    key_id: str | None = Field(description="the audit key that signed it (none: unsigned)")
+    signature: str | None = Field(description="Ed25519 signature (base64) over "
+                                  "liudong-checkpoint-v1|position|link|events|at (at in UTC, ISO 8601)")
+
+
+@router.get("/audit/checkpoints", response_model=PageOut[CheckpointEntry])
+@access(frozenset({Role.AUDITOR}), AreaRule.NONE)
+def get_checkpoints(services: ServicesDep, principal: PrincipalDep, limit: Limit,
+                    cursor: Annotated[str | None, Query(max_length=200)] = None) -> JSONResponse:
+    """The chain's recorded heads, oldest first (auditors): history up to each provably was not rewritten after it
+    (check with `liudong audit verify`)."""
+    if principal.actor.role is not Role.AUDITOR:
+        raise Problem(403, "Forbidden", "only auditors read checkpoints", rule="role_not_allowed")
+    with services.pool.connection() as conn:
+        rows = checkpoints(conn, after_id=_cursor(cursor), limit=limit + 1)
+    items = [CheckpointEntry(id=r["id"], position=r["position"], link=bytes(r["link"]).hex(), events=r["events"],
+                             at=r["at"], key_id=r["key_id"], signature=b64(r["signature"])) for r in rows[:limit]]
+    return respond(PageOut[CheckpointEntry](items=items, total=len(items), next=encode_cursor(str(items[-1].id))
+                                            if len(rows) > limit and items else None))
+
+
+KnownAt = Annotated[datetime | None, Query(description=(
+    "the record as the office knew it at this moment (events recorded up to it), e.g. 2026-06-01T12:00:00+08:00"))]
+EffectiveAt = Annotated[date | None, Query(description=(
+    "the record as true on this date, as known now (late reports folded in by the date they took effect)"))]
+
+
+def record_at(services: Any, principal: Any, kind: type, aggregate_id: UUID, known_at: datetime | None,
+              effective_at: date | None) -> Any:
+    """The record now, or folded from its events as known at / effective at the given time."""
+    with reading_as(principal):
+        current = services.app.load(kind, aggregate_id)
+    if known_at is None and effective_at is None:
+        return current
+    if known_at is not None and known_at.tzinfo is None:
+        raise Problem(422, "Invalid request", "known_at needs a UTC offset, e.g. 2026-06-01T12:00:00+08:00",
+                      rule="timezone_missing", errors=[{"field": "known_at", "rule": "timezone_missing",
+                                                        "message": "add a UTC offset"}])
+    folded = as_of(history(services.app, aggregate_id, CATALOGUE), CATALOGUE, known_at=known_at,
+                   effective_at=effective_at)
+    if folded is None:
+        raise Problem(404, "Not found", f"{kind.__name__} {aggregate_id} did not exist then", rule="not_yet")
+    return folded

@@ -1,0 +1,77 @@
+"""One line per event, in Chinese or English, for a record's history. A summary never holds
+personal data (names, numbers, free text): it is shown to every reader alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# Event name -> (Chinese, English); {field} takes the event's field, {area} the area's name.
+SUMMARIES: dict[str, tuple[str, str]] = {
+    "Resident.Registered": ("登记为外来人口，居住地{area}，{registered_on}起", "Registered, living in {area} from {registered_on}"),
+    "Resident.MovedIntoSite": ("{effective_date}迁入集中居住点（{area}）", "Moved into a housing site in {area} on {effective_date}"),
+    "Resident.MovedToPrivateHousing": ("{effective_date}迁至{area}的出租房或其他住处", "Moved to rented or other housing in {area} on {effective_date}"),
+    "Resident.DepartedDistrict": ("{effective_date}离开本区", "Left the district on {effective_date}"),
+    "Resident.Returned": ("{effective_date}返回本区，居住地{area}", "Came back to the district, living in {area}, on {effective_date}"),
+    "Resident.EmployerChanged": ("{effective_date}起更换工作单位", "Changed employer on {effective_date}"),
+    "Resident.PermitApplied": ("{applied_on}申请居住证", "Applied for a residence permit on {applied_on}"),
+    "Resident.PermitIssued": ("{issued_on}发放居住证，签注截止{endorsement_due}", "Residence permit issued on {issued_on}, endorsement due {endorsement_due}"),
+    "Resident.PermitEndorsed": ("{endorsed_on}签注，下次截止{endorsement_due}", "Permit endorsed on {endorsed_on}, next due {endorsement_due}"),
+    "Resident.PermitReinstated": ("{endorsed_on}补签后恢复居住证", "Permit reinstated by the endorsement of {endorsed_on}"),
+    "Resident.PermitSuspended": ("签注逾期（{lapsed_on}），居住证暂停", "Permit suspended: endorsement lapsed on {lapsed_on}"),
+    "Resident.PermitCancelled": ("{effective_date}注销居住证", "Permit cancelled on {effective_date}"),
+    "Resident.PersonalDataErased": ("个人信息已删除（依据：{legal_basis}）", "Personal data erased ({legal_basis})"),
+    "HousingSite.Registered": ("登记集中居住点，床位{capacity}张，居住地{area}", "Housing site registered in {area} with {capacity} beds"),
+    "HousingSite.CapacityChanged": ("床位调整为{capacity}张", "Capacity changed to {capacity} beds"),
+    "HousingSite.FacilitiesChanged": ("配套设施变更", "Facilities changed"),
+    "HousingSite.CommunityCommitteeEstablished": ("{established_on}成立社区居委会", "Community committee established on {established_on}"),
+    "HousingSite.Closed": ("{closed_on}关闭", "Closed on {closed_on}"),
+    "HousingSite.ResidentMovedIn": ("{effective_date}一名居民迁入", "A resident moved in on {effective_date}"),
+    "HousingSite.ResidentMovedOut": ("{effective_date}一名居民迁出", "A resident moved out on {effective_date}"),
+    "DisputeCase.Logged": ("登记{category}纠纷，优先级{priority}，发生于{occurred_on}", "Logged a {category} dispute ({priority}) that arose on {occurred_on}"),
+    "DisputeCase.Assigned": ("{assigned_on}分派", "Assigned on {assigned_on}"),
+    "DisputeCase.NoteAdded": ("添加备注", "Note added"),
+    "DisputeCase.MediationHeld": ("{held_on}进行调解", "Mediation held on {held_on}"),
+    "DisputeCase.Escalated": ("上报至{to}", "Escalated to {to}"),
+    "DisputeCase.Resolved": ("{resolved_on}解决：{outcome}", "Resolved on {resolved_on}: {outcome}"),
+    "DisputeCase.Closed": ("结案", "Closed"),
+    "DisputeCase.Reopened": ("重新打开，解决期限{resolution_due}", "Reopened, resolution due {resolution_due}"),
+    "DisputeCase.CommitteeDecisionRecorded": ("记录管理委员会决定", "Committee decision recorded"),
+    "DisputeCase.EscalatedForBreach": ("超过{breach}期限（{due_on}），自动上报", "Escalated: {breach} deadline {due_on} passed"),
+    "DisputeCase.PersonalDataErased": ("当事人个人信息已删除", "A party's personal data was erased"),
+    "ManagementCommittee.Established": ("{established_on}成立管理委员会", "Management committee established on {established_on}"),
+    "ManagementCommittee.MemberAdded": ("增加委员", "Member added"),
+    "ManagementCommittee.MemberRemoved": ("{left_on}委员离任", "A member left on {left_on}"),
+    "ManagementCommittee.MeetingScheduled": ("安排{scheduled_on}会议", "Meeting scheduled for {scheduled_on}"),
+    "ManagementCommittee.MinutesRecorded": ("{held_on}会议纪要", "Minutes of the meeting of {held_on}"),
+    "SubsidyProgram.Opened": ("设立{fiscal_year}年度补助项目，预算{budget}元", "Program opened for {fiscal_year} with a budget of {budget} yuan"),
+    "SubsidyProgram.BudgetCommitted": ("承诺支出{amount}元", "Committed {amount} yuan"),
+    "SubsidyProgram.CommitmentReleased": ("释放承诺{amount}元", "Released {amount} yuan"),
+    "SubsidyProgram.PaymentRecorded": ("支付{amount}元", "Paid {amount} yuan"),
+    "SubsidyApplication.Submitted": ("申请补助{amount}元（{mode}）", "Applied for {amount} yuan ({mode})"),
+    "SubsidyApplication.ApprovalGiven": ("审批同意", "Approved"),
+    "SubsidyApplication.PaymentScheduled": ("{approved_on}生效，安排支付", "Took effect on {approved_on}; payment scheduled"),
+    "SubsidyApplication.Rejected": ("驳回", "Rejected"),
+    "SubsidyApplication.PaymentRecorded": ("{paid_on}支付{amount}元", "Paid {amount} yuan on {paid_on}"),
+    "SubsidyApplication.OutcomeVerified": ("{verified_on}验收成果", "Outcome verified on {verified_on}"),
+    "SubsidyApplication.Revoked": ("撤销，追回{claw_back}元", "Revoked; {claw_back} yuan to be paid back"),
+}
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def summary(name: str, event: Any, lang: str, area_name: Callable[[str], str]) -> str:
+    templates = SUMMARIES.get(name)
+    if templates is None:
+        return name
+    fields = _Fields({k: v for k, v in vars(event).items() if isinstance(v, str | int | float) or hasattr(
+        v, "isoformat")})
+    for key, value in list(fields.items()):
+        if hasattr(value, "isoformat"):
+            fields[key] = value.isoformat()[:10]
+    if "area" in fields:
+        fields["area"] = area_name(str(fields["area"]))
+    return (templates[0] if lang == "zh" else templates[1]).format_map(fields)

@@ -1,0 +1,49 @@
+"""What auditors rely on besides the events: the chain over them, and who read whose
+personal data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from application.access import Principal
+
+CHAIN_TABLE = "liudong_event_chain"
+CHECKPOINTS_TABLE = "audit_checkpoints"
+
+SCHEMA = [
+    # application.chain: each stored event's digest and link, and the chain's recorded heads.
+    f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ("
+    " position bigint PRIMARY KEY, digest bytea NOT NULL, link bytea NOT NULL,"
+    " chained_at timestamptz NOT NULL DEFAULT now())",
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
+    " id bigserial PRIMARY KEY, position bigint NOT NULL, link bytea NOT NULL, events bigint NOT NULL,"
+    " at timestamptz NOT NULL DEFAULT now(), key_id text, signature bytea)",
+    "CREATE TABLE IF NOT EXISTS access_log ("
+    " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), user_id text NOT NULL, role text NOT NULL,"
+    " resident_id uuid, route text NOT NULL, detail text)",
+    "CREATE INDEX IF NOT EXISTS access_log_resident_idx ON access_log (resident_id, at)",
+    "CREATE INDEX IF NOT EXISTS access_log_user_idx ON access_log (user_id, at)",
+]
+
+
+def record_access(conn: Any, principal: Principal, resident_id: UUID | None, route: str,
+                  detail: str | None = None) -> None:
+    """Record a read of a resident's personal data (or of the access log itself)."""
+    conn.execute("INSERT INTO access_log (user_id, role, resident_id, route, detail) VALUES (%s, %s, %s, %s, %s)",
+                 (principal.actor.user_id, principal.actor.role.value, resident_id, route, detail))
+
+
+def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
+               until: datetime | None, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+    where: list[str] = ["id > %s"]
+    params: list[Any] = [after_id]
+    for clause, value in (("resident_id = %s", resident_id), ("user_id = %s", user_id), ("at >= %s", since),
+                          ("at <= %s", until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    rows = conn.execute(f"SELECT id, at, user_id, role, resident_id, route, detail FROM access_log"
+                        f" WHERE {' AND '.join(where)} ORDER BY id LIMIT %s", [*params, limit]).fetchall()
+    return [dict(r) for r in rows]

@@ -1,0 +1,390 @@
+"""Tamper evidence: every stored event is chained, and the chain can be checked.
+
+One sequential chainer follows the store in its global order (``read_stored``: never past
+a position an earlier transaction could still commit below) and, for each event, keeps:
+
+* ``digest``: SHA-256 over the event as stored (aggregate id, version, topic and the
+  state's bytes, exactly as stored, so destroying a person's key later changes nothing);
+* ``link``: SHA-256 over the previous link, the event's global position and its digest.
+
+The position is in the link, not in the digest, so an event moved to another position is
+recognised as the one chained there. Every so often the head of the chain is recorded as
+a checkpoint (signed when the office has an audit signing key), so history up to a
+checkpoint provably was not rewritten later, even by someone who recomputes every link.
+
+Only one chainer runs at a time (a session advisory lock); the others stand by. A rolled
+back transaction leaves a position that never held an event: the chain has no row for
+it, and ``verify`` knows it was never chained.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from psycopg.rows import dict_row
+
+from application.audit import CHAIN_TABLE, CHECKPOINTS_TABLE
+from application.audit import SCHEMA as AUDIT_SCHEMA
+from application.store import EVENTS_CHANNEL, EVENTS_TABLE, read_stored
+
+log = logging.getLogger(__name__)
+
+GENESIS = bytes(32)  # the link before the first event
+DIGEST_DOMAIN = b"liudong-event-v1\x00"
+# Advisory locks in two parts, the second the schema's, so that a store in another schema of
+# the same database (a replay, a test's synthetic store) is chained independently.
+CHAIN_LOCK = zlib.crc32(b"liudong-event-chainer") & 0x3FFFFFFF
+IN_SCHEMA = "hashtext(current_schema())"
+
+
+# -- the hashes -------------------------------------------------------------------------------
+def event_digest(originator_id: UUID, version: int, topic: str, state: bytes) -> bytes:
+    """SHA-256 over an event as stored; each part is length-prefixed, so no two events
+    share an encoding."""
+    h = hashlib.sha256(DIGEST_DOMAIN)
+    h.update(originator_id.bytes)
+    h.update(int(version).to_bytes(8, "big", signed=True))
+    encoded = topic.encode()
+    h.update(len(encoded).to_bytes(4, "big"))
+    h.update(encoded)
+    h.update(len(state).to_bytes(8, "big"))
+    h.update(state)
+    return h.digest()
+
+
+def next_link(previous: bytes, position: int, digest: bytes) -> bytes:
+    return hashlib.sha256(previous + int(position).to_bytes(8, "big") + digest).digest()
+
+
+def ensure_chain_schema(conn: psycopg.Connection[Any]) -> None:
+    """The chain's tables (made with the store's; here for a store made before them)."""
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS made", (CHECKPOINTS_TABLE,)).fetchone()
+    if row is not None and (row["made"] if isinstance(row, dict) else row[0]):
+        return
+    with conn.transaction():
+        conn.execute(f"SELECT pg_advisory_xact_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK + 1,))
+        for statement in AUDIT_SCHEMA:
+            conn.execute(statement)
+
+
+# -- signing ----------------------------------------------------------------------------------
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(path.read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+def generate_keys(private_path: Path, public_path: Path) -> str:
+    """A new Ed25519 key pair as PEM files (the private one readable by its owner only)."""
+    key = Ed25519PrivateKey.generate()
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    private_bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+    private_path.touch(mode=0o600, exist_ok=False)
+    private_path.write_bytes(private_bytes)
+    public_path.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_id(key.public_key())
+
+
+def checkpoint_message(position: int, link: bytes, events: int, at: datetime) -> bytes:
+    """What a checkpoint's signature covers."""
+    return f"liudong-checkpoint-v1|{position}|{link.hex()}|{events}|{at.astimezone(UTC).isoformat()}".encode()
+
+
+# -- the chainer ------------------------------------------------------------------------------
+@dataclass
+class Chainer:
+    """Chains stored events in order. ``run`` follows the store until ``stopping``;
+    ``catch_up`` chains what is there now (the CLI, tests)."""
+
+    dsn: str
+    batch_size: int = 2000
+    checkpoint_every: int = 10_000  # events between checkpoints
+    checkpoint_seconds: float = 3600.0  # at most this long between checkpoints, while events come
+    signing_key: Ed25519PrivateKey | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.chained = 0
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+
+    def run(self) -> None:
+        pause = 1.0
+        while not self.stopping.is_set():
+            try:
+                self._follow()
+                return
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                log.warning("chainer lost the database (%s); retrying in %.0f s", type(error).__name__, pause)
+            self.stopping.wait(pause)
+            pause = min(pause * 2, 30.0)
+
+    def _follow(self) -> None:
+        with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn, \
+                psycopg.connect(self.dsn, autocommit=True) as listener:
+            ensure_chain_schema(conn)
+            while not self.stopping.is_set():
+                row = conn.execute(f"SELECT pg_try_advisory_lock(%s, {IN_SCHEMA}) AS ok", (CHAIN_LOCK,)).fetchone()
+                if row is not None and row["ok"]:
+                    break
+                self.stopping.wait(5.0)  # another process chains; stand by
+            else:
+                return
+            listener.execute(f"LISTEN {EVENTS_CHANNEL}")
+            self._resume(conn)
+            while not self.stopping.is_set():
+                if not self.step(conn):
+                    for _ in listener.notifies(timeout=1.0, stop_after=1):
+                        pass
+
+    def catch_up(self) -> int:
+        """Chain every event stored now (waits while another chainer holds the lock)."""
+        with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
+            ensure_chain_schema(conn)
+            conn.execute(f"SELECT pg_advisory_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
+            try:
+                self._resume(conn)
+                while self.step(conn):
+                    pass
+                if self._since_checkpoint:
+                    self.checkpoint(conn)
+            finally:
+                conn.execute(f"SELECT pg_advisory_unlock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
+        return self.chained
+
+    def _resume(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(f"SELECT position FROM {CHECKPOINTS_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
+        last = int(row["position"]) if row else 0
+        counted = conn.execute(f"SELECT count(*) AS n FROM {CHAIN_TABLE} WHERE position > %s", (last,)).fetchone()
+        self._since_checkpoint = int(counted["n"]) if counted else 0
+
+    def head(self, conn: psycopg.Connection[Any]) -> tuple[int, bytes]:
+        row = conn.execute(f"SELECT position, link FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1").fetchone()
+        if row is None:
+            return 0, GENESIS
+        return int(row["position"]), bytes(row["link"])
+
+    def step(self, conn: psycopg.Connection[Any]) -> bool:
+        """Chain the next batch; returns whether there was one."""
+        position, link = self.head(conn)
+        rows = read_stored(conn, position, self.batch_size)
+        if not rows:
+            return False
+        positions, digests, links = [], [], []
+        for r in rows:
+            digest = event_digest(r.originator_id, r.version, r.topic, r.state)
+            link = next_link(link, r.position, digest)
+            positions.append(r.position)
+            digests.append(digest)
+            links.append(link)
+        with conn.transaction():
+            conn.execute(f"INSERT INTO {CHAIN_TABLE} (position, digest, link)"
+                         " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])", (positions, digests, links))
+        self.chained += len(rows)
+        self._since_checkpoint += len(rows)
+        if self._since_checkpoint >= self.checkpoint_every or (
+                time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
+            self.checkpoint(conn)
+        return True
+
+    def checkpoint(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+        """Record the chain's head (signed, with a signing key)."""
+        position, link = self.head(conn)
+        if not position:
+            return None
+        events_row = conn.execute(f"SELECT count(*) AS n FROM {CHAIN_TABLE}").fetchone()
+        events = int(events_row["n"]) if events_row else 0
+        at_row = conn.execute("SELECT date_trunc('milliseconds', now()) AS at").fetchone()
+        assert at_row is not None
+        at = at_row["at"]
+        signature, kid = None, None
+        if self.signing_key is not None:
+            signature = self.signing_key.sign(checkpoint_message(position, link, events, at))
+            kid = key_id(self.signing_key.public_key())
+        row = conn.execute(f"INSERT INTO {CHECKPOINTS_TABLE} (position, link, events, at, key_id, signature)"
+                           " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+                           (position, link, events, at, kid, signature)).fetchone()
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        log.info("checkpoint at position %s (%s events)", position, events)
+        return {"id": row["id"] if row else None, "position": position, "link": link, "events": events, "at": at}
+
+
+def start_chainer(dsn: str, *, checkpoint_every: int, checkpoint_seconds: float,
+                  signing_key: Ed25519PrivateKey | None, stopping: threading.Event) -> threading.Thread:
+    chainer = Chainer(dsn, checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
+                      signing_key=signing_key, stopping=stopping)
+    thread = threading.Thread(target=chainer.run, name="chainer", daemon=True)
+    thread.start()
+    return thread
+
+
+def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
+                        " WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+    return [dict(r) for r in rows]
+
+
+# -- verification -----------------------------------------------------------------------------
+@dataclass
+class Break:
+    """The first place the chain does not hold."""
+
+    position: int
+    kind: str  # altered, missing, inserted, reordered, link, checkpoint, signature
+    detail: str
+
+
+@dataclass
+class Verification:
+    events: int = 0
+    head_position: int = 0
+    head: bytes = GENESIS
+    unchained: int = 0  # events stored after the chain's head (not yet chained)
+    checkpoints: int = 0
+    seconds: float = 0.0
+    broken: Break | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def _merged(conn: psycopg.Connection[Any], upto: int, batch: int) -> Iterator[dict[str, Any]]:
+    """Events and chain rows side by side by position, up to the chain's head (a server-side
+    cursor, so memory stays flat however long the store)."""
+    with conn.transaction(), conn.cursor(name="liudong_verify", row_factory=dict_row) as cur:
+        cur.itersize = batch
+        cur.execute(
+            f"SELECT coalesce(e.notification_id, c.position) AS at, e.notification_id, e.originator_id,"
+            f" e.originator_version, e.topic, e.state, c.position, c.digest, c.link"
+            f" FROM {EVENTS_TABLE} e FULL OUTER JOIN {CHAIN_TABLE} c ON c.position = e.notification_id"
+            f" WHERE coalesce(e.notification_id, c.position) <= %s ORDER BY 1", (upto,))
+        yield from cur
+
+
+def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None = None,
+           progress: Callable[[int, int], None] | None = None, batch: int = 5000) -> Verification:
+    """Recompute the chain from the stored events and compare: every link, every digest,
+    no event missing or added below the head, and every checkpoint (its signature too,
+    with the office's public key)."""
+    started = time.monotonic()
+    result = Verification()
+    head_row = _one(conn, f"SELECT max(position) AS p, count(*) AS n FROM {CHAIN_TABLE}")
+    upto = int(head_row["p"] or 0)
+    total = int(head_row["n"] or 0)
+    with conn.cursor(row_factory=dict_row) as cur:
+        marks = {int(r["position"]): r for r in cur.execute(
+            f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE} ORDER BY id")}
+    link = GENESIS
+    seen = 0
+    for row in _merged(conn, upto, batch):
+        at = int(row["at"])
+        if row["position"] is None:
+            result.broken = Break(at, "inserted", f"an event at position {at} was never chained"
+                                  " (added after the chain passed it)")
+            break
+        if row["notification_id"] is None:
+            result.broken = Break(at, "missing", f"the event chained at position {at} is no longer stored (deleted)")
+            break
+        digest = event_digest(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+        if digest != bytes(row["digest"]):
+            moved = _one(conn, f"SELECT min(position) AS p FROM {CHAIN_TABLE} WHERE digest = %s AND position <> %s",
+                         (digest, at))["p"]
+            if moved is not None:
+                result.broken = Break(at, "reordered", f"the event at position {at} is the one chained at position"
+                                      f" {moved} (events were moved or swapped)")
+            else:
+                result.broken = Break(at, "altered", f"the event at position {at} ({row['topic']}, aggregate"
+                                      f" {row['originator_id']} v{row['originator_version']}) differs from what was"
+                                      " chained (its stored bytes were changed)")
+            break
+        link = next_link(link, at, digest)
+        if link != bytes(row["link"]):
+            result.broken = Break(at, "link", f"the chain's link at position {at} was rewritten")
+            break
+        seen += 1
+        mark = marks.pop(at, None)
+        if mark is not None:
+            problem = _check_mark(mark, link, seen, public_key)
+            if problem:
+                result.broken = Break(at, "checkpoint", problem)
+                break
+            result.checkpoints += 1
+        if progress is not None and seen % batch == 0:
+            progress(seen, total)
+    if result.broken is None and marks:
+        first = min(marks)
+        result.broken = Break(first, "checkpoint", f"checkpoint #{marks[first]['id']} names position {first},"
+                              " which the chain does not reach now (history after it was cut or rewritten)")
+    result.events = seen
+    result.head_position = upto if result.broken is None else 0
+    result.head = link
+    result.unchained = int(_one(conn, f"SELECT count(*) AS n FROM {EVENTS_TABLE} WHERE notification_id > %s",
+                                (upto,))["n"])
+    result.seconds = time.monotonic() - started
+    if progress is not None:
+        progress(seen, total)
+    return result
+
+
+def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25519PublicKey | None) -> str | None:
+    number = mark["id"]
+    if bytes(mark["link"]) != link:
+        return (f"checkpoint #{number} recorded a different head at position {mark['position']}:"
+                " history up to it was rewritten after the checkpoint")
+    if int(mark["events"]) != events:
+        return f"checkpoint #{number} counted {mark['events']} events up to it; the chain has {events}"
+    signature = mark["signature"]
+    if public_key is not None:
+        if signature is None:
+            return f"checkpoint #{number} is not signed"
+        if mark["key_id"] != key_id(public_key):
+            return f"checkpoint #{number} was signed with key {mark['key_id']}, not {key_id(public_key)}"
+        try:
+            public_key.verify(bytes(signature), checkpoint_message(int(mark["position"]), link, events, mark["at"]))
+        except InvalidSignature:
+            return f"checkpoint #{number}'s signature does not verify"
+    return None
+
+
+def _one(conn: psycopg.Connection[Any], query: str, params: Any = None) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(query, params).fetchone()
+    assert row is not None
+    return row
+
+
+def b64(value: bytes | None) -> str | None:
+    return base64.b64encode(value).decode() if value is not None else None

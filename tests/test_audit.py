@@ -1,0 +1,491 @@
+"""Audit: each record's history, the record as known at a moment and as true on a date,
+who read whose personal data, the chain over the events, checkpoints and signed exports."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+from typer.testing import CliRunner
+
+from application.audit import CHAIN_TABLE, CHECKPOINTS_TABLE
+from application.chain import Chainer, generate_keys, load_private_key, load_public_key, verify
+from application.cli import cli
+from application.export import export, verify_export
+from application.services import Services
+from application.store import EVENTS_TABLE
+from domain.common import OFFICE_TZ
+from tests.conftest import NOW, Api, Clock, define_area
+from tests.factories import resident_body, site_body
+
+
+def at(text: str) -> datetime:
+    """A moment in the office's time zone (UTC+8)."""
+    return datetime.fromisoformat(text + "+08:00")
+
+
+@pytest.fixture()
+def auditor(http: Any, keys: dict[str, str]) -> Api:
+    return Api(http, keys["auditor"])
+
+
+@pytest.fixture()
+def office_clock(clock: Clock) -> Iterator[Clock]:
+    """The services' clock, set by the test and put back after it."""
+    yield clock
+    clock.now = NOW
+
+
+# -- history of one record -----------------------------------------------------------------
+def test_a_residents_history_lists_each_event_with_who_when_why_in_order_and_pages(
+        caseworker: Api, supervisor: Api, auditor: Api) -> None:
+    site = supervisor.post("/sites", site_body(capacity=5)).json()["id"]
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-03-01")).json()["id"]
+    assert caseworker.post(f"/residents/{resident}/moves",
+                           {"site_id": site, "effective_date": "2026-03-05"}).status_code == 200
+    assert caseworker.post(f"/residents/{resident}/departure",
+                           {"effective_date": "2026-11-20", "reason": "returned home"}).status_code == 200
+
+    page = auditor.get(f"/residents/{resident}/history", headers={"Accept-Language": "en"})
+    assert page.status_code == 200, page.text
+    items = page.json()["items"]
+    assert [e["event"] for e in items] == ["Resident.Registered", "Resident.MovedIntoSite",
+                                           "Resident.DepartedDistrict"]
+    assert [e["version"] for e in items] == [1, 2, 3]
+    assert items[0]["position"] < items[1]["position"] < items[2]["position"]
+    assert {(e["actor_id"], e["actor_role"]) for e in items} == {("test-caseworker", "caseworker")}
+    assert [e["effective_date"] for e in items] == ["2026-03-01", "2026-03-05", "2026-11-20"]
+    assert all(e["recorded_at"] for e in items)
+    assert items[2]["reason"] == "returned home"
+    assert items[2]["summary"] == "Left the district on 2026-11-20"
+    chinese = auditor.get(f"/residents/{resident}/history").json()["items"]
+    assert chinese[2]["summary"] == "2026-11-20离开本区"
+
+    first = auditor.get(f"/residents/{resident}/history", params={"limit": 2}).json()
+    assert [e["version"] for e in first["items"]] == [1, 2] and first["next"]
+    rest = auditor.get(f"/residents/{resident}/history", params={"limit": 2, "cursor": first["next"]}).json()
+    assert [e["version"] for e in rest["items"]] == [3] and rest["next"] is None
+    site_history = auditor.get(f"/sites/{site}/history").json()["items"]
+    assert [e["event"] for e in site_history] == ["HousingSite.Registered", "HousingSite.ResidentMovedIn",
+                                                  "HousingSite.ResidentMovedOut"]
+
+
+def test_history_is_refused_outside_the_callers_areas_and_for_bad_cursors(
+        http: Any, caseworker: Api, services: Services) -> None:
+    from tests.conftest import issue_key
+    from tests.factories import unique
+
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    elsewhere = Api(http, issue_key(services, unique("far"), _role("caseworker"), areas=["daqi"]))
+    assert elsewhere.get(f"/residents/{resident}/history").status_code == 404
+    bad = caseworker.get(f"/residents/{resident}/history", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422
+    assert caseworker.get(f"/residents/{uuid.uuid4()}/history").status_code == 404
+
+
+def _role(name: str) -> Any:
+    from domain.common import Role
+
+    return Role(name)
+
+
+# -- known at, effective at ----------------------------------------------------------------
+def test_a_record_as_known_at_a_moment_and_as_true_on_a_date(
+        caseworker: Api, supervisor: Api, auditor: Api, office_clock: Clock, services: Services) -> None:
+    """Registered 1 March, moved into a site 10 April (recorded that day), moved to rented
+    housing in Daqi on 2 May but recorded only on 20 June."""
+    area = define_area(services, "Audit")
+    office_clock.now = at("2026-03-01T10:00:00")
+    site = supervisor.post("/sites", site_body(area=area, capacity=5)).json()["id"]
+    resident = caseworker.post("/residents", resident_body(area=area, registered_on="2026-03-01")).json()["id"]
+    office_clock.now = at("2026-04-10T16:00:00")
+    assert caseworker.post(f"/residents/{resident}/moves",
+                           {"site_id": site, "effective_date": "2026-04-10"}).status_code == 200
+    office_clock.now = at("2026-06-20T09:00:00")
+    late = caseworker.post(f"/residents/{resident}/moves", {"area": "daqi", "effective_date": "2026-05-02"})
+    assert late.status_code == 200, late.text
+
+    def state(**params: str) -> tuple[Any, ...]:
+        response = auditor.get(f"/residents/{resident}", params=params)
+        assert response.status_code == 200, response.text
+        assert "ETag" not in response.headers or not params  # a record of the past has no version to match
+        body = response.json()
+        return body["status"], body["site_id"], body["area"], body["version"]
+
+    now = state()
+    assert now == ("private_housing", None, "daqi", 3)
+    assert state(known_at="2026-03-15T12:00:00+08:00") == ("private_housing", None, area, 1)
+    assert state(known_at="2026-05-15T12:00:00+08:00") == ("in_site", site, area, 2)  # the move to Daqi unknown
+    assert state(known_at="2026-05-15T12:00:00+08:00", effective_at="2026-04-01") == ("private_housing", None,
+                                                                                      area, 1)
+    assert state(effective_at="2026-04-20") == ("in_site", site, area, 2)
+    assert state(effective_at="2026-05-10") == ("private_housing", None, "daqi", 3)  # the late report folded in
+    site_then = auditor.get(f"/sites/{site}", params={"known_at": "2026-05-15T12:00:00+08:00"}).json()
+    assert site_then["occupants"] == 1
+    assert auditor.get(f"/sites/{site}", params={"effective_at": "2026-05-10"}).json()["occupants"] == 0
+
+    before = auditor.get(f"/residents/{resident}", params={"known_at": "2026-02-01T00:00:00+08:00"})
+    assert before.status_code == 404 and before.json()["rule"] == "not_yet"
+    naive = auditor.get(f"/residents/{resident}", params={"known_at": "2026-05-15T12:00:00"})
+    assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "known_at"
+    garbage = auditor.get(f"/residents/{resident}", params={"effective_at": "May"})
+    assert garbage.status_code == 422 and garbage.json()["errors"][0]["field"] == "effective_at"
+
+
+# One step of a resident's life, as hypothesis draws it: what happened, hours after the previous
+# recording, and how many days before its recording day it took effect.
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["site", "private", "depart", "return"]), st.integers(0, 1),
+              st.integers(1, 400), st.integers(0, 30)),
+    min_size=1, max_size=7,
+)
+
+
+@dataclass
+class _Believed:
+    """The independent model: the resident as each accepted step left it."""
+
+    recorded_at: datetime
+    effective: date
+    status: str
+    site: str | None
+    area: str | None  # None: unchanged by this step (a departure keeps the last area)
+
+
+def _fold(steps: list[_Believed], known_at: datetime | None, effective_at: date | None) -> tuple[Any, ...] | None:
+    state: tuple[Any, ...] | None = None
+    for step in steps:
+        if (known_at is not None and step.recorded_at > known_at) or (
+                effective_at is not None and step.effective > effective_at):
+            continue
+        if state is None and step.status != "registered":
+            return None
+        area = step.area if step.area is not None else state[2]  # type: ignore[index]
+        status = "private_housing" if step.status == "registered" else step.status
+        state = (status, step.site, area)
+    return state
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          derandomize=True)
+@given(steps=_STEPS, registered_late=st.integers(0, 20), probes=st.lists(
+    st.tuples(st.integers(-30, 3000), st.integers(-40, 150), st.integers(0, 2)), min_size=6, max_size=6))
+def test_known_at_and_effective_at_equal_an_independent_fold_of_the_events(
+        caseworker: Api, supervisor: Api, auditor: Api, office_clock: Clock, services: Services,
+        steps: list[tuple[str, int, int, int]], registered_late: int,
+        probes: list[tuple[int, int, int]]) -> None:
+    area = define_area(services, "Fold")
+    start = at("2026-01-05T09:00:00")
+    office_clock.now = start
+    sites = [supervisor.post("/sites", site_body(area=area, capacity=50)).json()["id"] for _ in range(2)]
+    registered_on = start.date() - timedelta(days=registered_late)
+    created = caseworker.post("/residents", resident_body(area=area, registered_on=registered_on.isoformat()))
+    assert created.status_code == 201, created.text
+    resident = created.json()["id"]
+    model = [_Believed(start, registered_on, "registered", None, area)]
+    now = start
+    for kind, which, hours, late in steps:
+        now += timedelta(hours=hours)
+        office_clock.now = now
+        on = now.astimezone(OFFICE_TZ).date() - timedelta(days=late)
+        if kind == "site":
+            sent = {"site_id": sites[which], "effective_date": on.isoformat()}
+            response = caseworker.post(f"/residents/{resident}/moves", sent)
+            after = _Believed(now, on, "in_site", sites[which], area)
+        elif kind == "private":
+            target = (area, "daqi")[which]
+            response = caseworker.post(f"/residents/{resident}/moves",
+                                       {"area": target, "effective_date": on.isoformat()})
+            after = _Believed(now, on, "private_housing", None, target)
+        elif kind == "depart":
+            response = caseworker.post(f"/residents/{resident}/departure",
+                                       {"effective_date": on.isoformat(), "reason": "went home"})
+            after = _Believed(now, on, "departed", None, None)
+        else:
+            response = caseworker.post(f"/residents/{resident}/return",
+                                       {"area": area, "effective_date": on.isoformat()})
+            after = _Believed(now, on, "private_housing", None, area)
+        # A step the rules refuse (before the last change, already there, departed) is a 409
+        # and stores nothing; the model keeps only what was accepted.
+        assert response.status_code in (200, 409), response.text
+        if response.status_code == 200:
+            model.append(after)
+
+    for offset_hours, offset_days, which in probes:
+        known_at = start + timedelta(hours=offset_hours) if which in (0, 2) else None
+        effective_at = registered_on + timedelta(days=offset_days) if which in (1, 2) else None
+        params = {}
+        if known_at is not None:
+            params["known_at"] = known_at.isoformat()
+        if effective_at is not None:
+            params["effective_at"] = effective_at.isoformat()
+        expected = _fold(model, known_at, effective_at)
+        got = auditor.get(f"/residents/{resident}", params=params)
+        if expected is None:
+            assert got.status_code == 404, (params, got.text)
+            continue
+        assert got.status_code == 200, (params, got.text)
+        body = got.json()
+        assert (body["status"], body["site_id"], body["area"]) == expected, (params, model)
+
+
+# -- who read what -----------------------------------------------------------------------------
+def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
+        caseworker: Api, auditor: Api) -> None:
+    started = datetime.now(UTC).isoformat()
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    assert caseworker.get(f"/residents/{resident}").status_code == 200
+    assert caseworker.get(f"/residents/{resident}/history").status_code == 200
+    log = auditor.get("/audit/access-log", params={"resident_id": resident})
+    assert log.status_code == 200, log.text
+    routes = [(e["user_id"], e["role"], e["route"]) for e in log.json()["items"]]
+    assert routes == [("test-caseworker", "caseworker", f"/residents/{resident}"),
+                      ("test-caseworker", "caseworker", f"/residents/{resident}/history")]
+    assert caseworker.get("/audit/access-log").status_code == 403
+    own = auditor.get("/audit/access-log",
+                      params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]
+    assert any(e["route"] == "/audit/access-log" and resident in (e["detail"] or "") for e in own)
+    since = auditor.get("/audit/access-log", params={"resident_id": resident, "from": "2099-01-01T00:00:00Z"})
+    assert since.json()["items"] == []
+
+
+# -- the chain over the store ------------------------------------------------------------------
+def wait_for_chain(services: Services, timeout: float = 30.0) -> int:
+    head = services.head()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with services.pool.connection() as conn:
+            row = conn.execute(f"SELECT max(position) AS p FROM {CHAIN_TABLE}").fetchone()
+        if row and row["p"] is not None and row["p"] >= head:
+            return head
+        time.sleep(0.1)
+    raise AssertionError(f"the chainer did not reach position {head}")
+
+
+def test_the_running_service_chains_every_event_and_verify_says_ok(
+        caseworker: Api, services: Services, database: Any, monkeypatch: Any) -> None:
+    caseworker.post("/residents", resident_body())
+    head = wait_for_chain(services)
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    result = CliRunner().invoke(cli, ["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    line = result.stdout.splitlines()[0]
+    assert line.startswith("ok events=") and f"position={head}" in line, line
+    with psycopg.connect(database.dsn, row_factory=dict_row) as conn:
+        events = conn.execute(f"SELECT count(*) AS n FROM {EVENTS_TABLE} WHERE notification_id <= %s",
+                              (head,)).fetchone()
+        link = conn.execute(f"SELECT link FROM {CHAIN_TABLE} WHERE position = %s", (head,)).fetchone()
+    assert f"events={events['n']} " in line and f"head={bytes(link['link']).hex()}" in line
+
+
+SYNTHETIC = 100_000
+
+
+@pytest.fixture(scope="module")
+def synthetic_store(database: Any) -> Iterator[str]:
+    """A store of 100,000 events in a schema of its own, in the events table's real layout
+    (the states are stand-ins: the chain covers bytes, whatever they mean), with a few
+    positions that never held an event (rolled-back transactions)."""
+    schema = f"tamper_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        live = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE TABLE {}.{} (LIKE {}.{} INCLUDING ALL)").format(
+            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE), sql.Identifier(live), sql.Identifier(EVENTS_TABLE)))
+        conn.execute(sql.SQL(
+            "INSERT INTO {}.{} (notification_id, originator_id, originator_version, topic, state)"
+            " SELECT i, md5(i::text)::uuid, 1, 'domain.residents:Resident.Registered',"
+            " convert_to('{{\"n\":' || i || ',\"pad\":\"' || repeat('x', 300) || '\"}}', 'UTF8')"
+            " FROM generate_series(1, %s) i WHERE i %% 9973 <> 0").format(
+            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE)), (SYNTHETIC + SYNTHETIC // 9973,))
+    yield make_conninfo(database.dsn, options=f"-c search_path={schema}")
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="module")
+def signing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    where = tmp_path_factory.mktemp("audit-keys")
+    generate_keys(where / "audit.key", where / "audit.pub")
+    return where / "audit.key", where / "audit.pub"
+
+
+@pytest.fixture(scope="module")
+def chained(synthetic_store: str, signing: tuple[Path, Path]) -> str:
+    from tests.conftest import _FIGURES as figures
+
+    started = time.monotonic()
+    count = Chainer(synthetic_store, checkpoint_every=25_000, signing_key=load_private_key(signing[0])).catch_up()
+    assert count == SYNTHETIC
+    figures.append(f"chain: {count:,} events chained in {time.monotonic() - started:.1f} s")
+    return synthetic_store
+
+
+def _verify(dsn: str, signing: tuple[Path, Path] | None = None) -> Any:
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        return verify(conn, public_key=load_public_key(signing[1]) if signing else None)
+
+
+@pytest.fixture()
+def tamper(chained: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to the chained synthetic store in one transaction, rolled back after
+    the test: each tamper test starts from the intact store."""
+    with psycopg.connect(chained, row_factory=dict_row) as conn:
+        yield conn
+        conn.rollback()
+
+
+def _verify_inside(conn: psycopg.Connection[Any], signing: tuple[Path, Path] | None = None) -> Any:
+    return verify(conn, public_key=load_public_key(signing[1]) if signing else None)
+
+
+def test_verify_reports_ok_the_count_and_the_head_on_an_intact_store_of_100000_events(
+        chained: str, signing: tuple[Path, Path], figures: list[str]) -> None:
+    result = _verify(chained, signing)
+    assert result.ok, result.broken
+    assert (result.events, result.head_position, result.unchained) == (SYNTHETIC, SYNTHETIC + SYNTHETIC // 9973, 0)
+    assert result.checkpoints == 4  # every 25,000 events, each signature checked
+    figures.append(f"audit verify: {result.events:,} events in {result.seconds:.2f} s "
+                   f"({result.events / result.seconds:,.0f} events/s)")
+
+
+def test_one_altered_byte_is_found_at_its_position(tamper: psycopg.Connection[Any]) -> None:
+    tamper.execute(f"UPDATE {EVENTS_TABLE} SET state = overlay(state placing '\\x2a'::bytea from 20 for 1)"
+                   " WHERE notification_id = 31337")
+    result = _verify_inside(tamper)
+    assert result.broken is not None and (result.broken.position, result.broken.kind) == (31337, "altered")
+
+
+def test_a_deleted_event_is_found_at_its_position(tamper: psycopg.Connection[Any]) -> None:
+    tamper.execute(f"DELETE FROM {EVENTS_TABLE} WHERE notification_id = 50001")
+    result = _verify_inside(tamper)
+    assert result.broken is not None and (result.broken.position, result.broken.kind) == (50001, "missing")
+
+
+def test_two_swapped_events_are_found_at_the_first_of_them(tamper: psycopg.Connection[Any]) -> None:
+    tamper.execute(f"UPDATE {EVENTS_TABLE} SET notification_id = -notification_id"
+                   " WHERE notification_id IN (70000, 80000)")
+    tamper.execute(f"UPDATE {EVENTS_TABLE} SET notification_id = CASE notification_id WHEN -70000 THEN 80000"
+                   " ELSE 70000 END WHERE notification_id IN (-70000, -80000)")
+    result = _verify_inside(tamper)
+    assert result.broken is not None
+    assert (result.broken.position, result.broken.kind) == (70000, "reordered")
+    assert "80000" in result.broken.detail
+
+
+def test_an_event_added_below_the_head_is_found(tamper: psycopg.Connection[Any]) -> None:
+    tamper.execute(f"INSERT INTO {EVENTS_TABLE} (notification_id, originator_id, originator_version, topic, state)"
+                   " VALUES (9973, gen_random_uuid(), 1, 'domain.residents:Resident.Registered', '\\x7b7d')")
+    result = _verify_inside(tamper)
+    assert result.broken is not None and (result.broken.position, result.broken.kind) == (9973, "inserted")
+
+
+def test_a_history_rewritten_with_every_link_recomputed_is_caught_by_the_checkpoints(
+        tamper: psycopg.Connection[Any], signing: tuple[Path, Path]) -> None:
+    """Someone with the database alters an event and recomputes the chain after it: the
+    chain holds together, but a checkpoint recorded before disagrees."""
+    from application.chain import GENESIS, event_digest, next_link
+
+    tamper.execute(f"UPDATE {EVENTS_TABLE} SET state = convert_to('{{\"n\":12,\"pad\":\"forged\"}}', 'UTF8')"
+                   " WHERE notification_id = 12")
+    link = GENESIS
+    for row in tamper.execute(f"SELECT notification_id, originator_id, originator_version, topic, state"
+                              f" FROM {EVENTS_TABLE} ORDER BY notification_id").fetchall():
+        digest = event_digest(row["originator_id"], row["originator_version"], row["topic"], bytes(row["state"]))
+        link = next_link(link, row["notification_id"], digest)
+        if row["notification_id"] >= 12:
+            tamper.execute(f"UPDATE {CHAIN_TABLE} SET digest = %s, link = %s WHERE position = %s",
+                           (digest, link, row["notification_id"]))
+    result = _verify_inside(tamper)
+    assert result.broken is not None and result.broken.kind == "checkpoint", result.broken
+    assert "rewritten" in result.broken.detail
+    # Rewriting the checkpoints too is caught by their signatures.
+    tamper.execute(f"UPDATE {CHECKPOINTS_TABLE} c SET link = l.link FROM {CHAIN_TABLE} l WHERE l.position = c.position")
+    assert _verify_inside(tamper).ok  # without the office's public key the forgery holds...
+    signed = _verify_inside(tamper, signing)
+    assert signed.broken is not None and "signature" in signed.broken.detail  # ...with it, it does not
+
+
+# -- exports -----------------------------------------------------------------------------------
+def test_an_export_verifies_offline_and_one_altered_byte_fails_naming_the_line(
+        chained: str, signing: tuple[Path, Path], tmp_path: Path, figures: list[str]) -> None:
+    bundle = tmp_path / "bundle.jsonl"
+    started = time.monotonic()
+    with psycopg.connect(chained, autocommit=True, row_factory=dict_row) as conn, bundle.open("wb") as out:
+        summary = export(conn, out, signing_key=load_private_key(signing[0]))
+    exported = time.monotonic() - started
+    assert summary.events == SYNTHETIC
+    started = time.monotonic()
+    check = verify_export(bundle, load_public_key(signing[1]))
+    assert check.ok and check.events == SYNTHETIC, check
+    figures.append(f"audit export: {SYNTHETIC:,} events exported in {exported:.1f} s, verified offline in "
+                   f"{time.monotonic() - started:.1f} s ({bundle.stat().st_size / 1e6:.0f} MB)")
+
+    raw = bundle.read_bytes()
+    lines = raw.split(b"\n")
+    for line_number in (1, 4242, SYNTHETIC, SYNTHETIC + 1):  # first, middle, last event; the manifest
+        for offset in (3, len(lines[line_number - 1]) // 2, len(lines[line_number - 1]) - 3):
+            altered = bytearray(raw)
+            where = sum(len(x) + 1 for x in lines[:line_number - 1]) + offset
+            altered[where] = ord("0") if altered[where] != ord("0") else ord("1")
+            (tmp_path / "altered.jsonl").write_bytes(bytes(altered))
+            result = verify_export(tmp_path / "altered.jsonl", load_public_key(signing[1]))
+            assert not result.ok and result.line == line_number, (line_number, offset, result)
+    dropped = b"\n".join(lines[:10] + lines[11:])
+    (tmp_path / "dropped.jsonl").write_bytes(dropped)
+    result = verify_export(tmp_path / "dropped.jsonl", load_public_key(signing[1]))
+    assert not result.ok and result.line == 11
+
+
+def test_export_and_verify_export_from_the_command_line(
+        caseworker: Api, services: Services, database: Any, signing: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    caseworker.post(f"/residents/{resident}/employer", {"employer": "Yuanda Dyeing", "effective_date": "2026-11-20"})
+    wait_for_chain(services)
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    monkeypatch.setenv("LIUDONG_AUDIT_SIGNING_KEY_FILE", str(signing[0]))
+    bundle = tmp_path / "one.jsonl"
+    made = CliRunner().invoke(cli, ["audit", "export", "--aggregate", resident, "--out", str(bundle)])
+    assert made.exit_code == 0, made.output
+    assert "exported 2 events" in made.output
+    # Offline: no database, no settings at all.
+    monkeypatch.delenv("LIUDONG_DATABASE_URL")
+    monkeypatch.delenv("LIUDONG_AUDIT_SIGNING_KEY_FILE")
+    ok = CliRunner().invoke(cli, ["audit", "verify-export", str(bundle), "--public-key", str(signing[1])])
+    assert ok.exit_code == 0 and ok.output.startswith("valid: 2 events"), ok.output
+    text = bundle.read_text().replace('"version":2', '"version":3')
+    (tmp_path / "bad.jsonl").write_text(text)
+    bad = CliRunner().invoke(cli, ["audit", "verify-export", str(tmp_path / "bad.jsonl"), "--public-key",
+                                   str(signing[1])])
+    assert bad.exit_code == 1 and "line 2" in bad.output, bad.output
+    # The export is in the access log, with the resident it concerns.
+    with services.pool.connection() as conn:
+        logged = conn.execute("SELECT route FROM access_log WHERE resident_id = %s", (resident,)).fetchall()
+    assert {"liudong audit export"} <= {r["route"] for r in logged}
+
+
+def test_checkpoints_are_listed_for_auditors_only(
+        auditor: Api, caseworker: Api, services: Services, database: Any, monkeypatch: Any) -> None:
+    caseworker.post("/residents", resident_body())
+    wait_for_chain(services)
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    made = CliRunner().invoke(cli, ["audit", "checkpoint"])
+    assert made.exit_code == 0, made.output
+    listed = auditor.get("/audit/checkpoints", params={"limit": 500})
+    assert listed.status_code == 200, listed.text
+    last = listed.json()["items"][-1]
+    assert made.output.split()[1] == f"#{last['id']}" and len(last["link"]) == 64
+    assert caseworker.get("/audit/checkpoints").status_code == 403
