@@ -168,11 +168,17 @@ class Chainer:
                     for _ in listener.notifies(timeout=1.0, stop_after=1):
                         pass
 
-    def catch_up(self) -> int:
-        """Chain every event stored now (waits while another chainer holds the lock)."""
+    def catch_up(self, *, wait: bool = True) -> int | None:
+        """Chain every event stored now. Another chainer holding the lock (a running
+        service) is waited for, or, with ``wait=False``, left to it: None."""
         with psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row) as conn:
             ensure_chain_schema(conn)
-            conn.execute(f"SELECT pg_advisory_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
+            if wait:
+                conn.execute(f"SELECT pg_advisory_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
+            else:
+                row = conn.execute(f"SELECT pg_try_advisory_lock(%s, {IN_SCHEMA}) AS ok", (CHAIN_LOCK,)).fetchone()
+                if row is None or not row["ok"]:
+                    return None
             try:
                 self._resume(conn)
                 while self.step(conn):

@@ -57,12 +57,15 @@ def audit_chain() -> None:
     try:
         chainer = Chainer(services.database.dsn, checkpoint_every=services.settings.checkpoint_every_events,
                           signing_key=services.settings.audit_signing_key())
-        count = chainer.catch_up()
+        count = chainer.catch_up(wait=False)
         with _connect(services) as conn:
             position, link = chainer.head(conn)
     finally:
         services.close()
-    typer.echo(f"chained {count} events; head {link.hex()} at position {position}")
+    if count is None:
+        typer.echo(f"a running service chains the events; head {link.hex()} at position {position}")
+    else:
+        typer.echo(f"chained {count} events; head {link.hex()} at position {position}")
 
 
 @audit_cli.command("checkpoint")
