@@ -31,7 +31,7 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
 from application.privacy import PgKeyStore, Vault
-from application.store import EVENTS_CHANNEL, StoredRow, head_position, read_stored
+from application.store import EVENTS_CHANNEL, StoredRow, head_position, read_stored, settled_position
 from projections.base import SqlProjection
 from projections.engine import (
     EVERY_VIEW,
@@ -73,7 +73,9 @@ def read_deliveries(conn: psycopg.Connection[Any], catalogue: EventCatalogue, af
     while position < upto:
         rows = read_stored(conn, position, batch_size, upto=upto, topics=topics)
         if not rows:
-            return
+            if settled_position(conn) >= upto:
+                return
+            continue  # a writer still in flight below upto: wait for it
         yield [delivery_from_store(r, catalogue) for r in rows]
         position = rows[-1].position
 

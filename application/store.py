@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -32,6 +33,7 @@ from application.access import area_of, current_scope
 from application.areas import SCHEMA as AREAS_SCHEMA
 from application.areas import AreaDirectory
 from application.audit import SCHEMA as AUDIT_SCHEMA
+from application.import_jobs import SCHEMA as IMPORTS_SCHEMA
 from application.keys import SCHEMA as KEYS_SCHEMA
 from application.privacy import SCHEMA as PII_SCHEMA
 from application.privacy import MasterKeyMissing, MemoryKeyStore, PgKeyStore, PrivateMapper, Vault
@@ -107,10 +109,11 @@ class TooMuchContention(Exception):
 
 
 class LiudongRecorder(PostgresApplicationRecorder):
-    """eventsourcing's recorder, with two changes: the insert function locks the
-    events table, so notification ids are committed in the order they are issued
-    (followers never skip an id that commits late); and an idempotency record, when
-    given, is written in the same transaction as the events."""
+    """eventsourcing's recorder, with two changes: the insert function takes no table
+    lock (eventsourcing's locks the table until commit so that ids commit in order;
+    here writers commit concurrently and followers read only settled positions, see
+    ``read_stored`` and docs/adr/0005); and an idempotency record, the data keys and
+    registry rows, when given, are written in the same transaction as the events."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
@@ -123,8 +126,9 @@ class LiudongRecorder(PostgresApplicationRecorder):
             "AS "
             "$BODY$"
             "BEGIN"
-            "    SET LOCAL lock_timeout = '{lock_timeout}s';"
-            "    LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;"
+            # The transaction's id before its position: a reader that sees this
+            # transaction's lock on the table finds its id too (settled_position).
+            "    PERFORM pg_current_xact_id();"
             "    NOTIFY {channel};"
             "    RETURN QUERY"
             "    INSERT INTO {schema}.{table} AS t ("
@@ -136,7 +140,6 @@ class LiudongRecorder(PostgresApplicationRecorder):
             "$BODY$"
         ).format(
             insert_events=Identifier(self.pg_function_name_insert_events),
-            lock_timeout=self.datastore.lock_timeout,
             channel=Identifier(self.channel_name),
             event=Identifier(self.stored_event_type_name),
             schema=schema,
@@ -159,7 +162,8 @@ class LiudongRecorder(PostgresApplicationRecorder):
             ).format(schema=schema, table=Identifier(IDEMPOTENCY_TABLE))
         )
         self.sql_create_statements.extend(
-            Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA, *AUDIT_SCHEMA))
+            Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA, *AUDIT_SCHEMA,
+                                                           *IMPORTS_SCHEMA))
         self._insert_claim = SQL(
             "INSERT INTO {schema}.{table} (actor_id, key, fingerprint, status, body, location) "
             "VALUES (%s, %s, %s, %s, %s, %s)"
@@ -178,6 +182,8 @@ class LiudongRecorder(PostgresApplicationRecorder):
         mapper = self.private_mapper
         new_keys = mapper.vault.take_new_keys(mapper.sealed_keys(list(stored_events))) if mapper else []
         if claim is None and not effects and not new_keys:
+            if not stored_events:
+                return []  # a command that changed nothing: no transaction, no notification
             return list(super().insert_events(stored_events) or [])
         rows = [
             self.construct_pg_stored_event(
@@ -376,11 +382,83 @@ class StoredRow:
     state: bytes
 
 
+SETTLE_TIMEOUT = 2.0  # seconds a reader waits for writers in flight below a gap, then reads up to it
+
+
 def read_stored(conn: Any, after: int, limit: int, *, upto: int | None = None,
                 topics: Sequence[str] | None = None) -> list[StoredRow]:
     """Stored events after ``after`` in the global order, at most ``limit``, as far as a
-    follower may read: the insert function commits positions in order, so no event can
-    still commit below one that is visible."""
+    follower may read: never past a position that a transaction still in flight holds,
+    so an event that commits late below a visible one is never skipped.
+
+    Writers commit concurrently, so positions become visible out of order. Rows that
+    follow ``after`` without a gap are safe to hand out as they are. Past a gap (a writer
+    in flight, or one that rolled back and left the position unused forever) only
+    positions up to ``settled_position`` are: every writer that took one of them has
+    finished. (With ``topics`` gaps cannot be seen, so the settled position is always
+    asked.)"""
+    rows = _select_stored(conn, after, limit, upto, topics)
+    if not rows:
+        return rows
+    if topics is None and rows[-1].position - after == len(rows):
+        return rows  # contiguous: nothing can still commit among them
+    settled = settled_position(conn)
+    bound = settled if upto is None else min(upto, settled)
+    if bound <= after:
+        return _prefix(rows, after) if topics is None else []
+    # Read again: a writer that was in flight at the first read may have committed since.
+    return _select_stored(conn, after, limit, bound, topics)
+
+
+def _prefix(rows: list[StoredRow], after: int) -> list[StoredRow]:
+    """The rows that follow ``after`` without a gap."""
+    out = []
+    expected = after + 1
+    for row in rows:
+        if row.position != expected:
+            break
+        out.append(row)
+        expected += 1
+    return out
+
+
+def settled_position(conn: Any, timeout: float = SETTLE_TIMEOUT) -> int:
+    """A position at or below which every event is final: committed and visible, or
+    never to be (its transaction rolled back). Read the last position handed out, then
+    wait until every transaction then writing to the events table has finished (each
+    holds its lock on the table from before it took a position until it ends). If one
+    is still writing after ``timeout``, the highest position below which nothing can
+    still commit is not known: 0 is returned and the caller reads only gap-free rows."""
+    # The sequence's last value (a store copied without its sequence: the highest position).
+    row = conn.execute(
+        "SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'notification_id')::regclass),"
+        f" (SELECT max(notification_id) FROM {EVENTS_TABLE}), 0)", (EVENTS_TABLE,)).fetchone()
+    handed_out = int(_columns(row)[0]) if row is not None else 0
+    writers = conn.execute(
+        "SELECT array_agg(x.transactionid) FROM pg_locks r JOIN pg_locks x"
+        " ON x.pid = r.pid AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock'"
+        " WHERE r.locktype = 'relation' AND r.relation = %s::regclass AND r.mode = 'RowExclusiveLock'"
+        " AND r.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND r.pid <> pg_backend_pid()", (EVENTS_TABLE,)).fetchone()
+    xids = _columns(writers)[0] if writers is not None else None
+    if not xids:
+        return handed_out
+    deadline = time.monotonic() + timeout
+    pause = 0.0005
+    while True:
+        left = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND granted"
+                            " AND mode = 'ExclusiveLock' AND transactionid::text = ANY(%s)",
+                            ([str(x) for x in xids],)).fetchone()
+        if not left or not _columns(left)[0]:
+            return handed_out
+        if time.monotonic() >= deadline:
+            return 0
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+
+
+def _select_stored(conn: Any, after: int, limit: int, upto: int | None,
+                   topics: Sequence[str] | None) -> list[StoredRow]:
     clauses = ["notification_id > %s"]
     params: list[Any] = [after]
     if upto is not None:

@@ -339,7 +339,7 @@ def test_fault_concurrent_writers_with_delays_and_rollbacks_publish_exactly_the_
                 with lock:
                     rolled_back += 1
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(32)]
     for t in threads:
         t.start()
     for t in threads:
@@ -348,8 +348,8 @@ def test_fault_concurrent_writers_with_delays_and_rollbacks_publish_exactly_the_
     committed = stored_ids(kafka_db.dsn)
     events = wait_published(cluster, kafka_db.dsn)
     assert {e["id"] for e in events} == committed
-    assert rolled_back > 0 and len(committed) == 2 * (16 * 40 - rolled_back)
-    figures.append(f"fault 3, 16 writers: {len(committed)} events committed, {rolled_back} transactions rolled back, "
+    assert rolled_back > 0 and len(committed) == 2 * (32 * 40 - rolled_back)
+    figures.append(f"fault 3, 32 writers: {len(committed)} events committed, {rolled_back} transactions rolled back, "
                    "published set = committed set")
 
 
