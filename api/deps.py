@@ -283,7 +283,7 @@ def page_response(page: Page, headers: dict[str, str], items: list[Any] | None =
     values = page.items if items is None else items
     if item_model is not None:
         values = [item_model.model_validate(v).model_dump(mode="json") for v in values]
-    body = PageOut[Any](items=values, total=page.total, next=page.next_cursor)
+    body = PageOut[Any](items=values, total=page.total, next=page.next_cursor, total_estimated=page.total_estimated)
     return JSONResponse(body.model_dump(mode="json"), headers=headers)
 
 

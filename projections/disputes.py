@@ -14,7 +14,7 @@ from psycopg.rows import DictRow
 from domain.common import ERASED
 from domain.disputes import DisputeCase
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_keyset, encode_cursor
+from projections.pages import Page, count_rows, decode_keyset, encode_cursor
 
 CASE_COLUMNS = (
     " id uuid PRIMARY KEY,"
@@ -247,7 +247,7 @@ def list_cases(
         where.append("logged_on <= %(opened_to)s")
         params["opened_to"] = flt.opened_to
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total_row = conn.execute(f"SELECT count(*) AS n FROM {view}{clause}", params).fetchone()
+    total, estimated = count_rows(conn, f"{view}{clause}", dict(params))
     if cursor:
         last_logged, last_id = decode_keyset(cursor, date.fromisoformat)
         where.append("(logged_on, id) > (%(last_logged)s, %(last_id)s)")
@@ -263,8 +263,7 @@ def list_cases(
     next_cursor = (
         encode_cursor(rows[-1]["logged_on"].isoformat(), str(rows[-1]["id"])) if has_more and rows else None
     )
-    return Page(items=[dict(r) for r in rows], total=int(total_row["n"]) if total_row else 0,
-                next_cursor=next_cursor)
+    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)
 
 
 def overdue_open_cases(conn: Connection[DictRow], today: date) -> list[Any]:

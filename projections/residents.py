@@ -12,7 +12,7 @@ from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_keyset, encode_cursor
+from projections.pages import Page, count_rows, decode_keyset, encode_cursor
 
 
 class ResidentsView(ViewRecorder):
@@ -43,11 +43,18 @@ class ResidentsView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS residents_name_tokens_idx ON residents USING gin (name_tokens)",
         "CREATE INDEX IF NOT EXISTS residents_site_idx ON residents (site_id)",
         "CREATE INDEX IF NOT EXISTS residents_area_idx ON residents (area, status)",
+        # Each filter with the list's order, so a page is an index range, not a sort.
+        "CREATE INDEX IF NOT EXISTS residents_area_name_idx ON residents (area, name_masked, id)",
+        "CREATE INDEX IF NOT EXISTS residents_area_status_name_idx ON residents (area, status, name_masked, id)",
+        "CREATE INDEX IF NOT EXISTS residents_status_name_idx ON residents (status, name_masked, id)",
+        "CREATE INDEX IF NOT EXISTS residents_site_name_idx ON residents (site_id, name_masked, id)",
         # Added with residence permits; ADD COLUMN keeps views built before them.
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS permit_status text",
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS permit_number text",
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS endorsement_due date",
         "CREATE INDEX IF NOT EXISTS residents_permit_idx ON residents (permit_status, endorsement_due)",
+        "CREATE INDEX IF NOT EXISTS residents_permit_name_idx ON residents (permit_status, name_masked, id)"
+        " WHERE permit_status IS NOT NULL",
     ]
 
 
@@ -190,10 +197,7 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     if flt.areas is not None:
         where.append("area = ANY(%s)")
         params.append(flt.areas)
-    total_row = conn.execute(
-        "SELECT count(*) AS n FROM residents" + (" WHERE " + " AND ".join(where) if where else ""), params
-    ).fetchone()
-    total = int(total_row["n"]) if total_row else 0
+    total, estimated = count_rows(conn, "residents" + (" WHERE " + " AND ".join(where) if where else ""), params)
     page_where = list(where)
     page_params = list(params)
     if cursor:
@@ -209,7 +213,7 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["id"])) if has_more and rows else None
-    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor)
+    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)
 
 
 def list_permits(
@@ -229,7 +233,7 @@ def list_permits(
         where.append("endorsement_due < %s")
         params.append(due_before)
     clause = " WHERE " + " AND ".join(where)
-    total_row = conn.execute("SELECT count(*) AS n FROM residents" + clause, params).fetchone()
+    total, estimated = count_rows(conn, "residents" + clause, list(params))
     if cursor:
         last_name, last_id = decode_keyset(cursor)
         clause += " AND (name_masked, id) > (%s, %s)"
@@ -242,4 +246,4 @@ def list_permits(
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["resident_id"])) if has_more and rows else None
-    return Page(items=[dict(r) for r in rows], total=int(total_row["n"]) if total_row else 0, next_cursor=next_cursor)
+    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)

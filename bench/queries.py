@@ -1,0 +1,145 @@
+"""List queries at district size: 260,000 residents in the ``residents`` view, 16 concurrent
+readers over real HTTP, p50/p99 per route; the goal is p99 <= 20 ms.
+
+The rows are written straight into the view (COPY) in the shape its handlers write, with
+masked names, areas, sites and statuses spread as in the seed (a third in housing sites),
+because registering 260,000 residents through the API takes most of an hour (see
+``bench.commands`` for that path). Requests carry an auditor's key; each route is asked with
+random filters and pages, its first page and a following one.
+
+    python -m bench.queries [--residents 260000] [--readers 16] [--requests 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import random
+import statistics
+import threading
+import time
+import warnings
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import psycopg
+
+from application.areas import seed_areas
+from application.services import Services
+from bench.commands import scratch_database, serve
+from domain.common import Actor, Role, Stamp
+
+GOAL_P99_MS = 20.0
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
+    "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
+    "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+
+
+def load(conn: psycopg.Connection[Any], residents: int, areas: list[str], sites: list[UUID],
+         rng: random.Random) -> None:
+    buffer = io.StringIO()
+    for n in range(residents):
+        in_site = rng.random() < 0.31
+        status = "in_site" if in_site else rng.choice(["private_housing"] * 9 + ["departed"])
+        surname = rng.choice(SURNAMES)
+        permit = rng.choice(["\\N", "\\N", "applied", "issued", "issued", "suspended"])
+        fields = [
+            str(UUID(int=rng.getrandbits(128))), "sealed", surname + "*", "{}", "3302**********" + f"{n % 10000:04d}",
+            rng.choice(["M", "F"]), date(1960 + n % 45, 1 + n % 12, 1 + n % 28).isoformat(), "Henan", "\\N", status,
+            str(rng.choice(sites)) if in_site else "\\N", rng.choice(areas), "2026-01-01", "2025-06-01",
+            permit, "\\N", "2026-12-01" if permit != "\\N" else "\\N", "1",
+        ]
+        buffer.write("\t".join(fields) + "\n")
+    buffer.seek(0)
+    columns = ("id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown, employer, status,"
+               " site_id, area, since, registered_on, permit_status, permit_number, endorsement_due, version")
+    with conn.cursor() as cur, cur.copy(f"COPY residents ({columns}) FROM STDIN") as copy:
+        while chunk := buffer.read(1 << 20):
+            copy.write(chunk)
+    conn.execute("ANALYZE residents")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--residents", type=int, default=260_000)
+    parser.add_argument("--readers", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=200, help="per route and reader")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore")
+    rng = random.Random(args.seed)
+    with scratch_database() as (settings, database):
+        settings = settings.model_copy(update={"rate_limit_per_minute": 0, "chain_events": False})
+        services = Services.open(settings, run_projections=True, database=database)
+        try:
+            areas = [a["code"] for a in seed_areas()][:20]
+            stamp = Stamp(Actor("bench-admin", Role.ADMIN), datetime.now(UTC))
+            _, key = services.app.issue_key(user_id="bench-auditor", role=Role.AUDITOR.value, areas=[], scopes=[],
+                                            stamp=stamp)
+            sites = [UUID(int=rng.getrandbits(128)) for _ in range(70)]
+            with psycopg.connect(database.dsn, autocommit=True) as conn:
+                load(conn, args.residents, areas, sites, rng)
+            routes: dict[str, Any] = {
+                "/residents?area=": lambda r: {"area": r.choice(areas)},
+                "/residents?area=&status=": lambda r: {"area": r.choice(areas), "status": "in_site"},
+                "/residents?site_id=": lambda r: {"site_id": str(r.choice(sites))},
+                "/residents (all)": lambda r: {},
+                "/permits?status=": lambda r: {"status": r.choice(["issued", "applied"])},
+            }
+            lines = [f"{args.residents:,} residents, {args.readers} readers, p50/p99 over HTTP (goal p99 <= "
+                     f"{GOAL_P99_MS:.0f} ms)"]
+            with serve(settings, services) as url:
+                for label, params_of in routes.items():
+                    path = label.split("?")[0].split(" ")[0]
+                    times: list[float] = []
+                    lock = threading.Lock()
+                    errors: list[str] = []
+
+                    def reader(seed: int, path: str = path, params_of: Any = params_of, times: list[float] = times,
+                               lock: threading.Lock = lock, errors: list[str] = errors) -> None:
+                        r = random.Random(seed)
+                        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"},
+                                          timeout=30) as client:
+                            cursor = None
+                            for _ in range(args.requests):
+                                params = params_of(r) | {"limit": 50}
+                                if cursor and r.random() < 0.5:
+                                    params["cursor"] = cursor
+                                started = time.perf_counter()
+                                response = client.get(path, params=params)
+                                elapsed = (time.perf_counter() - started) * 1000
+                                if response.status_code != 200:
+                                    errors.append(response.text[:200])
+                                    return
+                                cursor = response.json().get("next")
+                                with lock:
+                                    times.append(elapsed)
+
+                    threads = [threading.Thread(target=reader, args=(n,)) for n in range(args.readers)]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    if errors:
+                        raise SystemExit(f"{label}: {errors[0]}")
+                    p99 = percentile(times, 99)
+                    lines.append(f"  {label:<28} p50 {statistics.median(times):7.1f} ms  p99 {p99:7.1f} ms  "
+                                 f"{'met' if p99 <= GOAL_P99_MS else 'not met'}  ({len(times)} requests)")
+        finally:
+            services.close()
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
