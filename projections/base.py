@@ -33,6 +33,10 @@ class Privacy(Protocol):
 
     def name_tokens(self, name: str) -> list[str]: ...
 
+    def prefetch(self, values: Any) -> None:
+        """Make the keys of the sealed values in ``values`` (any JSON-like structure) ready,
+        in one read, before a batch opens them one by one."""
+
 
 class View:
     """A read model's tables: the statements that create them (idempotent, in order) and

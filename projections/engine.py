@@ -345,6 +345,9 @@ class ViewApplier:
         if not relevant:
             return BatchResult()
         ids = list({d.originator_id for d in relevant if d.originator_id is not None})
+        prefetch = getattr(self.projection.privacy, "prefetch", None)
+        if prefetch is not None:
+            prefetch([vars(d.event) for d in relevant if d.event is not None])
         versions = self._versions(cur, ids)
         parked = self._parked(cur, ids)
         before = dict(versions)
