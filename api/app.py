@@ -14,7 +14,19 @@ from starlette.middleware.cors import CORSMiddleware
 from api import problems
 from api.deps import WaitLimiter
 from api.middleware import Guard
-from api.routes import admin, committees, disputes, health, history, permits, residents, sites, statistics, subsidies
+from api.routes import (
+    admin,
+    committees,
+    disputes,
+    health,
+    history,
+    imports,
+    permits,
+    residents,
+    sites,
+    statistics,
+    subsidies,
+)
 from api.waits import MarkWatcher
 from application.services import Services
 from application.settings import Settings
@@ -56,10 +68,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.openapi = lambda: problems.document(app)  # type: ignore[method-assign]
     for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
                    disputes.open_cases_router, committees.router, subsidies.router, statistics.router,
-                   history.router):
+                   history.router, imports.router):
         app.include_router(router)
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
-                         burst=settings.rate_limit_burst, access_log=settings.access_log)
+                         burst=settings.rate_limit_burst, access_log=settings.access_log,
+                         max_import=settings.max_import_bytes)
     if settings.cors_origins:
         guarded = CORSMiddleware(guarded, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                                  allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match",

@@ -89,10 +89,15 @@ class TokenBucket:
             return (1 - tokens) / self.rate
 
 
+IMPORTS_PATH = "/imports"  # takes a CSV file (text/csv) up to its own limit
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, *, max_body: int, per_minute: int, burst: int, access_log: bool) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, per_minute: int, burst: int, access_log: bool,
+                 max_import: int | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_import = max_import if max_import is not None else max_body
         self.limiter = TokenBucket(per_minute, burst) if per_minute else None
         self.access_log = access_log
 
@@ -124,9 +129,9 @@ class Guard:
                 return
             if scope.get("method") in BODY_METHODS and b"content-length" not in dict(scope.get("headers", [])):
                 # A streamed body: read it here, up to the cap, then hand it on.
-                body = await self._read_capped(receive)
+                body = await self._read_capped(receive, self._limit(scope))
                 if body is None:
-                    await self._answer(send_with_headers, *self._too_large())
+                    await self._answer(send_with_headers, *self._too_large(self._limit(scope)))
                     return
                 receive = self._replay(body, receive)
             try:
@@ -146,10 +151,11 @@ class Guard:
         headers = dict(scope.get("headers", []))
         method = scope.get("method", "GET")
         length = headers.get(b"content-length")
+        limit = self._limit(scope)
         if length is not None:
             try:
-                if int(length) > self.max_body:
-                    return self._too_large()
+                if int(length) > limit:
+                    return self._too_large(limit)
             except ValueError:
                 return problem(400, "Bad request", "Content-Length is not a number", "content_length")
         if CONTROL.search(unquote_to_bytes(scope.get("query_string", b""))) or CONTROL.search(
@@ -158,7 +164,8 @@ class Guard:
                            "control_characters", field="query")
         if method in BODY_METHODS and not _no_body(headers):
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if content_type != b"application/json":
+            if content_type != b"application/json" and not (
+                    content_type == b"text/csv" and scope.get("path") == IMPORTS_PATH):
                 got = content_type.decode("latin-1") or "nothing"
                 return problem(415, "Unsupported media type", f"send the request body as application/json "
                                f"(got {got[:60]})", "content_type", field="Content-Type")
@@ -171,11 +178,14 @@ class Guard:
                                "rate_limited", headers=[(b"retry-after", seconds)])
         return None
 
-    def _too_large(self) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        return problem(413, "Content too large", f"the body is larger than {self.max_body} bytes",
+    def _limit(self, scope: Scope) -> int:
+        return self.max_import if scope.get("path") == IMPORTS_PATH else self.max_body
+
+    def _too_large(self, limit: int | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return problem(413, "Content too large", f"the body is larger than {limit or self.max_body} bytes",
                        "body_too_large", field="body")
 
-    async def _read_capped(self, receive: Receive) -> bytes | None:
+    async def _read_capped(self, receive: Receive, limit: int) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -184,7 +194,7 @@ class Guard:
                 return b"".join(chunks)
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
+            if size > limit:
                 return None
             chunks.append(chunk)
             if not message.get("more_body"):

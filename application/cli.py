@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from application.cli_audit import register as register_audit
+from application.cli_import import register as register_import
 from application.eventdocs import register as register_events
 from application.settings import Settings
 from domain.common import Stamp
@@ -30,6 +31,7 @@ cli.add_typer(retention_cli, name="retention")
 cli.add_typer(dead_letters_cli, name="dead-letters")
 register_audit(cli)  # liudong audit ..., liudong replay
 register_events(cli)  # liudong events doc
+register_import(cli)  # liudong import residents, liudong generate district
 
 
 def open_services(run_projections: bool = False):  # type: ignore[no-untyped-def]

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body; a larger one is refused (413) unread"
     )
+    max_import_bytes: int = Field(
+        default=64 * 1_048_576, ge=1024, description="largest CSV file POST /imports takes (text/csv)"
+    )
     max_page_size: int = Field(default=500, ge=1, le=10_000, description="the largest ?limit= of a list")
     rate_limit_per_minute: int = Field(
         default=6000, ge=0,

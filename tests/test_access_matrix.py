@@ -75,6 +75,15 @@ class World:
         self._home_site: str | None = None
         self._program: str | None = None
 
+    def import_job(self) -> str:
+        """A finished import job (nothing to import), for the job's route."""
+        from application.import_jobs import create_job
+
+        job = uuid.uuid4()
+        with self.services.pool.connection() as conn:
+            create_job(conn, job, "residents", "matrix", 0)
+        return str(job)
+
     def _stored(self, result: Any) -> str:
         self.pos = max(self.pos, result.position)
         return str(result.id)
@@ -429,6 +438,9 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         lambda w, t: f"/subsidy-applications/{w.application(t)}/history"),
     ("GET", "/audit/access-log"): _get(lambda w, t: "/audit/access-log?limit=5"),
     ("GET", "/audit/checkpoints"): _get(lambda w, t: "/audit/checkpoints?limit=5"),
+    # Sent as JSON here: those allowed are refused for the media type (415), after the role and area.
+    ("POST", "/imports"): _command(lambda w, t: Req("/imports", {})),
+    ("GET", "/imports/{job_id}"): _get(lambda w, t: f"/imports/{w.import_job()}"),
 }
 
 

@@ -1,0 +1,107 @@
+"""Bulk imports: a supervisor uploads a CSV file of residents; the service imports it in the
+background (the same rules and events as ``liudong import residents``) and answers with a
+job to follow."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from api.access import SUPERVISORS, AreaRule, access
+from api.deps import PrincipalDep, ServicesDep, respond
+from api.problems import Problem
+from api.schemas import Public
+from application.import_jobs import create_job, get_job, run_job
+from application.imports import RESIDENT_COLUMNS
+from domain.common import Stamp
+
+router = APIRouter(tags=["imports"])
+
+
+class RefusedRow(Public):
+    line: int = Field(description="the line of the file (the header is line 1)")
+    field: str = Field(description="the column at fault (empty: the row as a whole)")
+    rule: str
+    message: str
+
+
+class ImportJob(Public):
+    id: UUID
+    kind: Literal["residents"]
+    status: Literal["running", "done", "failed", "interrupted"] = Field(
+        description="interrupted: the process running it stopped; send the file again (stored rows are skipped)")
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    rows_total: int
+    rows_done: int
+    registered: int = Field(description="residents this import registered")
+    already: int = Field(description="rows whose identity number was registered before (nothing stored)")
+    refused: list[RefusedRow] = Field(description="rows refused, with the field and rule each broke")
+    error: str | None = Field(description="why the file as a whole could not be imported (status failed)")
+
+
+CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}, "example": (
+    ",".join(RESIDENT_COLUMNS) + ",household_relation\n"
+    "11010519491231002X,李伟,13800138000,Anhui,恒力纺织,xinqi,2026-03-01,head\n")}}}}
+
+
+@router.post("/imports", status_code=202, response_model=ImportJob, openapi_extra=CSV_BODY, responses={
+    202: {"description": "the import runs; Location names the job to follow"}})
+@access(SUPERVISORS, AreaRule.DISTRICT)
+async def start_import(request: Request, services: ServicesDep, principal: PrincipalDep,
+                       kind: Annotated[Literal["residents"], Query()] = "residents") -> JSONResponse:
+    """Import residents from a CSV file (`Content-Type: text/csv`, UTF-8, a header line: id_number, name,
+    phone, hometown, employer, area, registered_on and optionally household_relation) by the rules of
+    `POST /residents`. Supervisors and admins with a district-wide key. Rows already registered are skipped,
+    so sending a file again is safe."""
+    if principal.actor.role not in SUPERVISORS:
+        raise Problem(403, "Forbidden", "only supervisors and admins import", rule="role_not_allowed")
+    if principal.area_filter() is not None:
+        raise Problem(403, "Forbidden", "imports need a district-wide key", rule="area_not_allowed",
+                      errors=[{"field": "area", "rule": "area_not_allowed", "message": "a key bound to areas"}])
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "text/csv":
+        raise Problem(415, "Unsupported media type", "send the file as text/csv", rule="content_type",
+                      errors=[{"field": "Content-Type", "rule": "content_type", "message": "text/csv"}])
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise Problem(422, "Invalid request", "the file is not UTF-8", rule="encoding",
+                      errors=[{"field": "body", "rule": "encoding", "message": "not UTF-8"}]) from None
+    header = text.split("\n", 1)[0].strip().split(",")
+    missing = [c for c in RESIDENT_COLUMNS if c not in header]
+    if missing:
+        raise Problem(422, "Invalid request", f"the header lacks {', '.join(missing)}", rule="csv_header",
+                      errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
+                          RESIDENT_COLUMNS)}])
+    job_id = uuid.uuid4()
+    rows_total = max(text.count("\n") - (0 if text.endswith("\n") else -1) - 1, 0)
+    stamp = Stamp(principal.actor, services.clock())
+    with services.pool.connection() as conn:
+        create_job(conn, job_id, kind, principal.actor.user_id, rows_total)
+    threading.Thread(target=run_job, args=(services.app, services.pool.connection, job_id, text, stamp),
+                     name=f"import-{job_id}", daemon=True).start()
+    with services.pool.connection() as conn:
+        job = get_job(conn, job_id)
+    return respond(ImportJob.model_validate(job), {"Location": f"/imports/{job_id}"}, status=202)
+
+
+@router.get("/imports/{job_id}", response_model=ImportJob)
+@access(SUPERVISORS, AreaRule.NONE)
+def import_status(job_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+    """An import's progress and, once done, its counts and refused rows."""
+    if principal.actor.role not in SUPERVISORS:
+        raise Problem(403, "Forbidden", "only supervisors and admins follow imports", rule="role_not_allowed")
+    with services.pool.connection() as conn:
+        job = get_job(conn, job_id)
+    if job is None:
+        raise Problem(404, "Not found", f"no import {job_id}", rule="not_found")
+    return respond(ImportJob.model_validate(job))

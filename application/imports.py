@@ -1,0 +1,195 @@
+"""Bulk import of residents from CSV: every row checked by the same domain rules as a
+registration through the API, the good rows stored as the same events, many residents per
+transaction, and a report of the refused rows with the field and rule each broke.
+
+Re-running an import is safe: a row whose identity number is registered already (by an
+earlier run, or by a caseworker) is counted as already there and stores nothing. A number
+that appears twice in one file is refused on its second line.
+
+Columns (a header line first, UTF-8): ``id_number, name, phone, hometown, employer, area,
+registered_on`` and optionally ``household_relation``; ``employer`` and
+``household_relation`` may be empty.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TextIO
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from application.store import EVENTS_TABLE, OfficeApplication
+from domain.common import DomainError, InvalidValue, Stamp
+from domain.identity import IdentityNumber
+from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
+
+RESIDENT_COLUMNS = ("id_number", "name", "phone", "hometown", "employer", "area", "registered_on")
+OPTIONAL_COLUMNS = ("household_relation",)
+REPORT_COLUMNS = ("line", "field", "rule", "message")
+# The API's own constraints on these fields (api/schemas.py), so that a row is refused for
+# what a request would be.
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    line: int
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    stored: int = 0  # residents registered by this run
+    already: int = 0  # rows whose identity number was registered before
+    refused: list[Refusal] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be read (no header, a column missing)."""
+
+
+def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(line number, row)`` for each data line; the header is checked first."""
+    reader = csv.DictReader(stream)
+    header = reader.fieldnames or []
+    missing = [c for c in RESIDENT_COLUMNS if c not in header]
+    if missing:
+        raise ImportFileError(f"the header lacks {', '.join(missing)}; expected {', '.join(RESIDENT_COLUMNS)}")
+    unknown = [c for c in header if c not in RESIDENT_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise ImportFileError(f"unknown columns {', '.join(unknown)}")
+    for row in reader:
+        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+
+
+def _date(value: str, field_name: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue(field_name, f"{field_name} {value!r} is not a date (YYYY-MM-DD)", rule="date") from None
+
+
+def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[IdentityNumber, Resident]:
+    """The resident a row registers, by the rules a registration through the API follows."""
+    for column in ("id_number", "name", "phone", "hometown", "area", "registered_on"):
+        if not row.get(column):
+            raise InvalidValue(column, f"{column} is empty", rule="required")
+    for column, longest in (("name", 100), ("hometown", 100), ("employer", 100), ("area", 64)):
+        value = row.get(column, "")
+        if len(value) > longest:
+            raise InvalidValue(column, f"{column} takes at most {longest} characters", rule="string_too_long")
+        if CONTROL.search(value):
+            raise InvalidValue(column, f"{column} holds control characters", rule="control_characters")
+    if not PHONE.match(row["phone"]):
+        raise InvalidValue("phone", f"phone {row['phone'][:30]!r} is not a phone number",
+                           rule="string_pattern_mismatch")
+    id_number = IdentityNumber.parse(row["id_number"])
+    resident = Resident.register(
+        id_number=id_number, name=row["name"], phone=row["phone"], hometown=row["hometown"],
+        employer=row.get("employer") or None, area=app.place(row["area"]),
+        registered_on=_date(row["registered_on"], "registered_on"), stamp=stamp,
+        household_relation=row.get("household_relation") or None,
+    )
+    return id_number, resident
+
+
+def import_residents(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
+                     batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Register the residents of ``rows``; see the module's docstring."""
+    report = ImportReport()
+    started = time.monotonic()
+    seen: set[UUID] = set()
+    batch: list[tuple[int, dict[str, str]]] = []
+
+    def flush() -> None:
+        _import_batch(app, batch, stamp, seen, report)
+        if progress is not None:
+            progress(len(batch))
+        batch.clear()
+
+    for line, row in rows:
+        report.rows += 1
+        batch.append((line, row))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]], stamp: Stamp,
+                  seen: set[UUID], report: ImportReport) -> None:
+    decided: list[tuple[dict[str, str], Resident, UUID, UUID]] = []
+    for line, row in batch:
+        try:
+            id_number, resident = _decide(app, row, stamp)
+        except InvalidValue as error:
+            report.refused.append(Refusal(line, error.field, error.rule, error.message))
+            continue
+        except DomainError as error:
+            report.refused.append(Refusal(line, "", error.rule, error.message))
+            continue
+        claim_id = app.vault.claim_id(id_number.value)
+        if claim_id in seen:
+            report.refused.append(Refusal(line, "id_number", "identity_number_repeated",
+                                          "this identity number appears on an earlier line of the file"))
+            continue
+        seen.add(claim_id)
+        decided.append((row, resident, claim_id, legacy_claim_id(id_number.value)))
+    if not decided:
+        return
+    existing = _existing(app, [c for _, _, c, _ in decided] + [legacy for _, _, _, legacy in decided])
+    fresh = [d for d in decided if d[2] not in existing and d[3] not in existing]
+    report.already += len(decided) - len(fresh)
+    if not fresh:
+        return
+    try:
+        app.save(*(a for _, resident, claim_id, _ in fresh
+                   for a in (resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
+                                                                 recorded_at=stamp.recorded_at))))
+        report.stored += len(fresh)  # one transaction for the batch
+        return
+    except IntegrityError:
+        pass  # one was registered meanwhile by someone else: decide again one by one, to tell which
+    for row, _, claim_id, _ in fresh:
+        _, resident = _decide(app, row, stamp)
+        try:
+            app.save(resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
+                                                         recorded_at=stamp.recorded_at))
+            report.stored += 1
+        except IntegrityError:
+            report.already += 1
+
+
+def _existing(app: OfficeApplication, aggregate_ids: list[UUID]) -> set[UUID]:
+    recorder: Any = app.recorder
+    with recorder.datastore.get_connection() as conn:
+        rows = conn.execute(f"SELECT originator_id FROM {EVENTS_TABLE} WHERE originator_id = ANY(%s)"
+                            " AND originator_version = 1", (aggregate_ids,)).fetchall()
+    return {(r["originator_id"] if isinstance(r, dict) else r[0]) for r in rows}
+
+
+def write_report(path: Path, refusals: list[Refusal]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(REPORT_COLUMNS)
+        for r in refusals:
+            writer.writerow([r.line, r.field, r.rule, r.message])
+

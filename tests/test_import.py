@@ -1,0 +1,157 @@
+"""Bulk import of residents: the same rules as the API, the same events, a report of the
+refused rows naming line, field and rule, and a re-run that stores nothing new."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from application.cli import cli
+from application.imports import import_residents, read_rows
+from application.services import Services
+from domain.common import Actor, Role, Stamp
+from tests.conftest import NOW, Api, define_area, issue_key
+from tests.factories import id_number, resident_body
+
+HEADER = "id_number,name,phone,hometown,employer,area,registered_on,household_relation\n"
+
+
+def _csv(lines: list[str]) -> io.StringIO:
+    return io.StringIO(HEADER + "".join(line + "\n" for line in lines))
+
+
+def _stamp() -> Stamp:
+    return Stamp(Actor("test-import", Role.CASEWORKER), NOW)
+
+
+def test_good_rows_are_registered_bad_ones_reported_and_a_rerun_stores_nothing(
+        services: Services, caseworker: Api, stored: Any) -> None:
+    area = define_area(services, "Import")
+    good = [id_number() for _ in range(5)]
+    bad_check = good[0][:17] + ("0" if good[0][17] != "0" else "1")
+    lines = [f"{n},王{i}伟,1380013800{i},Henan,恒力纺织,{area},2026-03-0{i + 1},head" for i, n in enumerate(good)]
+    lines += [
+        f"{bad_check},李伟,13800138000,Henan,,{area},2026-03-01,",  # line 7: check character
+        f"{id_number()},李伟,13800138000,Henan,,nowhere,2026-03-01,",  # 8: unknown area
+        f"{id_number()},李伟,13800138000,Henan,,{area},2026-12-30,",  # 9: in the future
+        f"{id_number()},,13800138000,Henan,,{area},2026-03-01,",  # 10: no name
+        f"{good[1]},王伟,13800138000,Henan,,{area},2026-03-01,",  # 11: twice in the file
+        f"{id_number()},李伟,call me,Henan,,{area},2026-03-01,",  # 12: not a phone number
+        f"{id_number()},李伟,13800138000,Henan,,{area},2026-03-01,cousin",  # 13: no such relation
+        f"{id_number()},李伟,13800138000,Henan,,{area},March,",  # 14: not a date
+    ]
+    report = import_residents(services.app, read_rows(_csv(lines)), _stamp(), batch_size=3)
+    assert (report.rows, report.stored, report.already) == (13, 5, 0)
+    assert [(r.line, r.field, r.rule) for r in report.refused] == [
+        (7, "id_number", "id_number_checksum"),
+        (8, "area", "unknown_area"),
+        (9, "registered_on", "effective_date_in_future"),
+        (10, "name", "required"),
+        (11, "id_number", "identity_number_repeated"),
+        (12, "phone", "string_pattern_mismatch"),
+        (13, "household_relation", "household_relation"),
+        (14, "registered_on", "date"),
+    ]
+    listed = caseworker.get("/residents", params={"area": area, "after": services.head()}).json()
+    assert listed["total"] == 5
+    # The same events as a registration through the API: a registered resident and the claim.
+    resident = listed["items"][0]["id"]
+    history = caseworker.get(f"/residents/{resident}/history").json()["items"]
+    assert [(e["event"], e["actor_id"]) for e in history] == [("Resident.Registered", "test-import")]
+
+    snapshot = stored()
+    again = import_residents(services.app, read_rows(_csv(lines)), _stamp())
+    assert (again.stored, again.already, len(again.refused)) == (0, 5, 8)
+    assert snapshot.unchanged()
+
+
+def test_a_resident_registered_through_the_api_is_already_there(services: Services, caseworker: Api) -> None:
+    number = id_number()
+    assert caseworker.post("/residents", resident_body(id_number=number)).status_code == 201
+    area = define_area(services, "Import")
+    report = import_residents(services.app, read_rows(_csv([f"{number},王伟,13800138000,Henan,,{area},2026-03-01,"])),
+                              _stamp())
+    assert (report.stored, report.already, report.refused) == (0, 1, [])
+
+
+def test_generate_and_import_from_the_command_line(database: Any, monkeypatch: Any, tmp_path: Path,
+                                                   services: Services) -> None:
+    from tests.conftest import TEST_MASTER_KEY
+
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    monkeypatch.setenv("LIUDONG_PII_MASTER_KEY", TEST_MASTER_KEY)
+    runner = CliRunner()
+    made = runner.invoke(cli, ["generate", "district", "--out", str(tmp_path), "--residents", "400", "--seed", "3"])
+    assert made.exit_code == 0, made.output
+    again = tmp_path / "again"
+    assert runner.invoke(cli, ["generate", "district", "--out", str(again), "--residents", "400",
+                               "--seed", "3"]).exit_code == 0
+    assert (again / "residents.csv").read_bytes() == (tmp_path / "residents.csv").read_bytes()  # deterministic
+    result = runner.invoke(cli, ["import", "residents", str(tmp_path / "residents.csv")])
+    flawed = int(made.output.split("(")[1].split(" ")[0])
+    assert result.exit_code == (1 if flawed else 0), result.output
+    assert f"{400 - flawed} registered" in result.output
+    with (tmp_path / "residents.refused.csv").open(encoding="utf-8") as report:
+        assert len(list(csv.DictReader(report))) == flawed
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id_number,name\n1,2\n", encoding="utf-8")
+    refused = runner.invoke(cli, ["import", "residents", str(bad)])
+    assert refused.exit_code == 2 and "lacks" in refused.output
+
+
+def _csv_body(lines: list[str]) -> bytes:
+    return (HEADER + "".join(line + "\n" for line in lines)).encode()
+
+
+def test_a_supervisor_uploads_a_file_and_follows_the_job(services: Services, http: Any, keys: dict[str, str],
+                                                         supervisor: Api) -> None:
+    import time
+
+    area = define_area(services, "Upload")
+    lines = [f"{id_number()},王{i}伟,13800138000,Henan,,{area},2026-03-01," for i in range(30)]
+    lines.append(f"{id_number()},李伟,13800138000,Henan,,{area},2026-12-30,")
+    started = http.post("/imports", content=_csv_body(lines),
+                        headers={"Authorization": f"Bearer {keys['supervisor']}", "Content-Type": "text/csv"})
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    assert started.json()["rows_total"] == 31
+    for _ in range(200):
+        job = supervisor.get(location).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert job["status"] == "done", job
+    assert (job["rows_done"], job["registered"], job["already"]) == (31, 30, 0)
+    assert [(r["line"], r["field"], r["rule"]) for r in job["refused"]] == [
+        (32, "registered_on", "effective_date_in_future")]
+    listed = supervisor.get("/residents", params={"area": area, "after": services.head()}).json()
+    assert listed["total"] == 30
+
+
+def test_bad_uploads_are_refused_and_change_nothing(services: Services, http: Any, keys: dict[str, str],
+                                                    stored: Any) -> None:
+    from uuid import uuid4
+
+    bound = issue_key(services, "upload-bound", Role.SUPERVISOR, areas=["xinqi"])
+    snapshot = stored()
+    body = _csv_body([f"{id_number()},王伟,13800138000,Henan,,xinqi,2026-03-01,"])
+
+    def post(role: str, content: bytes = body, content_type: str = "text/csv", key: str | None = None) -> Any:
+        return http.post("/imports", content=content, headers={
+            "Authorization": f"Bearer {key or keys[role]}", "Content-Type": content_type})
+
+    assert post("caseworker").status_code == 403
+    refused = post("supervisor", key=bound)
+    assert refused.status_code == 403 and refused.json()["rule"] == "area_not_allowed"
+    wrong_type = post("supervisor", content_type="text/plain")
+    assert wrong_type.status_code == 415
+    no_header = post("supervisor", content=b"1,2,3\n")
+    assert no_header.status_code == 422 and no_header.json()["rule"] == "csv_header"
+    not_utf8 = post("supervisor", content="id_number,name\n李".encode("gb18030"))
+    assert not_utf8.status_code == 422
+    assert snapshot.unchanged()
+    assert http.get(f"/imports/{uuid4()}", headers={"Authorization": f"Bearer {keys['supervisor']}"}).status_code == 404
