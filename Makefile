@@ -40,6 +40,7 @@ test: lint typecheck
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench.commands
+	$(BIN)/python -m bench.concurrency
 	$(BIN)/python -m bench.backbone
 	$(BIN)/python -m bench.population
 	$(BIN)/python -m bench.audit
