@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("module, args", [
     ("bench.concurrency", ["--n", "64", "--clients", "1,4"]),
-    ("bench.queries", ["--residents", "300", "--readers", "2", "--requests", "5"]),
+    ("bench.queries", ["--residents", "300", "--readers", "2", "--requests", "5", "--seconds", "1"]),
     ("bench.audit", ["--residents", "40"]),
 ])
 def test_a_bench_runs_with_tiny_sizes(module: str, args: list[str], tmp_path: Path) -> None:
