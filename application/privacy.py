@@ -197,8 +197,10 @@ class Vault:
         return self._kek.decrypt(wrapped[:12], wrapped[12:], key_id.bytes)
 
     def key(self, key_id: UUID, *, kind: str = "resident", subjects: tuple[UUID, ...] = (),
-            create: bool = False) -> bytes | None:
-        """The data key (None: destroyed, or none and not ``create``)."""
+            create: bool = False, new: bool = False) -> bytes | None:
+        """The data key (None: destroyed, or none and not ``create``). ``new``: the record is
+        being created, so no key can be stored for it yet (one stored anyway makes the
+        key's insert, and so the command, fail rather than seal with a second key)."""
         now = time.monotonic()
         with self._lock:
             pending = self._pending.get(key_id)
@@ -207,7 +209,7 @@ class Vault:
             cached = self._cache.get(key_id)
             if cached is not None and cached[1] > now:
                 return cached[0]
-        fetched = self.store.fetch([key_id])
+        fetched = {} if new and create else self.store.fetch([key_id])
         if key_id in fetched:
             wrapped = fetched[key_id]
             key = self._unwrap(key_id, wrapped) if wrapped is not None else None
@@ -349,15 +351,16 @@ class PrivateMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        self._seal(policy, originator_id, state)
+        self._seal(policy, originator_id, state, created=originator_version == 1)
         return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
                            state=self.transcoder.encode(state))
 
-    def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any]) -> None:
+    def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any], *, created: bool = False) -> None:
         if policy.key == "originator":
             subjects: tuple[UUID, ...] = (originator_id,) if policy.kind == "resident" else tuple(
                 UUID(str(p["resident_id"])) for p in state.get("parties", []) if p.get("resident_id"))
-            key = self.vault.key(originator_id, kind=policy.kind, subjects=subjects, create=True)
+            # The event that creates a record (version 1) is the first to need its key: no read for it.
+            key = self.vault.key(originator_id, kind=policy.kind, subjects=subjects, create=True, new=created)
             assert key is not None or policy.kind == "case"
             if key is None:  # a case whose key was destroyed: new text about it stays erased
                 for name in policy.fields:

@@ -196,12 +196,15 @@ class LiudongRecorder(PostgresApplicationRecorder):
         ]
         ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            for key in new_keys:
-                curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped) VALUES (%s, %s, %s)",
-                             (key.key_id, key.kind, key.wrapped))
-                for subject in key.subjects:
-                    curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id) VALUES (%s, %s)"
-                                 " ON CONFLICT DO NOTHING", (key.key_id, subject))
+            if new_keys:  # one statement each for all the keys of the batch
+                curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
+                             " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[])",
+                             ([k.key_id for k in new_keys], [k.kind for k in new_keys], [k.wrapped for k in new_keys]))
+                links = [(k.key_id, subject) for k in new_keys for subject in k.subjects]
+                if links:
+                    curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id)"
+                                 " SELECT * FROM unnest(%s::uuid[], %s::uuid[]) ON CONFLICT DO NOTHING",
+                                 ([k for k, _ in links], [r for _, r in links]))
             if rows:  # a command that changed nothing still records its key
                 curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
                 ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
