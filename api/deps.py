@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from api.problems import Problem
-from api.schemas import CommandAccepted, PageOut
+from api.schemas import CommandAccepted
 from application.access import Principal, acting_in
 from application.metrics import COMMAND_SECONDS
 from application.office import Liudong
@@ -283,8 +283,13 @@ def page_response(page: Page, headers: dict[str, str], items: list[Any] | None =
     values = page.items if items is None else items
     if item_model is not None:
         values = [item_model.model_validate(v).model_dump(mode="json") for v in values]
-    body = PageOut[Any](items=values, total=page.total, next=page.next_cursor, total_estimated=page.total_estimated)
-    return JSONResponse(body.model_dump(mode="json"), headers=headers)
+    else:
+        from fastapi.encoders import jsonable_encoder
+
+        values = jsonable_encoder(values)
+    # The items are checked against their model above; the envelope is PageOut's shape, built once.
+    body = {"items": values, "total": page.total, "next": page.next_cursor, "total_estimated": page.total_estimated}
+    return JSONResponse(body, headers=headers)
 
 
 def language(request: Request) -> str:

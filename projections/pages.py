@@ -18,7 +18,7 @@ class Page:
     total_estimated: bool = False  # total is the planner's estimate, not a count
 
 
-EXACT_UP_TO = 10_000  # totals up to this are counted; above it, estimated
+EXACT_UP_TO = 1_000  # totals up to this are counted; above it, estimated
 
 
 def count_rows(conn: Any, from_where: str, params: Any) -> tuple[int, bool]:

@@ -232,14 +232,14 @@ def test_every_view_rebuilt_from_events_equals_the_live_one(services: Services) 
         assert snapshot(projection.view_class.tables) == live, name
 
 
-def test_list_totals_are_counted_up_to_ten_thousand_and_estimated_above(services: Services) -> None:
+def test_list_totals_are_counted_up_to_a_thousand_and_estimated_above(services: Services) -> None:
     from projections.pages import EXACT_UP_TO, count_rows
 
     with services.pool.connection() as conn:
         conn.execute("CREATE TEMP TABLE many (n int)")
-        conn.execute("INSERT INTO many SELECT generate_series(1, 30000)")
+        conn.execute("INSERT INTO many SELECT generate_series(1, 3000)")
         conn.execute("ANALYZE many")
         assert count_rows(conn, "many WHERE n <= %s", (EXACT_UP_TO,)) == (EXACT_UP_TO, False)
         total, estimated = count_rows(conn, "many WHERE n > %s", (0,))
-        assert estimated and 20_000 < total < 40_000
+        assert estimated and 2_000 < total < 4_000
         conn.execute("DROP TABLE many")
