@@ -6,6 +6,7 @@ after the table lock went (docs/adr/0005), in one run on one scratch database.
 * insert function, locked: two events per transaction through a copy of the insert function
   with eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE MODE`` (how the store wrote until now);
 * insert function, today: the same through the store's own function (no table lock);
+* the same without its NOTIFY (a diagnostic: what the notification costs);
 * application: residents registered through ``Liudong`` (two events each: the resident and
   the claim on the identity number) from T threads.
 
@@ -43,6 +44,16 @@ RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 BEGIN
     LOCK TABLE liudong_events IN EXCLUSIVE MODE;
     NOTIFY liudong_events;
+    RETURN QUERY INSERT INTO liudong_events (originator_id, originator_version, topic, state)
+        SELECT originator_id, originator_version, topic, state FROM unnest(events) RETURNING notification_id;
+END $$"""
+# The same without NOTIFY: PostgreSQL serialises the commits of notifying transactions on one
+# queue lock, so this line shows what the notification costs.
+SILENT_FUNCTION = """
+CREATE OR REPLACE FUNCTION bench_insert_events_silent(events {type}[])
+RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_current_xact_id();
     RETURN QUERY INSERT INTO liudong_events (originator_id, originator_version, topic, state)
         SELECT originator_id, originator_version, topic, state FROM unnest(events) RETURNING notification_id;
 END $$"""
@@ -90,10 +101,12 @@ def main(argv: list[str] | None = None) -> None:
                     "CREATE TABLE {} (notification_id bigserial UNIQUE, originator_id uuid, originator_version int,"
                     " topic text, state bytea, PRIMARY KEY (originator_id, originator_version))").format(
                     sql.Identifier(RAW)))
-                conn.execute(LOCKED_FUNCTION.replace("{type}", services.app.recorder.stored_event_type_name))
+                for ddl in (LOCKED_FUNCTION, SILENT_FUNCTION):
+                    conn.execute(ddl.replace("{type}", services.app.recorder.stored_event_type_name))
             recorder = services.app.recorder
             function = sql.SQL("SELECT * FROM {}(%s)").format(sql.Identifier(recorder.pg_function_name_insert_events))
             locked = sql.SQL("SELECT * FROM bench_insert_events_locked(%s)")
+            silent = sql.SQL("SELECT * FROM bench_insert_events_silent(%s)")
 
             def raw() -> Callable[[], int]:
                 conn = psycopg.connect(dsn, autocommit=True)
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                     "raw INSERT + COMMIT": base,
                     "insert function with LOCK TABLE (before)": run_threads(count, args.n, through(locked)),
                     "insert function, no lock (now)": run_threads(count, args.n, through(function)),
+                    "the same without NOTIFY (diagnostic)": run_threads(count, args.n, through(silent)),
                     "application: register a resident": run_threads(count, args.n // 2, application),
                 }
                 for label, rate in rates.items():
