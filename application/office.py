@@ -9,6 +9,7 @@ from application.commands.disputes import DisputeCommands
 from application.commands.permits import PermitCommands
 from application.commands.residency import ResidencyCommands
 from application.commands.subsidies import SubsidyCommands
+from domain.subsidies import SubsidyProgram
 
 
 class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeCommands, SubsidyCommands,
@@ -18,3 +19,7 @@ class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeComma
     the areas set by ``application.access.acting_in`` (the API sets the caller's)."""
 
     name = "Liudong"
+    # A subsidy program takes every approval and payment of its year: a snapshot every 100
+    # events keeps loading it short. Only aggregates without personal data are snapshotted
+    # (a snapshot holds the state as read, so a sealed field would be stored open).
+    snapshotting_intervals = {SubsidyProgram: 100}

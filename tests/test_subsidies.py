@@ -704,3 +704,28 @@ def test_commands_never_overspend_and_the_ledger_equals_a_fold_of_the_events(
     for application_id in applications:
         expected = fold_application(list(app.events.get(application_id)))
         assert {k: rows[application_id][k] for k in expected} == expected
+
+
+def test_a_busy_program_is_snapshotted_and_loads_the_same_as_from_its_events(services: Services) -> None:
+    """Every 100th event of a program is followed by a snapshot; a load starts from the last
+    one and equals the program folded from all of its events."""
+    from eventsourcing.application import Repository
+
+    app = services.app
+    program = app.open_subsidy_program(name=unique("Busy"), purpose="facilities", fiscal_year=2026,
+                                       budget="1000000.00", modes=["one_off"], stamp=STAMPS["supervisor"]).id
+    site = app.register_site(name=unique("Busy"), area="xinqi", address="1 Road", operator_type="village_cooperative",
+                             operator_name="Co-op", capacity=5, facilities=[], stamp=STAMPS["supervisor"]).id
+    for _ in range(110):
+        submitted = app.submit_subsidy_application(program_id=program, site_id=site, amount="10.00", mode="one_off",
+                                                   justification="a bench", instalments=None,
+                                                   stamp=STAMPS["caseworker"]).id
+        app.approve_subsidy_application(submitted, None, STAMPS["supervisor"])
+    assert app.snapshots is not None
+    snapshots = list(app.snapshots.get(program))
+    assert snapshots and snapshots[-1].originator_version == 100
+    loaded = app.repository.get(program)
+    plain = Repository(event_store=app.events).get(program)  # no snapshots, no cache: every event
+    assert loaded.version == plain.version == 111
+    assert (loaded.committed, loaded.paid, loaded.budget) == (plain.committed, plain.paid, plain.budget)
+    assert vars(loaded) == vars(plain)
