@@ -91,10 +91,17 @@ def projection_topics(projections: dict[str, type[SqlProjection]]) -> list[str]:
 
 # -- the in-process projector -------------------------------------------------------------
 @dataclass
-class _Backoff:
+class Backoff:
+    """A view that a follower leaves alone until ``retry_at`` (the local projector and the
+    Kafka workers alike)."""
+
     pause: float
     retry_at: float
     busy: bool = False  # not a failure: the view is being rebuilt
+
+    @classmethod
+    def rebuilding(cls) -> Backoff:
+        return cls(BUSY_PAUSE, time.monotonic() + BUSY_PAUSE, busy=True)
 
 
 @dataclass
@@ -119,7 +126,7 @@ class LocalProjector:
             for name, cls in self.projections.items()
         }
         self.marks: dict[str, int] = {}
-        self.failing: dict[str, _Backoff] = {}
+        self.failing: dict[str, Backoff] = {}
         self.processed = 0
         self.started = threading.Event()  # set once the views' tables exist
 
@@ -185,7 +192,7 @@ class LocalProjector:
                     self._failed(conn, name, error)
                     continue
                 if result.busy:  # being rebuilt: the others go on; it is read again from its mark
-                    self.failing[name] = _Backoff(BUSY_PAUSE, time.monotonic() + BUSY_PAUSE, busy=True)
+                    self.failing[name] = Backoff.rebuilding()
                     continue
                 self.marks[name] = result.low_water_mark
                 if name in self.failing:
@@ -198,7 +205,7 @@ class LocalProjector:
     def _failed(self, conn: psycopg.Connection[Any], name: str, error: Exception) -> None:
         previous = self.failing.get(name)
         pause = min(previous.pause * 2, MAX_BACKOFF_SECONDS) if previous else max(self.backoff, 0.1)
-        self.failing[name] = _Backoff(pause, time.monotonic() + pause)
+        self.failing[name] = Backoff(pause, time.monotonic() + pause)
         log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause)
         with contextlib.suppress(Exception):
             record_status(conn, name, self.worker, type(error).__name__)

@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 from application.envelope import delivery_from_message
 from application.events import EventCatalogue
 from application.privacy import PgKeyStore, Vault
+from application.projecting import Backoff
 from application.settings import Settings
 from application.store import head_position
 from projections.base import SqlProjection
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 5.0
 TOPIC_CHECK_SECONDS = 15.0
 MAX_BACKOFF = 30.0
-BUSY_PAUSE = 0.5  # how soon a view being rebuilt is tried again
 
 PROCESSED = Counter("liudong_worker_events_total", "events a view dealt with", ["view", "outcome"])
 BATCH_SECONDS = Histogram("liudong_worker_batch_seconds", "time to apply one batch to every view of the worker")
@@ -66,13 +66,6 @@ def group_for(settings: Settings, names: list[str], all_names: list[str]) -> str
     if sorted(names) == sorted(all_names):
         return settings.kafka_consumer_group
     return f"{settings.kafka_consumer_group}.{'+'.join(sorted(names))}"
-
-
-@dataclass
-class _Backoff:
-    pause: float
-    retry_at: float
-    busy: bool = False  # not a failure: the view is being rebuilt
 
 
 @dataclass
@@ -95,7 +88,7 @@ class Worker:
         }
         self.topics = event_topics(self.settings)
         self.streams: dict[TopicPartition, str] = {}
-        self.failing: dict[str, _Backoff] = {}
+        self.failing: dict[str, Backoff] = {}
         self.processed = 0
         self.assigned = threading.Event()
         self.needs_rewind = False
@@ -197,7 +190,7 @@ class Worker:
                     self._failed(conn, name, error)
                     continue
                 if result.busy:  # being rebuilt: read its partitions again from its offsets once it is free
-                    self.failing[name] = _Backoff(BUSY_PAUSE, time.monotonic() + BUSY_PAUSE, busy=True)
+                    self.failing[name] = Backoff.rebuilding()
                     continue
                 if name in self._pauses:
                     del self._pauses[name]
@@ -273,7 +266,7 @@ class Worker:
     def _failed(self, conn: psycopg.Connection[Any], name: str, error: Exception) -> None:
         previous = self._pauses.get(name)
         pause = min(previous * 2, MAX_BACKOFF) if previous else max(self.settings.projection_retry_backoff, 0.1)
-        self.failing[name] = _Backoff(pause, time.monotonic() + pause)
+        self.failing[name] = Backoff(pause, time.monotonic() + pause)
         log.error("view %s failed (%s); retrying in %.1f s", name, type(error).__name__, pause)
         with contextlib.suppress(Exception):
             record_status(conn, name, self.name, type(error).__name__)
