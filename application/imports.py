@@ -64,11 +64,17 @@ class ImportFileError(ValueError):
     """The file as a whole cannot be read (no header, a column missing)."""
 
 
+def missing_columns(header: Iterable[str]) -> list[str]:
+    """The required columns a header line lacks."""
+    present = set(header)
+    return [c for c in RESIDENT_COLUMNS if c not in present]
+
+
 def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line number, row)`` for each data line; the header is checked first."""
     reader = csv.DictReader(stream)
     header = reader.fieldnames or []
-    missing = [c for c in RESIDENT_COLUMNS if c not in header]
+    missing = missing_columns(header)
     if missing:
         raise ImportFileError(f"the header lacks {', '.join(missing)}; expected {', '.join(RESIDENT_COLUMNS)}")
     unknown = [c for c in header if c not in RESIDENT_COLUMNS + OPTIONAL_COLUMNS]

@@ -30,16 +30,12 @@ import httpx
 import psycopg
 
 from application.areas import seed_areas
+from application.generate import SURNAMES
 from application.services import Services
 from bench.commands import scratch_database, serve
 from domain.common import Actor, Role, Stamp
 
 GOAL_P99_MS = 20.0
-SURNAMES = (
-    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
-    "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
-    "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-)
 
 
 def load(conn: psycopg.Connection[Any], residents: int, areas: list[str], sites: list[UUID],

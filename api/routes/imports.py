@@ -4,6 +4,8 @@ job to follow."""
 
 from __future__ import annotations
 
+import csv
+import io
 import threading
 import uuid
 from datetime import datetime
@@ -19,7 +21,7 @@ from api.deps import PrincipalDep, ServicesDep, respond
 from api.problems import Problem
 from api.schemas import Public
 from application.import_jobs import create_job, get_job, run_job
-from application.imports import RESIDENT_COLUMNS
+from application.imports import RESIDENT_COLUMNS, missing_columns
 from domain.common import Stamp
 
 router = APIRouter(tags=["imports"])
@@ -76,21 +78,20 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
     except UnicodeDecodeError:
         raise Problem(422, "Invalid request", "the file is not UTF-8", rule="encoding",
                       errors=[{"field": "body", "rule": "encoding", "message": "not UTF-8"}]) from None
-    header = text.split("\n", 1)[0].strip().split(",")
-    missing = [c for c in RESIDENT_COLUMNS if c not in header]
+    missing = missing_columns(next(csv.reader(io.StringIO(text)), []))
     if missing:
         raise Problem(422, "Invalid request", f"the header lacks {', '.join(missing)}", rule="csv_header",
                       errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
                           RESIDENT_COLUMNS)}])
     job_id = uuid.uuid4()
-    rows_total = max(text.count("\n") - (0 if text.endswith("\n") else -1) - 1, 0)
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    rows_total = max(lines - 1, 0)  # less the header
     stamp = Stamp(principal.actor, services.clock())
     with services.pool.connection() as conn:
         create_job(conn, job_id, kind, principal.actor.user_id, rows_total)
+        job = get_job(conn, job_id)
     threading.Thread(target=run_job, args=(services.app, services.pool.connection, job_id, text, stamp),
                      name=f"import-{job_id}", daemon=True).start()
-    with services.pool.connection() as conn:
-        job = get_job(conn, job_id)
     return respond(ImportJob.model_validate(job), {"Location": f"/imports/{job_id}"}, status=202)
 
 
