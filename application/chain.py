@@ -155,8 +155,7 @@ class Chainer:
                 psycopg.connect(self.dsn, autocommit=True) as listener:
             ensure_chain_schema(conn)
             while not self.stopping.is_set():
-                row = conn.execute(f"SELECT pg_try_advisory_lock(%s, {IN_SCHEMA}) AS ok", (CHAIN_LOCK,)).fetchone()
-                if row is not None and row["ok"]:
+                if _try_chain_lock(conn):
                     break
                 self.stopping.wait(5.0)  # another process chains; stand by
             else:
@@ -176,8 +175,7 @@ class Chainer:
             if wait:
                 conn.execute(f"SELECT pg_advisory_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
             else:
-                row = conn.execute(f"SELECT pg_try_advisory_lock(%s, {IN_SCHEMA}) AS ok", (CHAIN_LOCK,)).fetchone()
-                if row is None or not row["ok"]:
+                if not _try_chain_lock(conn):
                     return None
             try:
                 self._resume(conn)
@@ -245,6 +243,12 @@ class Chainer:
         self._last_checkpoint = time.monotonic()
         log.info("checkpoint at position %s (%s events)", position, events)
         return {"id": row["id"] if row else None, "position": position, "link": link, "events": events, "at": at}
+
+
+def _try_chain_lock(conn: psycopg.Connection[Any]) -> bool:
+    """Take the chainer's lock of this schema if nobody holds it (a session lock)."""
+    row = conn.execute(f"SELECT pg_try_advisory_lock(%s, {IN_SCHEMA}) AS ok", (CHAIN_LOCK,)).fetchone()
+    return bool(row is not None and row["ok"])
 
 
 def start_chainer(dsn: str, *, checkpoint_every: int, checkpoint_seconds: float,
