@@ -151,6 +151,8 @@ def test_bad_uploads_are_refused_and_change_nothing(services: Services, http: An
     assert wrong_type.status_code == 415
     no_header = post("supervisor", content=b"1,2,3\n")
     assert no_header.status_code == 422 and no_header.json()["rule"] == "csv_header"
+    nul = post("supervisor", content=b"\x00id_number\n")
+    assert nul.status_code == 422 and nul.json()["rule"] == "csv_header"
     not_utf8 = post("supervisor", content="id_number,name\n李".encode("gb18030"))
     assert not_utf8.status_code == 422
     assert snapshot.unchanged()

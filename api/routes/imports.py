@@ -78,7 +78,11 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
     except UnicodeDecodeError:
         raise Problem(422, "Invalid request", "the file is not UTF-8", rule="encoding",
                       errors=[{"field": "body", "rule": "encoding", "message": "not UTF-8"}]) from None
-    missing = missing_columns(next(csv.reader(io.StringIO(text)), []))
+    try:
+        header = next(csv.reader(io.StringIO(text)), [])
+    except csv.Error:  # a NUL byte, say: no header to read
+        header = []
+    missing = missing_columns(header)
     if missing:
         raise Problem(422, "Invalid request", f"the header lacks {', '.join(missing)}", rule="csv_header",
                       errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
