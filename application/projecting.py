@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from queue import Full, Queue
 from typing import Any
 
 import psycopg
@@ -78,6 +79,42 @@ def read_deliveries(conn: psycopg.Connection[Any], catalogue: EventCatalogue, af
             continue  # a writer still in flight below upto: wait for it
         yield [delivery_from_store(r, catalogue) for r in rows]
         position = rows[-1].position
+
+
+def read_ahead(batches: Iterator[list[Delivery]], depth: int = 2) -> Iterator[list[Delivery]]:
+    """The same batches, the next ones read and decoded in a thread while the caller
+    applies the current one: the reader's waits on the server overlap the writer's."""
+    queue: Queue[tuple[list[Delivery] | None, BaseException | None]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put((batch, None), timeout=0.2)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((None, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            queue.put((None, error))
+
+    thread = threading.Thread(target=produce, name="liudong-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch, error = queue.get()
+            if error is not None:
+                raise error
+            if batch is None:
+                return
+            yield batch
+    finally:
+        stop.set()
+        thread.join(5)
 
 
 def projection_classes(topics: Sequence[str]) -> dict[str, type[SqlProjection]]:
@@ -302,7 +339,7 @@ class ProjectorProcess:
 
 # -- rebuild and dead letters --------------------------------------------------------------
 def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue | None = None,
-            batch_size: int = 1000, progress: Callable[[int, int], None] | None = None,
+            batch_size: int = 2000, progress: Callable[[int, int], None] | None = None,
             schema: str | None = None, *, master_key: bytes) -> int:
     """Rebuild one view from the store; returns the position it reached. With ``schema``
     the view is built in that PostgreSQL schema (which must exist), beside the live one."""
@@ -324,8 +361,8 @@ def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue
             head = head_position(conn)
 
             def batches() -> Iterator[list[Delivery]]:
-                for batch in read_deliveries(reader, catalogue, 0, head, batch_size,
-                                             topics=projection.handled_topics):
+                for batch in read_ahead(read_deliveries(reader, catalogue, 0, head, batch_size,
+                                                        topics=projection.handled_topics)):
                     if progress is not None:
                         progress(batch[-1].position or 0, head)
                     yield batch
@@ -409,7 +446,7 @@ def replay(dsn: str, projections: dict[str, type[SqlProjection]], schema: str, *
         for applier in appliers:
             applier.ensure_schema(conn)
         head = head_position(reader)
-        for batch in read_deliveries(reader, catalogue, 0, head, batch_size):
+        for batch in read_ahead(read_deliveries(reader, catalogue, 0, head, batch_size)):
             kept = [d for d in batch if known_at is None or d.event is None or _recorded_by(d.event, known_at)]
             _apply_everywhere(conn, appliers, kept, batch[-1].position or 0)
             report.events += len(batch)
@@ -476,8 +513,8 @@ def rebuild_online(dsn: str, projection: type[SqlProjection], *, master_key: byt
             position = 0
             while True:  # build, then catch up while writes go on
                 head = head_position(reader)
-                for batch in read_deliveries(reader, catalogue, position, head, batch_size,
-                                             topics=projection.handled_topics):
+                for batch in read_ahead(read_deliveries(reader, catalogue, position, head, batch_size,
+                                                        topics=projection.handled_topics)):
                     _apply_everywhere(conn, [applier], batch, batch[-1].position or 0)
                     report.events += len(batch)
                     if progress is not None:
