@@ -214,7 +214,7 @@ class Chainer:
             links.append(link)
         with conn.transaction():
             conn.execute(f"INSERT INTO {CHAIN_TABLE} (position, digest, link)"
-                         " SELECT * FROM unnest(%s::bigint[], %s::bytea[], %s::bytea[])", (positions, digests, links))
+                         " SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])", (positions, digests, links))
         self.chained += len(rows)
         self._since_checkpoint += len(rows)
         if self._since_checkpoint >= self.checkpoint_every or (

@@ -287,7 +287,7 @@ class Services:
 
 
 # Raise when the event store's DDL (application.store, privacy, areas, keys) changes.
-STORE_SCHEMA_VERSION = 7
+STORE_SCHEMA_VERSION = 8
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    InterfaceError,
     JSONTranscoder,
     Mapper,
     OperationalError,
@@ -27,6 +28,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Composed, Identifier
 
 from application.access import area_of, current_scope
@@ -148,6 +150,29 @@ class LiudongRecorder(PostgresApplicationRecorder):
         self.sql_create_statements[self.create_insert_function_statement_index] = (
             self.sql_create_pg_function_insert_events
         )
+        # The same, taking one array per column, sent in binary: psycopg sends those about
+        # ten times faster than an array of composite rows (whose text form it builds in
+        # Python, escaping every byte of every state).
+        columns_function = Identifier(f"{self.pg_function_name_insert_events}_columns")
+        self.sql_create_statements.insert(self.create_insert_function_statement_index + 1, SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}("
+            "ids uuid[], versions bigint[], topics text[], states bytea[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS "
+            "$BODY$"
+            "BEGIN"
+            "    PERFORM pg_current_xact_id();"
+            "    NOTIFY {channel};"
+            "    RETURN QUERY"
+            "    INSERT INTO {schema}.{table} AS t (originator_id, originator_version, topic, state)"
+            "    SELECT * FROM unnest(ids, versions, topics, states)"
+            "    RETURNING notification_id;"
+            "END;"
+            "$BODY$"
+        ).format(function=columns_function, channel=Identifier(self.channel_name), schema=schema,
+                 table=Identifier(self.events_table_name)))
+        self._insert_columns = SQL(
+            "SELECT position FROM {schema}.{function}(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) AS position"
+        ).format(schema=schema, function=columns_function)
         self.sql_create_statements.append(
             SQL(
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
@@ -173,6 +198,7 @@ class LiudongRecorder(PostgresApplicationRecorder):
     # in the same transaction as the events sealed with them.
     private_mapper: PrivateMapper | None = None
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as eventsourcing's own
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Store events, atomically with what must commit with them: the data keys they
         were sealed with (new ones), the Idempotency-Key record, and registry rows
@@ -181,33 +207,24 @@ class LiudongRecorder(PostgresApplicationRecorder):
         effects: list[tuple[Any, Sequence[Any]]] = list(kwargs.get("side_effects") or [])
         mapper = self.private_mapper
         new_keys = mapper.vault.take_new_keys(mapper.sealed_keys(list(stored_events))) if mapper else []
-        if claim is None and not effects and not new_keys:
-            if not stored_events:
-                return []  # a command that changed nothing: no transaction, no notification
-            return list(super().insert_events(stored_events) or [])
-        rows = [
-            self.construct_pg_stored_event(
-                originator_id=e.originator_id,
-                originator_version=e.originator_version,
-                topic=e.topic,
-                state=e.state,
-            )
-            for e in stored_events
-        ]
+        if claim is None and not effects and not new_keys and not stored_events:
+            return []  # a command that changed nothing: no transaction, no notification
         ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             if new_keys:  # one statement each for all the keys of the batch
                 curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
-                             " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[])",
+                             " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])",
                              ([k.key_id for k in new_keys], [k.kind for k in new_keys], [k.wrapped for k in new_keys]))
                 links = [(k.key_id, subject) for k in new_keys for subject in k.subjects]
                 if links:
                     curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id)"
-                                 " SELECT * FROM unnest(%s::uuid[], %s::uuid[]) ON CONFLICT DO NOTHING",
+                                 " SELECT * FROM unnest(%b::uuid[], %b::uuid[]) ON CONFLICT DO NOTHING",
                                  ([k for k, _ in links], [r for _, r in links]))
-            if rows:  # a command that changed nothing still records its key
-                curs.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
-                ids = [r[self.pg_function_name_insert_events] for r in curs.fetchall()]
+            if stored_events:  # a command that changed nothing still records its key
+                curs.execute(self._insert_columns, (
+                    [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events], [e.state for e in stored_events]), prepare=True)
+                ids = [_first(r) for r in curs.fetchall()]
             for statement, params in effects:
                 curs.execute(statement, params)
             if claim is not None:
@@ -224,6 +241,10 @@ class LiudongRecorder(PostgresApplicationRecorder):
         if mapper is not None and new_keys:
             mapper.vault.stored(new_keys)
         return ids
+
+
+def _first(row: Any) -> Any:
+    return row["position"] if isinstance(row, dict) else row[0]
 
 
 A = TypeVar("A", bound=Aggregate)

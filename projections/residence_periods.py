@@ -176,7 +176,7 @@ class ResidencePeriodsProjection(SqlProjection):
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (COUNTS_LOCK,))
         cursor.execute(
             "INSERT INTO residence_counts (axis, span, starts_on, area, site_id, change)"
-            " SELECT * FROM unnest(%s::text[], %s::text[], %s::date[], %s::text[], %s::uuid[], %s::integer[])"
+            " SELECT * FROM unnest(%b::text[], %b::text[], %b::date[], %b::text[], %b::uuid[], %b::integer[])"
             " ON CONFLICT ON CONSTRAINT residence_counts_key"
             " DO UPDATE SET change = residence_counts.change + EXCLUDED.change",
             [list(column) for column in zip(*rows, strict=True)],
