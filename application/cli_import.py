@@ -11,33 +11,28 @@ import_cli = typer.Typer(help="bulk imports from CSV, checked by the same rules 
 generate_cli = typer.Typer(help="synthetic data for trials and benchmarks", no_args_is_help=True)
 
 
-@import_cli.command("residents")
-def import_residents_command(
-    file: Annotated[Path, typer.Argument(help="CSV: id_number,name,phone,hometown,employer,area,registered_on"
-                                              "[,household_relation]", exists=True, dir_okay=False)],
-    report: Annotated[Path | None, typer.Option(help="where to write the refused rows (default FILE.refused.csv)")]
-    = None,
-    user: Annotated[str, typer.Option(help="the user id recorded as the actor of every registration")] = "import",
-    batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="residents per transaction")] = 500,
-) -> None:
-    """Register the residents of a CSV file; rows already registered are skipped, so a re-run stores nothing new.
-    Exits 1 when any row was refused (they are in the report, with line, field, rule and message)."""
+def _run_import(kind: str, file: Path, report: Path | None, user: str, batch_size: int) -> None:
+    """Import ``file`` as ``kind`` with a progress bar; exit 1 when a row was refused."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from application.cli import open_services
-    from application.imports import ImportFileError, import_residents, read_rows, write_report
+    from application.import_jobs import importer_for
+    from application.imports import ImportFileError, read_rows, write_report
     from domain.common import Actor, Role, Stamp
 
+    importer, required, optional = importer_for(kind)
+    role, stored = {"sites": (Role.SUPERVISOR, "sites registered"), "residents": (Role.CASEWORKER, "registered"),
+                    "moves": (Role.CASEWORKER, "moves recorded")}[kind]
     total = max(sum(1 for _ in file.open(encoding="utf-8")) - 1, 0)
     services = open_services()
     try:
-        stamp = Stamp(Actor(user, Role.CASEWORKER), services.clock())
-        columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with file.open(encoding="utf-8", newline="") as stream, Progress(*columns, transient=True) as bar:
+        stamp = Stamp(Actor(user, role), services.clock())
+        columns = (TextColumn(f"importing {kind}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with file.open(encoding="utf-8-sig", newline="") as stream, Progress(*columns, transient=True) as bar:
             task = bar.add_task("rows", total=total)
             try:
-                result = import_residents(services.app, read_rows(stream), stamp, batch_size=batch_size,
-                                          progress=lambda n: bar.advance(task, n))
+                result = importer(services.app, read_rows(stream, required, optional), stamp, batch_size=batch_size,
+                                  progress=lambda n: bar.advance(task, n))
             except ImportFileError as error:
                 typer.echo(f"{file}: {error}", err=True)
                 raise typer.Exit(2) from None
@@ -45,26 +40,71 @@ def import_residents_command(
         services.close()
     where = report or file.with_suffix(".refused.csv")
     write_report(where, result.refused)
-    typer.echo(f"{result.rows} rows in {result.seconds:.1f} s ({result.rate:,.0f} rows/s): {result.stored} registered,"
-               f" {result.already} already registered, {len(result.refused)} refused (see {where})")
+    typer.echo(f"{result.rows} rows in {result.seconds:.1f} s ({result.rate:,.0f} rows/s): {result.stored} {stored},"
+               f" {result.already} stored before, {len(result.refused)} refused (see {where})")
     if result.refused:
         raise typer.Exit(1)
 
 
+ReportOption = Annotated[Path | None, typer.Option(help="where to write the refused rows (default FILE.refused.csv)")]
+UserOption = Annotated[str, typer.Option(help="the user id recorded as the actor of every event")]
+BatchOption = Annotated[int, typer.Option(min=1, max=10_000, help="rows per transaction")]
+
+
+@import_cli.command("sites")
+def import_sites_command(
+    file: Annotated[Path, typer.Argument(help="CSV: code,name,area,address,operator_type,operator_name,capacity"
+                                              "[,facilities] (facilities separated by ';')", exists=True,
+                                         dir_okay=False)],
+    report: ReportOption = None, user: UserOption = "import", batch_size: BatchOption = 500,
+) -> None:
+    """Register the housing sites of a CSV file, each under the office's code for it; sites registered before are
+    skipped, so a re-run stores nothing new. Exits 1 when any row was refused (they are in the report)."""
+    _run_import("sites", file, report, user, batch_size)
+
+
+@import_cli.command("residents")
+def import_residents_command(
+    file: Annotated[Path, typer.Argument(help="CSV: id_number,name,phone,hometown,employer,area,registered_on"
+                                              "[,household_relation]", exists=True, dir_okay=False)],
+    report: ReportOption = None, user: UserOption = "import", batch_size: BatchOption = 500,
+) -> None:
+    """Register the residents of a CSV file; rows already registered are skipped, so a re-run stores nothing new.
+    Exits 1 when any row was refused (they are in the report, with line, field, rule and message)."""
+    _run_import("residents", file, report, user, batch_size)
+
+
+@import_cli.command("moves")
+def import_moves_command(
+    file: Annotated[Path, typer.Argument(help="CSV: id_number,kind,effective_date[,site_code,area,reason]; kind is"
+                                              " into_site, private_housing, departed or returned", exists=True,
+                                         dir_okay=False)],
+    report: ReportOption = None, user: UserOption = "import", batch_size: BatchOption = 500,
+) -> None:
+    """Record residents' moves (into a site by its code, to rented housing, departures, returns) from a CSV file, in
+    the file's order; moves stored before are skipped, so a re-run stores nothing new. Import the sites and the
+    residents first. Exits 1 when any row was refused (they are in the report)."""
+    _run_import("moves", file, report, user, batch_size)
+
+
 @generate_cli.command("district")
 def generate_district_command(
-    out: Annotated[Path, typer.Option(help="the directory to write residents.csv into")],
+    out: Annotated[Path, typer.Option(help="the directory to write sites.csv, residents.csv and moves.csv into")],
     residents: Annotated[int, typer.Option(min=1, max=5_000_000)] = 260_000,
+    sites: Annotated[int, typer.Option(min=1, max=10_000)] = 70,
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
-    """A synthetic district as CSV (valid identity numbers, Chinese names, hometowns, employers, the register's
-    areas; three rows in a thousand deliberately wrong), the same for the same seed."""
+    """A synthetic district as CSV: housing sites sized as the seed counts them, residents (valid identity numbers,
+    Chinese names, hometowns, employers, the register's areas) and a year of moves; three rows in a thousand
+    deliberately wrong. The same for the same seed. Import them in that order: sites, residents, moves."""
     from application.areas import seed_areas
     from application.generate import generate_district
 
     areas = [a["code"] for a in seed_areas()]
-    files = generate_district(out, residents=residents, areas=areas, seed=seed)
-    typer.echo(f"wrote {files.rows} residents ({files.flawed} deliberately wrong) to {files.residents}")
+    files = generate_district(out, residents=residents, areas=areas, seed=seed, sites=sites)
+    typer.echo(f"wrote {files.site_rows} sites to {files.sites}, {files.rows} residents ({files.flawed} deliberately"
+               f" wrong) to {files.residents} and {files.move_rows} moves ({files.flawed_moves} deliberately wrong)"
+               f" to {files.moves}")
 
 
 def register(cli: typer.Typer) -> None:

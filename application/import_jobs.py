@@ -23,7 +23,32 @@ SCHEMA = [
     " finished_at timestamptz, rows_total integer NOT NULL, rows_done integer NOT NULL DEFAULT 0,"
     " registered integer NOT NULL DEFAULT 0, already integer NOT NULL DEFAULT 0,"
     " refused jsonb NOT NULL DEFAULT '[]', error text)",
+    # The rows of move files stored already (application.import_housing): a keyed hash of
+    # each row's content, never the row, so a second run stores nothing.
+    "CREATE TABLE IF NOT EXISTS import_rows (key text PRIMARY KEY, recorded_at timestamptz NOT NULL DEFAULT now())",
 ]
+KINDS = ("residents", "sites", "moves")
+
+
+def importer_for(kind: str) -> tuple[Callable[..., Any], tuple[str, ...], tuple[str, ...]]:
+    """The import function of a kind of file, with its required and optional columns."""
+    from application.import_housing import (
+        MOVE_COLUMNS,
+        MOVE_OPTIONAL,
+        SITE_COLUMNS,
+        SITE_OPTIONAL,
+        import_moves,
+        import_sites,
+    )
+    from application.imports import OPTIONAL_COLUMNS, RESIDENT_COLUMNS, import_residents
+
+    return {
+        "residents": (import_residents, RESIDENT_COLUMNS, OPTIONAL_COLUMNS),
+        "sites": (import_sites, SITE_COLUMNS, SITE_OPTIONAL),
+        "moves": (import_moves, MOVE_COLUMNS, MOVE_OPTIONAL),
+    }[kind]
+
+
 STALE_SECONDS = 60  # a running job not heard of for this long died with its process
 
 
@@ -41,10 +66,12 @@ def get_job(conn: Any, job_id: UUID) -> dict[str, Any] | None:
 
 
 def run_job(app: OfficeApplication, connect: Callable[[], Any], job_id: UUID, text: str, stamp: Stamp,
-            batch_size: int = 500) -> None:
-    """Import ``text`` (CSV) for the job, recording progress after each batch and the outcome
-    at the end; an error in the file as a whole fails the job with its message."""
-    from application.imports import ImportFileError, import_residents, read_rows
+            batch_size: int = 500, kind: str = "residents") -> None:
+    """Import ``text`` (CSV of ``kind``) for the job, recording progress after each batch and
+    the outcome at the end; an error in the file as a whole fails the job with its message."""
+    from application.imports import ImportFileError, read_rows
+
+    importer, required, optional = importer_for(kind)
 
     done = 0
 
@@ -55,8 +82,8 @@ def run_job(app: OfficeApplication, connect: Callable[[], Any], job_id: UUID, te
             conn.execute("UPDATE import_jobs SET rows_done = %s, updated_at = now() WHERE id = %s", (done, job_id))
 
     try:
-        report = import_residents(app, read_rows(io.StringIO(text)), stamp, batch_size=batch_size,
-                                  progress=progress)
+        report = importer(app, read_rows(io.StringIO(text), required, optional), stamp, batch_size=batch_size,
+                          progress=progress)
     except Exception as error:  # the job fails with the kind of error (its text may hold personal data)
         message = str(error) if isinstance(error, ImportFileError) else type(error).__name__
         with connect() as conn:

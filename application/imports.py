@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -64,27 +64,40 @@ class ImportFileError(ValueError):
     """The file as a whole cannot be read (no header, a column missing)."""
 
 
-def missing_columns(header: Iterable[str]) -> list[str]:
+def missing_columns(header: Iterable[str], required: Sequence[str] = RESIDENT_COLUMNS) -> list[str]:
     """The required columns a header line lacks."""
     present = set(header)
-    return [c for c in RESIDENT_COLUMNS if c not in present]
+    return [c for c in required if c not in present]
 
 
-def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
+def read_rows(stream: TextIO, required: Sequence[str] = RESIDENT_COLUMNS,
+              optional: Sequence[str] = OPTIONAL_COLUMNS) -> Iterator[tuple[int, dict[str, str]]]:
     """``(line number, row)`` for each data line; the header is checked first."""
     reader = csv.DictReader(stream)
     header = reader.fieldnames or []
-    missing = missing_columns(header)
+    missing = missing_columns(header, required)
     if missing:
-        raise ImportFileError(f"the header lacks {', '.join(missing)}; expected {', '.join(RESIDENT_COLUMNS)}")
-    unknown = [c for c in header if c not in RESIDENT_COLUMNS + OPTIONAL_COLUMNS]
+        raise ImportFileError(f"the header lacks {', '.join(missing)}; expected {', '.join(required)}")
+    unknown = [c for c in header if c not in (*required, *optional)]
     if unknown:
         raise ImportFileError(f"unknown columns {', '.join(unknown)}")
     for row in reader:
         yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
 
 
-def _date(value: str, field_name: str) -> date:
+def check_text(row: dict[str, str], column: str, longest: int, *, required: bool = True) -> str:
+    """A text column by the API's rules for the same field: present, not too long, one line."""
+    value = row.get(column, "")
+    if required and not value:
+        raise InvalidValue(column, f"{column} is empty", rule="required")
+    if len(value) > longest:
+        raise InvalidValue(column, f"{column} takes at most {longest} characters", rule="string_too_long")
+    if CONTROL.search(value):
+        raise InvalidValue(column, f"{column} holds control characters", rule="control_characters")
+    return value
+
+
+def parse_date(value: str, field_name: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -109,7 +122,7 @@ def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[
     resident = Resident.register(
         id_number=id_number, name=row["name"], phone=row["phone"], hometown=row["hometown"],
         employer=row.get("employer") or None, area=app.place(row["area"]),
-        registered_on=_date(row["registered_on"], "registered_on"), stamp=stamp,
+        registered_on=parse_date(row["registered_on"], "registered_on"), stamp=stamp,
         household_relation=row.get("household_relation") or None,
     )
     return id_number, resident

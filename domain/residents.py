@@ -207,6 +207,7 @@ class Resident(Aggregate):
         self.check_effective(effective_date, stamp)
         if self.site_id == site.id:
             raise RuleViolated(f"resident {self.id} already lives in housing site {site.id}", rule="already_in_site")
+        site.check_admission(self.id)  # before leaving the previous site: a refusal changes nothing
         if previous_site is not None:
             if previous_site.id != self.site_id:
                 raise ValueError("previous_site is not the resident's current site")

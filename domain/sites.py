@@ -75,7 +75,10 @@ class HousingSite(Aggregate):
         capacity: int,
         facilities: Iterable[str],
         stamp: Stamp,
+        site_id: UUID | None = None,
     ) -> HousingSite:
+        """A new site; ``site_id`` is given where the site's identity comes from outside
+        (an import names sites by the office's own codes), otherwise a new one is made."""
         check_capacity(capacity)
         try:
             operator = OperatorType(operator_type)
@@ -86,16 +89,20 @@ class HousingSite(Aggregate):
                 + ", ".join(t.value for t in OperatorType),
                 rule="operator_type_unknown",
             ) from None
-        site: HousingSite = cls(
-            name=name,
-            area=area,
-            address=address,
-            operator_type=operator.value,
-            operator_name=operator_name,
-            capacity=capacity,
-            facilities=parse_facilities(facilities),
+        fields = {
+            "name": name,
+            "area": area,
+            "address": address,
+            "operator_type": operator.value,
+            "operator_name": operator_name,
+            "capacity": capacity,
+            "facilities": parse_facilities(facilities),
             **stamp.event_fields(),
-        )
+        }
+        if site_id is not None:
+            given: HousingSite = cls._create(cls.Registered, id=site_id, **fields)  # type: ignore[attr-defined]
+            return given
+        site: HousingSite = cls(**fields)
         return site
 
     @event("Registered")
@@ -231,6 +238,12 @@ class HousingSite(Aggregate):
     # Occupancy changes are recorded on the site as well as on the resident, and
     # saved with the resident's event in one transaction.
     def admit(self, resident_id: UUID, effective_date: date, stamp: Stamp) -> None:
+        self.check_admission(resident_id)
+        self._resident_moved_in(resident_id=resident_id, effective_date=effective_date, **stamp.event_fields())
+
+    def check_admission(self, resident_id: UUID) -> None:
+        """Refuse a resident the site cannot take (closed, full, living here already),
+        without changing anything: a move checks it before the resident leaves a site."""
         self.check_open()
         if self.houses(resident_id):
             raise RuleViolated(
@@ -244,7 +257,6 @@ class HousingSite(Aggregate):
                 capacity=self.capacity,
                 site_id=str(self.id),
             )
-        self._resident_moved_in(resident_id=resident_id, effective_date=effective_date, **stamp.event_fields())
 
     @event("ResidentMovedIn")
     def _resident_moved_in(

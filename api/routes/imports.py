@@ -1,6 +1,6 @@
-"""Bulk imports: a supervisor uploads a CSV file of residents; the service imports it in the
-background (the same rules and events as ``liudong import residents``) and answers with a
-job to follow."""
+"""Bulk imports: a supervisor uploads a CSV file of housing sites, residents or moves; the
+service imports it in the background (the same rules and events as ``liudong import``) and
+answers with a job to follow."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from api.access import SUPERVISORS, AreaRule, access
 from api.deps import PrincipalDep, ServicesDep, respond
 from api.problems import Problem
 from api.schemas import Public
-from application.import_jobs import create_job, get_job, run_job
+from application.import_jobs import create_job, get_job, importer_for, run_job
 from application.imports import RESIDENT_COLUMNS, missing_columns
 from domain.common import Stamp
 
@@ -36,7 +36,7 @@ class RefusedRow(Public):
 
 class ImportJob(Public):
     id: UUID
-    kind: Literal["residents"]
+    kind: Literal["residents", "sites", "moves"]
     status: Literal["running", "done", "failed", "interrupted"] = Field(
         description="interrupted: the process running it stopped; send the file again (stored rows are skipped)")
     created_by: str
@@ -44,8 +44,8 @@ class ImportJob(Public):
     finished_at: datetime | None
     rows_total: int
     rows_done: int
-    registered: int = Field(description="residents this import registered")
-    already: int = Field(description="rows whose identity number was registered before (nothing stored)")
+    registered: int = Field(description="what this import stored: residents or sites registered, moves recorded")
+    already: int = Field(description="rows stored before, by an earlier import or through the API (nothing stored)")
     refused: list[RefusedRow] = Field(description="rows refused, with the field and rule each broke")
     error: str | None = Field(description="why the file as a whole could not be imported (status failed)")
 
@@ -59,11 +59,15 @@ CSV_BODY = {"requestBody": {"required": True, "content": {"text/csv": {"schema":
     202: {"description": "the import runs; Location names the job to follow"}})
 @access(SUPERVISORS, AreaRule.DISTRICT)
 async def start_import(request: Request, services: ServicesDep, principal: PrincipalDep,
-                       kind: Annotated[Literal["residents"], Query()] = "residents") -> JSONResponse:
-    """Import residents from a CSV file (`Content-Type: text/csv`, UTF-8, a header line: id_number, name,
-    phone, hometown, employer, area, registered_on and optionally household_relation) by the rules of
-    `POST /residents`. Supervisors and admins with a district-wide key. Rows already registered are skipped,
-    so sending a file again is safe."""
+                       kind: Annotated[Literal["residents", "sites", "moves"], Query(
+                           description="what the file holds")] = "residents") -> JSONResponse:
+    """Import a CSV file (`Content-Type: text/csv`, UTF-8, a header line) by the rules of the API's own routes.
+    `kind=residents` (the default): id_number, name, phone, hometown, employer, area, registered_on and
+    optionally household_relation, as `POST /residents`. `kind=sites`: code, name, area, address, operator_type,
+    operator_name, capacity and optionally facilities (separated by `;`), as `POST /sites`; the code is the
+    office's own, which moves name. `kind=moves`: id_number, kind (into_site, private_housing, departed,
+    returned), effective_date and, by kind, site_code, area or reason, applied in the file's order. Supervisors
+    and admins with a district-wide key. Rows stored before are skipped, so sending a file again is safe."""
     if principal.actor.role not in SUPERVISORS:
         raise Problem(403, "Forbidden", "only supervisors and admins import", rule="role_not_allowed")
     if principal.area_filter() is not None:
@@ -82,11 +86,12 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
         header = next(csv.reader(io.StringIO(text)), [])
     except csv.Error:  # a NUL byte, say: no header to read
         header = []
-    missing = missing_columns(header)
+    _, required, _ = importer_for(kind)
+    missing = missing_columns(header, required)
     if missing:
         raise Problem(422, "Invalid request", f"the header lacks {', '.join(missing)}", rule="csv_header",
                       errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
-                          RESIDENT_COLUMNS)}])
+                          required)}])
     job_id = uuid.uuid4()
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     rows_total = max(lines - 1, 0)  # less the header
@@ -95,7 +100,7 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
         create_job(conn, job_id, kind, principal.actor.user_id, rows_total)
         job = get_job(conn, job_id)
     threading.Thread(target=run_job, args=(services.app, services.pool.connection, job_id, text, stamp),
-                     name=f"import-{job_id}", daemon=True).start()
+                     kwargs={"kind": kind}, name=f"import-{job_id}", daemon=True).start()
     return respond(ImportJob.model_validate(job), {"Location": f"/imports/{job_id}"}, status=202)
 
 

@@ -1,0 +1,354 @@
+"""Bulk import of housing sites and of residents' moves from CSV, by the same domain rules
+as the API, many aggregates per transaction, with a report of the refused rows.
+
+Sites (``liudong import sites``): ``code, name, area, address, operator_type,
+operator_name, capacity`` and optionally ``facilities`` (``;`` between them). ``code`` is the
+office's own code for the site; the site's id is derived from it, so a second run finds the
+sites it registered and stores nothing.
+
+Moves (``liudong import moves``): ``id_number, kind, effective_date`` and, by kind,
+``site_code`` (``into_site``: the code of a site imported before), ``area``
+(``private_housing``, ``returned``) and ``reason`` (``departed``). The resident is found by
+identity number. Rows of one resident are applied in the file's order. Each stored row leaves
+a keyed hash of its content in ``import_rows`` in the same transaction, so a second run (or
+the same move in another file) stores nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Mapper, RecordConflictError, StoredEvent
+from psycopg.rows import tuple_row
+
+from application.imports import ImportReport, Refusal, check_text, parse_date
+from application.store import EVENTS_TABLE, OfficeApplication
+from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
+from domain.identity import IdentityNumber
+from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
+from domain.sites import HousingSite
+
+SITE_COLUMNS = ("code", "name", "area", "address", "operator_type", "operator_name", "capacity")
+SITE_OPTIONAL = ("facilities",)
+MOVE_COLUMNS = ("id_number", "kind", "effective_date")
+MOVE_OPTIONAL = ("site_code", "area", "reason")
+MOVE_KINDS = ("into_site", "private_housing", "departed", "returned")
+CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+MAX_CAPACITY = 100_000  # the API's limit (api/schemas.SiteCreate)
+SAVE_ATTEMPTS = 5  # a batch that loses a race with another writer is decided again on fresh state
+_SITE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:liudong:site-code")
+
+
+def site_id_for(code: str) -> UUID:
+    """The id of the site an import file names by ``code``."""
+    return uuid5(_SITE_NAMESPACE, code.strip().upper())
+
+
+def _site_code(value: str, column: str) -> str:
+    if not value:
+        raise InvalidValue(column, f"{column} is empty", rule="required")
+    if not CODE.match(value):
+        raise InvalidValue(column, f"{column} {value[:40]!r}: letters, digits, '_', '.', '-', at most 32",
+                           rule="site_code")
+    return value.upper()
+
+
+# -- sites ----------------------------------------------------------------------------------
+def _decide_site(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> HousingSite:
+    code = _site_code(row.get("code", ""), "code")
+    name = check_text(row, "name", 100)
+    address = check_text(row, "address", 200)
+    operator_name = check_text(row, "operator_name", 100)
+    check_text(row, "operator_type", 64)
+    check_text(row, "area", 64)
+    try:
+        capacity = int(row.get("capacity", ""))
+    except ValueError:
+        raise InvalidValue("capacity", f"capacity {row.get('capacity', '')[:20]!r} is not a whole number",
+                           rule="int_parsing") from None
+    if capacity > MAX_CAPACITY:
+        raise InvalidValue("capacity", f"capacity is at most {MAX_CAPACITY}", rule="less_than_equal")
+    facilities = [f.strip() for f in row.get("facilities", "").split(";") if f.strip()]
+    try:
+        return HousingSite.register(
+            name=name, area=app.place(row["area"]), address=address, operator_type=row["operator_type"],
+            operator_name=operator_name, capacity=capacity, facilities=facilities, stamp=stamp,
+            site_id=site_id_for(code))
+    except InvalidValue as error:
+        if error.field == "operator.type":  # the API's nested field is a column here
+            raise InvalidValue("operator_type", error.message, rule=error.rule) from None
+        raise
+
+
+def import_sites(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
+                 batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Register the sites of ``rows``; see the module's docstring."""
+    report = ImportReport()
+    started = time.monotonic()
+    seen: set[UUID] = set()
+    for batch in _batches(rows, batch_size):
+        report.rows += len(batch)
+        decided: list[HousingSite] = []
+        for line, row in batch:
+            try:
+                site = _decide_site(app, row, stamp)
+            except DomainError as error:
+                report.refused.append(_refusal(line, error))
+                continue
+            if site.id in seen:
+                report.refused.append(Refusal(line, "code", "site_code_repeated",
+                                              "this code appears on an earlier line of the file"))
+                continue
+            seen.add(site.id)
+            decided.append(site)
+        existing = _created(app, [s.id for s in decided])
+        fresh = [s for s in decided if s.id not in existing]
+        report.already += len(decided) - len(fresh)
+        if fresh:
+            try:
+                app.save(*fresh)
+                report.stored += len(fresh)
+            except (IntegrityError, RecordConflictError):  # one registered meanwhile: one by one
+                for site in fresh:
+                    try:
+                        app.save(site)
+                        report.stored += 1
+                    except (IntegrityError, RecordConflictError):
+                        report.already += 1
+        if progress is not None:
+            progress(len(batch))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# -- moves ----------------------------------------------------------------------------------
+@dataclass
+class _Move:
+    line: int
+    number: str
+    kind: str
+    effective_date: date
+    site_id: UUID | None
+    area: str | None
+    reason: str
+    mark: str
+    resident_id: UUID | None = None
+
+
+def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move:
+    kind = row.get("kind", "")
+    if kind not in MOVE_KINDS:
+        raise InvalidValue("kind", f"kind {kind[:30]!r} is not one of {', '.join(MOVE_KINDS)}", rule="move_kind")
+    number = IdentityNumber.parse(check_text(row, "id_number", 32)).value
+    effective = parse_date(check_text(row, "effective_date", 10), "effective_date")
+    site_id = area = None
+    code = ""
+    if kind == "into_site":
+        code = _site_code(row.get("site_code", ""), "site_code")
+        site_id = site_id_for(code)
+    if kind in ("private_housing", "returned"):
+        area = app.place(check_text(row, "area", 64))
+    reason = check_text(row, "reason", 500, required=False) or "recorded by import"
+    content = "|".join([number, kind, effective.isoformat(), code, area or "", reason if kind == "departed" else ""])
+    mark = app.vault.blind("import-row", content).hex()
+    return _Move(line, number, kind, effective, site_id, area, reason, mark)
+
+
+class _Sites:
+    """The sites a run has loaded, kept between batches (a site holds every occupant, so
+    loading it again for each batch would cost more than the batch). A batch that loses a
+    race to another writer drops them and loads them fresh."""
+
+    def __init__(self, app: OfficeApplication) -> None:
+        self.app = app
+        self.loaded: dict[UUID, Aggregate] = {}
+
+    def need(self, ids: Iterable[UUID]) -> None:
+        missing = {i for i in ids if i not in self.loaded}
+        self.loaded.update(load_many(self.app, missing))
+
+    def get(self, site_id: UUID) -> HousingSite | None:
+        site = self.loaded.get(site_id)
+        return site if isinstance(site, HousingSite) else None
+
+
+def import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
+                 batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Record the moves of ``rows``; see the module's docstring."""
+    report = ImportReport()
+    started = time.monotonic()
+    sites = _Sites(app)
+    marks_seen: set[str] = set()
+    for batch in _batches(rows, batch_size):
+        report.rows += len(batch)
+        moves: list[_Move] = []
+        for line, row in batch:
+            try:
+                move = _parse_move(app, line, row)
+            except DomainError as error:
+                report.refused.append(_refusal(line, error))
+                continue
+            if move.mark in marks_seen:
+                report.refused.append(Refusal(line, "", "row_repeated", "the same move is on an earlier line"))
+                continue
+            marks_seen.add(move.mark)
+            moves.append(move)
+        for attempt in range(SAVE_ATTEMPTS):
+            try:
+                stored, already, refused = _moves_batch(app, moves, stamp, sites)
+            except (IntegrityError, RecordConflictError):
+                sites.loaded.clear()  # another writer moved someone meanwhile: decide on fresh state
+                if attempt + 1 == SAVE_ATTEMPTS:
+                    raise
+                continue
+            report.stored += stored
+            report.already += already
+            report.refused.extend(refused)
+            break
+        if progress is not None:
+            progress(len(batch))
+    report.refused.sort(key=lambda r: r.line)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp,
+                 sites: _Sites) -> tuple[int, int, list[Refusal]]:
+    """Decide and store one batch in one transaction; (stored, already, refused)."""
+    done = _marked(app, [m.mark for m in moves])
+    todo = [m for m in moves if m.mark not in done]
+    already = len(moves) - len(todo)
+    refused: list[Refusal] = []
+    claims = _residents_by_number(app, {m.number for m in todo})
+    for move in todo:
+        move.resident_id = claims.get(move.number)
+    residents = load_many(app, {m.resident_id for m in todo if m.resident_id is not None})
+    sites.need({m.site_id for m in todo if m.site_id is not None}
+               | {r.site_id for r in residents.values() if isinstance(r, Resident) and r.site_id is not None})
+    changed: dict[UUID, Aggregate] = {}
+    marks: list[str] = []
+    for move in todo:
+        resident = residents.get(move.resident_id) if move.resident_id is not None else None
+        if not isinstance(resident, Resident):
+            refused.append(Refusal(move.line, "id_number", "resident_unknown",
+                                   "no resident is registered with this identity number"))
+            continue
+        try:
+            touched = _apply_move(resident, move, stamp, sites)
+        except DomainError as error:
+            refused.append(_refusal(move.line, error))
+            continue
+        for aggregate in touched:
+            changed[aggregate.id] = aggregate
+        marks.append(move.mark)
+    if changed:
+        try:
+            app.save(*changed.values(), side_effects=[
+                ("INSERT INTO import_rows (key) SELECT unnest(%b::text[])", (marks,))])
+        except BaseException:
+            for aggregate_id in changed:  # their pending events were not stored
+                sites.loaded.pop(aggregate_id, None)
+            raise
+    return len(marks), already, refused
+
+
+def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites) -> list[Aggregate]:
+    """The domain's own command for the row; the aggregates it changed. A refusal leaves
+    every aggregate as it was (the domain checks before it changes anything)."""
+    previous = sites.get(resident.site_id) if resident.site_id is not None else None
+    if move.kind == "into_site":
+        assert move.site_id is not None
+        site = sites.get(move.site_id)
+        if site is None:
+            raise InvalidValue("site_code", "no housing site has this code (import the sites first)",
+                               rule="site_unknown")
+        resident.move_into_site(site, move.effective_date, stamp, previous_site=previous)
+        return [a for a in (resident, site, previous) if a is not None]
+    if move.kind == "private_housing":
+        assert move.area is not None
+        resident.move_to_private_housing(area=move.area, effective_date=move.effective_date, stamp=stamp,
+                                         previous_site=previous)
+    elif move.kind == "departed":
+        resident.depart(effective_date=move.effective_date, reason=move.reason, stamp=stamp, previous_site=previous)
+    else:
+        assert move.area is not None
+        resident.return_to_district(area=move.area, effective_date=move.effective_date, stamp=stamp)
+    return [a for a in (resident, previous) if a is not None]
+
+
+# -- reading the store in bulk --------------------------------------------------------------
+def load_many(app: OfficeApplication, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
+    """Many aggregates in one read, their events replayed in order. Personal fields stay
+    sealed (``[sealed]`` text in the state): the moves read none of them and their events
+    carry none, so nothing is decrypted that is not used. (The aggregates imported here are
+    not snapshotted.)"""
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    with app.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute(f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
+                           " WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version",
+                           (wanted,)).fetchall()
+    aggregates: dict[UUID, Any] = {}
+    decode = Mapper.to_domain_event  # eventsourcing's own: no opening of sealed values
+    for originator_id, version, topic, state in rows:
+        event: Any = decode(app.mapper, StoredEvent(originator_id=originator_id, originator_version=version,
+                                                    topic=topic, state=bytes(state)))
+        aggregates[originator_id] = event.mutate(aggregates.get(originator_id))
+    return aggregates
+
+
+def _residents_by_number(app: OfficeApplication, numbers: set[str]) -> dict[str, UUID]:
+    """Identity number -> resident id, through the numbers' claims (and the older claims)."""
+    by_claim: dict[UUID, str] = {}
+    for number in numbers:
+        by_claim[app.vault.claim_id(number)] = number
+        by_claim[legacy_claim_id(number)] = number
+    found: dict[str, UUID] = {}
+    for claim_id, claim in load_many(app, by_claim).items():
+        if isinstance(claim, IdentityNumberClaim):
+            found[by_claim[claim_id]] = claim.resident_id
+    return found
+
+
+def _created(app: OfficeApplication, ids: list[UUID]) -> set[UUID]:
+    if not ids:
+        return set()
+    with app.connection() as conn:
+        rows = conn.execute(f"SELECT originator_id FROM {EVENTS_TABLE} WHERE originator_id = ANY(%s)"
+                            " AND originator_version = 1", (ids,)).fetchall()
+    return {r["originator_id"] for r in rows}
+
+
+def _marked(app: OfficeApplication, marks: list[str]) -> set[str]:
+    if not marks:
+        return set()
+    with app.connection() as conn:
+        rows = conn.execute("SELECT key FROM import_rows WHERE key = ANY(%s)", (marks,)).fetchall()
+    return {r["key"] for r in rows}
+
+
+def _batches(rows: Iterable[tuple[int, dict[str, str]]],
+             size: int) -> Iterable[list[tuple[int, dict[str, str]]]]:
+    batch: list[tuple[int, dict[str, str]]] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _refusal(line: int, error: DomainError) -> Refusal:
+    if isinstance(error, InvalidValue):
+        return Refusal(line, error.field, error.rule, error.message)
+    field = "effective_date" if isinstance(error, RuleViolated) and "effective_date" in error.rule else ""
+    return Refusal(line, field, error.rule, error.message)
