@@ -9,6 +9,7 @@ from application.commands.disputes import DisputeCommands
 from application.commands.permits import PermitCommands
 from application.commands.residency import ResidencyCommands
 from application.commands.subsidies import SubsidyCommands
+from domain.sites import HousingSite
 from domain.subsidies import SubsidyProgram
 
 
@@ -19,7 +20,9 @@ class Liudong(ResidencyCommands, PermitCommands, DisputeCommands, CommitteeComma
     the areas set by ``application.access.acting_in`` (the API sets the caller's)."""
 
     name = "Liudong"
-    # A subsidy program takes every approval and payment of its year: a snapshot every 100
-    # events keeps loading it short. Only aggregates without personal data are snapshotted
-    # (a snapshot holds the state as read, so a sealed field would be stored open).
-    snapshotting_intervals = {SubsidyProgram: 100}
+    # A subsidy program takes every approval and payment of its year, a housing site every
+    # move in and out: a snapshot every 100 events keeps loading one short. A snapshot holds
+    # the state as read; the names of committee members who are residents are sealed again
+    # on the way to the store (application.privacy.PrivateMapper). Residents and disputes,
+    # whose own fields are sealed, are not snapshotted.
+    snapshotting_intervals = {SubsidyProgram: 100, HousingSite: 100}

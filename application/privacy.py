@@ -33,10 +33,13 @@ from uuid import UUID
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
 from domain.common import ERASED
+
+SNAPSHOT_TOPIC = get_topic(Snapshot)
 
 PREFIX = "pii:v1:"
 SCHEMA = [
@@ -342,6 +345,8 @@ class PrivateMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         topic = get_topic(type(domain_event))
+        if topic == SNAPSHOT_TOPIC:
+            return super().to_stored_event(self._seal_snapshot(domain_event))
         policy = self.policies.get(topic)
         if policy is None:
             return super().to_stored_event(domain_event)
@@ -399,8 +404,30 @@ class PrivateMapper(Mapper[UUID]):
             return [self._seal_value(key_id, key, v) for v in value]
         return value
 
+    def _seal_snapshot(self, snapshot: Snapshot) -> Snapshot:
+        """A snapshot holds an aggregate's state as read, names opened: the names of
+        committee members who are residents are sealed again under their keys, as in the
+        events they came from (a housing site's community committee)."""
+        state = _seal_members_in(dict(snapshot.state), self._seal_snapshot_member)
+        return type(snapshot)(originator_id=snapshot.originator_id,
+                              originator_version=snapshot.originator_version, timestamp=snapshot.timestamp,
+                              topic=snapshot.topic, state=state)
+
+    def _seal_snapshot_member(self, member: dict[str, Any]) -> dict[str, Any]:
+        resident_id = UUID(str(member["resident_id"]))
+        key = self.vault.key(resident_id)  # a resident has one from their registration; none: erased
+        if key is None:
+            return {**member, "name": ERASED}
+        return {**member, "name": self.vault.seal(resident_id, str(member["name"]), key)}
+
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        event = super().to_domain_event(stored_event)
+        event: Any = super().to_domain_event(stored_event)
+        if stored_event.topic == SNAPSHOT_TOPIC:
+            state = event.state
+            for name, value in list(state.items()):
+                if isinstance(value, list | dict):
+                    state[name] = self.vault.open_all(value)
+            return event
         if stored_event.topic in self.policies:
             state = vars(event)
             for name, value in list(state.items()):
@@ -419,6 +446,19 @@ class PrivateMapper(Mapper[UUID]):
             if policy.key == "member":
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
         return ids
+
+
+def _seal_members_in(value: Any, seal: Callable[[dict[str, Any]], dict[str, Any]], depth: int = 0) -> Any:
+    """``value`` with every dict that names a resident (``name`` and ``resident_id``) sealed."""
+    if depth > 6:
+        return value
+    if isinstance(value, dict):
+        if value.get("resident_id") and isinstance(value.get("name"), str) and value["name"] != ERASED:
+            return seal(value)
+        return {k: _seal_members_in(v, seal, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_seal_members_in(v, seal, depth + 1) for v in value]
+    return value
 
 
 def _erase(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import StrEnum
@@ -132,6 +133,16 @@ class HousingSite(Aggregate):
         self.occupants: dict[str, str] = {}
         self.community_committee: dict[str, Any] | None = None
         self.closed_on: date | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HousingSite:
+        """The application's aggregate cache hands out deep copies. The occupants map holds
+        only strings, so a plain copy of it is as deep as it needs to be, and a site of
+        3,000 occupants is copied in microseconds rather than milliseconds."""
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            clone.__dict__[name] = dict(value) if name == "occupants" else copy.deepcopy(value, memo)
+        return clone
 
     # -- queries ------------------------------------------------------------
     @property
