@@ -38,12 +38,19 @@ typecheck: $(VENV)/.installed-dev
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Each bench prints its own figures and records its headline ones; the table of them ends the run.
+BENCH_RESULTS ?= $(CURDIR)/.bench-results.jsonl
 bench: $(VENV)/.installed-dev
-	$(BIN)/python -m bench.commands
-	$(BIN)/python -m bench.concurrency
-	$(BIN)/python -m bench.backbone
-	$(BIN)/python -m bench.population
-	$(BIN)/python -m bench.audit
+	rm -f $(BENCH_RESULTS)
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.commands
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.concurrency
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.http
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.district
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.queries
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.backbone
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.population
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.table $(BENCH_RESULTS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

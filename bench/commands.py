@@ -51,12 +51,13 @@ from api.app import create_app
 from application.database import Database, open_database
 from application.services import Services
 from application.settings import Settings
+from bench.table import record
 from domain.common import OFFICE_TZ, Actor, Role, Stamp
 from domain.identity import IdentityNumber, check_character
 
 log = logging.getLogger("bench.commands")
 
-GOAL = 0.9  # the application layer should reach this fraction of the raw baseline
+GOAL = 0.5  # the application layer should reach this fraction of the raw baseline (issue 9)
 SITES = 5  # residents are moved into these in turn
 SITE_CAPACITY = 100_000
 AREA = "xinqi"
@@ -283,14 +284,25 @@ def wait_for_projections(services: Services) -> None:
 # -- c: HTTP -------------------------------------------------------------------------------
 @contextlib.contextmanager
 def serve(settings: Settings, services: Services) -> Iterator[str]:
-    """uvicorn on a free loopback port in a background thread; yields the base URL."""
+    """The service's app under uvicorn on a free loopback port; yields the base URL."""
+    with serve_app(None, settings, services) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_app(app: Any, settings: Settings | None = None, services: Services | None = None) -> Iterator[str]:
+    """uvicorn on a free loopback port in a background thread, serving ``app`` (or, without
+    one, the service's app); yields the base URL."""
+    if app is None:
+        assert settings is not None and services is not None
+        app = create_app(settings, services)
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does,
     # and without it every keep-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_app(settings, services), log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bench-http", daemon=True)
     thread.start()
@@ -354,6 +366,8 @@ def report(database: Database, results: list[Measurement], raw: Measurement, app
     ratio = application.rate / raw.rate
     verdict = "met" if ratio >= GOAL else "not met"
     print(f"goal: application >= {GOAL}x raw  (now {ratio:.2f}x: {verdict})")
+    record("sequential commands, application layer", f"raw INSERT + COMMIT, 1 connection {raw.rate:,.0f}/s",
+           f"{application.rate:,.0f} commands/s", f"{ratio:.2f}x", f">= {GOAL}x", verdict)
 
 
 def main(argv: list[str] | None = None) -> None:
