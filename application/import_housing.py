@@ -184,6 +184,16 @@ def import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str
     """Record the moves of ``rows``; see the module's docstring."""
     report = ImportReport()
     started = time.monotonic()
+    with app.snapshots_deferred() as touched:
+        _import_moves(app, rows, stamp, batch_size, progress, report, touched)
+    report.refused.sort(key=lambda r: r.line)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp,
+                  batch_size: int, progress: Callable[[int], None] | None, report: ImportReport,
+                  touched: set[UUID]) -> None:
     sites = _Sites(app)
     marks_seen: set[str] = set()
     for batch in _batches(rows, batch_size):
@@ -202,7 +212,7 @@ def import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str
             moves.append(move)
         for attempt in range(SAVE_ATTEMPTS):
             try:
-                stored, already, refused = _moves_batch(app, moves, stamp, sites)
+                stored, already, refused = _moves_batch(app, moves, stamp, sites, touched)
             except (IntegrityError, RecordConflictError):
                 sites.loaded.clear()  # another writer moved someone meanwhile: decide on fresh state
                 if attempt + 1 == SAVE_ATTEMPTS:
@@ -214,14 +224,12 @@ def import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str
             break
         if progress is not None:
             progress(len(batch))
-    report.refused.sort(key=lambda r: r.line)
-    report.seconds = time.monotonic() - started
-    return report
 
 
-def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp,
-                 sites: _Sites) -> tuple[int, int, list[Refusal]]:
-    """Decide and store one batch in one transaction; (stored, already, refused)."""
+def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites: _Sites,
+                 touched: set[UUID]) -> tuple[int, int, list[Refusal]]:
+    """Decide and store one batch in one transaction; (stored, already, refused). The
+    sites it changed join ``touched``, to be snapshotted once at the end of the import."""
     done = _marked(app, [m.mark for m in moves])
     todo = [m for m in moves if m.mark not in done]
     already = len(moves) - len(todo)
@@ -241,11 +249,11 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp,
                                    "no resident is registered with this identity number"))
             continue
         try:
-            touched = _apply_move(resident, move, stamp, sites)
+            acted_on = _apply_move(resident, move, stamp, sites)
         except DomainError as error:
             refused.append(_refusal(move.line, error))
             continue
-        for aggregate in touched:
+        for aggregate in acted_on:
             changed[aggregate.id] = aggregate
         marks.append(move.mark)
     if changed:
@@ -256,6 +264,7 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp,
             for aggregate_id in changed:  # their pending events were not stored
                 sites.loaded.pop(aggregate_id, None)
             raise
+        touched.update(i for i, a in changed.items() if isinstance(a, HousingSite))
     return len(marks), already, refused
 
 

@@ -5,10 +5,12 @@ in one PostgreSQL transaction."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
@@ -266,6 +268,8 @@ class OfficeApplication(Application[UUID]):
         self.recorder.private_mapper = self.mapper
         self.vault.store = PgKeyStore(self.recorder.datastore.get_connection)
         self.areas = AreaDirectory(self.recorder.datastore.get_connection)
+        self._deferring = 0
+        self._deferring_lock = threading.Lock()
 
     def connection(self) -> Any:
         """A connection of the event store's pool (dict rows), for registry queries."""
@@ -310,6 +314,29 @@ class OfficeApplication(Application[UUID]):
         if scope is not None and not scope.allows(area_of(aggregate)):
             raise NotFound(_kind_name(kind), aggregate_id, field_name)
         return aggregate
+
+    @contextlib.contextmanager
+    def snapshots_deferred(self) -> Iterator[set[UUID]]:
+        """For a bulk import: no snapshot is taken while it saves (a housing site taking
+        thousands of moves would be snapshotted every 100 of them); the ids added to the
+        yielded set are snapshotted once at the end."""
+        with self._deferring_lock:
+            self._deferring += 1
+            setattr(self, "snapshotting_intervals", {})  # this instance only: the class keeps its intervals  # noqa: B010
+        touched: set[UUID] = set()
+        try:
+            yield touched
+        finally:
+            with self._deferring_lock:
+                self._deferring -= 1
+                if not self._deferring:
+                    delattr(self, "snapshotting_intervals")  # the class's intervals again
+            intervals = type(self).snapshotting_intervals or {}
+            for aggregate_id in touched:
+                aggregate: Any = self.repository.get(aggregate_id)
+                if type(aggregate) in intervals:
+                    with contextlib.suppress(IntegrityError):  # one taken at this version already
+                        self.take_snapshot(aggregate_id)
 
     def place(self, area: str, field_name: str = "area") -> str:
         """The code of the area a request names, which must lie in the acting scope."""

@@ -245,3 +245,20 @@ def test_a_supervisor_uploads_sites_and_moves(services: Services, http: Any, key
     wrong_header = http.post("/imports", params={"kind": "moves"}, headers=auth, content=SITES_HEADER.encode())
     assert wrong_header.status_code == 422 and wrong_header.json()["rule"] == "csv_header"
     assert http.post("/imports", params={"kind": "cats"}, headers=auth, content=b"x\n").status_code == 422
+
+
+def test_a_moves_import_snapshots_each_site_once_at_the_end(services: Services, database: Any,
+                                                            caseworker: Api) -> None:
+    from tests.test_snapshots import _snapshot_rows
+
+    area = define_area(services, "Snapshots")
+    code = _code()
+    assert _sites(services, [f"{code},Busy,{area},1 Road,employer,Hengli,200,"]).stored == 1
+    numbers = _residents(services, area, 130)
+    report = _moves(services, [f"{n},into_site,2026-04-01,{code},," for n in numbers], batch_size=50)
+    assert report.stored == 130
+    # Not every 100 events while the import saved, but once, at the version it reached.
+    assert [v for v, _ in _snapshot_rows(database.dsn, site_id_for(code))] == [131]
+    assert services.app.snapshotting_intervals  # the application snapshots again
+    site = caseworker.get(f"/sites/{site_id_for(code)}").json()
+    assert (site["occupants"], site["version"]) == (130, 131)
