@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 return make
 
             def application() -> Callable[[], int]:
-                numbers = IdentityNumbers(random.Random(threading.get_ident()))
+                numbers = IdentityNumbers(random.Random(uuid4().int))  # not the thread id: ids are reused
                 stamp = Stamp(Actor("bench", Role.CASEWORKER), datetime(2026, 11, 1, 2, tzinfo=UTC))
 
                 def step() -> int:
