@@ -82,6 +82,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     return guarded
 
 
+def worker_app() -> Any:
+    """The app of one of several HTTP worker processes (``liudong serve --workers N``): the
+    process that started them owns the database, the projector and the sweeps, and hands
+    each worker its database in the environment."""
+    return create_app(Settings())
+
+
 @dataclass(frozen=True)
 class RouteInfo:
     method: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,9 +21,13 @@ def serve(
     demo_keys: Annotated[
         bool, typer.Option(help="create a fresh demo key per role and write them to DATA_DIR/demo-keys.env")
     ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="HTTP worker processes (one interpreter each; "
+                                                             "use about one per core)")] = 1,
 ) -> None:
     """Serve the HTTP API. Without Kafka a child process keeps the views; with
-    LIUDONG_KAFKA_BOOTSTRAP_SERVERS set, `liudong relay` and `liudong worker` do."""
+    LIUDONG_KAFKA_BOOTSTRAP_SERVERS set, `liudong relay` and `liudong worker` do. With
+    --workers N, N processes answer requests on the same port; this one keeps the database,
+    the views and the sweeps."""
     import uvicorn
 
     from api.app import create_app
@@ -52,9 +57,18 @@ def serve(
             typer.echo("views: kept by a projector process started by this one")
         if demo_keys:
             _write_demo_keys(services, settings.data_dir)
-        typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI page: /docs)")
-        uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port,
-                    log_level=settings.log_level.lower())
+        typer.echo(f"API: http://{settings.host}:{settings.port}  (OpenAPI page: /docs)"
+                   + (f", {workers} worker processes" if workers > 1 else ""))
+        if workers > 1:
+            # The workers are started afresh (spawn) and read their settings from the
+            # environment: this process's database, and no views or sweeps of their own.
+            os.environ["LIUDONG_DATABASE_URL"] = services.database.dsn
+            os.environ["LIUDONG_RUN_PROJECTIONS"] = "false"
+            uvicorn.run("api.app:worker_app", factory=True, workers=workers, host=settings.host,
+                        port=settings.port, log_level=settings.log_level.lower())
+        else:
+            uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port,
+                        log_level=settings.log_level.lower())
     finally:
         services.close()
         typer.echo("stopped")

@@ -261,14 +261,19 @@ def _child_main(dsn: str, topics: list[str], options: dict[str, Any], stopping: 
     """Entry point of the projector's child process."""
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s projector: %(message)s")
     die_with_parent()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    # SIGTERM (sent too when the parent dies) and a vanished parent end the process at once:
+    # whatever batch was open is rolled back by PostgreSQL and applied again by the next
+    # projector. Not through ``stopping``: a parent killed while it held that shared event's
+    # lock would leave it held, and this process waiting on it for ever, orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us on Ctrl-C
     parent = os.getppid()
 
     def watch_parent() -> None:
-        while not stopping.wait(1.0):
+        while True:
+            time.sleep(1.0)
             if os.getppid() != parent:
-                stopping.set()
+                os._exit(0)
 
     threading.Thread(target=watch_parent, daemon=True).start()
     LocalProjector(dsn, projection_classes(topics), stopping=stopping, **options).run()

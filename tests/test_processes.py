@@ -90,9 +90,13 @@ def test_a_pid_left_behind_by_a_killed_service_no_longer_keeps_postgresql_runnin
     data = tmp_path / "var"
     port = free_port()
     process = start(["serve"], data, port)
-    wait_http(f"http://127.0.0.1:{port}/healthz", process, tmp_path / "var.log")
+    wait_http(f"http://127.0.0.1:{port}/readyz", process, tmp_path / "var.log")
+    projector = [c for c in descendants(process) if "multiprocessing" in " ".join(c.cmdline())]
+    assert projector, "no projector process"
     process.send_signal(signal.SIGKILL)  # no clean-up at all: its pid stays in the handle list
     process.wait(10)
+    _gone, orphaned = psutil.wait_procs(projector, timeout=15)
+    assert not orphaned, "the projector outlived the service that started it"
     assert postgres_of(data / "pgdata")
     process = start(["serve"], data, port)
     wait_http(f"http://127.0.0.1:{port}/healthz", process, tmp_path / "var.log")
@@ -102,6 +106,34 @@ def test_a_pid_left_behind_by_a_killed_service_no_longer_keeps_postgresql_runnin
     while postgres_of(data / "pgdata") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not postgres_of(data / "pgdata")
+
+
+def test_serve_with_several_workers_answers_from_each_and_stops_them_all(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    port = free_port()
+    process = start(["serve", "--demo-keys", "--workers", "2"], data, port)
+    wait_http(f"http://127.0.0.1:{port}/readyz", process, tmp_path / "var.log")
+    children = descendants(process)
+    spawned = [c for c in children if "multiprocessing" in " ".join(c.cmdline())]
+    assert len(spawned) >= 3, "a projector and two HTTP workers"  # (and uvicorn's own helpers)
+    keys = dict(line.removeprefix("export ").split("=", 1)
+                for line in (data / "demo-keys.env").read_text().splitlines())
+    auth = {"Authorization": f"Bearer {keys['CASEWORKER_KEY']}"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth, timeout=10) as client:
+        created = [client.post("/residents", json=resident_body()) for _ in range(6)]
+        assert [r.status_code for r in created] == [201] * 6
+        after = max(r.json()["position"] for r in created)
+        listed = client.get("/residents", params={"after": after, "limit": 10})
+        assert listed.status_code == 200 and listed.json()["total"] >= 6  # the views, kept by the projector
+    assert "2 worker processes" in (tmp_path / "var.log").read_text()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"left running: {alive}"
+    deadline = time.monotonic() + 15
+    while postgres_of(data / "pgdata") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not postgres_of(data / "pgdata"), "the embedded PostgreSQL kept running"
 
 
 @pytest.mark.kafka
