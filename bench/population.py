@@ -392,7 +392,7 @@ def run(services: Services, settings: Any, dsn: str, args: Any, where: str) -> N
                 population_from_rows(conn, query)
                 rows_ms[label].append((time.perf_counter() - started) * 1000)
 
-    report(results, rows_ms, args.requests)
+    report(results, rows_ms, args.requests, args.residents)
 
 
 def check(client: httpx.Client, headers: dict[str, str], conn: psycopg.Connection[Any], cohort: list[list[Change]],
@@ -435,7 +435,8 @@ def check(client: httpx.Client, headers: dict[str, str], conn: psycopg.Connectio
           f" the loaded rows' checkpoints equal their definition and a fold of the lives at {len(queries)}")
 
 
-def report(results: list[tuple[str, list[float], list[float]]], rows_ms: dict[str, list[float]], n: int) -> None:
+def report(results: list[tuple[str, list[float], list[float]]], rows_ms: dict[str, list[float]], n: int,
+           residents: int = 260_000) -> None:
     width = max(len(label) for label, _, _ in results)
     print(f"  {'':<{width}}  {'raw SQL p50 / p99':>20}  {'HTTP p50 / p99':>20}  HTTP p99 / raw p99   ({n} each)")
     worst = 0.0
@@ -448,8 +449,8 @@ def report(results: list[tuple[str, list[float], list[float]]], rows_ms: dict[st
     print("  for comparison, counting from the periods alone (every row read): "
           + ", ".join(f"{label} p50 {statistics.median(ms):.0f} ms" for label, ms in rows_ms.items()))
     verdict = "met" if worst <= GOAL_P99_MS else "not met"
-    print(f"goal: HTTP p99 <= {GOAL_P99_MS:.0f} ms at 260,000 residents  (worst {worst:.1f} ms: {verdict})")
-    record("GET /statistics/population p99, 260,000 residents", "the same SQL through psycopg",
+    print(f"goal: HTTP p99 <= {GOAL_P99_MS:.0f} ms at {residents:,} residents  (worst {worst:.1f} ms: {verdict})")
+    record(f"GET /statistics/population p99, {residents:,} residents", "the same SQL through psycopg",
            f"worst p99 {worst:.1f} ms", "", f"<= {GOAL_P99_MS:.0f} ms", verdict)
 
 
