@@ -25,6 +25,7 @@ class AreaRule(StrEnum):
 
 STAFF = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN})
 SUPERVISORS = frozenset({Role.SUPERVISOR, Role.ADMIN})
+VERIFIERS = frozenset({Role.SUPERVISOR})  # a reward's outcome: a supervisor, not an admin
 FINANCE = frozenset({Role.FINANCE})
 ADMINS = frozenset({Role.ADMIN})
 READERS = frozenset(r for r in Role if r is not Role.SYSTEM)

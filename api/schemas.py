@@ -494,6 +494,8 @@ class ApplicationPublic(Public):
     approvals: list[ApprovalPublic]
     approved_on: date | None
     schedule: list[InstalmentPublic]
+    target: str | None = Field(default=None, description="a reward in lieu: the outcome it rewards")
+    target_due: date | None = Field(default=None, description="a reward in lieu: verified by this day or it lapses")
     outcome_verified_on: date | None
     payments: list[PaymentPublic]
     paid: str
@@ -519,6 +521,7 @@ class ApplicationListItem(Public):
     paid: str
     claw_back: str
     outcome_verified_on: date | None
+    target_due: date | None = None
     submitted_by: str
     submitted_at: datetime
     version: int

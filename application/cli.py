@@ -21,10 +21,12 @@ keys_cli = typer.Typer(help="API keys", no_args_is_help=True)
 projections_cli = typer.Typer(help="read models", no_args_is_help=True)
 sla_cli = typer.Typer(help="dispute service levels", no_args_is_help=True)
 permits_cli = typer.Typer(help="residence permits", no_args_is_help=True)
+subsidies_cli = typer.Typer(help="subsidies", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(projections_cli, name="projections")
 cli.add_typer(sla_cli, name="sla")
 cli.add_typer(permits_cli, name="permits")
+cli.add_typer(subsidies_cli, name="subsidies")
 dead_letters_cli = typer.Typer(help="events a view could not apply", no_args_is_help=True)
 retention_cli = typer.Typer(help="personal data retention", no_args_is_help=True)
 cli.add_typer(retention_cli, name="retention")
@@ -215,6 +217,18 @@ def permits_sweep() -> None:
     finally:
         services.close()
     typer.echo(f"suspended {count} lapsed permits")
+
+
+@subsidies_cli.command("sweep")
+def subsidies_sweep() -> None:
+    """Lapse each reward in lieu whose outcome was not verified by its deadline, releasing its budget (once, by
+    the system actor)."""
+    services = open_services()
+    try:
+        count = services.reward_sweep()
+    finally:
+        services.close()
+    typer.echo(f"{count} rewards lapsed")
 
 
 @retention_cli.command("sweep")

@@ -137,6 +137,17 @@ class Services:
             ).fetchall()
         return self.app.suspend_lapsed_permits([r["id"] for r in rows], stamp)
 
+    def reward_sweep(self) -> int:
+        """Lapse each reward in lieu not verified by its deadline, releasing its budget;
+        returns how many lapsed."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT application_id AS id FROM subsidy_applications WHERE status = 'approved'"
+                " AND outcome_verified_on IS NULL AND target_due IS NOT NULL AND target_due < %s", (stamp.today,)
+            ).fetchall()
+        return self.app.lapse_overdue_rewards([r["id"] for r in rows], stamp)
+
     def retention_due(self) -> list[dict[str, Any]]:
         """Residents whose personal data is past its retention: departed more than the
         retention period ago (by effective date), not erased, and not a party to an open
@@ -192,7 +203,7 @@ class Services:
 
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
-            for sweep in (self.sla_sweep, self.permit_sweep, self.retention_sweep,
+            for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.retention_sweep,
                           self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()

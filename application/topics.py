@@ -128,6 +128,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "PaymentRecorded": "domain.subsidies:SubsidyApplication.PaymentRecorded",
         "OutcomeVerified": "domain.subsidies:SubsidyApplication.OutcomeVerified",
         "Revoked": "domain.subsidies:SubsidyApplication.Revoked",
+        "RewardLapsed": "domain.subsidies:SubsidyApplication.RewardLapsed",
     }),
 )
 

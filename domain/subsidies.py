@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import InvalidValue, Role, RuleViolated, Stamp, check_effective_date
 from domain.money import format_money, parse_money
 from domain.sites import HousingSite
 
@@ -49,6 +49,7 @@ class ApplicationStatus(StrEnum):
     REJECTED = "rejected"
     PAID = "paid"
     REVOKED = "revoked"
+    LAPSED = "lapsed"  # a reward in lieu whose outcome was not verified by its target's deadline
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,8 @@ class SubsidyApplication(Aggregate):
         self.payments: list[Payment] = []
         self.paid = ZERO
         self.outcome_verified_on: date | None = None
+        self.target: str | None = None  # a reward in lieu: the outcome it is for
+        self.target_due: date | None = None  # and the day it must be verified by
         self.rejection_reason: str | None = None
         self.revocation_reason: str | None = None
         self.claw_back: Decimal | None = None
@@ -338,9 +341,12 @@ class SubsidyApplication(Aggregate):
             raise ValueError("program is not the application's subsidy program")
 
     # -- commands -----------------------------------------------------------
-    def approve(self, program: SubsidyProgram, *, note: str | None, stamp: Stamp) -> None:
+    def approve(self, program: SubsidyProgram, *, note: str | None, stamp: Stamp, target: str | None = None,
+                target_due: date | None = None) -> None:
         """Record one approval; the last required one commits the budget on
-        ``program`` and schedules the payments."""
+        ``program`` and schedules the payments. A reward in lieu takes effect only with
+        the outcome it rewards and the day it must be verified by (``target``,
+        ``target_due``), given with that approval or an earlier one."""
         self._check_program(program)
         self.check_status(ApplicationStatus.SUBMITTED, to="be approved")
         approver = stamp.actor.user_id
@@ -350,14 +356,61 @@ class SubsidyApplication(Aggregate):
         if any(a.approved_by == approver for a in self.approvals):
             raise RuleViolated(f"{approver} already approved subsidy application {self.id}; "
                                "the next approval must come from someone else", rule="already_approved_by_approver")
+        self._check_target(target, target_due, stamp)
         takes_effect = len(self.approvals) + 1 >= self.approvals_required
+        in_force = (target, target_due) if target is not None else (self.target, self.target_due)
+        if takes_effect and self.mode == PaymentMode.REWARD_IN_LIEU and in_force[0] is None:
+            raise InvalidValue("target", "a reward in lieu takes effect only with its target and the day it must be "
+                               "verified by (target, target_due)", rule="reward_target_required")
         if takes_effect:
             program.commit(self.id, self.amount, stamp)
-        self._approval_given(note=note, **stamp.event_fields())
+        self._approval_given(note=note, target=target, target_due=target_due, **stamp.event_fields())
         if takes_effect:
             self._payment_scheduled(
-                approved_on=stamp.today, instalments=_encode(self._schedule_from(stamp.today)), **stamp.event_fields()
+                approved_on=stamp.today, instalments=_encode(self._schedule_from(stamp.today)),
+                target=in_force[0], target_due=in_force[1], **stamp.event_fields()
             )
+
+    def _check_target(self, target: str | None, target_due: date | None, stamp: Stamp) -> None:
+        if target is None and target_due is None:
+            return
+        if self.mode != PaymentMode.REWARD_IN_LIEU:
+            raise InvalidValue("target", f"subsidy application {self.id} is paid {self.mode}; only a reward in lieu "
+                               "has a target", rule="target_not_applicable")
+        if not target or not target.strip():
+            raise InvalidValue("target", "give the outcome the reward is for with its deadline",
+                               rule="reward_target_required")
+        if target_due is None:
+            raise InvalidValue("target_due", "give the day the outcome must be verified by",
+                               rule="reward_target_required")
+        if target_due <= stamp.today:
+            raise InvalidValue("target_due", f"target_due {target_due.isoformat()} is not after today "
+                               f"({stamp.today.isoformat()})", rule="target_due_not_after_today")
+
+    def lapses_by(self, day: date) -> bool:
+        """A reward in lieu approved with a deadline, not verified, and past the deadline
+        on ``day``: it lapses (``lapse``)."""
+        return (self.status == ApplicationStatus.APPROVED and self.mode == PaymentMode.REWARD_IN_LIEU
+                and self.outcome_verified_on is None and self.target_due is not None and self.target_due < day)
+
+    def lapse(self, program: SubsidyProgram, *, stamp: Stamp) -> None:
+        """The reward's outcome was not verified by its deadline: it lapses and its
+        committed budget goes back to ``program`` (the lapse sweep)."""
+        self._check_program(program)
+        if not self.lapses_by(stamp.today):
+            raise RuleViolated(f"subsidy application {self.id} is not a reward past its verification deadline",
+                               rule="reward_not_lapsed")
+        unpaid = self.amount - self.paid
+        if unpaid > 0:
+            program.release(self.id, unpaid, stamp)
+        assert self.target_due is not None
+        self._reward_lapsed(target_due=self.target_due, released=unpaid, **stamp.event_fields())
+
+    @event("RewardLapsed")
+    def _reward_lapsed(self, *, target_due: date, released: Decimal, actor_id: str, actor_role: str,
+                       recorded_at: datetime) -> None:
+        """A reward in lieu was not verified by its deadline: it lapsed and its budget was released."""
+        self.status = ApplicationStatus.LAPSED.value
 
     def _schedule_from(self, approved_on: date) -> list[Instalment]:
         if self.mode == PaymentMode.PHASED:
@@ -367,9 +420,13 @@ class SubsidyApplication(Aggregate):
         return [Instalment(amount=self.amount, due_on=None)]
 
     @event("ApprovalGiven")
-    def _approval_given(self, *, note: str | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
-        """A supervisor approved the application (one of the approvals it needs)."""
+    def _approval_given(self, *, note: str | None, actor_id: str, actor_role: str, recorded_at: datetime,
+                        target: str | None = None, target_due: date | None = None) -> None:
+        """A supervisor approved the application (one of the approvals it needs), for a
+        reward in lieu perhaps with its target and the day it must be verified by."""
         self.approvals.append(Approval(approved_by=actor_id, note=note, recorded_at=recorded_at))
+        if target is not None:
+            self.target, self.target_due = target, target_due
 
     @event("PaymentScheduled")
     def _payment_scheduled(
@@ -380,11 +437,16 @@ class SubsidyApplication(Aggregate):
         actor_id: str,
         actor_role: str,
         recorded_at: datetime,
+        target: str | None = None,
+        target_due: date | None = None,
     ) -> None:
-        """The last approval needed was given: the application is approved, its payments scheduled."""
+        """The last approval needed was given: the application is approved, its payments
+        scheduled; a reward in lieu with the target in force and its deadline."""
         self.status = ApplicationStatus.APPROVED.value
         self.approved_on = approved_on
         self.schedule = _decode(instalments)
+        if target is not None:
+            self.target, self.target_due = target, target_due
 
     def reject(self, *, reason: str, stamp: Stamp) -> None:
         self.check_status(ApplicationStatus.SUBMITTED, to="be rejected")
@@ -436,6 +498,16 @@ class SubsidyApplication(Aggregate):
             raise RuleViolated(f"subsidy application {self.id} is paid {self.mode}; only a reward in lieu has an "
                                "outcome to verify", rule="outcome_not_applicable", mode=self.mode)
         self.check_status(ApplicationStatus.APPROVED, to="have its outcome verified")
+        verifier = stamp.actor.user_id
+        if stamp.actor.role != Role.SUPERVISOR:
+            raise RuleViolated(f"an outcome is verified by a supervisor, not by a {stamp.actor.role}",
+                               rule="verifier_not_supervisor")
+        if verifier == self.submitted_by:
+            raise RuleViolated(f"{verifier} submitted subsidy application {self.id} and cannot verify its outcome",
+                               rule="verifier_is_submitter")
+        if any(a.approved_by == verifier for a in self.approvals):
+            raise RuleViolated(f"{verifier} approved subsidy application {self.id} and cannot verify its outcome",
+                               rule="verifier_is_approver")
         if self.outcome_verified_on is not None:
             raise RuleViolated(
                 f"the outcome of subsidy application {self.id} was verified on {self.outcome_verified_on.isoformat()}",
@@ -444,6 +516,9 @@ class SubsidyApplication(Aggregate):
             )
         check_effective_date(verified_on, stamp, earliest=self.approved_on, earliest_rule="verified_before_approval",
                              field_name="verified_on")
+        if self.target_due is not None and verified_on > self.target_due:
+            raise RuleViolated(f"the outcome was due to be verified by {self.target_due.isoformat()}; the reward "
+                               "lapses", rule="reward_deadline_passed", target_due=self.target_due.isoformat())
         self._outcome_verified(verified_on=verified_on, note=note, **stamp.event_fields())
 
     @event("OutcomeVerified")

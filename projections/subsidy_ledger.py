@@ -61,6 +61,12 @@ class SubsidyLedgerView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS subsidy_applications_site_idx ON subsidy_applications (site_id)",
         "CREATE INDEX IF NOT EXISTS subsidy_applications_order_idx"
         " ON subsidy_applications (submitted_at, application_id)",
+        # Added with rewards' targets; ADD COLUMN keeps views built before them (their
+        # rewards were approved without a target and never lapse).
+        "ALTER TABLE subsidy_applications ADD COLUMN IF NOT EXISTS target text",
+        "ALTER TABLE subsidy_applications ADD COLUMN IF NOT EXISTS target_due date",
+        "CREATE INDEX IF NOT EXISTS subsidy_applications_target_due_idx ON subsidy_applications (target_due)"
+        " WHERE status = 'approved' AND outcome_verified_on IS NULL AND target_due IS NOT NULL",
     ]
 
 
@@ -126,8 +132,14 @@ class SubsidyLedgerProjection(SqlProjection):
 
     @handles(event_class(SubsidyApplication, "PaymentScheduled"))
     def payment_scheduled(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._application(cursor, e, "status = %s, approved_on = %s, committed = amount",
-                          ApplicationStatus.APPROVED.value, e.approved_on)
+        self._application(cursor, e, "status = %s, approved_on = %s, committed = amount, target = %s,"
+                          " target_due = %s", ApplicationStatus.APPROVED.value, e.approved_on,
+                          getattr(e, "target", None), getattr(e, "target_due", None))
+
+    @handles(event_class(SubsidyApplication, "RewardLapsed"))
+    def reward_lapsed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._application(cursor, e, "status = %s, committed = committed - %s", ApplicationStatus.LAPSED.value,
+                          e.released)
 
     @handles(event_class(SubsidyApplication, "Rejected"))
     def rejected(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -215,7 +227,7 @@ class ApplicationFilter:
 
 APPLICATION_COLUMNS = (
     "application_id AS id, program_id, fiscal_year, site_id, site_area, operator_type, mode, status, amount,"
-    " approvals, approvals_required, approved_on, committed, paid, claw_back, outcome_verified_on,"
+    " approvals, approvals_required, approved_on, committed, paid, claw_back, outcome_verified_on, target_due,"
     " submitted_by, submitted_at, version"
 )
 

@@ -217,7 +217,9 @@ class World:
             program_id=UUID(self.program()), site_id=UUID(site or self.site(area)), amount="1000.00", mode=mode,
             justification="matrix", instalments=None, stamp=self.submitter))
         if approved:
-            self._stored(self.app.approve_subsidy_application(UUID(aid), None, self.approver))
+            goal = {"target": "matrix", "target_due": date(2027, 6, 30)} if mode == "reward_in_lieu" else {}
+            self._stored(self.app.approve_subsidy_application(UUID(aid), None, self.approver,
+                                                              **goal))  # type: ignore[arg-type]
         return aid
 
 

@@ -32,7 +32,9 @@ SUBMITTERS = {"caseworker", "supervisor", "admin"}
 # For commands sent through services.app, without HTTP.
 STAMPS = {name: Stamp(Actor(f"prop-{name}", role), NOW) for name, role in (
     ("caseworker", Role.CASEWORKER), ("supervisor", Role.SUPERVISOR), ("supervisor-2", Role.SUPERVISOR),
-    ("finance", Role.FINANCE))}
+    ("supervisor-3", Role.SUPERVISOR), ("finance", Role.FINANCE))}
+# What a reward in lieu is approved with: the outcome it rewards and the day it must be verified by.
+TARGET = {"target": "waste sorted on every floor", "target_due": "2027-06-30"}
 
 
 # -- helpers ----------------------------------------------------------------------
@@ -142,21 +144,73 @@ def test_a_phased_subsidy_pays_its_two_instalments_in_turn(
 
 
 def test_a_reward_in_lieu_is_paid_only_after_its_outcome_is_verified(
-    caseworker: Api, supervisor: Api, finance: Api
+    caseworker: Api, supervisor: Api, second_supervisor: Api, finance: Api
 ) -> None:
     program = open_program(supervisor, purpose="sanitation", modes=["reward_in_lieu"])
     site = register_site(supervisor)
     subsidy = submit(caseworker, program, site, amount="30000.00", mode="reward_in_lieu")
-    done(supervisor.post(f"/subsidy-applications/{subsidy}/approvals", {}))
+    done(supervisor.post(f"/subsidy-applications/{subsidy}/approvals", TARGET))
     unverified = finance.post(f"/subsidy-applications/{subsidy}/payments", payment("30000.00"))
     assert_problem(unverified, 409, rule="payment_exceeds_due")
     assert unverified.json()["due"] == "0.00"
-    done(supervisor.post(f"/subsidy-applications/{subsidy}/outcome-verification",
-                         {"verified_on": TODAY, "note": "waste sorted on every floor"}))
+    done(second_supervisor.post(f"/subsidy-applications/{subsidy}/outcome-verification",
+                                {"verified_on": TODAY, "note": "waste sorted on every floor"}))
     assert application(caseworker, subsidy)["due_today"] == "30000.00"
     done(finance.post(f"/subsidy-applications/{subsidy}/payments", payment("30000.00")))
     paid = application(caseworker, subsidy)
     assert (paid["status"], paid["outcome_verified_on"]) == ("paid", TODAY)
+
+
+def test_a_reward_in_lieu_needs_its_target_a_third_person_verifies_it_and_unverified_it_lapses(
+    caseworker: Api, supervisor: Api, second_supervisor: Api, as_role: Any, services: Services, clock: Clock,
+    stored: Any,
+) -> None:
+    program = open_program(supervisor, purpose="sanitation", modes=["reward_in_lieu"], budget="50000.00")
+    site = register_site(supervisor)
+    submitted_by_supervisor = submit(supervisor, program, site, amount="20000.00", mode="reward_in_lieu")
+    lapsing = submit(caseworker, program, site, amount="30000.00", mode="reward_in_lieu")
+    path = f"/subsidy-applications/{submitted_by_supervisor}"
+
+    snapshot = stored()
+    no_target = second_supervisor.post(f"{path}/approvals", {"note": "fine"})
+    assert_problem(no_target, 422, rule="reward_target_required")
+    assert no_target.json()["field"] == "target"
+    past = second_supervisor.post(f"{path}/approvals", {"target": "clean", "target_due": TODAY})
+    assert_problem(past, 422, rule="target_due_not_after_today")
+    assert snapshot.unchanged()
+
+    done(second_supervisor.post(f"{path}/approvals", {"target": "waste sorted", "target_due": "2027-01-31"}))
+    doc = application(caseworker, submitted_by_supervisor)
+    assert (doc["status"], doc["target"], doc["target_due"]) == ("approved", "waste sorted", "2027-01-31")
+    verification = {"verified_on": TODAY, "note": "checked"}
+    snapshot = stored()
+    assert_problem(supervisor.post(f"{path}/outcome-verification", verification), 409, rule="verifier_is_submitter")
+    assert_problem(second_supervisor.post(f"{path}/outcome-verification", verification), 409,
+                   rule="verifier_is_approver")
+    assert as_role("admin").post(f"{path}/outcome-verification", verification).status_code == 403
+    assert snapshot.unchanged()
+    third = Api(second_supervisor.client, issue_key(services, "test-supervisor-3", Role.SUPERVISOR))
+    done(third.post(f"{path}/outcome-verification", verification))
+
+    done(supervisor.post(f"/subsidy-applications/{lapsing}/approvals",
+                         {"target": "canteen", "target_due": "2027-01-31"}))
+    assert supervisor.get(f"/subsidy-programs/{program}").json()["remaining"] == "0.00"
+    assert services.reward_sweep() == 0  # not due yet
+    clock.now = datetime(2027, 2, 1, 2, 0, tzinfo=UTC)
+    try:
+        assert services.wait_for("subsidy_ledger", services.head(), 10)
+        assert services.reward_sweep() == 1
+        assert services.reward_sweep() == 0  # once
+    finally:
+        clock.now = NOW
+    lapsed = application(caseworker, lapsing)
+    assert lapsed["status"] == "lapsed"
+    after = services.head()
+    assert supervisor.get(f"/subsidy-programs/{program}", params={"after": after}).json()["remaining"] == "30000.00"
+    listed = caseworker.get("/subsidy-applications", params={"program_id": program, "after": after}).json()["items"]
+    assert {i["id"]: i["status"] for i in listed} == {submitted_by_supervisor: "approved", lapsing: "lapsed"}
+    assert_problem(third.post(f"/subsidy-applications/{lapsing}/outcome-verification", verification), 409,
+                   rule="application_status")
 
 
 def test_revocation_returns_the_unpaid_part_to_the_budget(caseworker: Api, supervisor: Api, finance: Api) -> None:
@@ -225,7 +279,8 @@ class World:
 
     def approved(self, mode: str = "one_off") -> str:
         subsidy = self.submitted(mode)
-        done(self.admin.post(f"/subsidy-applications/{subsidy}/approvals", {}))
+        done(self.admin.post(f"/subsidy-applications/{subsidy}/approvals",
+                             TARGET if mode == "reward_in_lieu" else {}))
         return subsidy
 
 
@@ -235,7 +290,7 @@ COMMANDS: dict[str, tuple[set[str], Any]] = {
     "approve": (DECIDERS, lambda w: (f"/subsidy-applications/{w.submitted()}/approvals", {})),
     "reject": (DECIDERS, lambda w: (f"/subsidy-applications/{w.submitted()}/rejection", {"reason": "no operator"})),
     "record payment": ({"finance"}, lambda w: (f"/subsidy-applications/{w.approved()}/payments", payment("100.00"))),
-    "verify outcome": (DECIDERS, lambda w: (f"/subsidy-applications/{w.approved('reward_in_lieu')}"
+    "verify outcome": ({"supervisor"}, lambda w: (f"/subsidy-applications/{w.approved('reward_in_lieu')}"
                                             "/outcome-verification", {"verified_on": TODAY, "note": "done"})),
     "revoke": (DECIDERS, lambda w: (f"/subsidy-applications/{w.approved()}/revocation",
                                     {"reason": "not built", "claw_back": "0.00"})),
@@ -495,7 +550,8 @@ def test_the_same_requests_get_the_same_outcome_whatever_the_operator_type(
         reward = submit(caseworker, program, site, amount="100000.00", mode="reward_in_lieu")
         for approver, subsidy in ((supervisor, large), (second_supervisor, large), (supervisor, phased),
                                   (supervisor, reward), (second_supervisor, reward)):
-            steps.append(approver.post(f"/subsidy-applications/{subsidy}/approvals", {}))
+            steps.append(approver.post(f"/subsidy-applications/{subsidy}/approvals",
+                                       TARGET if subsidy == reward else {}))
         steps.append(finance.post(f"/subsidy-applications/{large}/payments", payment("600000.00")))
         steps.append(finance.post(f"/subsidy-applications/{phased}/payments", payment("300000.00")))
         steps.append(finance.post(f"/subsidy-applications/{phased}/payments", payment("100000.00")))
@@ -651,6 +707,8 @@ def fold_application(events: list[Any]) -> dict[str, Any]:
             row["outcome_verified_on"] = e.verified_on
         elif kind == "Revoked":
             row.update(status="revoked", committed=row["committed"] - e.released, claw_back=e.claw_back)
+        elif kind == "RewardLapsed":
+            row.update(status="lapsed", committed=row["committed"] - e.released)
         row["version"] = e.originator_version
     return row
 
@@ -666,6 +724,7 @@ def test_commands_never_overspend_and_the_ledger_equals_a_fold_of_the_events(
     site_id = app.register_site(name=unique("Prop"), area="xiaogang", address="1 Road", operator_type="employer",
                                 operator_name="E", capacity=5, facilities=[], stamp=STAMPS["supervisor"]).id
     applications: list[UUID] = []
+    modes: dict[UUID, str] = {}
     today = date(2026, 11, 25)
     for action, which, amount_index, approver in script:
         amount = AMOUNTS[amount_index]
@@ -678,14 +737,18 @@ def test_commands_never_overspend_and_the_ledger_equals_a_fold_of_the_events(
                 applications.append(app.submit_subsidy_application(
                     program_id=program_id, site_id=site_id, amount=amount, mode=mode, justification="x",
                     instalments=plan, stamp=STAMPS["caseworker"]).id)
+                modes[applications[-1]] = mode
             elif action == "approve":
-                app.approve_subsidy_application(target, None, STAMPS[("supervisor", "supervisor-2")[approver]])
+                goal = ({"target": "done", "target_due": date(2027, 6, 30)} if modes[target] == "reward_in_lieu"
+                        else {})
+                app.approve_subsidy_application(target, None, STAMPS[("supervisor", "supervisor-2")[approver]],
+                                                **goal)  # type: ignore[arg-type]
             elif action == "reject":
                 app.reject_subsidy_application(target, "no", STAMPS["supervisor"])
             elif action == "pay":
                 app.record_subsidy_payment(target, str(Decimal(amount) / 2), unique("P"), today, STAMPS["finance"])
             elif action == "verify":
-                app.verify_subsidy_outcome(target, today, "checked", STAMPS["supervisor"])
+                app.verify_subsidy_outcome(target, today, "checked", STAMPS["supervisor-3"])
             elif action == "revoke":
                 app.revoke_subsidy_application(target, "x", "0.00", STAMPS["supervisor"])
         except DomainError:

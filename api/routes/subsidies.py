@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, StringConstraints
 
-from api.access import FINANCE, READERS, STAFF, SUPERVISORS, AreaRule, access
+from api.access import FINANCE, READERS, STAFF, SUPERVISORS, VERIFIERS, AreaRule, access
 from api.deps import (
     RECORDED,
     Command,
@@ -57,6 +57,7 @@ router = APIRouter(tags=["subsidies"])
 DecisionCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 SubmissionCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 PaymentCommand = Annotated[Command, command_dependency(Role.FINANCE)]
+VerificationCommand = Annotated[Command, command_dependency(Role.SUPERVISOR)]
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FiscalYear = Annotated[int, Field(ge=2000, le=2100)]
@@ -103,8 +104,14 @@ class SubsidyApplicationCreate(Body):
 
 
 class SubsidyApproval(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"note": "site visit on 2026-11-20"}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {}, {"note": "site visit on 2026-11-20"},
+        {"target": "canteen open to all residents", "target_due": "2027-06-30", "note": "reward in lieu"}]})
     note: Reason | None = None
+    target: Reason | None = Field(default=None, description="a reward in lieu (以奖代补): the outcome it rewards; "
+                                  "required, with target_due, by the approval that makes it take effect")
+    target_due: date | None = Field(default=None, description="the day the outcome must be verified by; after it, "
+                                    "an unverified reward lapses and its budget is released")
 
 
 class SubsidyRejection(Body):
@@ -255,6 +262,8 @@ def application_document(application: SubsidyApplication, today: date) -> dict[s
                       for a in application.approvals],
         "approved_on": application.approved_on.isoformat() if application.approved_on else None,
         "schedule": _instalments(application.schedule),
+        "target": application.target,
+        "target_due": application.target_due.isoformat() if application.target_due else None,
         "outcome_verified_on": (
             application.outcome_verified_on.isoformat() if application.outcome_verified_on else None
         ),
@@ -284,9 +293,11 @@ def get_subsidy_application(application_id: UUID, services: ServicesDep, princip
 @router.post("/subsidy-applications/{application_id}/approvals", responses=RECORDED)
 @access(SUPERVISORS, AreaRule.OBJECT)
 def approve_subsidy_application(application_id: UUID, body: SubsidyApproval, cmd: DecisionCommand) -> JSONResponse:
-    """Approve, never one's own submission; the last required approval commits the budget and schedules payment."""
+    """Approve, never one's own submission; the last required approval commits the budget and schedules payment.
+    A reward in lieu takes effect only with its target and the day it must be verified by."""
     return cmd.run(lambda stamp, claim: cmd.app.approve_subsidy_application(
-        application_id, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
+        application_id, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim,
+        target=body.target, target_due=body.target_due))
 
 
 @router.post("/subsidy-applications/{application_id}/rejection", responses=RECORDED)
@@ -307,11 +318,12 @@ def record_subsidy_payment(application_id: UUID, body: SubsidyPaymentCreate, cmd
 
 
 @router.post("/subsidy-applications/{application_id}/outcome-verification", responses=RECORDED)
-@access(SUPERVISORS, AreaRule.OBJECT)
+@access(VERIFIERS, AreaRule.OBJECT)
 def verify_subsidy_outcome(
-    application_id: UUID, body: OutcomeVerificationCreate, cmd: DecisionCommand
+    application_id: UUID, body: OutcomeVerificationCreate, cmd: VerificationCommand
 ) -> JSONResponse:
-    """Verify the outcome of a reward in lieu (以奖代补), which makes it payable."""
+    """Verify the outcome of a reward in lieu (以奖代补), which makes it payable: by a supervisor who neither
+    submitted nor approved it, by its target's deadline."""
     return cmd.run(lambda stamp, claim: cmd.app.verify_subsidy_outcome(
         application_id, body.verified_on, body.note, stamp, expected_version=cmd.expected_version, idempotency=claim))
 

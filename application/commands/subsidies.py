@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal
 from uuid import UUID
@@ -96,10 +96,26 @@ class SubsidyCommands(OfficeApplication):
     def approve_subsidy_application(
         self, application_id: UUID, note: str | None, stamp: Stamp, *,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+        target: str | None = None, target_due: date | None = None,
     ) -> CommandResult:
         return self._application_command(
-            application_id, lambda a, p: a.approve(p, note=note, stamp=stamp), expected_version, idempotency
+            application_id, lambda a, p: a.approve(p, note=note, stamp=stamp, target=target, target_due=target_due),
+            expected_version, idempotency,
         )
+
+    def lapse_overdue_rewards(self, application_ids: Iterable[UUID], stamp: Stamp) -> int:
+        """The lapse sweep: each reward in lieu not verified by its deadline lapses once,
+        releasing its budget. Returns how many lapsed (one already lapsed, or verified
+        meanwhile, is left alone)."""
+        lapsed = 0
+        for application_id in application_ids:
+            def act(a: SubsidyApplication, p: SubsidyProgram) -> None:
+                if a.lapses_by(stamp.today):
+                    a.lapse(p, stamp=stamp)
+
+            result = self._application_command(application_id, act, None, None)
+            lapsed += 1 if result.position else 0
+        return lapsed
 
     def reject_subsidy_application(
         self, application_id: UUID, reason: str, stamp: Stamp, *,

@@ -17,6 +17,7 @@ CASEWORKER = Stamp(Actor("cw-1", Role.CASEWORKER), NOW)
 SUPERVISOR = Stamp(Actor("sup-1", Role.SUPERVISOR), NOW)
 SECOND_SUPERVISOR = Stamp(Actor("sup-2", Role.SUPERVISOR), NOW)
 FINANCE = Stamp(Actor("fin-1", Role.FINANCE), NOW)
+SYSTEM = Actor("system", Role.SYSTEM)
 THRESHOLD = Decimal("500000.00")
 ALL_MODES = ["one_off", "phased", "reward_in_lieu"]
 
@@ -32,11 +33,11 @@ def a_program(budget: str = "1000000.00", modes: list[str] | None = None) -> Sub
 
 
 def an_application(program: SubsidyProgram, amount: str = "10000.00", mode: str = "one_off", *,
-                   site: HousingSite | None = None,
-                   instalments: list[tuple[str, date]] | None = None) -> SubsidyApplication:
+                   site: HousingSite | None = None, instalments: list[tuple[str, date]] | None = None,
+                   submitter: Stamp = CASEWORKER) -> SubsidyApplication:
     return SubsidyApplication.submit(program=program, site=site or a_site(), amount=amount, mode=mode,
                                      justification="new canteen", instalments=instalments,
-                                     two_approvals_from=THRESHOLD, stamp=CASEWORKER)
+                                     two_approvals_from=THRESHOLD, stamp=submitter)
 
 
 def refused(error: type[Exception], action: Any) -> Any:
@@ -226,14 +227,14 @@ def test_a_reward_in_lieu_is_due_only_once_its_outcome_is_verified() -> None:
     too_soon = refused(RuleViolated, lambda: application.verify_outcome(verified_on=TODAY, note="x",
                                                                         stamp=SUPERVISOR))
     assert too_soon.details["current_status"] == "submitted"
-    application.approve(program, note=None, stamp=SUPERVISOR)
+    application.approve(program, note=None, stamp=SUPERVISOR, target="canteen open", target_due=date(2027, 3, 1))
     assert [i.due_on for i in application.schedule] == [None]
     nothing_due = refused(RuleViolated, lambda: application.record_payment(
         program, amount="8000.00", reference="P1", paid_on=TODAY, stamp=FINANCE))
     assert (nothing_due.rule, nothing_due.details["due"]) == ("payment_exceeds_due", "0.00")
-    application.verify_outcome(verified_on=TODAY, note="canteen open", stamp=SUPERVISOR)
+    application.verify_outcome(verified_on=TODAY, note="canteen open", stamp=SECOND_SUPERVISOR)
     assert refused(RuleViolated, lambda: application.verify_outcome(
-        verified_on=TODAY, note="x", stamp=SUPERVISOR)).rule == "outcome_already_verified"
+        verified_on=TODAY, note="x", stamp=SECOND_SUPERVISOR)).rule == "outcome_already_verified"
     application.record_payment(program, amount="8000.00", reference="P1", paid_on=TODAY, stamp=FINANCE)
     assert application.status == "paid"
 
@@ -244,6 +245,74 @@ def test_only_a_reward_in_lieu_has_an_outcome_to_verify() -> None:
     application.approve(program, note=None, stamp=SUPERVISOR)
     assert refused(RuleViolated, lambda: application.verify_outcome(
         verified_on=TODAY, note="x", stamp=SUPERVISOR)).rule == "outcome_not_applicable"
+
+
+# -- reward in lieu: a target set in advance, verified by a third person, or it lapses ----
+THIRD_SUPERVISOR = Stamp(Actor("sup-3", Role.SUPERVISOR), NOW)
+ADMIN = Stamp(Actor("adm-1", Role.ADMIN), NOW)
+
+
+def test_a_reward_in_lieu_takes_effect_only_with_a_target_and_a_deadline_after_today() -> None:
+    program = a_program()
+    application = an_application(program, "8000.00", "reward_in_lieu")
+    for kwargs, field, rule in (
+        ({}, "target", "reward_target_required"),
+        ({"target": "canteen open"}, "target_due", "reward_target_required"),
+        ({"target": " ", "target_due": date(2027, 3, 1)}, "target", "reward_target_required"),
+        ({"target": "canteen open", "target_due": TODAY}, "target_due", "target_due_not_after_today"),
+    ):
+        error = refused(InvalidValue, lambda kwargs=kwargs: application.approve(  # type: ignore[misc]
+            program, note=None, stamp=SUPERVISOR, **kwargs))
+        assert (error.field, error.rule) == (field, rule)
+    assert application.status == "submitted" and program.committed == 0
+    assert event_names(application) == ["Submitted"]
+    one_off = an_application(program)
+    assert refused(InvalidValue, lambda: one_off.approve(program, note=None, stamp=SUPERVISOR, target="x",
+                                                         target_due=date(2027, 3, 1))).rule == "target_not_applicable"
+    application.approve(program, note=None, stamp=SUPERVISOR, target="canteen open", target_due=date(2027, 3, 1))
+    assert (application.target, application.target_due) == ("canteen open", date(2027, 3, 1))
+
+
+def test_a_target_given_with_a_first_approval_holds_when_the_second_takes_effect() -> None:
+    program = a_program()
+    application = an_application(program, "600000.00", "reward_in_lieu")
+    application.approve(program, note=None, stamp=SUPERVISOR, target="school built", target_due=date(2027, 9, 1))
+    application.approve(program, note=None, stamp=SECOND_SUPERVISOR)
+    assert application.status == "approved" and application.target_due == date(2027, 9, 1)
+
+
+def test_the_verifier_is_a_supervisor_who_neither_submitted_nor_approved() -> None:
+    program = a_program()
+    application = an_application(program, "8000.00", "reward_in_lieu", submitter=SECOND_SUPERVISOR)
+    application.approve(program, note=None, stamp=SUPERVISOR, target="canteen open", target_due=date(2027, 3, 1))
+    for stamp, rule in ((SUPERVISOR, "verifier_is_approver"), (SECOND_SUPERVISOR, "verifier_is_submitter"),
+                        (ADMIN, "verifier_not_supervisor")):
+        error = refused(RuleViolated, lambda stamp=stamp: application.verify_outcome(  # type: ignore[misc]
+            verified_on=TODAY, note="x", stamp=stamp))
+        assert error.rule == rule
+    late = refused(RuleViolated, lambda: application.verify_outcome(
+        verified_on=date(2027, 3, 2), note="x", stamp=Stamp(THIRD_SUPERVISOR.actor, datetime(2027, 3, 5, 2, 0,
+                                                                                              tzinfo=UTC))))
+    assert late.rule == "reward_deadline_passed"
+    application.verify_outcome(verified_on=TODAY, note="canteen open", stamp=THIRD_SUPERVISOR)
+    assert application.outcome_verified_on == TODAY
+
+
+def test_an_unverified_reward_lapses_after_its_deadline_and_releases_its_budget() -> None:
+    program = a_program()
+    application = an_application(program, "8000.00", "reward_in_lieu")
+    application.approve(program, note=None, stamp=SUPERVISOR, target="canteen open", target_due=date(2027, 3, 1))
+    assert program.committed == Decimal("8000.00")
+    on_the_day = Stamp(SYSTEM, datetime(2027, 3, 1, 2, 0, tzinfo=UTC))
+    assert not application.lapses_by(on_the_day.today)
+    assert refused(RuleViolated, lambda: application.lapse(program, stamp=on_the_day)).rule == "reward_not_lapsed"
+    after = Stamp(SYSTEM, datetime(2027, 3, 2, 2, 0, tzinfo=UTC))
+    program.collect_events()
+    application.lapse(program, stamp=after)
+    assert (application.status, program.committed, program.remaining) == ("lapsed", 0, program.budget)
+    assert event_names(program) == ["CommitmentReleased"]
+    assert refused(RuleViolated, lambda: application.verify_outcome(
+        verified_on=TODAY, note="x", stamp=THIRD_SUPERVISOR)).details["current_status"] == "lapsed"
 
 
 # -- revocation -----------------------------------------------------------------
@@ -274,9 +343,10 @@ def test_no_rule_depends_on_the_operator_type() -> None:
         results: list[Any] = []
         for amount, mode in (("500000.00", "one_off"), ("400000.00", "reward_in_lieu"), ("100.00", "one_off")):
             application = an_application(program, amount, mode, site=a_site(operator_type))
+            target = {"target": "canteen", "target_due": date(2027, 3, 1)} if mode == "reward_in_lieu" else {}
             for stamp in (SUPERVISOR, SECOND_SUPERVISOR):
                 try:
-                    application.approve(program, note=None, stamp=stamp)
+                    application.approve(program, note=None, stamp=stamp, **target)  # type: ignore[arg-type]
                 except RuleViolated as error:
                     results.append(error.rule)
             results.append((application.status, application.approvals_required, application.paid))
