@@ -166,17 +166,30 @@ def projections_rebuild(
     if name not in PROJECTIONS:
         typer.echo(f"unknown projection {name!r}; one of: {', '.join(PROJECTIONS)}", err=True)
         raise typer.Exit(2)
-    services = open_services()
-    try:
-        if online:
-            from application.projecting import rebuild_online
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            report = rebuild_online(services.database.dsn, PROJECTIONS[name], master_key=services.settings.master_key())
+    services = open_services()
+    columns = (TextColumn(f"rebuilding {name}"), BarColumn(), TextColumn("{task.fields[where]}"),
+               TimeRemainingColumn())
+    try:
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("events", total=None, where="")
+
+            def progress(position: int, head: int) -> None:
+                bar.update(task, completed=position, total=head, where=f"position {position:,} of {head:,}")
+
+            if online:
+                from application.projecting import rebuild_online
+
+                report = rebuild_online(services.database.dsn, PROJECTIONS[name],
+                                        master_key=services.settings.master_key(), progress=progress)
+            else:
+                position = services.rebuild(name, progress=progress)
+        if online:
             typer.echo(f"rebuilt {name} online up to position {report.position}: {report.events} events in"
                        f" {report.seconds:.1f} s ({report.rate:,.0f} events/s; a plain scan of the store:"
                        f" {report.raw_rate:,.0f} events/s); reads switched in {report.swap_seconds * 1000:.0f} ms")
             return
-        position = services.rebuild(name)
     finally:
         services.close()
     typer.echo(f"rebuilt {name} up to position {position}")

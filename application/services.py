@@ -282,8 +282,9 @@ class Services:
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    def rebuild(self, name: str) -> int:
-        return rebuild(self.database.dsn, self.projections[name], master_key=self.settings.master_key())
+    def rebuild(self, name: str, progress: Callable[[int, int], None] | None = None) -> int:
+        return rebuild(self.database.dsn, self.projections[name], master_key=self.settings.master_key(),
+                       progress=progress)
 
     def purge_expired_idempotency_keys(self) -> int:
         """Forget Idempotency-Keys older than their time to live (run with the sweeps)."""
