@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from application.import_housing import MOVE_COLUMNS, MOVE_OPTIONAL, SITE_COLUMNS, SITE_OPTIONAL
 from application.imports import OPTIONAL_COLUMNS, RESIDENT_COLUMNS
 from domain.identity import check_character
 
@@ -116,8 +117,6 @@ def _site_sizes(rng: random.Random, sites: int, residents: int) -> list[int]:
 def _write_sites(out: Path, rng: random.Random, sites: int, residents: int,
                  areas: list[str]) -> tuple[Path, dict[str, tuple[int, int, str]]]:
     """``sites.csv``; returns code -> (occupants planned, capacity, area)."""
-    from application.import_housing import SITE_COLUMNS, SITE_OPTIONAL
-
     path = out / "sites.csv"
     codes: dict[str, tuple[int, int, str]] = {}
     with path.open("w", newline="", encoding="utf-8") as stream:
@@ -139,8 +138,6 @@ def _write_moves(out: Path, rng: random.Random, codes: dict[str, tuple[int, int,
                  valid: list[tuple[str, date, str]], areas: list[str], today: date,
                  flawed_per_thousand: int) -> tuple[Path, int, int]:
     """``moves.csv``: each site filled to its planned occupants, then a year of changes."""
-    from application.import_housing import MOVE_COLUMNS, MOVE_OPTIONAL
-
     people = list(valid)
     rng.shuffle(people)
     rows: list[tuple[date, int, list[str]]] = []  # date, order within the day, row

@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, RecordConflictError, StoredEvent
 from psycopg.rows import tuple_row
 
-from application.imports import ImportReport, Refusal, check_text, parse_date
+from application.imports import ImportReport, Refusal, check_text, existing_ids, parse_date
 from application.store import EVENTS_TABLE, OfficeApplication
 from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
 from domain.identity import IdentityNumber
@@ -108,7 +108,7 @@ def import_sites(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str
                 continue
             seen.add(site.id)
             decided.append(site)
-        existing = _created(app, [s.id for s in decided])
+        existing = existing_ids(app, [s.id for s in decided])
         fresh = [s for s in decided if s.id not in existing]
         report.already += len(decided) - len(fresh)
         if fresh:
@@ -325,15 +325,6 @@ def _residents_by_number(app: OfficeApplication, numbers: set[str]) -> dict[str,
         if isinstance(claim, IdentityNumberClaim):
             found[by_claim[claim_id]] = claim.resident_id
     return found
-
-
-def _created(app: OfficeApplication, ids: list[UUID]) -> set[UUID]:
-    if not ids:
-        return set()
-    with app.connection() as conn:
-        rows = conn.execute(f"SELECT originator_id FROM {EVENTS_TABLE} WHERE originator_id = ANY(%s)"
-                            " AND originator_version = 1", (ids,)).fetchall()
-    return {r["originator_id"] for r in rows}
 
 
 def _marked(app: OfficeApplication, marks: list[str]) -> set[str]:

@@ -174,7 +174,7 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
         decided.append((row, resident, claim_id, legacy_claim_id(id_number.value)))
     if not decided:
         return
-    existing = _existing(app, [c for _, _, c, _ in decided] + [legacy for _, _, _, legacy in decided])
+    existing = existing_ids(app, [c for _, _, c, _ in decided] + [legacy for _, _, _, legacy in decided])
     fresh = [d for d in decided if d[2] not in existing and d[3] not in existing]
     report.already += len(decided) - len(fresh)
     if not fresh:
@@ -197,7 +197,8 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
             report.already += 1
 
 
-def _existing(app: OfficeApplication, aggregate_ids: list[UUID]) -> set[UUID]:
+def existing_ids(app: OfficeApplication, aggregate_ids: list[UUID]) -> set[UUID]:
+    """Those of ``aggregate_ids`` whose aggregate was created already (a re-run finds them)."""
     recorder: Any = app.recorder
     with recorder.datastore.get_connection() as conn:
         rows = conn.execute(f"SELECT originator_id FROM {EVENTS_TABLE} WHERE originator_id = ANY(%s)"
