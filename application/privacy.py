@@ -387,12 +387,14 @@ class PrivateMapper(Mapper[UUID]):
             if isinstance(state.get(name), dict):
                 state[name] = self._seal_member(state[name])
 
-    def _seal_member(self, member: dict[str, Any]) -> dict[str, Any]:
+    def _seal_member(self, member: dict[str, Any], *, create: bool = True) -> dict[str, Any]:
+        """A member who is a resident: the name sealed under the resident's key (made if
+        missing, unless ``create`` is false: a snapshot stores no new keys)."""
         resident = member.get("resident_id")
         if not resident or member.get("name") is None:
             return member
         resident_id = UUID(str(resident))
-        key = self.vault.key(resident_id, kind="resident", subjects=(resident_id,), create=True)
+        key = self.vault.key(resident_id, kind="resident", subjects=(resident_id,), create=create)
         if key is None:
             return {**member, "name": ERASED}
         return {**member, "name": self.vault.seal(resident_id, str(member["name"]), key)}
@@ -408,17 +410,10 @@ class PrivateMapper(Mapper[UUID]):
         """A snapshot holds an aggregate's state as read, names opened: the names of
         committee members who are residents are sealed again under their keys, as in the
         events they came from (a housing site's community committee)."""
-        state = _seal_members_in(dict(snapshot.state), self._seal_snapshot_member)
+        state = _seal_members_in(dict(snapshot.state), lambda m: self._seal_member(m, create=False))
         return type(snapshot)(originator_id=snapshot.originator_id,
                               originator_version=snapshot.originator_version, timestamp=snapshot.timestamp,
                               topic=snapshot.topic, state=state)
-
-    def _seal_snapshot_member(self, member: dict[str, Any]) -> dict[str, Any]:
-        resident_id = UUID(str(member["resident_id"]))
-        key = self.vault.key(resident_id)  # a resident has one from their registration; none: erased
-        if key is None:
-            return {**member, "name": ERASED}
-        return {**member, "name": self.vault.seal(resident_id, str(member["name"]), key)}
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         event: Any = super().to_domain_event(stored_event)
