@@ -6,7 +6,8 @@ the layers that build on it."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -210,38 +211,33 @@ def projections_status() -> None:
         services.close()
 
 
+def _sweep(run: Callable[[Any], int], done: str) -> None:
+    """Run one sweep on the configured services and say how many records it changed."""
+    services = open_services()
+    try:
+        count = run(services)
+    finally:
+        services.close()
+    typer.echo(done.format(count))
+
+
 @sla_cli.command("sweep")
 def sla_sweep() -> None:
     """Record each dispute's new service-level breach once (EscalatedForBreach, by the system actor)."""
-    services = open_services()
-    try:
-        count = services.sla_sweep()
-    finally:
-        services.close()
-    typer.echo(f"recorded {count} service-level breaches")
+    _sweep(lambda services: services.sla_sweep(), "recorded {} service-level breaches")
 
 
 @permits_cli.command("sweep")
 def permits_sweep() -> None:
     """Suspend each residence permit whose yearly endorsement has lapsed (once, by the system actor)."""
-    services = open_services()
-    try:
-        count = services.permit_sweep()
-    finally:
-        services.close()
-    typer.echo(f"suspended {count} lapsed permits")
+    _sweep(lambda services: services.permit_sweep(), "suspended {} lapsed permits")
 
 
 @subsidies_cli.command("sweep")
 def subsidies_sweep() -> None:
     """Lapse each reward in lieu whose outcome was not verified by its deadline, releasing its budget (once, by
     the system actor)."""
-    services = open_services()
-    try:
-        count = services.reward_sweep()
-    finally:
-        services.close()
-    typer.echo(f"{count} rewards lapsed")
+    _sweep(lambda services: services.reward_sweep(), "{} rewards lapsed")
 
 
 @retention_cli.command("sweep")
