@@ -21,6 +21,8 @@ from projections.pages import Page, decode_keyset, encode_cursor
 
 
 class SubsidyLedgerView(ViewRecorder):
+    # 2: rewards' target and target_due (a view built before is built again from the events).
+    version = 2
     tables = ["subsidy_programs", "subsidy_applications"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS subsidy_programs ("
@@ -54,6 +56,8 @@ class SubsidyLedgerView(ViewRecorder):
         " paid numeric(15, 2) NOT NULL DEFAULT 0,"
         " claw_back numeric(15, 2) NOT NULL DEFAULT 0,"
         " outcome_verified_on date,"
+        " target text,"
+        " target_due date,"
         " submitted_by text NOT NULL,"
         " submitted_at timestamptz NOT NULL,"
         " version integer NOT NULL)",
@@ -61,10 +65,6 @@ class SubsidyLedgerView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS subsidy_applications_site_idx ON subsidy_applications (site_id)",
         "CREATE INDEX IF NOT EXISTS subsidy_applications_order_idx"
         " ON subsidy_applications (submitted_at, application_id)",
-        # Added with rewards' targets; ADD COLUMN keeps views built before them (their
-        # rewards were approved without a target and never lapse).
-        "ALTER TABLE subsidy_applications ADD COLUMN IF NOT EXISTS target text",
-        "ALTER TABLE subsidy_applications ADD COLUMN IF NOT EXISTS target_due date",
         "CREATE INDEX IF NOT EXISTS subsidy_applications_target_due_idx ON subsidy_applications (target_due)"
         " WHERE status = 'approved' AND outcome_verified_on IS NULL AND target_due IS NOT NULL",
     ]
