@@ -58,6 +58,20 @@ def descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
         return []
 
 
+def stop_and_check_gone(process: subprocess.Popen[bytes], stop: Any, children: list[psutil.Process],
+                        pgdata: Path, children_timeout: float = 10) -> None:
+    """Stop the service with ``stop``: it exits 0, and its children and its embedded
+    PostgreSQL are gone soon after."""
+    process.send_signal(stop)
+    assert process.wait(60) == 0
+    _gone, alive = psutil.wait_procs(children, timeout=children_timeout)
+    assert not alive, f"left running: {alive}"
+    deadline = time.monotonic() + 15
+    while postgres_of(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not postgres_of(pgdata), "the embedded PostgreSQL kept running"
+
+
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_serve_stops_its_projector_and_its_embedded_postgresql(tmp_path: Path, stop: Any) -> None:
     data = tmp_path / "var"
@@ -74,14 +88,7 @@ def test_stopping_serve_stops_its_projector_and_its_embedded_postgresql(tmp_path
             created = httpx.post(f"http://127.0.0.1:{port}/residents", json=resident_body(),
                                  headers={"Authorization": f"Bearer {keys['CASEWORKER_KEY']}"})
             assert created.status_code == 201
-        process.send_signal(stop)
-        assert process.wait(60) == 0
-        _gone, alive = psutil.wait_procs(children, timeout=10)
-        assert not alive, f"left running: {alive}"
-        deadline = time.monotonic() + 15
-        while postgres_of(data / "pgdata") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not postgres_of(data / "pgdata"), "the embedded PostgreSQL kept running"
+        stop_and_check_gone(process, stop, children, data / "pgdata")
         assert json.loads((data / "pgdata" / ".handle_pids.json").read_text()) == []
     assert "stopped" in (tmp_path / "var.log").read_text()
 
@@ -100,12 +107,7 @@ def test_a_pid_left_behind_by_a_killed_service_no_longer_keeps_postgresql_runnin
     assert postgres_of(data / "pgdata")
     process = start(["serve"], data, port)
     wait_http(f"http://127.0.0.1:{port}/healthz", process, tmp_path / "var.log")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(60) == 0
-    deadline = time.monotonic() + 15
-    while postgres_of(data / "pgdata") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not postgres_of(data / "pgdata")
+    stop_and_check_gone(process, signal.SIGTERM, [], data / "pgdata")
 
 
 def test_serve_with_several_workers_answers_from_each_and_stops_them_all(tmp_path: Path) -> None:
@@ -126,14 +128,7 @@ def test_serve_with_several_workers_answers_from_each_and_stops_them_all(tmp_pat
         listed = client.get("/residents", params={"after": after, "limit": 10})
         assert listed.status_code == 200 and listed.json()["total"] >= 6  # the views, kept by the projector
     assert "2 worker processes" in (tmp_path / "var.log").read_text()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(60) == 0
-    _gone, alive = psutil.wait_procs(children, timeout=15)
-    assert not alive, f"left running: {alive}"
-    deadline = time.monotonic() + 15
-    while postgres_of(data / "pgdata") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not postgres_of(data / "pgdata"), "the embedded PostgreSQL kept running"
+    stop_and_check_gone(process, signal.SIGTERM, children, data / "pgdata", children_timeout=15)
 
 
 @pytest.mark.kafka
