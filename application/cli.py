@@ -23,11 +23,13 @@ projections_cli = typer.Typer(help="read models", no_args_is_help=True)
 sla_cli = typer.Typer(help="dispute service levels", no_args_is_help=True)
 permits_cli = typer.Typer(help="residence permits", no_args_is_help=True)
 subsidies_cli = typer.Typer(help="subsidies", no_args_is_help=True)
+committees_cli = typer.Typer(help="management committees", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(projections_cli, name="projections")
 cli.add_typer(sla_cli, name="sla")
 cli.add_typer(permits_cli, name="permits")
 cli.add_typer(subsidies_cli, name="subsidies")
+cli.add_typer(committees_cli, name="committees")
 dead_letters_cli = typer.Typer(help="events a view could not apply", no_args_is_help=True)
 retention_cli = typer.Typer(help="personal data retention", no_args_is_help=True)
 cli.add_typer(retention_cli, name="retention")
@@ -238,6 +240,14 @@ def subsidies_sweep() -> None:
     """Lapse each reward in lieu whose outcome was not verified by its deadline, releasing its budget (once, by
     the system actor)."""
     _sweep(lambda services: services.reward_sweep(), "{} rewards lapsed")
+
+
+@committees_cli.command("sweep")
+def committees_sweep() -> None:
+    """Vacate the seat of each committee member who left the district, and give it back to each who returned,
+    where the departure or return was recorded without reaching the committee (before seats were events, or by
+    an import)."""
+    _sweep(lambda services: services.seat_sweep(), "{} committees reconciled")
 
 
 @retention_cli.command("sweep")

@@ -148,6 +148,16 @@ class Services:
             ).fetchall()
         return self.app.lapse_overdue_rewards([r["id"] for r in rows], stamp)
 
+    def seat_sweep(self) -> int:
+        """Reconcile committee seats with their members' residence (vacancies for
+        departures recorded before seats were events, or by an import); returns how many
+        committees changed."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT DISTINCT committee_id AS id FROM committee_members"
+                                " WHERE resident_id IS NOT NULL").fetchall()
+        return self.app.reconcile_committee_seats([r["id"] for r in rows], stamp)
+
     def retention_due(self) -> list[dict[str, Any]]:
         """Residents whose personal data is past its retention: departed more than the
         retention period ago (by effective date), not erased, and not a party to an open
@@ -203,7 +213,8 @@ class Services:
 
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
-            for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.retention_sweep,
+            for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.seat_sweep,
+                          self.retention_sweep,
                           self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()

@@ -81,6 +81,8 @@ REGISTRY: tuple[Frozen, ...] = (
         "PermitSuspended": "domain.residents:Resident.PermitSuspended",
         "PermitCancelled": "domain.residents:Resident.PermitCancelled",
         "PersonalDataErased": "domain.residents:Resident.PersonalDataErased",
+        "JoinedCommittee": "domain.residents:Resident.JoinedCommittee",
+        "LeftCommittee": "domain.residents:Resident.LeftCommittee",
     }),
     Frozen(IdentityNumberClaim, "domain.residents:IdentityNumberClaim", {
         "Claimed": "domain.residents:IdentityNumberClaim.Claimed",
@@ -113,6 +115,8 @@ REGISTRY: tuple[Frozen, ...] = (
         "MemberRemoved": "domain.committees:ManagementCommittee.MemberRemoved",
         "MeetingScheduled": "domain.committees:ManagementCommittee.MeetingScheduled",
         "MinutesRecorded": "domain.committees:ManagementCommittee.MinutesRecorded",
+        "SeatVacated": "domain.committees:ManagementCommittee.SeatVacated",
+        "SeatResumed": "domain.committees:ManagementCommittee.SeatResumed",
     }),
     Frozen(SubsidyProgram, "domain.subsidies:SubsidyProgram", {
         "Opened": "domain.subsidies:SubsidyProgram.Opened",

@@ -88,6 +88,54 @@ class ManagementCommittee(Aggregate):
         check_effective_date(left_on, stamp, field_name="left_on")
         self._member_removed(member_id=member_id, reason=reason, left_on=left_on, **stamp.event_fields())
 
+    # -- seats left vacant by a departure from the district ------------------
+    def is_vacant(self, member_id: str) -> bool:
+        return bool(self.members[member_id].get("status", "active") == "vacant")
+
+    def active_members(self) -> set[str]:
+        return {member_id for member_id in self.members if not self.is_vacant(member_id)}
+
+    def vacate_seat(self, *, member_id: str, vacated_on: date, reason: str, stamp: Stamp) -> bool:
+        """The member left the district: their seat is vacant (they stay a member, and
+        the seat is theirs again if they return). Returns False if it already was."""
+        if member_id not in self.members:
+            raise InvalidValue("member_id", f"no member {member_id} on this committee", rule="unknown_member")
+        if self.is_vacant(member_id):
+            return False
+        joined_on = self.members[member_id].get("joined_on")
+        check_effective_date(vacated_on, stamp, earliest=date.fromisoformat(joined_on) if joined_on else None,
+                             earliest_rule="departed_before_joining_committee")
+        self._seat_vacated(member_id=member_id, vacated_on=vacated_on, reason=reason, **stamp.event_fields())
+        return True
+
+    @event("SeatVacated")
+    def _seat_vacated(
+        self, *, member_id: str, vacated_on: date, reason: str, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        """A member's seat fell vacant on vacated_on because they left the district; the
+        member no longer counts towards the quorum."""
+        self.members[member_id] = {**self.members[member_id], "status": "vacant",
+                                   "vacated_on": vacated_on.isoformat(), "vacated_reason": reason}
+
+    def resume_seat(self, *, member_id: str, resumed_on: date, stamp: Stamp) -> bool:
+        """The member came back to the district and takes their seat again. Returns
+        False if the seat was not vacant."""
+        if member_id not in self.members:
+            raise InvalidValue("member_id", f"no member {member_id} on this committee", rule="unknown_member")
+        if not self.is_vacant(member_id):
+            return False
+        self._seat_resumed(member_id=member_id, resumed_on=resumed_on, **stamp.event_fields())
+        return True
+
+    @event("SeatResumed")
+    def _seat_resumed(
+        self, *, member_id: str, resumed_on: date, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        """A member whose seat was vacant returned to the district on resumed_on and counts
+        towards the quorum again."""
+        member = {k: v for k, v in self.members[member_id].items() if k not in ("vacated_on", "vacated_reason")}
+        self.members[member_id] = {**member, "status": "active"}
+
     @event("MemberRemoved")
     def _member_removed(
         self, *, member_id: str, reason: str, left_on: date, actor_id: str, actor_role: str, recorded_at: datetime
@@ -116,10 +164,9 @@ class ManagementCommittee(Aggregate):
         """A committee meeting was scheduled with its agenda."""
         self.meetings[meeting_id] = {"scheduled_on": scheduled_on.isoformat(), "agenda": agenda, "minutes": None}
 
-    def quorum(self, departed: frozenset[str] = frozenset()) -> int:
-        """More than half of the members still in the district (``departed``: member
-        ids of residents who have left it)."""
-        return len(set(self.members) - departed) // 2 + 1
+    def quorum(self) -> int:
+        """More than half of the members whose seats are not vacant."""
+        return len(self.active_members()) // 2 + 1
 
     def record_minutes(
         self,
@@ -128,7 +175,6 @@ class ManagementCommittee(Aggregate):
         held_on: date,
         attendees: list[str],
         decisions: list[dict[str, str]],
-        departed: frozenset[str] = frozenset(),
         stamp: Stamp,
     ) -> list[dict[str, Any]]:
         """Record a meeting's attendance and decisions; returns the decided agenda
@@ -144,16 +190,17 @@ class ManagementCommittee(Aggregate):
         if unknown:
             raise InvalidValue("attendees", f"not members of this committee: {', '.join(unknown)}",
                                rule="unknown_member")
-        gone = sorted(set(attendees) & departed)
+        active = self.active_members()
+        gone = sorted(set(attendees) - active)
         if gone:
-            raise InvalidValue("attendees", f"these members have left the district: {', '.join(gone)}",
-                               rule="member_departed")
+            raise InvalidValue("attendees", f"these members' seats are vacant (they left the district): "
+                               f"{', '.join(gone)}", rule="member_departed")
         present = len(set(attendees))
-        quorum = self.quorum(departed)
+        quorum = self.quorum()
         has_quorum = present >= quorum
         if decisions and not has_quorum:
             raise RuleViolated(
-                f"{present} of {len(set(self.members) - departed)} members attended; a quorum is {quorum}, "
+                f"{present} of {len(active)} members attended; a quorum is {quorum}, "
                 "so this meeting cannot decide anything",
                 rule="no_quorum",
                 present=present,
@@ -168,7 +215,7 @@ class ManagementCommittee(Aggregate):
             decided.append({**item, "decision": decision["decision"]})
         self._minutes_recorded(
             meeting_id=meeting_id, held_on=held_on, attendees=sorted(set(attendees)), quorum=has_quorum,
-            members=len(set(self.members) - departed), decisions=decided, **stamp.event_fields(),
+            members=len(active), decisions=decided, **stamp.event_fields(),
         )
         return decided
 

@@ -67,15 +67,20 @@ class Resident(Aggregate):
     """A person registered with the office. Every change carries the date it took
     effect, which the caseworker gives and which may lie in the past."""
 
-    # Version 2 holds household_relation. Residents are not snapshotted today; the version
-    # keeps a future snapshot of version 1 readable, as eventsourcing asks of an aggregate
-    # whose state gains a field.
-    class_version = 2
+    # Version 2 holds household_relation, version 3 committee_seats. Residents are not
+    # snapshotted today; the version keeps a future snapshot of an older version readable,
+    # as eventsourcing asks of an aggregate whose state gains a field.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, object]) -> None:
         """A resident of version 1 had no household relation: not recorded."""
         state["household_relation"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, object]) -> None:
+        """A resident of version 2 had no committee seats recorded on them."""
+        state["committee_seats"] = {}
 
     class Registered(Aggregate.Created):
         """A migrant resident was registered with the office (登记): who they are, where
@@ -175,6 +180,8 @@ class Resident(Aggregate):
         self.departure_reason: str | None = None
         self.permit: dict[str, str] | None = None
         self.erased_on: str | None = None
+        # committee id (str) -> member id: the management committees this resident sits on
+        self.committee_seats: dict[str, str] = {}
 
     # -- guards -------------------------------------------------------------
     def check_present(self) -> None:
@@ -318,6 +325,33 @@ class Resident(Aggregate):
         """The resident's employer changed (None: no employer) on the effective date."""
         self.employer = employer
         self.employer_since = effective_date
+
+    # -- committee seats (以外管外: migrants managing migrants) --------------------
+    def join_committee(self, *, committee_id: UUID, member_id: str, joined_on: date, stamp: Stamp) -> None:
+        """Record on the resident that they sit on a committee, so that their departure
+        and return reach the committee in the same transaction."""
+        self.check_present()
+        if str(committee_id) in self.committee_seats:
+            return
+        self._joined_committee(committee_id=committee_id, member_id=member_id, joined_on=joined_on,
+                               **stamp.event_fields())
+
+    @event("JoinedCommittee")
+    def _joined_committee(self, *, committee_id: UUID, member_id: str, joined_on: date, actor_id: str,
+                          actor_role: str, recorded_at: datetime) -> None:
+        """The resident took a seat on a management committee on joined_on."""
+        self.committee_seats = {**self.committee_seats, str(committee_id): member_id}
+
+    def leave_committee(self, *, committee_id: UUID, left_on: date, stamp: Stamp) -> None:
+        if str(committee_id) not in self.committee_seats:
+            return
+        self._left_committee(committee_id=committee_id, left_on=left_on, **stamp.event_fields())
+
+    @event("LeftCommittee")
+    def _left_committee(self, *, committee_id: UUID, left_on: date, actor_id: str, actor_role: str,
+                        recorded_at: datetime) -> None:
+        """The resident gave up their seat on a management committee on left_on."""
+        self.committee_seats = {k: v for k, v in self.committee_seats.items() if k != str(committee_id)}
 
     # -- residence permits (居住证) ------------------------------------------
     def permit_eligibility(self, on: date) -> tuple[list[str], date]:

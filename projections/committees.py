@@ -1,5 +1,5 @@
-"""``committee_agendas``: committees, their members (with the vacancies that
-departures leave), and their meetings upcoming and past."""
+"""``committee_agendas``: committees, their members (with the vacancies the
+committee's seat events record), and their meetings upcoming and past."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from domain.committees import ManagementCommittee
-from domain.residents import Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
 
 
 class CommitteeAgendasView(ViewRecorder):
+    # Version 2: vacancies come from the committee's SeatVacated/SeatResumed events, not
+    # from residents' departures (which never came back after a return).
+    version = 2
     tables = ["committees", "committee_members", "committee_meetings"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS committees ("
@@ -77,14 +79,24 @@ class CommitteeAgendasProjection(SqlProjection):
         )
         self._bump(cursor, e)
 
-    @handles(event_class(Resident, "DepartedDistrict"))
-    def member_departed(self, cursor: Cursor[DictRow], e: Any) -> None:
+    @handles(event_class(ManagementCommittee, "SeatVacated"))
+    def seat_vacated(self, cursor: Cursor[DictRow], e: Any) -> None:
         """A member who leaves the district leaves a vacancy (the seed's lost 骨干)."""
         cursor.execute(
-            "UPDATE committee_members SET status = 'vacant', left_on = %s, left_reason = 'departed the district'"
-            " WHERE resident_id = %s AND status = 'active'",
-            (e.effective_date, e.originator_id),
+            "UPDATE committee_members SET status = 'vacant', left_on = %s, left_reason = %s"
+            " WHERE committee_id = %s AND member_id = %s",
+            (e.vacated_on, e.reason, e.originator_id, e.member_id),
         )
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "SeatResumed"))
+    def seat_resumed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "UPDATE committee_members SET status = 'active', left_on = NULL, left_reason = NULL"
+            " WHERE committee_id = %s AND member_id = %s",
+            (e.originator_id, e.member_id),
+        )
+        self._bump(cursor, e)
 
     @staticmethod
     def _add_member(cursor: Cursor[DictRow], committee_id: Any, member: dict[str, Any]) -> None:

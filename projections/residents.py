@@ -118,6 +118,11 @@ class ResidentsProjection(SqlProjection):
             (e.employer, e.originator_version, e.originator_id),
         )
 
+    @handles(event_class(Resident, "JoinedCommittee"), event_class(Resident, "LeftCommittee"))
+    def committee_seat(self, cursor: Cursor[DictRow], e: Any) -> None:
+        """The committee view shows the seat; here only the record's version moves."""
+        cursor.execute("UPDATE residents SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))
+
     @handles(event_class(Resident, "PermitApplied"))
     def permit_applied(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._permit(cursor, e, "permit_status = 'applied', permit_number = NULL, endorsement_due = NULL")

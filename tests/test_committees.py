@@ -73,6 +73,47 @@ def test_a_member_who_departs_the_district_leaves_a_vacancy(caseworker: Api, sup
     assert {m["name"]: m["status"] for m in agenda["members"]} == {"Wang": "active", "Li": "vacant"}
 
 
+def test_a_member_who_returns_takes_their_seat_again_in_the_view_and_the_quorum(
+    caseworker: Api, supervisor: Api
+) -> None:
+    """Regression (issue 10, wrong rule 2): the view showed a returned member as vacant
+    forever while the quorum counted them again. The vacancy is now the committee's events."""
+    residents = [caseworker.post("/residents", resident_body()).json()["id"] for _ in range(2)]
+    committee = establish(supervisor, [{"name": "Wang"}] + [
+        {"name": f"R{n}", "resident_id": rid} for n, rid in enumerate(residents)])
+    cid = committee["id"]
+    assert supervisor.get(f"/committees/{cid}").json()["quorum"] == 2
+    departed = caseworker.post(f"/residents/{residents[0]}/departure",
+                               {"effective_date": "2026-11-01", "reason": "went home"})
+    assert departed.status_code == 200, departed.text
+    doc = supervisor.get(f"/committees/{cid}").json()
+    assert doc["quorum"] == 2 and [m["status"] for m in doc["members"]].count("vacant") == 1
+    returned = caseworker.post(f"/residents/{residents[0]}/return", {"area": doc["area"],
+                                                                    "effective_date": "2026-11-20"})
+    assert returned.status_code == 200, returned.text
+    doc = supervisor.get(f"/committees/{cid}").json()
+    assert doc["quorum"] == 2 and all(m["status"] == "active" and not m["departed"] for m in doc["members"])
+    agenda = supervisor.get(f"/committees/{cid}/agenda", params={"after": returned.json()["position"]}).json()
+    assert {m["name"]: (m["status"], m["left_on"]) for m in agenda["members"]} == {
+        "Wang": ("active", None), "R0": ("active", None), "R1": ("active", None)}
+    listed = supervisor.get("/committees", params={"area": doc["area"]}).json()["items"]
+    assert (listed[0]["active_members"], listed[0]["vacancies"]) == (3, 0)
+    history = supervisor.get(f"/committees/{cid}/history").json()["items"]
+    assert [(e["event"], e["effective_date"]) for e in history[-2:]] == [
+        ("ManagementCommittee.SeatVacated", "2026-11-01"), ("ManagementCommittee.SeatResumed", "2026-11-20")]
+
+
+def test_a_departed_resident_cannot_take_a_seat(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-11-01", "reason": "home"})
+    committee = establish(supervisor, [{"name": "Wang"}])
+    snapshot = stored()
+    refused = supervisor.post(f"/committees/{committee['id']}/members",
+                              {"name": "Li", "resident_id": resident, "joined_on": "2026-11-10"})
+    assert refused.status_code == 409 and refused.json()["rule"] == "resident_departed"
+    assert snapshot.unchanged()
+
+
 def test_members_join_and_leave(supervisor: Api) -> None:
     committee = establish(supervisor, [{"name": "Wang"}])
     added = supervisor.post(f"/committees/{committee['id']}/members", {"name": "Zhou", "joined_on": "2026-02-01"})
@@ -150,3 +191,26 @@ def test_members_who_left_the_district_neither_count_for_quorum_nor_attend(
     alone = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting_id}/minutes", {
         "held_on": "2026-11-24", "attendees": [by_name["Wang"]], "decisions": [{"item_id": "1", "decision": "x"}]})
     assert alone.status_code == 200, alone.text
+
+
+def test_the_seat_sweep_vacates_seats_whose_departure_never_reached_the_committee(
+    caseworker: Api, supervisor: Api, services: Any, stamp: Any
+) -> None:
+    """Departures recorded before seats were events (or by an import) left the seat
+    taken; ``liudong committees sweep`` and minutes both reconcile them, once."""
+    from uuid import UUID
+
+    from domain.residents import Resident
+
+    resident_id = caseworker.post("/residents", resident_body()).json()["id"]
+    committee = establish(supervisor, [{"name": "Wang"}, {"name": "Li", "resident_id": resident_id}])
+    resident = services.app.load(Resident, UUID(resident_id))
+    resident.depart(effective_date=resident.since, reason="import", stamp=stamp)  # as an import records it
+    services.app.save(resident)
+    assert supervisor.get(f"/committees/{committee['id']}").json()["quorum"] == 2
+    assert services.seat_sweep() >= 1
+    doc = supervisor.get(f"/committees/{committee['id']}").json()
+    assert doc["quorum"] == 1 and [m["status"] for m in doc["members"]] == ["active", "vacant"]
+    version = doc["version"]
+    services.seat_sweep()
+    assert supervisor.get(f"/committees/{committee['id']}").json()["version"] == version  # once

@@ -140,7 +140,6 @@ def get_committee(committee_id: UUID, services: ServicesDep, principal: Principa
     """One committee: current members (with quorum) and every meeting; ETag is its version."""
     with reading_as(principal):
         committee = services.app.load(ManagementCommittee, committee_id)
-    departed = services.app.departed_members(committee)
     presenter = Presenter(services.app.vault, principal, lang)
     area = services.app.areas.get(committee.area)
     doc = CommitteePublic.model_validate(_json({
@@ -148,9 +147,10 @@ def get_committee(committee_id: UUID, services: ServicesDep, principal: Principa
         "area_name": (area.name_en if lang == "en" else area.name_zh) if area else None,
         "site_id": str(committee.site_id) if committee.site_id else None,
         "established_on": committee.established_on.isoformat(),
-        "members": presenter.members([{**m, "departed": m["member_id"] in departed}
+        "members": presenter.members([{**m, "departed": committee.is_vacant(m["member_id"]),
+                                       "status": "vacant" if committee.is_vacant(m["member_id"]) else "active"}
                                       for m in committee.members.values()]),
-        "quorum": committee.quorum(departed),
+        "quorum": committee.quorum(),
         "meetings": [{"meeting_id": k, **v} for k, v in committee.meetings.items()],
     }))
     return respond(doc, {"ETag": f'"{committee.version}"'})

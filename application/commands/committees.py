@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -23,7 +23,7 @@ class CommitteeCommands(OfficeApplication):
         established_on: date, stamp: Stamp, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
-            self._check_members_exist(members, "members")
+            residents = self._member_residents(members, "members")
             if site_id is not None:
                 where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
             elif area:
@@ -34,14 +34,25 @@ class CommitteeCommands(OfficeApplication):
                 name=name, area=where, site_id=site_id, members=members, established_on=established_on,
                 stamp=stamp,
             )
-            return committee, [committee]
+            for member_id, member in committee.members.items():
+                resident = residents.get(str(member.get("resident_id")))
+                if resident is not None:
+                    resident.join_committee(committee_id=committee.id, member_id=member_id,
+                                            joined_on=established_on, stamp=stamp)
+            return committee, [committee, *residents.values()]
 
         return self._execute(decide, idempotency=idempotency)
 
-    def _check_members_exist(self, members: list[dict[str, Any]], field_name: str) -> None:
+    def _member_residents(self, members: list[dict[str, Any]], field_name: str) -> dict[str, Resident]:
+        """The residents among new members, by id; each must exist and live in the
+        district (a departed resident cannot take a seat: ``resident_departed``)."""
+        residents: dict[str, Resident] = {}
         for n, member in enumerate(members):
             if member.get("resident_id") is not None:
-                self.load(Resident, member["resident_id"], field_name=f"{field_name}.{n}.resident_id")
+                resident = self.load(Resident, member["resident_id"], field_name=f"{field_name}.{n}.resident_id")
+                resident.check_present()
+                residents[str(resident.id)] = resident
+        return residents
 
     def _committee_command(
         self,
@@ -65,9 +76,12 @@ class CommitteeCommands(OfficeApplication):
         added: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            self._check_members_exist([member], "member")
+            residents = list(self._member_residents([member], "member").values())
             added["member_id"] = committee.add_member(member=member, joined_on=joined_on, stamp=stamp)
-            return []
+            for resident in residents:
+                resident.join_committee(committee_id=committee.id, member_id=added["member_id"], joined_on=joined_on,
+                                        stamp=stamp)
+            return residents
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: added)
 
@@ -76,8 +90,13 @@ class CommitteeCommands(OfficeApplication):
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            resident_id = committee.members.get(member_id, {}).get("resident_id")
             committee.remove_member(member_id=member_id, reason=reason, left_on=left_on, stamp=stamp)
-            return []
+            if resident_id is None:
+                return []
+            resident = self.load(Resident, UUID(str(resident_id)), field_name="member_id")
+            resident.leave_committee(committee_id=committee.id, left_on=left_on, stamp=stamp)
+            return [resident]
 
         return self._committee_command(committee_id, act, expected_version, idempotency)
 
@@ -97,14 +116,36 @@ class CommitteeCommands(OfficeApplication):
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: scheduled)
 
-    def departed_members(self, committee: ManagementCommittee) -> frozenset[str]:
-        """Members who are residents that have since left the district."""
-        return frozenset(
-            member_id for member_id, member in committee.members.items()
-            if member.get("resident_id") is not None
-            and self.load(Resident, UUID(str(member["resident_id"])), field_name="members").status
-            == ResidenceStatus.DEPARTED
-        )
+    def reconcile_seats(self, committee: ManagementCommittee, stamp: Stamp) -> list[Resident]:
+        """Bring the committee's seats in line with its members' residence, for members
+        whose departure or return was recorded before seats were events (or by an import):
+        a departed member's seat falls vacant, a returned member's is taken again, and the
+        resident records the seat. Returns the residents changed."""
+        changed: list[Resident] = []
+        for member_id, member in committee.members.items():
+            if member.get("resident_id") is None:
+                continue
+            resident = self.load(Resident, UUID(str(member["resident_id"])), field_name="members")
+            joined_on = date.fromisoformat(member["joined_on"]) if member.get("joined_on") else resident.since
+            if resident.status == ResidenceStatus.DEPARTED:
+                committee.vacate_seat(member_id=member_id, vacated_on=max(resident.since, joined_on),
+                                      reason="departed the district", stamp=stamp)
+                continue
+            committee.resume_seat(member_id=member_id, resumed_on=max(resident.arrived_on, joined_on), stamp=stamp)
+            if str(committee.id) not in resident.committee_seats:
+                resident.join_committee(committee_id=committee.id, member_id=member_id, joined_on=joined_on,
+                                        stamp=stamp)
+                changed.append(resident)
+        return changed
+
+    def reconcile_committee_seats(self, committee_ids: Iterable[UUID], stamp: Stamp) -> int:
+        """The seat sweep: reconcile each committee's seats; returns how many committees
+        changed."""
+        changed = 0
+        for committee_id in committee_ids:
+            result = self._committee_command(committee_id, lambda c: self.reconcile_seats(c, stamp), None, None)
+            changed += 1 if result.position else 0
+        return changed
 
     def record_minutes(
         self, committee_id: UUID, *, meeting_id: str, held_on: date, attendees: list[str],
@@ -114,9 +155,9 @@ class CommitteeCommands(OfficeApplication):
         """Minutes and every decision on a dispute are saved in one transaction."""
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            residents = self.reconcile_seats(committee, stamp)
             decided = committee.record_minutes(meeting_id=meeting_id, held_on=held_on, attendees=attendees,
-                                               decisions=decisions, departed=self.departed_members(committee),
-                                               stamp=stamp)
+                                               decisions=decisions, stamp=stamp)
             cases: dict[UUID, DisputeCase] = {}  # one copy per dispute, however many items name it
             for item in decided:
                 if item.get("dispute_id") is not None:
@@ -124,6 +165,6 @@ class CommitteeCommands(OfficeApplication):
                     case = cases.setdefault(case_id, self.load_in_scope(DisputeCase, case_id, field_name="decisions"))
                     case.record_committee_decision(committee_id=committee.id, meeting_id=meeting_id,
                                                    decision=item["decision"], stamp=stamp)
-            return list(cases.values())
+            return [*residents, *cases.values()]
 
         return self._committee_command(committee_id, act, expected_version, idempotency)

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from domain.committees import ManagementCommittee
 from domain.common import Stamp
 from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
@@ -199,6 +200,12 @@ class ResidencyCommands(OfficeApplication):
             return None
         return self.load(HousingSite, resident.site_id, field_name="site_id")
 
+    def _seats_of(self, resident: Resident) -> list[ManagementCommittee]:
+        """The committees the resident sits on: their departure and return change the
+        seat in the same transaction (the quorum counts from the committee's own events)."""
+        return [self.load(ManagementCommittee, UUID(committee_id), field_name="committee_id")
+                for committee_id in resident.committee_seats]
+
     def move_resident_into_site(
         self, resident_id: UUID, site_id: UUID, effective_date: date, stamp: Stamp, *,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
@@ -236,7 +243,11 @@ class ResidencyCommands(OfficeApplication):
             resident = self.load_current(Resident, resident_id, expected_version)
             previous = self._current_site(resident)
             resident.depart(effective_date=effective_date, reason=reason, stamp=stamp, previous_site=previous)
-            return resident, [resident, previous]
+            committees = self._seats_of(resident)
+            for committee in committees:
+                committee.vacate_seat(member_id=resident.committee_seats[str(committee.id)],
+                                      vacated_on=effective_date, reason="departed the district", stamp=stamp)
+            return resident, [resident, previous, *committees]
 
         return self._execute(decide, idempotency=idempotency)
 
@@ -249,7 +260,11 @@ class ResidencyCommands(OfficeApplication):
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             resident = self.load_current(Resident, resident_id, expected_version)
             resident.return_to_district(area=code, effective_date=effective_date, stamp=stamp)
-            return resident, [resident]
+            committees = self._seats_of(resident)
+            for committee in committees:
+                committee.resume_seat(member_id=resident.committee_seats[str(committee.id)],
+                                      resumed_on=effective_date, stamp=stamp)
+            return resident, [resident, *committees]
 
         return self._execute(decide, idempotency=idempotency)
 
