@@ -170,16 +170,38 @@ class ResidentCreate(Body):
     )
 
 
+class HousingIn(Body):
+    """Where a resident moving out of sites lives: ``rented`` (with the landlord or the
+    address), ``employer_dormitory`` or ``other``. A housing site is a move with site_id."""
+
+    kind: Literal["site", "rented", "employer_dormitory", "other"]
+    address: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    landlord: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+
+
 class MoveCreate(Body):
-    """Either a move into a housing site (``site_id``) or into private housing in an ``area``."""
+    """Either a move into a housing site (``site_id``) or out of sites into housing in an
+    ``area`` (``housing``: its kind, and for a rented room the landlord or address; without
+    it the kind is ``other``)."""
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"site_id": "7b558fe0-cb18-402e-8962-6585e23b9f4c", "effective_date": "2026-03-02"}]
+            "examples": [{"site_id": "7b558fe0-cb18-402e-8962-6585e23b9f4c", "effective_date": "2026-03-02"},
+                         {"area": "xinqiao", "housing": {"kind": "rented", "address": "12 Lane 3, Xinqiao Village",
+                                                         "landlord": "Chen Jianguo"}, "effective_date": "2026-03-02"}]
         }
     )
     site_id: UUID | None = None
-    area: AreaName | None = Field(default=None, description="for a move into private housing: the area")
+    area: AreaName | None = Field(default=None, description="for a move out of sites: the area")
+    housing: HousingIn | None = Field(default=None, description="for a move out of sites: the kind of housing")
+    effective_date: date
+
+
+class StudyChange(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"school": "Xinqiao Vocational School",
+                                                               "effective_date": "2026-09-01"}]})
+    school: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = Field(
+        description="where the resident studies from effective_date; null: no longer studying")
     effective_date: date
 
 
@@ -286,6 +308,12 @@ class SiteListItem(Public):
     version: int
 
 
+class HousingPublic(Public):
+    kind: str
+    address: str | None = Field(default=None, description="staff and the pii scope only")
+    landlord: str | None = Field(default=None, description="staff and the pii scope only")
+
+
 class ResidentPublic(Public):
     id: UUID
     version: int
@@ -310,6 +338,9 @@ class ResidentPublic(Public):
         "without the pii scope",
     )
     erased_on: date | None = None
+    housing: HousingPublic | None = Field(default=None, description="the kind of housing (site, rented, "
+                                          "employer_dormitory, other); address and landlord for staff and pii only")
+    school: str | None = Field(default=None, description="where the resident studies, if recorded")
 
 
 class ResidentListItem(Public):
@@ -330,6 +361,8 @@ class ResidentListItem(Public):
     permit_number: str | None
     endorsement_due: date | None
     version: int
+    housing_kind: str | None = Field(default=None, description="site, rented, employer_dormitory or other; null "
+                                     "while departed")
 
 
 class PermitListItem(Public):
@@ -592,3 +625,4 @@ class KeyIssued(CommandAccepted):
 
 
 StatusFilter = Literal["in_site", "private_housing", "departed"]
+HousingKindFilter = Literal["site", "rented", "employer_dormitory", "other"]

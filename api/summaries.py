@@ -10,7 +10,8 @@ from typing import Any
 SUMMARIES: dict[str, tuple[str, str]] = {
     "Resident.Registered": ("登记为外来人口，居住地{area}，{registered_on}起", "Registered, living in {area} from {registered_on}"),
     "Resident.MovedIntoSite": ("{effective_date}迁入集中居住点（{area}）", "Moved into a housing site in {area} on {effective_date}"),
-    "Resident.MovedToPrivateHousing": ("{effective_date}迁至{area}的出租房或其他住处", "Moved to rented or other housing in {area} on {effective_date}"),
+    "Resident.MovedToPrivateHousing": ("{effective_date}迁至{area}（{housing_kind}）", "Moved to {housing_kind} housing in {area} on {effective_date}"),
+    "Resident.StudyRecorded": ("{effective_date}起就读情况变更", "Study recorded from {effective_date}"),
     "Resident.DepartedDistrict": ("{effective_date}离开本区", "Left the district on {effective_date}"),
     "Resident.Returned": ("{effective_date}返回本区，居住地{area}", "Came back to the district, living in {area}, on {effective_date}"),
     "Resident.EmployerChanged": ("{effective_date}起更换工作单位", "Changed employer on {effective_date}"),

@@ -163,9 +163,10 @@ def _write_moves(out: Path, rng: random.Random, codes: dict[str, tuple[int, int,
                     rows.append((when, len(rows), [number, "into_site", when.isoformat(), other, "", ""]))
                     free[other] -= 1
                     free[site] += 1
-            elif roll < 0.05:  # to rented housing
+            elif roll < 0.05:  # to a room rented from a villager
                 when = later(when, 200)
-                rows.append((when, len(rows), [number, "private_housing", when.isoformat(), "", rng.choice(areas), ""]))
+                rows.append((when, len(rows), [number, "private_housing", when.isoformat(), "", rng.choice(areas), "",
+                                               "rented", "", f"村民{rng.randint(1, 9999)}"]))
             elif roll < 0.09:
                 when = _departure(rows, rng, number, later(when, 200), areas, later)
         at += occupants
@@ -185,7 +186,7 @@ def _write_moves(out: Path, rng: random.Random, codes: dict[str, tuple[int, int,
                     row = [row[0], row[1], (today + timedelta(days=5)).isoformat(), *row[3:]]  # in the future
                 else:
                     row = [row[0], "into_site", row[2], "S999", "", ""]  # no such site
-            writer.writerow(row)
+            writer.writerow(row + [""] * (len(MOVE_COLUMNS) + len(MOVE_OPTIONAL) - len(row)))
     return path, len(rows), flawed
 
 

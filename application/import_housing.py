@@ -8,7 +8,9 @@ sites it registered and stores nothing.
 
 Moves (``liudong import moves``): ``id_number, kind, effective_date`` and, by kind,
 ``site_code`` (``into_site``: the code of a site imported before), ``area``
-(``private_housing``, ``returned``) and ``reason`` (``departed``). The resident is found by
+(``private_housing``, ``returned``) and ``reason`` (``departed``); a ``private_housing`` row may
+give ``housing_kind`` (``rented``, ``employer_dormitory``, ``other``: the default) with
+``address`` and ``landlord`` (a rented room needs one). The resident is found by
 identity number. Rows of one resident are applied in the file's order. Each stored row leaves
 a keyed hash of its content in ``import_rows`` in the same transaction, so a second run (or
 the same move in another file) stores nothing.
@@ -38,7 +40,7 @@ from domain.sites import HousingSite
 SITE_COLUMNS = ("code", "name", "area", "address", "operator_type", "operator_name", "capacity")
 SITE_OPTIONAL = ("facilities",)
 MOVE_COLUMNS = ("id_number", "kind", "effective_date")
-MOVE_OPTIONAL = ("site_code", "area", "reason")
+MOVE_OPTIONAL = ("site_code", "area", "reason", "housing_kind", "address", "landlord")
 MOVE_KINDS = ("into_site", "private_housing", "departed", "returned")
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CAPACITY = 100_000  # the API's limit (api/schemas.SiteCreate)
@@ -140,6 +142,7 @@ class _Move:
     reason: str
     mark: str
     resident_id: UUID | None = None
+    housing: tuple[str, str | None, str | None] = ("other", None, None)
 
 
 def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move:
@@ -156,9 +159,15 @@ def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move
     if kind in ("private_housing", "returned"):
         area = app.place(check_text(row, "area", 64))
     reason = check_text(row, "reason", 500, required=False) or "recorded by import"
-    content = "|".join([number, kind, effective.isoformat(), code, area or "", reason if kind == "departed" else ""])
+    housing: tuple[str, str | None, str | None] = ("other", None, None)
+    if kind == "private_housing":
+        housing = (check_text(row, "housing_kind", 32, required=False) or "other",
+                   check_text(row, "address", 200, required=False) or None,
+                   check_text(row, "landlord", 100, required=False) or None)
+    content = "|".join([number, kind, effective.isoformat(), code, area or "", reason if kind == "departed" else "",
+                        *(h or "" for h in housing[:1] if h != "other")])
     mark = app.vault.blind("import-row", content).hex()
-    return _Move(line, number, kind, effective, site_id, area, reason, mark)
+    return _Move(line, number, kind, effective, site_id, area, reason, mark, housing=housing)
 
 
 class _Sites:
@@ -282,8 +291,10 @@ def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites) ->
         return [a for a in (resident, site, previous) if a is not None]
     if move.kind == "private_housing":
         assert move.area is not None
+        kind, address, landlord = move.housing
         resident.move_to_private_housing(area=move.area, effective_date=move.effective_date, stamp=stamp,
-                                         previous_site=previous)
+                                         previous_site=previous, housing_kind=kind, address=address,
+                                         landlord=landlord)
     elif move.kind == "departed":
         resident.depart(effective_date=move.effective_date, reason=move.reason, stamp=stamp, previous_site=previous)
     else:

@@ -322,6 +322,7 @@ class Sealing:
 def _policies() -> dict[str, Sealing]:
     return {
         "domain.residents:Resident.Registered": Sealing(fields=("name", "id_number", "phone", "household_relation")),
+        "domain.residents:Resident.MovedToPrivateHousing": Sealing(fields=("address", "landlord")),
         "domain.disputes:DisputeCase.Logged": Sealing(fields=("description",), nested_names=("parties",),
                                                       kind="case"),
         "domain.disputes:DisputeCase.NoteAdded": Sealing(fields=("text",), kind="case"),

@@ -83,6 +83,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "PersonalDataErased": "domain.residents:Resident.PersonalDataErased",
         "JoinedCommittee": "domain.residents:Resident.JoinedCommittee",
         "LeftCommittee": "domain.residents:Resident.LeftCommittee",
+        "StudyRecorded": "domain.residents:Resident.StudyRecorded",
     }),
     Frozen(IdentityNumberClaim, "domain.residents:IdentityNumberClaim", {
         "Claimed": "domain.residents:IdentityNumberClaim.Claimed",

@@ -57,6 +57,20 @@ class HouseholdRelation(StrEnum):
     UNRELATED = "unrelated"  # 非亲属: a workmate or lodger sharing the home
 
 
+class HousingKind(StrEnum):
+    """Where a resident lives (Order 663 accepts lawful rented housing as a stable home)."""
+
+    SITE = "site"  # a housing site (集中居住点): recorded by a move into the site
+    RENTED = "rented"  # a room rented, usually from a villager (with the landlord or address)
+    EMPLOYER_DORMITORY = "employer_dormitory"
+    OTHER = "other"  # anything else, and every move recorded without a kind
+
+
+# Housing that counts as a lawful stable home for a residence permit.
+STABLE_HOUSING = frozenset({HousingKind.SITE, HousingKind.RENTED, HousingKind.EMPLOYER_DORMITORY})
+DEPARTED_KIND = "departed"  # in the housing timeline: not in the district
+
+
 class ResidenceStatus(StrEnum):
     IN_SITE = "in_site"
     PRIVATE_HOUSING = "private_housing"
@@ -67,10 +81,11 @@ class Resident(Aggregate):
     """A person registered with the office. Every change carries the date it took
     effect, which the caseworker gives and which may lie in the past."""
 
-    # Version 2 holds household_relation, version 3 committee_seats. Residents are not
-    # snapshotted today; the version keeps a future snapshot of an older version readable,
-    # as eventsourcing asks of an aggregate whose state gains a field.
-    class_version = 3
+    # Version 2 holds household_relation, version 3 committee_seats, version 4 housing and
+    # the timelines permit eligibility reads. Residents are not snapshotted today; the
+    # version keeps a future snapshot of an older version readable, as eventsourcing asks
+    # of an aggregate whose state gains a field.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, object]) -> None:
@@ -81,6 +96,18 @@ class Resident(Aggregate):
     def upcast_v2_v3(state: dict[str, object]) -> None:
         """A resident of version 2 had no committee seats recorded on them."""
         state["committee_seats"] = {}
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, object]) -> None:
+        """A resident of version 3 had no housing kind nor timelines: read from the status."""
+        status, since = str(state["status"]), str(state["since"])
+        kind = {"in_site": "site", "departed": DEPARTED_KIND}.get(status, "other")
+        state["housing"] = {"kind": kind if kind != DEPARTED_KIND else "other", "address": None, "landlord": None}
+        state["housing_timeline"] = [[since, kind]]
+        state["employment_timeline"] = [[str(state["employer_since"]), bool(state.get("employer"))]]
+        state["study_timeline"] = []
+        state["school"] = None
+        state["arrivals"] = [str(state["arrived_on"])]
 
     class Registered(Aggregate.Created):
         """A migrant resident was registered with the office (登记): who they are, where
@@ -182,6 +209,13 @@ class Resident(Aggregate):
         self.erased_on: str | None = None
         # committee id (str) -> member id: the management committees this resident sits on
         self.committee_seats: dict[str, str] = {}
+        self.housing: dict[str, str | None] = {"kind": HousingKind.OTHER.value, "address": None, "landlord": None}
+        self.school: str | None = None
+        # [effective date (ISO), value] in effective order, so eligibility can be read as of a date
+        self.housing_timeline: list[list[str]] = [[registered_on.isoformat(), HousingKind.OTHER.value]]
+        self.employment_timeline: list[list[object]] = [[registered_on.isoformat(), bool(employer)]]
+        self.study_timeline: list[list[object]] = []
+        self.arrivals: list[str] = [registered_on.isoformat()]
 
     # -- guards -------------------------------------------------------------
     def check_present(self) -> None:
@@ -238,6 +272,7 @@ class Resident(Aggregate):
         self.site_id = site_id
         self.area = area
         self.since = effective_date
+        self._housed(effective_date, {"kind": HousingKind.SITE.value, "address": None, "landlord": None})
 
     def move_to_private_housing(
         self,
@@ -246,21 +281,65 @@ class Resident(Aggregate):
         effective_date: date,
         stamp: Stamp,
         previous_site: HousingSite | None = None,
+        housing_kind: HousingKind | str = HousingKind.OTHER,
+        address: str | None = None,
+        landlord: str | None = None,
     ) -> None:
+        """Move out of sites into housing of ``housing_kind`` (rented: with the landlord
+        or the address) in ``area``."""
+        try:
+            kind = HousingKind(housing_kind)
+        except ValueError:
+            raise InvalidValue("housing.kind", f"unknown housing kind {housing_kind!r}; one of: "
+                               + ", ".join(k.value for k in HousingKind), rule="housing_kind") from None
+        if kind == HousingKind.SITE:
+            raise InvalidValue("housing.kind", "a move into a housing site gives the site_id, not an area",
+                               rule="housing_site_needs_site_id")
+        if kind == HousingKind.RENTED and not (address or landlord):
+            raise InvalidValue("housing.landlord", "rented housing is recorded with its landlord or its address",
+                               rule="rented_housing_unidentified")
         self.check_present()
         self.check_effective(effective_date, stamp)
         self._leave_site(previous_site, effective_date, "moved", stamp)
-        self._moved_to_private_housing(area=area, effective_date=effective_date, **stamp.event_fields())
+        self._moved_to_private_housing(area=area, effective_date=effective_date, housing_kind=kind.value,
+                                       address=address, landlord=landlord, **stamp.event_fields())
 
-    @event("MovedToPrivateHousing")
+    class MovedToPrivateHousing(Aggregate.Event):
+        """The resident moved out of sites, into housing of housing_kind (rented: a room,
+        with its landlord or address; employer_dormitory; other) in an area on the
+        effective date."""
+
+        class_version = 2
+        area: str
+        effective_date: date
+        housing_kind: str  # a HousingKind value other than site
+        address: str | None
+        landlord: str | None
+        actor_id: str
+        actor_role: str
+        recorded_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Moves before version 2 recorded no kind of housing: other."""
+            state["housing_kind"] = HousingKind.OTHER.value
+            state["address"] = None
+            state["landlord"] = None
+
+    @event(MovedToPrivateHousing)
     def _moved_to_private_housing(
-        self, *, area: str, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
+        self, *, area: str, effective_date: date, housing_kind: str, address: str | None, landlord: str | None,
+        actor_id: str, actor_role: str, recorded_at: datetime,
     ) -> None:
-        """The resident moved into private housing (a rented room) in an area on the effective date."""
         self.status = ResidenceStatus.PRIVATE_HOUSING.value
         self.site_id = None
         self.area = area
         self.since = effective_date
+        self._housed(effective_date, {"kind": housing_kind, "address": address, "landlord": landlord})
+
+    def _housed(self, effective_date: date, housing: dict[str, str | None], kind: str | None = None) -> None:
+        self.housing = housing
+        self.housing_timeline = [*self.housing_timeline, [effective_date.isoformat(), kind or housing["kind"] or ""]]
 
     def depart(
         self,
@@ -287,6 +366,8 @@ class Resident(Aggregate):
         self.site_id = None
         self.since = effective_date
         self.departure_reason = reason
+        self._housed(effective_date, {"kind": HousingKind.OTHER.value, "address": None, "landlord": None},
+                     kind=DEPARTED_KIND)
 
     def return_to_district(self, *, area: str, effective_date: date, stamp: Stamp) -> None:
         if self.status != ResidenceStatus.DEPARTED:
@@ -308,6 +389,8 @@ class Resident(Aggregate):
         self.since = effective_date
         self.arrived_on = effective_date
         self.departure_reason = None
+        self.arrivals = [*self.arrivals, effective_date.isoformat()]
+        self._housed(effective_date, {"kind": HousingKind.OTHER.value, "address": None, "landlord": None})
 
     def change_employer(self, *, employer: str | None, effective_date: date, stamp: Stamp) -> None:
         self.check_present()
@@ -325,6 +408,28 @@ class Resident(Aggregate):
         """The resident's employer changed (None: no employer) on the effective date."""
         self.employer = employer
         self.employer_since = effective_date
+        self.employment_timeline = [*self.employment_timeline, [effective_date.isoformat(), bool(employer)]]
+
+    def record_study(self, *, school: str | None, effective_date: date, stamp: Stamp) -> None:
+        """Continuous study (连续就读), Order 663's third route to a permit: ``school`` is
+        where the resident studies from the effective date (None: no longer studying)."""
+        self.check_present()
+        check_effective_date(effective_date, stamp, earliest=self.registered_on)
+        if self.study_timeline:
+            last = date.fromisoformat(str(self.study_timeline[-1][0]))
+            check_effective_date(effective_date, stamp, earliest=last,
+                                 earliest_rule="effective_date_before_last_change")
+        if school == self.school:
+            return
+        self._study_recorded(school=school, effective_date=effective_date, **stamp.event_fields())
+
+    @event("StudyRecorded")
+    def _study_recorded(
+        self, *, school: str | None, effective_date: date, actor_id: str, actor_role: str, recorded_at: datetime
+    ) -> None:
+        """The resident studies at school from the effective date (None: stopped studying)."""
+        self.school = school
+        self.study_timeline = [*self.study_timeline, [effective_date.isoformat(), school]]
 
     # -- committee seats (以外管外: migrants managing migrants) --------------------
     def join_committee(self, *, committee_id: UUID, member_id: str, joined_on: date, stamp: Stamp) -> None:
@@ -355,15 +460,27 @@ class Resident(Aggregate):
 
     # -- residence permits (居住证) ------------------------------------------
     def permit_eligibility(self, on: date) -> tuple[list[str], date]:
-        """The conditions not met on ``on`` and the date residence will have
-        lasted six months (counted from the latest arrival's effective date)."""
-        eligible_from = add_months(self.arrived_on, PERMIT_RESIDENCE_MONTHS)
+        """The conditions not met on ``on`` (as the record stood on that day, not today)
+        and the date residence will have lasted six months, counted from the latest arrival
+        on or before ``on``. Order 663: six months' residence and one of lawful stable work,
+        a lawful stable home (a site, a rented room, an employer's dormitory) or
+        continuous study."""
+        arrival = date.fromisoformat(str(_as_of(self.arrivals_timeline(), on) or self.registered_on.isoformat()))
+        eligible_from = add_months(arrival, PERMIT_RESIDENCE_MONTHS)
         missing = []
+        if _as_of(self.housing_timeline, on) == DEPARTED_KIND:
+            missing.append("present_in_district")
         if on < eligible_from:
             missing.append("six_months_residence")
-        if not (self.employer or self.status == ResidenceStatus.IN_SITE):
+        employed = bool(_as_of(self.employment_timeline, on))
+        housed = _as_of(self.housing_timeline, on) in STABLE_HOUSING
+        studying = bool(_as_of(self.study_timeline, on))
+        if not (employed or housed or studying):
             missing.append("stable_work_or_housing")
         return missing, eligible_from
+
+    def arrivals_timeline(self) -> list[list[object]]:
+        return [[day, day] for day in self.arrivals]
 
     def apply_for_permit(self, *, applied_on: date, stamp: Stamp) -> None:
         self.check_present()
@@ -492,6 +609,7 @@ class Resident(Aggregate):
         # Optional, so blanked rather than marked: read back from the sealed event it is
         # [erased], which readers show as not recorded too.
         self.household_relation = None
+        self.housing = {**self.housing, "address": None, "landlord": None}
         self.erased_on = recorded_at.date().isoformat()
 
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
@@ -499,6 +617,17 @@ class Resident(Aggregate):
             raise ValueError("the resident's current site must be passed as previous_site")
         if site is not None:
             site.release(self.id, effective_date, reason, stamp)
+
+
+def _as_of(timeline: list[list[object]] | list[list[str]], on: date) -> object:
+    """The value of the last entry of ``timeline`` that took effect on or before ``on``."""
+    value: object = None
+    day = on.isoformat()
+    for since, entry in timeline:
+        if str(since) > day:
+            break
+        value = entry
+    return value
 
 
 def _household_relation(value: HouseholdRelation | str | None) -> str | None:

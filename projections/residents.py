@@ -20,7 +20,8 @@ class ResidentsView(ViewRecorder):
     ``name_masked`` the surname and a star; ``name_tokens`` keyed hashes of the name's
     prefixes, for search. No plaintext personal data is kept here."""
 
-    version = 2
+    # Version 3: housing_kind (issue 10), filled from the moves' housing kinds.
+    version = 3
     tables = ["residents"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
@@ -55,6 +56,9 @@ class ResidentsView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS residents_permit_idx ON residents (permit_status, endorsement_due)",
         "CREATE INDEX IF NOT EXISTS residents_permit_name_idx ON residents (permit_status, name_masked, id)"
         " WHERE permit_status IS NOT NULL",
+        # site / rented / employer_dormitory / other; NULL while departed
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS housing_kind text",
+        "CREATE INDEX IF NOT EXISTS residents_area_housing_idx ON residents (area, housing_kind)",
     ]
 
 
@@ -68,8 +72,8 @@ class ResidentsProjection(SqlProjection):
         number = self.privacy.open(e.id_number)
         cursor.execute(
             "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
-            " employer, status, site_id, area, since, registered_on, version)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, %s)",
+            " employer, status, site_id, area, since, registered_on, housing_kind, version)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s)",
             (
                 e.originator_id,
                 e.name,
@@ -98,16 +102,21 @@ class ResidentsProjection(SqlProjection):
 
     @handles(event_class(Resident, "MovedIntoSite"))
     def moved_into_site(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._place(cursor, e, ResidenceStatus.IN_SITE, e.site_id, e.area)
+        self._place(cursor, e, ResidenceStatus.IN_SITE, e.site_id, e.area, "site")
 
-    @handles(event_class(Resident, "MovedToPrivateHousing"), event_class(Resident, "Returned"))
+    @handles(event_class(Resident, "MovedToPrivateHousing"))
     def moved_to_private_housing(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._place(cursor, e, ResidenceStatus.PRIVATE_HOUSING, None, e.area)
+        self._place(cursor, e, ResidenceStatus.PRIVATE_HOUSING, None, e.area, e.housing_kind)
+
+    @handles(event_class(Resident, "Returned"))
+    def returned(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._place(cursor, e, ResidenceStatus.PRIVATE_HOUSING, None, e.area, "other")
 
     @handles(event_class(Resident, "DepartedDistrict"))
     def departed(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
-            "UPDATE residents SET status = %s, site_id = NULL, since = %s, version = %s WHERE id = %s",
+            "UPDATE residents SET status = %s, site_id = NULL, since = %s, housing_kind = NULL, version = %s"
+            " WHERE id = %s",
             (ResidenceStatus.DEPARTED.value, e.effective_date, e.originator_version, e.originator_id),
         )
 
@@ -118,7 +127,8 @@ class ResidentsProjection(SqlProjection):
             (e.employer, e.originator_version, e.originator_id),
         )
 
-    @handles(event_class(Resident, "JoinedCommittee"), event_class(Resident, "LeftCommittee"))
+    @handles(event_class(Resident, "JoinedCommittee"), event_class(Resident, "LeftCommittee"),
+             event_class(Resident, "StudyRecorded"))
     def committee_seat(self, cursor: Cursor[DictRow], e: Any) -> None:
         """The committee view shows the seat; here only the record's version moves."""
         cursor.execute("UPDATE residents SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))
@@ -154,10 +164,12 @@ class ResidentsProjection(SqlProjection):
                        (*values, e.originator_version, e.originator_id))
 
     @staticmethod
-    def _place(cursor: Cursor[DictRow], e: Any, status: ResidenceStatus, site_id: Any, area: str) -> None:
+    def _place(cursor: Cursor[DictRow], e: Any, status: ResidenceStatus, site_id: Any, area: str,
+               housing_kind: str) -> None:
         cursor.execute(
-            "UPDATE residents SET status = %s, site_id = %s, area = %s, since = %s, version = %s WHERE id = %s",
-            (status.value, site_id, area, e.effective_date, e.originator_version, e.originator_id),
+            "UPDATE residents SET status = %s, site_id = %s, area = %s, since = %s, housing_kind = %s, version = %s"
+            " WHERE id = %s",
+            (status.value, site_id, area, e.effective_date, housing_kind, e.originator_version, e.originator_id),
         )
 
 
@@ -174,13 +186,14 @@ class ResidentFilter:
     site_id: str | None = None
     area: str | None = None
     status: str | None = None
+    housing_kind: str | None = None
     name_token: str | None = None  # a keyed hash of a name prefix (application.privacy)
     areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
 COLUMNS = (
     "id, name, name_masked, id_number_masked, sex, birth_date, hometown, employer, status, site_id, area, since,"
-    " registered_on, permit_status, permit_number, endorsement_due, version"
+    " registered_on, permit_status, permit_number, endorsement_due, housing_kind, version"
 )
 
 
@@ -196,6 +209,9 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     if flt.status:
         where.append("status = %s")
         params.append(flt.status)
+    if flt.housing_kind:
+        where.append("housing_kind = %s")
+        params.append(flt.housing_kind)
     if flt.name_token:
         where.append("name_tokens @> ARRAY[%s]")
         params.append(flt.name_token)

@@ -109,6 +109,19 @@ def test_a_registration_of_version_1_loads_and_folds_with_no_household_relation(
     assert type(registered) is Resident.Registered and registered.household_relation is None
 
 
+def test_a_move_of_version_1_reads_as_housing_of_kind_other(services: Services, old_resident: UUID) -> None:
+    """Moves out of sites recorded before housing kinds (issue 10) read as kind other, in
+    the aggregate and in the view."""
+    moved = services.app.mapper.to_domain_event(_stored(FIXTURE["events"][3]))
+    assert type(moved) is Resident.MovedToPrivateHousing
+    assert (moved.housing_kind, moved.address, moved.landlord) == ("other", None, None)
+    resident = services.app.repository.get(old_resident, version=3)
+    assert resident.housing == {"kind": "other", "address": None, "landlord": None}
+    with services.pool.connection() as conn:
+        row = conn.execute("SELECT housing_kind FROM residents WHERE id = %s", (old_resident,)).fetchone()
+    assert row is not None and row["housing_kind"] == "other"
+
+
 def test_commands_on_an_old_registration_apply_after_its_events(
         services: Services, old_resident: UUID, stamp: Stamp) -> None:
     """A move and an employer change recorded now apply on top of the version 1 history,

@@ -94,3 +94,75 @@ def test_an_endorsement_is_recorded_once_a_year(caseworker: Api, stored: Any) ->
     twice = caseworker.post(f"{path}/permit/endorsements", {"endorsed_on": "2026-08-01"})
     assert twice.status_code == 409 and twice.json()["rule"] == "endorsement_too_early"
     assert snapshot.unchanged()
+
+
+def test_a_rented_room_counts_as_stable_housing(caseworker: Api, stored: Any) -> None:
+    """Regression (issue 10, wrong rule 1): only a housing site counted as stable housing,
+    though most migrants rent rooms from villagers and Order 663 accepts rented housing."""
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-01-05", employer=None)).json()
+    path = f"/residents/{resident['id']}"
+    area = resident_body()["area"]
+    moved = caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-02-01", "housing": {
+        "kind": "rented", "address": "12 Lane 3, Xinqiao Village", "landlord": "Chen Jianguo"}})
+    assert moved.status_code == 200, moved.text
+    doc = caseworker.get(path).json()
+    assert doc["housing"] == {"kind": "rented", "address": "12 Lane 3, Xinqiao Village", "landlord": "Chen Jianguo"}
+    listed = caseworker.get("/residents", params={"housing_kind": "rented", "area": area,
+                                                   "after": moved.json()["position"]}).json()["items"]
+    assert resident["id"] in {r["id"] for r in listed}
+    assert caseworker.post(f"{path}/permit", {"applied_on": "2026-11-20"}).status_code == 200
+
+
+def test_eligibility_is_judged_as_of_the_application_date_not_today(caseworker: Api) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-05", employer=None)).json()
+    path = f"/residents/{resident['id']}"
+    area = resident_body()["area"]
+    caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2025-02-01",
+                                      "housing": {"kind": "employer_dormitory"}})
+    # Today they live in "other" housing; on the application's date they lived in a dormitory.
+    caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2025-11-01"})
+    assert caseworker.get(path).json()["housing"]["kind"] == "other"
+    backdated = caseworker.post(f"{path}/permit", {"applied_on": "2025-09-01"})
+    assert backdated.status_code == 200, backdated.text
+
+
+def test_on_the_application_date_other_housing_and_no_work_are_not_enough(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-05", employer=None)).json()
+    path = f"/residents/{resident['id']}"
+    area = resident_body()["area"]
+    caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2025-02-01"})  # the old body: other
+    caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-10-01",
+                                      "housing": {"kind": "rented", "landlord": "Chen"}})
+    snapshot = stored()
+    refused = caseworker.post(f"{path}/permit", {"applied_on": "2026-09-01"})  # before the rented room
+    assert refused.status_code == 409 and refused.json()["missing_conditions"] == ["stable_work_or_housing"]
+    assert snapshot.unchanged()
+    assert caseworker.post(f"{path}/permit", {"applied_on": "2026-10-02"}).status_code == 200
+
+
+def test_continuous_study_is_the_third_route(caseworker: Api) -> None:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-05", employer=None)).json()
+    path = f"/residents/{resident['id']}"
+    studying = caseworker.post(f"{path}/study", {"school": "Xinqiao Vocational School",
+                                                 "effective_date": "2025-09-01"})
+    assert studying.status_code == 200, studying.text
+    assert caseworker.get(path).json()["school"] == "Xinqiao Vocational School"
+    assert caseworker.post(f"{path}/permit", {"applied_on": "2025-10-01"}).status_code == 200
+
+
+def test_bad_housing_is_refused_and_changes_nothing(caseworker: Api, stored: Any) -> None:
+    resident = caseworker.post("/residents", resident_body()).json()
+    path = f"/residents/{resident['id']}"
+    area = resident_body()["area"]
+    snapshot = stored()
+    unidentified = caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-11-01",
+                                                     "housing": {"kind": "rented"}})
+    assert unidentified.status_code == 422 and unidentified.json()["rule"] == "rented_housing_unidentified"
+    assert unidentified.json()["errors"][0]["field"] == "housing.landlord"
+    unknown = caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-11-01",
+                                                "housing": {"kind": "tent"}})
+    assert unknown.status_code == 422 and "housing" in unknown.text
+    site_by_area = caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-11-01",
+                                                     "housing": {"kind": "site"}})
+    assert site_by_area.status_code == 422 and site_by_area.json()["rule"] == "housing_site_needs_site_id"
+    assert snapshot.unchanged()

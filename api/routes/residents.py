@@ -35,6 +35,8 @@ from api.schemas import (
     Body,
     DepartureCreate,
     EmployerChange,
+    HousingKindFilter,
+    HousingPublic,
     MoveCreate,
     PageOut,
     ResidentCreate,
@@ -42,6 +44,7 @@ from api.schemas import (
     ResidentPublic,
     ReturnCreate,
     StatusFilter,
+    StudyChange,
 )
 from application.access import Principal
 from application.areas import AreaDirectory
@@ -105,6 +108,7 @@ def list_all_residents(
     site_id: UUID | None = None,
     area: Annotated[AreaName | None, Query()] = None,
     status: StatusFilter | None = None,
+    housing_kind: HousingKindFilter | None = None,
     name: Annotated[str | None, Query(max_length=100, description="the start of a name (staff and the pii scope)")]
     = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
@@ -116,7 +120,8 @@ def list_all_residents(
         raise Problem(403, "Forbidden", "searching by name needs personal data access (the pii scope)",
                       rule="pii_scope_required")
     flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=_area(services.app.areas, area),
-                         status=status, name_token=token, areas=principal.area_filter())
+                         status=status, housing_kind=housing_kind, name_token=token,
+                         areas=principal.area_filter())
     with services.pool.connection() as conn:
         page = list_residents(conn, flt, limit, cursor)
     return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
@@ -165,6 +170,11 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
         phone=presenter.text(resident.phone) if _sees_contact(principal) else None,
         household_relation=_household_relation(resident, presenter),
         erased_on=date.fromisoformat(resident.erased_on) if resident.erased_on else None,
+        housing=HousingPublic(
+            kind=str(resident.housing["kind"]),
+            address=presenter.text(resident.housing["address"]) if _sees_contact(principal) else None,
+            landlord=presenter.text(resident.housing["landlord"]) if _sees_contact(principal) else None),
+        school=resident.school,
     )
     headers = {"Cache-Control": "no-store"}
     if known_at is None and effective_at is None:
@@ -175,19 +185,27 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
 @router.post("/{resident_id}/moves", responses=RECORDED)
 @access(STAFF, AreaRule.OBJECT)
 def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> JSONResponse:
-    """Record a move into a housing site (site_id) or into private housing in an area (area)."""
+    """Record a move into a housing site (site_id) or out of sites into housing in an area (area, and housing:
+    rented with the landlord or address, employer_dormitory, or other; without housing: other)."""
     if (body.site_id is None) == (body.area is None):
         raise Problem(422, "Invalid request", "give exactly one of site_id (a housing site) or area (private housing)",
                       rule="move_destination",
                       errors=[{"field": "site_id", "rule": "move_destination", "message": "site_id or area"}])
+    if body.site_id is not None and body.housing is not None and body.housing.kind != "site":
+        raise Problem(422, "Invalid request", "a move into a housing site (site_id) has housing kind site",
+                      rule="housing_kind", errors=[{"field": "housing.kind", "rule": "housing_kind",
+                                                    "message": "site with site_id"}])
     if body.site_id is not None:
         site_id = body.site_id
         return cmd.run(lambda stamp, claim: cmd.app.move_resident_into_site(
             resident_id, site_id, body.effective_date, stamp, expected_version=cmd.expected_version,
             idempotency=claim))
     area = body.area or ""
+    housing = body.housing
     return cmd.run(lambda stamp, claim: cmd.app.move_resident_to_private_housing(
-        resident_id, area, body.effective_date, stamp, expected_version=cmd.expected_version, idempotency=claim))
+        resident_id, area, body.effective_date, stamp, housing_kind=housing.kind if housing else "other",
+        address=housing.address if housing else None, landlord=housing.landlord if housing else None,
+        expected_version=cmd.expected_version, idempotency=claim))
 
 
 @router.post("/{resident_id}/departure", responses=RECORDED)
@@ -214,6 +232,16 @@ def change_employer(resident_id: UUID, body: EmployerChange, cmd: ResidentComman
     """Record the resident's new employer (or none)."""
     return cmd.run(lambda stamp, claim: cmd.app.change_employer(
         resident_id, body.employer, body.effective_date, stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
+@router.post("/{resident_id}/study", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
+def record_study(resident_id: UUID, body: StudyChange, cmd: ResidentCommand) -> JSONResponse:
+    """Record where the resident studies from a date (school null: stopped), Order 663's third route to a
+    residence permit (continuous study)."""
+    return cmd.run(lambda stamp, claim: cmd.app.record_study(
+        resident_id, body.school, body.effective_date, stamp, expected_version=cmd.expected_version,
         idempotency=claim))
 
 

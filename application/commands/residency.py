@@ -221,6 +221,7 @@ class ResidencyCommands(OfficeApplication):
 
     def move_resident_to_private_housing(
         self, resident_id: UUID, area: str, effective_date: date, stamp: Stamp, *,
+        housing_kind: str = "other", address: str | None = None, landlord: str | None = None,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         code = self.place(area)
@@ -229,7 +230,8 @@ class ResidencyCommands(OfficeApplication):
             resident = self.load_current(Resident, resident_id, expected_version)
             previous = self._current_site(resident)
             resident.move_to_private_housing(
-                area=code, effective_date=effective_date, stamp=stamp, previous_site=previous
+                area=code, effective_date=effective_date, stamp=stamp, previous_site=previous,
+                housing_kind=housing_kind, address=address, landlord=landlord,
             )
             return resident, [resident, previous]
 
@@ -265,6 +267,17 @@ class ResidencyCommands(OfficeApplication):
                 committee.resume_seat(member_id=resident.committee_seats[str(committee.id)],
                                       resumed_on=effective_date, stamp=stamp)
             return resident, [resident, *committees]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def record_study(
+        self, resident_id: UUID, school: str | None, effective_date: date, stamp: Stamp, *,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            resident.record_study(school=school, effective_date=effective_date, stamp=stamp)
+            return resident, [resident]
 
         return self._execute(decide, idempotency=idempotency)
 
