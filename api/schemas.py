@@ -128,6 +128,60 @@ class CommunityCommitteeCreate(Body):
     members: list[CommitteeMember] = Field(min_length=1, max_length=50)
 
 
+class SiteAssessmentCreate(Body):
+    """What the site is on the day (成熟一个发展一个): the answer names what it lacks."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "assessed_on": "2005-11-30", "headcount": 3100, "operator_status": "clear", "villages": ["银杏村"],
+        "facilities_present": ["kindergarten", "school", "police_post", "clinic", "canteen", "activity_room"]}]})
+    assessed_on: date
+    headcount: int = Field(ge=0, le=1_000_000, description="people counted at the site on the day")
+    facilities_present: list[Facility] = Field(default_factory=list, max_length=len(Facility))
+    operator_status: Literal["clear", "disputed", "none"]
+    villages: list[Name] = Field(min_length=1, max_length=10, description="the village(s) the site stands in")
+    note: Reason | None = None
+
+
+class PreparationCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "approved_on": "2005-12-19", "group": [{"name": "Wang Fang", "role": "head"}]}]})
+    approved_on: date
+    group: list[CommitteeMember] = Field(default_factory=list, max_length=30,
+                                         description="the preparatory group (筹备组)")
+    note: Reason | None = None
+
+
+class Candidate(CommitteeMember):
+    votes: int = Field(ge=0, le=1_000_000)
+
+
+class ElectionCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "held_on": "2006-07-15", "seats": 5, "ballots": 900,
+        "candidates": [{"name": f"Candidate {n}", "votes": 800 - 40 * n} for n in range(1, 7)]}]})
+    held_on: date
+    seats: int = Field(ge=1, le=50, description="5 to 9 (城市居民委员会组织法 art. 7)")
+    candidates: list[Candidate] = Field(min_length=1, max_length=60)
+    ballots: int | None = Field(default=None, ge=0, le=1_000_000,
+                                description="ballots cast; if given, each elected candidate needs more than half")
+
+
+class CommunityMembersChange(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "changed_on": "2007-03-01", "left": ["m3"], "joined": [{"name": "Zhou Li", "role": "member"}],
+        "reason": "moved away; co-opted until the next election"}]})
+    changed_on: date
+    joined: list[CommitteeMember] = Field(default_factory=list, max_length=9)
+    left: list[Annotated[str, StringConstraints(min_length=1, max_length=16)]] = Field(default_factory=list,
+                                                                                      max_length=9)
+    reason: Reason
+
+
+class TermEnd(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ended_on": "2009-07-15"}]})
+    ended_on: date
+
+
 class SiteClosure(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"closed_on": "2026-11-01", "reason": "demolished"}]})
     closed_on: date
@@ -246,6 +300,10 @@ class CommandAccepted(Public):
     member_id: str | None = Field(default=None, description="the new member (POST .../members)")
     meeting_id: str | None = Field(default=None, description="the new meeting (POST .../meetings)")
     cases_erased: int | None = Field(default=None, description="disputes whose text was erased with the resident")
+    missing_conditions: list[str] | None = Field(default=None, description="what the assessed site lacks to "
+                                                 "become a community (POST /sites/{id}/assessments)")
+    elected: list[str] | None = Field(default=None, description="member ids elected (POST /sites/{id}/elections)")
+    joined: list[str] | None = Field(default=None, description="new members' ids (POST .../community-members)")
 
 
 class PageOut(Public, Generic[T]):
@@ -289,6 +347,10 @@ class SitePublic(Public):
     community_committee: CommunityCommitteePublic | None
     closed_on: date | None
     registered_at: datetime
+    stage: str | None = Field(default=None, description="unassessed, assessed, preparation, community, term_ended")
+    assessment: dict[str, Any] | None = Field(default=None, description="the latest assessment")
+    preparation: dict[str, Any] | None = None
+    elected_committee: dict[str, Any] | None = Field(default=None, description="the elected community committee")
 
 
 class SiteListItem(Public):
@@ -306,6 +368,42 @@ class SiteListItem(Public):
     community_committee_established_on: date | None
     closed: bool
     version: int
+    stage: str | None = None
+    band: str | None = Field(default=None, description="over_1000, 500_to_1000, under_500: by the latest assessed "
+                             "headcount, else by registered occupants")
+    headcount: int | None = Field(default=None, description="the latest assessment's headcount")
+    operator_status: str | None = None
+    assessed_on: date | None = None
+    missing_conditions: list[str] | None = None
+
+
+class PipelineSite(Public):
+    id: UUID
+    name: str
+    area: str
+    stage: str
+    band: str
+    headcount: int | None
+    occupants: int
+    operator_status: str | None
+    assessed_on: date | None
+    missing_conditions: list[str] | None
+    preparation_approved_on: date | None
+    elected_on: date | None
+    term_ended_on: date | None
+    lacks: list[str] = Field(description="what the site lacks for its next step")
+    ready: bool = Field(description="assessed, fresh, and nothing missing: a preparation may be approved")
+
+
+class PipelineStage(Public):
+    stage: str
+    count: int
+    sites: list[PipelineSite]
+
+
+class SitePipelinePublic(Public):
+    stages: list[PipelineStage]
+    sites: list[PipelineSite] = Field(default_factory=list, description="every site of the stages, flat")
 
 
 class HousingPublic(Public):

@@ -332,6 +332,9 @@ def _policies() -> dict[str, Sealing]:
         "domain.committees:ManagementCommittee.Established": Sealing(nested_names=("members",), key="member"),
         "domain.committees:ManagementCommittee.MemberAdded": Sealing(single_nested=("member",), key="member"),
         "domain.sites:HousingSite.CommunityCommitteeEstablished": Sealing(nested_names=("members",), key="member"),
+        "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),
+        "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
+        "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), key="member"),
     }
 
 

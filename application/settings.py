@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         description="where the master key is kept when not given directly (default DATA_DIR/pii-master.key)",
     )
 
+    community_facility_checklist: list[str] = Field(
+        default=["kindergarten", "clinic", "police_post", "canteen", "activity_room"],
+        description="the facilities a site needs before a community is prepared there (JSON list); a site "
+        "assessment records what is missing against it",
+    )
+    community_min_headcount: int = Field(
+        default=500, ge=0, description="the headcount a site needs before a community is prepared there",
+    )
+
     retention_years_after_departure: int = Field(
         default=3, ge=0, le=100,
         description="erase a resident's personal data this many years after they departed (0: never); "

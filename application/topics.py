@@ -96,6 +96,11 @@ REGISTRY: tuple[Frozen, ...] = (
         "Closed": "domain.sites:HousingSite.Closed",
         "ResidentMovedIn": "domain.sites:HousingSite.ResidentMovedIn",
         "ResidentMovedOut": "domain.sites:HousingSite.ResidentMovedOut",
+        "SiteAssessed": "domain.sites:HousingSite.SiteAssessed",
+        "PreparationApproved": "domain.sites:HousingSite.PreparationApproved",
+        "ElectionHeld": "domain.sites:HousingSite.ElectionHeld",
+        "CommunityMembersChanged": "domain.sites:HousingSite.CommunityMembersChanged",
+        "TermEnded": "domain.sites:HousingSite.TermEnded",
     }),
     Frozen(DisputeCase, "domain.disputes:DisputeCase", {
         "Logged": "domain.disputes:DisputeCase.Logged",

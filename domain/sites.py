@@ -54,6 +54,51 @@ def parse_facilities(values: Iterable[str]) -> list[str]:
     return sorted(result)
 
 
+class OperatorStatus(StrEnum):
+    """Who runs the site, as an assessment found it: one clear operator, an operator in
+    dispute (a site straddling villages, an owner and a tenant at odds), or none."""
+
+    CLEAR = "clear"
+    DISPUTED = "disputed"
+    NONE = "none"
+
+
+class CommunityStage(StrEnum):
+    """成熟一个发展一个: a site becomes a community one step at a time."""
+
+    UNASSESSED = "unassessed"  # never assessed
+    ASSESSED = "assessed"  # assessed; ready or not (the assessment lists what is missing)
+    PREPARATION = "preparation"  # preparatory group (筹备组) approved
+    COMMUNITY = "community"  # a committee elected (or established before stages were recorded)
+    TERM_ENDED = "term_ended"  # the committee's term ended; the next election is due
+
+
+# The seed's census bands (30 sites over 1,000 people, 19 of 500 to 1,000, the rest under 500).
+BANDS = ("over_1000", "500_to_1000", "under_500")
+ASSESSMENT_VALID_DAYS = 90
+SEATS_MIN, SEATS_MAX = 5, 9  # 城市居民委员会组织法 art. 7: a committee of five to nine
+
+
+def size_band(headcount: int) -> str:
+    if headcount > 1000:
+        return "over_1000"
+    return "500_to_1000" if headcount >= 500 else "under_500"
+
+
+def readiness_conditions(*, headcount: int, facilities_present: Iterable[str], operator_status: str,
+                         checklist: Iterable[str], min_headcount: int) -> list[str]:
+    """What the site lacks to become a community (population, facilities, a clear
+    operator), each named: ``headcount``, ``facility:<name>``, ``operator_clear``."""
+    missing = []
+    if headcount < min_headcount:
+        missing.append("headcount")
+    present = set(facilities_present)
+    missing.extend(f"facility:{f}" for f in sorted(set(checklist)) if f not in present)
+    if operator_status != OperatorStatus.CLEAR:
+        missing.append("operator_clear")
+    return missing
+
+
 def check_capacity(capacity: int) -> None:
     if capacity <= 0:
         raise InvalidValue("capacity", "capacity must be a positive number of beds", rule="capacity_not_positive")
@@ -63,6 +108,20 @@ class HousingSite(Aggregate):
     """A concentrated housing site. It counts its own occupants, so a move into it
     and the capacity check are one atomic write of this aggregate: two moves racing
     for the last bed cannot both be saved."""
+
+    # Version 2 holds the community's stage, the latest assessment, the preparation and
+    # the elected committee. Sites are snapshotted: a snapshot of version 1 reads with the
+    # stage its community committee implies.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A site of version 1 had no stages: a community if it had a committee."""
+        state["stage"] = (CommunityStage.COMMUNITY if state.get("community_committee")
+                          else CommunityStage.UNASSESSED).value
+        state["assessment"] = None
+        state["preparation"] = None
+        state["community"] = None
 
     @classmethod
     def register(
@@ -133,6 +192,10 @@ class HousingSite(Aggregate):
         self.occupants: dict[str, str] = {}
         self.community_committee: dict[str, Any] | None = None
         self.closed_on: date | None = None
+        self.stage = CommunityStage.UNASSESSED.value
+        self.assessment: dict[str, Any] | None = None  # the latest, dates as ISO text
+        self.preparation: dict[str, Any] | None = None
+        self.community: dict[str, Any] | None = None  # the elected committee: members, seats, term
 
     def __deepcopy__(self, memo: dict[int, Any]) -> HousingSite:
         """The application's aggregate cache hands out deep copies. The occupants map holds
@@ -229,6 +292,200 @@ class HousingSite(Aggregate):
     ) -> None:
         """A community committee (社区居委会) was set up at the site with its first members."""
         self.community_committee = {"established_on": established_on, "members": members}
+        self.stage = CommunityStage.COMMUNITY.value
+
+    # -- readiness and the community's stages (成熟一个发展一个) -------------------
+    def assess(self, *, assessed_on: date, headcount: int, facilities_present: Iterable[str], operator_status: str,
+               villages: list[str], checklist: list[str], min_headcount: int, note: str | None,
+               stamp: Stamp) -> list[str]:
+        """Record what the site is on the day (headcount counted, facilities present and
+        missing against ``checklist``, the operator, the villages it straddles); returns
+        the conditions it lacks to become a community."""
+        self.check_open()
+        check_effective_date(assessed_on, stamp, field_name="assessed_on")
+        if headcount < 0:
+            raise InvalidValue("headcount", "headcount is a number of people, not negative", rule="headcount_negative")
+        try:
+            status = OperatorStatus(operator_status)
+        except ValueError:
+            raise InvalidValue("operator_status", f"unknown operator status {operator_status!r}; one of: "
+                               + ", ".join(o.value for o in OperatorStatus), rule="operator_status") from None
+        present = parse_facilities(facilities_present)
+        if not villages:
+            raise InvalidValue("villages", "name the village (or villages) the site stands in", rule="villages_empty")
+        if self.assessment is not None and assessed_on < date.fromisoformat(self.assessment["assessed_on"]):
+            raise RuleViolated(f"an assessment of {self.assessment['assessed_on']} is recorded already; a later "
+                               "one cannot predate it", rule="assessment_before_latest",
+                               latest=self.assessment["assessed_on"])
+        checked = sorted(set(checklist))
+        missing = readiness_conditions(headcount=headcount, facilities_present=present, operator_status=status,
+                                       checklist=checked, min_headcount=min_headcount)
+        self._assessed(assessed_on=assessed_on, headcount=headcount, facilities_present=present,
+                       facilities_missing=[f for f in checked if f not in present], operator_status=status.value,
+                       villages=sorted(set(villages)), checklist=checked, min_headcount=min_headcount,
+                       missing_conditions=missing, note=note, **stamp.event_fields())
+        return missing
+
+    @event("SiteAssessed")
+    def _assessed(
+        self, *, assessed_on: date, headcount: int, facilities_present: list[str], facilities_missing: list[str],
+        operator_status: str, villages: list[str], checklist: list[str], min_headcount: int,
+        missing_conditions: list[str], note: str | None, actor_id: str, actor_role: str, recorded_at: datetime,
+    ) -> None:
+        """The site was assessed on assessed_on: headcount counted on the day, facilities present and missing
+        against the checklist of the day, the operator clear / disputed / none, the villages it straddles, and
+        the conditions it lacks to become a community."""
+        self.assessment = {
+            "assessed_on": assessed_on.isoformat(), "headcount": headcount,
+            "facilities_present": list(facilities_present), "facilities_missing": list(facilities_missing),
+            "operator_status": operator_status, "villages": list(villages),
+            "missing_conditions": list(missing_conditions),
+        }
+        if self.stage == CommunityStage.UNASSESSED:
+            self.stage = CommunityStage.ASSESSED.value
+
+    def preparation_missing(self, on: date) -> list[str]:
+        """The conditions a preparation approved on ``on`` lacks: an assessment at all
+        (``assessment``), one not older than 90 days (``fresh_assessment``), and the
+        conditions the latest assessment lists."""
+        if self.assessment is None:
+            return ["assessment"]
+        missing = []
+        if (on - date.fromisoformat(self.assessment["assessed_on"])).days > ASSESSMENT_VALID_DAYS:
+            missing.append("fresh_assessment")
+        return missing + list(self.assessment["missing_conditions"])
+
+    def approve_preparation(self, *, approved_on: date, group: list[dict[str, Any]], note: str | None,
+                            stamp: Stamp) -> None:
+        """Approve the preparatory group (筹备组): only for a site assessed as ready within
+        the last 90 days, and not already on its way or a community."""
+        self.check_open()
+        check_effective_date(approved_on, stamp, field_name="approved_on")
+        if self.stage not in (CommunityStage.UNASSESSED, CommunityStage.ASSESSED):
+            raise RuleViolated(f"housing site {self.id} is at stage {self.stage}; a preparation comes after an "
+                               "assessment and before an election", rule="stage_order", stage=self.stage)
+        missing = self.preparation_missing(approved_on)
+        if missing:
+            raise RuleViolated(
+                f"housing site {self.id} is not ready to become a community: missing {', '.join(missing)}",
+                rule="site_not_ready", missing_conditions=missing,
+                assessed_on=self.assessment["assessed_on"] if self.assessment else None,
+            )
+        if approved_on < date.fromisoformat(self.assessment["assessed_on"]):  # type: ignore[index]
+            raise RuleViolated("a preparation cannot be approved before the assessment it rests on",
+                               rule="approved_before_assessment")
+        self._preparation_approved(approved_on=approved_on, group=group, note=note, **stamp.event_fields())
+
+    @event("PreparationApproved")
+    def _preparation_approved(self, *, approved_on: date, group: list[dict[str, Any]], note: str | None,
+                              actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The preparatory group (筹备组) for a community at the site was approved on approved_on."""
+        self.preparation = {"approved_on": approved_on.isoformat(), "group": list(group)}
+        self.stage = CommunityStage.PREPARATION.value
+
+    def hold_election(self, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,
+                      stamp: Stamp) -> list[dict[str, Any]]:
+        """Record an election: the ``seats`` candidates with the most votes are elected
+        (a tie for the last seat needs a run-off; with ``ballots`` given, each elected
+        candidate needs more than half of them). Returns the elected members."""
+        self.check_open()
+        check_effective_date(held_on, stamp, field_name="held_on")
+        if self.stage not in (CommunityStage.PREPARATION, CommunityStage.TERM_ENDED):
+            raise RuleViolated(f"housing site {self.id} is at stage {self.stage}; an election follows an approved "
+                               "preparation or the end of a term", rule="election_not_prepared", stage=self.stage)
+        since = (self.preparation or {}).get("approved_on") if self.stage == CommunityStage.PREPARATION else (
+            self.community or {}).get("term_ended_on")
+        if since and held_on < date.fromisoformat(since):
+            raise RuleViolated(f"held_on {held_on.isoformat()} is before {since}", rule="election_before_preparation",
+                               earliest=since)
+        if not SEATS_MIN <= seats <= SEATS_MAX:
+            raise InvalidValue("seats", f"a community committee has {SEATS_MIN} to {SEATS_MAX} members",
+                               rule="seats_out_of_range")
+        if len(candidates) < seats:
+            raise InvalidValue("candidates", f"{len(candidates)} candidates for {seats} seats",
+                               rule="too_few_candidates")
+        if any(int(c["votes"]) < 0 for c in candidates):
+            raise InvalidValue("candidates", "votes are not negative", rule="votes_negative")
+        ranked = sorted(candidates, key=lambda c: -int(c["votes"]))
+        if len(ranked) > seats and ranked[seats - 1]["votes"] == ranked[seats]["votes"]:
+            raise RuleViolated(f"candidates tie for the last seat with {ranked[seats]['votes']} votes: hold a run-off",
+                               rule="tie_for_last_seat", votes=int(ranked[seats]["votes"]))
+        if ballots is not None:
+            if any(int(c["votes"]) > ballots for c in candidates):
+                raise InvalidValue("candidates", "a candidate has more votes than ballots cast",
+                                   rule="votes_exceed_ballots")
+            short = [c for c in ranked[:seats] if int(c["votes"]) * 2 <= ballots]
+            if short:
+                raise RuleViolated(f"{len(short)} of the top {seats} candidates have no more than half of the "
+                                   f"{ballots} ballots: another round is needed", rule="elected_without_majority")
+        elected = [{**c, "member_id": f"m{n}"} for n, c in enumerate(ranked[:seats], start=1)]
+        self._election_held(held_on=held_on, seats=seats, candidates=list(candidates), ballots=ballots,
+                            elected=elected, **stamp.event_fields())
+        return elected
+
+    @event("ElectionHeld")
+    def _election_held(self, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,
+                       elected: list[dict[str, Any]], actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The site's community committee was elected on held_on: seats, candidates with their votes, ballots
+        cast, and the members elected."""
+        self.community = {"elected_on": held_on.isoformat(), "seats": seats,
+                          "members": {m["member_id"]: dict(m) for m in elected}, "term_ended_on": None,
+                          "next_member": len(elected) + 1}
+        self.stage = CommunityStage.COMMUNITY.value
+
+    def _check_elected(self) -> None:
+        if self.stage != CommunityStage.COMMUNITY or self.community is None:
+            raise RuleViolated(f"housing site {self.id} has no elected community committee",
+                               rule="no_elected_committee", stage=self.stage)
+
+    def change_community_members(self, *, changed_on: date, joined: list[dict[str, Any]], left: list[str],
+                                 reason: str, stamp: Stamp) -> list[str]:
+        """Members leave (by member id) and join between elections; returns the new
+        members' ids."""
+        check_effective_date(changed_on, stamp, field_name="changed_on")
+        self._check_elected()
+        assert self.community is not None
+        if changed_on < date.fromisoformat(self.community["elected_on"]):
+            raise RuleViolated("a change cannot predate the election", rule="changed_before_election",
+                               earliest=self.community["elected_on"])
+        if not joined and not left:
+            raise InvalidValue("joined", "name who joins or who leaves", rule="no_change")
+        unknown = sorted(set(left) - set(self.community["members"]))
+        if unknown:
+            raise InvalidValue("left", f"not members: {', '.join(unknown)}", rule="unknown_member")
+        start = int(self.community["next_member"])
+        added = [{**m, "member_id": f"m{start + n}"} for n, m in enumerate(joined)]
+        if len(self.community["members"]) - len(set(left)) + len(added) > SEATS_MAX:
+            raise RuleViolated(f"a community committee has at most {SEATS_MAX} members", rule="seats_out_of_range")
+        self._community_members_changed(changed_on=changed_on, joined=added, left=sorted(set(left)), reason=reason,
+                                        **stamp.event_fields())
+        return [m["member_id"] for m in added]
+
+    @event("CommunityMembersChanged")
+    def _community_members_changed(self, *, changed_on: date, joined: list[dict[str, Any]], left: list[str],
+                                   reason: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """Members left and joined the elected community committee between elections, for the reason given."""
+        assert self.community is not None
+        members = {k: v for k, v in self.community["members"].items() if k not in left}
+        members.update({m["member_id"]: dict(m) for m in joined})
+        self.community = {**self.community, "members": members,
+                          "next_member": int(self.community["next_member"]) + len(joined)}
+
+    def end_term(self, *, ended_on: date, stamp: Stamp) -> None:
+        check_effective_date(ended_on, stamp, field_name="ended_on")
+        self._check_elected()
+        assert self.community is not None
+        if ended_on < date.fromisoformat(self.community["elected_on"]):
+            raise RuleViolated("a term cannot end before its election", rule="term_ended_before_election",
+                               earliest=self.community["elected_on"])
+        self._term_ended(ended_on=ended_on, **stamp.event_fields())
+
+    @event("TermEnded")
+    def _term_ended(self, *, ended_on: date, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The elected community committee's term ended on ended_on; the next election is due."""
+        assert self.community is not None
+        self.community = {**self.community, "term_ended_on": ended_on.isoformat()}
+        self.stage = CommunityStage.TERM_ENDED.value
 
     def close(self, *, closed_on: date, reason: str, stamp: Stamp) -> None:
         self.check_open()

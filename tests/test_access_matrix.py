@@ -145,6 +145,28 @@ class World:
             self._home_site = self.site(self.a, capacity=500)
         return self._home_site
 
+    def assessed_site(self, area: str) -> str:
+        """A site assessed as ready on 2026-11-01 (the default checklist all present)."""
+        sid = self.site(area)
+        self._stored(self.app.assess_site(
+            UUID(sid), assessed_on=date(2026, 11, 1), headcount=800, facilities_present=["canteen"],
+            operator_status="clear", villages=["Matrix"], note=None, checklist=["canteen"], min_headcount=500,
+            stamp=self.setup))
+        return sid
+
+    def prepared_site(self, area: str) -> str:
+        sid = self.assessed_site(area)
+        self._stored(self.app.approve_preparation(UUID(sid), approved_on=date(2026, 11, 5), group=[], note=None,
+                                                  stamp=self.setup))
+        return sid
+
+    def elected_site(self, area: str) -> str:
+        sid = self.prepared_site(area)
+        self._stored(self.app.hold_election(
+            UUID(sid), held_on=date(2026, 11, 10), seats=5, ballots=None, stamp=self.setup,
+            candidates=[{"name": f"Matrix {n}", "votes": 10 - n} for n in range(5)]))
+        return sid
+
     def resident(self, area: str, registered_on: date = date(2026, 3, 1)) -> str:
         return self._stored(self.app.register_resident(
             id_number=IdentityNumber.parse(id_number()), name=unique("Li"), phone="13800138000", hometown="Anhui",
@@ -334,6 +356,18 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/sites/{site_id}/community-committee"): _command(lambda w, t: Req(
         f"/sites/{w.site(t)}/community-committee",
         {"established_on": "2026-01-10", "members": [{"name": "Wang Fang", "role": "chair"}]})),
+    ("GET", "/sites/pipeline"): _list(lambda w, t: w.site(t), lambda w, t: "/sites/pipeline", part="sites"),
+    ("POST", "/sites/{site_id}/assessments"): _command(lambda w, t: Req(f"/sites/{w.site(t)}/assessments", {
+        "assessed_on": "2026-11-01", "headcount": 800, "operator_status": "clear", "villages": ["Matrix"]})),
+    ("POST", "/sites/{site_id}/preparation"): _command(lambda w, t: Req(
+        f"/sites/{w.assessed_site(t)}/preparation", {"approved_on": "2026-11-10"})),
+    ("POST", "/sites/{site_id}/elections"): _command(lambda w, t: Req(f"/sites/{w.prepared_site(t)}/elections", {
+        "held_on": "2026-11-20", "seats": 5, "candidates": [{"name": f"C{n}", "votes": 9 - n} for n in range(5)]})),
+    ("POST", "/sites/{site_id}/community-members"): _command(lambda w, t: Req(
+        f"/sites/{w.elected_site(t)}/community-members", {"changed_on": "2026-11-20", "left": ["m1"],
+                                                          "reason": "moved away"})),
+    ("POST", "/sites/{site_id}/term-end"): _command(lambda w, t: Req(
+        f"/sites/{w.elected_site(t)}/term-end", {"ended_on": "2026-11-20"})),
     ("POST", "/sites/{site_id}/closure"): _command(lambda w, t: Req(
         f"/sites/{w.site(t)}/closure", {"closed_on": "2026-11-20", "reason": "demolished"})),
     # residents and permits

@@ -1,0 +1,87 @@
+"""Use cases: a housing site's way to a community (成熟一个发展一个): assessments,
+the preparatory group, elections, member changes and the end of a term."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from domain.common import Stamp
+from domain.residents import Resident
+from domain.sites import HousingSite
+
+
+class CommunityCommands(OfficeApplication):
+    def _community_command(self, site_id: UUID, act: Any, expected_version: int | None,
+                           idempotency: IdempotencyClaim | None, details: dict[str, Any] | None = None,
+                           ) -> CommandResult:
+        def decide() -> tuple[HousingSite, list[HousingSite]]:
+            site = self.load_current(HousingSite, site_id, expected_version)
+            act(site)
+            return site, [site]
+
+        return self._execute(decide, idempotency=idempotency,
+                             details=(lambda: details) if details is not None else None)
+
+    def assess_site(
+        self, site_id: UUID, *, assessed_on: date, headcount: int, facilities_present: list[str],
+        operator_status: str, villages: list[str], note: str | None, checklist: list[str], min_headcount: int,
+        stamp: Stamp, expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        """``checklist`` and ``min_headcount`` are the office's settings of the day; the
+        assessment records them, so a replay shows what was asked of the site then."""
+        found: dict[str, Any] = {}
+
+        def act(site: HousingSite) -> None:
+            found["missing_conditions"] = site.assess(
+                assessed_on=assessed_on, headcount=headcount, facilities_present=facilities_present,
+                operator_status=operator_status, villages=villages, checklist=checklist, min_headcount=min_headcount,
+                note=note, stamp=stamp)
+
+        return self._community_command(site_id, act, expected_version, idempotency, found)
+
+    def approve_preparation(
+        self, site_id: UUID, *, approved_on: date, group: list[dict[str, Any]], note: str | None, stamp: Stamp,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._community_command(
+            site_id, lambda s: s.approve_preparation(approved_on=approved_on, group=group, note=note, stamp=stamp),
+            expected_version, idempotency)
+
+    def hold_election(
+        self, site_id: UUID, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,
+        stamp: Stamp, expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        result: dict[str, Any] = {}
+
+        def act(site: HousingSite) -> None:
+            for n, candidate in enumerate(candidates):
+                if candidate.get("resident_id") is not None:
+                    self.load(Resident, UUID(str(candidate["resident_id"])),
+                              field_name=f"candidates.{n}.resident_id")
+            elected = site.hold_election(held_on=held_on, seats=seats, candidates=candidates, ballots=ballots,
+                                         stamp=stamp)
+            result["elected"] = [m["member_id"] for m in elected]
+
+        return self._community_command(site_id, act, expected_version, idempotency, result)
+
+    def change_community_members(
+        self, site_id: UUID, *, changed_on: date, joined: list[dict[str, Any]], left: list[str], reason: str,
+        stamp: Stamp, expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        result: dict[str, Any] = {}
+
+        def act(site: HousingSite) -> None:
+            result["joined"] = site.change_community_members(changed_on=changed_on, joined=joined, left=left,
+                                                             reason=reason, stamp=stamp)
+
+        return self._community_command(site_id, act, expected_version, idempotency, result)
+
+    def end_community_term(
+        self, site_id: UUID, *, ended_on: date, stamp: Stamp, expected_version: int | None = None,
+        idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        return self._community_command(site_id, lambda s: s.end_term(ended_on=ended_on, stamp=stamp),
+                                       expected_version, idempotency)
