@@ -549,6 +549,10 @@ class CommitteeListItem(Public):
     vacancies: int
     members_left: int
     turnover: int
+    months_missed: int | None = Field(default=None, description="months recorded without a meeting (sweep)")
+    last_meeting_on: date | None = None
+    open_actions: int | None = None
+    overdue_actions: int | None = Field(default=None, description="open action items past their due date")
 
 
 class CommitteePublic(Public):
@@ -568,6 +572,8 @@ class AgendaPublic(Public):
     members: list[dict[str, Any]]
     upcoming: list[dict[str, Any]]
     past: list[dict[str, Any]]
+    actions: list[dict[str, Any]] = Field(default_factory=list, description="action items set by decisions")
+    months_missed: list[str] = Field(default_factory=list, description="months (YYYY-MM) without a meeting")
 
 
 class ProgramPublic(Public):

@@ -246,8 +246,9 @@ def subsidies_sweep() -> None:
 def committees_sweep() -> None:
     """Vacate the seat of each committee member who left the district, and give it back to each who returned,
     where the departure or return was recorded without reaching the committee (before seats were events, or by
-    an import)."""
+    an import); and record each past month a committee held no meeting (once, at most a year back)."""
     _sweep(lambda services: services.seat_sweep(), "{} committees reconciled")
+    _sweep(lambda services: services.meeting_sweep(), "{} months without a meeting recorded")
 
 
 @retention_cli.command("sweep")

@@ -85,6 +85,8 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "ManagementCommittee.MinutesRecorded": "held_on",
     "ManagementCommittee.SeatVacated": "vacated_on",
     "ManagementCommittee.SeatResumed": "resumed_on",
+    "ManagementCommittee.ActionAssigned": "assigned_on",
+    "ManagementCommittee.ActionCompleted": "done_on",
     "Resident.JoinedCommittee": "joined_on",
     "Resident.LeftCommittee": "left_on",
     "SubsidyApplication.PaymentScheduled": "approved_on",

@@ -158,6 +158,14 @@ class Services:
                                 " WHERE resident_id IS NOT NULL").fetchall()
         return self.app.reconcile_committee_seats([r["id"] for r in rows], stamp)
 
+    def meeting_sweep(self) -> int:
+        """Record each past month a management committee held no meeting, once; returns
+        how many months were recorded."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT id FROM committees").fetchall()
+        return self.app.record_missed_meetings([r["id"] for r in rows], stamp)
+
     def retention_due(self) -> list[dict[str, Any]]:
         """Residents whose personal data is past its retention: departed more than the
         retention period ago (by effective date), not erased, and not a party to an open
@@ -213,9 +221,8 @@ class Services:
 
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
-            for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.seat_sweep,
-                          self.retention_sweep,
-                          self.purge_expired_idempotency_keys):
+            for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.seat_sweep, self.meeting_sweep,
+                          self.retention_sweep, self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
                 except Exception as error:  # retried at the next interval; the kind of error is logged

@@ -123,6 +123,9 @@ REGISTRY: tuple[Frozen, ...] = (
         "MinutesRecorded": "domain.committees:ManagementCommittee.MinutesRecorded",
         "SeatVacated": "domain.committees:ManagementCommittee.SeatVacated",
         "SeatResumed": "domain.committees:ManagementCommittee.SeatResumed",
+        "ActionAssigned": "domain.committees:ManagementCommittee.ActionAssigned",
+        "ActionCompleted": "domain.committees:ManagementCommittee.ActionCompleted",
+        "MeetingMissed": "domain.committees:ManagementCommittee.MeetingMissed",
     }),
     Frozen(SubsidyProgram, "domain.subsidies:SubsidyProgram", {
         "Opened": "domain.subsidies:SubsidyProgram.Opened",

@@ -16,6 +16,26 @@ def _new_id() -> str:
     return uuid4().hex[:12]
 
 
+# The seed's five kinds of committee work: disputes (矛盾纠纷), public order (治安管理), rights
+# (权益保障, e.g. unpaid wages), family planning (计划生育) and sanitation (环境卫生).
+TOPICS = ("disputes", "public_order", "rights", "family_planning", "sanitation")
+MISSED_LOOKBACK_MONTHS = 12  # a sweep looks back this far for months without a meeting
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def months_between(first: date, last: date) -> list[str]:
+    """Each month from ``first``'s to ``last``'s, inclusive, as YYYY-MM."""
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
 class ManagementCommittee(Aggregate):
     """A committee for an area or a site. Members may be residents ("migrants
     managing migrants"); a member's ``resident_id`` links them to the register."""
@@ -64,6 +84,8 @@ class ManagementCommittee(Aggregate):
         self.established_on = established_on
         self.members: dict[str, dict[str, Any]] = {m["member_id"]: dict(m) for m in members}
         self.meetings: dict[str, dict[str, Any]] = {}
+        self.actions: dict[str, dict[str, Any]] = {}
+        self.months_missed: list[str] = []  # YYYY-MM recorded by the sweep without minutes since
 
     # -- members ------------------------------------------------------------
     def add_member(self, *, member: dict[str, Any], joined_on: date, stamp: Stamp) -> str:
@@ -150,8 +172,14 @@ class ManagementCommittee(Aggregate):
                                rule="meeting_before_establishment")
         if not agenda:
             raise InvalidValue("agenda", "a meeting has at least one agenda item", rule="agenda_empty")
+        for n, item in enumerate(agenda):
+            if item.get("topic") is not None and item["topic"] not in TOPICS:
+                raise InvalidValue(f"agenda.{n}.topic", f"unknown topic {item['topic']!r}; one of: {', '.join(TOPICS)}",
+                                   rule="agenda_topic")
         meeting_id = _new_id()
         items = [{**item, "item_id": str(n)} for n, item in enumerate(agenda, start=1)]
+        items = [{**item, "topic": "disputes"} if item.get("dispute_id") is not None and not item.get("topic")
+                 else item for item in items]
         self._meeting_scheduled(meeting_id=meeting_id, scheduled_on=scheduled_on, agenda=items,
                                 **stamp.event_fields())
         return meeting_id
@@ -174,7 +202,7 @@ class ManagementCommittee(Aggregate):
         meeting_id: str,
         held_on: date,
         attendees: list[str],
-        decisions: list[dict[str, str]],
+        decisions: list[dict[str, Any]],
         stamp: Stamp,
     ) -> list[dict[str, Any]]:
         """Record a meeting's attendance and decisions; returns the decided agenda
@@ -208,15 +236,31 @@ class ManagementCommittee(Aggregate):
             )
         items = {item["item_id"]: item for item in meeting["agenda"]}
         decided: list[dict[str, Any]] = []
-        for decision in decisions:
+        actions: list[dict[str, Any]] = []
+        for n, decision in enumerate(decisions):
             item = items.get(decision["item_id"])
             if item is None:
                 raise InvalidValue("decisions", f"no agenda item {decision['item_id']}", rule="unknown_agenda_item")
             decided.append({**item, "decision": decision["decision"]})
+            for k, action in enumerate(decision.get("actions") or []):
+                field = f"decisions.{n}.actions.{k}"
+                if action["owner"] not in active:
+                    raise InvalidValue(f"{field}.owner", f"{action['owner']} is not a sitting member of this "
+                                       "committee", rule="action_owner_not_member")
+                if action["due_on"] < held_on:
+                    raise InvalidValue(f"{field}.due_on", "an action cannot be due before the meeting that set it",
+                                       rule="action_due_before_meeting")
+                actions.append({"action_id": f"{meeting_id}-{decision['item_id']}-{k + 1}", "meeting_id": meeting_id,
+                                "assigned_on": held_on,
+                                "item_id": decision["item_id"], "topic": item.get("topic"),
+                                "description": action["description"], "owner": action["owner"],
+                                "due_on": action["due_on"]})
         self._minutes_recorded(
             meeting_id=meeting_id, held_on=held_on, attendees=sorted(set(attendees)), quorum=has_quorum,
             members=len(active), decisions=decided, **stamp.event_fields(),
         )
+        for assigned in actions:
+            self._action_assigned(**assigned, **stamp.event_fields())
         return decided
 
     @event("MinutesRecorded")
@@ -237,3 +281,60 @@ class ManagementCommittee(Aggregate):
         self.meetings[meeting_id]["minutes"] = {
             "held_on": held_on.isoformat(), "attendees": attendees, "quorum": quorum, "decisions": decisions,
         }
+        if month_of(held_on) in self.months_missed:
+            self.months_missed = [m for m in self.months_missed if m != month_of(held_on)]
+
+    @event("ActionAssigned")
+    def _action_assigned(
+        self, *, action_id: str, meeting_id: str, assigned_on: date, item_id: str, topic: str | None,
+        description: str, owner: str, due_on: date, actor_id: str, actor_role: str, recorded_at: datetime,
+    ) -> None:
+        """A meeting's decision assigned an action to a member (the owner), due on due_on."""
+        self.actions[action_id] = {"action_id": action_id, "meeting_id": meeting_id, "item_id": item_id,
+                                   "topic": topic, "description": description, "owner": owner,
+                                   "due_on": due_on.isoformat(), "done_on": None}
+
+    def complete_action(self, *, action_id: str, done_on: date, note: str | None, stamp: Stamp) -> None:
+        action = self.actions.get(action_id)
+        if action is None:
+            raise UnknownPart(f"no action {action_id} on committee {self.id}")
+        if action["done_on"] is not None:
+            raise RuleViolated(f"action {action_id} was done on {action['done_on']}", rule="action_done",
+                               done_on=action["done_on"])
+        meeting = self.meetings[action["meeting_id"]]["minutes"]
+        check_effective_date(done_on, stamp, earliest=date.fromisoformat(meeting["held_on"]),
+                             earliest_rule="done_before_meeting", field_name="done_on")
+        self._action_completed(action_id=action_id, done_on=done_on, note=note, **stamp.event_fields())
+
+    @event("ActionCompleted")
+    def _action_completed(self, *, action_id: str, done_on: date, note: str | None, actor_id: str,
+                          actor_role: str, recorded_at: datetime) -> None:
+        """An action item was done on done_on."""
+        self.actions[action_id] = {**self.actions[action_id], "done_on": done_on.isoformat()}
+
+    # -- the monthly meeting --------------------------------------------------
+    def months_without_meeting(self, today: date) -> list[str]:
+        """Months before ``today``'s (the current one is not over), from the first full
+        month after establishment and at most a year back, with no meeting held and not
+        recorded as missed yet."""
+        established = self.established_on
+        after_establishment = (date(established.year + 1, 1, 1) if established.month == 12
+                               else date(established.year, established.month + 1, 1))
+        start = max(after_establishment, date(today.year - 1, today.month, 1))
+        months = months_between(start, today)[:-1]
+        held = {month_of(date.fromisoformat(m["minutes"]["held_on"])) for m in self.meetings.values()
+                if m["minutes"] is not None}
+        recorded = set(self.months_missed)
+        return [m for m in months if m not in held and m not in recorded]
+
+    def record_missed_months(self, today: date, stamp: Stamp) -> list[str]:
+        """The sweep: record each month without a meeting once (MeetingMissed)."""
+        missed = self.months_without_meeting(today)
+        for month in missed:
+            self._meeting_missed(month=month, **stamp.event_fields())
+        return missed
+
+    @event("MeetingMissed")
+    def _meeting_missed(self, *, month: str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The committee held no meeting in month (YYYY-MM); it meets monthly. Recorded once by the sweep."""
+        self.months_missed = [*self.months_missed, month]

@@ -16,8 +16,10 @@ from projections.base import SqlProjection, ViewRecorder, event_class, handles
 class CommitteeAgendasView(ViewRecorder):
     # Version 2: vacancies come from the committee's SeatVacated/SeatResumed events, not
     # from residents' departures (which never came back after a return).
-    version = 2
-    tables = ["committees", "committee_members", "committee_meetings"]
+    # Version 3: action items and months without a meeting.
+    version = 3
+    tables = ["committees", "committee_members", "committee_meetings", "committee_actions",
+              "committee_missed_months"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS committees ("
         " id uuid PRIMARY KEY, name text NOT NULL, area text NOT NULL, site_id uuid,"
@@ -31,6 +33,12 @@ class CommitteeAgendasView(ViewRecorder):
         " committee_id uuid NOT NULL, meeting_id text NOT NULL, scheduled_on date NOT NULL,"
         " agenda jsonb NOT NULL, held_on date, attendees jsonb, quorum boolean, decisions jsonb,"
         " PRIMARY KEY (committee_id, meeting_id))",
+        "CREATE TABLE IF NOT EXISTS committee_actions ("
+        " committee_id uuid NOT NULL, action_id text NOT NULL, meeting_id text NOT NULL, item_id text NOT NULL,"
+        " topic text, description text NOT NULL, owner text NOT NULL, due_on date NOT NULL, done_on date,"
+        " PRIMARY KEY (committee_id, action_id))",
+        "CREATE TABLE IF NOT EXISTS committee_missed_months ("
+        " committee_id uuid NOT NULL, month text NOT NULL, PRIMARY KEY (committee_id, month))",
     ]
 
 
@@ -77,6 +85,29 @@ class CommitteeAgendasProjection(SqlProjection):
             (e.held_on, json.dumps(e.attendees), e.quorum, json.dumps(e.decisions, default=str), e.originator_id,
              e.meeting_id),
         )
+        cursor.execute("DELETE FROM committee_missed_months WHERE committee_id = %s AND month = %s",
+                       (e.originator_id, f"{e.held_on.year:04d}-{e.held_on.month:02d}"))
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "ActionAssigned"))
+    def action_assigned(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(
+            "INSERT INTO committee_actions (committee_id, action_id, meeting_id, item_id, topic, description, owner,"
+            " due_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (e.originator_id, e.action_id, e.meeting_id, e.item_id, e.topic, e.description, e.owner, e.due_on),
+        )
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "ActionCompleted"))
+    def action_completed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE committee_actions SET done_on = %s WHERE committee_id = %s AND action_id = %s",
+                       (e.done_on, e.originator_id, e.action_id))
+        self._bump(cursor, e)
+
+    @handles(event_class(ManagementCommittee, "MeetingMissed"))
+    def meeting_missed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("INSERT INTO committee_missed_months (committee_id, month) VALUES (%s, %s)",
+                       (e.originator_id, e.month))
         self._bump(cursor, e)
 
     @handles(event_class(ManagementCommittee, "SeatVacated"))
@@ -113,10 +144,11 @@ class CommitteeAgendasProjection(SqlProjection):
 
 
 def list_committees(conn: Connection[DictRow], area: str | None,
-                    areas: list[str] | None = None) -> list[dict[str, Any]]:
-    """Committees with member turnover: active members, vacancies left by departures, and leavers."""
+                    areas: list[str] | None = None, today: Any = None) -> list[dict[str, Any]]:
+    """Committees with member turnover (active members, vacancies left by departures,
+    leavers), months without a meeting, and action items open and overdue on ``today``."""
     where: list[str] = []
-    params: list[Any] = []
+    params: list[Any] = [today]
     if area:
         where.append("c.area = %s")
         params.append(area)
@@ -128,7 +160,13 @@ def list_committees(conn: Connection[DictRow], area: str | None,
         " count(*) FILTER (WHERE m.status = 'active') AS active_members,"
         " count(*) FILTER (WHERE m.status = 'vacant') AS vacancies,"
         " count(*) FILTER (WHERE m.status = 'left') AS members_left,"
-        " count(*) FILTER (WHERE m.status <> 'active') AS turnover"
+        " count(*) FILTER (WHERE m.status <> 'active') AS turnover,"
+        " (SELECT count(*) FROM committee_missed_months x WHERE x.committee_id = c.id) AS months_missed,"
+        " (SELECT max(held_on) FROM committee_meetings g WHERE g.committee_id = c.id) AS last_meeting_on,"
+        " (SELECT count(*) FROM committee_actions a WHERE a.committee_id = c.id AND a.done_on IS NULL)"
+        " AS open_actions,"
+        " (SELECT count(*) FROM committee_actions a WHERE a.committee_id = c.id AND a.done_on IS NULL"
+        " AND a.due_on < %s) AS overdue_actions"
         " FROM committees c LEFT JOIN committee_members m ON m.committee_id = c.id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " GROUP BY c.id ORDER BY c.name, c.id",
@@ -148,8 +186,17 @@ def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, 
         " FROM committee_meetings WHERE committee_id = %s ORDER BY scheduled_on, meeting_id",
         (committee_id,),
     ).fetchall()
+    actions = conn.execute(
+        "SELECT action_id, meeting_id, item_id, topic, description, owner, due_on, done_on"
+        " FROM committee_actions WHERE committee_id = %s ORDER BY due_on, action_id",
+        (committee_id,),
+    ).fetchall()
+    missed = conn.execute("SELECT month FROM committee_missed_months WHERE committee_id = %s ORDER BY month",
+                          (committee_id,)).fetchall()
     return {
         "members": [dict(m) for m in members],
         "upcoming": [dict(m) for m in meetings if m["held_on"] is None],
         "past": [dict(m) for m in meetings if m["held_on"] is not None],
+        "actions": [dict(a) for a in actions],
+        "months_missed": [m["month"] for m in missed],
     }

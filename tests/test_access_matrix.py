@@ -224,6 +224,17 @@ class World:
         self._stored(result)
         return str(result.details["meeting_id"])
 
+    def action(self, area: str) -> str:
+        """A committee with an open action item: the path to complete it."""
+        cid = self.committee(area)
+        member = self.member_of(cid)
+        meeting = self.meeting(cid)
+        self._stored(self.app.record_minutes(
+            UUID(cid), meeting_id=meeting, held_on=date(2026, 11, 24), attendees=[member], stamp=self.setup,
+            decisions=[{"item_id": "1", "decision": "clean up", "actions": [
+                {"description": "hire a cleaner", "owner": member, "due_on": date(2026, 12, 1)}]}]))
+        return f"/committees/{cid}/actions/{meeting}-1-1/completion"
+
     # -- subsidies --------------------------------------------------------------------------
     def program(self) -> str:
         if self._program is None:
@@ -432,6 +443,8 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/committees/{committee_id}/meetings"): _command(lambda w, t: Req(
         f"/committees/{w.committee(t)}/meetings", {"scheduled_on": "2026-11-24", "agenda": [{"title": "rota"}]})),
     ("POST", "/committees/{committee_id}/meetings/{meeting_id}/minutes"): _command(_minutes),
+    ("POST", "/committees/{committee_id}/actions/{action_id}/completion"): _command(lambda w, t: Req(
+        w.action(t), {"done_on": "2026-11-25"})),
     # subsidies
     ("POST", "/subsidy-programs"): _command(lambda w, t: Req("/subsidy-programs", {
         "name": unique("Matrix Program"), "purpose": "facilities", "fiscal_year": FISCAL_YEAR,

@@ -208,9 +208,61 @@ def test_the_seat_sweep_vacates_seats_whose_departure_never_reached_the_committe
     resident.depart(effective_date=resident.since, reason="import", stamp=stamp)  # as an import records it
     services.app.save(resident)
     assert supervisor.get(f"/committees/{committee['id']}").json()["quorum"] == 2
+    assert services.wait_for("committee_agendas", services.head(), 30)  # the sweep finds committees in the view
     assert services.seat_sweep() >= 1
     doc = supervisor.get(f"/committees/{committee['id']}").json()
     assert doc["quorum"] == 1 and [m["status"] for m in doc["members"]] == ["active", "vacant"]
     version = doc["version"]
     services.seat_sweep()
     assert supervisor.get(f"/committees/{committee['id']}").json()["version"] == version  # once
+
+
+def test_topics_actions_and_months_without_a_meeting_over_http(
+    caseworker: Api, supervisor: Api, services: Any, stored: Any
+) -> None:
+    committee = establish(supervisor, [{"name": n} for n in ("Wang", "Li", "Zhao")])
+    cid = committee["id"]
+    members = [m["member_id"] for m in supervisor.get(f"/committees/{cid}").json()["members"]]
+    snapshot = stored()
+    bad_topic = caseworker.post(f"/committees/{cid}/meetings", {
+        "scheduled_on": "2026-10-05", "agenda": [{"title": "Parking", "topic": "parking"}]})
+    assert bad_topic.status_code == 422 and "topic" in bad_topic.text
+    assert snapshot.unchanged()
+    meeting_id = caseworker.post(f"/committees/{cid}/meetings", {
+        "scheduled_on": "2026-10-05", "agenda": [{"title": "Unpaid wages at the dye works", "topic": "rights"}]}
+    ).json()["meeting_id"]
+    decision = {"item_id": "1", "decision": "press the employer", "actions": [
+        {"description": "meet the dye works' manager", "owner": members[0], "due_on": "2026-10-20"},
+        {"description": "report to the labour bureau", "owner": members[1], "due_on": "2026-12-31"}]}
+    snapshot = stored()
+    stranger = caseworker.post(f"/committees/{cid}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-10-05", "attendees": members[:2],
+        "decisions": [{**decision, "actions": [{**decision["actions"][0], "owner": "nobody"}]}]})
+    assert stranger.status_code == 422 and stranger.json()["rule"] == "action_owner_not_member"
+    assert snapshot.unchanged()
+    minutes = caseworker.post(f"/committees/{cid}/meetings/{meeting_id}/minutes", {
+        "held_on": "2026-10-05", "attendees": members[:2], "decisions": [decision]})
+    assert minutes.status_code == 200, minutes.text
+    agenda = caseworker.get(f"/committees/{cid}/agenda", params={"after": minutes.json()["position"]}).json()
+    assert [(a["topic"], a["owner"], a["done_on"]) for a in agenda["actions"]] == [
+        ("rights", members[0], None), ("rights", members[1], None)]
+    listed = supervisor.get("/committees", params={"area": supervisor.get(f"/committees/{cid}").json()["area"]})
+    row = listed.json()["items"][0]
+    assert (row["open_actions"], row["overdue_actions"], row["last_meeting_on"]) == (2, 1, "2026-10-05")
+    done = caseworker.post(f"/committees/{cid}/actions/{agenda['actions'][0]['action_id']}/completion",
+                           {"done_on": "2026-10-18", "note": "manager agreed to pay by the 25th"})
+    assert done.status_code == 200, done.text
+    again = caseworker.post(f"/committees/{cid}/actions/{agenda['actions'][0]['action_id']}/completion",
+                            {"done_on": "2026-10-19"})
+    assert again.status_code == 409 and again.json()["rule"] == "action_done"
+
+    assert services.wait_for("committee_agendas", services.head(), 30)
+    assert services.meeting_sweep() >= 8  # February to September 2026 (established 2026-01-10)
+    version = supervisor.get(f"/committees/{cid}").json()["version"]
+    services.meeting_sweep()
+    assert supervisor.get(f"/committees/{cid}").json()["version"] == version  # once
+    agenda = caseworker.get(f"/committees/{cid}/agenda").json()
+    assert agenda["months_missed"] == ["2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-07",
+                                       "2026-08", "2026-09"]
+    history = [e["event"] for e in supervisor.get(f"/committees/{cid}/history").json()["items"]]
+    assert history.count("ManagementCommittee.MeetingMissed") == 8

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -73,9 +73,14 @@ class MemberRemoval(Body):
     left_on: date
 
 
+Topic = Literal["disputes", "public_order", "rights", "family_planning", "sanitation"]
+
+
 class AgendaItem(Body):
     dispute_id: UUID | None = None
     title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    topic: Topic | None = Field(default=None, description="one of the seed's five kinds of committee work; an item "
+                                "naming a dispute is about disputes")
 
     @model_validator(mode="after")
     def something_to_discuss(self) -> AgendaItem:
@@ -92,9 +97,23 @@ class MeetingCreate(Body):
     agenda: list[AgendaItem] = Field(min_length=1, max_length=50)
 
 
+class ActionCreate(Body):
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    owner: MemberId = Field(description="the member_id of the sitting member who sees it done")
+    due_on: date
+
+
 class Decision(Body):
     item_id: Annotated[str, Field(min_length=1, max_length=10)]
     decision: Annotated[str, Field(min_length=1, max_length=2000)]
+    actions: list[ActionCreate] = Field(default_factory=list, max_length=20,
+                                        description="action items the decision assigns, followed to done")
+
+
+class ActionCompletion(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"done_on": "2026-12-10", "note": "wages paid"}]})
+    done_on: date
+    note: Reason | None = None
 
 
 class MinutesCreate(Body):
@@ -128,7 +147,7 @@ def list_all(
     """Committees with member turnover: active members, vacancies left by departures, leavers."""
     code = services.app.areas.resolve(area) if area else None
     with services.pool.connection() as conn:
-        items = list_committees(conn, code, principal.area_filter())
+        items = list_committees(conn, code, principal.area_filter(), services.today())
     body = PageOut[CommitteeListItem](items=[CommitteeListItem.model_validate(i) for i in items], total=len(items),
                                       next=None)
     return respond(body, headers)
@@ -210,6 +229,15 @@ def record_minutes(committee_id: UUID, meeting_id: MemberId, body: MinutesCreate
     return cmd.run(lambda stamp, claim: cmd.app.record_minutes(
         committee_id, meeting_id=meeting_id, held_on=body.held_on, attendees=list(body.attendees),
         decisions=decisions, stamp=stamp, expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{committee_id}/actions/{action_id}/completion", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
+def complete_action(committee_id: UUID, action_id: MemberId, body: ActionCompletion, cmd: Work) -> JSONResponse:
+    """Record that an action item set by a meeting's decision was done."""
+    return cmd.run(lambda stamp, claim: cmd.app.complete_committee_action(
+        committee_id, action_id=action_id, done_on=body.done_on, note=body.note, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
 
 
 def _json(value: Any) -> Any:

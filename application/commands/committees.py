@@ -149,7 +149,7 @@ class CommitteeCommands(OfficeApplication):
 
     def record_minutes(
         self, committee_id: UUID, *, meeting_id: str, held_on: date, attendees: list[str],
-        decisions: list[dict[str, str]], stamp: Stamp,
+        decisions: list[dict[str, Any]], stamp: Stamp,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         """Minutes and every decision on a dispute are saved in one transaction."""
@@ -168,3 +168,28 @@ class CommitteeCommands(OfficeApplication):
             return [*residents, *cases.values()]
 
         return self._committee_command(committee_id, act, expected_version, idempotency)
+
+    def complete_committee_action(
+        self, committee_id: UUID, *, action_id: str, done_on: date, note: str | None, stamp: Stamp,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            committee.complete_action(action_id=action_id, done_on=done_on, note=note, stamp=stamp)
+            return []
+
+        return self._committee_command(committee_id, act, expected_version, idempotency)
+
+    def record_missed_meetings(self, committee_ids: Iterable[UUID], stamp: Stamp) -> int:
+        """The monthly-meeting sweep: each committee records each past month without a
+        meeting once (at most a year back); returns how many months were recorded."""
+        found: list[str] = []
+
+        def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            found[:] = committee.record_missed_months(stamp.today, stamp)
+            return []
+
+        recorded = 0
+        for committee_id in committee_ids:
+            self._committee_command(committee_id, act, None, None)
+            recorded += len(found)
+        return recorded

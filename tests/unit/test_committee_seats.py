@@ -58,3 +58,58 @@ def test_a_seat_cannot_fall_vacant_before_the_member_joined() -> None:
         committee.vacate_seat(member_id=next(iter(committee.members)), vacated_on=date(2025, 12, 31),
                               reason="departed the district", stamp=STAMP)
     assert refused.value.rule == "departed_before_joining_committee"
+
+
+def test_agenda_topics_are_the_seeds_five_and_a_dispute_item_is_about_disputes() -> None:
+    committee = a_committee(3)
+    with pytest.raises(InvalidValue) as refused:
+        committee.schedule_meeting(scheduled_on=date(2026, 11, 24), agenda=[{"title": "t", "topic": "parking"}],
+                                   stamp=STAMP)
+    assert (refused.value.rule, refused.value.field) == ("agenda_topic", "agenda.0.topic")
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 11, 24), stamp=STAMP, agenda=[
+        {"dispute_id": "0e5f6a9c-2f51-4f0e-9b5b-3f9a2f0c1d11"}, {"title": "Rota", "topic": "sanitation"}])
+    assert [i["topic"] for i in committee.meetings[meeting]["agenda"]] == ["disputes", "sanitation"]
+
+
+def test_a_decision_assigns_actions_to_sitting_members_followed_to_done() -> None:
+    committee = a_committee(3)
+    ids = list(committee.members)
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 11, 2), agenda=[{"title": "Wages"}], stamp=STAMP)
+    decision = {"item_id": "1", "decision": "press the employer",
+                "actions": [{"description": "call the employer", "owner": ids[0], "due_on": date(2026, 11, 20)}]}
+    with pytest.raises(InvalidValue) as stranger:
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 11, 2), attendees=ids, stamp=STAMP,
+                                 decisions=[{**decision, "actions": [{**decision["actions"][0], "owner": "nobody"}]}])
+    assert stranger.value.rule == "action_owner_not_member"
+    with pytest.raises(InvalidValue) as early:
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 11, 2), attendees=ids, stamp=STAMP,
+                                 decisions=[{**decision, "actions": [{**decision["actions"][0],
+                                                                      "due_on": date(2026, 11, 1)}]}])
+    assert early.value.rule == "action_due_before_meeting"
+    committee.record_minutes(meeting_id=meeting, held_on=date(2026, 11, 2), attendees=ids, decisions=[decision],
+                             stamp=STAMP)
+    (action_id,) = committee.actions
+    committee.complete_action(action_id=action_id, done_on=date(2026, 11, 18), note="paid", stamp=STAMP)
+    with pytest.raises(RuleViolated) as twice:
+        committee.complete_action(action_id=action_id, done_on=date(2026, 11, 19), note=None, stamp=STAMP)
+    assert twice.value.rule == "action_done"
+
+
+def test_the_sweep_records_each_month_without_a_meeting_once() -> None:
+    committee = a_committee(3)  # established 2026-01-10
+    ids = list(committee.members)
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 3, 5), agenda=[{"title": "t"}], stamp=STAMP)
+    committee.record_minutes(meeting_id=meeting, held_on=date(2026, 3, 5), attendees=ids, decisions=[], stamp=STAMP)
+    missed = committee.record_missed_months(date(2026, 11, 25), STAMP)
+    assert missed == ["2026-02", "2026-04", "2026-05", "2026-06", "2026-07", "2026-08", "2026-09", "2026-10"]
+    assert committee.record_missed_months(date(2026, 11, 30), STAMP) == []
+    assert committee.record_missed_months(date(2026, 12, 1), STAMP) == ["2026-11"]
+    late = committee.schedule_meeting(scheduled_on=date(2026, 6, 9), agenda=[{"title": "t"}], stamp=STAMP)
+    committee.record_minutes(meeting_id=late, held_on=date(2026, 6, 9), attendees=ids, decisions=[], stamp=STAMP)
+    assert "2026-06" not in committee.months_missed
+
+
+def test_a_committee_established_long_ago_looks_back_one_year() -> None:
+    old = ManagementCommittee.establish(name="Old", area="xinqiao", site_id=None, members=[{"name": "W"}],
+                                        established_on=date(2006, 7, 15), stamp=STAMP)
+    assert len(old.record_missed_months(date(2026, 11, 25), STAMP)) == 12
