@@ -15,6 +15,7 @@ from api import problems
 from api.deps import WaitLimiter
 from api.middleware import Guard
 from api.routes import (
+    active_members,
     admin,
     committees,
     disputes,
@@ -27,6 +28,7 @@ from api.routes import (
     statistics,
     subsidies,
 )
+from api.routes import services as service_routes
 from api.waits import MarkWatcher
 from application.services import Services
 from application.settings import Settings
@@ -68,7 +70,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.openapi = lambda: problems.document(app)  # type: ignore[method-assign]
     for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
                    disputes.open_cases_router, committees.router, subsidies.router, statistics.router,
-                   history.router, imports.router):
+                   history.router, imports.router, active_members.router,
+                   service_routes.router):
         app.include_router(router)
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
                          burst=settings.rate_limit_burst, access_log=settings.access_log,

@@ -300,6 +300,7 @@ class CommandAccepted(Public):
     member_id: str | None = Field(default=None, description="the new member (POST .../members)")
     meeting_id: str | None = Field(default=None, description="the new meeting (POST .../meetings)")
     cases_erased: int | None = Field(default=None, description="disputes whose text was erased with the resident")
+    dependant_id: str | None = Field(default=None, description="the new dependant (POST .../dependants)")
     missing_conditions: list[str] | None = Field(default=None, description="what the assessed site lacks to "
                                                  "become a community (POST /sites/{id}/assessments)")
     elected: list[str] | None = Field(default=None, description="member ids elected (POST /sites/{id}/elections)")

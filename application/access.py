@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.access import Scope
+from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
 from domain.common import Actor, Role
 from domain.disputes import DisputeCase
@@ -70,6 +71,8 @@ def acting_in(visible: frozenset[str] | None) -> Iterator[None]:
 
 def area_of(aggregate: Any) -> str | None:
     """The area an aggregate belongs to for access control (None: district-wide)."""
+    if isinstance(aggregate, ActiveMember):
+        return str(aggregate.area)
     if isinstance(aggregate, Resident | HousingSite | DisputeCase | ManagementCommittee):
         return str(aggregate.area)
     if isinstance(aggregate, SubsidyApplication):

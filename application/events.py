@@ -29,6 +29,7 @@ from pydantic import TypeAdapter
 
 from application.topics import check_topics, install_topics
 from domain.access import ApiKey
+from domain.active_members import ActiveMember
 from domain.areas import Area
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
@@ -50,6 +51,7 @@ AGGREGATE_KINDS: dict[type[Aggregate], str] = {
     HousingSite: "sites",
     DisputeCase: "disputes",
     ManagementCommittee: "committees",
+    ActiveMember: "committees",
     SubsidyProgram: "subsidies",
     SubsidyApplication: "subsidies",
 }
@@ -89,6 +91,16 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "ManagementCommittee.ActionCompleted": "done_on",
     "Resident.JoinedCommittee": "joined_on",
     "Resident.LeftCommittee": "left_on",
+    "Resident.SchoolPlacementRequested": "requested_on",
+    "Resident.SchoolPlaced": "placed_on",
+    "Resident.SchoolPlacementRefused": "refused_on",
+    "Resident.ServiceDelivered": "delivered_on",
+    "ActiveMember.Identified": "identified_on",
+    "ActiveMember.Trained": "trained_on",
+    "ActiveMember.Appointed": "appointed_on",
+    "ActiveMember.RoleEnded": "ended_on",
+    "ActiveMember.EmployerLiaisonAgreed": "agreed_on",
+    "ActiveMember.Lost": "lost_on",
     "SubsidyApplication.PaymentScheduled": "approved_on",
     "SubsidyApplication.PaymentRecorded": "paid_on",
     "SubsidyApplication.OutcomeVerified": "verified_on",

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from application.commands.access import KeyCommands
+from application.commands.active_members import ActiveMemberCommands
 from application.commands.areas import AreaCommands
 from application.commands.committees import CommitteeCommands
 from application.commands.communities import CommunityCommands
 from application.commands.disputes import DisputeCommands
 from application.commands.permits import PermitCommands
 from application.commands.residency import ResidencyCommands
+from application.commands.services import ServiceCommands
 from application.commands.subsidies import SubsidyCommands
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyProgram
 
 
 class Liudong(ResidencyCommands, CommunityCommands, PermitCommands, DisputeCommands, CommitteeCommands,
-              SubsidyCommands, AreaCommands, KeyCommands):
+              SubsidyCommands, AreaCommands, KeyCommands,
+              ActiveMemberCommands, ServiceCommands):
     """Every command takes a ``Stamp`` (who, and the caller's clock) and returns a
     ``CommandResult``; each saves what it changed in one transaction. Commands act within
     the areas set by ``application.access.acting_in`` (the API sets the caller's)."""

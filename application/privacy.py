@@ -316,6 +316,7 @@ class Sealing:
     nested_names: tuple[str, ...] = ()  # list-of-dict fields whose "name" is sealed
     single_nested: tuple[str, ...] = ()  # dict fields whose "name" is sealed
     key: str = "originator"  # whose key: "originator" (its own) or "member" (the resident the entry names)
+    # or "resident": the resident the event's resident_id names (a record about them kept elsewhere)
     kind: str = "resident"
 
 
@@ -332,6 +333,8 @@ def _policies() -> dict[str, Sealing]:
         "domain.committees:ManagementCommittee.Established": Sealing(nested_names=("members",), key="member"),
         "domain.committees:ManagementCommittee.MemberAdded": Sealing(single_nested=("member",), key="member"),
         "domain.sites:HousingSite.CommunityCommitteeEstablished": Sealing(nested_names=("members",), key="member"),
+        "domain.residents:Resident.DependantRecorded": Sealing(fields=("name",)),
+        "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="resident"),
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),
         "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
         "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), key="member"),
@@ -383,6 +386,13 @@ class PrivateMapper(Mapper[UUID]):
             for name in policy.nested_names:
                 state[name] = [{**p, "name": self._seal_value(originator_id, key, p.get("name"))}
                                if p.get("name") is not None else p for p in state.get(name, [])]
+            return
+        if policy.key == "resident":  # under the key of the resident the event names
+            resident_id = UUID(str(state["resident_id"]))
+            resident_key = self.vault.key(resident_id, kind="resident", subjects=(resident_id,), create=True)
+            for name in policy.fields:
+                state[name] = (self._seal_value(resident_id, resident_key, state.get(name)) if resident_key
+                               else _erase(state.get(name)))
             return
         # A committee member who is a resident: their name under their own key.
         for name in policy.nested_names:
@@ -442,6 +452,8 @@ class PrivateMapper(Mapper[UUID]):
             if policy is None:
                 continue
             ids.add(UUID(str(stored.originator_id)))
+            if policy.key == "resident":
+                ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
             if policy.key == "member":
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
         return ids

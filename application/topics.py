@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from eventsourcing.utils import get_topic, register_topic
 
 from domain.access import ApiKey
+from domain.active_members import ActiveMember
 from domain.areas import Area
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
@@ -84,6 +85,11 @@ REGISTRY: tuple[Frozen, ...] = (
         "JoinedCommittee": "domain.residents:Resident.JoinedCommittee",
         "LeftCommittee": "domain.residents:Resident.LeftCommittee",
         "StudyRecorded": "domain.residents:Resident.StudyRecorded",
+        "DependantRecorded": "domain.residents:Resident.DependantRecorded",
+        "SchoolPlacementRequested": "domain.residents:Resident.SchoolPlacementRequested",
+        "SchoolPlaced": "domain.residents:Resident.SchoolPlaced",
+        "SchoolPlacementRefused": "domain.residents:Resident.SchoolPlacementRefused",
+        "ServiceDelivered": "domain.residents:Resident.ServiceDelivered",
     }),
     Frozen(IdentityNumberClaim, "domain.residents:IdentityNumberClaim", {
         "Claimed": "domain.residents:IdentityNumberClaim.Claimed",
@@ -126,6 +132,14 @@ REGISTRY: tuple[Frozen, ...] = (
         "ActionAssigned": "domain.committees:ManagementCommittee.ActionAssigned",
         "ActionCompleted": "domain.committees:ManagementCommittee.ActionCompleted",
         "MeetingMissed": "domain.committees:ManagementCommittee.MeetingMissed",
+    }),
+    Frozen(ActiveMember, "domain.active_members:ActiveMember", {
+        "Identified": "domain.active_members:ActiveMember.Identified",
+        "Trained": "domain.active_members:ActiveMember.Trained",
+        "Appointed": "domain.active_members:ActiveMember.Appointed",
+        "RoleEnded": "domain.active_members:ActiveMember.RoleEnded",
+        "EmployerLiaisonAgreed": "domain.active_members:ActiveMember.EmployerLiaisonAgreed",
+        "Lost": "domain.active_members:ActiveMember.Lost",
     }),
     Frozen(SubsidyProgram, "domain.subsidies:SubsidyProgram", {
         "Opened": "domain.subsidies:SubsidyProgram.Opened",

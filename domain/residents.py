@@ -5,7 +5,8 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from uuid import NAMESPACE_URL, UUID, uuid5
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -71,6 +72,33 @@ STABLE_HOUSING = frozenset({HousingKind.SITE, HousingKind.RENTED, HousingKind.EM
 DEPARTED_KIND = "departed"  # in the housing timeline: not in the district
 
 
+class DependantRelation(StrEnum):
+    """Who a dependant is to the resident (for services: a child needs a school place)."""
+
+    CHILD = "child"
+    SPOUSE = "spouse"
+    PARENT = "parent"
+    OTHER = "other"
+
+
+class SchoolStatus(StrEnum):
+    REQUESTED = "requested"
+    PLACED = "placed"
+    REFUSED = "refused"
+
+
+class ServiceKind(StrEnum):
+    """Services delivered to residents (the seed's "service first"); family planning (计划生育) is a service."""
+
+    HEALTH_CHECK = "health_check"
+    TRAINING = "training"
+    LEGAL_AID = "legal_aid"
+    FAMILY_PLANNING = "family_planning"
+
+
+MIN_BIRTH_YEAR = 1900
+
+
 class ResidenceStatus(StrEnum):
     IN_SITE = "in_site"
     PRIVATE_HOUSING = "private_housing"
@@ -82,10 +110,10 @@ class Resident(Aggregate):
     effect, which the caseworker gives and which may lie in the past."""
 
     # Version 2 holds household_relation, version 3 committee_seats, version 4 housing and
-    # the timelines permit eligibility reads. Residents are not snapshotted today; the
+    # the timelines permit eligibility reads, version 5 dependants. Residents are not snapshotted today; the
     # version keeps a future snapshot of an older version readable, as eventsourcing asks
     # of an aggregate whose state gains a field.
-    class_version = 4
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, object]) -> None:
@@ -108,6 +136,11 @@ class Resident(Aggregate):
         state["study_timeline"] = []
         state["school"] = None
         state["arrivals"] = [str(state["arrived_on"])]
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, object]) -> None:
+        """A resident of version 4 had no dependants recorded."""
+        state["dependants"] = {}
 
     class Registered(Aggregate.Created):
         """A migrant resident was registered with the office (登记): who they are, where
@@ -216,6 +249,8 @@ class Resident(Aggregate):
         self.employment_timeline: list[list[object]] = [[registered_on.isoformat(), bool(employer)]]
         self.study_timeline: list[list[object]] = []
         self.arrivals: list[str] = [registered_on.isoformat()]
+        # dependant id -> name, birth_year, relation and school placement (services, issue 10)
+        self.dependants: dict[str, dict[str, Any]] = {}
 
     # -- guards -------------------------------------------------------------
     def check_present(self) -> None:
@@ -585,6 +620,124 @@ class Resident(Aggregate):
         assert self.permit is not None
         self.permit["status"] = PermitStatus.CANCELLED.value
 
+    # -- services (服务): dependants, school places, services delivered -----------------
+    def record_dependant(self, *, name: str, birth_year: int, relation: str, stamp: Stamp) -> str:
+        """A dependant living with the resident (a child, for a school place); returns the
+        new dependant's id."""
+        self.check_present()
+        if self.erased_on is not None:
+            raise RuleViolated(f"resident {self.id}'s personal data was erased on {self.erased_on}",
+                               rule="already_erased")
+        try:
+            kind = DependantRelation(relation)
+        except ValueError:
+            raise InvalidValue("relation", f"unknown relation {relation!r}; one of: "
+                               + ", ".join(r.value for r in DependantRelation), rule="dependant_relation") from None
+        if not MIN_BIRTH_YEAR <= birth_year <= stamp.today.year:
+            raise InvalidValue("birth_year", f"birth_year {birth_year} is not between {MIN_BIRTH_YEAR} and this "
+                               f"year ({stamp.today.year})", rule="birth_year_out_of_range")
+        dependant_id = uuid4().hex[:12]
+        self._dependant_recorded(dependant_id=dependant_id, name=name, birth_year=birth_year, relation=kind.value,
+                                 **stamp.event_fields())
+        return dependant_id
+
+    @event("DependantRecorded")
+    def _dependant_recorded(self, *, dependant_id: str, name: str, birth_year: int, relation: str, actor_id: str,
+                            actor_role: str, recorded_at: datetime) -> None:
+        """A dependant (child, spouse, parent, other) born in birth_year lives with the resident; the name is
+        sealed."""
+        self.dependants = {**self.dependants, dependant_id: {
+            "name": name, "birth_year": birth_year, "relation": relation, "school_status": None, "school": None}}
+
+    def _dependant(self, dependant_id: str) -> dict[str, Any]:
+        dependant = self.dependants.get(dependant_id)
+        if dependant is None:
+            raise InvalidValue("dependant_id", f"resident {self.id} has no dependant {dependant_id}",
+                               rule="unknown_dependant")
+        return dependant
+
+    def _check_service_date(self, day: date, stamp: Stamp, field_name: str) -> None:
+        check_effective_date(day, stamp, earliest=self.registered_on, field_name=field_name)
+
+    def request_school_place(self, *, dependant_id: str, school: str, requested_on: date, stamp: Stamp) -> None:
+        """A school place asked for a dependant; not while one is pending
+        (``school_placement_pending``) or held (``already_placed``)."""
+        dependant = self._dependant(dependant_id)
+        self.check_present()
+        self._check_service_date(requested_on, stamp, "requested_on")
+        if dependant["school_status"] == SchoolStatus.REQUESTED:
+            raise RuleViolated(f"a place at {dependant['school']} is requested already and not decided",
+                               rule="school_placement_pending", school=dependant["school"])
+        if dependant["school_status"] == SchoolStatus.PLACED:
+            raise RuleViolated(f"the dependant has a place at {dependant['school']} already", rule="already_placed",
+                               school=dependant["school"])
+        self._school_placement_requested(dependant_id=dependant_id, school=school, requested_on=requested_on,
+                                         **stamp.event_fields())
+
+    @event("SchoolPlacementRequested")
+    def _school_placement_requested(self, *, dependant_id: str, school: str, requested_on: date, actor_id: str,
+                                    actor_role: str, recorded_at: datetime) -> None:
+        """A place at school was requested for the resident's dependant on requested_on."""
+        self._school(dependant_id, status=SchoolStatus.REQUESTED.value, school=school,
+                     requested_on=requested_on.isoformat())
+
+    def _pending_request(self, dependant_id: str, day: date, stamp: Stamp, field_name: str) -> dict[str, Any]:
+        dependant = self._dependant(dependant_id)
+        if dependant["school_status"] != SchoolStatus.REQUESTED:
+            raise RuleViolated("no school place is requested for this dependant; record the request first",
+                               rule="no_school_request", school_status=dependant["school_status"])
+        check_effective_date(day, stamp, earliest=date.fromisoformat(dependant["requested_on"]),
+                             earliest_rule="decided_before_request", field_name=field_name)
+        return dependant
+
+    def place_at_school(self, *, dependant_id: str, school: str, placed_on: date, stamp: Stamp) -> None:
+        """The pending request is granted (``no_school_request`` without one), at the
+        school asked or another."""
+        self._pending_request(dependant_id, placed_on, stamp, "placed_on")
+        self._school_placed(dependant_id=dependant_id, school=school, placed_on=placed_on, **stamp.event_fields())
+
+    @event("SchoolPlaced")
+    def _school_placed(self, *, dependant_id: str, school: str, placed_on: date, actor_id: str, actor_role: str,
+                       recorded_at: datetime) -> None:
+        """The resident's dependant was given a place at school on placed_on."""
+        self._school(dependant_id, status=SchoolStatus.PLACED.value, school=school)
+
+    def refuse_school_place(self, *, dependant_id: str, school: str, refused_on: date, reason: str,
+                            stamp: Stamp) -> None:
+        self._pending_request(dependant_id, refused_on, stamp, "refused_on")
+        self._school_placement_refused(dependant_id=dependant_id, school=school, refused_on=refused_on,
+                                       reason=reason, **stamp.event_fields())
+
+    @event("SchoolPlacementRefused")
+    def _school_placement_refused(self, *, dependant_id: str, school: str, refused_on: date, reason: str,
+                                  actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The school refused the dependant a place on refused_on, for the reason given; a new request may follow."""
+        self._school(dependant_id, status=SchoolStatus.REFUSED.value, school=school)
+
+    def _school(self, dependant_id: str, *, status: str, school: str, **more: str) -> None:
+        dependant = self.dependants.get(dependant_id, {})
+        self.dependants = {**self.dependants, dependant_id: {**dependant, "school_status": status, "school": school,
+                                                             **more}}
+
+    def deliver_service(self, *, kind: str, delivered_on: date, provider: str, stamp: Stamp) -> None:
+        """A service delivered to the resident (family planning is a service here, not a
+        dispute); the event keeps the site and area they lived in when it was recorded."""
+        try:
+            service = ServiceKind(kind)
+        except ValueError:
+            raise InvalidValue("kind", f"unknown service {kind!r}; one of: "
+                               + ", ".join(k.value for k in ServiceKind), rule="service_kind") from None
+        self.check_present()
+        self._check_service_date(delivered_on, stamp, "delivered_on")
+        self._service_delivered(kind=service.value, delivered_on=delivered_on, provider=provider,
+                                site_id=self.site_id, area=self.area, **stamp.event_fields())
+
+    @event("ServiceDelivered")
+    def _service_delivered(self, *, kind: str, delivered_on: date, provider: str, site_id: UUID | None, area: str,
+                           actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A service (health_check, training, legal_aid, family_planning) was delivered to the resident on
+        delivered_on by provider, where they lived (site_id, area)."""
+
     # -- personal data ---------------------------------------------------------
     def erase_personal_data(self, *, legal_basis: str, note: str, stamp: Stamp) -> None:
         """Record the erasure; the application destroys the key that encrypts this
@@ -611,6 +764,7 @@ class Resident(Aggregate):
         self.household_relation = None
         self.housing = {**self.housing, "address": None, "landlord": None}
         self.erased_on = recorded_at.date().isoformat()
+        self.dependants = {k: {**v, "name": ERASED} for k, v in self.dependants.items()}
 
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
         if (site.id if site is not None else None) != self.site_id:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from projections.active_members import ActiveMembersProjection
 from projections.base import SqlProjection
 from projections.committees import CommitteeAgendasProjection
 from projections.disputes import CaseDetailsProjection, OpenCasesProjection
 from projections.reporting_delays import ReportingDelaysProjection
 from projections.residence_periods import ResidencePeriodsProjection
 from projections.residents import ResidentsProjection
+from projections.services import ServicesProjection
 from projections.site_occupancy import SiteOccupancyProjection
 from projections.statistics import StatisticsProjection
 from projections.subsidy_ledger import SubsidyLedgerProjection
@@ -24,5 +26,7 @@ PROJECTIONS: dict[str, type[SqlProjection]] = {
         SubsidyLedgerProjection,
         ResidencePeriodsProjection,
         ReportingDelaysProjection,
+        ActiveMembersProjection,
+        ServicesProjection,
     )
 }

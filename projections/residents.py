@@ -128,9 +128,12 @@ class ResidentsProjection(SqlProjection):
         )
 
     @handles(event_class(Resident, "JoinedCommittee"), event_class(Resident, "LeftCommittee"),
-             event_class(Resident, "StudyRecorded"))
+             event_class(Resident, "StudyRecorded"), event_class(Resident, "DependantRecorded"),
+             event_class(Resident, "SchoolPlacementRequested"), event_class(Resident, "SchoolPlaced"),
+             event_class(Resident, "SchoolPlacementRefused"), event_class(Resident, "ServiceDelivered"))
     def committee_seat(self, cursor: Cursor[DictRow], e: Any) -> None:
-        """The committee view shows the seat; here only the record's version moves."""
+        """The committee view shows the seat, the services view dependants and services; here only the
+        record's version moves."""
         cursor.execute("UPDATE residents SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))
 
     @handles(event_class(Resident, "PermitApplied"))

@@ -235,6 +235,36 @@ class World:
                 {"description": "hire a cleaner", "owner": member, "due_on": date(2026, 12, 1)}]}]))
         return f"/committees/{cid}/actions/{meeting}-1-1/completion"
 
+    # -- active members and services to residents ------------------------------------------
+    def active_member(self, area: str) -> str:
+        return self._stored(self.app.identify_active_member(
+            resident_id=UUID(self.resident(area)), site_id=None, area=None, identified_on=date(2026, 11, 20),
+            stamp=self.setup))
+
+    def appointed_member(self, area: str) -> str:
+        mid = self.active_member(area)
+        self._stored(self.app.appoint_active_member(UUID(mid), role="group_leader", appointed_on=date(2026, 11, 21),
+                                                    stamp=self.setup))
+        return mid
+
+    def dependant(self, area: str, *, requested: bool = False) -> tuple[str, str]:
+        """A resident in ``area`` with a child of school age (a place requested, if asked)."""
+        rid = self.resident(area)
+        result = self.app.record_dependant(UUID(rid), name="Xiao Li", birth_year=2018, relation="child",
+                                           stamp=self.setup)
+        self._stored(result)
+        child = str(result.details["dependant_id"])
+        if requested:
+            self._stored(self.app.request_school_place(UUID(rid), dependant_id=child, school="Ginkgo School",
+                                                       requested_on=date(2026, 11, 20), stamp=self.setup))
+        return rid, child
+
+    def service(self, area: str) -> str:
+        self._stored(self.app.deliver_service(UUID(self.resident(area)), kind="health_check",
+                                              delivered_on=date(2026, 11, 20), provider="Matrix Clinic",
+                                              stamp=self.setup))
+        return area
+
     # -- subsidies --------------------------------------------------------------------------
     def program(self) -> str:
         if self._program is None:
@@ -336,6 +366,11 @@ def _member_removal(w: World, t: str) -> Req:
     committee = w.committee(t)
     return Req(f"/committees/{committee}/member-removals",
                {"member_id": w.member_of(committee), "reason": "moved away", "left_on": "2026-11-20"})
+
+
+def _school(w: World, t: str, path: str, body: dict[str, Any], *, requested: bool) -> Req:
+    rid, child = w.dependant(t, requested=requested)
+    return Req(f"/residents/{rid}/{path}", {"dependant_id": child, "school": "Ginkgo School", **body})
 
 
 SAMPLES: dict[tuple[str, str], Sample] = {
@@ -445,6 +480,43 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/committees/{committee_id}/meetings/{meeting_id}/minutes"): _command(_minutes),
     ("POST", "/committees/{committee_id}/actions/{action_id}/completion"): _command(lambda w, t: Req(
         w.action(t), {"done_on": "2026-11-25"})),
+    # active members
+    ("POST", "/active-members"): _command(lambda w, t: Req("/active-members", {
+        "resident_id": w.resident(t), "identified_on": "2026-11-20"}), field="resident_id"),
+    ("GET", "/active-members"): _list(lambda w, t: w.active_member(t), lambda w, t: f"/active-members?area={t}"),
+    ("GET", "/active-members/sites"): _list(lambda w, t: w.active_member(t) and t,
+                                            lambda w, t: f"/active-members/sites?area={t}", key="area"),
+    ("GET", "/active-members/monthly"): _list(lambda w, t: w.active_member(t) and t,
+                                              lambda w, t: f"/active-members/monthly?area={t}", key="area"),
+    ("GET", "/active-members/{member_id}"): _get(lambda w, t: f"/active-members/{w.active_member(t)}"),
+    ("POST", "/active-members/{member_id}/trainings"): _command(lambda w, t: Req(
+        f"/active-members/{w.active_member(t)}/trainings", {"course": "mediation", "trained_on": "2026-11-21"})),
+    ("POST", "/active-members/{member_id}/appointments"): _command(lambda w, t: Req(
+        f"/active-members/{w.active_member(t)}/appointments", {"role": "representative",
+                                                               "appointed_on": "2026-11-21"})),
+    ("POST", "/active-members/{member_id}/role-endings"): _command(lambda w, t: Req(
+        f"/active-members/{w.appointed_member(t)}/role-endings", {"role": "group_leader", "ended_on": "2026-11-22"})),
+    ("POST", "/active-members/{member_id}/employer-liaisons"): _command(lambda w, t: Req(
+        f"/active-members/{w.active_member(t)}/employer-liaisons",
+        {"employer": "Hengli Textiles", "agreed_on": "2026-11-21", "note": "day shifts on meeting days"})),
+    ("POST", "/active-members/{member_id}/loss"): _command(lambda w, t: Req(
+        f"/active-members/{w.active_member(t)}/loss", {"lost_on": "2026-11-22", "reason": "resigned"})),
+    # services to residents
+    ("POST", "/residents/{resident_id}/dependants"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/dependants", {"name": "Xiao Li", "birth_year": 2018, "relation": "child"})),
+    ("POST", "/residents/{resident_id}/school-requests"): _command(lambda w, t: _school(
+        w, t, "school-requests", {"requested_on": "2026-11-21"}, requested=False)),
+    ("POST", "/residents/{resident_id}/school-placements"): _command(lambda w, t: _school(
+        w, t, "school-placements", {"placed_on": "2026-11-21"}, requested=True)),
+    ("POST", "/residents/{resident_id}/school-refusals"): _command(lambda w, t: _school(
+        w, t, "school-refusals", {"refused_on": "2026-11-21", "reason": "no places"}, requested=True)),
+    ("POST", "/residents/{resident_id}/services"): _command(lambda w, t: Req(
+        f"/residents/{w.resident(t)}/services", {"kind": "family_planning", "delivered_on": "2026-11-20",
+                                                 "provider": "Matrix Clinic"})),
+    ("GET", "/services/school-gaps"): _list(lambda w, t: w.dependant(t) and t,
+                                            lambda w, t: f"/services/school-gaps?area={t}", key="area"),
+    ("GET", "/services/monthly"): _list(lambda w, t: w.service(t), lambda w, t: f"/services/monthly?area={t}",
+                                        key="area"),
     # subsidies
     ("POST", "/subsidy-programs"): _command(lambda w, t: Req("/subsidy-programs", {
         "name": unique("Matrix Program"), "purpose": "facilities", "fiscal_year": FISCAL_YEAR,

@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.committees import ManagementCommittee
@@ -249,7 +250,10 @@ class ResidencyCommands(OfficeApplication):
             for committee in committees:
                 committee.vacate_seat(member_id=resident.committee_seats[str(committee.id)],
                                       vacated_on=effective_date, reason="departed the district", stamp=stamp)
-            return resident, [resident, previous, *committees]
+            member = active_member_of(self, resident.id)  # an active member (骨干) is lost with the departure
+            if member is not None:
+                member.lose_by_departure(departed_on=effective_date, stamp=stamp)
+            return resident, [resident, previous, *committees, member]
 
         return self._execute(decide, idempotency=idempotency)
 
