@@ -17,11 +17,13 @@ from api.middleware import Guard
 from api.routes import (
     active_members,
     admin,
+    cobuilding,
     committees,
     disputes,
     health,
     history,
     imports,
+    operators,
     permits,
     residents,
     sites,
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
                    disputes.open_cases_router, committees.router, subsidies.router, statistics.router,
                    history.router, imports.router, active_members.router,
-                   service_routes.router):
+                   service_routes.router, operators.router, cobuilding.router):
         app.include_router(router)
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
                          burst=settings.rate_limit_burst, access_log=settings.access_log,

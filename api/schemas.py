@@ -672,6 +672,144 @@ class LedgerPublic(Public):
     by_site: list[dict[str, Any]]
 
 
+# -- operators (运作主体) and co-building (结对共建) ---------------------------------------
+class OperatorSitePublic(Public):
+    site_id: UUID
+    site_area: str
+    assigned_on: date
+
+
+class OperatorReportPublic(Public):
+    year: int
+    income_from_site: str
+    reinvested_management: str
+    reinvested_sanitation: str
+    reinvested_facilities: str
+    reinvested: str = Field(description="management + sanitation + facilities")
+    reinvestment_ratio: str | None = Field(description="reinvested / income to four places; null without income")
+    corrected: bool = Field(description="the figures are a correction of the report first filed")
+
+
+class OperatorEmployeePublic(Public):
+    resident_id: UUID
+    linked_on: date
+
+
+class OperatorRecordPublic(Public):
+    id: UUID
+    version: int
+    type: str
+    name: str
+    contact: str | None = Field(description="the contact person; null for a reader who may not see personal data")
+    area: str
+    sites: list[OperatorSitePublic]
+    employees: list[OperatorEmployeePublic]
+    reports: list[OperatorReportPublic]
+    inspections: int
+    registered_at: datetime
+
+
+class OperatorListItem(Public):
+    id: UUID
+    type: str
+    name: str
+    area: str
+    employees: int
+    sites: list[OperatorSitePublic]
+    reports: list[OperatorReportPublic]
+    registered_at: datetime
+    version: int
+
+
+class SanitationInspectionPublic(Public):
+    operator_id: UUID
+    inspected_on: date
+    score: int
+    change: int | None = Field(description="score minus the previous inspection's; null for the first")
+    findings: str
+    recorded_at: datetime
+
+
+class SanitationTrendPublic(Public):
+    site_id: UUID
+    inspections: list[SanitationInspectionPublic]
+
+
+class SupportRow(Public):
+    operator_type: str
+    area: str | None = None
+    sites: int
+    beds: int
+    residents: int
+    paid: str
+    committed: str
+    paid_per_bed: str | None
+    committed_per_bed: str | None
+    paid_per_resident: str | None
+    committed_per_resident: str | None
+
+
+class SupportByTypePublic(Public):
+    fiscal_year: int | None
+    by_operator_type: list[SupportRow]
+    by_area: list[SupportRow]
+
+
+class ContributionPublic(Public):
+    delivered_on: date
+    kind: str
+    description: str
+    value_yuan: str | None
+
+
+class PairingPublic(Public):
+    id: UUID
+    version: int
+    site_id: UUID
+    site_area: str
+    partner_type: str
+    partner_name: str
+    agreed_on: date
+    ended_on: date | None
+    contributions: list[ContributionPublic]
+    total_value: str
+
+
+class PairingListItem(Public):
+    id: UUID
+    site_id: UUID
+    site_area: str
+    partner_type: str
+    partner_name: str
+    agreed_on: date
+    ended_on: date | None
+    contributions: int
+    total_value: str
+    version: int
+
+
+class KindTotal(Public):
+    count: int
+    value: str
+
+
+class SiteCobuildingRow(Public):
+    site_id: UUID
+    site_area: str
+    site_name: str | None
+    subsidies_paid: str
+    subsidies_committed: str
+    contributions: int
+    contributions_value: str
+    by_kind: dict[str, KindTotal]
+
+
+class CobuildingBySitePublic(Public):
+    fiscal_year: int | None
+    sites: list[SiteCobuildingRow]
+
+
+
 class StatisticsRow(Public):
     area: str
     month: str

@@ -79,6 +79,20 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "SubsidyApplication.PaymentRecorded": ("{paid_on}支付{amount}元", "Paid {amount} yuan on {paid_on}"),
     "SubsidyApplication.OutcomeVerified": ("{verified_on}验收成果", "Outcome verified on {verified_on}"),
     "SubsidyApplication.Revoked": ("撤销，追回{claw_back}元", "Revoked; {claw_back} yuan to be paid back"),
+    "Operator.Registered": ("登记运作主体（{operator_type}），所在地{area}", "Operator ({operator_type}) registered in {area}"),
+    "Operator.SiteAssigned": ("{assigned_on}起运作一个集中居住点", "Took over running a housing site on {assigned_on}"),
+    "Operator.SiteReleased": ("{released_on}不再运作一个集中居住点", "Stopped running a housing site on {released_on}"),
+    "Operator.EmployeeLinked": ("{linked_on}登记一名本单位职工", "An employee linked on {linked_on}"),
+    "Operator.EmployeeUnlinked": ("{unlinked_on}一名职工离职", "An employee unlinked on {unlinked_on}"),
+    "Operator.YearlyReportFiled": ("{year}年度报告：收入{income_from_site}元", "Report for {year}: income {income_from_site} yuan"),
+    "Operator.YearlyReportCorrected": ("更正{year}年度报告", "Report for {year} corrected"),
+    "Operator.SanitationInspected": ("{inspected_on}环境卫生检查，得分{score}", "Sanitation inspected on {inspected_on}: score {score}"),
+    "SiteOperatorClaim.Claimed": ("居住点首次确定运作主体", "The site's operator was first assigned"),
+    "SiteOperatorClaim.Taken": ("居住点重新确定运作主体", "The site was assigned to an operator again"),
+    "SiteOperatorClaim.Released": ("居住点运作主体退出", "The site's operator released it"),
+    "Pairing.Agreed": ("{agreed_on}结对共建（{partner_type}）", "Paired with a {partner_type} on {agreed_on}"),
+    "Pairing.ContributionDelivered": ("{delivered_on}共建单位送来{kind}", "The partner delivered {kind} on {delivered_on}"),
+    "Pairing.Ended": ("{ended_on}结对结束", "Pairing ended on {ended_on}"),
 }
 
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from domain.access import Scope
 from domain.active_members import ActiveMember
+from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.common import Actor, Role
 from domain.disputes import DisputeCase
+from domain.operators import Operator
 from domain.residents import Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication
@@ -73,8 +75,8 @@ def area_of(aggregate: Any) -> str | None:
     """The area an aggregate belongs to for access control (None: district-wide)."""
     if isinstance(aggregate, ActiveMember):
         return str(aggregate.area)
-    if isinstance(aggregate, Resident | HousingSite | DisputeCase | ManagementCommittee):
+    if isinstance(aggregate, Resident | HousingSite | DisputeCase | ManagementCommittee | Operator):
         return str(aggregate.area)
-    if isinstance(aggregate, SubsidyApplication):
+    if isinstance(aggregate, SubsidyApplication | Pairing):
         return str(aggregate.site_area)
     return None

@@ -31,8 +31,10 @@ from application.topics import check_topics, install_topics
 from domain.access import ApiKey
 from domain.active_members import ActiveMember
 from domain.areas import Area
+from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
+from domain.operators import Operator, SiteOperatorClaim
 from domain.residents import IdentityNumberClaim, Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
@@ -54,6 +56,9 @@ AGGREGATE_KINDS: dict[type[Aggregate], str] = {
     ActiveMember: "committees",
     SubsidyProgram: "subsidies",
     SubsidyApplication: "subsidies",
+    Operator: "sites",
+    SiteOperatorClaim: "sites",
+    Pairing: "sites",
 }
 KINDS = ("residents", "sites", "disputes", "committees", "subsidies", "areas", "access")
 # Where a stored event of a class this code does not know is published, so the relay
@@ -104,6 +109,14 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "SubsidyApplication.PaymentScheduled": "approved_on",
     "SubsidyApplication.PaymentRecorded": "paid_on",
     "SubsidyApplication.OutcomeVerified": "verified_on",
+    "Operator.SiteAssigned": "assigned_on",
+    "Operator.SiteReleased": "released_on",
+    "Operator.EmployeeLinked": "linked_on",
+    "Operator.EmployeeUnlinked": "unlinked_on",
+    "Operator.SanitationInspected": "inspected_on",
+    "Pairing.Agreed": "agreed_on",
+    "Pairing.ContributionDelivered": "delivered_on",
+    "Pairing.Ended": "ended_on",
 }
 
 # Fields every event has that are not part of its state in the store.

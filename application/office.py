@@ -8,6 +8,7 @@ from application.commands.areas import AreaCommands
 from application.commands.committees import CommitteeCommands
 from application.commands.communities import CommunityCommands
 from application.commands.disputes import DisputeCommands
+from application.commands.operators import OperatorCommands
 from application.commands.permits import PermitCommands
 from application.commands.residency import ResidencyCommands
 from application.commands.services import ServiceCommands
@@ -17,7 +18,7 @@ from domain.subsidies import SubsidyProgram
 
 
 class Liudong(ResidencyCommands, CommunityCommands, PermitCommands, DisputeCommands, CommitteeCommands,
-              SubsidyCommands, AreaCommands, KeyCommands,
+              SubsidyCommands, OperatorCommands, AreaCommands, KeyCommands,
               ActiveMemberCommands, ServiceCommands):
     """Every command takes a ``Stamp`` (who, and the caller's clock) and returns a
     ``CommandResult``; each saves what it changed in one transaction. Commands act within

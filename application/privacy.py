@@ -333,6 +333,7 @@ def _policies() -> dict[str, Sealing]:
         "domain.committees:ManagementCommittee.Established": Sealing(nested_names=("members",), key="member"),
         "domain.committees:ManagementCommittee.MemberAdded": Sealing(single_nested=("member",), key="member"),
         "domain.sites:HousingSite.CommunityCommitteeEstablished": Sealing(nested_names=("members",), key="member"),
+        "domain.operators:Operator.Registered": Sealing(fields=("contact",), kind="operator"),
         "domain.residents:Resident.DependantRecorded": Sealing(fields=("name",)),
         "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="resident"),
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),

@@ -27,8 +27,10 @@ from eventsourcing.utils import get_topic, register_topic
 from domain.access import ApiKey
 from domain.active_members import ActiveMember
 from domain.areas import Area
+from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
+from domain.operators import Operator, SiteOperatorClaim
 from domain.residents import IdentityNumberClaim, Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
@@ -156,6 +158,26 @@ REGISTRY: tuple[Frozen, ...] = (
         "OutcomeVerified": "domain.subsidies:SubsidyApplication.OutcomeVerified",
         "Revoked": "domain.subsidies:SubsidyApplication.Revoked",
         "RewardLapsed": "domain.subsidies:SubsidyApplication.RewardLapsed",
+    }),
+    Frozen(Operator, "domain.operators:Operator", {
+        "Registered": "domain.operators:Operator.Registered",
+        "SiteAssigned": "domain.operators:Operator.SiteAssigned",
+        "SiteReleased": "domain.operators:Operator.SiteReleased",
+        "EmployeeLinked": "domain.operators:Operator.EmployeeLinked",
+        "EmployeeUnlinked": "domain.operators:Operator.EmployeeUnlinked",
+        "YearlyReportFiled": "domain.operators:Operator.YearlyReportFiled",
+        "YearlyReportCorrected": "domain.operators:Operator.YearlyReportCorrected",
+        "SanitationInspected": "domain.operators:Operator.SanitationInspected",
+    }),
+    Frozen(SiteOperatorClaim, "domain.operators:SiteOperatorClaim", {
+        "Claimed": "domain.operators:SiteOperatorClaim.Claimed",
+        "Taken": "domain.operators:SiteOperatorClaim.Taken",
+        "Released": "domain.operators:SiteOperatorClaim.Released",
+    }),
+    Frozen(Pairing, "domain.cobuilding:Pairing", {
+        "Agreed": "domain.cobuilding:Pairing.Agreed",
+        "ContributionDelivered": "domain.cobuilding:Pairing.ContributionDelivered",
+        "Ended": "domain.cobuilding:Pairing.Ended",
     }),
 )
 

@@ -9,6 +9,7 @@ they have a value, so they can stand beside the government's subsidies per site.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -31,6 +32,14 @@ class ContributionKind(StrEnum):
     GOODS = "goods"  # 有物出物: books, equipment
     LABOUR = "labour"  # 有力出力
     TRAINING = "training"  # 送技术: skills, law, health
+
+
+@dataclass(frozen=True)
+class Contribution:
+    delivered_on: date
+    kind: str
+    description: str
+    value_yuan: Decimal | None
 
 
 def _vocabulary(vocabulary: type[StrEnum], value: str, field_name: str) -> str:
@@ -66,7 +75,7 @@ class Pairing(Aggregate):
         self.partner_name = partner_name
         self.agreed_on = agreed_on
         self.ended_on: date | None = None
-        self.contributions = 0
+        self.contributions: list[Contribution] = []
         self.last_delivered_on: date | None = None
 
     def deliver(self, *, delivered_on: date, kind: str, description: str, value_yuan: str | Decimal | None,
@@ -89,7 +98,7 @@ class Pairing(Aggregate):
                                 actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """The partner delivered a contribution (money, goods, labour or training), with its value in yuan if it
         has one."""
-        self.contributions += 1
+        self.contributions.append(Contribution(delivered_on, kind, description, value_yuan))
         if self.last_delivered_on is None or delivered_on > self.last_delivered_on:
             self.last_delivered_on = delivered_on
 

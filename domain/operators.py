@@ -52,6 +52,7 @@ class YearlyReport:
     reinvested_management: Decimal
     reinvested_sanitation: Decimal
     reinvested_facilities: Decimal
+    corrected: bool = False
 
     @property
     def reinvested(self) -> Decimal:
@@ -224,7 +225,7 @@ class Operator(Aggregate):
                                  actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """A filed yearly report was corrected: the whole new figures, and why."""
         self.reports[year] = YearlyReport(year, income_from_site, reinvested_management, reinvested_sanitation,
-                                          reinvested_facilities)
+                                          reinvested_facilities, corrected=True)
 
     # -- sanitation ---------------------------------------------------------
     def record_inspection(self, *, site_id: UUID, inspected_on: date, score: int, findings: str,
@@ -248,7 +249,8 @@ class Operator(Aggregate):
 def report_document(report: YearlyReport) -> dict[str, Any]:
     ratio = report.ratio
     return {"year": report.year, **{name: format_money(getattr(report, name)) for name in REPORT_FIGURES},
-            "reinvested": format_money(report.reinvested), "reinvestment_ratio": None if ratio is None else str(ratio)}
+            "reinvested": format_money(report.reinvested), "corrected": report.corrected,
+            "reinvestment_ratio": None if ratio is None else str(ratio)}
 
 
 _SITE_CLAIM_NAMESPACE = uuid5(NAMESPACE_URL, "urn:liudong:site-operator")

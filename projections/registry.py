@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from projections.active_members import ActiveMembersProjection
 from projections.base import SqlProjection
+from projections.cobuilding import CobuildingProjection
 from projections.committees import CommitteeAgendasProjection
 from projections.disputes import CaseDetailsProjection, OpenCasesProjection
+from projections.operators import OperatorsProjection
 from projections.reporting_delays import ReportingDelaysProjection
 from projections.residence_periods import ResidencePeriodsProjection
 from projections.residents import ResidentsProjection
@@ -28,5 +30,7 @@ PROJECTIONS: dict[str, type[SqlProjection]] = {
         ReportingDelaysProjection,
         ActiveMembersProjection,
         ServicesProjection,
+        OperatorsProjection,
+        CobuildingProjection,
     )
 }

@@ -47,6 +47,10 @@ PERMIT_DUE = date(2019, 8, 2)  # the listed permits' endorsement due date: older
 SHOWN_BODY = 400  # characters of a response body quoted in a failure
 
 
+MATRIX_REPORT_FIGURES = {"income_from_site": "1000.00", "reinvested_management": "100.00",
+                         "reinvested_sanitation": "100.00", "reinvested_facilities": "100.00"}
+
+
 # -- the records a sample request needs ------------------------------------------------------
 class World:
     """Two fresh areas (A: the keys' own area, B: another), a key bound to A and a
@@ -285,6 +289,43 @@ class World:
                                                               **goal))  # type: ignore[arg-type]
         return aid
 
+    # -- operators and co-building ------------------------------------------------------------
+    def operator(self, area: str, operator_type: str = "village_cooperative") -> str:
+        return self._stored(self.app.register_operator(operator_type=operator_type, name=unique("Matrix Operator"),
+                                                       contact="Matrix Contact", area=area, stamp=self.setup))
+
+    def running(self, area: str) -> tuple[str, str]:
+        """An operator of ``area`` running a new site there: (operator, site)."""
+        operator, site = self.operator(area), self.site(area)
+        self._stored(self.app.assign_site_to_operator(UUID(operator), site_id=UUID(site),
+                                                      assigned_on=date(2026, 1, 1), stamp=self.setup))
+        return operator, site
+
+    def inspected(self, area: str) -> tuple[str, str]:
+        operator, site = self.running(area)
+        self._stored(self.app.record_sanitation_inspection(UUID(operator), site_id=UUID(site),
+                                                           inspected_on=date(2026, 5, 1), score=70, findings="ok",
+                                                           stamp=self.setup))
+        return operator, site
+
+    def employer_with(self, area: str) -> tuple[str, str]:
+        employer, resident = self.operator(area, "employer"), self.resident(area)
+        self._stored(self.app.link_operator_employee(UUID(employer), resident_id=UUID(resident),
+                                                     linked_on=date(2026, 3, 2), stamp=self.setup))
+        return employer, resident
+
+    def reported(self, area: str) -> str:
+        operator = self.operator(area)
+        self._stored(self.app.file_operator_report(UUID(operator), year=2025, figures=MATRIX_REPORT_FIGURES,
+                                                   stamp=self.setup))
+        return operator
+
+    def pairing(self, area: str, site: str | None = None) -> str:
+        return self._stored(self.app.agree_pairing(site_id=UUID(site or self.site(area)), partner_type="school",
+                                                   partner_name=unique("Matrix School"),
+                                                   agreed_on=date(2026, 3, 1), stamp=self.setup))
+
+
 
 # -- the sample request of every route ----------------------------------------------------------
 @dataclass(frozen=True)
@@ -347,6 +388,45 @@ def _ledger(w: World, t: str) -> Req:
     site = w.site(t)
     w.application(t, site=site)
     return Req(f"/subsidy-ledger?fiscal_year={FISCAL_YEAR}&{_after(w)}", listed=site)
+
+
+def _site_release(w: World, t: str) -> Req:
+    operator, site = w.running(t)
+    return Req(f"/operators/{operator}/site-releases", {"site_id": site, "released_on": "2026-11-20",
+                                                        "reason": "matrix"})
+
+
+def _employee_removal(w: World, t: str) -> Req:
+    employer, resident = w.employer_with(t)
+    return Req(f"/operators/{employer}/employee-removals", {"resident_id": resident, "unlinked_on": "2026-11-20"})
+
+
+def _inspection(w: World, t: str) -> Req:
+    operator, site = w.running(t)
+    return Req(f"/operators/{operator}/inspections", {"site_id": site, "inspected_on": "2026-11-20", "score": 80})
+
+
+def _sanitation(w: World, t: str) -> Req:
+    operator, site = w.inspected(t)
+    return Req(f"/operators/sanitation?site_id={site}&{_after(w)}", listed=operator)
+
+
+def _support(w: World, t: str) -> Req:
+    w.application(t)
+    return Req(f"/operators/support-by-type?fiscal_year={FISCAL_YEAR}&{_after(w)}", listed=t)
+
+
+def _pairings(w: World, t: str) -> Req:
+    site = w.site(t)
+    pairing = w.pairing(t, site)
+    return Req(f"/pairings?site_id={site}&{_after(w)}", listed=pairing)
+
+
+def _cobuilding(w: World, t: str) -> Req:
+    site = w.site(t)
+    w._stored(w.app.record_contribution(UUID(w.pairing(t, site)), delivered_on=date(2026, 4, 1), kind="money",
+                                        description="matrix", value_yuan="100.00", stamp=w.setup))
+    return Req(f"/pairings/by-site?site_id={site}&{_after(w)}", listed=site)
 
 
 def _statistics(w: World, t: str) -> Req:
@@ -543,6 +623,37 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         f"/subsidy-applications/{w.application(t, approved=True)}/revocation",
         {"reason": "never built", "claw_back": "0.00"})),
     ("GET", "/subsidy-ledger"): Sample(_ledger, part="by_site", key="site_id"),
+    # operators
+    ("POST", "/operators"): _command(lambda w, t: Req("/operators", {
+        "type": "employer", "name": unique("Matrix Operator"), "contact": "Matrix Contact", "area": t})),
+    ("GET", "/operators"): _list(lambda w, t: w.operator(t), lambda w, t: f"/operators?area={t}&limit=500"),
+    ("GET", "/operators/{operator_id}"): _get(lambda w, t: f"/operators/{w.operator(t)}"),
+    ("POST", "/operators/{operator_id}/sites"): _command(lambda w, t: Req(
+        f"/operators/{w.operator(t)}/sites", {"site_id": w.site(t), "assigned_on": "2026-01-01"})),
+    ("POST", "/operators/{operator_id}/site-releases"): _command(_site_release),
+    ("POST", "/operators/{operator_id}/employees"): _command(lambda w, t: Req(
+        f"/operators/{w.operator(t, 'employer')}/employees",
+        {"resident_id": w.resident(t), "linked_on": "2026-03-02"})),
+    ("POST", "/operators/{operator_id}/employee-removals"): _command(_employee_removal),
+    ("POST", "/operators/{operator_id}/reports"): _command(lambda w, t: Req(
+        f"/operators/{w.operator(t)}/reports", {"year": 2025, **MATRIX_REPORT_FIGURES})),
+    ("POST", "/operators/{operator_id}/report-corrections"): _command(lambda w, t: Req(
+        f"/operators/{w.reported(t)}/report-corrections",
+        {"year": 2025, **MATRIX_REPORT_FIGURES, "income_from_site": "2000.00", "reason": "matrix"})),
+    ("POST", "/operators/{operator_id}/inspections"): _command(_inspection),
+    ("GET", "/operators/sanitation"): Sample(_sanitation, part="inspections", key="operator_id"),
+    ("GET", "/operators/support-by-type"): Sample(_support, part="by_area", key="area"),
+    # co-building
+    ("POST", "/pairings"): _command(lambda w, t: Req("/pairings", {
+        "site_id": w.site(t), "partner_type": "enterprise", "partner_name": unique("Matrix Co"),
+        "agreed_on": "2026-03-01"}), field="site_id"),
+    ("GET", "/pairings"): Sample(_pairings),
+    ("GET", "/pairings/{pairing_id}"): _get(lambda w, t: f"/pairings/{w.pairing(t)}"),
+    ("GET", "/pairings/by-site"): Sample(_cobuilding, part="sites", key="site_id"),
+    ("POST", "/pairings/{pairing_id}/contributions"): _command(lambda w, t: Req(
+        f"/pairings/{w.pairing(t)}/contributions", {"delivered_on": "2026-04-01", "kind": "labour"})),
+    ("POST", "/pairings/{pairing_id}/ending"): _command(lambda w, t: Req(
+        f"/pairings/{w.pairing(t)}/ending", {"ended_on": "2026-11-20", "reason": "matrix"})),
     # statistics
     ("GET", "/statistics"): Sample(_statistics, key="area"),
     # the area's row lists the target area once a resident registers there
