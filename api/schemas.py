@@ -809,7 +809,6 @@ class CobuildingBySitePublic(Public):
     sites: list[SiteCobuildingRow]
 
 
-
 class StatisticsRow(Public):
     area: str
     month: str

@@ -326,7 +326,6 @@ class World:
                                                    agreed_on=date(2026, 3, 1), stamp=self.setup))
 
 
-
 # -- the sample request of every route ----------------------------------------------------------
 @dataclass(frozen=True)
 class Req:
