@@ -246,9 +246,11 @@ def subsidies_sweep() -> None:
 def committees_sweep() -> None:
     """Vacate the seat of each committee member who left the district, and give it back to each who returned,
     where the departure or return was recorded without reaching the committee (before seats were events, or by
-    an import); and record each past month a committee held no meeting (once, at most a year back)."""
+    an import); record each past month a committee held no meeting (once, at most a year back); and lose the
+    active members whose residents departed unseen."""
     _sweep(lambda services: services.seat_sweep(), "{} committees reconciled")
     _sweep(lambda services: services.meeting_sweep(), "{} months without a meeting recorded")
+    _sweep(lambda services: services.active_member_sweep(), "{} active members of departed residents lost")
 
 
 @retention_cli.command("sweep")

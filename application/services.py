@@ -158,6 +158,15 @@ class Services:
                                 " WHERE resident_id IS NOT NULL").fetchall()
         return self.app.reconcile_committee_seats([r["id"] for r in rows], stamp)
 
+    def active_member_sweep(self) -> int:
+        """Lose each active member whose resident has departed without it reaching them (an
+        import of moves, or a departure racing the identification); returns how many."""
+        stamp = self.system_stamp()
+        with self.pool.connection() as conn:
+            rows = conn.execute("SELECT a.id FROM active_members a JOIN residents r ON r.id = a.resident_id"
+                                " WHERE a.lost_on IS NULL AND r.status = 'departed'").fetchall()
+        return self.app.lose_departed_active_members([r["id"] for r in rows], stamp)
+
     def meeting_sweep(self) -> int:
         """Record each past month a management committee held no meeting, once; returns
         how many months were recorded."""
@@ -222,7 +231,7 @@ class Services:
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
             for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.seat_sweep, self.meeting_sweep,
-                          self.retention_sweep, self.purge_expired_idempotency_keys):
+                          self.active_member_sweep, self.retention_sweep, self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
                 except Exception as error:  # retried at the next interval; the kind of error is logged

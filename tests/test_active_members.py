@@ -241,3 +241,26 @@ def test_the_view_equals_a_fold_of_each_members_events(caseworker: Api, services
         got = {k: row[k] for k in expected}
         expected = {k: (str(v) if isinstance(v, UUID) or hasattr(v, "isoformat") else v) for k, v in expected.items()}
         assert got == expected
+
+
+def test_the_sweep_loses_an_active_member_whose_departure_never_reached_them(
+    caseworker: Api, services: Services, stamp: Any
+) -> None:
+    """A departure recorded by an import of moves (or racing the identification) leaves the
+    member active; ``liudong committees sweep`` loses them once, dated by the departure."""
+    from domain.residents import Resident
+
+    area = unique_area("Sweep")
+    rid = resident(caseworker, area)
+    member = identify(caseworker, rid)
+    record = services.app.load(Resident, UUID(rid))
+    record.depart(effective_date=record.since, reason="import", stamp=stamp)  # as an import records it
+    services.app.save(record)
+    assert services.wait_for("active_members", services.head(), 30)
+    assert services.wait_for("residents", services.head(), 30)
+    assert services.active_member_sweep() >= 1
+    doc = caseworker.get(f"/active-members/{member['id']}").json()
+    assert doc["status"] == "lost" and doc["lost_on"] == max(record.since.isoformat(), "2025-09-01")
+    assert services.wait_for("active_members", services.head(), 30)
+    services.active_member_sweep()
+    assert caseworker.get(f"/active-members/{member['id']}").json()["version"] == doc["version"]  # once

@@ -3,7 +3,7 @@ employer, and lost."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from uuid import UUID
 
@@ -13,7 +13,7 @@ from eventsourcing.domain import Aggregate
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.active_members import ActiveMember, active_member_id
 from domain.common import RuleViolated, Stamp
-from domain.residents import Resident
+from domain.residents import ResidenceStatus, Resident
 from domain.sites import HousingSite
 
 
@@ -71,6 +71,20 @@ class ActiveMemberCommands(OfficeApplication):
             return member, [member]
 
         return self._execute(decide, idempotency=idempotency)
+
+    def lose_departed_active_members(self, member_ids: Iterable[UUID], stamp: Stamp) -> int:
+        """The reconciling sweep: an active member whose resident has departed (a departure
+        recorded by an import, or racing the identification) is lost, dated by the
+        departure. Returns how many were lost."""
+        lost = 0
+        for member_id in member_ids:
+            def act(member: ActiveMember) -> None:
+                resident = self.load(Resident, UUID(str(member.resident_id)), field_name="resident_id")
+                if resident.status == ResidenceStatus.DEPARTED:
+                    member.lose_by_departure(departed_on=resident.since, stamp=stamp)
+
+            lost += 1 if self._member_command(member_id, act, None, None).position else 0
+        return lost
 
     def record_active_member_training(
         self, member_id: UUID, *, course: str, trained_on: date, stamp: Stamp, expected_version: int | None = None,
