@@ -368,6 +368,30 @@ def after(view: str) -> Any:
     return Depends(wait)
 
 
+def after_all(*views: str) -> Any:
+    """``?after=POSITION`` for an answer read from several views: wait for each in turn."""
+
+    async def wait(
+        request: Request,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        after: Annotated[int | None, Query(ge=0, le=2**62,
+                                           description="wait until this event position is reflected")] = None,
+    ) -> dict[str, str]:
+        if after is None or after <= 0:
+            return {}
+        watcher = request.app.state.marks
+        limiter: WaitLimiter = request.app.state.wait_limiter
+        settings = request.app.state.settings
+        reached = True
+        with limiter.slot(principal.key_id or principal.actor.user_id, settings.max_waits_per_key):
+            for view in views:
+                reached = await watcher.wait(view, after, settings.read_wait_timeout) and reached
+        return {"X-Read-Consistent": "true" if reached else "false"}
+
+    return Depends(wait)
+
+
 def page_limit(request: Request, limit: Annotated[int, Query(ge=1, le=500, description=(
         "items per page; at most the service's page size cap"))] = 50) -> int:
     """``?limit=``, reduced to the configured page size cap."""

@@ -670,6 +670,12 @@ class LedgerPublic(Public):
     programs: list[dict[str, Any]]
     by_operator_type: list[dict[str, Any]]
     by_site: list[dict[str, Any]]
+    support_per_bed_by_operator_type: list[dict[str, Any]] | None = Field(
+        default=None, description="paid and committed per bed and per resident of the open sites of each operator "
+        "type (as GET /operators/support-by-type): equal treatment in numbers")
+    contributions_by_site: list[dict[str, Any]] | None = Field(
+        default=None, description="co-building partners' contributions beside the government's subsidies per site "
+        "(as GET /pairings/by-site): the government-cost problem in numbers")
 
 
 # -- operators (运作主体) and co-building (结对共建) ---------------------------------------
@@ -818,6 +824,11 @@ class StatisticsRow(Public):
     population_at_month_end: int
     turnover_rate: float | None
     disputes: dict[str, Any]
+    housing_at_month_end: dict[str, int] | None = Field(default=None, description="residents by kind of housing: "
+                                                        "site, rented, employer_dormitory, other")
+    concentrated: int | None = Field(default=None, description="residents in housing sites (集中居住) at month end")
+    scattered: int | None = Field(default=None, description="residents in rented rooms (分散居住) at month end")
+    concentrated_share: float | None = Field(default=None, description="concentrated / population at month end")
 
 
 class AreaPublic(Public):

@@ -18,7 +18,9 @@ from projections.base import SqlProjection, ViewRecorder, event_class, handles
 
 
 class StatisticsView(ViewRecorder):
-    tables = ["stat_residents", "stat_movements", "stat_disputes"]
+    # Version 2: residents by kind of housing (concentrated in sites, scattered in rented rooms).
+    version = 2
+    tables = ["stat_residents", "stat_movements", "stat_disputes", "stat_housing"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS stat_residents (resident_id uuid PRIMARY KEY, area text NOT NULL)",
         # kind: arrival / departure (the district's border), moved_in / moved_out (between
@@ -31,6 +33,12 @@ class StatisticsView(ViewRecorder):
         "CREATE TABLE IF NOT EXISTS stat_disputes ("
         " case_id uuid PRIMARY KEY, area text NOT NULL, category text NOT NULL, occurred_on date NOT NULL,"
         " opened_on date NOT NULL, resolved_on date)",
+        # Each change of a resident's kind of housing: -1 in the old (area, kind), +1 in the new.
+        "ALTER TABLE stat_residents ADD COLUMN IF NOT EXISTS housing_kind text",
+        # No serial id: a row is its content, so a rebuild writes the same rows in any order.
+        "CREATE TABLE IF NOT EXISTS stat_housing ("
+        " area text NOT NULL, kind text NOT NULL, effective_date date NOT NULL, delta integer NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS stat_housing_area_idx ON stat_housing (area, effective_date)",
     ]
 
 
@@ -40,26 +48,39 @@ class StatisticsProjection(SqlProjection):
 
     @handles(event_class(Resident, "Registered"))
     def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute("INSERT INTO stat_residents VALUES (%s, %s)", (e.originator_id, e.area))
+        cursor.execute("INSERT INTO stat_residents (resident_id, area, housing_kind) VALUES (%s, %s, 'other')",
+                       (e.originator_id, e.area))
         self._movement(cursor, e.originator_id, e.area, e.registered_on, "arrival", 1)
+        self._housing(cursor, e.area, "other", e.registered_on, 1)
 
     @handles(event_class(Resident, "Returned"))
     def returned(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute("UPDATE stat_residents SET area = %s WHERE resident_id = %s", (e.area, e.originator_id))
+        cursor.execute("UPDATE stat_residents SET area = %s, housing_kind = 'other' WHERE resident_id = %s",
+                       (e.area, e.originator_id))
         self._movement(cursor, e.originator_id, e.area, e.effective_date, "arrival", 1)
+        self._housing(cursor, e.area, "other", e.effective_date, 1)
 
     @handles(event_class(Resident, "DepartedDistrict"))
     def departed(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._movement(cursor, e.originator_id, self._area_of(cursor, e.originator_id), e.effective_date,
-                       "departure", -1)
+        area, kind = self._place_of(cursor, e.originator_id)
+        self._movement(cursor, e.originator_id, area, e.effective_date, "departure", -1)
+        if kind is not None:
+            self._housing(cursor, area, kind, e.effective_date, -1)
+        cursor.execute("UPDATE stat_residents SET housing_kind = NULL WHERE resident_id = %s", (e.originator_id,))
 
     @handles(event_class(Resident, "MovedIntoSite"), event_class(Resident, "MovedToPrivateHousing"))
     def moved(self, cursor: Cursor[DictRow], e: Any) -> None:
-        previous = self._area_of(cursor, e.originator_id)
+        previous, previous_kind = self._place_of(cursor, e.originator_id)
+        kind = getattr(e, "housing_kind", "site")
         if previous != e.area:
             self._movement(cursor, e.originator_id, previous, e.effective_date, "moved_out", -1)
             self._movement(cursor, e.originator_id, e.area, e.effective_date, "moved_in", 1)
-            cursor.execute("UPDATE stat_residents SET area = %s WHERE resident_id = %s", (e.area, e.originator_id))
+        if (previous, previous_kind) != (e.area, kind):
+            if previous_kind is not None:
+                self._housing(cursor, previous, previous_kind, e.effective_date, -1)
+            self._housing(cursor, e.area, kind, e.effective_date, 1)
+            cursor.execute("UPDATE stat_residents SET area = %s, housing_kind = %s WHERE resident_id = %s",
+                           (e.area, kind, e.originator_id))
         self._movement(cursor, e.originator_id, e.area, e.effective_date, "move", 0)
 
     @handles(event_class(DisputeCase, "Logged"))
@@ -79,9 +100,15 @@ class StatisticsProjection(SqlProjection):
         cursor.execute("UPDATE stat_disputes SET resolved_on = NULL WHERE case_id = %s", (e.originator_id,))
 
     @staticmethod
-    def _area_of(cursor: Cursor[DictRow], resident_id: Any) -> str:
-        row = cursor.execute("SELECT area FROM stat_residents WHERE resident_id = %s", (resident_id,)).fetchone()
-        return str(row["area"]) if row else ""
+    def _place_of(cursor: Cursor[DictRow], resident_id: Any) -> tuple[str, str | None]:
+        row = cursor.execute("SELECT area, housing_kind FROM stat_residents WHERE resident_id = %s",
+                             (resident_id,)).fetchone()
+        return (str(row["area"]), row["housing_kind"]) if row else ("", None)
+
+    @staticmethod
+    def _housing(cursor: Cursor[DictRow], area: str, kind: str, on: date, delta: int) -> None:
+        cursor.execute("INSERT INTO stat_housing (area, kind, effective_date, delta) VALUES (%s, %s, %s, %s)",
+                       (area, kind, on, delta))
 
     @staticmethod
     def _movement(cursor: Cursor[DictRow], resident_id: Any, area: str, on: date, kind: str, delta: int) -> None:
@@ -89,6 +116,9 @@ class StatisticsProjection(SqlProjection):
             "INSERT INTO stat_movements (resident_id, area, effective_date, kind, delta) VALUES (%s, %s, %s, %s, %s)",
             (resident_id, area, on, kind, delta),
         )
+
+
+HOUSING_KINDS = ("site", "rented", "employer_dormitory", "other")
 
 
 def _month(day: date) -> str:
@@ -130,6 +160,11 @@ def monthly_statistics(
         + area_clause + " GROUP BY 1, 2, 3",
         params,
     ).fetchall()
+    housing = conn.execute(
+        "SELECT area, to_char(effective_date, 'YYYY-MM') AS month, kind, sum(delta) AS delta FROM stat_housing"
+        + area_clause + " GROUP BY 1, 2, 3",
+        params,
+    ).fetchall()
     resolved = conn.execute(
         "SELECT area, category, to_char(resolved_on, 'YYYY-MM') AS month, count(*) AS n,"
         " percentile_cont(0.5) WITHIN GROUP (ORDER BY resolved_on - opened_on) AS median_days"
@@ -144,6 +179,9 @@ def monthly_statistics(
         bucket = counts[(row["area"], row["month"])]
         bucket[row["kind"]] += int(row["n"])
         bucket["delta"] += int(row["delta"])
+    housing_changes: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in housing:
+        housing_changes[(row["area"], row["month"])][row["kind"]] += int(row["delta"])
     for row in disputes:
         case_counts[(row["area"], row["month"])].setdefault(
             row["category"], {"opened": 0, "resolved": 0, "median_days_to_resolve": None})["opened"] = int(row["n"])
@@ -153,7 +191,7 @@ def monthly_statistics(
         entry["resolved"] = int(row["n"])
         entry["median_days_to_resolve"] = float(row["median_days"])
 
-    keys = set(counts) | set(case_counts)
+    keys = set(counts) | set(case_counts) | set(housing_changes)
     if not keys:
         return []
     last = max(to_month or max(m for _, m in keys), max(m for _, m in keys))
@@ -161,10 +199,13 @@ def monthly_statistics(
     for each_area in sorted({a for a, _ in keys}):
         first = min(m for a, m in keys if a == each_area)
         population = 0
+        housed: dict[str, int] = {k: 0 for k in HOUSING_KINDS}
         for month in _months(first, last):
             bucket = counts.get((each_area, month), {})
             start = population
             population += bucket.get("delta", 0)
+            for kind, delta in housing_changes.get((each_area, month), {}).items():
+                housed[kind] = housed.get(kind, 0) + delta
             departures = bucket.get("departure", 0) + bucket.get("moved_out", 0)
             if (from_month and month < from_month) or (to_month and month > to_month):
                 continue
@@ -176,6 +217,10 @@ def monthly_statistics(
                 "moves": bucket.get("move", 0),
                 "population_at_month_end": population,
                 "turnover_rate": round(departures / start, 4) if start else None,
+                "housing_at_month_end": dict(housed),
+                "concentrated": housed["site"],
+                "scattered": housed["rented"],
+                "concentrated_share": round(housed["site"] / population, 4) if population else None,
                 "disputes": case_counts.get((each_area, month), {}),
             })
     return result

@@ -658,6 +658,8 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     # the area's row lists the target area once a resident registers there
     ("GET", "/statistics/population"): _list(lambda w, t: w.resident(t) and t,
                                              lambda w, t: f"/statistics/population?area={t}", key="area"),
+    ("GET", "/statistics/seed"): _list(lambda w, t: w.resident(t) and t, lambda w, t: f"/statistics/seed?area={t}",
+                                       part="housing", key="area"),
     ("GET", "/statistics/reporting-delays"): _list(lambda w, t: w.resident(t) and t,
                                                    lambda w, t: f"/statistics/reporting-delays?area={t}", key="area"),
     # history and audit

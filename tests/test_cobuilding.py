@@ -91,6 +91,12 @@ def test_contributions_stand_beside_the_government_subsidies_per_site(
     assert rows[site]["by_kind"] == {"money": {"count": 2, "value": "3000.00"},
                                      "training": {"count": 1, "value": "0.00"}}
     assert (rows[bare]["subsidies_paid"], rows[bare]["contributions"], rows[bare]["by_kind"]) == ("8000.00", 0, {})
+    # The subsidy ledger shows the same beside its own figures, and support per bed by operator type.
+    ledger = supervisor.get("/subsidy-ledger", params={"after": last["position"], "fiscal_year": 2026}).json()
+    in_ledger = {r["site_id"]: r for r in ledger["contributions_by_site"] if r["site_area"] == area}
+    assert in_ledger[site]["contributions_value"] == "3000.00" and in_ledger[bare]["subsidies_paid"] == "8000.00"
+    assert {r["operator_type"] for r in ledger["support_per_bed_by_operator_type"]} == {
+        "village_cooperative", "employer", "government_entrusted"}
 
 
 @pytest.mark.parametrize(("body", "status", "field", "rule"), [

@@ -3,7 +3,7 @@
 from typing import Any
 
 from tests.conftest import Api
-from tests.factories import resident_body, unique_area
+from tests.factories import resident_body, site_body, unique_area
 
 
 def test_arrivals_departures_moves_population_and_disputes_by_month(caseworker: Api, supervisor: Api) -> None:
@@ -40,3 +40,67 @@ def test_a_dispute_counts_in_the_month_it_happened_not_when_it_was_logged(casewo
                                            "occurred_on": "2026-10-28"}).json()
     rows = caseworker.get("/statistics", params={"area": area, "after": logged["position"]}).json()["items"]
     assert {r["month"]: r["disputes"] for r in rows}["2026-10"]["sanitation"]["opened"] == 1
+
+
+def test_concentrated_and_scattered_residents_per_area_and_month(caseworker: Api, supervisor: Api) -> None:
+    """The seed's first problem in numbers: how many live in sites (concentrated) and how many
+    rent rooms from villagers (scattered), per area at each month's end, by effective date."""
+    area = unique_area("Housing")
+    site = supervisor.post("/sites", site_body(area=area, capacity=5)).json()["id"]
+    ids = [caseworker.post("/residents", resident_body(area=area, registered_on="2026-01-10")).json()["id"]
+           for _ in range(5)]
+    for rid in ids[:3]:
+        caseworker.post(f"/residents/{rid}/moves", {"site_id": site, "effective_date": "2026-01-20"})
+    for rid in ids[3:]:
+        caseworker.post(f"/residents/{rid}/moves", {"area": area, "effective_date": "2026-02-05",
+                                                    "housing": {"kind": "rented", "landlord": "Chen"}})
+    # reported late: one resident left the site for a rented room in March
+    last = caseworker.post(f"/residents/{ids[0]}/moves", {"area": area, "effective_date": "2026-03-15",
+                                                          "housing": {"kind": "rented", "address": "3 Lane 2"}})
+    caseworker.post(f"/residents/{ids[1]}/departure", {"effective_date": "2026-04-01", "reason": "home"})
+    last = caseworker.post(f"/residents/{ids[2]}/moves", {"area": area, "effective_date": "2026-04-02",
+                                                          "housing": {"kind": "employer_dormitory"}})
+    rows = caseworker.get("/statistics", params={"area": area, "to_month": "2026-04",
+                                                 "after": last.json()["position"]}).json()["items"]
+    by_month = {r["month"]: (r["concentrated"], r["scattered"], r["housing_at_month_end"]["other"],
+                             r["housing_at_month_end"]["employer_dormitory"], r["concentrated_share"])
+                for r in rows}
+    assert by_month == {
+        "2026-01": (3, 0, 2, 0, 0.6),
+        "2026-02": (3, 2, 0, 0, 0.6),
+        "2026-03": (2, 3, 0, 0, 0.4),
+        "2026-04": (0, 3, 0, 1, 0.0),
+    }
+
+
+def test_the_seeds_questions_in_one_answer(caseworker: Api, supervisor: Api) -> None:
+    """Concentrated versus scattered per area, sites by band and stage, support per bed by
+    operator type, and the active-member loss rate, for one area of the test's own."""
+    area = unique_area("Seed")
+    site = supervisor.post("/sites", site_body(area=area, capacity=5)).json()["id"]
+    ids = [caseworker.post("/residents", resident_body(area=area, registered_on="2025-06-10")).json()["id"]
+           for _ in range(4)]
+    for rid in ids[:2]:
+        caseworker.post(f"/residents/{rid}/moves", {"site_id": site, "effective_date": "2025-07-01"})
+    caseworker.post(f"/residents/{ids[2]}/moves", {"area": area, "effective_date": "2025-07-01",
+                                                   "housing": {"kind": "rented", "landlord": "Chen"}})
+    caseworker.post(f"/sites/{site}/assessments", {"assessed_on": "2026-11-01", "headcount": 640,
+                                                   "operator_status": "clear", "villages": ["Seed"]})
+    members = [caseworker.post("/active-members", {"resident_id": rid, "identified_on": "2025-09-01"})
+               for rid in ids[:2]]
+    assert all(m.status_code in (200, 201) for m in members), [m.text for m in members]
+    last = caseworker.post(f"/active-members/{members[0].json()['id']}/loss",
+                           {"lost_on": "2026-03-10", "reason": "moved_away"})
+    assert last.status_code == 200, last.text
+    answer = supervisor.get("/statistics/seed", params={"area": area, "after": last.json()["position"]})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    (mix,) = body["housing"]
+    assert (mix["population"], mix["concentrated"], mix["scattered"], mix["other"]) == (4, 2, 1, 1)
+    assert mix["concentrated_share"] == 0.5
+    assert body["sites"] == [{"band": "500_to_1000", "stage": "assessed", "sites": 1, "headcount": 640}]
+    assert {r["operator_type"] for r in body["support_by_operator_type"]} == {
+        "village_cooperative", "employer", "government_entrusted"}
+    district = body["active_member_loss"][0]
+    assert district["area"] is None and (district["lost"], district["active_at_start"]) == (1, 2)
+    assert district["loss_rate"] == 0.5

@@ -4,8 +4,8 @@ changes of residence are recorded."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -13,12 +13,15 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.access import READERS, AreaRule, access
-from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, page_response, respond
+from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, after_all, page_response, respond
 from api.problems import Problem
 from api.schemas import AreaName, Name, PageOut, Public, StatisticsRow
 from application.areas import AreaDirectory
+from projections.active_members import monthly as active_member_months
+from projections.operators import support_by_type
 from projections.reporting_delays import DelayFilter, reporting_delays
 from projections.residence_periods import PopulationQuery, office_day, population
+from projections.site_occupancy import BAND
 from projections.statistics import monthly_statistics
 
 router = APIRouter(tags=["statistics"])
@@ -43,6 +46,99 @@ def statistics(
         items = monthly_statistics(conn, area=code, from_month=from_month, to_month=to_month,
                                    areas=principal.area_filter())
     body = PageOut[StatisticsRow](items=[StatisticsRow.model_validate(i) for i in items], total=len(items), next=None)
+    return respond(body, headers)
+
+
+# -- the seed's questions ----------------------------------------------------------------------
+class HousingMix(Public):
+    area: str
+    area_name: str | None = None
+    month: str
+    population: int
+    concentrated: int = Field(description="in housing sites (集中居住)")
+    scattered: int = Field(description="in rented rooms (分散居住)")
+    employer_dormitory: int
+    other: int
+    concentrated_share: float | None
+
+
+class SitesByBandAndStage(Public):
+    band: str
+    stage: str
+    sites: int
+    headcount: int = Field(description="the latest assessed headcounts, else registered occupants, summed")
+
+
+class ActiveMemberLoss(Public):
+    area: str | None = Field(description="null: the whole district (within the caller's areas)")
+    lost: int = Field(description="active members lost in the twelve months to the end of last month")
+    active_at_start: int = Field(description="active members at the start of those twelve months")
+    loss_rate: float | None
+
+
+class SeedAnswers(Public):
+    on: date
+    housing: list[HousingMix] = Field(description="concentrated versus scattered residents per area, this month")
+    sites: list[SitesByBandAndStage] = Field(description="open sites by the census band and the community stage")
+    support_by_operator_type: list[dict[str, Any]] = Field(
+        description="subsidies paid and committed per bed and per resident, by operator type (equal treatment)")
+    active_member_loss: list[ActiveMemberLoss] = Field(description="the district first, then each area")
+
+
+@router.get("/statistics/seed", response_model=SeedAnswers)
+@access(READERS, AreaRule.LIST)
+def seed_answers(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    lang: Language,
+    headers: Annotated[dict[str, str], after_all("statistics", "site_occupancy", "subsidy_ledger",
+                                                 "active_members")],
+    area: Annotated[AreaName | None, Query()] = None,
+) -> JSONResponse:
+    """The seed's questions in numbers, in one answer: concentrated (sites) versus scattered (rented) residents
+    per area this month; open sites by size band and stage; support per bed and per resident by operator type;
+    the active-member loss rate over the last twelve months."""
+    code = services.app.areas.resolve(area) if area else None
+    areas = principal.area_filter()
+    if code is not None:
+        areas = [code] if areas is None or code in areas else []
+    today = services.today()
+    month = f"{today.year:04d}-{today.month:02d}"
+    this_month = date(today.year, today.month, 1)
+    year_ago = date(today.year - 1, today.month, 1)  # twelve full months: year_ago .. last month
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    with services.pool.connection() as conn:
+        rows = monthly_statistics(conn, area=code, from_month=month, to_month=month, areas=principal.area_filter())
+        band_rows = conn.execute(
+            f"SELECT {BAND} AS band, stage, count(*) AS sites, sum(coalesce(headcount, occupants)) AS headcount"
+            " FROM site_occupancy WHERE NOT closed" + (" AND area = ANY(%s)" if areas is not None else "")
+            + " GROUP BY 1, 2 ORDER BY 1, 2", [areas] if areas is not None else []).fetchall()
+        support = support_by_type(conn, None, areas)["by_operator_type"]
+        months = active_member_months(conn, first=year_ago, last=last_month, area=None, areas=areas)
+    housing = []
+    for row in rows:
+        mix = row.get("housing_at_month_end") or {}
+        housing.append(HousingMix(
+            area=row["area"], area_name=_area_name(services.app.areas, row["area"], lang), month=row["month"],
+            population=row["population_at_month_end"], concentrated=mix.get("site", 0),
+            scattered=mix.get("rented", 0), employer_dormitory=mix.get("employer_dormitory", 0),
+            other=mix.get("other", 0), concentrated_share=row.get("concentrated_share")))
+    loss: dict[str | None, dict[str, int]] = {}
+    first_month = f"{year_ago.year:04d}-{year_ago.month:02d}"
+    for row in months:
+        for key in (None, row["area"]):
+            entry = loss.setdefault(key, {"lost": 0, "active_at_start": 0})
+            entry["lost"] += int(row["lost"])
+            if row["month"] == first_month:
+                entry["active_at_start"] += int(row["active_at_start"])
+    losses = [ActiveMemberLoss(area=key, lost=v["lost"], active_at_start=v["active_at_start"],
+                               loss_rate=round(v["lost"] / v["active_at_start"], 4) if v["active_at_start"] else None)
+              for key, v in sorted(loss.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))]
+    body = SeedAnswers(
+        on=today, housing=housing,
+        sites=[SitesByBandAndStage(band=r["band"], stage=r["stage"], sites=int(r["sites"]),
+                                   headcount=int(r["headcount"] or 0)) for r in band_rows],
+        support_by_operator_type=support, active_member_loss=losses)
     return respond(body, headers)
 
 

@@ -21,6 +21,7 @@ from api.deps import (
     PrincipalDep,
     ServicesDep,
     after,
+    after_all,
     command_dependency,
     created,
     page_response,
@@ -50,6 +51,8 @@ from domain.subsidies import (
     SubsidyProgram,
     SubsidyPurpose,
 )
+from projections.cobuilding import by_site as contributions_by_site
+from projections.operators import support_by_type
 from projections.subsidy_ledger import ApplicationFilter, ledger, list_applications, list_programs
 
 router = APIRouter(tags=["subsidies"])
@@ -340,12 +343,17 @@ def revoke_subsidy_application(application_id: UUID, body: SubsidyRevocation, cm
 @router.get("/subsidy-ledger", response_model=LedgerPublic)
 @access(READERS, AreaRule.LIST)
 def get_subsidy_ledger(
-    services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("subsidy_ledger")],
+    services: ServicesDep, principal: PrincipalDep,
+    headers: Annotated[dict[str, str], after_all("subsidy_ledger", "site_occupancy", "cobuilding")],
     fiscal_year: FiscalYear | None = None,
 ) -> JSONResponse:
     """Budget, committed, paid and remaining per program; approved, committed and paid per operator type and per
-    site, by fiscal year, so support can be compared across operator types. A key bound to areas sees the
-    applications of its areas' sites."""
+    site, by fiscal year, so support can be compared across operator types; support per bed and per resident by
+    operator type; and per site, co-building partners' contributions beside the government's subsidies. A key
+    bound to areas sees the applications of its areas' sites."""
+    areas = principal.area_filter()
     with services.pool.connection() as conn:
-        body = ledger(conn, fiscal_year, principal.area_filter())
+        body = ledger(conn, fiscal_year, areas)
+        body["support_per_bed_by_operator_type"] = support_by_type(conn, fiscal_year, areas)["by_operator_type"]
+        body["contributions_by_site"] = contributions_by_site(conn, fiscal_year, None, areas)
     return respond(LedgerPublic.model_validate(jsonable_encoder({"fiscal_year": fiscal_year, **body})), headers)
