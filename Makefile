@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-distributed test lint typecheck unit bench clean
+.PHONY: run run-distributed test lint typecheck unit bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-test: lint typecheck
+# Debian's Chromium and ChromeDriver for the browser journeys (no browser download), and a
+# CJK font so the screenshots show Chinese (the pages name the office PCs' own fonts; no web font).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+	   fonts-noto-cjk)
+
+test: lint typecheck browser
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Each bench prints its own figures and records its headline ones; the table of them ends the run.

@@ -32,6 +32,7 @@ from api.routes import (
 )
 from api.routes import services as service_routes
 from api.waits import MarkWatcher
+from api.web import build_web
 from application.services import Services
 from application.settings import Settings
 
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                    history.router, imports.router, active_members.router,
                    service_routes.router, operators.router, cobuilding.router):
         app.include_router(router)
+    # The web application's pages, after every API route (api/web).
+    app.mount("/", build_web(app.state))
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
                          burst=settings.rate_limit_burst, access_log=settings.access_log,
                          max_import=settings.max_import_bytes)

@@ -92,6 +92,11 @@ class TokenBucket:
 IMPORTS_PATH = "/imports"  # takes a CSV file (text/csv) up to its own limit
 
 
+def is_web_path(path: str) -> bool:
+    """The web application's pages take HTML forms (api/web)."""
+    return path in ("/login", "/logout") or path.startswith("/ui/")
+
+
 class Guard:
     def __init__(self, app: ASGIApp, *, max_body: int, per_minute: int, burst: int, access_log: bool,
                  max_import: int | None = None) -> None:
@@ -165,7 +170,8 @@ class Guard:
         if method in BODY_METHODS and not _no_body(headers):
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if content_type != b"application/json" and not (
-                    content_type == b"text/csv" and scope.get("path") == IMPORTS_PATH):
+                    content_type == b"text/csv" and scope.get("path") == IMPORTS_PATH) and not (
+                    content_type == b"application/x-www-form-urlencoded" and is_web_path(scope.get("path", ""))):
                 got = content_type.decode("latin-1") or "nothing"
                 return problem(415, "Unsupported media type", f"send the request body as application/json "
                                f"(got {got[:60]})", "content_type", field="Content-Type")

@@ -24,12 +24,14 @@ sla_cli = typer.Typer(help="dispute service levels", no_args_is_help=True)
 permits_cli = typer.Typer(help="residence permits", no_args_is_help=True)
 subsidies_cli = typer.Typer(help="subsidies", no_args_is_help=True)
 committees_cli = typer.Typer(help="management committees", no_args_is_help=True)
+users_cli = typer.Typer(help="staff accounts for the web application", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(projections_cli, name="projections")
 cli.add_typer(sla_cli, name="sla")
 cli.add_typer(permits_cli, name="permits")
 cli.add_typer(subsidies_cli, name="subsidies")
 cli.add_typer(committees_cli, name="committees")
+cli.add_typer(users_cli, name="users")
 dead_letters_cli = typer.Typer(help="events a view could not apply", no_args_is_help=True)
 retention_cli = typer.Typer(help="personal data retention", no_args_is_help=True)
 cli.add_typer(retention_cli, name="retention")
@@ -65,6 +67,38 @@ def _cli_stamp() -> Stamp:
     from domain.common import Actor, Role
 
     return Stamp(Actor(f"cli:{getpass.getuser()}", Role.ADMIN), datetime.now(UTC))
+
+
+@users_cli.command("create")
+def users_create(
+    name: Annotated[str, typer.Option(help="the user name to sign in with, also the actor of their commands")],
+    role: Annotated[str, typer.Option(help="caseworker, supervisor, finance, auditor or admin")],
+    area: Annotated[list[str] | None, typer.Option(help="an area the account is bound to (repeatable; code or name)")]
+    = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from standard input")]
+    = False,
+) -> None:
+    """Create a staff account for the web application (the password from standard input, at least 10 characters)."""
+    import sys
+
+    from domain.common import DomainError
+
+    if not password_stdin:
+        typer.echo("give --password-stdin and the password on standard input", err=True)
+        raise typer.Exit(2)
+    password = sys.stdin.readline().rstrip("\r\n")
+    services = open_services()
+    try:
+        areas = [services.app.place(a) for a in (area or [])]
+        user = services.users.create(user_id=name.strip(), role=role, areas=areas, password=password,
+                                     created_by=_cli_stamp().actor.user_id)
+    except DomainError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    typer.echo(f"created {user.role.value} account {user.user_id}" + (f" for {', '.join(user.areas)}" if user.areas
+                                                                      else ""))
 
 
 @keys_cli.command("create")

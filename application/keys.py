@@ -199,6 +199,11 @@ class Authenticator:
         return Principal(actor=Actor(user_id, Role(role)), areas=tuple(areas), scopes=frozenset(scopes),
                          key_id=key_id, visible=visible)
 
+    def principal_for(self, user_id: str, role: str, areas: list[str]) -> Principal:
+        """The principal of a signed-in staff account (application.users): as a key with
+        the same user id, role and areas."""
+        return self._principal(user_id, role, areas, [], None)
+
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()

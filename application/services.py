@@ -26,6 +26,7 @@ from application.office import Liudong
 from application.projecting import ProjectorProcess, rebuild
 from application.settings import Settings
 from application.store import IDEMPOTENCY_TABLE
+from application.users import UserStore
 from domain.common import ERASED, Actor, DomainError, Role, Stamp
 from projections.base import SqlProjection
 from projections.disputes import overdue_open_cases
@@ -56,6 +57,7 @@ class Services:
     _chainer: threading.Thread | None = None
     owns_database: bool = False
     authenticator: Authenticator = field(default=None)  # type: ignore[assignment]
+    users: UserStore = field(default=None)  # type: ignore[assignment]
 
     @classmethod
     def open(
@@ -90,6 +92,7 @@ class Services:
             app.vault.check_master_key(conn)
         services.ensure_schema()
         services.seed_areas()
+        services.users = UserStore(pool)
         services.authenticator = Authenticator(pool, app.areas, TokenRules(
             issuer=settings.jwt_issuer, audience=settings.jwt_audience, jwks_file=settings.jwt_jwks_file,
             hs256_secret=settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None))
@@ -325,8 +328,8 @@ class Services:
 
 
 
-# Raise when the event store's DDL (application.store, privacy, areas, keys) changes.
-STORE_SCHEMA_VERSION = 8
+# Raise when the event store's DDL (application.store, privacy, areas, keys, users) changes.
+STORE_SCHEMA_VERSION = 9
 
 
 @contextlib.contextmanager

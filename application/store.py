@@ -41,6 +41,7 @@ from application.import_jobs import SCHEMA as IMPORTS_SCHEMA
 from application.keys import SCHEMA as KEYS_SCHEMA
 from application.privacy import SCHEMA as PII_SCHEMA
 from application.privacy import MasterKeyMissing, MemoryKeyStore, PgKeyStore, PrivateMapper, Vault
+from application.users import SCHEMA as USERS_SCHEMA
 
 IDEMPOTENCY_TABLE = "liudong_idempotency"
 
@@ -190,7 +191,7 @@ class LiudongRecorder(PostgresApplicationRecorder):
         )
         self.sql_create_statements.extend(
             Composed([SQL(statement)]) for statement in (*PII_SCHEMA, *AREAS_SCHEMA, *KEYS_SCHEMA, *AUDIT_SCHEMA,
-                                                           *IMPORTS_SCHEMA))
+                                                           *IMPORTS_SCHEMA, *USERS_SCHEMA))
         self._insert_claim = SQL(
             "INSERT INTO {schema}.{table} (actor_id, key, fingerprint, status, body, location) "
             "VALUES (%s, %s, %s, %s, %s, %s)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import socket
 import threading
 import time
@@ -221,3 +222,112 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     artifacts = Path(__file__).parent / "artifacts"
     artifacts.mkdir(exist_ok=True)
     (artifacts / "figures.txt").write_text("\n".join(_FIGURES) + "\n")
+
+
+# -- the web application in a real browser ------------------------------------------------------
+WEB_PASSWORD = "correct horse battery"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def staff(services: Services) -> dict[str, str]:
+    """One web account per role (user name ``web-<role>``, password WEB_PASSWORD), and a
+    second supervisor for the four-eyes rule (``web-supervisor2``)."""
+    accounts = {}
+    for role in ("caseworker", "supervisor", "finance", "auditor", "admin"):
+        accounts[role] = f"web-{role}"
+    accounts["supervisor2"] = "web-supervisor2"
+    for key, user in accounts.items():
+        role = "supervisor" if key == "supervisor2" else key
+        if not any(u["user_id"] == user for u in services.users.list()):
+            services.users.create(user_id=user, role=role, areas=[], password=WEB_PASSWORD, created_by="test-admin")
+    return accounts
+
+
+class Browser:
+    """Headless Chromium driven by selenium, signed in as one account at a time."""
+
+    def __init__(self, driver: Any, base_url: str) -> None:
+        self.driver = driver
+        self.base_url = base_url
+
+    def go(self, path: str) -> None:
+        self.driver.get(self.base_url + path)
+
+    def sign_in(self, user: str, password: str = WEB_PASSWORD, lang: str = "zh-CN") -> None:
+        self.driver.delete_all_cookies()
+        self.go(f"/login?lang={lang}")
+        self.fill("username", user)
+        self.fill("password", password)
+        self.submit("sign-in")
+
+    def find(self, css: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def find_all(self, css: str) -> list[Any]:
+        from selenium.webdriver.common.by import By
+
+        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+
+    def fill(self, name_or_id: str, value: str) -> None:
+        element = self.find(f"[name='{name_or_id}'], #{name_or_id}")
+        element.clear()
+        element.send_keys(value)
+
+    def choose(self, name: str, value: str) -> None:
+        from selenium.webdriver.support.ui import Select
+
+        Select(self.find(f"select[name='{name}']")).select_by_value(value)
+
+    def click(self, element_id: str) -> None:
+        self.find(f"#{element_id}").click()
+
+    def submit(self, element_id: str) -> None:
+        """Click a button that loads a new page, and wait until it has."""
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old = self.find("html")
+        self.click(element_id)
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+
+    def text(self) -> str:
+        return str(self.find("body").text)
+
+    def lang(self) -> str:
+        return str(self.find("html").get_attribute("lang"))
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver_path:
+        pytest.fail("the browser journeys need Debian's chromium and chromium-driver (make browser installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     "--lang=zh-CN", "--disable-gpu"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.implicitly_wait(3)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture()
+def browser(chromium: Any, base_url: str, staff: dict[str, str]) -> Browser:
+    chromium.delete_all_cookies()
+    return Browser(chromium, base_url)

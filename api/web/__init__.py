@@ -1,0 +1,59 @@
+"""The web application (``/`` beside the JSON API): server-rendered pages in Chinese first,
+for caseworkers, supervisors, finance, auditors and admins. Each page calls the same
+application layer as the API; scripts, styles and fonts are served from ``/static``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from api.web import auth, home
+from api.web.core import (
+    LANG_COOKIE,
+    SignInNeeded,
+    WebForbidden,
+    environment,
+    html_response,
+    language,
+    login_redirect,
+)
+from api.web.i18n import LANGUAGES
+from api.web.pages import PAGE_ROUTERS
+
+STATIC = Path(__file__).parent / "static"
+
+
+def build_web(state: Any) -> FastAPI:
+    """The web pages as an app of their own, mounted at ``/`` after the API's routes;
+    ``state`` is the API app's (services, marks, settings)."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web.state = state
+    web.mount("/static", StaticFiles(directory=STATIC), name="static")
+    web.include_router(auth.router)
+    web.include_router(home.router)
+    for router in PAGE_ROUTERS:
+        web.include_router(router)
+
+    @web.exception_handler(SignInNeeded)
+    async def sign_in(request: Request, error: SignInNeeded) -> Response:
+        return login_redirect(error.next_url)
+
+    @web.exception_handler(WebForbidden)
+    async def forbidden(request: Request, error: WebForbidden) -> HTMLResponse:
+        lang = language(request)
+        html = environment(lang).get_template("forbidden.html").render(lang=lang)
+        return html_response(html, 403, lang)
+
+    @web.middleware("http")
+    async def remember_language(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        asked = request.query_params.get("lang")
+        if asked in LANGUAGES and request.cookies.get(LANG_COOKIE) != asked:
+            response.set_cookie(LANG_COOKIE, asked, samesite="lax", path="/", max_age=365 * 86400)
+        return response
+
+    return web

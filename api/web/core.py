@@ -1,0 +1,246 @@
+"""The web pages' plumbing: who is signed in, CSRF, rendering a template in the user's
+language, and running a use case from a form the way the API does (same application,
+same actor, same events), answering a refusal with the rule in words on the form."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.web.i18n import DEFAULT, LANGUAGES, gettext_for, label, sort_key
+from application.access import Principal, acting_in
+from application.services import Services
+from application.store import AreaNotAllowed, CommandResult, NotFound
+from application.users import Session
+from domain.common import OFFICE_TZ, DomainError, Role, Stamp
+
+TEMPLATES = Path(__file__).parent / "templates"
+SESSION_COOKIE = "liudong_session"
+LOGIN_CSRF_COOKIE = "liudong_login_csrf"
+LANG_COOKIE = "liudong_lang"
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self';"
+       " frame-ancestors 'none'; base-uri 'none'")
+STAFF_ROLES = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN})
+SUPERVISOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+
+
+class SignInNeeded(Exception):
+    """No session: the page answers with a redirect to /login."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+class WebForbidden(Exception):
+    """The signed-in user's role may not do this (or the form's CSRF token is wrong)."""
+
+
+def language(request: Request) -> str:
+    """``?lang=`` first, then the language cookie, else zh-CN."""
+    asked = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE)
+    return asked if asked in LANGUAGES else DEFAULT
+
+
+def _environment(lang: str) -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
+                      extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
+    env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.globals["label"] = lambda kind, value: label(lang, kind, value)
+    env.filters["day"] = format_day
+    env.filters["moment"] = format_moment
+    env.globals["sort_key"] = lambda text: sort_key(lang, text)
+    return env
+
+
+@cache
+def environment(lang: str) -> Environment:
+    """The templates in ``lang`` (built once per language)."""
+    return _environment(lang if lang in LANGUAGES else DEFAULT)
+
+
+def format_day(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        return value[:10]
+    if isinstance(value, datetime):
+        return value.astimezone(OFFICE_TZ).date().isoformat()
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def format_moment(value: Any) -> str:
+    """A moment in the office's time zone, to the minute."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(OFFICE_TZ).strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
+
+
+@dataclass
+class Page:
+    """One request of a signed-in user."""
+
+    request: Request
+    services: Services
+    session: Session
+    principal: Principal
+    lang: str
+    token: str
+
+    @property
+    def role(self) -> Role:
+        return self.principal.actor.role
+
+    def may(self, roles: frozenset[Role]) -> bool:
+        return self.role in roles
+
+    def require(self, roles: frozenset[Role]) -> None:
+        if self.role not in roles:
+            raise WebForbidden()
+
+    def _(self, text: str) -> str:
+        return gettext_for(self.lang).gettext(text)
+
+    def label(self, kind: str, value: object) -> str:
+        return label(self.lang, kind, value)
+
+    def stamp(self) -> Stamp:
+        return Stamp(actor=self.principal.actor, recorded_at=self.services.clock())
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        env = environment(self.lang)
+        other = "en" if self.lang == "zh-CN" else "zh-CN"
+        html = env.get_template(template).render(
+            page=self, user=self.session.user, role=self.role.value, csrf=self.session.csrf, lang=self.lang,
+            other_lang=other, path=self.request.url.path, **context)
+        return html_response(html, status, self.lang)
+
+    def check_csrf(self, form: Mapping[str, Any]) -> None:
+        if not hmac.compare_digest(str(form.get("csrf", "")), self.session.csrf):
+            raise WebForbidden()
+
+    async def form(self) -> dict[str, str]:
+        """The posted form (its CSRF token checked), values stripped of surrounding space."""
+        data = await self.request.form()
+        values = {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
+        self.check_csrf(values)
+        return values
+
+    async def form_lists(self) -> dict[str, list[str]]:
+        data = await self.request.form()
+        lists: dict[str, list[str]] = {}
+        for key, value in data.multi_items():
+            if isinstance(value, str):
+                lists.setdefault(key, []).append(value.strip())
+        return lists
+
+    def run(self, action: Callable[[Stamp], CommandResult]) -> CommandOutcome:
+        """Run a use case as this user, within their areas; a refusal becomes the rule in
+        words for the form (and nothing is stored)."""
+        try:
+            with acting_in(self.principal.visible):
+                return CommandOutcome(result=action(self.stamp()))
+        except DomainError as error:
+            field_name = getattr(error, "field", None)
+            return CommandOutcome(error=self.error_text(error.rule, error.message), rule=error.rule,
+                                  field=field_name)
+        except NotFound as error:
+            return CommandOutcome(error=self._("Not found") + f": {error.kind}", rule="not_found", field=error.field)
+        except AreaNotAllowed as error:
+            return CommandOutcome(error=self._("That area is outside your areas"), rule="area_not_allowed",
+                                  field=error.field)
+
+    def error_text(self, rule: str, message: str) -> str:
+        """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""
+        key = f"rule.{rule}"
+        text = gettext_for(self.lang).gettext(key)
+        return message if text == key else text
+
+    async def wait_for(self, view: str, position: int) -> None:
+        """Read-your-writes: wait (briefly) until ``view`` has the position."""
+        if position > 0:
+            settings = self.request.app.state.settings
+            await self.request.app.state.marks.wait(view, position, settings.read_wait_timeout)
+
+    def sorted_by_name(self, rows: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
+        return sorted(rows, key=lambda r: sort_key(self.lang, str(r.get(key) or "")))
+
+
+@dataclass
+class CommandOutcome:
+    result: CommandResult | None = None
+    error: str | None = None
+    rule: str | None = None
+    field: str | None = None
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.result is not None
+
+
+def html_response(html: str, status: int, lang: str) -> HTMLResponse:
+    response = HTMLResponse(html, status_code=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Language"] = lang
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def current_page(request: Request) -> Page:
+    """The signed-in user's page context, or SignInNeeded."""
+    services: Services = request.app.state.services
+    token = request.cookies.get(SESSION_COOKIE)
+    session = services.users.session(token, services.clock()) if token else None
+    if session is None or token is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInNeeded(target)
+    user = session.user
+    principal = services.authenticator.principal_for(user.user_id, user.role.value, list(user.areas))
+    return Page(request=request, services=services, session=session, principal=principal,
+                lang=language(request), token=token)
+
+
+def login_redirect(next_url: str) -> RedirectResponse:
+    return redirect("/login?next=" + quote(next_url, safe=""))
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def uuid_or_none(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+def day_or_none(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def set_session_cookie(response: Response, token: str, secure: bool) -> None:
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")

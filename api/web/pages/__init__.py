@@ -1,0 +1,9 @@
+"""The page groups of the web application; each module has a ``router``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.web.pages import users
+
+PAGE_ROUTERS: list[APIRouter] = [users.router]

@@ -1,0 +1,102 @@
+"""The web application's sign-in, in a real browser (headless Chromium) and over HTTP:
+sessions, CSRF, the lockout after five wrong passwords, languages."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from application.services import Services
+from tests.conftest import NOW, WEB_PASSWORD, Browser, Clock
+
+LANGS = ["zh-CN", "en"]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_caseworker_signs_in_sees_their_pages_and_signs_out(browser: Browser, staff: dict[str, str],
+                                                               lang: str) -> None:
+    browser.sign_in(staff["caseworker"], lang=lang)
+    assert browser.lang() == lang
+    assert staff["caseworker"] in browser.find("#signed-in-as").text
+    assert ("待办案件" if lang == "zh-CN" else "Work queue") in browser.text()
+    assert "/ui/users" not in browser.driver.page_source  # accounts are for admins
+    browser.shot(f"home-caseworker-{lang}")
+    browser.submit("sign-out")
+    assert "/login" in browser.driver.current_url
+    browser.go("/")
+    assert "/login" in browser.driver.current_url  # the session is gone
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+    browser: Browser, services: Services, clock: Clock, lang: str
+) -> None:
+    user = f"web-locked-{lang.lower()}"
+    services.users.create(user_id=user, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    for attempt in range(5):
+        browser.sign_in(user, password=f"wrong password {attempt}", lang=lang)
+        error = browser.find("#login-error").text
+        assert error
+    assert ("锁定" if lang == "zh-CN" else "locked") in error
+    browser.shot(f"locked-{lang}")
+    browser.sign_in(user, lang=lang)  # the right password, while locked
+    assert "/login" in browser.driver.current_url and browser.find("#login-error")
+    clock.now = NOW + timedelta(minutes=16)
+    try:
+        browser.sign_in(user, lang=lang)
+        assert browser.find("#signed-in-as")
+    finally:
+        clock.now = NOW
+
+
+def test_the_cookie_is_httponly_lax_and_every_form_needs_its_csrf_token(base_url: str,
+                                                                       staff: dict[str, str]) -> None:
+    with httpx.Client(base_url=base_url) as client:
+        page = client.get("/login")
+        assert page.status_code == 200 and '<html lang="zh-CN">' in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        forged = client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD,
+                                             "csrf": "forged"})
+        assert forged.status_code == 403
+        token = forged.text.split('name="csrf" value="')[1].split('"')[0]  # each login form has a fresh token
+        signed = client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD,
+                                             "csrf": token, "next": "https://elsewhere.example/"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/"
+        cookie = signed.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+        refused = client.post("/logout", data={"csrf": "forged"})
+        assert refused.status_code == 403
+        assert client.get("/").status_code == 200  # still signed in
+        english = client.get("/?lang=en")
+        assert '<html lang="en">' in english.text and "Work queue" in english.text
+
+
+def test_the_cli_creates_accounts_reading_the_password_from_standard_input(services: Services) -> None:
+    from typer.testing import CliRunner
+
+    from application import cli as cli_module
+    from application.cli import cli
+
+    def open_services() -> Services:
+        return services
+
+    original = cli_module.open_services
+    cli_module.open_services = open_services
+    closing = services.close
+    services.close = lambda: None  # type: ignore[method-assign]
+    try:
+        result = CliRunner().invoke(cli, ["users", "create", "--name", "web-cli-made", "--role", "supervisor",
+                                          "--password-stdin"], input="a long enough password\n")
+        short = CliRunner().invoke(cli, ["users", "create", "--name", "web-cli-short", "--role", "caseworker",
+                                         "--password-stdin"], input="short\n")
+    finally:
+        cli_module.open_services = original
+        services.close = closing  # type: ignore[method-assign]
+    assert result.exit_code == 0, result.output
+    assert "created supervisor account web-cli-made" in result.output
+    assert short.exit_code == 2 and "10 characters" in short.output
+    _token, session = services.users.sign_in("web-cli-made", "a long enough password", NOW)
+    assert session.user.role.value == "supervisor"
