@@ -85,7 +85,7 @@ class SiteCreate(Body):
             "examples": [
                 {
                     "name": "Ginkgo Community",
-                    "area": "Xinqiao Street Office",
+                    "area": "Xinqi Subdistrict",
                     "address": "1 Ginkgo Road",
                     "operator": {"type": "village_cooperative", "name": "Ginkgo Village Shareholding Cooperative"},
                     "capacity": 3000,
@@ -198,7 +198,7 @@ class ResidentCreate(Body):
                     "phone": "13800138000",
                     "hometown": "Anhui",
                     "employer": "Hengli Textiles",
-                    "area": "Xinqiao Street Office",
+                    "area": "Xinqi Subdistrict",
                     "registered_on": "2026-03-01",
                     "household_relation": "head",
                 }
@@ -241,7 +241,7 @@ class MoveCreate(Body):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"site_id": "7b558fe0-cb18-402e-8962-6585e23b9f4c", "effective_date": "2026-03-02"},
-                         {"area": "xinqiao", "housing": {"kind": "rented", "address": "12 Lane 3, Xinqiao Village",
+                         {"area": "xinqi", "housing": {"kind": "rented", "address": "12 Lane 3, Yanhai Village",
                                                          "landlord": "Chen Jianguo"}, "effective_date": "2026-03-02"}]
         }
     )
@@ -252,7 +252,7 @@ class MoveCreate(Body):
 
 
 class StudyChange(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"school": "Xinqiao Vocational School",
+    model_config = ConfigDict(json_schema_extra={"examples": [{"school": "Xinqi Vocational School",
                                                                "effective_date": "2026-09-01"}]})
     school: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = Field(
         description="where the resident studies from effective_date; null: no longer studying")
@@ -269,7 +269,7 @@ class DepartureCreate(Body):
 
 class ReturnCreate(Body):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"effective_date": "2026-11-01", "area": "Xinqiao Street Office"}]}
+        json_schema_extra={"examples": [{"effective_date": "2026-11-01", "area": "Xinqi Subdistrict"}]}
     )
     effective_date: date
     area: AreaName

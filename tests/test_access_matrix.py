@@ -508,7 +508,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/residents/{resident_id}/employer"): _command(lambda w, t: Req(
         f"/residents/{w.resident(t)}/employer", {"employer": "Yuanda Dyeing", "effective_date": "2026-11-20"})),
     ("POST", "/residents/{resident_id}/study"): _command(lambda w, t: Req(
-        f"/residents/{w.resident(t)}/study", {"school": "Xinqiao Vocational School", "effective_date": "2026-11-20"})),
+        f"/residents/{w.resident(t)}/study", {"school": "Xinqi Vocational School", "effective_date": "2026-11-20"})),
     ("POST", "/residents/{resident_id}/erasure"): _command(lambda w, t: Req(
         f"/residents/{w.resident(t)}/erasure", {"legal_basis": "data_subject_request", "note": "request MX-1"})),
     ("POST", "/residents/{resident_id}/permit"): _command(lambda w, t: Req(

@@ -45,7 +45,7 @@ class Member(Body):
 
 class CommitteeCreate(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "name": "Ginkgo Migrant Population Management Committee", "area": "Xinqiao Street Office",
+        "name": "Ginkgo Migrant Population Management Committee", "area": "Xinqi Subdistrict",
         "established_on": "2026-01-10",
         "members": [{"name": "Wang Fang", "role": "chair"},
                     {"name": "Li Wei", "role": "group leader", "resident_id": "1704080f-817d-40a4-aeda-8b7ab0fba005"}],

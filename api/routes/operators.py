@@ -57,7 +57,7 @@ Year = Annotated[int, Field(ge=2000, le=2100)]
 class OperatorCreate(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"type": "village_cooperative", "name": "Yanhai Village Shareholding Cooperative",
-         "contact": "Chen Jie, 138 0000 0000", "area": "Xinqiao"}]})
+         "contact": "Chen Jie, 138 0000 0000", "area": "xinqi"}]})
     type: OperatorType = Field(description="village_cooperative, employer or government_entrusted")
     name: Name
     contact: Reason = Field(description="the contact person and how to reach them (personal data: sealed)")

@@ -59,7 +59,7 @@ class SchoolRefusalCreate(Body):
 
 class ServiceCreate(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{
-        "kind": "health_check", "delivered_on": "2026-05-12", "provider": "Xinqiao Community Health Centre"}]})
+        "kind": "health_check", "delivered_on": "2026-05-12", "provider": "Xinqi Community Health Centre"}]})
     kind: ServiceKind = Field(description="family_planning (计划生育) is a service, not a dispute")
     delivered_on: date
     provider: Name
