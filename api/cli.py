@@ -100,3 +100,28 @@ def _write_demo_keys(services: Any, data_dir: Path) -> None:
     path.write_text("\n".join(f"export {line}" for line in lines) + "\n")
     path.chmod(0o600)
     typer.echo(f"demo keys written to {path} (source it to run the README's example)")
+    _write_demo_accounts(services, data_dir)
+
+
+def _write_demo_accounts(services: Any, data_dir: Path) -> None:
+    """A web account per role with a fresh password, for signing in at /login (and a second
+    supervisor, for the four-eyes rule)."""
+    import secrets
+
+    from application.users import WEB_ROLES
+
+    lines = []
+    existing = {u["user_id"] for u in services.users.list()}
+    for role, user_id in [(r.value, f"demo-{r.value}") for r in WEB_ROLES] + [("supervisor", "demo-supervisor2")]:
+        password = secrets.token_urlsafe(12)
+        if user_id in existing:
+            services.users.set_password(user_id, password)
+        else:
+            services.users.create(user_id=user_id, role=role, areas=[], password=password, created_by="demo-setup")
+        lines.append(f"{user_id} {password}")
+        typer.echo(f"demo sign-in {role:<11} user {user_id:<17} password {password}")
+    path = data_dir / "demo-accounts.txt"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    typer.echo(f"demo accounts written to {path}; sign in at http://{services.settings.host}:"
+               f"{services.settings.port}/login")

@@ -115,6 +115,16 @@ class UserStore:
             raise RuleViolated(f"a user named {user_id} exists already", rule="user_exists")
         return StaffUser(user_id, staff_role, tuple(areas))
 
+    def set_password(self, user_id: str, password: str) -> None:
+        """A new password (the lockout cleared and every session ended)."""
+        check_password(password)
+        with self.pool.connection() as conn, conn.transaction():
+            row = conn.execute("UPDATE staff_users SET password_hash = %s, failed_attempts = 0, locked_until = NULL"
+                               " WHERE user_id = %s RETURNING user_id", (_hasher.hash(password), user_id)).fetchone()
+            conn.execute("DELETE FROM web_sessions WHERE user_id = %s", (user_id,))
+        if row is None:
+            raise InvalidValue("username", f"no account named {user_id}", rule="user_unknown")
+
     def list(self) -> list[dict[str, Any]]:
         with self.pool.connection() as conn:
             rows = conn.execute(
