@@ -13,6 +13,7 @@ from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
 from projections.pages import Page, count_rows, decode_keyset, encode_cursor
+from projections.sorting import pinyin_key
 
 
 class ResidentsView(ViewRecorder):
@@ -20,8 +21,9 @@ class ResidentsView(ViewRecorder):
     ``name_masked`` the surname and a star; ``name_tokens`` keyed hashes of the name's
     prefixes, for search. No plaintext personal data is kept here."""
 
-    # Version 3: housing_kind (issue 10), filled from the moves' housing kinds.
-    version = 3
+    # Version 3: housing_kind (issue 10), filled from the moves' housing kinds. Version 4:
+    # name_sort, so lists sort by pinyin (issue 11).
+    version = 4
     tables = ["residents"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
@@ -59,6 +61,13 @@ class ResidentsView(ViewRecorder):
         # site / rented / employer_dormitory / other; NULL while departed
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS housing_kind text",
         "CREATE INDEX IF NOT EXISTS residents_area_housing_idx ON residents (area, housing_kind)",
+        # The masked name's pinyin: the list's order (李* before 王* before 赵*).
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS name_sort text COLLATE \"C\" NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS residents_sort_idx ON residents (name_sort, id)",
+        "CREATE INDEX IF NOT EXISTS residents_area_sort_idx ON residents (area, name_sort, id)",
+        "CREATE INDEX IF NOT EXISTS residents_area_status_sort_idx ON residents (area, status, name_sort, id)",
+        "CREATE INDEX IF NOT EXISTS residents_status_sort_idx ON residents (status, name_sort, id)",
+        "CREATE INDEX IF NOT EXISTS residents_site_sort_idx ON residents (site_id, name_sort, id)",
     ]
 
 
@@ -72,8 +81,8 @@ class ResidentsProjection(SqlProjection):
         number = self.privacy.open(e.id_number)
         cursor.execute(
             "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
-            " employer, status, site_id, area, since, registered_on, housing_kind, version)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s)",
+            " employer, status, site_id, area, since, registered_on, housing_kind, version, name_sort)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s)",
             (
                 e.originator_id,
                 e.name,
@@ -89,6 +98,7 @@ class ResidentsProjection(SqlProjection):
                 e.registered_on,
                 e.registered_on,
                 e.originator_version,
+                pinyin_key(mask_name(name)),
             ),
         )
 
@@ -96,8 +106,8 @@ class ResidentsProjection(SqlProjection):
     def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "UPDATE residents SET name = %s, name_masked = %s, name_tokens = '{}', id_number_masked = %s,"
-            " version = %s WHERE id = %s",
-            (ERASED, ERASED, ERASED, e.originator_version, e.originator_id),
+            " name_sort = %s, version = %s WHERE id = %s",
+            (ERASED, ERASED, ERASED, pinyin_key(ERASED), e.originator_version, e.originator_id),
         )
 
     @handles(event_class(Resident, "MovedIntoSite"))
@@ -226,17 +236,18 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     page_params = list(params)
     if cursor:
         last_name, last_id = decode_keyset(cursor)
-        page_where.append("(name_masked, id) > (%s, %s)")
+        page_where.append("(name_sort, id) > (%s, %s)")
         page_params.extend([last_name, last_id])
     rows = conn.execute(
-        f"SELECT {COLUMNS} FROM residents"
+        f"SELECT {COLUMNS}, name_sort FROM residents"
         + (" WHERE " + " AND ".join(page_where) if page_where else "")
-        + " ORDER BY name_masked, id LIMIT %s",
+        + " ORDER BY name_sort, id LIMIT %s",
         [*page_params, limit + 1],
     ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["id"])) if has_more and rows else None
+    next_cursor = encode_cursor(rows[-1]["name_sort"], str(rows[-1]["id"])) if has_more and rows else None
+    rows = [{k: v for k, v in r.items() if k != "name_sort"} for r in rows]
     return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)
 
 

@@ -11,11 +11,13 @@ from psycopg.rows import DictRow
 from domain.sites import HousingSite
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
 from projections.pages import Page, decode_keyset, encode_cursor
+from projections.sorting import pinyin_key
 
 
 class SiteOccupancyView(ViewRecorder):
-    # Version 2: the community's stage and the latest assessment (issue 10).
-    version = 2
+    # Version 2: the community's stage and the latest assessment (issue 10). Version 3:
+    # name_sort, so lists sort by pinyin (issue 11).
+    version = 3
     tables = ["site_occupancy"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS site_occupancy ("
@@ -44,6 +46,8 @@ class SiteOccupancyView(ViewRecorder):
         "ALTER TABLE site_occupancy ADD COLUMN IF NOT EXISTS elected_on date",
         "ALTER TABLE site_occupancy ADD COLUMN IF NOT EXISTS seats integer",
         "ALTER TABLE site_occupancy ADD COLUMN IF NOT EXISTS term_ended_on date",
+        "ALTER TABLE site_occupancy ADD COLUMN IF NOT EXISTS name_sort text COLLATE \"C\" NOT NULL DEFAULT ''",
+        "CREATE INDEX IF NOT EXISTS site_occupancy_sort_idx ON site_occupancy (name_sort, site_id)",
     ]
 
 
@@ -55,7 +59,7 @@ class SiteOccupancyProjection(SqlProjection):
     def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "INSERT INTO site_occupancy (site_id, name, area, address, operator_type, operator_name,"
-            " capacity, facilities, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " capacity, facilities, version, name_sort) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.originator_id,
                 e.name,
@@ -66,6 +70,7 @@ class SiteOccupancyProjection(SqlProjection):
                 e.capacity,
                 list(e.facilities),
                 e.originator_version,
+                pinyin_key(e.name),
             ),
         )
 
@@ -179,18 +184,19 @@ def list_sites(conn: Connection[DictRow], flt: SiteFilter, limit: int, cursor: s
     total = int(total_row["n"]) if total_row else 0
     if cursor:
         last_name, last_id = decode_keyset(cursor)
-        where.append("(name, site_id) > (%s, %s)")
+        where.append("(name_sort, site_id) > (%s, %s)")
         params.extend([last_name, last_id])
     rows = conn.execute(
-        f"SELECT {COLUMNS} FROM site_occupancy"
+        f"SELECT {COLUMNS}, name_sort FROM site_occupancy"
         + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY name, site_id LIMIT %s",
+        + " ORDER BY name_sort, site_id LIMIT %s",
         [*params, limit + 1],
     ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["id"])) if has_more and rows else None
-    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor)
+    next_cursor = encode_cursor(rows[-1]["name_sort"], str(rows[-1]["id"])) if has_more and rows else None
+    return Page(items=[{k: v for k, v in r.items() if k != "name_sort"} for r in rows], total=total,
+                next_cursor=next_cursor)
 
 
 def site_pipeline(conn: Connection[DictRow], today: Any, valid_days: int,
@@ -202,7 +208,7 @@ def site_pipeline(conn: Connection[DictRow], today: Any, valid_days: int,
         f"SELECT site_id AS id, name, area, stage, {BAND} AS band, headcount, occupants, operator_status,"
         " assessed_on, missing_conditions, preparation_approved_on, elected_on, term_ended_on"
         " FROM site_occupancy WHERE NOT closed" + (" AND area = ANY(%s)" if areas is not None else "")
-        + " ORDER BY name, site_id", [areas] if areas is not None else [],
+        + " ORDER BY name_sort, site_id", [areas] if areas is not None else [],
     ).fetchall()
     stages: dict[str, list[dict[str, Any]]] = {s: [] for s in
                                                ("unassessed", "assessed", "preparation", "community", "term_ended")}

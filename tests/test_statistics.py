@@ -104,3 +104,19 @@ def test_the_seeds_questions_in_one_answer(caseworker: Api, supervisor: Api) -> 
     district = body["active_member_loss"][0]
     assert district["area"] is None and (district["lost"], district["active_at_start"]) == (1, 2)
     assert district["loss_rate"] == 0.5
+
+
+def test_people_and_places_are_listed_in_pinyin_order(caseworker: Api, supervisor: Api) -> None:
+    """李 (li) before 王 (wang) before 赵 (zhao); 白鹭 (bailu) before 长江 (changjiang) before
+    银杏 (yinxing): the office's order, not the characters' code points."""
+    area = unique_area("Pinyin")
+    positions = [caseworker.post("/residents", resident_body(area=area, name=name)).json()["position"]
+                 for name in ("赵敏", "李伟", "王芳")]
+    positions += [supervisor.post("/sites", site_body(area=area, name=name)).json()["position"]
+                  for name in ("银杏社区", "白鹭小区", "长江公寓")]
+    after = max(positions)
+    residents = caseworker.get("/residents", params={"area": area, "limit": 2, "after": after}).json()
+    following = caseworker.get("/residents", params={"area": area, "cursor": residents["next"]}).json()
+    assert [r["name"] for r in residents["items"] + following["items"]] == ["李伟", "王芳", "赵敏"]
+    sites = supervisor.get("/sites", params={"area": area, "after": after}).json()["items"]
+    assert [s["name"] for s in sites] == ["白鹭小区", "长江公寓", "银杏社区"]
