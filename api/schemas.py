@@ -318,6 +318,8 @@ class PageOut(Public, Generic[T]):
 class OperatorPublic(Public):
     type: str
     name: str
+    id: UUID | None = Field(default=None, description="the operator record that runs the site now (GET "
+                            "/operators/{id}); null when no record is assigned")
 
 
 class CommitteeMemberPublic(Public):

@@ -310,3 +310,12 @@ def test_the_operators_view_equals_a_fold_of_the_events(services: Services) -> N
         k: expected[k] for k in ("name", "operator_type", "area", "employees", "version")}
     assert (sites, reports, inspections) == (expected["sites"], expected["reports"], expected["inspections"])
     assert reports[2025][3] == Decimal("1.00")
+
+
+def test_a_site_names_the_operator_record_that_runs_it(supervisor: Api) -> None:
+    site = a_site(supervisor)
+    assert supervisor.get(f"/sites/{site}").json()["operator"].get("id") is None
+    operator = register(supervisor)
+    assigned = supervisor.post(f"/operators/{operator}/sites", {"site_id": site, "assigned_on": "2026-02-01"})
+    assert assigned.status_code == 200, assigned.text
+    assert supervisor.get(f"/sites/{site}").json()["operator"]["id"] == operator

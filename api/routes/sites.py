@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -43,6 +44,8 @@ from api.schemas import (
     SitePublic,
     TermEnd,
 )
+from application.services import Services
+from domain.operators import site_claim_id
 from domain.sites import ASSESSMENT_VALID_DAYS, HousingSite, OperatorStatus, OperatorType
 from projections.site_occupancy import SiteFilter, list_sites, site_pipeline
 
@@ -116,7 +119,18 @@ def pipeline(services: ServicesDep, principal: PrincipalDep,
     return respond(SitePipelinePublic.model_validate({"stages": stages, "sites": flat}), headers)
 
 
-def site_document(site: HousingSite, presenter: Presenter, area_name: str | None) -> SitePublic:
+def operator_record(services: Services, site_id: UUID) -> UUID | None:
+    """The operator record (GET /operators/{id}) that runs the site now, if one does."""
+    try:
+        claim = services.app.repository.get(site_claim_id(site_id))
+    except AggregateNotFoundError:
+        return None
+    operator_id: UUID | None = claim.operator_id
+    return operator_id
+
+
+def site_document(site: HousingSite, presenter: Presenter, area_name: str | None,
+                  operator_id: UUID | None = None) -> SitePublic:
     committee = site.community_committee
     return SitePublic.model_validate({
         "id": site.id,
@@ -125,7 +139,7 @@ def site_document(site: HousingSite, presenter: Presenter, area_name: str | None
         "area": site.area,
         "area_name": area_name,
         "address": site.address,
-        "operator": {"type": site.operator_type, "name": site.operator_name},
+        "operator": {"type": site.operator_type, "name": site.operator_name, "id": operator_id},
         "capacity": site.capacity,
         "occupants": len(site.occupants),
         "free_beds": site.free_beds,
@@ -155,7 +169,8 @@ def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang
     site = record_at(services, principal, HousingSite, site_id, known_at, effective_at)
     area = services.app.areas.get(site.area)
     name = (area.name_en if lang == "en" else area.name_zh) if area else None
-    return respond(site_document(site, Presenter(services.app.vault, principal, lang), name),
+    return respond(site_document(site, Presenter(services.app.vault, principal, lang), name,
+                                 operator_record(services, site_id)),
                    {"ETag": f'"{site.version}"'})
 
 
