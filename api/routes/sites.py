@@ -45,7 +45,7 @@ from api.schemas import (
     TermEnd,
 )
 from application.services import Services
-from domain.operators import site_claim_id
+from domain.operators import SiteOperatorClaim, site_claim_id
 from domain.sites import ASSESSMENT_VALID_DAYS, HousingSite, OperatorStatus, OperatorType
 from projections.site_occupancy import SiteFilter, list_sites, site_pipeline
 
@@ -122,7 +122,7 @@ def pipeline(services: ServicesDep, principal: PrincipalDep,
 def operator_record(services: Services, site_id: UUID) -> UUID | None:
     """The operator record (GET /operators/{id}) that runs the site now, if one does."""
     try:
-        claim = services.app.repository.get(site_claim_id(site_id))
+        claim: SiteOperatorClaim = services.app.repository.get(site_claim_id(site_id))
     except AggregateNotFoundError:
         return None
     operator_id: UUID | None = claim.operator_id
