@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.web.pages import residents as residents_pages
 from api.web.pages import users
 
 PAGE_ROUTERS: list[APIRouter] = [users.router]
+PAGE_ROUTERS += [residents_pages.router]

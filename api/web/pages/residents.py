@@ -1,0 +1,342 @@
+"""Residents: search (name, identity-number suffix, site, area), register (the identity
+number checked as it is typed, and again by the use case), and a resident's page with their
+facts, housing, permit, history and the moves their status allows."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import reading_as
+from api.present import Presenter
+from api.routes.history import CATALOGUE
+from api.summaries import summary
+from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, redirect, uuid_or_none
+from application.audit import record_access
+from application.history import effective_on, history
+from application.store import NotFound
+from domain.common import ERASED, Role
+from domain.identity import IdentityNumber
+from domain.residents import HouseholdRelation, HousingKind, ResidenceStatus, Resident
+from domain.sites import HousingSite
+from projections.residents import ResidentFilter, list_residents
+from projections.site_occupancy import SiteFilter, list_sites
+
+router = APIRouter()
+READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
+SUFFIX = re.compile(r"^[0-9]{3,5}[0-9X]$")
+SHOWN = 200  # residents shown on one search page
+SCAN_PAGE = 500  # rows read per page while matching an identity-number suffix
+SCAN_LIMIT = 20_000  # rows read at most for one suffix search (the view has no suffix index yet)
+MOVE_OUT_KINDS = [k.value for k in HousingKind if k is not HousingKind.SITE]
+
+
+# -- helpers -------------------------------------------------------------------
+def _area_name(page: Page, code: str | None) -> str:
+    if not code:
+        return ""
+    area = page.services.app.areas.get(code)
+    if area is None:
+        return code
+    return area.name_en if page.lang == "en" else area.name_zh
+
+
+def _areas(page: Page) -> list[tuple[str, str]]:
+    """The areas the user may act in, as (code, name) in the page's order."""
+    visible = page.principal.visible
+    # all() answers its cache for a few seconds from its start, empty before the first read (a
+    # monotonic clock may start near zero): read the register then.
+    register = page.services.app.areas.all() or page.services.app.areas.refresh()
+    areas = [a for a in register.values() if visible is None or a.code in visible]
+    rows = page.sorted_by_name([{"code": a.code, "name": a.name_en if page.lang == "en" else a.name_zh}
+                                for a in areas])
+    return [(r["code"], r["name"]) for r in rows]
+
+
+def _sites(page: Page, **filters: Any) -> list[dict[str, Any]]:
+    flt = SiteFilter(areas=page.principal.area_filter(), **filters)
+    with page.services.pool.connection() as conn:
+        items = list_sites(conn, flt, 1000, None).items
+    return page.sorted_by_name(items)
+
+
+def _fail(page: Page, rule: str, field_name: str, fallback: str) -> CommandOutcome:
+    return CommandOutcome(error=page.error_text(rule, fallback), rule=rule, field=field_name)
+
+
+def _status(outcome: CommandOutcome) -> int:
+    """422 for a value refused on its own (it names a field), 409 for a rule of the record's state."""
+    return 422 if outcome.field else 409
+
+
+def _required(page: Page, form: dict[str, str], names: list[str]) -> CommandOutcome | None:
+    for name in names:
+        if not form.get(name):
+            return _fail(page, "required", name, "required")
+    return None
+
+
+def _day(page: Page, form: dict[str, str], name: str) -> tuple[date | None, CommandOutcome | None]:
+    value = day_or_none(form.get(name))
+    if value is None:
+        return None, _fail(page, "date_invalid", name, "a date, e.g. 2026-11-01")
+    return value, None
+
+
+# -- search --------------------------------------------------------------------
+def _matches_suffix(page: Page, rows: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
+    """Rows whose identity number ends with ``suffix``: the masked number keeps the last four
+    characters; a longer suffix is checked against the number itself (the record's own)."""
+    last4 = suffix[-4:]
+    candidates = [r for r in rows if str(r.get("id_number_masked") or "").endswith(last4)]
+    if len(suffix) <= 4:
+        return candidates
+    found = []
+    with reading_as(page.principal):
+        for row in candidates:
+            resident = page.services.app.load(Resident, row["id"])
+            if resident.id_number != ERASED and str(resident.id_number).endswith(suffix):
+                found.append(row)
+    return found
+
+
+def _search(page: Page, flt: ResidentFilter, suffix: str | None) -> tuple[list[dict[str, Any]], int, bool]:
+    """The residents found, the total and whether the list was cut short."""
+    with page.services.pool.connection() as conn:
+        if not suffix:
+            result = list_residents(conn, flt, SHOWN, None)
+            return result.items, result.total, result.next_cursor is not None
+        found: list[dict[str, Any]] = []
+        cursor, scanned = None, 0
+        while True:
+            result = list_residents(conn, flt, SCAN_PAGE, cursor)
+            scanned += len(result.items)
+            found.extend(_matches_suffix(page, result.items, suffix))
+            cursor = result.next_cursor
+            if cursor is None or len(found) > SHOWN or scanned >= SCAN_LIMIT:
+                break
+    return found[:SHOWN], len(found), cursor is not None
+
+
+@router.get("/ui/residents")
+def residents(request: Request) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    query = request.query_params
+    values = {k: query.get(k, "").strip() for k in ("name", "id_suffix", "site_id", "area", "status")}
+    problem = None
+    suffix = values["id_suffix"].upper() or None
+    if suffix and not SUFFIX.match(suffix):
+        problem = _fail(page, "id_suffix", "id_suffix", "the last 4 to 6 characters of an identity number")
+        suffix = None
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    token = page.services.app.vault.name_token(values["name"]) if values["name"] and presenter.full else None
+    site_id = uuid_or_none(values["site_id"])
+    area = values["area"] if values["area"] in dict(_areas(page)) else None
+    status = values["status"] if values["status"] in {s.value for s in ResidenceStatus} else None
+    flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=area, status=status, name_token=token,
+                         areas=page.principal.area_filter())
+    rows, total, more = ([], 0, False) if problem else _search(page, flt, suffix)
+    sites = _sites(page)
+    site_names = {str(s["id"]): s["name"] for s in sites}
+    shown = []
+    for row in rows:
+        item = presenter.resident_row(row)
+        item["site_name"] = site_names.get(str(row.get("site_id")), "") if row.get("site_id") else ""
+        item["area_name"] = _area_name(page, row.get("area"))
+        shown.append(item)
+    return page.render("residents.html", residents=page.sorted_by_name(shown), total=total, more=more,
+                       values=values, outcome=problem, areas=_areas(page),
+                       sites=[(str(s["id"]), s["name"]) for s in sites],
+                       statuses=[(s.value, page.label("status", s.value)) for s in ResidenceStatus],
+                       may_register=page.may(STAFF_ROLES), status=422 if problem else 200)
+
+
+# -- register ------------------------------------------------------------------
+def _render_new(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    relations = [(r.value, page.label("household_relation", r.value)) for r in HouseholdRelation]
+    return page.render("resident_new.html", status=status, values=values, outcome=outcome, areas=_areas(page),
+                       relations=relations)
+
+
+@router.get("/ui/residents/new")
+def new_resident(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    return _render_new(page, {"registered_on": page.services.today().isoformat()}, None)
+
+
+@router.post("/ui/residents/new")
+async def register_resident(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k != "csrf"}
+    outcome = _required(page, form, ["id_number", "name", "phone", "hometown", "area", "registered_on"])
+    registered_on = None
+    if outcome is None:
+        registered_on, outcome = _day(page, form, "registered_on")
+    if outcome is None and not PHONE.match(form["phone"]):
+        outcome = _fail(page, "phone_format", "phone", "a phone number: digits, spaces or dashes")
+    if outcome is None:
+        for name, most in (("name", 100), ("hometown", 64), ("employer", 100)):
+            if len(form.get(name, "")) > most:
+                outcome = _fail(page, "too_long", name, f"at most {most} characters")
+                break
+    relation = form.get("household_relation") or None
+    if outcome is None and relation is not None and relation not in {r.value for r in HouseholdRelation}:
+        outcome = _fail(page, "household_relation", "household_relation", "unknown household relation")
+    if outcome is None:
+        assert registered_on is not None
+        day = registered_on
+        outcome = page.run(lambda stamp: page.services.app.register_resident(
+            id_number=IdentityNumber.parse(form["id_number"]), name=form["name"], phone=form["phone"],
+            hometown=form["hometown"], employer=form.get("employer") or None, area=form["area"],
+            registered_on=day, stamp=stamp,
+            household_relation=HouseholdRelation(relation) if relation else None))
+    if not outcome.ok:
+        return _render_new(page, values, outcome, status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/residents/{outcome.result.id}?after={outcome.result.position}")
+
+
+# -- one resident --------------------------------------------------------------
+def _timeline(page: Page, resident_id: UUID) -> list[dict[str, Any]]:
+    """Every event of the record: what happened, by whom, recorded when and effective when."""
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    entries = []
+    for entry in history(page.services.app, resident_id, CATALOGUE):
+        event = entry.event
+        reason = getattr(event, "reason", None)
+        entries.append({
+            "version": entry.version, "event": entry.name, "actor_id": getattr(event, "actor_id", None),
+            "actor_role": getattr(event, "actor_role", None), "recorded_at": entry.recorded_at,
+            "effective_on": effective_on(event, CATALOGUE),
+            "summary": summary(entry.name, event, page.lang, lambda code: _area_name(page, code)),
+            "reason": presenter.text(reason) if reason is not None else None,
+        })
+    return entries
+
+
+def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, values: dict[str, str] | None = None,
+                   outcome: CommandOutcome | None = None, status: int = 200) -> Response:
+    try:
+        with reading_as(page.principal):
+            resident = page.services.app.load(Resident, resident_id)
+            site = page.services.app.load(HousingSite, resident.site_id) if resident.site_id else None
+    except NotFound:
+        return page.render("resident_missing.html", status=404)
+    with page.services.pool.connection() as conn:
+        record_access(conn, page.principal, resident_id, page.request.url.path)
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    number = resident.id_number
+    facts = {
+        "name": presenter.name(resident.name),
+        "id_number_masked": presenter.name(number) if number == ERASED else IdentityNumber(number).masked,
+        "sex": resident.sex, "birth_date": resident.birth_date, "hometown": resident.hometown,
+        "employer": resident.employer, "phone": presenter.text(resident.phone),
+        "household_relation": presenter.text(resident.household_relation),
+        "registered_on": resident.registered_on, "area_name": _area_name(page, resident.area),
+        "since": resident.since, "departure_reason": presenter.text(resident.departure_reason),
+        "school": resident.school,
+    }
+    housing = {"kind": resident.housing.get("kind"), "address": presenter.text(resident.housing.get("address")),
+               "landlord": presenter.text(resident.housing.get("landlord"))}
+    departed = resident.status == ResidenceStatus.DEPARTED
+    acts = page.may(STAFF_ROLES) and resident.erased_on is None
+    open_sites = []
+    if acts and not departed:
+        open_sites = [s for s in _sites(page, has_free_beds=True, closed=False) if s["id"] != resident.site_id]
+    actions = {
+        "move_in": acts and not departed and bool(open_sites),
+        "move_out": acts and not departed,
+        "departure": acts and not departed,
+        "return": acts and departed,
+    }
+    return page.render(
+        "resident.html", status=status, resident=resident, facts=facts, housing=housing, site=site,
+        permit=resident.permit, timeline=_timeline(page, resident_id), actions=actions,
+        open_sites=[(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])}, '
+                     + page._("%(n)s free beds") % {"n": s["free_beds"]} + ")") for s in open_sites],
+        areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
+        form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat())
+
+
+@router.get("/ui/residents/{resident_id}")
+async def resident(resident_id: UUID, request: Request) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("residents", int(after))
+    return _resident_page(page, resident_id)
+
+
+async def _act(request: Request, resident_id: UUID, form_name: str, required: list[str],
+               act: Any) -> Response:
+    """Run one of the resident's forms: the use case the API calls, or the form again with the rule."""
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k != "csrf"}
+    outcome = _required(page, form, required)
+    day = None
+    if outcome is None:
+        day, outcome = _day(page, form, "effective_date")
+    if outcome is None:
+        assert day is not None
+        outcome = act(page, form, day)
+    if not outcome.ok:
+        return _resident_page(page, resident_id, form=form_name, values=values, outcome=outcome,
+                              status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}")
+
+
+@router.post("/ui/residents/{resident_id}/move-in")
+async def move_in(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        site_id = uuid_or_none(form.get("site_id"))
+        if site_id is None:
+            return _fail(page, "required", "site_id", "required")
+        return page.run(lambda stamp: page.services.app.move_resident_into_site(resident_id, site_id, day, stamp))
+
+    return await _act(request, resident_id, "move-in", ["site_id", "effective_date"], act)
+
+
+@router.post("/ui/residents/{resident_id}/move-out")
+async def move_out(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        kind = form.get("housing_kind") or "other"
+        outcome = page.run(lambda stamp: page.services.app.move_resident_to_private_housing(
+            resident_id, form["area"], day, stamp, housing_kind=kind, address=form.get("address") or None,
+            landlord=form.get("landlord") or None))
+        if outcome.field and outcome.field.startswith("housing."):  # the form's fields: landlord, housing_kind
+            outcome.field = "housing_kind" if outcome.field == "housing.kind" else outcome.field.split(".", 1)[1]
+        return outcome
+
+    return await _act(request, resident_id, "move-out", ["area", "effective_date"], act)
+
+
+@router.post("/ui/residents/{resident_id}/departure")
+async def departure(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        if len(form["reason"]) > 500:
+            return _fail(page, "too_long", "reason", "at most 500 characters")
+        return page.run(lambda stamp: page.services.app.record_departure(resident_id, day, form["reason"], stamp))
+
+    return await _act(request, resident_id, "departure", ["effective_date", "reason"], act)
+
+
+@router.post("/ui/residents/{resident_id}/return")
+async def return_(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        return page.run(lambda stamp: page.services.app.record_return(resident_id, form["area"], day, stamp))
+
+    return await _act(request, resident_id, "return", ["area", "effective_date"], act)

@@ -1,0 +1,150 @@
+"""The residents' and housing sites' pages in a real browser (headless Chromium): a caseworker
+registers a resident (the identity number checked as it is typed), moves them into a site and
+finds them by name and by identity-number suffix; a bad identity number is refused by the
+script and by the server and stores nothing; the site's page shows its residents and occupancy;
+an auditor reads and changes nothing; a departed resident can only come back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api, Browser
+from tests.factories import id_number, site_body, unique
+
+LANGS = ["zh-CN", "en"]
+
+
+def created(response: httpx.Response) -> str:
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def chinese_name() -> str:
+    return "王" + "".join("晓明华丽强芳军敏静杰"[int(c, 16) % 10] for c in uuid.uuid4().hex[:3])
+
+
+def post_forms(browser: Browser) -> list[Any]:
+    return [f for f in browser.find_all("form")
+            if (f.get_attribute("method") or "").lower() == "post" and "/logout" not in f.get_attribute("action")]
+
+
+def register(browser: Browser, number: str, name: str) -> None:
+    browser.go("/ui/residents/new")
+    browser.fill("id_number", number)
+    browser.fill("name", name)
+    browser.fill("phone", "13800138000")
+    browser.fill("hometown", "安徽")
+    browser.fill("employer", "申洲")
+    browser.choose("area", "xinqi")
+    browser.choose("household_relation", "head")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_caseworker_registers_a_resident_moves_them_into_a_site_and_finds_them(
+        browser: Browser, staff: dict[str, str], supervisor: Api, stored: Any, lang: str) -> None:
+    site_name = unique("银杏社区")
+    site = created(supervisor.post("/sites", site_body(name=site_name, capacity=4)))
+    number, name = id_number(birth=date(1990, 5, 17), male=False), chinese_name()
+    journey = f"resident-register-move-{lang}"
+
+    browser.sign_in(staff["caseworker"], lang=lang)
+    browser.go("/ui/residents")
+    assert browser.lang() == lang
+    browser.submit("register-resident")
+    register(browser, number, name)
+    check = browser.find("#id-number-check")
+    assert check.get_attribute("data-state") == "good"
+    assert "1990-05-17" in check.text and ("女" if lang == "zh-CN" else "female") in check.text
+    browser.shot(f"{journey}-form")
+    browser.submit("register")
+
+    assert "/ui/residents/" in browser.driver.current_url
+    assert browser.find("#resident-name").text.startswith(name)
+    assert number[:4] in browser.text() and number[-4:] in browser.text() and number not in browser.text()
+    assert browser.find("#resident-status").text == ("分散居住" if lang == "zh-CN" else "Private housing")
+    assert browser.find_all("tr.history-entry[data-event='Resident.Registered']")
+
+    browser.choose("site_id", site)
+    browser.submit("move-in")
+    assert browser.find("#resident-site").text == site_name
+    assert browser.find("#resident-status").text == ("集中居住" if lang == "zh-CN" else "In a housing site")
+    moved = browser.find("tr.history-entry[data-event='Resident.MovedIntoSite']")
+    assert moved.find_element("css selector", ".effective").text == "2026-11-25"
+    assert moved.find_element("css selector", ".recorded").text.startswith("2026-11-25 10:00")
+    browser.shot(journey)
+
+    # The resident is found by the start of their name, by the end of their number, by site.
+    for query in (f"name={name[:2]}", f"id_suffix={number[-4:]}", f"id_suffix={number[-6:]}", f"site_id={site}"):
+        browser.go(f"/ui/residents?{query}")
+        assert name in browser.find("#residents").text, query
+    other = "0" if number[-5] != "0" else "1"  # the same last four, another fifth-last character
+    browser.go(f"/ui/residents?id_suffix={number[-6]}{other}{number[-4:]}")
+    assert name not in browser.find("#residents").text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_bad_identity_number_is_refused_as_typed_and_by_the_server_and_nothing_is_stored(
+        browser: Browser, staff: dict[str, str], stored: Any, lang: str) -> None:
+    good = id_number(birth=date(1988, 2, 29), male=True)
+    bad = good[:17] + ("0" if good[17] != "0" else "1")  # 18 characters, the check character wrong
+    name = chinese_name()
+    journey = f"resident-bad-id-{lang}"
+    browser.sign_in(staff["caseworker"], lang=lang)
+    snapshot = stored()
+
+    # As it is typed: too short, then the wrong check character, named in words.
+    register(browser, bad[:10], name)
+    assert browser.lang() == lang
+    assert browser.find("#id-number-check").get_attribute("data-state") == "typing"
+    browser.fill("id_number", bad)
+    check = browser.find("#id-number-check")
+    assert check.get_attribute("data-state") == "bad"
+    assert ("校验位" if lang == "zh-CN" else "check character") in check.text
+    browser.click("register")  # the browser refuses to send it
+    assert browser.driver.current_url.endswith("/ui/residents/new")
+    assert browser.driver.execute_script("return document.getElementById('f-id_number').validity.valid") is False
+    browser.shot(f"{journey}-typed")
+
+    # With the script's check bypassed, the server refuses it the same way and keeps what was typed.
+    browser.driver.execute_script("document.getElementById('register-form').noValidate = true")
+    browser.submit("register")
+    problem = browser.find(".problem")
+    assert problem.get_attribute("data-rule") == "id_number_checksum"
+    assert ("校验位" if lang == "zh-CN" else "check character") in problem.text
+    assert browser.find(".error[data-field='id_number']").text == problem.text
+    assert browser.find("#f-id_number").get_attribute("value") == bad
+    assert browser.find("#f-name").get_attribute("value") == name
+    assert browser.find("#f-area option[value='xinqi']").is_selected()
+    browser.shot(journey)
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_auditor_reads_a_resident_and_a_departed_resident_can_only_come_back(
+        browser: Browser, staff: dict[str, str], caseworker: Api, lang: str) -> None:
+    body = {"id_number": id_number(), "name": chinese_name(), "phone": "13800138000", "hometown": "河南",
+            "area": "xinqi", "registered_on": "2026-03-01"}
+    resident = created(caseworker.post("/residents", body))
+
+    browser.sign_in(staff["auditor"], lang=lang)
+    browser.go(f"/ui/residents/{resident}")
+    assert browser.lang() == lang and browser.find("#resident-name").text.startswith(body["name"])
+    assert post_forms(browser) == [] and not browser.find_all("#register-resident")
+    assert browser.find_all("tr.history-entry")
+    browser.go("/ui/residents/new")
+    assert "/ui/residents/new" in browser.driver.current_url and not browser.find_all("#register-form")
+
+    browser.sign_in(staff["caseworker"], lang=lang)
+    browser.go(f"/ui/residents/{resident}")
+    assert {f.get_attribute("id") for f in post_forms(browser)} == {"move-out-form", "departure-form"} | (
+        {"move-in-form"} if browser.find_all("#move-in-form") else set())
+    browser.fill("departure-reason", "返乡 went home")
+    browser.submit("depart")
+    assert browser.find("#resident-status").text == ("已离开" if lang == "zh-CN" else "Departed")
+    assert [f.get_attribute("id") for f in post_forms(browser)] == ["return-form"]
+    browser.shot(f"resident-departed-{lang}")
