@@ -1,0 +1,79 @@
+"""A record's history for auditors (and every reader within their areas): each event with
+the time the office recorded it beside the date it took effect in the world, read only.
+The same reading as the API's ``/<kind>/{id}/history`` (application.history), and reading a
+person's history is logged in the access log as it is there."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.present import Presenter
+from api.routes.history import CATALOGUE, PERSONAL, REASONS
+from api.summaries import summary
+from api.web.core import current_page, uuid_or_none
+from application.access import acting_in
+from application.audit import record_access
+from application.events import plain
+from application.history import effective_on, history
+from application.store import AreaNotAllowed, NotFound
+from domain.committees import ManagementCommittee
+from domain.disputes import DisputeCase
+from domain.residents import Resident
+from domain.sites import HousingSite
+from domain.subsidies import SubsidyApplication
+
+router = APIRouter()
+MOST = 1000
+
+# kind in the URL: (aggregate, whose personal data it holds, the record's own page)
+KINDS: dict[str, tuple[type, bool, str]] = {
+    "residents": (Resident, True, "/ui/residents/{id}"),
+    "sites": (HousingSite, False, "/ui/sites/{id}"),
+    "disputes": (DisputeCase, True, "/ui/cases/{id}"),
+    "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
+    "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
+}
+
+
+@router.get("/ui/history/{kind}/{record_id}")
+def record_history(kind: str, record_id: str, request: Request) -> Response:
+    page = current_page(request)
+    known = KINDS.get(kind)
+    aggregate_id = uuid_or_none(record_id)
+    if known is None or aggregate_id is None:
+        return page.render("history.html", status=404, entries=[], kind=kind, record=None, back=None)
+    aggregate_type, personal, back = known
+    record: object
+    try:
+        with acting_in(page.principal.visible):
+            record = page.services.app.load(aggregate_type, aggregate_id)
+    except (NotFound, AreaNotAllowed):
+        return page.render("history.html", status=404, entries=[], kind=kind, record=None, back=None)
+    api_lang = "en" if page.lang == "en" else "zh"
+    presenter = Presenter(page.services.app.vault, page.principal, api_lang)
+
+    def area_name(code: str) -> str:
+        area = page.services.app.areas.get(code)
+        return (area.name_en if api_lang == "en" else area.name_zh) if area else code
+
+    entries = []
+    for entry in history(page.services.app, aggregate_id, CATALOGUE, limit=MOST):
+        event = entry.event
+        reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
+        shown = None
+        if reason is not None:
+            shown = presenter.text(reason[1]) if reason[0] in PERSONAL else plain(reason[1])
+        entries.append({
+            "version": entry.version, "position": entry.position, "event": entry.name,
+            "actor_id": getattr(event, "actor_id", None), "actor_role": getattr(event, "actor_role", None),
+            "recorded_at": entry.recorded_at, "effective_on": effective_on(event, CATALOGUE),
+            "reason": None if shown is None else str(shown),
+            "summary": summary(entry.name, event, api_lang, area_name),
+        })
+    if personal:
+        with page.services.pool.connection() as conn:
+            record_access(conn, page.principal, aggregate_id if aggregate_type is Resident else None,
+                          request.url.path, detail=None if aggregate_type is Resident else str(aggregate_id))
+    return page.render("history.html", entries=entries, kind=kind, record=record,
+                       back=back.format(id=aggregate_id), record_id=str(aggregate_id))

@@ -1,0 +1,331 @@
+"""Subsidies (补助) in the browser: the applications waiting for the user (supervisors see
+those they may approve, with the four-eyes rule in words; caseworkers their submissions;
+finance what is approved and due), a form to apply, an application's page with the actions
+its state and the user's role allow, and the ledger's budget bars. Every action calls the
+same use case as the JSON API."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    current_page,
+    day_or_none,
+    redirect,
+    uuid_or_none,
+)
+from application.access import acting_in
+from application.store import AreaNotAllowed, NotFound
+from domain.common import Role
+from domain.sites import OperatorType
+from domain.subsidies import ApplicationStatus, PaymentMode, SubsidyApplication
+from projections.operators import support_by_type
+from projections.site_occupancy import SiteFilter, list_sites
+from projections.subsidy_ledger import ApplicationFilter, ledger, list_applications, list_programs
+
+router = APIRouter()
+FINANCE = frozenset({Role.FINANCE})
+VERIFIERS = frozenset({Role.SUPERVISOR})
+MANY = 1000
+
+
+def money(value: Any) -> str:
+    """An amount as the office writes it: ¥1,234,567.00."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    return f"¥{amount:,.2f}"
+
+
+def ratio(part: Any, whole: Any) -> float:
+    """``part / whole`` for a <meter> (0 when there is no whole)."""
+    try:
+        total = Decimal(str(whole))
+        return float(Decimal(str(part)) / total) if total else 0.0
+    except (InvalidOperation, ValueError):
+        return 0.0
+
+
+def _names(page: Page) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Programs and sites by id (sites within the user's areas)."""
+    with page.services.pool.connection() as conn:
+        programs = list_programs(conn, None, MANY, None).items
+        sites = list_sites(conn, SiteFilter(areas=page.principal.area_filter()), MANY, None).items
+    return {str(p["id"]): p for p in programs}, {str(s["id"]): s for s in sites}
+
+
+def _load(page: Page, application_id: UUID) -> SubsidyApplication | None:
+    try:
+        with acting_in(page.principal.visible):
+            return page.services.app.load(SubsidyApplication, application_id)
+    except (NotFound, AreaNotAllowed):
+        return None
+
+
+def _approvers(page: Page, row: dict[str, Any]) -> list[str]:
+    if not row.get("approvals"):
+        return []
+    application = _load(page, UUID(str(row["id"])))
+    return [a.approved_by for a in application.approvals] if application else []
+
+
+def _due_today(page: Page, row: dict[str, Any]) -> Decimal:
+    application = _load(page, UUID(str(row["id"])))
+    return application.due_by(page.services.today()) if application else Decimal("0")
+
+
+# -- the queue ----------------------------------------------------------------------------------
+@router.get("/ui/subsidies")
+async def subsidies(request: Request) -> Response:
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("subsidy_ledger", int(after))
+    return _queue(page)
+
+
+def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, str] | None = None,
+           failed: str | None = None, status: int = 200) -> Response:
+    me = page.principal.actor.user_id
+    programs, sites = _names(page)
+    areas = page.principal.area_filter()
+
+    def rows(state: ApplicationStatus | None) -> list[dict[str, Any]]:
+        with page.services.pool.connection() as conn:
+            found = list_applications(conn, ApplicationFilter(status=state.value if state else None, areas=areas),
+                                      MANY, None).items
+        for row in found:
+            row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
+            row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
+        return found
+
+    to_approve: list[dict[str, Any]] = []
+    mine: list[dict[str, Any]] = []
+    to_pay: list[dict[str, Any]] = []
+    everything: list[dict[str, Any]] = []
+    if page.may(SUPERVISOR_ROLES):
+        for row in rows(ApplicationStatus.SUBMITTED):
+            if row["submitted_by"] == me:
+                continue
+            approvers = _approvers(page, row)
+            row["approved_by_me"] = me in approvers
+            row["needs_second"] = row["approvals_required"] == 2 and row["approvals"] == 1
+            to_approve.append(row)
+    if page.may(STAFF_ROLES):
+        mine = [r for r in rows(None) if r["submitted_by"] == me]
+        mine.reverse()  # newest first
+    if page.may(FINANCE):
+        for row in rows(ApplicationStatus.APPROVED):
+            due = _due_today(page, row)
+            if due > 0:
+                row["due_today"] = str(due)
+                to_pay.append(row)
+    if page.role is Role.AUDITOR:
+        everything = list(reversed(rows(None)))
+    return page.render("subsidies.html", status=status, to_approve=to_approve, mine=mine, to_pay=to_pay,
+                       everything=everything, money=money, outcome=outcome, values=values or {}, failed=failed,
+                       today=page.services.today().isoformat())
+
+
+# -- applying -----------------------------------------------------------------------------------
+@router.get("/ui/subsidies/new")
+def new_application(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    return _new_form(page, {}, None)
+
+
+def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    programs, sites = _names(page)
+    program_options = [(pid, f"{p['name']} ({p['fiscal_year']})") for pid, p in programs.items()]
+    open_sites = page.sorted_by_name([s for s in sites.values() if not s.get("closed")])
+    site_options = [(str(s["id"]), s["name"]) for s in open_sites]
+    modes = [(m.value, page.label("mode", m.value)) for m in PaymentMode]
+    threshold = page.services.app.SUBSIDY_TWO_APPROVALS_THRESHOLD
+    return page.render("subsidy_new.html", status=status, programs=program_options, sites=site_options, modes=modes,
+                       values=values, outcome=outcome, threshold=money(threshold))
+
+
+def _instalments(text: str) -> list[tuple[str, date]] | None:
+    """Lines of "amount due-date" (phased subsidies); None when empty. A line that is not
+    so is refused by the use case's own rule (an instalment without a date cannot be)."""
+    plan: list[tuple[str, date]] = []
+    for line in text.splitlines():
+        parts = line.replace(",", " ").split()
+        if not parts:
+            continue
+        due = day_or_none(parts[-1]) if len(parts) > 1 else None
+        if due is None:
+            raise ValueError(line)
+        plan.append((parts[0], due))
+    return plan or None
+
+
+@router.post("/ui/subsidies/new")
+async def submit_application(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form = await page.form()
+    program_id, site_id = uuid_or_none(form.get("program_id")), uuid_or_none(form.get("site_id"))
+    if program_id is None or site_id is None:
+        missing = "program_id" if program_id is None else "site_id"
+        outcome = CommandOutcome(error=page.error_text("required", page._("Choose one")), rule="required",
+                                 field=missing)
+        return _new_form(page, form, outcome, status=422)
+    if not form.get("justification"):
+        outcome = CommandOutcome(error=page.error_text("justification_required", page._("Justification")),
+                                 rule="justification_required", field="justification")
+        return _new_form(page, form, outcome, status=422)
+    try:
+        plan = _instalments(form.get("instalments", ""))
+    except ValueError:
+        outcome = CommandOutcome(error=page.error_text("instalment_line", page._(
+            "Write each instalment on its own line as amount and due date, e.g. 60000.00 2026-12-01")),
+            rule="instalment_line", field="instalments")
+        return _new_form(page, form, outcome, status=422)
+    outcome = page.run(lambda stamp: page.services.app.submit_subsidy_application(
+        program_id=program_id, site_id=site_id, amount=form.get("amount", ""), mode=form.get("mode", ""),
+        justification=form.get("justification", ""), instalments=plan, stamp=stamp))
+    if not outcome.ok or outcome.result is None:
+        return _new_form(page, form, outcome, status=_status(outcome))
+    return redirect(f"/ui/subsidies/{outcome.result.id}?after={outcome.result.position}")
+
+
+def _status(outcome: CommandOutcome) -> int:
+    return 422 if outcome.field or outcome.rule in ("required", "not_found") else 409
+
+
+# -- one application ----------------------------------------------------------------------------
+@router.get("/ui/subsidies/{application_id}")
+async def application_page(application_id: str, request: Request) -> Response:
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("subsidy_ledger", int(after))
+    return _application(page, application_id)
+
+
+def _application(page: Page, application_id: str, outcome: CommandOutcome | None = None, failed: str | None = None,
+                 values: dict[str, str] | None = None, status: int = 200) -> Response:
+    found = uuid_or_none(application_id)
+    application = _load(page, found) if found else None
+    if application is None:
+        return page.render("subsidy.html", status=404, application=None, money=money)
+    me = page.principal.actor.user_id
+    today = page.services.today()
+    programs, sites = _names(page)
+    approvers = [a.approved_by for a in application.approvals]
+    submitted = application.status == ApplicationStatus.SUBMITTED
+    approved = application.status == ApplicationStatus.APPROVED
+    reward = application.mode == PaymentMode.REWARD_IN_LIEU
+    actions = {
+        "approve": page.may(SUPERVISOR_ROLES) and submitted and me != application.submitted_by
+        and me not in approvers,
+        "reject": page.may(SUPERVISOR_ROLES) and submitted,
+        "pay": page.may(FINANCE) and approved and application.due_by(today) > 0,
+        "verify": page.may(VERIFIERS) and approved and reward and application.outcome_verified_on is None
+        and me != application.submitted_by and me not in approvers,
+    }
+    why_not = None
+    if page.may(SUPERVISOR_ROLES) and submitted and not actions["approve"]:
+        why_not = (page._("You submitted this application, so someone else approves it.")
+                   if me == application.submitted_by else
+                   page._("You gave the first approval; a second supervisor must give the next one."))
+    return page.render(
+        "subsidy.html", status=status, application=application, money=money, actions=actions, why_not=why_not,
+        program=programs.get(str(application.program_id), {}), site=sites.get(str(application.site_id), {}),
+        needs_second=submitted and application.approvals_required == 2 and len(approvers) == 1,
+        due_today=application.due_by(today), today=today.isoformat(), reward=reward, outcome=outcome,
+        failed=failed, values=values or {})
+
+
+async def _act(request: Request, application_id: str, roles: frozenset[Role], name: str) -> Response:
+    page = current_page(request)
+    page.require(roles)
+    form = await page.form()
+    target = uuid_or_none(application_id)
+    if target is None:
+        return _application(page, application_id)
+    app = page.services.app
+    if name == "approve":
+        due = day_or_none(form.get("target_due"))
+        outcome = page.run(lambda stamp: app.approve_subsidy_application(
+            target, form.get("note") or None, stamp, target=form.get("target") or None, target_due=due))
+    elif name == "reject":
+        outcome = page.run(lambda stamp: app.reject_subsidy_application(target, form.get("reason", ""), stamp))
+    elif name == "verify":
+        verified = day_or_none(form.get("verified_on"))
+        if verified is None:
+            outcome = CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
+                                     rule="date_required", field="verified_on")
+        else:
+            outcome = page.run(lambda stamp: app.verify_subsidy_outcome(target, verified, form.get("note", ""),
+                                                                        stamp))
+    else:
+        paid_on = day_or_none(form.get("paid_on"))
+        if paid_on is None:
+            outcome = CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
+                                     rule="date_required", field="paid_on")
+        else:
+            outcome = page.run(lambda stamp: app.record_subsidy_payment(
+                target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
+    if outcome.ok and outcome.result is not None:
+        if name == "pay" and form.get("back") == "queue":
+            return redirect(f"/ui/subsidies?after={outcome.result.position}")
+        return redirect(f"/ui/subsidies/{target}?after={outcome.result.position}")
+    if name == "pay" and form.get("back") == "queue":
+        return _queue(page, outcome, form, failed=str(target), status=_status(outcome))
+    return _application(page, application_id, outcome, failed=name, values=form, status=_status(outcome))
+
+
+@router.post("/ui/subsidies/{application_id}/approve")
+async def approve(application_id: str, request: Request) -> Response:
+    return await _act(request, application_id, SUPERVISOR_ROLES, "approve")
+
+
+@router.post("/ui/subsidies/{application_id}/reject")
+async def reject(application_id: str, request: Request) -> Response:
+    return await _act(request, application_id, SUPERVISOR_ROLES, "reject")
+
+
+@router.post("/ui/subsidies/{application_id}/pay")
+async def pay(application_id: str, request: Request) -> Response:
+    return await _act(request, application_id, FINANCE, "pay")
+
+
+@router.post("/ui/subsidies/{application_id}/verify")
+async def verify(application_id: str, request: Request) -> Response:
+    return await _act(request, application_id, VERIFIERS, "verify")
+
+
+# -- the ledger ---------------------------------------------------------------------------------
+@router.get("/ui/ledger")
+async def ledger_page(request: Request) -> Response:
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("subsidy_ledger", int(after))
+    year_text = request.query_params.get("fiscal_year", "")
+    fiscal_year = int(year_text) if year_text.isdigit() and 2000 <= int(year_text) <= 2100 else None
+    areas = page.principal.area_filter()
+    with page.services.pool.connection() as conn:
+        body = ledger(conn, fiscal_year, areas)
+        per_bed = support_by_type(conn, fiscal_year, areas)["by_operator_type"]
+        years = sorted({int(p["fiscal_year"]) for p in list_programs(conn, None, MANY, None).items})
+    biggest = max([Decimal(str(r["approved"])) for r in body["by_operator_type"]] or [Decimal(0)])
+    per_bed_max = max([Decimal(str(r.get("committed_per_bed") or 0)) for r in per_bed] or [Decimal(0)])
+    known = {t.value for t in OperatorType}
+    return page.render("ledger.html", programs=body["programs"], by_type=body["by_operator_type"], per_bed=per_bed,
+                       biggest=biggest, per_bed_max=per_bed_max, money=money, ratio=ratio, years=years,
+                       fiscal_year=fiscal_year, known_types=known)
