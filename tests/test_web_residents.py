@@ -86,6 +86,22 @@ def test_a_caseworker_registers_a_resident_moves_them_into_a_site_and_finds_them
     browser.go(f"/ui/residents?id_suffix={number[-6]}{other}{number[-4:]}")
     assert name not in browser.find("#residents").text
 
+    # The site's page shows the resident and the bed they took.
+    browser.go(f"/ui/sites/{site}")
+    assert name in browser.find("#site-residents").text
+    meter = browser.find("#site-occupancy meter")
+    assert (meter.get_attribute("value"), meter.get_attribute("max")) == ("1", "4")
+    browser.shot(f"site-page-{lang}")
+
+    # The list of sites shows it with its bar, filtered by area and stage; another stage hides it.
+    browser.go("/ui/sites?area=xinqi&stage=unassessed")
+    row = browser.find(f"tr.site-row[data-id='{site}']")
+    assert row.find_element("css selector", "meter").get_attribute("value") == "1"
+    assert ("村股份合作社" if lang == "zh-CN" else "Village cooperative") in row.text
+    browser.shot(f"sites-{lang}")
+    browser.go("/ui/sites?stage=community")
+    assert not browser.find_all(f"tr.site-row[data-id='{site}']")
+
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_a_bad_identity_number_is_refused_as_typed_and_by_the_server_and_nothing_is_stored(
