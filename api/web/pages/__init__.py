@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from api.web.pages import history as money_history
 from api.web.pages import residents as residents_pages
+from api.web.pages import sites as sites_pages
 from api.web.pages import statistics as money_statistics
 from api.web.pages import subsidies as money_subsidies
-from api.web.pages import sites as sites_pages
 from api.web.pages import users
 
 PAGE_ROUTERS: list[APIRouter] = [users.router]
