@@ -180,3 +180,36 @@ def test_the_statistics_page_draws_its_charts(browser: Browser, staff: dict[str,
         assert browser.driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart)
     assert browser.find("#statistics-table tbody tr")
     browser.shot(f"statistics-{lang}")
+
+
+def test_a_reward_in_lieu_needs_its_target_on_approval_and_a_third_person_verifies_it(
+        browser: Browser, staff: dict[str, str], supervisor: Api, caseworker: Api, stored: Any) -> None:
+    program, site, _ = program_and_site(supervisor)
+    application = created(caseworker.post("/subsidy-applications", {
+        "program_id": program, "site_id": site, "amount": "8000.00", "mode": "reward_in_lieu",
+        "justification": "waste sorted on every floor"}))
+    browser.sign_in(staff["supervisor"], lang="zh-CN")
+    browser.go(f"/ui/subsidies/{application}")
+    assert browser.find("[name='target']") and browser.find("[name='target_due']")
+    assert not browser.find_all("#verify")  # an approver never verifies
+    browser.driver.execute_script("document.getElementById('f-target').removeAttribute('required')")
+    browser.fill("note", "无目标 no target")
+    before = stored()
+    browser.submit("approve")
+    assert browser.find(".problem").get_attribute("data-rule") == "reward_target_required"
+    assert "奖补目标" in browser.find(".problem").text
+    assert browser.find("[name='note']").get_attribute("value") == "无目标 no target"
+    assert before.unchanged()
+    browser.fill("target", "每层垃圾分类 waste sorted on every floor")
+    browser.driver.execute_script("document.getElementById('f-target_due').value = '2027-06-30'")
+    browser.submit("approve")
+    assert browser.find("#application-status").get_attribute("data-status") == "approved"
+    assert not browser.find_all("#verify")
+    browser.sign_in(staff["supervisor2"], lang="en")
+    browser.go(f"/ui/subsidies/{application}")
+    browser.fill("note", "inspected on every floor")
+    browser.submit("verify")
+    assert "Outcome verified on" in browser.text()
+    browser.sign_in(staff["finance"], lang="en")
+    browser.go("/ui/subsidies")
+    assert browser.find(f"#to-pay tr[data-id='{application}']")
