@@ -57,7 +57,7 @@ class AreaDirectory:
         self.connect = connect
         self.ttl = ttl
         self._areas: dict[str, AreaRecord] = {}
-        self._loaded = 0.0
+        self._loaded = float("-inf")  # never loaded (the monotonic clock may start near zero)
         self._lock = threading.Lock()
 
     def refresh(self) -> dict[str, AreaRecord]:

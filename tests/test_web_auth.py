@@ -100,3 +100,24 @@ def test_the_cli_creates_accounts_reading_the_password_from_standard_input(servi
     assert short.exit_code == 2 and "10 characters" in short.output
     _token, session = services.users.sign_in("web-cli-made", "a long enough password", NOW)
     assert session.user.role.value == "supervisor"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_admin_creates_an_account_in_the_app_and_it_signs_in(browser: Browser, staff: dict[str, str],
+                                                                  services: Services, lang: str) -> None:
+    browser.sign_in(staff["admin"], lang=lang)
+    browser.go(f"/ui/users?lang={lang}")
+    user = f"web-made-{lang.lower()}"
+    browser.fill("username", user)
+    browser.choose("role", "finance")
+    browser.fill("password", "short")
+    browser.submit("create-account")
+    assert browser.find("[role=alert]").text  # the rule in words; nothing created
+    assert user not in {u["user_id"] for u in services.users.list()}
+    assert browser.find("[name='username']").get_attribute("value") == user  # what was typed is kept
+    browser.fill("password", WEB_PASSWORD)
+    browser.submit("create-account")
+    assert user in browser.find("#accounts").text
+    browser.shot(f"accounts-{lang}")
+    browser.sign_in(user, lang=lang)
+    assert browser.find("#signed-in-as").text.startswith(user)

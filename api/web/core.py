@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.web.i18n import DEFAULT, LANGUAGES, gettext_for, label, sort_key
 from application.access import Principal, acting_in
 from application.services import Services
-from application.store import AreaNotAllowed, CommandResult, NotFound
+from application.store import AreaNotAllowed, CommandResult, NotFound, PreconditionFailed
 from application.users import Session
 from domain.common import OFFICE_TZ, DomainError, Role, Stamp
 
@@ -164,6 +164,9 @@ class Page:
         except AreaNotAllowed as error:
             return CommandOutcome(error=self._("That area is outside your areas"), rule="area_not_allowed",
                                   field=error.field)
+        except PreconditionFailed:
+            return CommandOutcome(error=self._("Someone changed this record since you opened the page; "
+                                               "reload it and try again."), rule="version_mismatch")
 
     def error_text(self, rule: str, message: str) -> str:
         """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""
