@@ -1,0 +1,330 @@
+"""The work queue and dispute cases: open cases overdue first with filters, logging a
+dispute, and a case's page with its timeline and only the actions its state and the
+user's role allow. Every command is the API's own use case (same events, same actor)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import reading_as
+from api.present import Presenter
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    current_page,
+    day_or_none,
+    redirect,
+    uuid_or_none,
+)
+from application import keys as auth
+from application.events import EventCatalogue, plain
+from application.history import effective_on, history
+from application.store import CommandResult, NotFound
+from domain.common import DomainError, Role, Stamp
+from domain.disputes import ALLOWED, Action, Agency, CaseStatus, DisputeCase, DisputeCategory, Outcome, Priority
+from domain.money import parse_money
+from projections.disputes import CaseFilter, list_cases
+from projections.site_occupancy import SiteFilter, list_sites
+
+router = APIRouter()
+CATALOGUE = EventCatalogue.of_domain()
+PARTY_ROWS = 3
+PARTY_KINDS = ("employer", "landlord", "site_operator", "other")
+ESCALATION_TARGETS = ("management_committee", "public_security", "labour_inspection", "family_planning",
+                      "sanitation", "street_office")
+READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
+# Who may take each action (as the API's @access decorators say); the state decides the rest.
+ACTION_ROLES: dict[Action, frozenset[Role]] = {
+    Action.ASSIGN: SUPERVISOR_ROLES, Action.NOTE: STAFF_ROLES, Action.MEDIATION: STAFF_ROLES,
+    Action.ESCALATE: STAFF_ROLES, Action.RESOLVE: STAFF_ROLES, Action.CLOSE: SUPERVISOR_ROLES,
+    Action.REOPEN: SUPERVISOR_ROLES,
+}
+FORM_ORDER = (Action.ASSIGN, Action.NOTE, Action.MEDIATION, Action.ESCALATE, Action.RESOLVE, Action.CLOSE,
+              Action.REOPEN)
+
+
+def refused(page: Page, rule: str, message: str, field: str | None = None) -> CommandOutcome:
+    """A refusal found by the page itself (before any use case ran), in words."""
+    return CommandOutcome(error=page.error_text(rule, message), rule=rule, field=field)
+
+
+def refusal_status(outcome: CommandOutcome) -> int:
+    return 422 if outcome.field else 409
+
+
+def options(page: Page, kind: str, values: Any) -> list[tuple[str, str]]:
+    return [(str(v), page.label(kind, str(v))) for v in values]
+
+
+def area_name(page: Page, code: str | None) -> str:
+    if not code:
+        return ""
+    area = page.services.app.areas.get(code)
+    if area is None:
+        return code
+    return area.name_en if page.lang == "en" else area.name_zh
+
+
+def area_options(page: Page) -> list[tuple[str, str]]:
+    visible = page.principal.visible
+    rows = [{"code": code, "name": area_name(page, code)} for code in page.services.app.areas.refresh()
+            if visible is None or code in visible]  # read afresh: an area defined a moment ago is offered
+    return [(r["code"], r["name"]) for r in page.sorted_by_name(rows)]
+
+
+def site_rows(page: Page) -> list[dict[str, Any]]:
+    with page.services.pool.connection() as conn:
+        found = list_sites(conn, SiteFilter(areas=page.principal.area_filter()), 1000, None)
+    return page.sorted_by_name([r for r in found.items if not r.get("closed")])
+
+
+def assignees(page: Page) -> list[tuple[str, str]]:
+    """Caseworkers and supervisors with web accounts, by user id."""
+    rows = [u for u in page.services.users.list() if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value)]
+    return [(u["user_id"], f"{u['user_id']} · {page.label('role', u['role'])}")
+            for u in sorted(rows, key=lambda u: str(u["user_id"]))]
+
+
+# -- the work queue ----------------------------------------------------------------------------------
+
+@router.get("/ui/cases")
+async def queue(request: Request) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("open_cases", int(after))
+    q = request.query_params
+    filters = {k: q.get(k, "") for k in ("category", "area", "assignee", "overdue")}
+    category = filters["category"] if filters["category"] in {c.value for c in DisputeCategory} else None
+    area = filters["area"] if filters["area"] in page.services.app.areas.all() else None
+    flt = CaseFilter(category=category, area=area, assignee=filters["assignee"] or None,
+                     overdue=True if filters["overdue"] else None, areas=page.principal.area_filter())
+    today = page.services.today()
+    with page.services.pool.connection() as conn:
+        found = list_cases(conn, flt, today, 500, None, view="open_cases")
+    sites = {str(s["id"]): s["name"] for s in site_rows(page)}
+    rows = []
+    for item in found.items:
+        rows.append({**item, "site_name": sites.get(str(item["site_id"]), "") if item.get("site_id") else "",
+                     "area_name": area_name(page, item["area"])})
+    rows.sort(key=lambda r: (not r["overdue"], r["resolution_due"], r["logged_on"]))
+    return page.render("cases.html", cases=rows, total=found.total, filters=filters,
+                       categories=options(page, "category", DisputeCategory), areas=area_options(page),
+                       assignees=assignees(page), today=today, may_log=page.may(STAFF_ROLES))
+
+
+# -- logging a dispute ---------------------------------------------------------------------------------
+
+def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    sites = [(str(s["id"]), f"{s['name']} · {area_name(page, s['area'])}") for s in site_rows(page)]
+    return page.render("case_new.html", status=status, values=values, outcome=outcome,
+                       categories=options(page, "category", DisputeCategory),
+                       priorities=options(page, "priority", Priority), kinds=options(page, "party_kind", PARTY_KINDS),
+                       areas=area_options(page), sites=sites, party_rows=range(1, PARTY_ROWS + 1))
+
+
+@router.get("/ui/cases/new")
+def new_case(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    return _new_form(page, {"priority": Priority.NORMAL.value, "occurred_on": page.services.today().isoformat()},
+                     None)
+
+
+@router.post("/ui/cases/new")
+async def log_case(request: Request) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form = await page.form()
+    parties: list[dict[str, Any]] = []
+    problem: CommandOutcome | None = None
+    for n in range(1, PARTY_ROWS + 1):
+        name, kind = form.get(f"party_name_{n}", ""), form.get(f"party_kind_{n}", "")
+        if name and kind not in PARTY_KINDS:
+            problem = problem or refused(page, "party_kind_missing", "an outside party needs a kind",
+                                         f"party_kind_{n}")
+        elif name:
+            parties.append({"name": name, "kind": kind})
+    occurred_on = day_or_none(form.get("occurred_on"))
+    site_id = uuid_or_none(form.get("site_id"))
+    if not form.get("description"):
+        problem = problem or refused(page, "description_missing", "describe the dispute", "description")
+    if occurred_on is None:
+        problem = problem or refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "occurred_on")
+    if problem is None:
+        outcome = page.run(lambda stamp: page.services.app.log_dispute(
+            category=form.get("category", ""), parties=parties, site_id=site_id, area=form.get("area") or None,
+            description=form.get("description", ""), priority=form.get("priority", ""),
+            occurred_on=occurred_on or date.min, stamp=stamp))
+        if outcome.ok and outcome.result is not None:
+            return redirect(f"/ui/cases/{outcome.result.id}?after={outcome.result.position}")
+        problem = outcome
+    return _new_form(page, form, problem, status=refusal_status(problem))
+
+
+# -- a case's page ---------------------------------------------------------------------------------------
+
+def allowed_forms(page: Page, case: DisputeCase) -> list[str]:
+    """The actions this user may take on the case now: its state's and their role's."""
+    state = ALLOWED[CaseStatus(case.status)]
+    shown = []
+    for action in FORM_ORDER:
+        if action not in state or not page.may(ACTION_ROLES[action]):
+            continue
+        if action is Action.CLOSE and case.resolved_by == page.principal.actor.user_id:
+            continue  # the one who resolved it may not close it
+        shown.append(action.value)
+    return shown
+
+
+def timeline(page: Page, case_id: UUID, presenter: Presenter) -> list[dict[str, Any]]:
+    entries = []
+    for entry in history(page.services.app, case_id, CATALOGUE):
+        e = entry.event
+        kind = entry.name.split(".")[-1]
+        details: list[tuple[str, str]] = []
+        if kind == "Logged":
+            details = [(page._("Category"), page.label("category", e.category)),
+                       (page._("Priority"), page.label("priority", e.priority)),
+                       (page._("Occurred on"), e.occurred_on.isoformat())]
+        elif kind == "Assigned":
+            details = [(page._("Assignee"), e.assignee or page.label("agency", e.agency))]
+        elif kind == "NoteAdded":
+            details = [(page._("Note"), str(presenter.text(e.text) or ""))]
+        elif kind == "MediationHeld":
+            details = [(page._("Held on"), e.held_on.isoformat()),
+                       (page._("Participants"), "、".join(str(presenter.text(p) or "") for p in e.participants)),
+                       (page._("Outcome"), str(presenter.text(e.outcome) or ""))]
+        elif kind == "Escalated":
+            details = [(page._("Escalated to"), page.label("escalation", e.to)),
+                       (page._("Reason"), str(presenter.text(e.reason) or ""))]
+        elif kind == "Resolved":
+            details = [(page._("Outcome"), page.label("outcome", e.outcome))]
+            if e.amount_recovered is not None:
+                details.append((page._("Amount recovered"), str(plain(e.amount_recovered))))
+        elif kind == "Reopened":
+            details = [(page._("Reason"), str(presenter.text(e.reason) or "")),
+                       (page._("Resolution due"), e.resolution_due.isoformat())]
+        elif kind == "EscalatedForBreach":
+            details = [(page._("Deadline"), f"{page.label('breach', e.breach)} {e.due_on.isoformat()}")]
+        elif kind == "CommitteeDecisionRecorded":
+            details = [(page._("Decision"), str(presenter.text(e.decision) or ""))]
+        entries.append({"version": entry.version, "position": entry.position, "event": kind,
+                        "title": page.label("case_event", kind), "actor_id": getattr(e, "actor_id", None),
+                        "actor_role": getattr(e, "actor_role", None), "recorded_at": entry.recorded_at,
+                        "effective": effective_on(e, CATALOGUE), "details": details})
+    return entries
+
+
+def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, outcome: CommandOutcome | None = None,
+               action: str | None = None, status: int = 200) -> Response:
+    try:
+        with reading_as(page.principal):
+            case = page.services.app.load(DisputeCase, case_id)
+    except NotFound:
+        return page.render("case_missing.html", status=404)
+    presenter = Presenter(page.services.app.vault, page.principal, "zh" if page.lang == "zh-CN" else "en")
+    site = next((s for s in site_rows(page) if str(s["id"]) == str(case.site_id)), None) if case.site_id else None
+    today = page.services.today()
+    return page.render(
+        "case.html", status=status, case=case, description=presenter.text(case.description),
+        parties=presenter.parties(case.parties), site=site, area_name=area_name(page, case.area),
+        overdue=case.overdue(today), timeline=timeline(page, case_id, presenter), forms=allowed_forms(page, case),
+        values=values or {"held_on": today.isoformat()}, outcome=outcome, action=action,
+        assignees=assignees(page), agencies=options(page, "agency", Agency), outcomes=options(page, "outcome", Outcome),
+        targets=options(page, "escalation", ESCALATION_TARGETS),
+        resolved_by_me=case.resolved_by == page.principal.actor.user_id,
+        is_supervisor=page.may(SUPERVISOR_ROLES), done=page.request.query_params.get("done"))
+
+
+@router.get("/ui/cases/{case_id}")
+async def case_page(request: Request, case_id: str) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    after = request.query_params.get("after", "")
+    if after.isdigit():  # the queue shows the write too once the user goes back to it
+        await page.wait_for("open_cases", int(after))
+    parsed = uuid_or_none(case_id)
+    if parsed is None:
+        return page.render("case_missing.html", status=404)
+    return _case_page(page, parsed)
+
+
+def _command(page: Page, case_id: UUID, action: Action, form: dict[str, str]
+             ) -> CommandOutcome | Callable[[Stamp], CommandResult]:
+    """The use case a form asks for, or the page's own refusal of the form."""
+    app = page.services.app
+    if action is Action.ASSIGN:
+        assignee, agency = form.get("assignee") or None, form.get("agency") or None
+        if assignee is not None:
+            known = {u for u, _ in assignees(page)}
+            if assignee not in known and not (auth.user_roles(page.services.pool, assignee)
+                                              & {Role.CASEWORKER, Role.SUPERVISOR}):
+                return refused(page, "unknown_assignee", "no such caseworker", "assignee")
+        return lambda stamp: app.assign_dispute(case_id, assignee=assignee, agency=agency, stamp=stamp)
+    if action is Action.NOTE:
+        if not form.get("text"):
+            return refused(page, "text_missing", "write something", "text")
+        return lambda stamp: app.add_dispute_note(case_id, text=form["text"], stamp=stamp)
+    if action is Action.MEDIATION:
+        held_on = day_or_none(form.get("held_on"))
+        participants = [p.strip() for p in form.get("participants", "").replace("、", ",").replace("\uff0c", ",")
+                        .split(",") if p.strip()]
+        if held_on is None:
+            return refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "held_on")
+        if not participants:
+            return refused(page, "participants_missing", "name who took part", "participants")
+        if not form.get("mediation_outcome"):
+            return refused(page, "text_missing", "write something", "mediation_outcome")
+        return lambda stamp: app.hold_mediation(case_id, held_on=held_on, participants=participants,
+                                                outcome=form["mediation_outcome"], stamp=stamp)
+    if action is Action.ESCALATE:
+        if form.get("to") not in ESCALATION_TARGETS:
+            return refused(page, "escalation_target_unknown", "choose where to escalate", "to")
+        if not form.get("reason"):
+            return refused(page, "reason_missing", "give the reason", "reason")
+        return lambda stamp: app.escalate_dispute(case_id, to=form["to"], reason=form["reason"], stamp=stamp)
+    if action is Action.RESOLVE:
+        raw = form.get("amount_recovered", "")
+        try:
+            amount = parse_money(raw, "amount_recovered", allow_zero=True) if raw else None
+        except DomainError as error:
+            return refused(page, error.rule, error.message, "amount_recovered")
+        return lambda stamp: app.resolve_dispute(case_id, outcome=form.get("outcome", ""), amount_recovered=amount,
+                                                 stamp=stamp)
+    if action is Action.CLOSE:
+        return lambda stamp: app.close_dispute(case_id, stamp=stamp)
+    if not form.get("reason"):
+        return refused(page, "reason_missing", "give the reason", "reason")
+    return lambda stamp: app.reopen_dispute(case_id, reason=form["reason"], stamp=stamp)
+
+
+@router.post("/ui/cases/{case_id}/{action_name}")
+async def act(request: Request, case_id: str, action_name: str) -> Response:
+    page = current_page(request)
+    try:
+        action = Action(action_name)
+    except ValueError:
+        return page.render("case_missing.html", status=404)
+    if action not in ACTION_ROLES:
+        return page.render("case_missing.html", status=404)
+    page.require(ACTION_ROLES[action])
+    form = await page.form()
+    parsed = uuid_or_none(case_id)
+    if parsed is None:
+        return page.render("case_missing.html", status=404)
+    command = _command(page, parsed, action, form)
+    outcome = command if isinstance(command, CommandOutcome) else page.run(command)
+    if outcome.ok and outcome.result is not None:
+        return redirect(f"/ui/cases/{parsed}?after={outcome.result.position}&done={action.value}")
+    return _case_page(page, parsed, values=form, outcome=outcome, action=action.value,
+                      status=refusal_status(outcome))
