@@ -54,6 +54,7 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS pii_master (fingerprint text PRIMARY KEY, created_at timestamptz DEFAULT now())",
 ]
 NOTIFY_CHANNEL = "liudong_pii"
+ID_SUFFIXES = (4, 5, 6)  # an identity number is searchable by its last 4, 5 or 6 characters
 NAME_PREFIXES = 12  # a name is searchable by each of its first twelve characters
 
 
@@ -187,6 +188,15 @@ class Vault:
     def name_token(self, query: str) -> str:
         """The token a search for names starting with ``query`` looks for."""
         return self._token(normalise_name(query))
+
+    def id_suffix_tokens(self, id_number: str) -> list[str]:
+        """Search tokens for the last 4, 5 and 6 characters of an identity number (how a
+        caseworker finds someone by the end of their number, without the view holding it)."""
+        number = id_number.strip().upper()
+        return sorted(self.id_suffix_token(number[-n:]) for n in ID_SUFFIXES if len(number) >= n)
+
+    def id_suffix_token(self, suffix: str) -> str:
+        return base64.urlsafe_b64encode(self.blind("id-suffix", suffix.strip().upper())[:12]).decode()
 
     def _token(self, normal: str) -> str:
         return base64.urlsafe_b64encode(self.blind("name-prefix", normal)[:12]).decode()

@@ -33,6 +33,8 @@ class Privacy(Protocol):
 
     def name_tokens(self, name: str) -> list[str]: ...
 
+    def id_suffix_tokens(self, id_number: str) -> list[str]: ...
+
     def prefetch(self, values: Any) -> None:
         """Make the keys of the sealed values in ``values`` (any JSON-like structure) ready,
         in one read, before a batch opens them one by one."""

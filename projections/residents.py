@@ -22,8 +22,8 @@ class ResidentsView(ViewRecorder):
     prefixes, for search. No plaintext personal data is kept here."""
 
     # Version 3: housing_kind (issue 10), filled from the moves' housing kinds. Version 4:
-    # name_sort, so lists sort by pinyin (issue 11).
-    version = 4
+    # name_sort, so lists sort by pinyin (issue 11). Version 5: id_suffix_tokens.
+    version = 5
     tables = ["residents"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
@@ -68,6 +68,9 @@ class ResidentsView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS residents_area_status_sort_idx ON residents (area, status, name_sort, id)",
         "CREATE INDEX IF NOT EXISTS residents_status_sort_idx ON residents (status, name_sort, id)",
         "CREATE INDEX IF NOT EXISTS residents_site_sort_idx ON residents (site_id, name_sort, id)",
+        # Keyed hashes of the identity number's last 4, 5 and 6 characters (search by suffix).
+        "ALTER TABLE residents ADD COLUMN IF NOT EXISTS id_suffix_tokens text[] NOT NULL DEFAULT '{}'",
+        "CREATE INDEX IF NOT EXISTS residents_id_suffix_idx ON residents USING gin (id_suffix_tokens)",
     ]
 
 
@@ -81,8 +84,8 @@ class ResidentsProjection(SqlProjection):
         number = self.privacy.open(e.id_number)
         cursor.execute(
             "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
-            " employer, status, site_id, area, since, registered_on, housing_kind, version, name_sort)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s)",
+            " employer, status, site_id, area, since, registered_on, housing_kind, version, name_sort,"
+            " id_suffix_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s, %s)",
             (
                 e.originator_id,
                 e.name,
@@ -99,6 +102,7 @@ class ResidentsProjection(SqlProjection):
                 e.registered_on,
                 e.originator_version,
                 pinyin_key(mask_name(name)),
+                self.privacy.id_suffix_tokens(number) if number != ERASED else [],
             ),
         )
 
@@ -106,7 +110,7 @@ class ResidentsProjection(SqlProjection):
     def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "UPDATE residents SET name = %s, name_masked = %s, name_tokens = '{}', id_number_masked = %s,"
-            " name_sort = %s, version = %s WHERE id = %s",
+            " name_sort = %s, id_suffix_tokens = '{}', version = %s WHERE id = %s",
             (ERASED, ERASED, ERASED, pinyin_key(ERASED), e.originator_version, e.originator_id),
         )
 
@@ -201,6 +205,7 @@ class ResidentFilter:
     status: str | None = None
     housing_kind: str | None = None
     name_token: str | None = None  # a keyed hash of a name prefix (application.privacy)
+    id_suffix_token: str | None = None  # a keyed hash of the identity number's last 4-6 characters
     areas: list[str] | None = None  # the caller's areas; None: the whole district
 
 
@@ -228,6 +233,9 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     if flt.name_token:
         where.append("name_tokens @> ARRAY[%s]")
         params.append(flt.name_token)
+    if flt.id_suffix_token:
+        where.append("id_suffix_tokens @> ARRAY[%s]")
+        params.append(flt.id_suffix_token)
     if flt.areas is not None:
         where.append("area = ANY(%s)")
         params.append(flt.areas)

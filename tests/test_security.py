@@ -413,3 +413,22 @@ def test_a_system_stamp_cannot_be_issued_a_key(services: Services) -> None:
     with pytest.raises(Exception, match="role"):
         services.app.issue_key(user_id="x", role="system", areas=[], scopes=[],
                                stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))
+
+
+def test_residents_are_found_by_the_end_of_their_identity_number_which_the_view_does_not_hold(
+    caseworker: Api, services: Any, as_role: Any
+) -> None:
+    from tests.factories import id_number, resident_body
+
+    number = id_number()
+    created = caseworker.post("/residents", resident_body(id_number=number)).json()
+    for suffix in (number[-4:], number[-5:], number[-6:].lower()):
+        found = caseworker.get("/residents", params={"id_number_suffix": suffix, "after": created["position"]})
+        assert found.status_code == 200, found.text
+        assert created["id"] in {r["id"] for r in found.json()["items"]}
+    with services.pool.connection() as conn:
+        row = conn.execute("SELECT id_suffix_tokens::text AS t FROM residents WHERE id = %s",
+                           (created["id"],)).fetchone()
+    assert number[-6:] not in row["t"] and number[-4:] not in row["t"]
+    assert caseworker.get("/residents", params={"id_number_suffix": "12"}).status_code == 422
+    assert as_role("api_consumer").get("/residents", params={"id_number_suffix": number[-4:]}).status_code == 403

@@ -111,16 +111,19 @@ def list_all_residents(
     housing_kind: HousingKindFilter | None = None,
     name: Annotated[str | None, Query(max_length=100, description="the start of a name (staff and the pii scope)")]
     = None,
+    id_number_suffix: Annotated[str | None, Query(pattern=r"^[0-9]{3,5}[0-9Xx]$", description=(
+        "the last 4 to 6 characters of the identity number (staff and the pii scope)"))] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """List residents (the residents view), filtered and paginated; identity numbers are masked."""
     presenter = Presenter(services.app.vault, principal, lang)
     token = services.app.vault.name_token(name) if name and presenter.full else None
-    if name and not presenter.full:
-        raise Problem(403, "Forbidden", "searching by name needs personal data access (the pii scope)",
-                      rule="pii_scope_required")
+    if (name or id_number_suffix) and not presenter.full:
+        raise Problem(403, "Forbidden", "searching by name or identity number needs personal data access (the pii "
+                      "scope)", rule="pii_scope_required")
+    suffix_token = services.app.vault.id_suffix_token(id_number_suffix) if id_number_suffix else None
     flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=_area(services.app.areas, area),
-                         status=status, housing_kind=housing_kind, name_token=token,
+                         status=status, housing_kind=housing_kind, name_token=token, id_suffix_token=suffix_token,
                          areas=principal.area_filter())
     with services.pool.connection() as conn:
         page = list_residents(conn, flt, limit, cursor)

@@ -4,6 +4,7 @@ facts, housing, permit, history and the moves their status allows."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import date
 from typing import Any
@@ -32,8 +33,6 @@ READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR}
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
 SUFFIX = re.compile(r"^[0-9]{3,5}[0-9X]$")
 SHOWN = 200  # residents shown on one search page
-SCAN_PAGE = 500  # rows read per page while matching an identity-number suffix
-SCAN_LIMIT = 20_000  # rows read at most for one suffix search (the view has no suffix index yet)
 MOVE_OUT_KINDS = [k.value for k in HousingKind if k is not HousingKind.SITE]
 
 
@@ -90,38 +89,14 @@ def _day(page: Page, form: dict[str, str], name: str) -> tuple[date | None, Comm
 
 
 # -- search --------------------------------------------------------------------
-def _matches_suffix(page: Page, rows: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
-    """Rows whose identity number ends with ``suffix``: the masked number keeps the last four
-    characters; a longer suffix is checked against the number itself (the record's own)."""
-    last4 = suffix[-4:]
-    candidates = [r for r in rows if str(r.get("id_number_masked") or "").endswith(last4)]
-    if len(suffix) <= 4:
-        return candidates
-    found = []
-    with reading_as(page.principal):
-        for row in candidates:
-            resident = page.services.app.load(Resident, row["id"])
-            if resident.id_number != ERASED and str(resident.id_number).endswith(suffix):
-                found.append(row)
-    return found
-
-
 def _search(page: Page, flt: ResidentFilter, suffix: str | None) -> tuple[list[dict[str, Any]], int, bool]:
-    """The residents found, the total and whether the list was cut short."""
+    """The residents found (by the view's keyed suffix tokens for an identity-number
+    suffix), the total and whether the list was cut short."""
+    if suffix:
+        flt = dataclasses.replace(flt, id_suffix_token=page.services.app.vault.id_suffix_token(suffix))
     with page.services.pool.connection() as conn:
-        if not suffix:
-            result = list_residents(conn, flt, SHOWN, None)
-            return result.items, result.total, result.next_cursor is not None
-        found: list[dict[str, Any]] = []
-        cursor, scanned = None, 0
-        while True:
-            result = list_residents(conn, flt, SCAN_PAGE, cursor)
-            scanned += len(result.items)
-            found.extend(_matches_suffix(page, result.items, suffix))
-            cursor = result.next_cursor
-            if cursor is None or len(found) > SHOWN or scanned >= SCAN_LIMIT:
-                break
-    return found[:SHOWN], len(found), cursor is not None
+        result = list_residents(conn, flt, SHOWN, None)
+    return result.items, result.total, result.next_cursor is not None
 
 
 @router.get("/ui/residents")
