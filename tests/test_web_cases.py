@@ -147,3 +147,64 @@ def test_an_auditor_reads_the_queue_and_a_case_but_sees_no_actions(
     assert buttons(browser) == set() and browser.find("#no-actions")
     assert not browser.find_all("#case-actions form")
     assert browser.find_all("#case-timeline tr[data-event='Logged']")
+
+
+def committee_with_a_case(services: Services, supervisor: Any, caseworker: Any) -> tuple[str, str, list[str]]:
+    """A committee of three (quorum two) in an area of its own, and an open case there."""
+    area = define_area(services, "委员会")
+    made = supervisor.post("/committees", {"name": "银杏社区外来人口管理委员会", "area": area,
+                                           "established_on": "2026-01-10",
+                                           "members": [{"name": "王芳", "role": "chair"}, {"name": "李伟"},
+                                                       {"name": "张敏"}]})
+    assert made.status_code == 201, made.text
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "夜间噪音",
+                                         "parties": [{"name": "12号房", "kind": "other"}], "area": area,
+                                         "occurred_on": "2026-11-01"})
+    assert case.status_code == 201, case.text
+    committee = supervisor.get(f"/committees/{made.json()['id']}").json()
+    return made.json()["id"], case.json()["id"], [m["member_id"] for m in committee["members"]]
+
+
+def set_date(browser: Browser, css: str, value: str) -> None:
+    browser.driver.execute_script("document.querySelector(arguments[0]).value = arguments[1]", css, value)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_meeting_is_scheduled_with_an_open_case_and_its_minutes_have_a_quorum(
+    browser: Browser, staff: dict[str, str], services: Services, supervisor: Any, caseworker: Any, stored: Any,
+    lang: str
+) -> None:
+    committee_id, case_id, members = committee_with_a_case(services, supervisor, caseworker)
+    browser.sign_in(staff["caseworker"], lang=lang)
+    browser.go("/ui/committees")
+    assert browser.lang() == lang
+    assert browser.find_all(f"#committee-list tr[data-committee-id='{committee_id}']")
+    browser.go(f"/ui/committees/{committee_id}")
+    assert "2" in browser.find("#quorum").text and "3" in browser.find("#quorum").text
+    set_date(browser, "#f-scheduled_on", "2026-11-24")
+    browser.click(f"agenda-case-{case_id}")
+    browser.fill("title_1", "垃圾清运排班")
+    browser.choose("topic_1", "sanitation")
+    browser.submit("schedule-submit")
+    upcoming = browser.find("#upcoming .meeting")
+    assert upcoming.find_elements("css selector", f"a[data-dispute-id='{case_id}']")
+    assert ("环境卫生" if lang == "zh-CN" else "Sanitation") in upcoming.text
+
+    # one of three present cannot decide: refused in words, nothing stored
+    browser.click(f"attend-{members[0]}")
+    browser.fill("decision_1", "限期整改")
+    before = stored()
+    browser.submit("minutes-submit-1")
+    assert browser.find(".problem").get_attribute("data-rule") == "no_quorum"
+    assert before.unchanged()
+    assert browser.find(f"#attend-{members[0]}").is_selected()  # the ticks are kept
+    # two of three: a quorum
+    browser.click(f"attend-{members[1]}")
+    browser.submit("minutes-submit-1")
+    past = browser.find("#past-meetings tbody tr")
+    assert "限期整改" in past.text and browser.find_all("#past-meetings .quorum-yes")
+    assert "王芳" in past.text and "李伟" in past.text and "张敏" not in past.text
+    assert browser.find("#no-upcoming")
+    browser.shot(f"committee-minutes-{lang}")
+    browser.go(f"/ui/cases/{case_id}")
+    assert browser.find_all("#case-timeline tr[data-event='CommitteeDecisionRecorded']")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.web.pages import cases as cases_pages
+from api.web.pages import committees as committees_pages
 from api.web.pages import history as money_history
 from api.web.pages import residents as residents_pages
 from api.web.pages import sites as sites_pages
@@ -16,4 +17,4 @@ PAGE_ROUTERS: list[APIRouter] = [users.router]
 PAGE_ROUTERS += [money_subsidies.router, money_statistics.router, money_history.router]
 PAGE_ROUTERS += [residents_pages.router]
 PAGE_ROUTERS += [sites_pages.router]
-PAGE_ROUTERS += [cases_pages.router]
+PAGE_ROUTERS += [cases_pages.router, committees_pages.router]
