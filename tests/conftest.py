@@ -291,7 +291,9 @@ class Browser:
 
         old = self.find("html")
         self.click(element_id)
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old))
+        wait = WebDriverWait(self.driver, 15)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
 
     def text(self) -> str:
         return str(self.find("body").text)

@@ -165,8 +165,8 @@ class Page:
             return CommandOutcome(error=self._("That area is outside your areas"), rule="area_not_allowed",
                                   field=error.field)
         except PreconditionFailed:
-            return CommandOutcome(error=self._("Someone changed this record since you opened the page; "
-                                               "reload it and try again."), rule="version_mismatch")
+            stale = "Someone changed this record since you opened the page; reload it and try again."
+            return CommandOutcome(error=self._(stale), rule="version_mismatch")
 
     def error_text(self, rule: str, message: str) -> str:
         """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""

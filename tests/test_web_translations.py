@@ -1,0 +1,43 @@
+"""Every label of the web pages is translated into Chinese, and each message has one wording."""
+
+from __future__ import annotations
+
+import collections
+import re
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+WEB = Path(__file__).resolve().parent.parent / "api" / "web"
+LITERAL = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+
+
+def catalogue(locale: str) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = collections.defaultdict(list)
+    for po in sorted((WEB / "locale" / locale / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as source:
+            for message in read_po(source, locale=locale):
+                if message.id:
+                    found[str(message.id)].append((po.name, str(message.string)))
+    return found
+
+
+def used_messages() -> set[str]:
+    texts: set[str] = set()  # literal ids only: _(variable) is checked where the variable is made
+    for path in [*WEB.glob("templates/*.html"), *WEB.glob("*.py"), *WEB.glob("pages/*.py")]:
+        for match in LITERAL.finditer(path.read_text("utf-8")):
+            text = match.group(1) if match.group(1) is not None else match.group(2)
+            texts.add(text.encode().decode("unicode_escape").encode("latin-1").decode("utf-8"))
+    return texts
+
+
+def test_every_label_the_pages_use_has_a_chinese_translation() -> None:
+    zh = catalogue("zh_CN")
+    missing = sorted(t for t in used_messages() if not any(s for _, s in zh.get(t, [])))
+    assert not missing, f"{len(missing)} labels without a zh_CN translation: {missing[:20]}"
+
+
+def test_each_message_is_defined_once_per_language() -> None:
+    for locale in ("zh_CN", "en"):
+        twice = {k: [f for f, _ in v] for k, v in catalogue(locale).items() if len(v) > 1}
+        assert not twice, f"{locale}: defined in several catalogues (the last merged wins): {twice}"
