@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                    service_routes.router, operators.router, cobuilding.router):
         app.include_router(router)
     # The web application's pages, after every API route (api/web).
-    app.mount("/", build_web(app.state))
+    app.mount("/", build_web(app.state, [(route.path, route.method) for route in api_routes(app)]))
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,
                          burst=settings.rate_limit_burst, access_log=settings.access_log,
                          max_import=settings.max_import_bytes)

@@ -54,6 +54,16 @@ def problem_response(status: int, title: str, detail: str, *, rule: str | None =
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+async def http_exception_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # a body Starlette could not read as JSON (bad UTF-8, too deep)
+        return problem_response(422, "Invalid request", "the body is not valid JSON", rule="validation",
+                                instance=request.url.path, extra={"errors": [
+                                    {"field": "body", "rule": "json_invalid", "message": "not valid JSON"}]})
+    rule = {405: "method_not_allowed", 404: "not_found", 413: "body_too_large"}.get(exc.status_code)
+    return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), rule=rule,
+                            instance=request.url.path, headers=getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -132,15 +142,7 @@ def install(app: FastAPI) -> None:
         return problem_response(422, "Invalid request", f"invalid: {fields}", rule="validation",
                                 instance=request.url.path, extra={"errors": errors})
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400:  # a body Starlette could not read as JSON (bad UTF-8, too deep)
-            return problem_response(422, "Invalid request", "the body is not valid JSON", rule="validation",
-                                    instance=request.url.path, extra={"errors": [
-                                        {"field": "body", "rule": "json_invalid", "message": "not valid JSON"}]})
-        rule = {405: "method_not_allowed", 404: "not_found", 413: "body_too_large"}.get(exc.status_code)
-        return problem_response(exc.status_code, _title(exc.status_code), str(exc.detail), rule=rule,
-                                instance=request.url.path, headers=getattr(exc, "headers", None))
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -72,6 +72,10 @@ def test_the_cookie_is_httponly_lax_and_every_form_needs_its_csrf_token(base_url
         assert client.get("/").status_code == 200  # still signed in
         english = client.get("/?lang=en")
         assert '<html lang="en">' in english.text and "Work queue" in english.text
+        missing_page = client.get("/ui/nowhere")
+        assert missing_page.status_code == 404 and missing_page.headers["content-type"].startswith("text/html")
+        missing = client.get("/nowhere")  # not a page: the API's problem document
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 
 
 def test_the_cli_creates_accounts_reading_the_password_from_standard_input(services: Services) -> None:

@@ -10,7 +10,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
+from api import problems
 from api.web import auth, home
 from api.web.core import (
     LANG_COOKIE,
@@ -24,14 +27,22 @@ from api.web.core import (
 from api.web.i18n import LANGUAGES
 from api.web.pages import PAGE_ROUTERS
 
+http_problem = problems.http_exception_handler
+
 STATIC = Path(__file__).parent / "static"
 
 
-def build_web(state: Any) -> FastAPI:
+def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> FastAPI:
     """The web pages as an app of their own, mounted at ``/`` after the API's routes;
-    ``state`` is the API app's (services, marks, settings)."""
+    ``state`` is the API app's (services, marks, settings). ``api_routes``: the API's (path
+    template, method), so a known API path asked with another method still answers 405, not
+    a page's 404."""
+    known = [(compile_path(path)[0], method) for path, method in api_routes or []]
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     web.state = state
+    # A path neither the API nor a page knows is an API client's mistake as often as a
+    # person's: problem documents, as the API answers, except under /ui/ (a page).
+    problems.install(web)
     web.mount("/static", StaticFiles(directory=STATIC), name="static")
     web.include_router(auth.router)
     web.include_router(home.router)
@@ -41,6 +52,17 @@ def build_web(state: Any) -> FastAPI:
     @web.exception_handler(SignInNeeded)
     async def sign_in(request: Request, error: SignInNeeded) -> Response:
         return login_redirect(error.next_url)
+
+    @web.exception_handler(StarletteHTTPException)
+    async def not_found(request: Request, error: StarletteHTTPException) -> Response:
+        if not request.url.path.startswith("/ui/"):
+            allowed = sorted({method for regex, method in known if regex.match(request.url.path)})
+            if error.status_code == 404 and allowed:
+                error = StarletteHTTPException(405, "Method Not Allowed", headers={"Allow": ", ".join(allowed)})
+            return await http_problem(request, error)
+        lang = language(request)
+        html = environment(lang).get_template("notfound.html").render(lang=lang)
+        return html_response(html, error.status_code, lang)
 
     @web.exception_handler(WebForbidden)
     async def forbidden(request: Request, error: WebForbidden) -> HTMLResponse:
