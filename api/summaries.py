@@ -22,6 +22,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "Resident.PermitSuspended": ("签注逾期（{lapsed_on}），居住证暂停", "Permit suspended: endorsement lapsed on {lapsed_on}"),
     "Resident.PermitCancelled": ("{effective_date}注销居住证", "Permit cancelled on {effective_date}"),
     "Resident.JoinedCommittee": ("{joined_on}担任管理委员会委员", "Took a seat on a management committee on {joined_on}"),
+    "Resident.IdentifiedAsActiveMember": ("{identified_on}确定为骨干", "Identified as an active member on {identified_on}"),
     "Resident.LeftCommittee": ("{left_on}卸任管理委员会委员", "Gave up a management committee seat on {left_on}"),
     "Resident.DependantRecorded": ("登记一名随迁家属（{relation}，{birth_year}年生）", "A dependant ({relation}, born {birth_year}) recorded"),
     "Resident.SchoolPlacementRequested": ("{requested_on}为随迁子女申请入学", "A school place requested for a dependant on {requested_on}"),

@@ -95,6 +95,7 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "ManagementCommittee.ActionAssigned": "assigned_on",
     "ManagementCommittee.ActionCompleted": "done_on",
     "Resident.JoinedCommittee": "joined_on",
+    "Resident.IdentifiedAsActiveMember": "identified_on",
     "Resident.LeftCommittee": "left_on",
     "Resident.SchoolPlacementRequested": "requested_on",
     "Resident.SchoolPlaced": "placed_on",

@@ -87,6 +87,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "JoinedCommittee": "domain.residents:Resident.JoinedCommittee",
         "LeftCommittee": "domain.residents:Resident.LeftCommittee",
         "StudyRecorded": "domain.residents:Resident.StudyRecorded",
+        "IdentifiedAsActiveMember": "domain.residents:Resident.IdentifiedAsActiveMember",
         "DependantRecorded": "domain.residents:Resident.DependantRecorded",
         "SchoolPlacementRequested": "domain.residents:Resident.SchoolPlacementRequested",
         "SchoolPlaced": "domain.residents:Resident.SchoolPlaced",

@@ -110,10 +110,10 @@ class Resident(Aggregate):
     effect, which the caseworker gives and which may lie in the past."""
 
     # Version 2 holds household_relation, version 3 committee_seats, version 4 housing and
-    # the timelines permit eligibility reads, version 5 dependants. Residents are not snapshotted today; the
-    # version keeps a future snapshot of an older version readable, as eventsourcing asks
-    # of an aggregate whose state gains a field.
-    class_version = 5
+    # the timelines permit eligibility reads, version 5 dependants, version 6 active_member_id.
+    # Residents are not snapshotted today; the version keeps a future snapshot of an older
+    # version readable, as eventsourcing asks of an aggregate whose state gains a field.
+    class_version = 6
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, object]) -> None:
@@ -141,6 +141,11 @@ class Resident(Aggregate):
     def upcast_v4_v5(state: dict[str, object]) -> None:
         """A resident of version 4 had no dependants recorded."""
         state["dependants"] = {}
+
+    @staticmethod
+    def upcast_v5_v6(state: dict[str, object]) -> None:
+        """A resident of version 5 carried no active-member record id (found by its uuid5)."""
+        state["active_member_id"] = None
 
     class Registered(Aggregate.Created):
         """A migrant resident was registered with the office (登记): who they are, where
@@ -242,6 +247,7 @@ class Resident(Aggregate):
         self.erased_on: str | None = None
         # committee id (str) -> member id: the management committees this resident sits on
         self.committee_seats: dict[str, str] = {}
+        self.active_member_id: str | None = None  # the ActiveMember record, once identified as one
         self.housing: dict[str, str | None] = {"kind": HousingKind.OTHER.value, "address": None, "landlord": None}
         self.school: str | None = None
         # [effective date (ISO), value] in effective order, so eligibility can be read as of a date
@@ -481,6 +487,21 @@ class Resident(Aggregate):
                           actor_role: str, recorded_at: datetime) -> None:
         """The resident took a seat on a management committee on joined_on."""
         self.committee_seats = {**self.committee_seats, str(committee_id): member_id}
+
+    def mark_active_member(self, *, member_id: UUID, identified_on: date, stamp: Stamp) -> None:
+        """Record on the resident that they were identified as an active member (骨干), so that
+        an identification and a departure racing each other conflict on the resident and the
+        one decided again sees the other."""
+        self.check_present()
+        if self.active_member_id == str(member_id):
+            return
+        self._identified_as_active_member(member_id=member_id, identified_on=identified_on, **stamp.event_fields())
+
+    @event("IdentifiedAsActiveMember")
+    def _identified_as_active_member(self, *, member_id: UUID, identified_on: date, actor_id: str, actor_role: str,
+                                     recorded_at: datetime) -> None:
+        """The resident was identified as an active member (骨干) on identified_on (the record is member_id)."""
+        self.active_member_id = str(member_id)
 
     def leave_committee(self, *, committee_id: UUID, left_on: date, stamp: Stamp) -> None:
         if str(committee_id) not in self.committee_seats:

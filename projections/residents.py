@@ -142,6 +142,7 @@ class ResidentsProjection(SqlProjection):
         )
 
     @handles(event_class(Resident, "JoinedCommittee"), event_class(Resident, "LeftCommittee"),
+             event_class(Resident, "IdentifiedAsActiveMember"),
              event_class(Resident, "StudyRecorded"), event_class(Resident, "DependantRecorded"),
              event_class(Resident, "SchoolPlacementRequested"), event_class(Resident, "SchoolPlaced"),
              event_class(Resident, "SchoolPlacementRefused"), event_class(Resident, "ServiceDelivered"))

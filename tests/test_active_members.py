@@ -264,3 +264,30 @@ def test_the_sweep_loses_an_active_member_whose_departure_never_reached_them(
     assert services.wait_for("active_members", services.head(), 30)
     services.active_member_sweep()
     assert caseworker.get(f"/active-members/{member['id']}").json()["version"] == doc["version"]  # once
+
+
+def test_an_identification_racing_a_departure_never_leaves_a_departed_resident_active(
+    caseworker: Api, services: Services
+) -> None:
+    """Both write the resident (the identification records it on them), so the one decided
+    second sees the other: either the departure loses the new member, or the identification
+    is refused because the resident has gone."""
+    from domain.active_members import ActiveMember
+
+    area = unique_area("Race")
+    for _ in range(6):
+        rid = resident(caseworker, area)
+
+        def act(n: int, rid: str = rid) -> httpx.Response:
+            if n == 0:
+                return caseworker.post("/active-members", {"resident_id": rid, "identified_on": "2025-09-01"})
+            return caseworker.post(f"/residents/{rid}/departure", {"effective_date": "2025-10-01", "reason": "home"})
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            identified, departed = pool.map(act, range(2))
+        assert departed.status_code == 200, departed.text
+        if identified.status_code == 201:
+            member = services.app.load(ActiveMember, UUID(identified.json()["id"]))
+            assert member.lost_on is not None and member.lost_reason == "departed"
+        else:
+            assert identified.status_code == 409 and identified.json()["rule"] == "resident_departed"

@@ -57,7 +57,8 @@ class ActiveMemberCommands(OfficeApplication):
             assert where is not None
             member = ActiveMember.identify(resident=resident, site_id=where_site, area=where,
                                            identified_on=identified_on, stamp=stamp)
-            return member, [member]
+            resident.mark_active_member(member_id=member.id, identified_on=identified_on, stamp=stamp)
+            return member, [member, resident]
 
         return self._execute(decide, idempotency=idempotency)
 
