@@ -4,6 +4,7 @@ sessions, CSRF, the lockout after five wrong passwords, languages."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -125,3 +126,28 @@ def test_an_admin_creates_an_account_in_the_app_and_it_signs_in(browser: Browser
     browser.shot(f"accounts-{lang}")
     browser.sign_in(user, lang=lang)
     assert browser.find("#signed-in-as").text.startswith(user)
+
+
+def test_each_signed_in_browser_has_its_own_rate_allowance(services: Services, settings: Any,
+                                                           staff: dict[str, str]) -> None:
+    """Staff behind one office proxy share an address: the limit counts per session, not per address."""
+    from api.app import create_app
+    from tests.conftest import serve_app
+
+    tight = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 6})
+    with serve_app(create_app(tight, services)) as url:
+        clients = []
+        for user in (staff["caseworker"], staff["supervisor"]):
+            client = httpx.Client(base_url=url)
+            page = client.get("/login")
+            token = page.text.split('name="csrf" value="')[1].split('"')[0]
+            assert client.post("/login", data={"username": user, "password": WEB_PASSWORD, "csrf": token}
+                               ).status_code == 303
+            clients.append(client)
+        try:
+            first = [clients[0].get("/").status_code for _ in range(9)]
+            assert 429 in first
+            assert clients[1].get("/").status_code == 200  # the other session has its own allowance
+        finally:
+            for client in clients:
+                client.close()
