@@ -286,14 +286,30 @@ class Browser:
 
     def submit(self, element_id: str) -> None:
         """Click a button that loads a new page, and wait until it has."""
-        from selenium.webdriver.support import expected_conditions
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         old = self.find("html")
         self.click(element_id)
+
+        def replaced(driver: Any) -> bool:
+            # Chromium answers a node of the page being replaced with "stale element" or, mid
+            # navigation, "node does not belong to the document": both mean the old page is gone.
+            try:
+                old.is_enabled()
+            except WebDriverException:
+                return True
+            return False
+
+        def loaded(driver: Any) -> bool:
+            try:
+                return bool(driver.execute_script("return document.readyState") == "complete")
+            except WebDriverException:  # still navigating
+                return False
+
         wait = WebDriverWait(self.driver, 15)
-        wait.until(expected_conditions.staleness_of(old))
-        wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+        wait.until(replaced)
+        wait.until(loaded)
 
     def text(self) -> str:
         return str(self.find("body").text)
