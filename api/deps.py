@@ -348,24 +348,7 @@ def after(view: str) -> Any:
     """``?after=POSITION``: wait (on the event loop, holding no thread) until ``view`` has
     dealt with the position, up to the configured time; the answer's headers say whether
     it did (``X-Read-Consistent``)."""
-
-    async def wait(
-        request: Request,
-        principal: PrincipalDep,
-        services: ServicesDep,
-        after: Annotated[int | None, Query(ge=0, le=2**62,
-                                           description="wait until this event position is reflected")] = None,
-    ) -> dict[str, str]:
-        if after is None or after <= 0:
-            return {}
-        watcher = request.app.state.marks
-        limiter: WaitLimiter = request.app.state.wait_limiter
-        settings = request.app.state.settings
-        with limiter.slot(principal.key_id or principal.actor.user_id, settings.max_waits_per_key):
-            reached = await watcher.wait(view, after, settings.read_wait_timeout)
-        return {"X-Read-Consistent": "true" if reached else "false"}
-
-    return Depends(wait)
+    return after_all(view)
 
 
 def after_all(*views: str) -> Any:

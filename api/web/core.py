@@ -156,9 +156,7 @@ class Page:
             with acting_in(self.principal.visible):
                 return CommandOutcome(result=action(self.stamp()))
         except DomainError as error:
-            field_name = getattr(error, "field", None)
-            return CommandOutcome(error=self.error_text(error.rule, error.message), rule=error.rule,
-                                  field=field_name)
+            return self.refused(error.rule, error.message, getattr(error, "field", None))
         except NotFound as error:
             return CommandOutcome(error=self._("Not found") + f": {error.kind}", rule="not_found", field=error.field)
         except AreaNotAllowed as error:
@@ -167,6 +165,10 @@ class Page:
         except PreconditionFailed:
             stale = "Someone changed this record since you opened the page; reload it and try again."
             return CommandOutcome(error=self._(stale), rule="version_mismatch")
+
+    def refused(self, rule: str, message: str, field_name: str | None = None) -> CommandOutcome:
+        """A refusal for the form: the rule in words (``message`` where the catalogue has none)."""
+        return CommandOutcome(error=self.error_text(rule, message), rule=rule, field=field_name)
 
     def error_text(self, rule: str, message: str) -> str:
         """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""

@@ -66,7 +66,7 @@ def _sites(page: Page, **filters: Any) -> list[dict[str, Any]]:
 
 
 def _fail(page: Page, rule: str, field_name: str, fallback: str) -> CommandOutcome:
-    return CommandOutcome(error=page.error_text(rule, fallback), rule=rule, field=field_name)
+    return page.refused(rule, fallback, field_name)
 
 
 def _status(outcome: CommandOutcome) -> int:

@@ -180,19 +180,16 @@ async def submit_application(request: Request) -> Response:
     program_id, site_id = uuid_or_none(form.get("program_id")), uuid_or_none(form.get("site_id"))
     if program_id is None or site_id is None:
         missing = "program_id" if program_id is None else "site_id"
-        outcome = CommandOutcome(error=page.error_text("required", page._("Choose one")), rule="required",
-                                 field=missing)
+        outcome = page.refused("required", page._("Choose one"), missing)
         return _new_form(page, form, outcome, status=422)
     if not form.get("justification"):
-        outcome = CommandOutcome(error=page.error_text("justification_required", page._("Justification")),
-                                 rule="justification_required", field="justification")
+        outcome = page.refused("justification_required", page._("Justification"), "justification")
         return _new_form(page, form, outcome, status=422)
     try:
         plan = _instalments(form.get("instalments", ""))
     except ValueError:
-        outcome = CommandOutcome(error=page.error_text("instalment_line", page._(
-            "Write each instalment on its own line as amount and due date, e.g. 60000.00 2026-12-01")),
-            rule="instalment_line", field="instalments")
+        outcome = page.refused("instalment_line", page._(
+            "Write each instalment on its own line as amount and due date, e.g. 60000.00 2026-12-01"), "instalments")
         return _new_form(page, form, outcome, status=422)
     outcome = page.run(lambda stamp: page.services.app.submit_subsidy_application(
         program_id=program_id, site_id=site_id, amount=form.get("amount", ""), mode=form.get("mode", ""),
@@ -267,8 +264,7 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
     elif name == "verify":
         verified = day_or_none(form.get("verified_on"))
         if verified is None:
-            outcome = CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
-                                     rule="date_required", field="verified_on")
+            outcome = page.refused("date_required", page._("Give a date (YYYY-MM-DD)"), "verified_on")
         else:
             outcome = page.run(lambda stamp: app.verify_subsidy_outcome(target, verified, form.get("note", ""),
                                                                         stamp))

@@ -37,7 +37,6 @@ async def create_user(request: Request) -> Response:
         page.services.users.create(user_id=form.get("username", ""), role=form.get("role", ""), areas=areas,
                                    password=form.get("password", ""), created_by=page.principal.actor.user_id)
     except DomainError as error:
-        outcome = CommandOutcome(error=page.error_text(error.rule, error.message), rule=error.rule,
-                                 field=getattr(error, "field", None))
+        outcome = page.refused(error.rule, error.message, getattr(error, "field", None))
         return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=422)
     return redirect(f"/ui/users?created={form.get('username', '')}")
