@@ -15,6 +15,7 @@ from psycopg.rows import DictRow
 from domain.active_members import ActiveMember, ActiveMemberRole
 from domain.residents import add_months
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.pages import place_clauses
 
 ROLES = [role.value for role in ActiveMemberRole]
 
@@ -99,17 +100,7 @@ class ActiveMembersProjection(SqlProjection):
 
 
 def _where(site_id: UUID | None, area: str | None, areas: list[str] | None, alias: str = "m") -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if site_id is not None:
-        clauses.append(f"{alias}.site_id = %s")
-        params.append(site_id)
-    if area is not None:
-        clauses.append(f"{alias}.area = %s")
-        params.append(area)
-    if areas is not None:
-        clauses.append(f"{alias}.area = ANY(%s)")
-        params.append(areas)
+    clauses, params = place_clauses(site_id, area, areas, alias)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -65,3 +65,19 @@ def decode_keyset(token: str, parse_key: Callable[[str], Any] = str) -> list[Any
         return [parse_key(key), UUID(last_id)]
     except ValueError:
         raise BadCursor("cursor is not one this service issued") from None
+
+
+def place_clauses(site_id: Any, area: str | None, areas: list[str] | None, alias: str) -> tuple[list[str], list[Any]]:
+    """Conditions on a view's ``site_id`` and ``area`` (``areas``: the caller's, None for all)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if site_id is not None:
+        clauses.append(f"{alias}.site_id = %s")
+        params.append(site_id)
+    if area is not None:
+        clauses.append(f"{alias}.area = %s")
+        params.append(area)
+    if areas is not None:
+        clauses.append(f"{alias}.area = ANY(%s)")
+        params.append(areas)
+    return clauses, params

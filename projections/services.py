@@ -14,6 +14,7 @@ from psycopg.rows import DictRow
 
 from domain.residents import Resident
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.pages import place_clauses
 
 # Compulsory education (义务教育): nine years, from the year a child turns six.
 SCHOOL_AGE = (6, 15)
@@ -94,17 +95,7 @@ class ServicesProjection(SqlProjection):
 
 
 def _filters(site_id: UUID | None, area: str | None, areas: list[str] | None, alias: str) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if site_id is not None:
-        clauses.append(f"{alias}.site_id = %s")
-        params.append(site_id)
-    if area is not None:
-        clauses.append(f"{alias}.area = %s")
-        params.append(area)
-    if areas is not None:
-        clauses.append(f"{alias}.area = ANY(%s)")
-        params.append(areas)
+    clauses, params = place_clauses(site_id, area, areas, alias)
     return "".join(f" AND {c}" for c in clauses), params
 
 
