@@ -17,7 +17,7 @@ from domain.sites import HousingSite
 from domain.subsidies import SubsidyProgram
 
 
-class Liudong(ResidencyCommands, CommunityCommands, PermitCommands, DisputeCommands, CommitteeCommands,
+class Liudong(CommunityCommands, ResidencyCommands, PermitCommands, DisputeCommands, CommitteeCommands,
               SubsidyCommands, OperatorCommands, AreaCommands, KeyCommands,
               ActiveMemberCommands, ServiceCommands):
     """Every command takes a ``Stamp`` (who, and the caller's clock) and returns a

@@ -7,23 +7,15 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.commands.residency import ResidencyCommands
+from application.store import CommandResult, IdempotencyClaim
 from domain.common import Stamp
 from domain.residents import Resident
 from domain.sites import HousingSite
 
 
-class CommunityCommands(OfficeApplication):
-    def _community_command(self, site_id: UUID, act: Any, expected_version: int | None,
-                           idempotency: IdempotencyClaim | None, details: dict[str, Any] | None = None,
-                           ) -> CommandResult:
-        def decide() -> tuple[HousingSite, list[HousingSite]]:
-            site = self.load_current(HousingSite, site_id, expected_version)
-            act(site)
-            return site, [site]
-
-        return self._execute(decide, idempotency=idempotency,
-                             details=(lambda: details) if details is not None else None)
+class CommunityCommands(ResidencyCommands):
+    """On top of the site commands of ResidencyCommands (``_site_command``)."""
 
     def assess_site(
         self, site_id: UUID, *, assessed_on: date, headcount: int, facilities_present: list[str],
@@ -40,13 +32,13 @@ class CommunityCommands(OfficeApplication):
                 operator_status=operator_status, villages=villages, checklist=checklist, min_headcount=min_headcount,
                 note=note, stamp=stamp)
 
-        return self._community_command(site_id, act, expected_version, idempotency, found)
+        return self._site_command(site_id, act, expected_version, idempotency, found)
 
     def approve_preparation(
         self, site_id: UUID, *, approved_on: date, group: list[dict[str, Any]], note: str | None, stamp: Stamp,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._community_command(
+        return self._site_command(
             site_id, lambda s: s.approve_preparation(approved_on=approved_on, group=group, note=note, stamp=stamp),
             expected_version, idempotency)
 
@@ -65,7 +57,7 @@ class CommunityCommands(OfficeApplication):
                                          stamp=stamp)
             result["elected"] = [m["member_id"] for m in elected]
 
-        return self._community_command(site_id, act, expected_version, idempotency, result)
+        return self._site_command(site_id, act, expected_version, idempotency, result)
 
     def change_community_members(
         self, site_id: UUID, *, changed_on: date, joined: list[dict[str, Any]], left: list[str], reason: str,
@@ -77,11 +69,11 @@ class CommunityCommands(OfficeApplication):
             result["joined"] = site.change_community_members(changed_on=changed_on, joined=joined, left=left,
                                                              reason=reason, stamp=stamp)
 
-        return self._community_command(site_id, act, expected_version, idempotency, result)
+        return self._site_command(site_id, act, expected_version, idempotency, result)
 
     def end_community_term(
         self, site_id: UUID, *, ended_on: date, stamp: Stamp, expected_version: int | None = None,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._community_command(site_id, lambda s: s.end_term(ended_on=ended_on, stamp=stamp),
+        return self._site_command(site_id, lambda s: s.end_term(ended_on=ended_on, stamp=stamp),
                                        expected_version, idempotency)

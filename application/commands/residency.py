@@ -65,13 +65,17 @@ class ResidencyCommands(OfficeApplication):
         act: Callable[[HousingSite], None],
         expected_version: int | None,
         idempotency: IdempotencyClaim | None,
+        details: dict[str, Any] | None = None,
     ) -> CommandResult:
+        """Change one site; ``details`` (filled by ``act``) go into the command's answer."""
+
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             site = self.load_current(HousingSite, site_id, expected_version)
             act(site)
             return site, [site]
 
-        return self._execute(decide, idempotency=idempotency)
+        return self._execute(decide, idempotency=idempotency,
+                             details=(lambda: details) if details is not None else None)
 
     def change_site_capacity(
         self, site_id: UUID, capacity: int, stamp: Stamp, *, expected_version: int | None = None,
