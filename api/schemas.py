@@ -10,7 +10,7 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from domain.residents import HouseholdRelation
+from domain.residents import HouseholdRelation, LegalBasis
 from domain.sites import Facility, OperatorType
 
 # Characters no text field accepts: NUL and the other C0 controls except tab and line breaks,
@@ -715,6 +715,7 @@ class OperatorRecordPublic(Public):
     reports: list[OperatorReportPublic]
     inspections: int
     registered_at: datetime
+    contact_erased_on: date | None = Field(default=None, description="when the contact person's data was erased")
 
 
 class OperatorListItem(Public):
@@ -881,3 +882,11 @@ class KeyIssued(CommandAccepted):
 
 StatusFilter = Literal["in_site", "private_housing", "departed"]
 HousingKindFilter = Literal["site", "rented", "employer_dormitory", "other"]
+
+
+class ErasureCreate(Body):
+    """A request to erase a person's personal data (a resident, or an operator's contact person)."""
+
+    legal_basis: LegalBasis = Field(description="why (PIPL Art. 47)")
+    note: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        description="the request's reference and reason; never the person's name or numbers")

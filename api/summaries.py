@@ -88,6 +88,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "Operator.YearlyReportFiled": ("{year}年度报告：收入{income_from_site}元", "Report for {year}: income {income_from_site} yuan"),
     "Operator.YearlyReportCorrected": ("更正{year}年度报告", "Report for {year} corrected"),
     "Operator.SanitationInspected": ("{inspected_on}环境卫生检查，得分{score}", "Sanitation inspected on {inspected_on}: score {score}"),
+    "Operator.ContactChanged": ("{changed_on}起更换联系人", "A new contact person from {changed_on}"),
+    "Operator.ContactErased": ("联系人个人信息已删除（依据：{legal_basis}）", "The contact person's personal data erased ({legal_basis})"),
     "SiteOperatorClaim.Claimed": ("居住点首次确定运作主体", "The site's operator was first assigned"),
     "SiteOperatorClaim.Taken": ("居住点重新确定运作主体", "The site was assigned to an operator again"),
     "SiteOperatorClaim.Released": ("居住点运作主体退出", "The site's operator released it"),

@@ -115,6 +115,7 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "Operator.EmployeeLinked": "linked_on",
     "Operator.EmployeeUnlinked": "unlinked_on",
     "Operator.SanitationInspected": "inspected_on",
+    "Operator.ContactChanged": "changed_on",
     "Pairing.Agreed": "agreed_on",
     "Pairing.ContributionDelivered": "delivered_on",
     "Pairing.Ended": "ended_on",

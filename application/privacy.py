@@ -328,6 +328,8 @@ class Sealing:
     key: str = "originator"  # whose key: "originator" (its own) or "member" (the resident the entry names)
     # or "resident": the resident the event's resident_id names (a record about them kept elsewhere)
     kind: str = "resident"
+    # With key "field": the event names its own key (a new one) in this field.
+    key_field: str = ""
 
 
 def _policies() -> dict[str, Sealing]:
@@ -344,6 +346,8 @@ def _policies() -> dict[str, Sealing]:
         "domain.committees:ManagementCommittee.MemberAdded": Sealing(single_nested=("member",), key="member"),
         "domain.sites:HousingSite.CommunityCommitteeEstablished": Sealing(nested_names=("members",), key="member"),
         "domain.operators:Operator.Registered": Sealing(fields=("contact",), kind="operator"),
+        "domain.operators:Operator.ContactChanged": Sealing(fields=("contact",), kind="operator", key="field",
+                                                            key_field="contact_key_id"),
         "domain.residents:Resident.DependantRecorded": Sealing(fields=("name",)),
         "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="resident"),
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),
@@ -397,6 +401,13 @@ class PrivateMapper(Mapper[UUID]):
             for name in policy.nested_names:
                 state[name] = [{**p, "name": self._seal_value(originator_id, key, p.get("name"))}
                                if p.get("name") is not None else p for p in state.get(name, [])]
+            return
+        if policy.key == "field":  # under a key of its own, made for this event
+            own_id = UUID(str(state[policy.key_field]))
+            own_key = self.vault.key(own_id, kind=policy.kind, create=True, new=True)
+            assert own_key is not None
+            for name in policy.fields:
+                state[name] = self._seal_value(own_id, own_key, state.get(name))
             return
         if policy.key == "resident":  # under the key of the resident the event names
             resident_id = UUID(str(state["resident_id"]))
@@ -465,7 +476,7 @@ class PrivateMapper(Mapper[UUID]):
             ids.add(UUID(str(stored.originator_id)))
             if policy.key == "resident":
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
-            if policy.key == "member":
+            if policy.key in ("member", "field"):
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
         return ids
 

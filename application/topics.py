@@ -169,6 +169,8 @@ REGISTRY: tuple[Frozen, ...] = (
         "YearlyReportFiled": "domain.operators:Operator.YearlyReportFiled",
         "YearlyReportCorrected": "domain.operators:Operator.YearlyReportCorrected",
         "SanitationInspected": "domain.operators:Operator.SanitationInspected",
+        "ContactChanged": "domain.operators:Operator.ContactChanged",
+        "ContactErased": "domain.operators:Operator.ContactErased",
     }),
     Frozen(SiteOperatorClaim, "domain.operators:SiteOperatorClaim", {
         "Claimed": "domain.operators:SiteOperatorClaim.Claimed",

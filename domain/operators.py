@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
 from domain.money import format_money, parse_money
+from domain.residents import LegalBasis
 from domain.sites import OperatorType
 
 EARLIEST_REPORT_YEAR = 2000
@@ -106,6 +107,10 @@ class Operator(Aggregate):
         self.employees: dict[str, date] = {}  # resident id (hex) -> linked on
         self.reports: dict[int, YearlyReport] = {}
         self.inspections = 0
+        # The keys that sealed the contacts recorded after registration (the first is sealed
+        # under the operator's own id): an erasure destroys them all.
+        self.contact_keys: list[UUID] = []
+        self.contact_erased_on: str | None = None
 
     # -- queries ------------------------------------------------------------
     def runs(self, site_id: UUID) -> bool:
@@ -118,6 +123,46 @@ class Operator(Aggregate):
             raise RuleViolated(f"operator {self.id} does not run housing site {site_id}",
                                rule="site_not_run_by_operator", site_id=str(site_id))
         return run
+
+    # -- the contact person (personal data) ---------------------------------
+    def change_contact(self, *, contact: str, changed_on: date, stamp: Stamp) -> None:
+        """A new contact person (or new way to reach them) from changed_on. Each contact is
+        sealed under a key of its own, so an erasure of an earlier one leaves room for the next."""
+        if not contact.strip():
+            raise InvalidValue("contact", "give the contact person and how to reach them", rule="contact_missing")
+        check_effective_date(changed_on, stamp, field_name="changed_on")
+        self._contact_changed(contact=contact.strip(), contact_key_id=uuid4(), changed_on=changed_on,
+                              **stamp.event_fields())
+
+    @event("ContactChanged")
+    def _contact_changed(self, *, contact: str, contact_key_id: UUID, changed_on: date, actor_id: str,
+                         actor_role: str, recorded_at: datetime) -> None:
+        """The operator's contact person (or how to reach them) changed from changed_on."""
+        self.contact = contact
+        self.contact_keys.append(contact_key_id)
+        self.contact_erased_on = None
+
+    def erase_contact(self, *, legal_basis: str, note: str, stamp: Stamp) -> list[UUID]:
+        """Erase the contact person's personal data (PIPL Art. 47): the keys of every contact
+        recorded so far, returned for the application to destroy with the event."""
+        try:
+            basis = LegalBasis(legal_basis)
+        except ValueError:
+            raise InvalidValue("legal_basis", f"unknown legal basis {legal_basis!r}; one of: "
+                               + ", ".join(b.value for b in LegalBasis), rule="legal_basis") from None
+        if self.contact_erased_on is not None:
+            raise RuleViolated(f"operator {self.id}'s contact was erased on {self.contact_erased_on}",
+                               rule="already_erased")
+        keys = [self.id, *self.contact_keys]
+        self._contact_erased(legal_basis=basis.value, note=note, **stamp.event_fields())
+        return keys
+
+    @event("ContactErased")
+    def _contact_erased(self, *, legal_basis: str, note: str, actor_id: str, actor_role: str,
+                        recorded_at: datetime) -> None:
+        """The contact person's personal data was erased: the keys that sealed it destroyed, the rest kept."""
+        self.contact = ERASED
+        self.contact_erased_on = recorded_at.date().isoformat()
 
     # -- sites --------------------------------------------------------------
     def assign_site(self, claim: SiteOperatorClaim | None, *, site_id: UUID, site_area: str, assigned_on: date,

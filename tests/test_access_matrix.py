@@ -630,6 +630,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/operators/{operator_id}/sites"): _command(lambda w, t: Req(
         f"/operators/{w.operator(t)}/sites", {"site_id": w.site(t), "assigned_on": "2026-01-01"})),
     ("POST", "/operators/{operator_id}/site-releases"): _command(_site_release),
+    ("POST", "/operators/{operator_id}/contact"): _command(lambda w, t: Req(
+        f"/operators/{w.operator(t)}/contact", {"contact": "Matrix Contact Two", "changed_on": "2026-11-01"})),
+    ("POST", "/operators/{operator_id}/contact-erasure"): _command(lambda w, t: Req(
+        f"/operators/{w.operator(t)}/contact-erasure", {"legal_basis": "data_subject_request", "note": "MX-2"})),
     ("POST", "/operators/{operator_id}/employees"): _command(lambda w, t: Req(
         f"/operators/{w.operator(t, 'employer')}/employees",
         {"resident_id": w.resident(t), "linked_on": "2026-03-02"})),
@@ -671,6 +675,10 @@ SAMPLES: dict[tuple[str, str], Sample] = {
         lambda w, t: f"/subsidy-programs/{w.program()}/history"),
     ("GET", "/subsidy-applications/{aggregate_id}/history"): _get(
         lambda w, t: f"/subsidy-applications/{w.application(t)}/history"),
+    ("GET", "/operators/{aggregate_id}/history"): _get(lambda w, t: f"/operators/{w.operator(t)}/history"),
+    ("GET", "/pairings/{aggregate_id}/history"): _get(lambda w, t: f"/pairings/{w.pairing(t)}/history"),
+    ("GET", "/active-members/{aggregate_id}/history"): _get(
+        lambda w, t: f"/active-members/{w.active_member(t)}/history"),
     ("GET", "/audit/access-log"): _get(lambda w, t: "/audit/access-log?limit=5"),
     ("GET", "/audit/checkpoints"): _get(lambda w, t: "/audit/checkpoints?limit=5"),
     # Sent as JSON here: those allowed are refused for the media type (415), after the role and area.

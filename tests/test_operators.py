@@ -19,6 +19,7 @@ import pytest
 from application.services import Services
 from domain.common import Actor, Role, Stamp
 from domain.identity import IdentityNumber
+from domain.operators import Operator
 from tests.conftest import NOW, Api, issue_key
 from tests.factories import id_number, resident_body, site_body, unique, unique_area
 from tests.test_bad_input import assert_problem
@@ -87,6 +88,45 @@ def test_an_operator_runs_sites_one_at_a_time_and_shows_its_contact_only_to_thos
     assert listed.headers["X-Read-Consistent"] == "true"
     (row_other,) = [o for o in listed.json()["items"] if o["id"] == other]
     assert [s["site_id"] for s in row_other["sites"]] == [site]
+
+
+def test_a_contact_change_is_sealed_an_erasure_destroys_every_contact_and_reads_are_logged(
+    supervisor: Api, caseworker: Api, as_role: Any, services: Services
+) -> None:
+    operator = register(supervisor)
+    done(supervisor.post(f"/operators/{operator}/contact", {"contact": "Wang Li 13900000001",
+                                                            "changed_on": "2026-11-01"}))
+    assert supervisor.get(f"/operators/{operator}").json()["contact"] == "Wang Li 13900000001"
+    assert caseworker.post(f"/operators/{operator}/contact-erasure",
+                           {"legal_basis": "data_subject_request", "note": "x"}).status_code == 403
+    as_role("api_consumer").get(f"/operators/{operator}")  # sees no contact: not a read of personal data
+    with services.pool.connection() as conn:
+        reads = conn.execute("SELECT role FROM access_log WHERE detail = %s", (operator,)).fetchall()
+        changed = conn.execute("SELECT state FROM liudong_events WHERE originator_id = %s AND originator_version = 2",
+                               (UUID(operator),)).fetchone()
+    assert [r["role"] for r in reads] == ["supervisor"]
+    assert changed is not None and b"Wang Li" not in bytes(changed["state"])
+
+    erased = done(supervisor.post(f"/operators/{operator}/contact-erasure",
+                                  {"legal_basis": "data_subject_request", "note": "request 2026-117"}))
+    body = supervisor.get(f"/operators/{operator}", headers={"Accept-Language": "en"}).json()
+    assert (body["contact"], body["contact_erased_on"]) == ("[erased]", NOW.date().isoformat())
+    contact_keys = [UUID(operator), *services.app.load(Operator, UUID(operator)).contact_keys]
+    with services.pool.connection() as conn:
+        keys = conn.execute("SELECT wrapped FROM pii_keys WHERE kind = 'operator' AND key_id = ANY(%s)",
+                            (contact_keys,)).fetchall()
+    assert len(keys) == 2 and all(k["wrapped"] is None for k in keys)
+    history = supervisor.get(f"/operators/{operator}/history", headers={"Accept-Language": "en"}).json()["items"]
+    assert [e["event"] for e in history] == ["Operator.Registered", "Operator.ContactChanged",
+                                             "Operator.ContactErased"]
+    assert history[-1]["position"] == erased["position"]
+    assert_problem(supervisor.post(f"/operators/{operator}/contact-erasure",
+                                   {"legal_basis": "retention_expired", "note": "again"}), 409, rule="already_erased")
+    # A new contact person afterwards is sealed under a key of its own, and readable.
+    done(supervisor.post(f"/operators/{operator}/contact", {"contact": "Zhao Min 13700000002",
+                                                            "changed_on": "2026-11-20"}))
+    body = supervisor.get(f"/operators/{operator}").json()
+    assert (body["contact"], body["contact_erased_on"]) == ("Zhao Min 13700000002", None)
 
 
 def test_two_operators_racing_for_one_site_one_wins(base_url: str, keys: dict[str, str], supervisor: Api) -> None:
@@ -220,8 +260,14 @@ def test_support_per_bed_and_per_resident_by_operator_type(supervisor: Api, case
      "site_not_run_by_operator"),
     ("{op}/employees", {"resident_id": "00000000-0000-4000-8000-000000000000", "linked_on": "2026-03-01"}, 422,
      "resident_id", None),
+    ("{op}/contact", {"contact": "Wang Li", "changed_on": "2026-12-01"}, 422, "changed_on",
+     "effective_date_in_future"),
+    ("{op}/contact", {"contact": "", "changed_on": "2026-11-01"}, 422, "contact", None),
+    ("{op}/contact-erasure", {"legal_basis": "because", "note": "x"}, 422, "legal_basis", None),
+    ("{op}/contact-erasure", {"legal_basis": "data_subject_request"}, 422, "note", None),
 ], ids=["unknown-type", "unknown-area", "no-contact", "future-assignment", "unknown-site", "release-not-run",
-        "three-decimals", "year-not-begun", "correct-unfiled", "inspect-not-run", "unknown-employee"])
+        "three-decimals", "year-not-begun", "correct-unfiled", "inspect-not-run", "unknown-employee",
+        "future-contact", "empty-contact", "unknown-legal-basis", "erasure-without-note"])
 def test_bad_operator_commands_name_the_field_or_rule_and_store_nothing(
     supervisor: Api, stored: Any, path: str, body: dict[str, Any], status: int, field: str | None, rule: str | None
 ) -> None:

@@ -22,9 +22,13 @@ from application.audit import access_log, record_access
 from application.chain import b64, checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
+from application.privacy import sealed
+from domain.active_members import ActiveMember
+from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.common import Role
 from domain.disputes import DisputeCase
+from domain.operators import Operator
 from domain.residents import Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
@@ -68,7 +72,8 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
             reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
             shown_reason = None
             if reason is not None:
-                shown_reason = presenter.text(reason[1]) if reason[0] in PERSONAL else plain(reason[1])
+                personal_text = reason[0] in PERSONAL or sealed(reason[1])
+                shown_reason = presenter.text(reason[1]) if personal_text else plain(reason[1])
             on = effective_on(event, CATALOGUE)
             items.append(HistoryEntry(
                 position=entry.position, version=entry.version, event=entry.name,
@@ -97,7 +102,10 @@ for path, kind, personal, rule in (
         ("/disputes/{aggregate_id}/history", DisputeCase, True, AreaRule.OBJECT),
         ("/committees/{aggregate_id}/history", ManagementCommittee, False, AreaRule.OBJECT),
         ("/subsidy-programs/{aggregate_id}/history", SubsidyProgram, False, AreaRule.NONE),
-        ("/subsidy-applications/{aggregate_id}/history", SubsidyApplication, False, AreaRule.OBJECT)):
+        ("/subsidy-applications/{aggregate_id}/history", SubsidyApplication, False, AreaRule.OBJECT),
+        ("/operators/{aggregate_id}/history", Operator, False, AreaRule.OBJECT),
+        ("/pairings/{aggregate_id}/history", Pairing, False, AreaRule.OBJECT),
+        ("/active-members/{aggregate_id}/history", ActiveMember, False, AreaRule.OBJECT)):
     endpoint = access(READERS, rule)(_history(kind, personal))
     endpoint.__name__ = f"history_of_{kind.__name__.lower()}"
     router.get(path, response_model=PageOut[HistoryEntry], name=endpoint.__name__)(endpoint)

@@ -9,7 +9,7 @@ from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
@@ -34,6 +34,7 @@ from api.present import Presenter
 from api.schemas import (
     AreaName,
     Body,
+    ErasureCreate,
     Money,
     Name,
     OperatorListItem,
@@ -43,6 +44,7 @@ from api.schemas import (
     SanitationTrendPublic,
     SupportByTypePublic,
 )
+from application.audit import record_access
 from domain.operators import Operator, report_document
 from domain.sites import OperatorType
 from projections.operators import OperatorFilter, list_operators, sanitation_trend, support_by_type
@@ -62,6 +64,13 @@ class OperatorCreate(Body):
     name: Name
     contact: Reason = Field(description="the contact person and how to reach them (personal data: sealed)")
     area: AreaName
+
+
+class ContactChange(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"contact": "Wang Li, 139 0000 0000", "changed_on": "2026-11-01"}]})
+    contact: Reason = Field(description="the new contact person and how to reach them (personal data: sealed)")
+    changed_on: date
 
 
 class SiteAssignment(Body):
@@ -136,6 +145,27 @@ def register_operator(body: OperatorCreate, cmd: SupervisorCommand) -> JSONRespo
     return cmd.run(lambda stamp, claim: cmd.app.register_operator(
         operator_type=body.type.value, name=body.name, contact=body.contact, area=body.area, stamp=stamp,
         idempotency=claim), status=201, location=lambda r: f"/operators/{r.id}")
+
+
+@router.post("/{operator_id}/contact", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
+def change_contact(operator_id: UUID, body: ContactChange, cmd: SupervisorCommand) -> JSONResponse:
+    """A new contact person (or new way to reach them) from changed_on, sealed under a key of its own."""
+    return cmd.run(lambda stamp, claim: cmd.app.change_operator_contact(
+        operator_id, contact=body.contact, changed_on=body.changed_on, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
+
+
+@router.post("/{operator_id}/contact-erasure", responses=RECORDED)
+@access(SUPERVISORS, AreaRule.OBJECT)
+def erase_contact(operator_id: UUID, body: ErasureCreate, cmd: SupervisorCommand) -> JSONResponse:
+    """Erase the contact person's personal data (every contact recorded so far): the request is recorded and
+    the keys that sealed them destroyed; the operator's record, history and topics then read [已删除] /
+    [erased] for the contact. A new contact may be recorded afterwards (409 already_erased for a second
+    erasure)."""
+    return cmd.run(lambda stamp, claim: cmd.app.erase_operator_contact(
+        operator_id, legal_basis=body.legal_basis.value, note=body.note, stamp=stamp,
+        expected_version=cmd.expected_version, idempotency=claim))
 
 
 @router.post("/{operator_id}/sites", responses=RECORDED)
@@ -265,15 +295,20 @@ def operator_document(operator: Operator, presenter: Presenter) -> dict[str, Any
         "employees": [{"resident_id": UUID(hex=r), "linked_on": on} for r, on in sorted(operator.employees.items())],
         "reports": [report_document(r) for _, r in sorted(operator.reports.items())],
         "inspections": operator.inspections, "registered_at": operator.created_on,
+        "contact_erased_on": operator.contact_erased_on,
     }
 
 
 @router.get("/{operator_id}", response_model=OperatorRecordPublic)
 @access(READERS, AreaRule.OBJECT)
-def get_operator(operator_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
+def get_operator(operator_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep,
+                 lang: Language) -> JSONResponse:
     """One operator as of its last event (ETag: its version): the sites it runs, its employees, its yearly reports
     with their reinvestment ratios."""
     with reading_as(principal):
         operator = services.app.load(Operator, operator_id)
     document = operator_document(operator, Presenter(services.app.vault, principal, lang))
+    if principal.sees_personal_data:  # the contact person is shown: who read it is recorded
+        with services.pool.connection() as conn:
+            record_access(conn, principal, None, request.url.path, detail=str(operator_id))
     return respond(OperatorRecordPublic.model_validate(document), {"ETag": f'"{operator.version}"'})

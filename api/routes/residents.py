@@ -9,7 +9,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import Field
 
 from api.access import READERS, STAFF, SUPERVISORS, AreaRule, access
 from api.deps import (
@@ -32,9 +31,9 @@ from api.problems import Problem
 from api.routes.history import EffectiveAt, KnownAt, record_at
 from api.schemas import (
     AreaName,
-    Body,
     DepartureCreate,
     EmployerChange,
+    ErasureCreate,
     HousingKindFilter,
     HousingPublic,
     MoveCreate,
@@ -51,19 +50,13 @@ from application.areas import AreaDirectory
 from application.audit import record_access
 from domain.common import ERASED, Role
 from domain.identity import IdentityNumber
-from domain.residents import HouseholdRelation, LegalBasis, Resident
+from domain.residents import HouseholdRelation, Resident
 from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter(prefix="/residents", tags=["residents"])
 
 ResidentCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 SupervisorCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
-
-
-class ErasureCreate(Body):
-    legal_basis: LegalBasis = Field(description="why (PIPL Art. 47)")
-    note: Annotated[str, Field(min_length=1, max_length=500)] = Field(
-        description="the request's reference and reason; never the person's name or numbers")
 
 
 @router.post("", status_code=201, responses=created("resident"))

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
+from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.cobuilding import Pairing
 from domain.common import Stamp
@@ -113,6 +115,35 @@ class OperatorCommands(OfficeApplication):
             operator_id, lambda o: o.record_inspection(site_id=site_id, inspected_on=inspected_on, score=score,
                                                        findings=findings, stamp=stamp),
             expected_version, idempotency)
+
+    def change_operator_contact(self, operator_id: UUID, *, contact: str, changed_on: date, stamp: Stamp,
+                                expected_version: int | None = None,
+                                idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        return self._operator_command(
+            operator_id, lambda o: o.change_contact(contact=contact, changed_on=changed_on, stamp=stamp),
+            expected_version, idempotency)
+
+    def erase_operator_contact(self, operator_id: UUID, *, legal_basis: str, note: str, stamp: Stamp,
+                               expected_version: int | None = None,
+                               idempotency: IdempotencyClaim | None = None) -> CommandResult:
+        """Erase the operator's contact person: the erasure recorded, and the keys that sealed
+        every contact recorded so far destroyed in the same transaction."""
+        keys: list[UUID] = []
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            operator = self.load_current(Operator, operator_id, expected_version)
+            keys[:] = operator.erase_contact(legal_basis=legal_basis, note=note, stamp=stamp)
+            return operator, [operator]
+
+        def destroy() -> list[tuple[str, Sequence[Any]]]:
+            return [("UPDATE pii_keys SET wrapped = NULL, destroyed_at = now(), destroyed_by = %s,"
+                     " legal_basis = %s WHERE key_id = ANY(%s) AND wrapped IS NOT NULL",
+                     (stamp.actor.user_id, legal_basis, keys)),
+                    (f"NOTIFY {PII_CHANNEL}", ())]
+
+        result = self._execute(decide, idempotency=idempotency, side_effects=destroy)
+        self.vault.forget(keys)
+        return result
 
     # -- co-building --------------------------------------------------------
     def agree_pairing(self, *, site_id: UUID, partner_type: str, partner_name: str, agreed_on: date, stamp: Stamp,
