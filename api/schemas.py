@@ -222,6 +222,12 @@ class ResidentCreate(Body):
         description="relation to the head of the household the resident lives with (户主); leave it out when "
         "not recorded. Personal data: sealed like the name",
     )
+    site_id: UUID | None = Field(
+        default=None, description="the housing site the resident lives in from registered_on (a move into it is "
+        "recorded with the registration); without an area, the site's area")
+    housing: HousingIn | None = Field(
+        default=None, description="where the resident lives from registered_on if not in a site: rented (with the "
+        "landlord or the address), employer_dormitory or other (the default)")
 
 
 class HousingIn(Body):

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from application.services import Services
 from tests.conftest import NOW, Api, Clock
-from tests.factories import resident_body, site_body
+from tests.factories import id_number, resident_body, site_body
 
 
 def test_an_ineligible_application_names_the_missing_condition_and_the_date(caseworker: Api, stored: Any) -> None:
@@ -165,4 +165,65 @@ def test_bad_housing_is_refused_and_changes_nothing(caseworker: Api, stored: Any
     site_by_area = caseworker.post(f"{path}/moves", {"area": area, "effective_date": "2026-11-01",
                                                      "housing": {"kind": "site"}})
     assert site_by_area.status_code == 422 and site_by_area.json()["rule"] == "housing_site_needs_site_id"
+    assert snapshot.unchanged()
+
+
+def test_a_resident_registered_into_a_rented_room_is_eligible_from_the_registration_date(caseworker: Api) -> None:
+    """Registration says where the resident lives from the first day: a rented room counts as
+    stable housing from then, without a separate move."""
+    registered = caseworker.post("/residents", resident_body(registered_on="2026-01-05", employer=None, housing={
+        "kind": "rented", "address": "8 Lane 2, Yanhai Village", "landlord": "Chen Jianguo"}))
+    assert registered.status_code == 201, registered.text
+    path = f"/residents/{registered.json()['id']}"
+    doc = caseworker.get(path).json()
+    assert (doc["status"], doc["housing"]["kind"], doc["since"]) == ("private_housing", "rented", "2026-01-05")
+    history = caseworker.get(f"{path}/history").json()["items"]
+    assert [(e["event"], e["effective_date"]) for e in history] == [
+        ("Resident.Registered", "2026-01-05"), ("Resident.MovedToPrivateHousing", "2026-01-05")]
+    assert caseworker.post(f"{path}/permit", {"applied_on": "2026-07-06"}).status_code == 200
+
+
+def test_a_resident_registered_into_a_site_takes_a_bed_and_the_sites_area(
+    caseworker: Api, supervisor: Api, stored: Any
+) -> None:
+    site = supervisor.post("/sites", site_body(capacity=1)).json()
+    body = resident_body()
+    del body["area"]  # a district-wide key: the site's area
+    registered = caseworker.post("/residents", {**body, "site_id": site["id"]})
+    assert registered.status_code == 201, registered.text
+    doc = caseworker.get(f"/residents/{registered.json()['id']}").json()
+    assert (doc["status"], doc["site_id"], doc["area"], doc["housing"]["kind"]) == (
+        "in_site", site["id"], "xinqi", "site")
+    occupancy = supervisor.get(f"/sites/{site['id']}", params={"after": registered.json()["position"]}).json()
+    assert occupancy["occupants"] == 1
+
+    # The last bed is taken: the registration is refused with the move, and nothing is stored.
+    snapshot = stored()
+    number = id_number()
+    full = caseworker.post("/residents", resident_body(id_number=number, site_id=site["id"]))
+    assert full.status_code == 409 and full.json()["rule"] == "site_full", full.text
+    assert snapshot.unchanged()
+    # The number was not claimed: the same person registers in private housing afterwards.
+    assert caseworker.post("/residents", resident_body(id_number=number)).status_code == 201
+
+
+def test_bad_housing_at_registration_is_refused_and_stores_nothing(caseworker: Api, supervisor: Api,
+                                                                   stored: Any) -> None:
+    site = supervisor.post("/sites", site_body(area="xinqi")).json()
+    other_area = supervisor.post("/sites", site_body(area="daqi")).json()
+    snapshot = stored()
+    for body, status, field, rule in [
+        (resident_body(housing={"kind": "rented"}), 422, "housing.landlord", "rented_housing_unidentified"),
+        (resident_body(housing={"kind": "site"}), 422, "housing.kind", "housing_site_needs_site_id"),
+        (resident_body(site_id=site["id"], housing={"kind": "rented", "landlord": "Chen"}), 422, "housing.kind",
+         "housing_kind"),
+        (resident_body(area="xinqi", site_id=other_area["id"]), 422, "site_id", "site_in_another_area"),
+        (resident_body(site_id="00000000-0000-4000-8000-000000000000"), 422, "site_id", None),
+    ]:
+        refused = caseworker.post("/residents", body)
+        assert refused.status_code == status, (body, refused.text)
+        problem = refused.json()
+        assert field in {e["field"] for e in problem.get("errors", [])}, problem
+        if rule:
+            assert problem["rule"] == rule, problem
     assert snapshot.unchanged()

@@ -34,6 +34,7 @@ from api.schemas import (
     DepartureCreate,
     EmployerChange,
     ErasureCreate,
+    HousingIn,
     HousingKindFilter,
     HousingPublic,
     MoveCreate,
@@ -59,14 +60,25 @@ ResidentCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 SupervisorCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 
 
+def _check_site_housing(site_id: UUID | None, housing: HousingIn | None) -> None:
+    """A housing site is named by site_id; housing given beside it can only say so."""
+    if site_id is not None and housing is not None and housing.kind != "site":
+        raise Problem(422, "Invalid request", "a resident in a housing site (site_id) has housing kind site",
+                      rule="housing_kind", errors=[{"field": "housing.kind", "rule": "housing_kind",
+                                                    "message": "site with site_id"}])
+
+
 @router.post("", status_code=201, responses=created("resident"))
 @access(STAFF, AreaRule.CREATE)
 def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONResponse:
     """Register a migrant resident; sex and birth date come from the identity number. Without an area,
-    a key bound to exactly one area registers the resident there."""
+    a key bound to exactly one area registers the resident there (with site_id: the site's area). Where they
+    live from the day registered: site_id (a housing site), or housing (rented with the landlord or address,
+    employer_dormitory, other); recorded as a move on registered_on, stored with the registration or not at all."""
     id_number = IdentityNumber.parse(body.id_number)
     area = body.area
-    if area is None:
+    _check_site_housing(body.site_id, body.housing)
+    if area is None and body.site_id is None:
         if len(cmd.principal.areas) != 1:
             raise Problem(422, "Invalid request", "give the area where the resident lives",
                           rule="area_missing", errors=[{"field": "area", "rule": "area_missing",
@@ -83,6 +95,10 @@ def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONRespons
             registered_on=body.registered_on,
             stamp=stamp,
             household_relation=body.household_relation,
+            site_id=body.site_id,
+            housing_kind=body.housing.kind if body.housing else None,
+            address=body.housing.address if body.housing else None,
+            landlord=body.housing.landlord if body.housing else None,
             idempotency=claim,
         ),
         status=201,
@@ -187,10 +203,7 @@ def move_resident(resident_id: UUID, body: MoveCreate, cmd: ResidentCommand) -> 
         raise Problem(422, "Invalid request", "give exactly one of site_id (a housing site) or area (private housing)",
                       rule="move_destination",
                       errors=[{"field": "site_id", "rule": "move_destination", "message": "site_id or area"}])
-    if body.site_id is not None and body.housing is not None and body.housing.kind != "site":
-        raise Problem(422, "Invalid request", "a move into a housing site (site_id) has housing kind site",
-                      rule="housing_kind", errors=[{"field": "housing.kind", "rule": "housing_kind",
-                                                    "message": "site with site_id"}])
+    _check_site_housing(body.site_id, body.housing)
     if body.site_id is not None:
         site_id = body.site_id
         return cmd.run(lambda stamp, claim: cmd.app.move_resident_into_site(

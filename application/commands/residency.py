@@ -14,11 +14,12 @@ from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.committees import ManagementCommittee
-from domain.common import Stamp
+from domain.common import InvalidValue, Stamp
 from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
 from domain.residents import (
     HouseholdRelation,
+    HousingKind,
     IdentityNumberClaim,
     Resident,
     duplicate_identity_number,
@@ -119,13 +120,24 @@ class ResidencyCommands(OfficeApplication):
         phone: str,
         hometown: str,
         employer: str | None,
-        area: str,
+        area: str | None,
         registered_on: date,
         stamp: Stamp,
         household_relation: HouseholdRelation | None = None,
+        site_id: UUID | None = None,
+        housing_kind: str | None = None,
+        address: str | None = None,
+        landlord: str | None = None,
         idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        code = self.place(area)
+        """Register a resident in ``area``. Where they live from the day registered, if
+        known: a housing site (``site_id``; without an area, the site's), or housing of
+        ``housing_kind`` (a rented room with its landlord or address, an employer's
+        dormitory): recorded as a move on the registration date, in the same transaction,
+        so a full site or unidentified rented room refuses the registration too."""
+        if not area and site_id is None:
+            raise InvalidValue("area", "give the area where the resident lives", rule="area_missing")
+        code = self.place(area) if area else ""
         claim_id = self.vault.claim_id(id_number.value)
         attempts = 0
 
@@ -138,18 +150,29 @@ class ResidencyCommands(OfficeApplication):
             self._check_identity_number_free(legacy_claim_id(id_number.value))
             if attempts > 1:
                 self._check_identity_number_free(claim_id)
+            site = self.load_in_scope(HousingSite, site_id, field_name="site_id") if site_id else None
+            if site is not None and code and site.area != code:
+                raise InvalidValue("site_id", f"housing site {site.id} lies in {site.area}, not in {code}",
+                                   rule="site_in_another_area")
             resident = Resident.register(
                 id_number=id_number,
                 name=name,
                 phone=phone,
                 hometown=hometown,
                 employer=employer,
-                area=code,
+                area=code or (site.area if site is not None else ""),
                 registered_on=registered_on,
                 stamp=stamp,
                 household_relation=household_relation,
             )
             claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
+            if site is not None:
+                resident.move_into_site(site, registered_on, stamp)
+                return resident, [resident, claim, site]
+            if housing_kind not in (None, HousingKind.OTHER.value) or address or landlord:
+                resident.move_to_private_housing(area=resident.area, effective_date=registered_on, stamp=stamp,
+                                                 housing_kind=housing_kind or HousingKind.OTHER.value,
+                                                 address=address, landlord=landlord)
             return resident, [resident, claim]
 
         return self._execute(decide, idempotency=idempotency)
