@@ -104,6 +104,46 @@ def test_a_caseworker_registers_a_resident_moves_them_into_a_site_and_finds_them
 
 
 @pytest.mark.parametrize("lang", LANGS)
+def test_registration_says_where_the_resident_lives_and_a_contradiction_stores_nothing(
+        browser: Browser, staff: dict[str, str], supervisor: Api, stored: Any, lang: str) -> None:
+    site = created(supervisor.post("/sites", site_body(name=unique("银杏社区"), capacity=4)))
+    journey = f"resident-register-housing-{lang}"
+    browser.sign_in(staff["caseworker"], lang=lang)
+
+    # A site and a rented room at once: refused in words, what was typed kept, nothing stored.
+    snapshot = stored()
+    number, name = id_number(birth=date(1995, 3, 8), male=True), chinese_name()
+    register(browser, number, name)
+    browser.choose("site_id", site)
+    browser.choose("housing_kind", "rented")
+    browser.fill("landlord", "陈建国")
+    browser.submit("register")
+    problem = browser.find(".problem")
+    assert problem.get_attribute("data-rule") == "site_or_housing"
+    assert ("二者只能选一" if lang == "zh-CN" else "not both") in problem.text
+    assert browser.find("#f-landlord").get_attribute("value") == "陈建国"
+    assert browser.find(f"#f-site_id option[value='{site}']").is_selected()
+    browser.shot(f"{journey}-refused")
+    assert snapshot.unchanged()
+
+    # The rented room alone: registered with the room as their housing from the first day.
+    browser.choose("site_id", "")
+    browser.submit("register")
+    assert "/ui/residents/" in browser.driver.current_url
+    assert browser.find("#resident-name").text.startswith(name)
+    assert ("陈建国" in browser.text()) and ("租" in browser.text() if lang == "zh-CN" else "Rented" in browser.text())
+    assert browser.find_all("tr.history-entry[data-event='Resident.MovedToPrivateHousing']")
+    browser.shot(journey)
+
+    # Straight into a site: the resident takes a bed on the day registered.
+    register(browser, id_number(birth=date(1993, 7, 1), male=False), chinese_name())
+    browser.choose("site_id", site)
+    browser.submit("register")
+    assert browser.find("#resident-status").text == ("集中居住" if lang == "zh-CN" else "In a housing site")
+    assert browser.find_all("tr.history-entry[data-event='Resident.MovedIntoSite']")
+
+
+@pytest.mark.parametrize("lang", LANGS)
 def test_a_bad_identity_number_is_refused_as_typed_and_by_the_server_and_nothing_is_stored(
         browser: Browser, staff: dict[str, str], stored: Any, lang: str) -> None:
     good = id_number(birth=date(1988, 2, 29), male=True)

@@ -134,10 +134,23 @@ def residents(request: Request) -> Response:
 
 
 # -- register ------------------------------------------------------------------
+def _site_choices(page: Page, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])}, '
+             + page._("%(n)s free beds") % {"n": s["free_beds"]} + ")") for s in rows]
+
+
 def _render_new(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
     relations = [(r.value, page.label("household_relation", r.value)) for r in HouseholdRelation]
     return page.render("resident_new.html", status=status, values=values, outcome=outcome, areas=_areas(page),
-                       relations=relations)
+                       relations=relations, kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
+                       open_sites=_site_choices(page, _sites(page, has_free_beds=True, closed=False)))
+
+
+def _housing_field(outcome: CommandOutcome) -> CommandOutcome:
+    """The API's ``housing.kind`` / ``housing.landlord`` are the form's housing_kind / landlord."""
+    if outcome.field and outcome.field.startswith("housing."):
+        outcome.field = "housing_kind" if outcome.field == "housing.kind" else outcome.field.split(".", 1)[1]
+    return outcome
 
 
 @router.get("/ui/residents/new")
@@ -167,14 +180,30 @@ async def register_resident(request: Request) -> Response:
     relation = form.get("household_relation") or None
     if outcome is None and relation is not None and relation not in {r.value for r in HouseholdRelation}:
         outcome = _fail(page, "household_relation", "household_relation", "unknown household relation")
+    # Where they live from the day registered: a site, or housing of a kind (other by default).
+    site_id = uuid_or_none(form.get("site_id"))
+    kind = form.get("housing_kind") or None
+    landlord, address = form.get("landlord") or None, form.get("address") or None
+    if outcome is None and form.get("site_id") and site_id is None:
+        outcome = _fail(page, "not_found", "site_id", "choose a site from the list")
+    if outcome is None and site_id is not None and (kind not in (None, "other") or landlord or address):
+        outcome = _fail(page, "site_or_housing", "site_id", "choose a site or housing outside sites, not both")
+    if outcome is None and kind is not None and kind not in MOVE_OUT_KINDS:
+        outcome = _fail(page, "housing_kind", "housing_kind", "choose a housing kind from the list")
+    if outcome is None:
+        for name, most in (("landlord", 100), ("address", 200)):
+            if len(form.get(name, "")) > most:
+                outcome = _fail(page, "too_long", name, f"at most {most} characters")
+                break
     if outcome is None:
         assert registered_on is not None
         day = registered_on
-        outcome = page.run(lambda stamp: page.services.app.register_resident(
+        outcome = _housing_field(page.run(lambda stamp: page.services.app.register_resident(
             id_number=IdentityNumber.parse(form["id_number"]), name=form["name"], phone=form["phone"],
             hometown=form["hometown"], employer=form.get("employer") or None, area=form["area"],
             registered_on=day, stamp=stamp,
-            household_relation=HouseholdRelation(relation) if relation else None))
+            household_relation=HouseholdRelation(relation) if relation else None,
+            site_id=site_id, housing_kind=None if site_id else kind, address=address, landlord=landlord)))
     if not outcome.ok:
         return _render_new(page, values, outcome, status=_status(outcome))
     assert outcome.result is not None
@@ -237,8 +266,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
     return page.render(
         "resident.html", status=status, resident=resident, facts=facts, housing=housing, site=site,
         permit=resident.permit, timeline=_timeline(page, resident_id), actions=actions,
-        open_sites=[(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])}, '
-                     + page._("%(n)s free beds") % {"n": s["free_beds"]} + ")") for s in open_sites],
+        open_sites=_site_choices(page, open_sites),
         areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
         form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat())
 
@@ -289,12 +317,9 @@ async def move_in(resident_id: UUID, request: Request) -> Response:
 async def move_out(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
         kind = form.get("housing_kind") or "other"
-        outcome = page.run(lambda stamp: page.services.app.move_resident_to_private_housing(
+        return _housing_field(page.run(lambda stamp: page.services.app.move_resident_to_private_housing(
             resident_id, form["area"], day, stamp, housing_kind=kind, address=form.get("address") or None,
-            landlord=form.get("landlord") or None))
-        if outcome.field and outcome.field.startswith("housing."):  # the form's fields: landlord, housing_kind
-            outcome.field = "housing_kind" if outcome.field == "housing.kind" else outcome.field.split(".", 1)[1]
-        return outcome
+            landlord=form.get("landlord") or None)))
 
     return await _act(request, resident_id, "move-out", ["area", "effective_date"], act)
 
