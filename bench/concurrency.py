@@ -5,8 +5,9 @@ after the table lock went (docs/adr/0005), in one run on one scratch database.
   table, from T threads with a connection each (the baseline);
 * insert function, locked: two events per transaction through a copy of the insert function
   with eventsourcing's ``LOCK TABLE ... IN EXCLUSIVE MODE`` (how the store wrote until now);
-* insert function, today: the same through the store's own function (no table lock);
-* the same without its NOTIFY (a diagnostic: what the notification costs);
+* composite insert function, no lock: the same through eventsourcing's function without the lock;
+* column-array insert function (now): the store's own call, one binary array per column;
+* the composite one without its NOTIFY (a diagnostic: what the notification costs);
 * application: residents registered through ``Liudong`` (two events each: the resident and
   the claim on the identity number) from T threads.
 
@@ -130,6 +131,19 @@ def main(argv: list[str] | None = None) -> None:
                     return step
                 return make
 
+            def columns() -> Callable[[], int]:
+                """The store's own call today: one array per column, sent in binary."""
+                conn = psycopg.connect(dsn, autocommit=True)
+
+                def step() -> int:
+                    aggregate = uuid4()
+                    with conn.transaction():
+                        conn.execute(recorder._insert_columns, ([aggregate, aggregate], [1, 2],
+                                                                 ["bench:Event", "bench:Event"], [STATE, STATE]),
+                                     prepare=True)
+                    return 1
+                return step
+
             def application() -> Callable[[], int]:
                 numbers = IdentityNumbers(random.Random(uuid4().int))  # not the thread id: ids are reused
                 stamp = Stamp(Actor("bench", Role.CASEWORKER), datetime(2026, 11, 1, 2, tzinfo=UTC))
@@ -146,8 +160,9 @@ def main(argv: list[str] | None = None) -> None:
                 rates = {
                     "raw INSERT + COMMIT": base,
                     "insert function with LOCK TABLE (before)": run_threads(count, args.n, through(locked)),
-                    "insert function, no lock (now)": run_threads(count, args.n, through(function)),
-                    "the same without NOTIFY (diagnostic)": run_threads(count, args.n, through(silent)),
+                    "composite insert function, no lock": run_threads(count, args.n, through(function)),
+                    "column-array insert function (now)": run_threads(count, args.n, columns),
+                    "composite, without NOTIFY (diagnostic)": run_threads(count, args.n, through(silent)),
                     "application: register a resident": run_threads(count, args.n // 2, application),
                 }
                 for label, rate in rates.items():
