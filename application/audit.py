@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from application.access import Principal
+from projections.pages import count_rows
 
 CHAIN_TABLE = "liudong_event_chain"
 CHECKPOINTS_TABLE = "audit_checkpoints"
@@ -35,15 +36,29 @@ def record_access(conn: Any, principal: Principal, resident_id: UUID | None, rou
                  (principal.actor.user_id, principal.actor.role.value, resident_id, route, detail))
 
 
-def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
-               until: datetime | None, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
-    where: list[str] = ["id > %s"]
-    params: list[Any] = [after_id]
+def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetime | None,
+                   until: datetime | None) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
     for clause, value in (("resident_id = %s", resident_id), ("user_id = %s", user_id), ("at >= %s", since),
                           ("at <= %s", until)):
         if value is not None:
             where.append(clause)
             params.append(value)
+    return where, params
+
+
+def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
+               until: datetime | None, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+    where, params = _access_filter(resident_id, user_id, since, until)
+    where.insert(0, "id > %s")
     rows = conn.execute(f"SELECT id, at, user_id, role, resident_id, route, detail FROM access_log"
-                        f" WHERE {' AND '.join(where)} ORDER BY id LIMIT %s", [*params, limit]).fetchall()
+                        f" WHERE {' AND '.join(where)} ORDER BY id LIMIT %s", [after_id, *params, limit]).fetchall()
     return [dict(r) for r in rows]
+
+
+def count_access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
+                     until: datetime | None) -> tuple[int, bool]:
+    """How many entries match (every page of them): exact up to 1,000, then estimated."""
+    where, params = _access_filter(resident_id, user_id, since, until)
+    return count_rows(conn, "access_log" + (f" WHERE {' AND '.join(where)}" if where else ""), params)

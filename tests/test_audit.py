@@ -77,6 +77,7 @@ def test_a_residents_history_lists_each_event_with_who_when_why_in_order_and_pag
     assert [e["version"] for e in first["items"]] == [1, 2] and first["next"]
     rest = auditor.get(f"/residents/{resident}/history", params={"limit": 2, "cursor": first["next"]}).json()
     assert [e["version"] for e in rest["items"]] == [3] and rest["next"] is None
+    assert first["total"] == rest["total"] == 3  # every event of the record, not the page's length
     site_history = auditor.get(f"/sites/{site}/history").json()["items"]
     assert [e["event"] for e in site_history] == ["HousingSite.Registered", "HousingSite.ResidentMovedIn",
                                                   "HousingSite.ResidentMovedOut"]
@@ -253,6 +254,8 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     routes = [(e["user_id"], e["role"], e["route"]) for e in log.json()["items"]]
     assert routes == [("test-caseworker", "caseworker", f"/residents/{resident}"),
                       ("test-caseworker", "caseworker", f"/residents/{resident}/history")]
+    paged = auditor.get("/audit/access-log", params={"resident_id": resident, "limit": 1}).json()
+    assert (len(paged["items"]), paged["total"], paged["total_estimated"]) == (1, 2, False) and paged["next"]
     assert caseworker.get("/audit/access-log").status_code == 403
     own = auditor.get("/audit/access-log",
                       params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]

@@ -18,7 +18,7 @@ from api.present import Presenter
 from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, PageOut, Public
 from api.summaries import summary
-from application.audit import access_log, record_access
+from application.audit import access_log, count_access_log, record_access
 from application.chain import b64, checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
@@ -58,7 +58,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                  lang: Language, limit: Limit, cursor: Annotated[str | None, Query(max_length=200)] = None,
                  ) -> JSONResponse:
         with reading_as(principal):
-            services.app.load(kind, aggregate_id)
+            record: Any = services.app.load(kind, aggregate_id)
         entries = history(services.app, aggregate_id, CATALOGUE, after_version=_cursor(cursor), limit=limit + 1)
         presenter = Presenter(services.app.vault, principal, lang)
 
@@ -82,7 +82,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                 reason=shown_reason if isinstance(shown_reason, str | None) else str(shown_reason),
                 summary=summary(entry.name, event, lang, area_name)))
         more = len(entries) > limit
-        page = PageOut[HistoryEntry](items=items, total=len(items), next=encode_cursor(str(items[-1].version))
+        page = PageOut[HistoryEntry](items=items, total=record.version, next=encode_cursor(str(items[-1].version))
                                      if more and items else None)
         if personal:
             with services.pool.connection() as conn:
@@ -127,11 +127,12 @@ def get_access_log(
     with services.pool.connection() as conn:
         rows = access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until, limit=limit + 1,
                           after_id=_cursor(cursor))
+        total, estimated = count_access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until)
         record_access(conn, principal, None, request.url.path,
                       detail=f"resident_id={resident_id} user={user} from={since} to={until}")
     items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]
-    return respond(PageOut[AccessLogEntry](items=items, total=len(items), next=encode_cursor(str(rows[limit - 1][
-        "id"])) if len(rows) > limit else None))
+    return respond(PageOut[AccessLogEntry](items=items, total=total, total_estimated=estimated, next=encode_cursor(
+        str(rows[limit - 1]["id"])) if len(rows) > limit else None))
 
 
 class CheckpointEntry(Public):
