@@ -1,9 +1,19 @@
 """Housing sites: the list with occupancy bars, operator and stage (filters by area, stage and
-band), and a site's page with its facts, facilities, residents, committees, the latest
-assessment and what the site lacks, and its open cases. Supervisors change the beds."""
+band), registering a site, and a site's page with its facts, facilities, residents, committees,
+the latest assessment and what the site lacks, and its open cases. Supervisors change the beds.
+
+A site's page also carries the forms of its way to a community (成熟一个发展一个), each the API's
+own use case (same events, same actor), shown only to the roles the API lets run it and only at
+the stage that leads to it: an assessment (staff; before a preparation), approving the
+preparatory group (supervisors; once assessed), an election (supervisors; after a preparation or
+a term's end) and a term's end (supervisors; a community with an elected committee)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -11,16 +21,36 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
-from api.web.core import SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
-from api.web.pages.residents import _area_name, _areas, _fail, _sites, _status
-from application.store import NotFound
-from domain.sites import ASSESSMENT_VALID_DAYS, CommunityStage, HousingSite
+from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
+from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
+from application.store import CommandResult, NotFound
+from domain.common import Role, RuleViolated, Stamp
+from domain.sites import (
+    ASSESSMENT_VALID_DAYS,
+    SEATS_MIN,
+    CommunityStage,
+    Facility,
+    HousingSite,
+    OperatorStatus,
+    OperatorType,
+)
 from projections.disputes import CaseFilter, list_cases
 from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter()
 STAGES = [s.value for s in CommunityStage]
 BANDS = ["over_1000", "500_to_1000", "under_500"]
+FACILITIES = [f.value for f in Facility]
+OPERATOR_TYPES = [t.value for t in OperatorType]
+OPERATOR_STATUSES = [s.value for s in OperatorStatus]
+# Who may run each of the site's forms, as the API's @access rules say (api/routes/sites.py).
+REGISTER_ROLES = SUPERVISOR_ROLES
+ASSESS_ROLES = STAFF_ROLES
+COMMUNITY_ROLES = SUPERVISOR_ROLES  # preparation, election, term end
+CANDIDATE_ROWS = 12  # an election of five to nine seats, with more candidates than seats
+GROUP_ROWS = 5  # the preparatory group's members typed on the form
+LIST_SEPARATORS = re.compile(r"[、,\uff0c;\uff1b\n]+")  # villages typed in one field, ASCII or full-width
+MOST = {"name": 100, "address": 200, "operator_name": 100, "note": 500, "villages": 640}
 
 
 def _lacks(site: HousingSite, page: Page) -> list[str]:
@@ -42,6 +72,10 @@ def lack_label(page: Page, lack: str) -> str:
     return page.label("lacks", lack)
 
 
+def _options(page: Page, kind: str, values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(v, page.label(kind, v)) for v in values]
+
+
 @router.get("/ui/sites")
 def sites(request: Request) -> Response:
     page = current_page(request)
@@ -55,10 +89,97 @@ def sites(request: Request) -> Response:
         row["area_name"] = _area_name(page, row["area"])
     return page.render("sites.html", sites=rows, values=values, areas=areas,
                        stages=[(s, page.label("stage", s)) for s in STAGES],
-                       bands=[(b, page.label("band", b)) for b in BANDS])
+                       bands=[(b, page.label("band", b)) for b in BANDS], may_register=page.may(REGISTER_ROLES))
 
 
-def _site_page(page: Page, site_id: UUID, values: dict[str, str] | None = None,
+# -- checks a form makes before the use case runs ----------------------------------------------
+def _whole(page: Page, form: dict[str, str], name: str, low: int, high: int,
+           rule: str = "whole_number") -> tuple[int | None, CommandOutcome | None]:
+    """A whole number between ``low`` and ``high`` typed in ``name``."""
+    raw = form.get(name, "")
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        return None, _fail(page, rule, name, f"a whole number from {low} to {high}")
+    return int(raw), None
+
+
+def _too_long(page: Page, form: dict[str, str], names: Iterable[str]) -> CommandOutcome | None:
+    for name in names:
+        if len(form.get(name, "")) > MOST[name]:
+            return _fail(page, "too_long", name, f"at most {MOST[name]} characters")
+    return None
+
+
+# -- register a site ---------------------------------------------------------------------------
+def _render_new(page: Page, values: dict[str, Any], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    return page.render("site_new.html", status=status, values=values, outcome=outcome, areas=_areas(page),
+                       operator_types=_options(page, "operator_type", OPERATOR_TYPES),
+                       facilities=_options(page, "facility", FACILITIES))
+
+
+@router.get("/ui/sites/new")
+def new_site(request: Request) -> Response:
+    page = current_page(request)
+    page.require(REGISTER_ROLES)
+    return _render_new(page, {"facilities": []}, None)
+
+
+@router.post("/ui/sites/new")
+async def register_site(request: Request) -> Response:
+    page = current_page(request)
+    page.require(REGISTER_ROLES)
+    form = await page.form()
+    facilities = [f for f in (await page.form_lists()).get("facility", []) if f]
+    values: dict[str, Any] = {k: v for k, v in form.items() if k not in ("csrf", "facility")}
+    values["facilities"] = facilities
+    capacity = None
+    outcome = _required(page, form, ["name", "area", "address", "operator_type", "operator_name", "capacity"])
+    if outcome is None:
+        outcome = _too_long(page, form, ["name", "address", "operator_name"])
+    if outcome is None:
+        capacity, outcome = _whole(page, form, "capacity", 1, 100_000, "capacity_not_positive")
+    if outcome is None:
+        assert capacity is not None
+        beds = capacity
+        outcome = page.run(lambda stamp: page.services.app.register_site(
+            name=form["name"], area=form["area"], address=form["address"], operator_type=form["operator_type"],
+            operator_name=form["operator_name"], capacity=beds, facilities=facilities, stamp=stamp))
+        if outcome.field and outcome.field.startswith("operator."):  # the form's fields: operator_type, _name
+            outcome.field = "operator_" + outcome.field.split(".", 1)[1]
+    if not outcome.ok:
+        return _render_new(page, values, outcome, status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/sites/{outcome.result.id}?after={outcome.result.position}")
+
+
+# -- one site ----------------------------------------------------------------------------------
+def _actions(page: Page, site: HousingSite) -> dict[str, bool]:
+    """The community's forms this user may run at this site's stage."""
+    stage, open_ = site.stage, site.closed_on is None
+    return {
+        "assess": page.may(ASSESS_ROLES) and open_ and stage in (CommunityStage.UNASSESSED, CommunityStage.ASSESSED),
+        "preparation": page.may(COMMUNITY_ROLES) and open_ and stage == CommunityStage.ASSESSED,
+        "election": page.may(COMMUNITY_ROLES) and open_ and stage in (CommunityStage.PREPARATION,
+                                                                         CommunityStage.TERM_ENDED),
+        "term_end": page.may(COMMUNITY_ROLES) and stage == CommunityStage.COMMUNITY and site.community is not None,
+    }
+
+
+def _defaults(page: Page, site: HousingSite) -> dict[str, dict[str, Any]]:
+    """What each form shows before anything is typed: today, the site's facilities, the latest
+    assessment's operator and villages, five seats."""
+    today = page.services.today().isoformat()
+    latest = site.assessment or {}
+    return {
+        "assess": {"assessed_on": today, "facilities": list(latest.get("facilities_present", site.facilities)),
+                   "operator_status": latest.get("operator_status", ""),
+                   "villages": "、".join(latest.get("villages", []))},
+        "preparation": {"approved_on": today},
+        "election": {"held_on": today, "seats": str(SEATS_MIN)},
+        "term_end": {"ended_on": today},
+    }
+
+
+def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: dict[str, Any] | None = None,
                outcome: CommandOutcome | None = None, status: int = 200) -> Response:
     try:
         with reading_as(page.principal):
@@ -74,15 +195,27 @@ def _site_page(page: Page, site_id: UUID, values: dict[str, str] | None = None,
                            view="open_cases").items
     committee = site.community_committee
     elected = site.community
+    preparation = site.preparation
+    forms = _defaults(page, site)
+    if form is not None and values is not None:
+        forms[form] = values
+    checklist = page.services.settings.community_facility_checklist
     return page.render(
         "site.html", status=status, site=site, area_name=_area_name(page, site.area),
         occupants=len(site.occupants), residents=page.sorted_by_name(residents),
         community_committee=({**committee, "members": presenter.members(committee["members"])}
                              if committee else None),
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
+        preparation=({**preparation, "group": presenter.members(preparation["group"])} if preparation else None),
         assessment=site.assessment, lacks=[lack_label(page, lack) for lack in _lacks(site, page)],
         valid_days=ASSESSMENT_VALID_DAYS, cases=cases, may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
-        values=values or {"capacity": str(site.capacity)}, outcome=outcome)
+        values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
+        form=form, outcome=outcome, forms=forms, actions=_actions(page, site),
+        facilities=_options(page, "facility", FACILITIES),
+        operator_statuses=_options(page, "operator_status", OPERATOR_STATUSES),
+        checklist=[page.label("facility", f) for f in checklist],
+        min_headcount=page.services.settings.community_min_headcount,
+        candidate_rows=range(1, CANDIDATE_ROWS + 1), group_rows=range(1, GROUP_ROWS + 1))
 
 
 @router.get("/ui/sites/{site_id}")
@@ -106,7 +239,135 @@ async def change_capacity(site_id: UUID, request: Request) -> Response:
     else:
         outcome = page.run(lambda stamp: page.services.app.change_site_capacity(site_id, int(raw), stamp))
     if not outcome.ok:
-        return _site_page(page, site_id, values, outcome, status=_status(outcome))
+        return _site_page(page, site_id, form="capacity", values=values, outcome=outcome,
+                          status=_status(outcome))
     assert outcome.result is not None
     return redirect(f"/ui/sites/{site_id}?after={outcome.result.position}")
 
+
+Act = Callable[[Page, dict[str, str], dict[str, list[str]], date], CommandOutcome]
+
+
+async def _act(request: Request, site_id: UUID, form_name: str, roles: frozenset[Role], day_field: str,
+               act: Act) -> Response:
+    """Run one of the site's forms: the use case the API calls, or the page again with the form
+    as it was typed and the rule in words."""
+    page = current_page(request)
+    page.require(roles)
+    form = await page.form()
+    lists = await page.form_lists()
+    values: dict[str, Any] = {k: v for k, v in form.items() if k not in ("csrf", "facility")}
+    values["facilities"] = [f for f in lists.get("facility", []) if f]
+    outcome = _required(page, form, [day_field])
+    day = None
+    if outcome is None:
+        day, outcome = _day(page, form, day_field)
+    if outcome is None:
+        assert day is not None
+        outcome = act(page, form, lists, day)
+    if not outcome.ok:
+        return _site_page(page, site_id, form=form_name, values=values, outcome=outcome, status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/sites/{site_id}?after={outcome.result.position}")
+
+
+@router.post("/ui/sites/{site_id}/assessment")
+async def assess(site_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
+        villages = [v.strip() for v in LIST_SEPARATORS.split(form.get("villages", "")) if v.strip()]
+        refusal = _required(page, form, ["headcount", "operator_status", "villages"])
+        headcount = None
+        if refusal is None:
+            headcount, refusal = _whole(page, form, "headcount", 0, 1_000_000)
+        if refusal is None:
+            refusal = _too_long(page, form, ["villages", "note"])
+        if refusal is None and (len(villages) > 10 or any(len(v) > 100 for v in villages)):
+            refusal = _fail(page, "too_long", "villages", "at most 10 villages of 100 characters each")
+        if refusal is not None:
+            return refusal
+        assert headcount is not None
+        counted = headcount
+        settings = page.services.settings
+        return page.run(lambda stamp: page.services.app.assess_site(
+            site_id, assessed_on=day, headcount=counted, facilities_present=[f for f in lists.get("facility", []) if f],
+            operator_status=form["operator_status"], villages=villages, note=form.get("note") or None,
+            checklist=list(settings.community_facility_checklist), min_headcount=settings.community_min_headcount,
+            stamp=stamp))
+
+    return await _act(request, site_id, "assess", ASSESS_ROLES, "assessed_on", act)
+
+
+def _rows(form: dict[str, str], prefix: str, second: str, rows: int) -> list[tuple[int, str, str]]:
+    """The rows typed on a form (``<prefix>_name_N`` beside ``<prefix>_<second>_N``) as
+    (N, name, second), empty rows skipped."""
+    typed = [(n, form.get(f"{prefix}_name_{n}", ""), form.get(f"{prefix}_{second}_{n}", ""))
+             for n in range(1, rows + 1)]
+    return [row for row in typed if row[1] or row[2]]
+
+
+@router.post("/ui/sites/{site_id}/preparation")
+async def approve_preparation(site_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
+        group = []
+        for n, name, role in _rows(form, "member", "role", GROUP_ROWS):
+            if not name or len(name) > 100:
+                return _fail(page, "member_name", f"member_name_{n}",
+                             "each member needs a name (at most 100 characters)")
+            if len(role) > 64:
+                return _fail(page, "too_long", f"member_role_{n}", "at most 64 characters")
+            group.append({"name": name, "role": role or "member"})
+        refusal = _too_long(page, form, ["note"])
+        if refusal is not None:
+            return refusal
+        details: dict[str, Any] = {}
+
+        def approve(stamp: Stamp) -> CommandResult:
+            try:
+                return page.services.app.approve_preparation(site_id, approved_on=day, group=group,
+                                                             note=form.get("note") or None, stamp=stamp)
+            except RuleViolated as error:
+                details.update(error.details)
+                raise
+
+        outcome = page.run(approve)
+        if outcome.rule == "site_not_ready":
+            missing = [lack_label(page, lack) for lack in details.get("missing_conditions", [])]
+            outcome.error = page._("The site is not ready for a preparatory group; it lacks: %(missing)s") % {
+                "missing": ("\uff1b" if page.lang == "zh-CN" else "; ").join(missing)}
+        return outcome
+
+    return await _act(request, site_id, "preparation", COMMUNITY_ROLES, "approved_on", act)
+
+
+@router.post("/ui/sites/{site_id}/election")
+async def hold_election(site_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
+        seats, refusal = _whole(page, form, "seats", 1, 50, "seats_out_of_range")
+        if refusal is not None:
+            return refusal
+        ballots = None
+        if form.get("ballots"):
+            ballots, refusal = _whole(page, form, "ballots", 0, 1_000_000)
+            if refusal is not None:
+                return refusal
+        candidates = []
+        for n, name, votes in _rows(form, "candidate", "votes", CANDIDATE_ROWS):
+            if not name or len(name) > 100:
+                return _fail(page, "candidate_name", f"candidate_name_{n}",
+                             "each candidate needs a name (at most 100 characters)")
+            if not votes.isdigit() or int(votes) > 1_000_000:
+                return _fail(page, "votes_number", f"candidate_votes_{n}", "votes are a whole number")
+            candidates.append({"name": name, "role": "member", "votes": int(votes)})
+        assert seats is not None
+        return page.run(lambda stamp: page.services.app.hold_election(
+            site_id, held_on=day, seats=seats, candidates=candidates, ballots=ballots, stamp=stamp))
+
+    return await _act(request, site_id, "election", COMMUNITY_ROLES, "held_on", act)
+
+
+@router.post("/ui/sites/{site_id}/term-end")
+async def end_term(site_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
+        return page.run(lambda stamp: page.services.app.end_community_term(site_id, ended_on=day, stamp=stamp))
+
+    return await _act(request, site_id, "term_end", COMMUNITY_ROLES, "ended_on", act)

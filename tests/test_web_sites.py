@@ -1,0 +1,432 @@
+"""The housing sites' forms in the web application, over HTTP and in a real browser (headless
+Chromium): a supervisor registers a site; on the site's page staff record an assessment and
+supervisors approve the preparatory group, record an election and end the term, each form shown
+only to the roles the API allows and only at the stage that leads to it. A refused command (a
+preparation while the assessment lists a missing facility, a tie for the last seat) shows the
+rule in words, keeps what was typed and stores nothing; an auditor sees no form at all."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import WEB_PASSWORD, Api, Browser
+from tests.factories import site_body, unique
+
+LANGS = ["zh-CN", "en"]
+READY = ["kindergarten", "clinic", "police_post", "canteen", "activity_room"]  # the settings' checklist
+COMMUNITY_FORMS = {"assess-form", "preparation-form", "election-form", "term-end-form"}
+VOID = {"input", "br", "meta", "link", "img", "hr", "source", "area", "col", "wbr"}
+
+
+class Html(HTMLParser):
+    """Just enough of a page to test it: its forms, each element's attributes by id, the text
+    inside elements with an id, and the refusal shown (``.problem``)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.forms: list[dict[str, str]] = []
+        self.by_id: dict[str, dict[str, str]] = {}
+        self.texts: dict[str, str] = {}
+        self.problems: list[tuple[str, str]] = []
+        self.errors: dict[str, str] = {}
+        self._open: list[tuple[str, dict[str, str]]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(found)
+        if "id" in found:
+            self.by_id[found["id"]] = {"tag": tag, **found}
+        if tag not in VOID:
+            self._open.append((tag, found))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            opened, attrs = self._open.pop()
+            if "problem" in attrs.get("class", "").split():
+                self.problems.append((attrs.get("data-rule", ""), self.texts.get("problem", "").strip()))
+                self.texts.pop("problem", None)
+            if "error" in attrs.get("class", "").split() and "data-field" in attrs:
+                self.errors[attrs["data-field"]] = self.texts.pop("error", "").strip()
+            if opened == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, attrs in self._open:
+            if "id" in attrs:
+                self.texts[attrs["id"]] = self.texts.get(attrs["id"], "") + data
+            for kind in ("problem", "error"):
+                if kind in attrs.get("class", "").split():
+                    self.texts[kind] = self.texts.get(kind, "") + data
+
+    def post_forms(self) -> set[str]:
+        """The forms that change something (method post), other than signing out."""
+        return {f.get("id", "") for f in self.forms if f.get("method", "").lower() == "post"
+                and f.get("action") != "/logout"}
+
+    def value(self, element_id: str) -> str:
+        return self.by_id[element_id].get("value", "")
+
+    def text(self, element_id: str) -> str:
+        return " ".join(self.texts.get(element_id, "").split())
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+class Staff:
+    """A signed-in browser session over plain HTTP: pages and their forms."""
+
+    def __init__(self, base_url: str, user: str) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=30)
+        login = self.client.get("/login")
+        signed = self.client.post("/login", data={"username": user, "password": WEB_PASSWORD,
+                                                  "csrf": csrf_of(login.text)})
+        assert signed.status_code == 303, signed.text
+        self.csrf = csrf_of(self.client.get("/ui/sites").text)
+
+    def page(self, path: str) -> Html:
+        response = self.client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        return Html(response.text)
+
+    def post(self, path: str, data: dict[str, Any]) -> httpx.Response:
+        return self.client.post(path, data={**data, "csrf": self.csrf})
+
+
+@pytest.fixture()
+def web(base_url: str, staff: dict[str, str]) -> Iterator[Any]:
+    sessions: list[Staff] = []
+
+    def sign_in(role: str) -> Staff:
+        session = Staff(base_url, staff[role])
+        sessions.append(session)
+        return session
+
+    yield sign_in
+    for session in sessions:
+        session.client.close()
+
+
+def new_site(supervisor: Api, **overrides: Any) -> str:
+    made = supervisor.post("/sites", site_body(name=unique("银杏社区"), capacity=3000, **overrides))
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def assessment(**overrides: Any) -> dict[str, Any]:
+    return {"assessed_on": "2026-11-20", "headcount": "3100", "facility": READY, "operator_status": "clear",
+            "villages": "银杏村、东湖村", "note": "", **overrides}
+
+
+def election(votes: list[int], seats: int = 5, **overrides: Any) -> dict[str, Any]:
+    rows = {}
+    for n, count in enumerate(votes, start=1):
+        rows[f"candidate_name_{n}"] = f"候选人{n}"
+        rows[f"candidate_votes_{n}"] = str(count)
+    return {"held_on": "2026-11-24", "seats": str(seats), "ballots": "", **rows, **overrides}
+
+
+def landed(response: httpx.Response, site_id: str) -> None:
+    """A form that worked answers with the site's page (reading its own write)."""
+    assert response.status_code == 303, response.text[:2000]
+    assert response.headers["location"].startswith(f"/ui/sites/{site_id}?after=")
+
+
+# -- over HTTP -----------------------------------------------------------------------------------
+def test_a_supervisor_registers_a_site_from_the_form_and_lands_on_its_page(web: Any, supervisor: Api) -> None:
+    boss = web("supervisor")
+    assert "register-site" in boss.page("/ui/sites").by_id
+    form = boss.page("/ui/sites/new")
+    assert "site-new-form" in form.post_forms()
+    name = unique("枫林公寓")
+    made = boss.post("/ui/sites/new", {"name": name, "area": "xinqi", "address": "枫林路 8 号",
+                                       "operator_type": "employer", "operator_name": "申洲针织",
+                                       "capacity": "1200", "facility": ["canteen", "clinic"]})
+    assert made.status_code == 303, made.text[:2000]
+    found = re.fullmatch(r"/ui/sites/([0-9a-f-]{36})\?after=\d+", made.headers["location"])
+    assert found, made.headers["location"]
+    site_id = found.group(1)
+    document = supervisor.get(f"/sites/{site_id}").json()
+    assert (document["name"], document["area"], document["capacity"]) == (name, "xinqi", 1200)
+    assert document["operator"] == {"type": "employer", "name": "申洲针织", "id": None}
+    assert document["facilities"] == ["canteen", "clinic"] and document["stage"] == "unassessed"
+    shown = Html(boss.client.get(made.headers["location"]).text)
+    assert shown.text("site-name").startswith(name)
+    assert "食堂" in shown.text("site-facilities") and "卫生室" in shown.text("site-facilities")
+
+
+def test_a_refused_registration_shows_the_rule_keeps_the_typing_and_stores_nothing(
+        web: Any, stored: Any) -> None:
+    boss = web("supervisor")
+    before = stored()
+    typed = {"name": "零床位居住点", "area": "xinqi", "address": "无床路 1 号", "operator_type": "village_cooperative",
+             "operator_name": "无床村合作社", "capacity": "0", "facility": ["canteen"]}
+    refused = boss.post("/ui/sites/new?lang=en", typed)
+    assert refused.status_code == 422
+    page = Html(refused.text)
+    assert page.problems[0][0] == "capacity_not_positive" and page.problems[0][1] == "Beds are a positive number."
+    assert page.errors.get("capacity")
+    assert page.value("f-name") == "零床位居住点" and page.value("f-operator_name") == "无床村合作社"
+    assert page.value("f-capacity") == "0" and "checked" in page.by_id["site-new-facility-canteen"]
+    assert re.search(r'<option value="village_cooperative"\s+selected>', refused.text)
+    assert before.unchanged()
+
+
+def test_only_supervisors_and_admins_may_register_a_site(web: Any, stored: Any) -> None:
+    for role in ("caseworker", "auditor", "finance"):
+        session = web(role)
+        assert "register-site" not in session.page("/ui/sites").by_id
+        assert session.client.get("/ui/sites/new").status_code == 403
+        before = stored()
+        refused = session.post("/ui/sites/new", {"name": "x", "area": "xinqi", "address": "y",
+                                                 "operator_type": "employer", "operator_name": "z", "capacity": "5"})
+        assert refused.status_code == 403 and before.unchanged()
+
+
+def test_a_caseworker_records_an_assessment_and_the_page_names_what_the_site_lacks(
+        web: Any, supervisor: Api) -> None:
+    site_id = new_site(supervisor)
+    worker = web("caseworker")
+    page = worker.page(f"/ui/sites/{site_id}")
+    assert page.post_forms() == {"assess-form"}  # the community's other steps are a supervisor's
+    assert page.value("assess-assessed_on") == "2026-11-25"
+    answered = worker.post(f"/ui/sites/{site_id}/assessment",
+                           assessment(headcount="420", facility=["kindergarten", "clinic", "canteen"],
+                                      operator_status="disputed", note="两村交界"))
+    landed(answered, site_id)
+    latest = supervisor.get(f"/sites/{site_id}").json()["assessment"]
+    assert latest["headcount"] == 420 and latest["villages"] == ["东湖村", "银杏村"]
+    assert latest["facilities_missing"] == ["activity_room", "police_post"]
+    assert latest["missing_conditions"] == ["headcount", "facility:activity_room", "facility:police_post",
+                                            "operator_clear"]
+    shown = Html(worker.client.get(answered.headers["location"] + "&lang=en").text)
+    lacks = shown.text("site-lacks")
+    assert "Enough residents" in lacks and "A clear operator" in lacks and "Facility missing" in lacks
+    assert shown.text("site-stage") == "Assessed"
+
+
+def test_a_refused_assessment_keeps_the_ticks_and_stores_nothing(web: Any, supervisor: Api, stored: Any) -> None:
+    site_id = new_site(supervisor)
+    worker = web("caseworker")
+    before = stored()
+    refused = worker.post(f"/ui/sites/{site_id}/assessment",
+                          assessment(assessed_on="2026-12-01", facility=["clinic", "canteen"], villages="银杏村"))
+    assert refused.status_code == 422
+    page = Html(refused.text)
+    assert page.problems[0][0] == "effective_date_in_future" and "今天" in page.problems[0][1]
+    assert page.errors.get("assessed_on")
+    assert page.value("assess-assessed_on") == "2026-12-01" and page.value("assess-villages") == "银杏村"
+    assert "checked" in page.by_id["assess-facility-clinic"] and "checked" not in page.by_id[
+        "assess-facility-kindergarten"]
+    assert before.unchanged()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_preparation_refused_for_a_missing_facility_names_it_keeps_the_typing_and_stores_nothing(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any, lang: str) -> None:
+    site_id = new_site(supervisor)
+    lacking = [f for f in READY if f != "clinic"]
+    assert caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-11-20", "headcount": 3100, "facilities_present": lacking, "operator_status": "clear",
+        "villages": ["银杏村"]}).status_code == 200
+    boss = web("supervisor")
+    page = boss.page(f"/ui/sites/{site_id}?lang={lang}")
+    assert page.post_forms() == {"capacity-form", "assess-form", "preparation-form"}
+    before = stored()
+    refused = boss.post(f"/ui/sites/{site_id}/preparation?lang={lang}", {
+        "approved_on": "2026-11-24", "member_name_1": "王芳", "member_role_1": "组长", "member_name_2": "李伟",
+        "note": "街道党工委会议通过"})
+    assert refused.status_code == 409
+    shown = Html(refused.text)
+    rule, text = shown.problems[0]
+    assert rule == "site_not_ready"
+    assert ("卫生室" if lang == "zh-CN" else "Facility missing: clinic") in text
+    assert ("筹备组" if lang == "zh-CN" else "preparatory group") in text
+    assert shown.value("preparation-approved_on") == "2026-11-24"
+    assert (shown.value("preparation-member_name_1"), shown.value("preparation-member_role_1")) == ("王芳", "组长")
+    assert shown.value("preparation-member_name_2") == "李伟"
+    assert shown.value("preparation-note") == "街道党工委会议通过"
+    assert before.unchanged()
+    assert supervisor.get(f"/sites/{site_id}").json()["stage"] == "assessed"
+
+
+def test_a_preparation_on_an_assessment_older_than_ninety_days_is_refused_in_words(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    site_id = new_site(supervisor)
+    caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-07-01", "headcount": 3100, "facilities_present": READY, "operator_status": "clear",
+        "villages": ["银杏村"]})
+    before = stored()
+    refused = web("supervisor").post(f"/ui/sites/{site_id}/preparation", {"approved_on": "2026-11-24"})
+    assert refused.status_code == 409
+    assert "评估已超过 90 天" in Html(refused.text).problems[0][1]
+    assert before.unchanged()
+
+
+def test_a_supervisor_approves_a_preparation_records_an_election_and_ends_the_term(
+        web: Any, supervisor: Api, caseworker: Api) -> None:
+    site_id = new_site(supervisor)
+    boss = web("supervisor")
+    assert boss.page(f"/ui/sites/{site_id}").post_forms() == {"capacity-form", "assess-form"}
+    landed(boss.post(f"/ui/sites/{site_id}/assessment", assessment()), site_id)
+    landed(boss.post(f"/ui/sites/{site_id}/preparation", {
+        "approved_on": "2026-11-21", "member_name_1": "王芳", "member_role_1": "组长", "member_name_3": "李伟",
+        "note": ""}), site_id)
+    document = supervisor.get(f"/sites/{site_id}").json()
+    assert document["stage"] == "preparation" and document["preparation"]["approved_on"] == "2026-11-21"
+    assert [(m["name"], m["role"]) for m in document["preparation"]["group"]] == [("王芳", "组长"), ("李伟", "member")]
+    page = boss.page(f"/ui/sites/{site_id}")
+    assert page.post_forms() == {"capacity-form", "election-form"}
+    assert "王芳" in page.text("site-preparation")
+
+    landed(boss.post(f"/ui/sites/{site_id}/election", election([810, 790, 640, 620, 600, 300], ballots="900")),
+           site_id)
+    document = supervisor.get(f"/sites/{site_id}").json()
+    assert document["stage"] == "community"
+    elected = document["elected_committee"]
+    assert elected["seats"] == 5 and elected["elected_on"] == "2026-11-24"
+    assert sorted(m["name"] for m in elected["members"]) == [f"候选人{n}" for n in range(1, 6)]
+    page = boss.page(f"/ui/sites/{site_id}")
+    assert page.post_forms() == {"capacity-form", "term-end-form"}
+    assert "候选人1" in page.text("site-elected") and "候选人6" not in page.text("site-elected")
+
+    landed(boss.post(f"/ui/sites/{site_id}/term-end", {"ended_on": "2026-11-25"}), site_id)
+    assert supervisor.get(f"/sites/{site_id}").json()["stage"] == "term_ended"
+    page = boss.page(f"/ui/sites/{site_id}")
+    assert page.post_forms() == {"capacity-form", "election-form"}  # the next election is due
+    # A caseworker at that stage may do none of the community's steps.
+    assert web("caseworker").page(f"/ui/sites/{site_id}").post_forms() == set()
+
+
+def test_a_refused_election_keeps_the_candidates_and_stores_nothing(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    site_id = new_site(supervisor)
+    caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-11-20", "headcount": 3100, "facilities_present": READY, "operator_status": "clear",
+        "villages": ["银杏村"]})
+    supervisor.post(f"/sites/{site_id}/preparation", {"approved_on": "2026-11-21"})
+    boss = web("supervisor")
+    before = stored()
+    tied = boss.post(f"/ui/sites/{site_id}/election?lang=en", election([810, 790, 640, 620, 600, 600]))
+    assert tied.status_code == 409
+    page = Html(tied.text)
+    assert page.problems[0][0] == "tie_for_last_seat" and "run-off" in page.problems[0][1]
+    assert page.value("election-candidate_name_6") == "候选人6"
+    assert page.value("election-candidate_votes_6") == "600" and page.value("election-seats") == "5"
+    half = boss.post(f"/ui/sites/{site_id}/election", election([810, 790, 640, 620, 600, 300], candidate_votes_3="多"))
+    assert half.status_code == 422 and Html(half.text).errors.get("candidate_votes_3")
+    assert before.unchanged()
+    assert supervisor.get(f"/sites/{site_id}").json()["stage"] == "preparation"
+
+
+def test_an_auditor_sees_no_form_and_may_post_none(web: Any, supervisor: Api, caseworker: Api,
+                                                    stored: Any) -> None:
+    site_id = new_site(supervisor)
+    caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-11-20", "headcount": 3100, "facilities_present": READY, "operator_status": "clear",
+        "villages": ["银杏村"]})
+    auditor = web("auditor")
+    assert "register-site" not in auditor.page("/ui/sites").by_id
+    page = auditor.page(f"/ui/sites/{site_id}")
+    assert page.post_forms() == set() and "community-forms" not in page.by_id
+    assert "site-assessment" in page.by_id  # reads the assessment all the same
+    before = stored()
+    for path, body in ((f"/ui/sites/{site_id}/assessment", assessment()),
+                       (f"/ui/sites/{site_id}/preparation", {"approved_on": "2026-11-24"}),
+                       (f"/ui/sites/{site_id}/election", election([9, 8, 7, 6, 5])),
+                       (f"/ui/sites/{site_id}/term-end", {"ended_on": "2026-11-25"})):
+        assert auditor.post(path, body).status_code == 403, path
+    assert before.unchanged()
+
+
+# -- in the browser ------------------------------------------------------------------------------
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_supervisor_takes_a_new_site_from_registration_to_an_elected_committee(
+        browser: Browser, staff: dict[str, str], supervisor: Api, stored: Any, lang: str) -> None:
+    words = {"zh-CN": {"assessed": "已评估", "preparation": "筹备中", "community": "已成立社区",
+                       "ready": "可以进入下一阶段", "clinic": "卫生室"},
+             "en": {"assessed": "Assessed", "preparation": "Preparing", "community": "Community",
+                    "ready": "Nothing: ready for the next step", "clinic": "clinic"}}[lang]
+    journey = f"site-community-{lang}"
+    name = unique("银杏新村" if lang == "zh-CN" else "Ginkgo New Village")
+    browser.sign_in(staff["supervisor"], lang=lang)
+    browser.go("/ui/sites")
+    assert browser.lang() == lang
+    browser.submit("register-site")
+    browser.fill("name", name)
+    browser.choose("area", "xinqi")
+    browser.fill("address", "银杏路 18 号")
+    browser.choose("operator_type", "village_cooperative")
+    browser.fill("operator_name", "银杏村股份经济合作社")
+    browser.fill("capacity", "3200")
+    for facility in READY:
+        browser.click(f"site-new-facility-{facility}")
+    browser.shot(f"{journey}-1-register")
+    browser.submit("register-site-submit")
+    assert "/ui/sites/" in browser.driver.current_url, browser.text()
+    site_id = browser.driver.current_url.split("/ui/sites/")[1].split("?")[0]
+    assert browser.find("#site-name").text.startswith(name)
+
+    # The assessment: the site's facilities are ticked already; the clinic turns out closed.
+    assert all(browser.find(f"#assess-facility-{f}").is_selected() for f in READY)
+    browser.click("assess-facility-clinic")
+    browser.fill("headcount", "3100")
+    browser.choose("operator_status", "clear")
+    browser.fill("villages", "银杏村")
+    browser.shot(f"{journey}-2-assess")
+    browser.submit("assess-submit")
+    assert browser.find("#site-stage").text == words["assessed"]
+    assert words["clinic"] in browser.find("#site-lacks").text
+
+    # A preparation now is refused, naming the clinic; what was typed stays, nothing is stored.
+    browser.fill("member_name_1", "王芳")
+    before = stored()
+    browser.submit("preparation-submit")
+    problem = browser.find("#preparation-card .problem")
+    assert problem.get_attribute("data-rule") == "site_not_ready" and words["clinic"] in problem.text
+    assert browser.find("#preparation-member_name_1").get_attribute("value") == "王芳"
+    assert before.unchanged()
+    browser.shot(f"{journey}-3-refused")
+
+    # The clinic reopens: a new assessment the same day, and the site lacks nothing.
+    assert not browser.find("#assess-facility-clinic").is_selected()  # the latest assessment's ticks
+    browser.click("assess-facility-clinic")
+    browser.fill("headcount", "3100")
+    browser.submit("assess-submit")
+    assert words["ready"] in browser.find("#site-lacks").text
+
+    # The preparatory group, approved today.
+    browser.fill("member_name_1", "王芳")
+    browser.fill("member_role_1", "组长" if lang == "zh-CN" else "head")
+    browser.fill("member_name_2", "李伟")
+    browser.shot(f"{journey}-4-preparation")
+    browser.submit("preparation-submit")
+    assert browser.find("#site-stage").text == words["preparation"]
+    assert "王芳" in browser.find("#site-preparation").text
+
+    # The election: six candidates for five seats.
+    assert not browser.find_all("#preparation-form") and browser.find("#election-form")
+    for n, votes in enumerate([812, 790, 655, 640, 602, 310], start=1):
+        browser.fill(f"candidate_name_{n}", f"候选人{n}")
+        browser.fill(f"candidate_votes_{n}", str(votes))
+    browser.fill("ballots", "900")
+    browser.shot(f"{journey}-5-election")
+    browser.submit("election-submit")
+    assert browser.find("#site-stage").text == words["community"]
+    elected = browser.find("#site-elected").text
+    assert "候选人1" in elected and "候选人5" in elected and "候选人6" not in elected
+    assert browser.find("#term-end-form") and not browser.find_all("#election-form")
+    browser.shot(f"{journey}-6-elected")
+    document = supervisor.get(f"/sites/{site_id}").json()
+    assert document["stage"] == "community" and len(document["elected_committee"]["members"]) == 5
