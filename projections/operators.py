@@ -22,15 +22,19 @@ from domain.operators import Operator
 from domain.sites import OperatorType
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
 from projections.pages import Page, decode_keyset, encode_cursor
+from projections.sorting import pinyin_key
 
 
 class OperatorsView(ViewRecorder):
+    # Version 2: name_sort, so the list sorts by pinyin as the sites and residents do (issue 11).
+    version = 2
     tables = ["operators", "operator_sites", "operator_reports", "sanitation_inspections"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS operators ("
         " operator_id uuid PRIMARY KEY, name text NOT NULL, operator_type text NOT NULL, area text NOT NULL,"
-        " employees integer NOT NULL DEFAULT 0, registered_at timestamptz NOT NULL, version integer NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS operators_order_idx ON operators (name, operator_id)",
+        " employees integer NOT NULL DEFAULT 0, registered_at timestamptz NOT NULL, version integer NOT NULL,"
+        " name_sort text COLLATE \"C\" NOT NULL DEFAULT '')",
+        "CREATE INDEX IF NOT EXISTS operators_sort_idx ON operators (name_sort, operator_id)",
         "CREATE TABLE IF NOT EXISTS operator_sites ("
         " operator_id uuid NOT NULL, site_id uuid NOT NULL, site_area text NOT NULL, assigned_on date NOT NULL,"
         " PRIMARY KEY (operator_id, site_id))",
@@ -59,9 +63,10 @@ class OperatorsProjection(SqlProjection):
     @handles(event_class(Operator, "Registered"))
     def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
-            "INSERT INTO operators (operator_id, name, operator_type, area, registered_at, version)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (e.originator_id, e.name, e.operator_type, e.area, e.recorded_at, e.originator_version),
+            "INSERT INTO operators (operator_id, name, operator_type, area, registered_at, version, name_sort)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (e.originator_id, e.name, e.operator_type, e.area, e.recorded_at, e.originator_version,
+             pinyin_key(e.name)),
         )
 
     @handles(event_class(Operator, "SiteAssigned"))
@@ -154,12 +159,12 @@ def list_operators(conn: Connection[DictRow], flt: OperatorFilter, limit: int, c
     total_row = conn.execute(f"SELECT count(*) AS n FROM operators{clause}", params).fetchone()
     total = int(total_row["n"]) if total_row else 0
     if cursor:
-        where.append("(name, operator_id) > (%s, %s)")
+        where.append("(name_sort, operator_id) > (%s, %s)")
         params.extend(decode_keyset(cursor))
         clause = " WHERE " + " AND ".join(where)
     rows = conn.execute(
-        "SELECT operator_id AS id, name, operator_type AS type, area, employees, registered_at, version"
-        f" FROM operators{clause} ORDER BY name, operator_id LIMIT %s", [*params, limit + 1]).fetchall()
+        "SELECT operator_id AS id, name, operator_type AS type, area, employees, registered_at, version, name_sort"
+        f" FROM operators{clause} ORDER BY name_sort, operator_id LIMIT %s", [*params, limit + 1]).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
     ids = [r["id"] for r in rows]
@@ -171,8 +176,9 @@ def list_operators(conn: Connection[DictRow], flt: OperatorFilter, limit: int, c
     for report in conn.execute("SELECT * FROM operator_reports WHERE operator_id = ANY(%s) ORDER BY year",
                                (ids,)).fetchall():
         reports[report["operator_id"]].append(_report(report))
-    items = [{**dict(r), "sites": sites[r["id"]], "reports": reports[r["id"]]} for r in rows]
-    next_cursor = encode_cursor(rows[-1]["name"], str(rows[-1]["id"])) if has_more and rows else None
+    items = [{**{k: v for k, v in r.items() if k != "name_sort"}, "sites": sites[r["id"]],
+              "reports": reports[r["id"]]} for r in rows]
+    next_cursor = encode_cursor(rows[-1]["name_sort"], str(rows[-1]["id"])) if has_more and rows else None
     return Page(items=items, total=total, next_cursor=next_cursor)
 
 

@@ -365,3 +365,14 @@ def test_a_site_names_the_operator_record_that_runs_it(supervisor: Api) -> None:
     assigned = supervisor.post(f"/operators/{operator}/sites", {"site_id": site, "assigned_on": "2026-02-01"})
     assert assigned.status_code == 200, assigned.text
     assert supervisor.get(f"/sites/{site}").json()["operator"]["id"] == operator
+
+
+def test_operators_are_listed_in_pinyin_order(supervisor: Api, services: Services) -> None:
+    """Han names sort as the office reads them (an before yin before zhang), not by code point."""
+    area = unique_area("pinyin")
+    names = ["银杏村股份合作社", "张家物业公司", "安居村股份合作社"]  # code point order: 安 < 张 < 银
+    last = [supervisor.post("/operators", operator_body(name=name, area=area)).json() for name in names][-1]
+    listed = supervisor.get("/operators", params={"area": area, "limit": 2, "after": last["position"]}).json()
+    rest = supervisor.get("/operators", params={"area": area, "limit": 2, "cursor": listed["next"]}).json()
+    assert [o["name"] for o in listed["items"] + rest["items"]] == [
+        "安居村股份合作社", "银杏村股份合作社", "张家物业公司"]

@@ -277,7 +277,7 @@ def list_all_operators(
     limit: Limit, area: Annotated[AreaName | None, Query()] = None, type: OperatorType | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
-    """Operators by name, with the sites they run and their yearly reports: the reinvestment ratio
+    """Operators by name (in pinyin order), with the sites they run and their yearly reports: the reinvestment ratio
     ((management + sanitation + facilities) / income, null without income) per year."""
     flt = OperatorFilter(area=services.app.areas.resolve(area) if area else None,
                          operator_type=type.value if type else None, areas=principal.area_filter())
