@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from api.web.pages import cases as cases_pages
 from api.web.pages import committees as committees_pages
 from api.web.pages import history as money_history
+from api.web.pages import operators as operators_pages
 from api.web.pages import residents as residents_pages
 from api.web.pages import sites as sites_pages
 from api.web.pages import statistics as money_statistics
@@ -18,3 +19,4 @@ PAGE_ROUTERS += [money_subsidies.router, money_statistics.router, money_history.
 PAGE_ROUTERS += [residents_pages.router]
 PAGE_ROUTERS += [sites_pages.router]
 PAGE_ROUTERS += [cases_pages.router, committees_pages.router]
+PAGE_ROUTERS += [operators_pages.router]

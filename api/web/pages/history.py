@@ -19,6 +19,7 @@ from application.history import effective_on, history
 from application.store import AreaNotAllowed, NotFound
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
+from domain.operators import Operator
 from domain.residents import Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication
@@ -33,6 +34,7 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "disputes": (DisputeCase, True, "/ui/cases/{id}"),
     "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
     "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
+    "operators": (Operator, False, "/ui/operators/{id}"),
 }
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
+from api.routes.sites import operator_record
 from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
 from application.store import CommandResult, NotFound
@@ -202,7 +203,8 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
     checklist = page.services.settings.community_facility_checklist
     return page.render(
         "site.html", status=status, site=site, area_name=_area_name(page, site.area),
-        occupants=len(site.occupants), residents=page.sorted_by_name(residents),
+        operator_id=operator_record(page.services, site_id), occupants=len(site.occupants),
+        residents=page.sorted_by_name(residents),
         community_committee=({**committee, "members": presenter.members(committee["members"])}
                              if committee else None),
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),

@@ -1,0 +1,273 @@
+"""Operators (运作主体): the list with the sites each runs and its latest reinvestment ratio,
+and an operator's page: its facts (the contact person only to those who may read personal
+data, and that read is in the access log), the sites it runs with each site's sanitation
+trend, its yearly reports with the reinvestment ratio, and short forms for the roles the API
+allows: register an operator, assign and release a site, file a yearly report, record an
+inspection, change or erase the contact person. The same use cases as ``/operators``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api.deps import reading_as
+from api.present import Presenter
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    current_page,
+    day_or_none,
+    redirect,
+    uuid_or_none,
+)
+from api.web.pages.residents import _area_name, _areas, _required, _sites, _status
+from application.audit import record_access
+from application.store import NotFound
+from domain.common import ERASED, Role
+from domain.operators import Operator, report_document
+from domain.residents import LegalBasis
+from domain.sites import HousingSite, OperatorType
+from projections.operators import OperatorFilter, list_operators, sanitation_trend
+from projections.pages import BadCursor
+
+router = APIRouter()
+READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR, Role.FINANCE})
+TYPES = [t.value for t in OperatorType]
+PAGE_SIZE = 50
+FIGURES = ("income_from_site", "reinvested_management", "reinvested_sanitation", "reinvested_facilities")
+MOST = {"name": 100, "contact": 500, "reason": 500, "note": 500, "findings": 2000}
+
+
+# -- the list ------------------------------------------------------------------
+@router.get("/ui/operators")
+async def operators(request: Request) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    query = request.query_params
+    after = query.get("after", "")
+    if after.isdigit():
+        await page.wait_for("operators", int(after))
+    areas = _areas(page)
+    values = {k: query.get(k, "").strip() for k in ("area", "type")}
+    flt = OperatorFilter(area=values["area"] if values["area"] in dict(areas) else None,
+                         operator_type=values["type"] if values["type"] in TYPES else None,
+                         areas=page.principal.area_filter())
+    cursor = query.get("cursor") or None
+    notice = None
+    with page.services.pool.connection() as conn:
+        try:
+            result = list_operators(conn, flt, PAGE_SIZE, cursor)
+        except BadCursor:
+            cursor, notice = None, page._("That page link is not valid (any more); here is the first page.")
+            result = list_operators(conn, flt, PAGE_SIZE, None)
+    rows = [{**r, "area_name": _area_name(page, r["area"]), "latest": r["reports"][-1] if r["reports"] else None}
+            for r in result.items]
+    kept = {k: v for k, v in values.items() if v}
+    return page.render(
+        "operators.html", operators=rows, values=values, areas=areas, notice=notice,
+        types=[(t, page.label("operator_type", t)) for t in TYPES], total=result.total,
+        may_register=page.may(SUPERVISOR_ROLES),
+        next_url=f"/ui/operators?{urlencode({**kept, 'cursor': result.next_cursor})}" if result.next_cursor else None,
+        first_url=f"/ui/operators?{urlencode(kept)}" if cursor else None)
+
+
+# -- registering one -----------------------------------------------------------
+def _render_new(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    return page.render("operator_new.html", status=status, values=values, outcome=outcome, areas=_areas(page),
+                       types=[(t, page.label("operator_type", t)) for t in TYPES])
+
+
+@router.get("/ui/operators/new")
+def new_operator(request: Request) -> Response:
+    page = current_page(request)
+    page.require(SUPERVISOR_ROLES)
+    return _render_new(page, {}, None)
+
+
+@router.post("/ui/operators/new")
+async def register_operator(request: Request) -> Response:
+    page = current_page(request)
+    page.require(SUPERVISOR_ROLES)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k != "csrf"}
+    outcome = _required(page, form, ["type", "name", "contact", "area"]) or _lengths(page, form)
+    if outcome is None and form["type"] not in TYPES:
+        outcome = page.refused("operator_type_unknown", "choose a kind of operator from the list", "type")
+    if outcome is None:
+        outcome = page.run(lambda stamp: page.services.app.register_operator(
+            operator_type=form["type"], name=form["name"], contact=form["contact"], area=form["area"], stamp=stamp))
+    if not outcome.ok:
+        return _render_new(page, values, outcome, status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/operators/{outcome.result.id}?after={outcome.result.position}")
+
+
+# -- one operator ----------------------------------------------------------------
+def _operator_page(page: Page, operator_id: UUID, *, form: str | None = None, values: dict[str, str] | None = None,
+                   outcome: CommandOutcome | None = None, status: int = 200) -> Response:
+    try:
+        with reading_as(page.principal):
+            operator = page.services.app.load(Operator, operator_id)
+            runs = sorted(operator.sites.values(), key=lambda s: (s.assigned_on, s.site_id.hex))
+            sites = {s.site_id: page.services.app.load(HousingSite, s.site_id) for s in runs}
+    except NotFound:
+        return page.render("notfound.html", status=404)
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    contact = presenter.text(operator.contact)
+    areas = page.principal.area_filter()
+    with page.services.pool.connection() as conn:
+        trends = {s.site_id: sanitation_trend(conn, s.site_id, areas) for s in runs}
+        if page.principal.sees_personal_data:  # the contact person is shown: who read it is recorded
+            record_access(conn, page.principal, None, page.request.url.path, detail=str(operator_id))
+    run_sites = [{"id": str(s.site_id), "name": sites[s.site_id].name, "area_name": _area_name(page, s.site_area),
+                  "assigned_on": s.assigned_on, "trend": trends[s.site_id]} for s in runs]
+    site_choices = [(r["id"], r["name"]) for r in run_sites]
+    assignable = [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})')
+                  for s in _sites(page, closed=False) if s["id"] not in sites]
+    may_supervise, may_work = page.may(SUPERVISOR_ROLES), page.may(STAFF_ROLES)
+    actions = {
+        "assign": may_supervise and bool(assignable), "release": may_supervise and bool(run_sites),
+        "report": may_work, "inspect": may_work and bool(run_sites), "contact": may_supervise,
+        "erase": may_supervise and operator.contact_erased_on is None,
+    }
+    today = page.services.today().isoformat()
+    defaults = {"assign": {"assigned_on": today}, "release": {"released_on": today},
+                "inspect": {"inspected_on": today}, "contact": {"changed_on": today},
+                "report": {"year": str(page.services.today().year - 1)}}
+    return page.render(
+        "operator.html", status=status, operator=operator, area_name=_area_name(page, operator.area),
+        contact=contact, contact_erased=operator.contact == ERASED, run_sites=run_sites, site_choices=site_choices,
+        assignable=assignable, reports=[report_document(r) for _, r in sorted(operator.reports.items())],
+        actions=actions, bases=[(b.value, page.label("legal_basis", b.value)) for b in LegalBasis],
+        form=form, outcome=outcome, values=defaults | ({form: values} if form and values is not None else {}))
+
+
+@router.get("/ui/operators/{operator_id}")
+async def operator(operator_id: UUID, request: Request) -> Response:
+    page = current_page(request)
+    page.require(READERS)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("operators", int(after))
+    return _operator_page(page, operator_id)
+
+
+Act = Callable[[Page, dict[str, str]], CommandOutcome]
+
+
+async def _act(request: Request, operator_id: UUID, form_name: str, roles: frozenset[Role], required: list[str],
+               act: Act) -> Response:
+    """One of the operator's forms: the API's use case, or the form again with the rule in words."""
+    page = current_page(request)
+    page.require(roles)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k != "csrf"}
+    outcome = _required(page, form, required) or _lengths(page, form)
+    if outcome is None:
+        for name in ("assigned_on", "released_on", "inspected_on", "changed_on"):
+            if name in required and day_or_none(form[name]) is None:
+                outcome = page.refused("date_invalid", "a date, e.g. 2026-11-01", name)
+                break
+    if outcome is None:
+        outcome = act(page, form)
+    if not outcome.ok:
+        return _operator_page(page, operator_id, form=form_name, values=values, outcome=outcome,
+                              status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/operators/{operator_id}?after={outcome.result.position}")
+
+
+def _site(page: Page, form: dict[str, str]) -> UUID | CommandOutcome:
+    site_id = uuid_or_none(form.get("site_id"))
+    return site_id if site_id is not None else page.refused("not_found", "choose a site from the list", "site_id")
+
+
+@router.post("/ui/operators/{operator_id}/sites")
+async def assign_site(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        site_id = _site(page, form)
+        if isinstance(site_id, CommandOutcome):
+            return site_id
+        on = day_or_none(form["assigned_on"])
+        assert on is not None
+        return page.run(lambda stamp: page.services.app.assign_site_to_operator(
+            operator_id, site_id=site_id, assigned_on=on, stamp=stamp))
+
+    return await _act(request, operator_id, "assign", SUPERVISOR_ROLES, ["site_id", "assigned_on"], act)
+
+
+@router.post("/ui/operators/{operator_id}/site-releases")
+async def release_site(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        site_id = _site(page, form)
+        if isinstance(site_id, CommandOutcome):
+            return site_id
+        on = day_or_none(form["released_on"])
+        assert on is not None
+        return page.run(lambda stamp: page.services.app.release_site_from_operator(
+            operator_id, site_id=site_id, released_on=on, reason=form["reason"], stamp=stamp))
+
+    return await _act(request, operator_id, "release", SUPERVISOR_ROLES, ["site_id", "released_on", "reason"], act)
+
+
+@router.post("/ui/operators/{operator_id}/reports")
+async def file_report(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        if not form["year"].isdigit() or not 2000 <= int(form["year"]) <= 2100:
+            return page.refused("report_year_out_of_range", "a year such as 2025", "year")
+        figures = {name: form[name].replace(",", "") for name in FIGURES}
+        return page.run(lambda stamp: page.services.app.file_operator_report(
+            operator_id, year=int(form["year"]), figures=figures, stamp=stamp))
+
+    return await _act(request, operator_id, "report", STAFF_ROLES, ["year", *FIGURES], act)
+
+
+@router.post("/ui/operators/{operator_id}/inspections")
+async def record_inspection(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        site_id = _site(page, form)
+        if isinstance(site_id, CommandOutcome):
+            return site_id
+        if not form["score"].isdigit():
+            return page.refused("score_out_of_range", "a score from 0 to 100", "score")
+        on = day_or_none(form["inspected_on"])
+        assert on is not None
+        return page.run(lambda stamp: page.services.app.record_sanitation_inspection(
+            operator_id, site_id=site_id, inspected_on=on, score=int(form["score"]),
+            findings=form.get("findings", ""), stamp=stamp))
+
+    return await _act(request, operator_id, "inspect", STAFF_ROLES, ["site_id", "inspected_on", "score"], act)
+
+
+@router.post("/ui/operators/{operator_id}/contact")
+async def change_contact(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        on = day_or_none(form["changed_on"])
+        assert on is not None
+        return page.run(lambda stamp: page.services.app.change_operator_contact(
+            operator_id, contact=form["contact"], changed_on=on, stamp=stamp))
+
+    return await _act(request, operator_id, "contact", SUPERVISOR_ROLES, ["contact", "changed_on"], act)
+
+
+@router.post("/ui/operators/{operator_id}/contact-erasure")
+async def erase_contact(operator_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+        return page.run(lambda stamp: page.services.app.erase_operator_contact(
+            operator_id, legal_basis=form["legal_basis"], note=form["note"], stamp=stamp))
+
+    return await _act(request, operator_id, "erase", SUPERVISOR_ROLES, ["legal_basis", "note"], act)
+
+
+# -- form helpers ----------------------------------------------------------------
+def _lengths(page: Page, form: dict[str, str]) -> CommandOutcome | None:
+    for name, most in MOST.items():
+        if len(form.get(name, "")) > most:
+            return page.refused("too_long", f"at most {most} characters", name)
+    return None
