@@ -8,6 +8,8 @@ inspection, change or erase the contact person. The same use cases as ``/operato
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -158,7 +160,34 @@ async def operator(operator_id: UUID, request: Request) -> Response:
     return _operator_page(page, operator_id)
 
 
-Act = Callable[[Page, dict[str, str]], CommandOutcome]
+Act = Callable[[Page, dict[str, str], "Parsed"], CommandOutcome]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What a form's fields say once checked: its date (the required field ending in _on) and its site."""
+
+    day: date | None = None
+    site_id: UUID | None = None
+
+    def on(self) -> date:
+        assert self.day is not None, "the form's date is required"
+        return self.day
+
+    def site(self) -> UUID:
+        assert self.site_id is not None, "the form's site is required"
+        return self.site_id
+
+
+def _parse(page: Page, form: dict[str, str], required: list[str]) -> Parsed | CommandOutcome:
+    day_field = next((name for name in required if name.endswith("_on")), None)
+    day = day_or_none(form[day_field]) if day_field else None
+    if day_field and day is None:
+        return page.refused("date_invalid", "a date, e.g. 2026-11-01", day_field)
+    site_id = uuid_or_none(form.get("site_id"))
+    if "site_id" in required and site_id is None:
+        return page.refused("not_found", "choose a site from the list", "site_id")
+    return Parsed(day=day, site_id=site_id)
 
 
 async def _act(request: Request, operator_id: UUID, form_name: str, roles: frozenset[Role], required: list[str],
@@ -170,12 +199,8 @@ async def _act(request: Request, operator_id: UUID, form_name: str, roles: froze
     values = {k: v for k, v in form.items() if k != "csrf"}
     outcome = _required(page, form, required) or _lengths(page, form)
     if outcome is None:
-        for name in ("assigned_on", "released_on", "inspected_on", "changed_on"):
-            if name in required and day_or_none(form[name]) is None:
-                outcome = page.refused("date_invalid", "a date, e.g. 2026-11-01", name)
-                break
-    if outcome is None:
-        outcome = act(page, form)
+        parsed = _parse(page, form, required)
+        outcome = parsed if isinstance(parsed, CommandOutcome) else act(page, form, parsed)
     if not outcome.ok:
         return _operator_page(page, operator_id, form=form_name, values=values, outcome=outcome,
                               status=_status(outcome))
@@ -183,19 +208,10 @@ async def _act(request: Request, operator_id: UUID, form_name: str, roles: froze
     return redirect(f"/ui/operators/{operator_id}?after={outcome.result.position}")
 
 
-def _site(page: Page, form: dict[str, str]) -> UUID | CommandOutcome:
-    site_id = uuid_or_none(form.get("site_id"))
-    return site_id if site_id is not None else page.refused("not_found", "choose a site from the list", "site_id")
-
-
 @router.post("/ui/operators/{operator_id}/sites")
 async def assign_site(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
-        site_id = _site(page, form)
-        if isinstance(site_id, CommandOutcome):
-            return site_id
-        on = day_or_none(form["assigned_on"])
-        assert on is not None
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
+        site_id, on = got.site(), got.on()
         return page.run(lambda stamp: page.services.app.assign_site_to_operator(
             operator_id, site_id=site_id, assigned_on=on, stamp=stamp))
 
@@ -204,12 +220,8 @@ async def assign_site(operator_id: UUID, request: Request) -> Response:
 
 @router.post("/ui/operators/{operator_id}/site-releases")
 async def release_site(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
-        site_id = _site(page, form)
-        if isinstance(site_id, CommandOutcome):
-            return site_id
-        on = day_or_none(form["released_on"])
-        assert on is not None
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
+        site_id, on = got.site(), got.on()
         return page.run(lambda stamp: page.services.app.release_site_from_operator(
             operator_id, site_id=site_id, released_on=on, reason=form["reason"], stamp=stamp))
 
@@ -218,7 +230,7 @@ async def release_site(operator_id: UUID, request: Request) -> Response:
 
 @router.post("/ui/operators/{operator_id}/reports")
 async def file_report(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
         if not form["year"].isdigit() or not 2000 <= int(form["year"]) <= 2100:
             return page.refused("report_year_out_of_range", "a year such as 2025", "year")
         figures = {name: form[name].replace(",", "") for name in FIGURES}
@@ -230,14 +242,10 @@ async def file_report(operator_id: UUID, request: Request) -> Response:
 
 @router.post("/ui/operators/{operator_id}/inspections")
 async def record_inspection(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
-        site_id = _site(page, form)
-        if isinstance(site_id, CommandOutcome):
-            return site_id
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
+        site_id, on = got.site(), got.on()
         if not form["score"].isdigit():
             return page.refused("score_out_of_range", "a score from 0 to 100", "score")
-        on = day_or_none(form["inspected_on"])
-        assert on is not None
         return page.run(lambda stamp: page.services.app.record_sanitation_inspection(
             operator_id, site_id=site_id, inspected_on=on, score=int(form["score"]),
             findings=form.get("findings", ""), stamp=stamp))
@@ -247,9 +255,8 @@ async def record_inspection(operator_id: UUID, request: Request) -> Response:
 
 @router.post("/ui/operators/{operator_id}/contact")
 async def change_contact(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
-        on = day_or_none(form["changed_on"])
-        assert on is not None
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
+        on = got.on()
         return page.run(lambda stamp: page.services.app.change_operator_contact(
             operator_id, contact=form["contact"], changed_on=on, stamp=stamp))
 
@@ -258,7 +265,7 @@ async def change_contact(operator_id: UUID, request: Request) -> Response:
 
 @router.post("/ui/operators/{operator_id}/contact-erasure")
 async def erase_contact(operator_id: UUID, request: Request) -> Response:
-    def act(page: Page, form: dict[str, str]) -> CommandOutcome:
+    def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
         return page.run(lambda stamp: page.services.app.erase_operator_contact(
             operator_id, legal_basis=form["legal_basis"], note=form["note"], stamp=stamp))
 
