@@ -1,7 +1,10 @@
-"""Management committees: the list with member turnover and open actions, and a committee's
-page with its upcoming meeting and agenda (open cases of its area among the items), minutes
-with attendance and the quorum shown, past meetings and action items. Commands are the API's
-own use cases (schedule_meeting, record_minutes, complete_committee_action)."""
+"""Management committees: the list with member turnover and open actions, founding a
+committee with its members, and a committee's page with its members (role, since when, a
+seat left vacant by a departure from the district), its upcoming meeting and agenda (open
+cases of its area among the items), minutes with attendance and the quorum shown, past
+meetings and action items. Commands are the API's own use cases (establish_committee,
+add_committee_member, remove_committee_member, schedule_meeting, record_minutes,
+complete_committee_action), offered to the roles the API's @access rules allow."""
 
 from __future__ import annotations
 
@@ -14,18 +17,37 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
-from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, redirect, uuid_or_none
-from api.web.pages.cases import area_name, refusal_status, refused
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    current_page,
+    day_or_none,
+    redirect,
+    uuid_or_none,
+)
+from api.web.pages.cases import area_name, area_options, refusal_status, refused, site_rows
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
-from domain.common import Role
+from domain.common import ERASED, Role
 from domain.disputes import UNRESOLVED_STATUSES
+from domain.residents import ResidenceStatus, Resident
 from projections.committees import list_committees
 from projections.disputes import CaseFilter, list_cases
+from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter()
 READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
+# Founding a committee and changing its members: POST /committees, /members and
+# /member-removals are @access(SUPERVISORS) in api/routes/committees.py.
+MANAGERS = SUPERVISOR_ROLES
 TITLED_ROWS = 3
+MEMBER_ROWS = 5  # rows of the founding form's members table (empty rows are skipped)
+# The roles the forms offer (the API takes any title; these read well in both languages).
+MEMBER_ROLES = ("chair", "deputy_chair", "secretary", "group_leader", "member")
+NAME_MOST, ROLE_MOST, REASON_MOST = 100, 64, 500  # the API's Name, member role and Reason
+RESIDENT_CHOICES = 20  # residents offered for a name typed in a member's resident field
 
 
 @router.get("/ui/committees")
@@ -38,8 +60,157 @@ async def committees(request: Request) -> Response:
     with page.services.pool.connection() as conn:
         rows = list_committees(conn, None, page.principal.area_filter(), page.services.today())
     rows = [{**r, "area_name": area_name(page, r["area"])} for r in rows]
-    return page.render("committees.html", committees=page.sorted_by_name(rows))
+    return page.render("committees.html", committees=page.sorted_by_name(rows), may_found=page.may(MANAGERS))
 
+
+# -- members: who they are, picked from the register or named -------------------------------------
+
+def role_options(page: Page) -> list[tuple[str, str]]:
+    return [(r, page.label("committee_role", r)) for r in MEMBER_ROLES]
+
+
+def _resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
+    """Residents of the user's areas still in the district whose name starts with ``text``
+    (the view's keyed name-prefix tokens), as shown to this user."""
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    if not text or not presenter.full:
+        return []
+    flt = ResidentFilter(name_token=page.services.app.vault.name_token(text), areas=page.principal.area_filter())
+    with page.services.pool.connection() as conn:
+        rows = list_residents(conn, flt, RESIDENT_CHOICES, None).items
+    shown = [{**presenter.resident_row(r), "area_name": area_name(page, r.get("area"))} for r in rows
+             if r.get("status") != ResidenceStatus.DEPARTED.value]
+    return page.sorted_by_name(shown)
+
+
+def _member(page: Page, name: str, role: str, picked: str, fields: tuple[str, str, str]
+            ) -> tuple[dict[str, Any] | None, CommandOutcome | None]:
+    """One member for the use case from a form's row: a name and a role, and a registered
+    resident picked by id (from the list) or by their full name. A resident's name is the
+    register's when the row leaves it empty. ``fields`` names the row's name, role and
+    resident fields for a refusal."""
+    name_field, role_field, resident_field = fields
+    resident_id: UUID | None = None
+    if picked:
+        resident_id = uuid_or_none(picked)
+        if resident_id is None:
+            exact = [r for r in _resident_matches(page, picked) if r["name"] == picked]
+            if len(exact) != 1:
+                rule, why = (("resident_ambiguous", "several residents have that name; pick one from the list")
+                             if exact else ("resident_unknown", "no resident of your areas has that name"))
+                return None, refused(page, rule, why, resident_field)
+            resident_id = UUID(str(exact[0]["id"]))
+        if not name:
+            presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+            try:
+                with reading_as(page.principal):
+                    resident = page.services.app.load(Resident, resident_id)
+            except NotFound:
+                return None, refused(page, "resident_unknown", "no resident of your areas has that id",
+                                     resident_field)
+            opened = page.services.app.vault.open(resident.name)
+            name = presenter.name(resident.name) if presenter.full and opened != ERASED else ""
+    if not name or len(name) > NAME_MOST:
+        return None, refused(page, "committee_member_name",
+                             "each member needs a name (at most 100 characters) or a resident picked", name_field)
+    if len(role) > ROLE_MOST:
+        return None, refused(page, "committee_member_role", "a role has at most 64 characters", role_field)
+    member: dict[str, Any] = {"name": name, "role": role or "member"}
+    if resident_id is not None:
+        member["resident_id"] = str(resident_id)  # as the API passes it (JSON)
+    return member, None
+
+
+def _resident_refusal(page: Page, outcome: CommandOutcome, field_name: str | None) -> CommandOutcome:
+    """A use case's refusal on the form's field; a resident it did not find (an id of no
+    resident, or of one outside the user's areas) in the form's words."""
+    if outcome.rule == "not_found" and field_name and "resident" in field_name:
+        return refused(page, "resident_unknown", "no resident of your areas has that id", field_name)
+    outcome.field = field_name
+    return outcome
+
+
+@router.get("/ui/committees/resident-options")
+def resident_options(request: Request) -> Response:
+    """The ``<option>``s of residents whose name starts with what was typed in a member's
+    resident field (htmx fills the field's datalist as one types)."""
+    page = current_page(request)
+    page.require(MANAGERS)
+    typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
+    found = [] if uuid_or_none(typed) else _resident_matches(page, typed)
+    return page.render("committee_resident_options.html", residents=found)
+
+
+# -- founding a committee ----------------------------------------------------------------------------
+
+def _found_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    sites = [(str(s["id"]), f"{s['name']} · {area_name(page, s['area'])}") for s in site_rows(page)]
+    return page.render("committee_new.html", status=status, values=values, outcome=outcome,
+                       areas=area_options(page), sites=sites, roles=role_options(page),
+                       member_rows=range(1, MEMBER_ROWS + 1))
+
+
+@router.get("/ui/committees/new")
+def new_committee(request: Request) -> Response:
+    page = current_page(request)
+    page.require(MANAGERS)
+    values = {"established_on": page.services.today().isoformat(), "member_role_1": "chair"}
+    return _found_form(page, values, None)
+
+
+def _row_field(field_name: str | None, rows: list[int]) -> str | None:
+    """The use case's ``members.N.resident_id`` is the form's row of the Nth member given."""
+    parts = (field_name or "").split(".")
+    if parts[0] == "members" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(rows):
+        return f"member_resident_{rows[int(parts[1])]}"
+    return field_name
+
+
+@router.post("/ui/committees/new")
+async def found_committee(request: Request) -> Response:
+    page = current_page(request)
+    page.require(MANAGERS)
+    form = await page.form()
+    problem: CommandOutcome | None = None
+    name = form.get("name", "")
+    if not name or len(name) > NAME_MOST:
+        problem = refused(page, "committee_name", "give the committee a name (at most 100 characters)", "name")
+    area, site_id = form.get("area") or None, uuid_or_none(form.get("site_id"))
+    if area and site_id:
+        problem = problem or refused(page, "committee_area_or_site",
+                                     "a committee is for an area or for a site: choose one", "site_id")
+    elif not area and not site_id:
+        problem = problem or refused(page, "committee_area_missing", "give the site or the area the committee serves",
+                                     "area")
+    established_on = day_or_none(form.get("established_on"))
+    if established_on is None:
+        problem = problem or refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "established_on")
+    members: list[dict[str, Any]] = []
+    rows: list[int] = []  # the form's row of each member given
+    for n in range(1, MEMBER_ROWS + 1):
+        typed = [form.get(f"member_{k}_{n}", "") for k in ("name", "resident")]
+        if not any(typed):
+            continue  # an empty row (its role alone is the form's default)
+        member, refusal = _member(page, typed[0], form.get(f"member_role_{n}", ""), typed[1],
+                                  (f"member_name_{n}", f"member_role_{n}", f"member_resident_{n}"))
+        problem = problem or refusal
+        if member is not None:
+            members.append(member)
+            rows.append(n)
+    if not members:
+        problem = problem or refused(page, "committee_without_members", "a committee needs at least one member",
+                                     "member_name_1")
+    if problem is None:
+        outcome = page.run(lambda stamp: page.services.app.establish_committee(
+            name=name, area=None if site_id else area, site_id=site_id, members=members,
+            established_on=established_on or date.min, stamp=stamp))
+        if outcome.ok and outcome.result is not None:
+            return redirect(f"/ui/committees/{outcome.result.id}?after={outcome.result.position}&done=founded")
+        problem = _resident_refusal(page, outcome, _row_field(outcome.field, rows))
+    return _found_form(page, form, problem, status=refusal_status(problem))
+
+
+# -- a committee's page ------------------------------------------------------------------------------
 
 def _open_cases(page: Page, area: str) -> list[dict[str, Any]]:
     """The committee's area's cases it may still decide on (not resolved or closed)."""
@@ -89,6 +260,7 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
         upcoming=upcoming, past=past, actions=actions, open_cases=open_cases,
         topics=[(t, page.label("topic", t)) for t in TOPICS], titled_rows=range(1, TITLED_ROWS + 1),
         months_missed=committee.months_missed, may_act=page.may(STAFF_ROLES), today=today.isoformat(),
+        may_manage=page.may(MANAGERS), roles=role_options(page),
         values=values or {}, outcome=outcome, form_name=form_name, done=page.request.query_params.get("done"))
 
 
@@ -199,3 +371,51 @@ async def action_done(request: Request, committee_id: str, action_id: str) -> Re
             return _done(parsed, problem, "action")
     return _committee_page(page, parsed, {**form, "action_id": action_id}, problem, "action",
                            refusal_status(problem))
+
+
+# -- changing the members ----------------------------------------------------------------------------
+
+@router.post("/ui/committees/{committee_id}/members")
+async def add_member(request: Request, committee_id: str) -> Response:
+    page = current_page(request)
+    page.require(MANAGERS)
+    form = await page.form()
+    parsed = uuid_or_none(committee_id)
+    if parsed is None:
+        return page.render("case_missing.html", status=404)
+    member, problem = _member(page, form.get("name", ""), form.get("role", ""), form.get("resident", ""),
+                              ("name", "role", "resident"))
+    joined_on = day_or_none(form.get("joined_on"))
+    if joined_on is None:
+        problem = problem or refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "joined_on")
+    if problem is None and member is not None:
+        outcome = page.run(lambda stamp: page.services.app.add_committee_member(
+            parsed, member=member, joined_on=joined_on or date.min, stamp=stamp))
+        if outcome.ok:
+            return _done(parsed, outcome, "member_added")
+        problem = _resident_refusal(page, outcome, "resident" if outcome.field == "member.resident_id"
+                                    else outcome.field)
+    assert problem is not None
+    return _committee_page(page, parsed, form, problem, "add_member", refusal_status(problem))
+
+
+@router.post("/ui/committees/{committee_id}/member-removals")
+async def remove_member(request: Request, committee_id: str) -> Response:
+    page = current_page(request)
+    page.require(MANAGERS)
+    form = await page.form()
+    parsed = uuid_or_none(committee_id)
+    if parsed is None:
+        return page.render("case_missing.html", status=404)
+    reason, left_on = form.get("reason", ""), day_or_none(form.get("left_on"))
+    problem: CommandOutcome | None = None
+    if left_on is None:
+        problem = refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "left_on")
+    elif not reason or len(reason) > REASON_MOST:
+        problem = refused(page, "committee_removal_reason", "give the reason (at most 500 characters)", "reason")
+    else:
+        problem = page.run(lambda stamp: page.services.app.remove_committee_member(
+            parsed, member_id=form.get("member_id", ""), reason=reason, left_on=left_on, stamp=stamp))
+        if problem.ok:
+            return _done(parsed, problem, "member_removed")
+    return _committee_page(page, parsed, form, problem, "remove_member", refusal_status(problem))
