@@ -4,9 +4,12 @@ user's role allow. Every command is the API's own use case (same events, same ac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -32,6 +35,7 @@ from domain.common import DomainError, Role, Stamp
 from domain.disputes import ALLOWED, Action, Agency, CaseStatus, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import parse_money
 from projections.disputes import CaseFilter, list_cases
+from projections.pages import BadCursor
 from projections.site_occupancy import SiteFilter, list_sites
 
 router = APIRouter()
@@ -49,6 +53,9 @@ ACTION_ROLES: dict[Action, frozenset[Role]] = {
 }
 FORM_ORDER = (Action.ASSIGN, Action.NOTE, Action.MEDIATION, Action.ESCALATE, Action.RESOLVE, Action.CLOSE,
               Action.REOPEN)
+PAGE_SIZE = 50  # cases per page of the work queue
+SITE_BATCH = 500
+QUEUE_FILTERS = ("category", "area", "assignee", "overdue")
 
 
 def refused(page: Page, rule: str, message: str, field: str | None = None) -> CommandOutcome:
@@ -81,9 +88,17 @@ def area_options(page: Page) -> list[tuple[str, str]]:
 
 
 def site_rows(page: Page) -> list[dict[str, Any]]:
+    """The open sites of the user's areas, every one of them (the view's pages followed)."""
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
     with page.services.pool.connection() as conn:
-        found = list_sites(conn, SiteFilter(areas=page.principal.area_filter()), 1000, None)
-    return page.sorted_by_name([r for r in found.items if not r.get("closed")])
+        while True:
+            found = list_sites(conn, SiteFilter(areas=page.principal.area_filter()), SITE_BATCH, cursor)
+            rows.extend(found.items)
+            if found.next_cursor is None:
+                break
+            cursor = found.next_cursor
+    return page.sorted_by_name([r for r in rows if not r.get("closed")])
 
 
 def assignees(page: Page) -> list[tuple[str, str]]:
@@ -95,6 +110,54 @@ def assignees(page: Page) -> list[tuple[str, str]]:
 
 # -- the work queue ----------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class QueuePage:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int
+    estimated: bool  # the total is the view's estimate (a long queue), not a count
+
+
+# The queue reads the view in parts, overdue cases first, each part oldest first; a page's
+# cursor names the part it goes on in and the view's own cursor within it ("o." starts the
+# overdue part, "r.<view cursor>" goes on in the rest).
+QUEUE_PARTS = {"o": True, "r": False}
+
+
+def queue_page(conn: Any, flt: CaseFilter, today: date, cursor: str | None, size: int = PAGE_SIZE) -> QueuePage:
+    """One page of open cases, overdue first; raises BadCursor for a cursor this page did not issue."""
+    parts = ["o"] if flt.overdue else ["o", "r"]
+    start, inner = 0, None
+    if cursor:
+        part, dot, inner = cursor.partition(".")
+        if not dot or part not in parts:
+            raise BadCursor("cursor is not one this page issued")
+        start, inner = parts.index(part), inner or None
+    rows: list[dict[str, Any]] = []
+    next_cursor: str | None = None
+    total, estimated = 0, False
+    for i, part in enumerate(parts):
+        want = size - len(rows) if i >= start else 0  # a part before the page's is only counted
+        found = list_cases(conn, dataclasses.replace(flt, overdue=QUEUE_PARTS[part]), today, want,
+                           inner if i == start else None, view="open_cases")
+        rows.extend(found.items)
+        total, estimated = total + found.total, estimated or found.total_estimated
+        if next_cursor is None and i >= start:
+            if found.next_cursor:
+                next_cursor = f"{part}.{found.next_cursor}"
+            elif want == 0 and found.total > 0:  # the page is full; this part starts the next one
+                next_cursor = f"{part}."
+    return QueuePage(rows=rows, next_cursor=next_cursor, total=total, estimated=estimated)
+
+
+def queue_url(filters: dict[str, str], cursor: str | None = None) -> str:
+    """The queue's address with the filters in use (and the page's cursor)."""
+    query = {k: v for k, v in filters.items() if v}
+    if cursor:
+        query["cursor"] = cursor
+    return "/ui/cases" + (f"?{urlencode(query)}" if query else "")
+
+
 @router.get("/ui/cases")
 async def queue(request: Request) -> Response:
     page = current_page(request)
@@ -103,21 +166,28 @@ async def queue(request: Request) -> Response:
     if after.isdigit():
         await page.wait_for("open_cases", int(after))
     q = request.query_params
-    filters = {k: q.get(k, "") for k in ("category", "area", "assignee", "overdue")}
+    filters = {k: q.get(k, "") for k in QUEUE_FILTERS}
     category = filters["category"] if filters["category"] in {c.value for c in DisputeCategory} else None
     area = filters["area"] if filters["area"] in page.services.app.areas.all() else None
     flt = CaseFilter(category=category, area=area, assignee=filters["assignee"] or None,
                      overdue=True if filters["overdue"] else None, areas=page.principal.area_filter())
     today = page.services.today()
+    cursor = q.get("cursor") or None
+    bad_cursor = False
     with page.services.pool.connection() as conn:
-        found = list_cases(conn, flt, today, 500, None, view="open_cases")
+        try:
+            found = queue_page(conn, flt, today, cursor)
+        except BadCursor:  # an old or edited link: the first page, and a word about it
+            bad_cursor, cursor = True, None
+            found = queue_page(conn, flt, today, None)
     sites = {str(s["id"]): s["name"] for s in site_rows(page)}
     rows = []
-    for item in found.items:
+    for item in found.rows:
         rows.append({**item, "site_name": sites.get(str(item["site_id"]), "") if item.get("site_id") else "",
                      "area_name": area_name(page, item["area"])})
-    rows.sort(key=lambda r: (not r["overdue"], r["resolution_due"], r["logged_on"]))
-    return page.render("cases.html", cases=rows, total=found.total, filters=filters,
+    return page.render("cases.html", cases=rows, total=found.total, estimated=found.estimated, filters=filters,
+                       next_url=queue_url(filters, found.next_cursor) if found.next_cursor else None,
+                       first_url=queue_url(filters) if cursor else None, bad_cursor=bad_cursor,
                        categories=options(page, "category", DisputeCategory), areas=area_options(page),
                        assignees=assignees(page), today=today, may_log=page.may(STAFF_ROLES))
 

@@ -1,14 +1,18 @@
 """Subsidies (补助) in the browser: the applications waiting for the user (supervisors see
 those they may approve, with the four-eyes rule in words; caseworkers their submissions;
-finance what is approved and due), a form to apply, an application's page with the actions
-its state and the user's role allow, and the ledger's budget bars. Every action calls the
-same use case as the JSON API."""
+finance what is approved and due; auditors every application), each list a page at a time,
+a form to apply, an application's page with the actions its state and the user's role allow
+(revoking a subsidy that took effect among them), and the ledger's budget bars. Every action
+calls the same use case as the JSON API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -30,13 +34,20 @@ from domain.common import Role
 from domain.sites import OperatorType
 from domain.subsidies import ApplicationStatus, PaymentMode, SubsidyApplication
 from projections.operators import support_by_type
+from projections.pages import BadCursor
+from projections.pages import Page as ViewPage
 from projections.site_occupancy import SiteFilter, list_sites
 from projections.subsidy_ledger import ApplicationFilter, ledger, list_applications, list_programs
 
 router = APIRouter()
 FINANCE = frozenset({Role.FINANCE})
 VERIFIERS = frozenset({Role.SUPERVISOR})
-MANY = 1000
+PAGE_SIZE = 50  # applications per page of each list
+BATCH = 100  # rows read at a time for a list the page filters further
+SCAN_LIMIT = 500  # rows a list the page filters further reads for one page, at most; then a shorter page
+NAMES_BATCH = 500  # programs or sites read at a time for their names
+REVOCABLE = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.PAID})  # took effect (as the domain says)
+REASON_MAX = 500  # as the API's Reason
 
 
 def money(value: Any) -> str:
@@ -57,11 +68,23 @@ def ratio(part: Any, whole: Any) -> float:
         return 0.0
 
 
+def _every(read: Callable[[str | None], ViewPage]) -> Iterator[dict[str, Any]]:
+    """Every row of a view's list, its pages followed."""
+    cursor: str | None = None
+    while True:
+        found = read(cursor)
+        yield from found.items
+        if found.next_cursor is None:
+            return
+        cursor = found.next_cursor
+
+
 def _names(page: Page) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Programs and sites by id (sites within the user's areas)."""
+    """Programs and sites by id, every one (sites within the user's areas)."""
+    sites_of = SiteFilter(areas=page.principal.area_filter())
     with page.services.pool.connection() as conn:
-        programs = list_programs(conn, None, MANY, None).items
-        sites = list_sites(conn, SiteFilter(areas=page.principal.area_filter()), MANY, None).items
+        programs = list(_every(lambda cursor: list_programs(conn, None, NAMES_BATCH, cursor)))
+        sites = list(_every(lambda cursor: list_sites(conn, sites_of, NAMES_BATCH, cursor)))
     return {str(p["id"]): p for p in programs}, {str(s["id"]): s for s in sites}
 
 
@@ -95,47 +118,106 @@ async def subsidies(request: Request) -> Response:
     return _queue(page)
 
 
+# Each list of the queue pages on its own: its cursor travels in its own query parameter.
+LISTS = ("approve", "mine", "pay", "all")
+
+
+@dataclass
+class Listed:
+    """One page of a list: its rows, the cursor after them, the total where the view counts
+    exactly what the list shows (None where the page filters further), and links."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int | None
+    next_url: str | None = None
+    first_url: str | None = None
+
+
+def _listed(page: Page, flt: ApplicationFilter, cursor: str | None,
+            keep: Callable[[dict[str, Any]], bool] | None = None) -> Listed:
+    """A page of applications from ``cursor`` on; with ``keep``, of those it keeps, read a
+    batch at a time (at most SCAN_LIMIT rows, then a shorter page that a next page goes on
+    from). Raises BadCursor."""
+    def read(limit: int, at: str | None) -> ViewPage:
+        with page.services.pool.connection() as conn:
+            return list_applications(conn, flt, limit, at)
+
+    if keep is None:
+        found = read(PAGE_SIZE, cursor)
+        return Listed(found.items, found.next_cursor, found.total)
+    rows: list[dict[str, Any]] = []
+    scanned = 0
+    while True:
+        batch = read(BATCH, cursor)
+        for i, row in enumerate(batch.items):
+            if keep(row):
+                rows.append(row)
+            if len(rows) == PAGE_SIZE:  # full: the next page starts after this row
+                if i + 1 == len(batch.items):
+                    return Listed(rows, batch.next_cursor, None)
+                return Listed(rows, read(i + 1, cursor).next_cursor, None)
+        scanned += len(batch.items)
+        if batch.next_cursor is None or scanned >= SCAN_LIMIT:
+            return Listed(rows, batch.next_cursor, None)
+        cursor = batch.next_cursor
+
+
+def _queue_url(cursors: dict[str, str | None], after: int | None = None) -> str:
+    """The queue with each list at its cursor (and waiting for a write at ``after``)."""
+    query = {f"{name}_cursor": value for name, value in cursors.items() if value}
+    if after is not None:
+        query["after"] = str(after)
+    return "/ui/subsidies" + (f"?{urlencode(query)}" if query else "")
+
+
 def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, str] | None = None,
-           failed: str | None = None, status: int = 200) -> Response:
+           failed: str | None = None, status: int = 200, cursors: dict[str, str | None] | None = None) -> Response:
     me = page.principal.actor.user_id
     programs, sites = _names(page)
     areas = page.principal.area_filter()
+    today = page.services.today()
+    at: dict[str, str | None] = (
+        cursors if cursors is not None
+        else {name: page.request.query_params.get(f"{name}_cursor") or None for name in LISTS})
+    bad_cursor = False
 
-    def rows(state: ApplicationStatus | None) -> list[dict[str, Any]]:
-        with page.services.pool.connection() as conn:
-            found = list_applications(conn, ApplicationFilter(status=state.value if state else None, areas=areas),
-                                      MANY, None).items
-        for row in found:
+    def listed(name: str, state: ApplicationStatus | None,
+               keep: Callable[[dict[str, Any]], bool] | None = None) -> Listed:
+        nonlocal bad_cursor
+        flt = ApplicationFilter(status=state.value if state else None, areas=areas)
+        cursor = at.get(name)
+        try:
+            found = _listed(page, flt, cursor, keep)
+        except BadCursor:  # an old or edited link: this list's first page, and a word about it
+            bad_cursor, cursor, at[name] = True, None, None
+            found = _listed(page, flt, None, keep)
+        for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
             row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
+        found.next_url = _queue_url({**at, name: found.next_cursor}) if found.next_cursor else None
+        found.first_url = _queue_url({**at, name: None}) if cursor else None
         return found
 
-    to_approve: list[dict[str, Any]] = []
-    mine: list[dict[str, Any]] = []
-    to_pay: list[dict[str, Any]] = []
-    everything: list[dict[str, Any]] = []
+    def payable(row: dict[str, Any]) -> bool:
+        row["due_today"] = str(_due_today(page, row))
+        return Decimal(row["due_today"]) > 0
+
+    lists: dict[str, Listed] = {}
     if page.may(SUPERVISOR_ROLES):
-        for row in rows(ApplicationStatus.SUBMITTED):
-            if row["submitted_by"] == me:
-                continue
+        lists["approve"] = listed("approve", ApplicationStatus.SUBMITTED, lambda row: row["submitted_by"] != me)
+        for row in lists["approve"].rows:
             approvers = _approvers(page, row)
             row["approved_by_me"] = me in approvers
             row["needs_second"] = row["approvals_required"] == 2 and row["approvals"] == 1
-            to_approve.append(row)
     if page.may(STAFF_ROLES):
-        mine = [r for r in rows(None) if r["submitted_by"] == me]
-        mine.reverse()  # newest first
+        lists["mine"] = listed("mine", None, lambda row: row["submitted_by"] == me)
     if page.may(FINANCE):
-        for row in rows(ApplicationStatus.APPROVED):
-            due = _due_today(page, row)
-            if due > 0:
-                row["due_today"] = str(due)
-                to_pay.append(row)
+        lists["pay"] = listed("pay", ApplicationStatus.APPROVED, payable)
     if page.role is Role.AUDITOR:
-        everything = list(reversed(rows(None)))
-    return page.render("subsidies.html", status=status, to_approve=to_approve, mine=mine, to_pay=to_pay,
-                       everything=everything, money=money, outcome=outcome, values=values or {}, failed=failed,
-                       today=page.services.today().isoformat())
+        lists["all"] = listed("all", None)
+    return page.render("subsidies.html", status=status, lists=lists, cursors=at, bad_cursor=bad_cursor,
+                       money=money, outcome=outcome, values=values or {}, failed=failed, today=today.isoformat())
 
 
 # -- applying -----------------------------------------------------------------------------------
@@ -233,6 +315,7 @@ def _application(page: Page, application_id: str, outcome: CommandOutcome | None
         "pay": page.may(FINANCE) and approved and application.due_by(today) > 0,
         "verify": page.may(VERIFIERS) and approved and reward and application.outcome_verified_on is None
         and me != application.submitted_by and me not in approvers,
+        "revoke": page.may(SUPERVISOR_ROLES) and application.status in REVOCABLE,
     }
     why_not = None
     if page.may(SUPERVISOR_ROLES) and submitted and not actions["approve"]:
@@ -244,7 +327,7 @@ def _application(page: Page, application_id: str, outcome: CommandOutcome | None
         program=programs.get(str(application.program_id), {}), site=sites.get(str(application.site_id), {}),
         needs_second=submitted and application.approvals_required == 2 and len(approvers) == 1,
         due_today=application.due_by(today), today=today.isoformat(), reward=reward, outcome=outcome,
-        failed=failed, values=values or {})
+        failed=failed, values=values or {}, unpaid=application.amount - application.paid)
 
 
 async def _act(request: Request, application_id: str, roles: frozenset[Role], name: str) -> Response:
@@ -261,6 +344,8 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
             target, form.get("note") or None, stamp, target=form.get("target") or None, target_due=due))
     elif name == "reject":
         outcome = page.run(lambda stamp: app.reject_subsidy_application(target, form.get("reason", ""), stamp))
+    elif name == "revoke":
+        outcome = _revoke(page, target, form)
     elif name == "verify":
         verified = day_or_none(form.get("verified_on"))
         if verified is None:
@@ -277,12 +362,25 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
             outcome = page.run(lambda stamp: app.record_subsidy_payment(
                 target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
     if outcome.ok and outcome.result is not None:
-        if name == "pay" and form.get("back") == "queue":
-            return redirect(f"/ui/subsidies?after={outcome.result.position}")
+        if name == "pay" and form.get("back") == "queue":  # back to the page of the list it was paid from
+            return redirect(_queue_url({"pay": form.get("pay_cursor") or None}, after=outcome.result.position))
         return redirect(f"/ui/subsidies/{target}?after={outcome.result.position}")
     if name == "pay" and form.get("back") == "queue":
-        return _queue(page, outcome, form, failed=str(target), status=_status(outcome))
+        return _queue(page, outcome, form, failed=str(target), status=_status(outcome),
+                      cursors={"pay": form.get("pay_cursor") or None})
     return _application(page, application_id, outcome, failed=name, values=form, status=_status(outcome))
+
+
+def _revoke(page: Page, target: UUID, form: dict[str, str]) -> CommandOutcome:
+    """Revoke a subsidy that took effect, as the API's revocation does: a reason (the API's
+    limits) and what the operator must pay back."""
+    reason = form.get("reason", "")
+    if not reason:
+        return page.refused("reason_missing", page._("Reason"), "reason")
+    if len(reason) > REASON_MAX:
+        return page.refused("reason_too_long", page._("Reason"), "reason")
+    return page.run(lambda stamp: page.services.app.revoke_subsidy_application(
+        target, reason, form.get("claw_back", ""), stamp))
 
 
 @router.post("/ui/subsidies/{application_id}/approve")
@@ -298,6 +396,11 @@ async def reject(application_id: str, request: Request) -> Response:
 @router.post("/ui/subsidies/{application_id}/pay")
 async def pay(application_id: str, request: Request) -> Response:
     return await _act(request, application_id, FINANCE, "pay")
+
+
+@router.post("/ui/subsidies/{application_id}/revoke")
+async def revoke(application_id: str, request: Request) -> Response:
+    return await _act(request, application_id, SUPERVISOR_ROLES, "revoke")
 
 
 @router.post("/ui/subsidies/{application_id}/verify")
@@ -318,7 +421,8 @@ async def ledger_page(request: Request) -> Response:
     with page.services.pool.connection() as conn:
         body = ledger(conn, fiscal_year, areas)
         per_bed = support_by_type(conn, fiscal_year, areas)["by_operator_type"]
-        years = sorted({int(p["fiscal_year"]) for p in list_programs(conn, None, MANY, None).items})
+        programs = _every(lambda cursor: list_programs(conn, None, NAMES_BATCH, cursor))
+        years = sorted({int(p["fiscal_year"]) for p in programs})
     biggest = max([Decimal(str(r["approved"])) for r in body["by_operator_type"]] or [Decimal(0)])
     per_bed_max = max([Decimal(str(r.get("committed_per_bed") or 0)) for r in per_bed] or [Decimal(0)])
     known = {t.value for t in OperatorType}
