@@ -6,7 +6,7 @@ subsidy_ledger view equal to an independent fold of the events."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -792,3 +792,29 @@ def test_a_busy_program_is_snapshotted_and_loads_the_same_as_from_its_events(ser
     assert loaded.version == plain.version == 111
     assert (loaded.committed, loaded.paid, loaded.budget) == (plain.committed, plain.paid, plain.budget)
     assert vars(loaded) == vars(plain)
+
+
+def test_a_submitters_applications_list_newest_first_and_page_on_in_that_order(
+    supervisor: Api, http: httpx.Client, services: Services, clock: Clock
+) -> None:
+    program, site = open_program(supervisor, budget="90000.00"), register_site(supervisor)
+    submitter = Api(http, issue_key(services, unique("newest"), Role.CASEWORKER))
+    ids, position = [], 0
+    try:
+        for hours in (3, 2, 1):
+            clock.now = NOW - timedelta(hours=hours)
+            made = submitter.post("/subsidy-applications", application_body(program, site, amount="1000.00"))
+            assert made.status_code == 201, made.text
+            ids.append(made.json()["id"])
+            position = made.json()["position"]
+    finally:
+        clock.now = NOW
+    user = services.app.load(SubsidyApplication, UUID(ids[0])).submitted_by
+    mine = {"submitted_by": user, "order": "newest", "limit": 2, "after": position}
+    body = supervisor.get("/subsidy-applications", params=mine).json()
+    rest = supervisor.get("/subsidy-applications", params={**mine, "cursor": body["next"]}).json()
+    assert [r["id"] for r in body["items"] + rest["items"]] == ids[::-1]
+    assert body["total"] == 3 and rest["next"] is None
+    oldest = supervisor.get("/subsidy-applications", params={"submitted_by": user}).json()["items"]
+    assert [r["id"] for r in oldest] == ids
+    assert supervisor.get("/subsidy-applications", params={"order": "random"}).status_code == 422

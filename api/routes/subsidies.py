@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -228,11 +228,15 @@ def list_subsidy_applications(
     program_id: UUID | None = None,
     site_id: UUID | None = None,
     status: ApplicationStatus | None = None,
+    submitted_by: Annotated[str | None, Query(max_length=100, description="the user id of the submitter")] = None,
+    order: Annotated[Literal["submitted", "newest"], Query(
+        description="submitted: in the order submitted (the default); newest: newest first. A cursor pages on "
+                    "in the order it was made for")] = "submitted",
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
-    """List subsidy applications in the order they were submitted, with their amounts."""
+    """List subsidy applications in the order they were submitted (or newest first), with their amounts."""
     flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None,
-                            areas=principal.area_filter())
+                            areas=principal.area_filter(), submitted_by=submitted_by, newest_first=order == "newest")
     with services.pool.connection() as conn:
         page = list_applications(conn, flt, limit, cursor)
     return page_response(page, headers, item_model=ApplicationListItem)

@@ -182,10 +182,11 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         else {name: page.request.query_params.get(f"{name}_cursor") or None for name in LISTS})
     bad_cursor = False
 
-    def listed(name: str, state: ApplicationStatus | None,
-               keep: Callable[[dict[str, Any]], bool] | None = None) -> Listed:
+    def listed(name: str, state: ApplicationStatus | None, keep: Callable[[dict[str, Any]], bool] | None = None,
+               submitted_by: str | None = None, newest_first: bool = False) -> Listed:
         nonlocal bad_cursor
-        flt = ApplicationFilter(status=state.value if state else None, areas=areas)
+        flt = ApplicationFilter(status=state.value if state else None, areas=areas, submitted_by=submitted_by,
+                                newest_first=newest_first)
         cursor = at.get(name)
         try:
             found = _listed(page, flt, cursor, keep)
@@ -211,11 +212,11 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
             row["approved_by_me"] = me in approvers
             row["needs_second"] = row["approvals_required"] == 2 and row["approvals"] == 1
     if page.may(STAFF_ROLES):
-        lists["mine"] = listed("mine", None, lambda row: row["submitted_by"] == me)
+        lists["mine"] = listed("mine", None, submitted_by=me, newest_first=True)
     if page.may(FINANCE):
         lists["pay"] = listed("pay", ApplicationStatus.APPROVED, payable)
     if page.role is Role.AUDITOR:
-        lists["all"] = listed("all", None)
+        lists["all"] = listed("all", None, newest_first=True)
     return page.render("subsidies.html", status=status, lists=lists, cursors=at, bad_cursor=bad_cursor,
                        money=money, outcome=outcome, values=values or {}, failed=failed, today=today.isoformat())
 
