@@ -193,3 +193,16 @@ def test_a_supervisor_changes_and_erases_the_contact_person_in_the_browser(
     events = [cell.text for cell in browser.find_all("#history td.event")]
     assert events == ["Operator.Registered", "Operator.ContactChanged", "Operator.ContactErased"]
     browser.shot(f"{journey}-history")
+
+
+def test_the_language_switch_keeps_the_page_its_filters_and_its_place(web: Any, supervisor: Api) -> None:
+    worker = web("caseworker")
+    listed = worker.page("/ui/operators?area=xinqi&type=employer&cursor=abc&after=12")
+    assert listed.by_id["language-switch"]["href"] == "/ui/operators?area=xinqi&type=employer&cursor=abc&lang=en"
+    operator = new_operator(supervisor)
+    # After a refused form the page answers the post; the switch goes back to the page the form was on.
+    refused = worker.client.post(f"/ui/operators/{operator}/reports", data={**REPORT, "year": "1999",
+                                                                           "csrf": worker.csrf},
+                                 headers={"Referer": f"{worker.client.base_url}/ui/operators/{operator}?lang=en"})
+    assert refused.status_code == 422
+    assert Html(refused.text).by_id["language-switch"]["href"] == f"/ui/operators/{operator}?lang=en"

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 from uuid import UUID
 
 from fastapi import Request
@@ -127,8 +127,20 @@ class Page:
         other = "en" if self.lang == "zh-CN" else "zh-CN"
         html = env.get_template(template).render(
             page=self, user=self.session.user, role=self.role.value, csrf=self.session.csrf, lang=self.lang,
-            other_lang=other, path=self.request.url.path, **context)
+            other_lang=other, switch_url=self.switch_url(other), path=self.request.url.path, **context)
         return html_response(html, status, self.lang)
+
+    def switch_url(self, lang: str) -> str:
+        """This page in the other language, keeping its place (filters, cursors); after a
+        form was posted, the page the form was on (the post's own URL answers no GET)."""
+        request = self.request
+        path, query = request.url.path, request.url.query
+        if request.method != "GET":
+            referer = urlsplit(request.headers.get("referer", ""))
+            same_site = referer.netloc in ("", request.url.netloc) and referer.path.startswith("/ui/")
+            path, query = (referer.path, referer.query) if same_site else ("/", "")
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ("lang", "after")]
+        return f"{path}?{urlencode([*kept, ('lang', lang)])}"
 
     def check_csrf(self, form: Mapping[str, Any]) -> None:
         if not hmac.compare_digest(str(form.get("csrf", "")), self.session.csrf):
