@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from api.web.pages import cases as cases_pages
 from api.web.pages import committees as committees_pages
+from api.web.pages import community as community_pages
 from api.web.pages import history as money_history
 from api.web.pages import operators as operators_pages
 from api.web.pages import residents as residents_pages
@@ -20,3 +21,4 @@ PAGE_ROUTERS += [residents_pages.router]
 PAGE_ROUTERS += [sites_pages.router]
 PAGE_ROUTERS += [cases_pages.router, committees_pages.router]
 PAGE_ROUTERS += [operators_pages.router]
+PAGE_ROUTERS += [community_pages.router]

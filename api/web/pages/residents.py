@@ -23,9 +23,17 @@ from application.history import effective_on, history
 from application.store import NotFound
 from domain.common import ERASED, Role
 from domain.identity import IdentityNumber
-from domain.residents import HouseholdRelation, HousingKind, ResidenceStatus, Resident
+from domain.residents import (
+    DependantRelation,
+    HouseholdRelation,
+    HousingKind,
+    ResidenceStatus,
+    Resident,
+    ServiceKind,
+)
 from domain.sites import HousingSite
 from projections.residents import ResidentFilter, list_residents
+from projections.services import SCHOOL_AGE
 from projections.site_occupancy import SiteFilter, list_sites
 
 router = APIRouter()
@@ -268,7 +276,37 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
         permit=resident.permit, timeline=_timeline(page, resident_id), actions=actions,
         open_sites=_site_choices(page, open_sites),
         areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
-        form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat())
+        form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat(),
+        family=_family(page, resident, presenter))
+
+
+def _family(page: Page, resident: Resident, presenter: Presenter) -> dict[str, Any]:
+    """The family and services card: dependants (the name as the Presenter shows it, the
+    birth year, whether a child of school age has a place), the forms their state allows, and
+    the resident's active-member record or the link to identify them as one."""
+    year = page.services.today().year
+    dependants = []
+    for dependant_id, d in sorted(resident.dependants.items(), key=lambda kv: (kv[1]["birth_year"], kv[0])):
+        age = year - int(d["birth_year"])
+        dependants.append({
+            "id": dependant_id, "name": presenter.name(d["name"]), "birth_year": d["birth_year"],
+            "relation": d["relation"], "school_status": d.get("school_status"), "school": d.get("school"),
+            "school_age": d["relation"] == DependantRelation.CHILD and SCHOOL_AGE[0] <= age <= SCHOOL_AGE[1],
+        })
+    choice = [(d["id"], f'{d["name"]} ({d["birth_year"]})') for d in dependants]
+    may = page.may(STAFF_ROLES) and resident.erased_on is None and resident.status != ResidenceStatus.DEPARTED
+    requestable = [c for c, d in zip(choice, dependants, strict=True) if d["school_status"] in (None, "refused")]
+    pending = [c for c, d in zip(choice, dependants, strict=True) if d["school_status"] == "requested"]
+    return {
+        "dependants": dependants, "requestable": requestable, "pending": pending,
+        "relations": [(r.value, page.label("dependant_relation", r.value)) for r in DependantRelation],
+        "service_kinds": [(k.value, page.label("service_kind", k.value)) for k in ServiceKind],
+        "answers": [(a, page.label("school_status", a)) for a in ("placed", "refused")],
+        "actions": {"dependant": may, "school_request": may and bool(requestable),
+                    "school_answer": may and bool(pending), "service": may},
+        "active_member_id": resident.active_member_id,
+        "may_identify": may and resident.active_member_id is None,
+    }
 
 
 @router.get("/ui/residents/{resident_id}")
