@@ -356,6 +356,12 @@ def _policies() -> dict[str, Sealing]:
     }
 
 
+def sealed_fields() -> dict[str, frozenset[str]]:
+    """Per event (``Aggregate.Event``), its top-level fields that are personal data: readers
+    without the right to personal data see them hidden, though a decoded event holds them open."""
+    return {topic.split(":", 1)[1]: frozenset(policy.fields) for topic, policy in _policies().items()}
+
+
 class PrivateMapper(Mapper[UUID]):
     """eventsourcing's mapper, sealing personal fields on the way to the store and opening
     them on the way back."""

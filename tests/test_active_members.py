@@ -72,7 +72,8 @@ def test_an_active_member_is_identified_trained_appointed_liaised_and_lost(casew
     assert history  # the resident's own history is unchanged by the member's events
 
 
-def test_the_employer_note_is_sealed_in_the_store(caseworker: Api, services: Services) -> None:
+def test_the_employer_note_is_sealed_in_the_store_and_hidden_in_the_history_from_who_may_not_read_it(
+        caseworker: Api, services: Services, as_role: Any) -> None:
     rid = resident(caseworker, unique_area("AM"))
     mid = identify(caseworker, rid)["id"]
     caseworker.post(f"/active-members/{mid}/employer-liaisons",
@@ -81,6 +82,12 @@ def test_the_employer_note_is_sealed_in_the_store(caseworker: Api, services: Ser
         (row,) = conn.execute("SELECT state FROM liudong_events WHERE originator_id = %s AND originator_version = 2",
                               (UUID(mid),)).fetchall()
     assert b"night shifts" not in bytes(row["state"])
+
+    def reasons(api: Api) -> list[Any]:
+        return [e["reason"] for e in api.get(f"/active-members/{mid}/history").json()["items"]]
+
+    assert reasons(caseworker)[-1] == "Wang's night shifts swapped"
+    assert reasons(as_role("api_consumer"))[-1] is None  # sealed personal data: hidden without the pii scope
 
 
 def test_refused_commands_name_their_rule_and_store_nothing(caseworker: Api, stored: Any) -> None:

@@ -22,7 +22,7 @@ from application.audit import access_log, count_access_log, record_access
 from application.chain import b64, checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
-from application.privacy import sealed
+from application.privacy import sealed_fields
 from domain.active_members import ActiveMember
 from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
@@ -38,9 +38,21 @@ router = APIRouter(tags=["history and audit"])
 
 # Fields of an event that say why: shown as ``reason`` (free text only to those who may read it).
 REASONS = ("reason", "note", "text", "legal_basis", "justification", "outcome")
-# Events whose reasons may name people.
+# Reasons that may name people, in every event; and the fields each event seals as personal data.
 PERSONAL = frozenset({"text", "reason", "outcome"})
+SEALED = sealed_fields()
 CATALOGUE = EventCatalogue.of_domain()
+
+
+def shown_reason(name: str, event: Any, presenter: Presenter) -> str | None:
+    """The event's reason as this reader may see it: free text that may name people, or a
+    field the event seals, only to those who may read personal data."""
+    reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
+    if reason is None:
+        return None
+    personal = reason[0] in PERSONAL or reason[0] in SEALED.get(name, frozenset())
+    shown = presenter.text(reason[1]) if personal else plain(reason[1])
+    return None if shown is None else str(shown)
 
 
 def _cursor(cursor: str | None) -> int:
@@ -69,17 +81,12 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
         items = []
         for entry in entries[:limit]:
             event = entry.event
-            reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
-            shown_reason = None
-            if reason is not None:
-                personal_text = reason[0] in PERSONAL or sealed(reason[1])
-                shown_reason = presenter.text(reason[1]) if personal_text else plain(reason[1])
             on = effective_on(event, CATALOGUE)
             items.append(HistoryEntry(
                 position=entry.position, version=entry.version, event=entry.name,
                 actor_id=getattr(event, "actor_id", None), actor_role=getattr(event, "actor_role", None),
                 recorded_at=entry.recorded_at, effective_date=on,
-                reason=shown_reason if isinstance(shown_reason, str | None) else str(shown_reason),
+                reason=shown_reason(entry.name, event, presenter),
                 summary=summary(entry.name, event, lang, area_name)))
         more = len(entries) > limit
         page = PageOut[HistoryEntry](items=items, total=record.version, next=encode_cursor(str(items[-1].version))

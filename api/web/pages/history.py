@@ -9,14 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.present import Presenter
-from api.routes.history import CATALOGUE, PERSONAL, REASONS
+from api.routes.history import CATALOGUE, shown_reason
 from api.summaries import summary
 from api.web.core import current_page, uuid_or_none
 from application.access import acting_in
 from application.audit import record_access
-from application.events import plain
 from application.history import effective_on, history
 from application.store import AreaNotAllowed, NotFound
+from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
 from domain.operators import Operator
@@ -35,6 +35,7 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
     "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
     "operators": (Operator, False, "/ui/operators/{id}"),
+    "active-members": (ActiveMember, False, "/ui/active-members/{id}"),
 }
 
 
@@ -62,15 +63,11 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
     entries = []
     for entry in history(page.services.app, aggregate_id, CATALOGUE, limit=MOST):
         event = entry.event
-        reason = next(((k, getattr(event, k)) for k in REASONS if getattr(event, k, None) is not None), None)
-        shown = None
-        if reason is not None:
-            shown = presenter.text(reason[1]) if reason[0] in PERSONAL else plain(reason[1])
         entries.append({
             "version": entry.version, "position": entry.position, "event": entry.name,
             "actor_id": getattr(event, "actor_id", None), "actor_role": getattr(event, "actor_role", None),
             "recorded_at": entry.recorded_at, "effective_on": effective_on(event, CATALOGUE),
-            "reason": None if shown is None else str(shown),
+            "reason": shown_reason(entry.name, event, presenter),
             "summary": summary(entry.name, event, api_lang, area_name),
         })
     if personal:
