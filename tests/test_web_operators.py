@@ -197,8 +197,10 @@ def test_a_supervisor_changes_and_erases_the_contact_person_in_the_browser(
 
 def test_the_language_switch_keeps_the_page_its_filters_and_its_place(web: Any, supervisor: Api) -> None:
     worker = web("caseworker")
-    listed = worker.page("/ui/operators?area=xinqi&type=employer&cursor=abc&after=12")
-    assert listed.by_id["language-switch"]["href"] == "/ui/operators?area=xinqi&type=employer&cursor=abc&lang=en"
+    listed = worker.page("/ui/operators?area=xinqi&type=employer&after=12")
+    assert listed.by_id["language-switch"]["href"] == "/ui/operators?area=xinqi&type=employer&lang=en"
+    bad = worker.page("/ui/operators?area=xinqi&cursor=abc")  # a cursor the page refused is not carried on
+    assert bad.by_id["language-switch"]["href"] == "/ui/operators?area=xinqi&lang=en"
     operator = new_operator(supervisor)
     # After a refused form the page answers the post; the switch goes back to the page the form was on.
     refused = worker.client.post(f"/ui/operators/{operator}/reports", data={**REPORT, "year": "1999",

@@ -101,6 +101,8 @@ class Page:
     principal: Principal
     lang: str
     token: str
+    # Query parameters the page refused (a cursor it did not issue): links it makes leave them out.
+    dropped: set[str] = dataclasses.field(default_factory=set)
 
     @property
     def role(self) -> Role:
@@ -139,7 +141,8 @@ class Page:
             referer = urlsplit(request.headers.get("referer", ""))
             same_site = referer.netloc in ("", request.url.netloc) and referer.path.startswith("/ui/")
             path, query = (referer.path, referer.query) if same_site else ("/", "")
-        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k not in ("lang", "after")]
+        kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True)
+                if k not in ("lang", "after") and k not in self.dropped]
         return f"{path}?{urlencode([*kept, ('lang', lang)])}"
 
     def check_csrf(self, form: Mapping[str, Any]) -> None:

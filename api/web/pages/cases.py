@@ -179,6 +179,7 @@ async def queue(request: Request) -> Response:
             found = queue_page(conn, flt, today, cursor)
         except BadCursor:  # an old or edited link: the first page, and a word about it
             bad_cursor, cursor = True, None
+            page.dropped.add("cursor")
             found = queue_page(conn, flt, today, None)
     sites = {str(s["id"]): s["name"] for s in site_rows(page)}
     rows = []

@@ -67,6 +67,7 @@ async def operators(request: Request) -> Response:
             result = list_operators(conn, flt, PAGE_SIZE, cursor)
         except BadCursor:
             cursor, notice = None, page._("That page link is not valid (any more); here is the first page.")
+            page.dropped.add("cursor")
             result = list_operators(conn, flt, PAGE_SIZE, None)
     rows = [{**r, "area_name": _area_name(page, r["area"]), "latest": r["reports"][-1] if r["reports"] else None}
             for r in result.items]

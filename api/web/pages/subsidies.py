@@ -192,6 +192,7 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
             found = _listed(page, flt, cursor, keep)
         except BadCursor:  # an old or edited link: this list's first page, and a word about it
             bad_cursor, cursor, at[name] = True, None, None
+            page.dropped.add(f"{name}_cursor")
             found = _listed(page, flt, None, keep)
         for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
