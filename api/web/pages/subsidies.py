@@ -197,8 +197,6 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
             row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
-        found.next_url = _queue_url({**at, name: found.next_cursor}) if found.next_cursor else None
-        found.first_url = _queue_url({**at, name: None}) if cursor else None
         return found
 
     def payable(row: dict[str, Any]) -> bool:
@@ -218,6 +216,10 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         lists["pay"] = listed("pay", ApplicationStatus.APPROVED, payable)
     if page.role is Role.AUDITOR:
         lists["all"] = listed("all", None, newest_first=True)
+    # The links last, when every list has read its cursor: one refused cursor is in none of them.
+    for name, found in lists.items():
+        found.next_url = _queue_url({**at, name: found.next_cursor}) if found.next_cursor else None
+        found.first_url = _queue_url({**at, name: None}) if at.get(name) else None
     return page.render("subsidies.html", status=status, lists=lists, cursors=at, bad_cursor=bad_cursor,
                        money=money, outcome=outcome, values=values or {}, failed=failed, today=today.isoformat())
 
