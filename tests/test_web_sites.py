@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 from tests.conftest import WEB_PASSWORD, Api, Browser
-from tests.factories import site_body, unique
+from tests.factories import resident_body, site_body, unique
 
 LANGS = ["zh-CN", "en"]
 READY = ["kindergarten", "clinic", "police_post", "canteen", "activity_room"]  # the settings' checklist
 COMMUNITY_FORMS = {"assess-form", "preparation-form", "election-form", "term-end-form"}
+SITE_FORMS = {"capacity-form", "facilities-form", "close-form"}  # a supervisor's while the site is open
 VOID = {"input", "br", "meta", "link", "img", "hr", "source", "area", "col", "wbr"}
 
 
@@ -242,7 +243,7 @@ def test_a_preparation_refused_for_a_missing_facility_names_it_keeps_the_typing_
         "villages": ["银杏村"]}).status_code == 200
     boss = web("supervisor")
     page = boss.page(f"/ui/sites/{site_id}?lang={lang}")
-    assert page.post_forms() == {"capacity-form", "assess-form", "preparation-form"}
+    assert page.post_forms() == SITE_FORMS | {"assess-form", "preparation-form"}
     before = stored()
     refused = boss.post(f"/ui/sites/{site_id}/preparation?lang={lang}", {
         "approved_on": "2026-11-24", "member_name_1": "王芳", "member_role_1": "组长", "member_name_2": "李伟",
@@ -278,7 +279,7 @@ def test_a_supervisor_approves_a_preparation_records_an_election_and_ends_the_te
         web: Any, supervisor: Api, caseworker: Api) -> None:
     site_id = new_site(supervisor)
     boss = web("supervisor")
-    assert boss.page(f"/ui/sites/{site_id}").post_forms() == {"capacity-form", "assess-form"}
+    assert boss.page(f"/ui/sites/{site_id}").post_forms() == SITE_FORMS | {"assess-form"}
     landed(boss.post(f"/ui/sites/{site_id}/assessment", assessment()), site_id)
     landed(boss.post(f"/ui/sites/{site_id}/preparation", {
         "approved_on": "2026-11-21", "member_name_1": "王芳", "member_role_1": "组长", "member_name_3": "李伟",
@@ -287,7 +288,7 @@ def test_a_supervisor_approves_a_preparation_records_an_election_and_ends_the_te
     assert document["stage"] == "preparation" and document["preparation"]["approved_on"] == "2026-11-21"
     assert [(m["name"], m["role"]) for m in document["preparation"]["group"]] == [("王芳", "组长"), ("李伟", "member")]
     page = boss.page(f"/ui/sites/{site_id}")
-    assert page.post_forms() == {"capacity-form", "election-form"}
+    assert page.post_forms() == SITE_FORMS | {"election-form"}
     assert "王芳" in page.text("site-preparation")
 
     landed(boss.post(f"/ui/sites/{site_id}/election", election([810, 790, 640, 620, 600, 300], ballots="900")),
@@ -298,13 +299,13 @@ def test_a_supervisor_approves_a_preparation_records_an_election_and_ends_the_te
     assert elected["seats"] == 5 and elected["elected_on"] == "2026-11-24"
     assert sorted(m["name"] for m in elected["members"]) == [f"候选人{n}" for n in range(1, 6)]
     page = boss.page(f"/ui/sites/{site_id}")
-    assert page.post_forms() == {"capacity-form", "term-end-form"}
+    assert page.post_forms() == SITE_FORMS | {"term-end-form"}
     assert "候选人1" in page.text("site-elected") and "候选人6" not in page.text("site-elected")
 
     landed(boss.post(f"/ui/sites/{site_id}/term-end", {"ended_on": "2026-11-25"}), site_id)
     assert supervisor.get(f"/sites/{site_id}").json()["stage"] == "term_ended"
     page = boss.page(f"/ui/sites/{site_id}")
-    assert page.post_forms() == {"capacity-form", "election-form"}  # the next election is due
+    assert page.post_forms() == SITE_FORMS | {"election-form"}  # the next election is due
     # A caseworker at that stage may do none of the community's steps.
     assert web("caseworker").page(f"/ui/sites/{site_id}").post_forms() == set()
 
@@ -345,9 +346,35 @@ def test_an_auditor_sees_no_form_and_may_post_none(web: Any, supervisor: Api, ca
     for path, body in ((f"/ui/sites/{site_id}/assessment", assessment()),
                        (f"/ui/sites/{site_id}/preparation", {"approved_on": "2026-11-24"}),
                        (f"/ui/sites/{site_id}/election", election([9, 8, 7, 6, 5])),
-                       (f"/ui/sites/{site_id}/term-end", {"ended_on": "2026-11-25"})):
+                       (f"/ui/sites/{site_id}/term-end", {"ended_on": "2026-11-25"}),
+                       (f"/ui/sites/{site_id}/facilities", {"facility": ["canteen"]}),
+                       (f"/ui/sites/{site_id}/closure", {"closed_on": "2026-11-25", "reason": "x"})):
         assert auditor.post(path, body).status_code == 403, path
     assert before.unchanged()
+
+
+def test_a_supervisor_changes_the_facilities_and_closes_an_empty_site_but_not_an_occupied_one(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    site_id = new_site(supervisor)
+    boss = web("supervisor")
+    assert {"facilities-form", "close-form"} <= boss.page(f"/ui/sites/{site_id}").post_forms()
+    assert not {"facilities-form", "close-form"} & web("caseworker").page(f"/ui/sites/{site_id}").post_forms()
+    landed(boss.post(f"/ui/sites/{site_id}/facilities", {"facility": ["canteen", "clinic", "school"]}), site_id)
+    assert supervisor.get(f"/sites/{site_id}").json()["facilities"] == ["canteen", "clinic", "school"]
+
+    resident = caseworker.post("/residents", {**resident_body(), "site_id": site_id}).json()["id"]
+    before = stored()
+    refused = boss.post(f"/ui/sites/{site_id}/closure?lang=en", {"closed_on": "2026-11-25", "reason": "lease ended"})
+    assert refused.status_code == 409
+    page = Html(refused.text)
+    assert page.problems[0] == ("site_has_occupants", "Residents still live at the site; move them out first.")
+    assert page.value("close-reason") == "lease ended"
+    assert before.unchanged()
+
+    caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-11-25", "reason": "went home"})
+    landed(boss.post(f"/ui/sites/{site_id}/closure", {"closed_on": "2026-11-25", "reason": "lease ended"}), site_id)
+    assert supervisor.get(f"/sites/{site_id}").json()["closed_on"] == "2026-11-25"
+    assert not {"facilities-form", "close-form"} & boss.page(f"/ui/sites/{site_id}").post_forms()
 
 
 # -- in the browser ------------------------------------------------------------------------------

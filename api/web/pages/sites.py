@@ -51,7 +51,7 @@ COMMUNITY_ROLES = SUPERVISOR_ROLES  # preparation, election, term end
 CANDIDATE_ROWS = 12  # an election of five to nine seats, with more candidates than seats
 GROUP_ROWS = 5  # the preparatory group's members typed on the form
 LIST_SEPARATORS = re.compile(r"[、,\uff0c;\uff1b\n]+")  # villages typed in one field, ASCII or full-width
-MOST = {"name": 100, "address": 200, "operator_name": 100, "note": 500, "villages": 640}
+MOST = {"name": 100, "address": 200, "operator_name": 100, "note": 500, "villages": 640, "reason": 500}
 
 
 def _lacks(site: HousingSite, page: Page) -> list[str]:
@@ -177,6 +177,8 @@ def _defaults(page: Page, site: HousingSite) -> dict[str, dict[str, Any]]:
         "preparation": {"approved_on": today},
         "election": {"held_on": today, "seats": str(SEATS_MIN)},
         "term_end": {"ended_on": today},
+        "facilities": {"facilities": list(site.facilities)},
+        "close": {"closed_on": today},
     }
 
 
@@ -213,6 +215,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         valid_days=ASSESSMENT_VALID_DAYS, cases=cases, may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
         values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
         form=form, outcome=outcome, forms=forms, actions=_actions(page, site),
+        site_actions={name: page.may(SUPERVISOR_ROLES) and site.closed_on is None for name in ("facilities", "close")},
         facilities=_options(page, "facility", FACILITIES),
         operator_statuses=_options(page, "operator_status", OPERATOR_STATUSES),
         checklist=[page.label("facility", f) for f in checklist],
@@ -373,3 +376,29 @@ async def end_term(site_id: UUID, request: Request) -> Response:
         return page.run(lambda stamp: page.services.app.end_community_term(site_id, ended_on=day, stamp=stamp))
 
     return await _act(request, site_id, "term_end", COMMUNITY_ROLES, "ended_on", act)
+
+
+@router.post("/ui/sites/{site_id}/facilities")
+async def change_facilities(site_id: UUID, request: Request) -> Response:
+    """The site's facilities as ticked (the whole list, as the API takes it)."""
+    page = current_page(request)
+    page.require(SUPERVISOR_ROLES)
+    await page.form()  # the CSRF token checked
+    chosen = [f for f in (await page.form_lists()).get("facility", []) if f]
+    outcome = page.run(lambda stamp: page.services.app.change_site_facilities(site_id, chosen, stamp))
+    if not outcome.ok:
+        return _site_page(page, site_id, form="facilities", values={"facilities": chosen}, outcome=outcome,
+                          status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/sites/{site_id}?after={outcome.result.position}")
+
+
+@router.post("/ui/sites/{site_id}/closure")
+async def close_site(site_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
+        refusal = _required(page, form, ["reason"]) or _too_long(page, form, ["reason"])
+        if refusal is not None:
+            return refusal
+        return page.run(lambda stamp: page.services.app.close_site(site_id, day, form["reason"], stamp))
+
+    return await _act(request, site_id, "close", SUPERVISOR_ROLES, "closed_on", act)
