@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run run-distributed test lint typecheck unit bench clean browser
+.PHONY: run run-distributed test lint typecheck unit bench clean browser bench-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ test: lint typecheck browser
 
 # Each bench prints its own figures and records its headline ones; the table of them ends the run.
 BENCH_RESULTS ?= $(CURDIR)/.bench-results.jsonl
-bench: $(VENV)/.installed-dev
+bench: $(VENV)/.installed-dev bench-tools
 	rm -f $(BENCH_RESULTS)
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.commands
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.concurrency
@@ -58,6 +58,10 @@ bench: $(VENV)/.installed-dev
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.population
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.table $(BENCH_RESULTS)
+
+# wrk loads the HTTP bench (Debian's package; nothing is downloaded from elsewhere).
+bench-tools:
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
