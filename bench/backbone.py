@@ -168,8 +168,12 @@ def warm_up(services: Services, work: Workload, timeout: float = 120) -> None:
 
 # -- the processes of the distributed mode ------------------------------------------------
 @contextlib.contextmanager
-def distributed(database: Database, bootstrap: str, prefix: str, workers: int) -> Iterator[list[Any]]:
+def distributed(database: Database, bootstrap: str, prefix: str, workers: int,
+                settings: Settings) -> Iterator[list[Any]]:
+    # The relay and the workers open the personal data with the installation's master key.
+    key_file = settings.pii_master_key_file or settings.data_dir / "pii-master.key"
     env = {**os.environ, **FAST_GROUP, "LIUDONG_DATABASE_URL": database.dsn,
+           "LIUDONG_PII_MASTER_KEY_FILE": str(key_file),
            "LIUDONG_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LIUDONG_KAFKA_TOPIC_PREFIX": prefix,
            "LIUDONG_KAFKA_CONSUMER_GROUP": f"{prefix}-views", "LIUDONG_KAFKA_PARTITIONS": "6",
            "LIUDONG_LOG_LEVEL": "WARNING"}
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                 "sweep_interval_seconds": 0})
             services = Services.open(kafka_settings, database=database, run_projections=True)
             try:
-                with distributed(database, broker.bootstrap, prefix, args.workers):
+                with distributed(database, broker.bootstrap, prefix, args.workers, kafka_settings):
                     warm_up(services, work)
                     kafka = measure_lag(f"Kafka, relay + {args.workers} workers", services, work, args.rate,
                                         args.seconds)
