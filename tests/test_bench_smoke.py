@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ("bench.queries", ["--residents", "300", "--readers", "2", "--requests", "5", "--seconds", "1"]),
     ("bench.audit", ["--residents", "40"]),
     ("bench.district", ["--residents", "400"]),
+    ("bench.backbone", ["--rate", "20", "--seconds", "1", "--relay-events", "200", "--workers", "1"]),
     pytest.param("bench.http", ["--clients", "4", "--seconds", "1"],
                  marks=pytest.mark.skipif(shutil.which("wrk") is None, reason="bench.http loads with wrk")),
 ])
