@@ -185,6 +185,13 @@ class Page:
         """A refusal for the form: the rule in words (``message`` where the catalogue has none)."""
         return CommandOutcome(error=self.error_text(rule, message), rule=rule, field=field_name)
 
+    def too_long(self, form: Mapping[str, str], limits: Mapping[str, int]) -> CommandOutcome | None:
+        """The first field longer than its limit, refused with the rule in words."""
+        for name, most in limits.items():
+            if len(form.get(name, "")) > most:
+                return self.refused("too_long", f"at most {most} characters", name)
+        return None
+
     def error_text(self, rule: str, message: str) -> str:
         """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""
         key = f"rule.{rule}"

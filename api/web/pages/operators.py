@@ -99,7 +99,7 @@ async def register_operator(request: Request) -> Response:
     page.require(SUPERVISOR_ROLES)
     form = await page.form()
     values = {k: v for k, v in form.items() if k != "csrf"}
-    outcome = _required(page, form, ["type", "name", "contact", "area"]) or _lengths(page, form)
+    outcome = _required(page, form, ["type", "name", "contact", "area"]) or page.too_long(form, MOST)
     if outcome is None and form["type"] not in TYPES:
         outcome = page.refused("operator_type_unknown", "choose a kind of operator from the list", "type")
     if outcome is None:
@@ -198,7 +198,7 @@ async def _act(request: Request, operator_id: UUID, form_name: str, roles: froze
     page.require(roles)
     form = await page.form()
     values = {k: v for k, v in form.items() if k != "csrf"}
-    outcome = _required(page, form, required) or _lengths(page, form)
+    outcome = _required(page, form, required) or page.too_long(form, MOST)
     if outcome is None:
         parsed = _parse(page, form, required)
         outcome = parsed if isinstance(parsed, CommandOutcome) else act(page, form, parsed)
@@ -272,10 +272,3 @@ async def erase_contact(operator_id: UUID, request: Request) -> Response:
 
     return await _act(request, operator_id, "erase", SUPERVISOR_ROLES, ["legal_basis", "note"], act)
 
-
-# -- form helpers ----------------------------------------------------------------
-def _lengths(page: Page, form: dict[str, str]) -> CommandOutcome | None:
-    for name, most in MOST.items():
-        if len(form.get(name, "")) > most:
-            return page.refused("too_long", f"at most {most} characters", name)
-    return None

@@ -181,10 +181,7 @@ async def register_resident(request: Request) -> Response:
     if outcome is None and not PHONE.match(form["phone"]):
         outcome = _fail(page, "phone_format", "phone", "a phone number: digits, spaces or dashes")
     if outcome is None:
-        for name, most in (("name", 100), ("hometown", 64), ("employer", 100)):
-            if len(form.get(name, "")) > most:
-                outcome = _fail(page, "too_long", name, f"at most {most} characters")
-                break
+        outcome = page.too_long(form, {"name": 100, "hometown": 64, "employer": 100})
     relation = form.get("household_relation") or None
     if outcome is None and relation is not None and relation not in {r.value for r in HouseholdRelation}:
         outcome = _fail(page, "household_relation", "household_relation", "unknown household relation")
@@ -199,10 +196,7 @@ async def register_resident(request: Request) -> Response:
     if outcome is None and kind is not None and kind not in MOVE_OUT_KINDS:
         outcome = _fail(page, "housing_kind", "housing_kind", "choose a housing kind from the list")
     if outcome is None:
-        for name, most in (("landlord", 100), ("address", 200)):
-            if len(form.get(name, "")) > most:
-                outcome = _fail(page, "too_long", name, f"at most {most} characters")
-                break
+        outcome = page.too_long(form, {"landlord": 100, "address": 200})
     if outcome is None:
         assert registered_on is not None
         day = registered_on

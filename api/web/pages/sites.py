@@ -104,10 +104,7 @@ def _whole(page: Page, form: dict[str, str], name: str, low: int, high: int,
 
 
 def _too_long(page: Page, form: dict[str, str], names: Iterable[str]) -> CommandOutcome | None:
-    for name in names:
-        if len(form.get(name, "")) > MOST[name]:
-            return _fail(page, "too_long", name, f"at most {MOST[name]} characters")
-    return None
+    return page.too_long(form, {name: MOST[name] for name in names})
 
 
 # -- register a site ---------------------------------------------------------------------------
