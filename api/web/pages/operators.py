@@ -131,9 +131,10 @@ def _operator_page(page: Page, operator_id: UUID, *, form: str | None = None, va
     run_sites = [{"id": str(s.site_id), "name": sites[s.site_id].name, "area_name": _area_name(page, s.site_area),
                   "assigned_on": s.assigned_on, "trend": trends[s.site_id]} for s in runs]
     site_choices = [(r["id"], r["name"]) for r in run_sites]
-    assignable = [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})')
-                  for s in _sites(page, closed=False) if s["id"] not in sites]
     may_supervise, may_work = page.may(SUPERVISOR_ROLES), page.may(STAFF_ROLES)
+    # The sites it could take over: read only for those who may hand one over.
+    assignable = [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})')
+                  for s in _sites(page, closed=False) if s["id"] not in sites] if may_supervise else []
     actions = {
         "assign": may_supervise and bool(assignable), "release": may_supervise and bool(run_sites),
         "report": may_work, "inspect": may_work and bool(run_sites), "contact": may_supervise,
