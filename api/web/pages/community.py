@@ -47,13 +47,6 @@ MOST = {"course": 100, "employer": 100, "note": 500, "name": 100, "school": 100,
 
 
 # -- shared helpers ------------------------------------------------------------
-def _lengths(page: Page, form: dict[str, str]) -> CommandOutcome | None:
-    for name, most in MOST.items():
-        if len(form.get(name, "")) > most:
-            return page.refused("too_long", f"at most {most} characters", name)
-    return None
-
-
 def _dates(page: Page, form: dict[str, str], names: list[str]) -> tuple[dict[str, date], CommandOutcome | None]:
     days: dict[str, date] = {}
     for name in names:
@@ -67,7 +60,7 @@ def _dates(page: Page, form: dict[str, str], names: list[str]) -> tuple[dict[str
 def _check(page: Page, form: dict[str, str], required: list[str], dates: list[str]
            ) -> tuple[dict[str, date], CommandOutcome | None]:
     """The form's own checks before the use case: filled in, not too long, dates that are dates."""
-    outcome = _required(page, form, required) or _lengths(page, form)
+    outcome = _required(page, form, required) or page.too_long(form, MOST)
     if outcome is not None:
         return {}, outcome
     return _dates(page, form, dates)
@@ -273,12 +266,13 @@ async def active_member(member_id: UUID, request: Request) -> Response:
     return _member_page(page, member_id)
 
 
-MemberAct = Callable[[Page, dict[str, str], dict[str, date]], CommandOutcome]
+FormAct = Callable[[Page, dict[str, str], dict[str, date]], CommandOutcome]
 
 
-async def _member_act(request: Request, member_id: UUID, form_name: str, required: list[str], dates: list[str],
-                      act: MemberAct) -> Response:
-    """One of the member's forms: the API's use case, or the form again with the rule in words."""
+async def _form_act(request: Request, form_name: str, required: list[str], dates: list[str], act: FormAct,
+                    again: Callable[..., Response], done: str) -> Response:
+    """One of the pages' forms: the API's use case, then ``done`` (with ``after=``, and any
+    #fragment kept last), or the page again (``again``) with the form as typed and the rule in words."""
     page = current_page(request)
     page.require(STAFF_ROLES)
     form = await page.form()
@@ -287,10 +281,16 @@ async def _member_act(request: Request, member_id: UUID, form_name: str, require
     if outcome is None:
         outcome = act(page, form, days)
     if not outcome.ok:
-        return _member_page(page, member_id, form=form_name, values=values, outcome=outcome,
-                            status=_status(outcome))
+        return again(page, form=form_name, values=values, outcome=outcome, status=_status(outcome))
     assert outcome.result is not None
-    return redirect(f"/ui/active-members/{member_id}?after={outcome.result.position}")
+    path, _, fragment = done.partition("#")
+    return redirect(f"{path}?after={outcome.result.position}" + (f"#{fragment}" if fragment else ""))
+
+
+async def _member_act(request: Request, member_id: UUID, form_name: str, required: list[str], dates: list[str],
+                      act: FormAct) -> Response:
+    return await _form_act(request, form_name, required, dates, act,
+                           lambda page, **kw: _member_page(page, member_id, **kw), f"/ui/active-members/{member_id}")
 
 
 def _role(page: Page, form: dict[str, str]) -> CommandOutcome | None:
@@ -387,24 +387,12 @@ async def services_page(request: Request) -> Response:
 
 
 # -- the resident's family and services (their page's card) -----------------------------------
-ResidentAct = Callable[[Page, dict[str, str], dict[str, date]], CommandOutcome]
-
-
 async def _resident_act(request: Request, resident_id: UUID, form_name: str, required: list[str], dates: list[str],
-                        act: ResidentAct) -> Response:
-    """One of the family card's forms: the services use case, or the resident's page again with the rule."""
-    page = current_page(request)
-    page.require(STAFF_ROLES)
-    form = await page.form()
-    values = {k: v for k, v in form.items() if k != "csrf"}
-    days, outcome = _check(page, form, required, dates)
-    if outcome is None:
-        outcome = act(page, form, days)
-    if not outcome.ok:
-        return _resident_page(page, resident_id, form=form_name, values=values, outcome=outcome,
-                              status=_status(outcome))
-    assert outcome.result is not None
-    return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}#family")
+                        act: FormAct) -> Response:
+    """One of the family card's forms: back to the resident's page, at the card."""
+    return await _form_act(request, form_name, required, dates, act,
+                           lambda page, **kw: _resident_page(page, resident_id, **kw),
+                           f"/ui/residents/{resident_id}#family")
 
 
 @router.post("/ui/residents/{resident_id}/dependants")
