@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,25 +18,11 @@ from application.services import Services
 from domain.residents import Resident
 from tests.conftest import Api, Browser, define_area
 from tests.factories import resident_body
-from tests.test_web_sites import Html, Staff
+from tests.test_web_sites import Html, web
 
 LANGS = ["zh-CN", "en"]
 MEMBER_FORMS = {"form-add-member"}
-
-
-@pytest.fixture()
-def web(base_url: str, staff: dict[str, str]) -> Iterator[Any]:
-    """Signed-in web sessions over plain HTTP, one per role asked for."""
-    sessions: list[Staff] = []
-
-    def sign_in(role: str) -> Staff:
-        session = Staff(base_url, staff[role])
-        sessions.append(session)
-        return session
-
-    yield sign_in
-    for session in sessions:
-        session.client.close()
+__all__ = ["web"]  # the signed-in HTTP sessions' fixture, shared with the sites' pages
 
 
 def resident(api: Api, area: str, name: str) -> str:
