@@ -315,8 +315,9 @@ class CommandAccepted(Public):
 
 class PageOut(Public, Generic[T]):
     items: list[T]
-    total: int = Field(description="how many items match; counted exactly up to 1,000, above that PostgreSQL's "
-                                   "estimate (total_estimated: true)")
+    total: int = Field(description="how many items match: exact where the view keeps counts (residents and "
+                                   "permits by area, site, status, housing, permit status), else counted exactly "
+                                   "up to 1,000 and above that PostgreSQL's estimate (total_estimated: true)")
     next: str | None = Field(description="cursor for the next page, or null")
     total_estimated: bool = Field(default=False, description="true: total is an estimate (a large result)")
 

@@ -22,9 +22,11 @@ class ResidentsView(ViewRecorder):
     prefixes, for search. No plaintext personal data is kept here."""
 
     # Version 3: housing_kind (issue 10), filled from the moves' housing kinds. Version 4:
-    # name_sort, so lists sort by pinyin (issue 11). Version 5: id_suffix_tokens.
-    version = 5
-    tables = ["residents"]
+    # name_sort, so lists sort by pinyin (issue 11). Version 5: id_suffix_tokens. Version 6:
+    # residents_counts, the number of residents per filter value, so a list's total is a sum of
+    # a few rows instead of a scan (issue 9).
+    version = 6
+    tables = ["residents", "residents_counts"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
         " id uuid PRIMARY KEY,"
@@ -71,7 +73,45 @@ class ResidentsView(ViewRecorder):
         # Keyed hashes of the identity number's last 4, 5 and 6 characters (search by suffix).
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS id_suffix_tokens text[] NOT NULL DEFAULT '{}'",
         "CREATE INDEX IF NOT EXISTS residents_id_suffix_idx ON residents USING gin (id_suffix_tokens)",
+        # How many residents have each combination of the list filters' columns, kept by the
+        # handlers below in the statement that changes the row (see _counted).
+        "CREATE TABLE IF NOT EXISTS residents_counts ("
+        " area text NOT NULL, status text NOT NULL, site_id uuid, housing_kind text, permit_status text,"
+        " n bigint NOT NULL, CONSTRAINT residents_counts_key"
+        " UNIQUE NULLS NOT DISTINCT (area, status, site_id, housing_kind, permit_status))",
     ]
+
+
+# The residents columns that residents_counts counts by: every list filter but the name and
+# identity-number searches.
+COUNTED = "area, status, site_id, housing_kind, permit_status"
+
+
+_DELTA = (
+    f" delta AS (SELECT {COUNTED}, -1 AS d FROM old UNION ALL SELECT {COUNTED}, 1 FROM new)"
+    f" INSERT INTO residents_counts AS c ({COUNTED}, n)"
+    f" SELECT {COUNTED}, sum(d) FROM delta GROUP BY {COUNTED} HAVING sum(d) <> 0"
+    f" ON CONFLICT ON CONSTRAINT residents_counts_key DO UPDATE SET n = c.n + EXCLUDED.n"
+)
+
+
+def _update_counted(cursor: Cursor[DictRow], resident_id: Any, assignments: str, *values: Any) -> None:
+    """``UPDATE residents SET {assignments} WHERE id = resident_id`` and, in the same
+    statement, the matching change of residents_counts: the row's old combination loses one,
+    the new one gains one (nothing when they are the same). One statement, so the handlers
+    stay pipelined; ``old`` reads the row in the statement's snapshot, before the update."""
+    cursor.execute(
+        f"WITH old AS (SELECT {COUNTED} FROM residents WHERE id = %s),"
+        f" new AS (UPDATE residents SET {assignments} WHERE id = %s RETURNING {COUNTED}),{_DELTA}",
+        (resident_id, *values, resident_id),
+    )
+
+
+def recount(conn: Connection[Any]) -> None:
+    """residents_counts from the rows as they are (for rows written around the handlers)."""
+    conn.execute("DELETE FROM residents_counts")
+    conn.execute(f"INSERT INTO residents_counts ({COUNTED}, n) SELECT {COUNTED}, count(*) FROM residents"
+                 f" GROUP BY {COUNTED}")
 
 
 class ResidentsProjection(SqlProjection):
@@ -83,9 +123,11 @@ class ResidentsProjection(SqlProjection):
         name = self.privacy.open(e.name)
         number = self.privacy.open(e.id_number)
         cursor.execute(
+            f"WITH old AS (SELECT {COUNTED} FROM residents WHERE false), new AS ("
             "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
             " employer, status, site_id, area, since, registered_on, housing_kind, version, name_sort,"
-            " id_suffix_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s, %s)",
+            " id_suffix_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s, %s)"
+            f" RETURNING {COUNTED}),{_DELTA}",
             (
                 e.originator_id,
                 e.name,
@@ -128,11 +170,9 @@ class ResidentsProjection(SqlProjection):
 
     @handles(event_class(Resident, "DepartedDistrict"))
     def departed(self, cursor: Cursor[DictRow], e: Any) -> None:
-        cursor.execute(
-            "UPDATE residents SET status = %s, site_id = NULL, since = %s, housing_kind = NULL, version = %s"
-            " WHERE id = %s",
-            (ResidenceStatus.DEPARTED.value, e.effective_date, e.originator_version, e.originator_id),
-        )
+        _update_counted(cursor, e.originator_id,
+                        "status = %s, site_id = NULL, since = %s, housing_kind = NULL, version = %s",
+                        ResidenceStatus.DEPARTED.value, e.effective_date, e.originator_version)
 
     @handles(event_class(Resident, "EmployerChanged"))
     def employer_changed(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -178,17 +218,14 @@ class ResidentsProjection(SqlProjection):
 
     @staticmethod
     def _permit(cursor: Cursor[DictRow], e: Any, assignments: str, *values: Any) -> None:
-        cursor.execute(f"UPDATE residents SET {assignments}, version = %s WHERE id = %s",
-                       (*values, e.originator_version, e.originator_id))
+        _update_counted(cursor, e.originator_id, f"{assignments}, version = %s", *values, e.originator_version)
 
     @staticmethod
     def _place(cursor: Cursor[DictRow], e: Any, status: ResidenceStatus, site_id: Any, area: str,
                housing_kind: str) -> None:
-        cursor.execute(
-            "UPDATE residents SET status = %s, site_id = %s, area = %s, since = %s, housing_kind = %s, version = %s"
-            " WHERE id = %s",
-            (status.value, site_id, area, e.effective_date, housing_kind, e.originator_version, e.originator_id),
-        )
+        _update_counted(cursor, e.originator_id,
+                        "status = %s, site_id = %s, area = %s, since = %s, housing_kind = %s, version = %s",
+                        status.value, site_id, area, e.effective_date, housing_kind, e.originator_version)
 
 
 def mask_name(name: str) -> str:
@@ -240,7 +277,11 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     if flt.areas is not None:
         where.append("area = ANY(%s)")
         params.append(flt.areas)
-    total, estimated = count_rows(conn, "residents" + (" WHERE " + " AND ".join(where) if where else ""), params)
+    clause = " WHERE " + " AND ".join(where) if where else ""
+    if flt.name_token or flt.id_suffix_token:  # searches are not counted ahead
+        total, estimated = count_rows(conn, "residents" + clause, params)
+    else:
+        total, estimated = counted_total(conn, clause, params), False
     page_where = list(where)
     page_params = list(params)
     if cursor:
@@ -256,8 +297,16 @@ def list_residents(conn: Connection[DictRow], flt: ResidentFilter, limit: int, c
     has_more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(rows[-1]["name_sort"], str(rows[-1]["id"])) if has_more and rows else None
-    rows = [{k: v for k, v in r.items() if k != "name_sort"} for r in rows]
-    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)
+    for row in rows:
+        del row["name_sort"]
+    return Page(items=rows, total=total, next_cursor=next_cursor, total_estimated=estimated)
+
+
+def counted_total(conn: Connection[Any], clause: str, params: list[Any]) -> int:
+    """How many residents match ``clause`` (conditions on the COUNTED columns only), summed
+    from residents_counts: a few hundred rows at most, whatever the district's size."""
+    row = conn.execute(f"SELECT coalesce(sum(n), 0) AS n FROM residents_counts{clause}", params).fetchone()
+    return int(row["n"] if isinstance(row, dict) else row[0]) if row else 0
 
 
 def list_permits(
@@ -277,7 +326,10 @@ def list_permits(
         where.append("endorsement_due < %s")
         params.append(due_before)
     clause = " WHERE " + " AND ".join(where)
-    total, estimated = count_rows(conn, "residents" + clause, list(params))
+    if due_before:
+        total, estimated = count_rows(conn, "residents" + clause, list(params))
+    else:
+        total, estimated = counted_total(conn, clause, list(params)), False
     if cursor:
         last_name, last_id = decode_keyset(cursor)
         clause += " AND (name_masked, id) > (%s, %s)"
