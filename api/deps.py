@@ -2,12 +2,13 @@
 waits, and the command context that handles Idempotency-Key, If-Match and the answer."""
 
 
+import functools
 import hashlib
 import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -15,7 +16,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
+from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from api.schemas import CommandAccepted
@@ -41,7 +43,9 @@ IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,12})"?$')
 
 
-def get_services(request: Request) -> Services:
+# The dependencies below are ``async def`` though they do not wait: FastAPI runs a plain
+# ``def`` dependency in a worker thread, and each such hop cost a list request about 0.7 ms.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -49,7 +53,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_principal(
+async def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -57,7 +61,9 @@ def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem(401, "Unauthorized", "send an API key or token as 'Authorization: Bearer ...'",
                       rule="missing_api_key", headers=unauthorized)
-    principal = services.authenticator.authenticate(credentials.credentials)
+    known, principal = services.authenticator.cached(credentials.credentials)
+    if not known:  # a key not seen lately, or a token: the database or a signature check, in a thread
+        principal = await run_in_threadpool(services.authenticator.authenticate, credentials.credentials)
     if principal is None:
         raise Problem(401, "Unauthorized", "the API key or token is not valid, has expired or has been revoked",
                       rule="invalid_api_key", headers=unauthorized)
@@ -67,10 +73,10 @@ def get_principal(
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
     allowed = set(roles)
 
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:
         if principal.actor.role not in allowed:
             raise Problem(
                 403, "Forbidden",
@@ -279,17 +285,34 @@ def respond(model: BaseModel, headers: dict[str, str] | None = None, status: int
 
 def page_response(page: Page, headers: dict[str, str], items: list[Any] | None = None,
                   item_model: type[BaseModel] | None = None) -> JSONResponse:
-    """A list answer: ``{items, total, next}``, each item checked against ``item_model``."""
+    """A list answer: ``{items, total, next, total_estimated}``, each item checked against
+    ``item_model`` and written to JSON by pydantic in one pass (a list of 50 rows costs a
+    third of what a model_dump per row and ``json.dumps`` of the result did)."""
     values = page.items if items is None else items
     if item_model is not None:
-        values = [item_model.model_validate(v).model_dump(mode="json") for v in values]
+        adapter = _list_of(item_model)
+        encoded = adapter.dump_json(adapter.validate_python(values))
     else:
         from fastapi.encoders import jsonable_encoder
 
-        values = jsonable_encoder(values)
-    # The items are checked against their model above; the envelope is PageOut's shape, built once.
-    body = {"items": values, "total": page.total, "next": page.next_cursor, "total_estimated": page.total_estimated}
-    return JSONResponse(body, headers=headers)
+        encoded = json.dumps(jsonable_encoder(values), ensure_ascii=False, separators=(",", ":")).encode()
+    # The envelope is PageOut's shape.
+    tail = json.dumps({"total": page.total, "next": page.next_cursor, "total_estimated": page.total_estimated},
+                      separators=(",", ":")).encode()
+    return EncodedJSON(b'{"items":' + encoded + b"," + tail[1:], headers=headers)
+
+
+class EncodedJSON(JSONResponse):
+    """A JSON answer whose body is already encoded."""
+
+    def render(self, content: Any) -> bytes:
+        assert isinstance(content, bytes)
+        return content
+
+
+@functools.cache
+def _list_of(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
 
 
 def language(request: Request) -> str:
@@ -304,7 +327,11 @@ def language(request: Request) -> str:
     return "zh"
 
 
-Language = Annotated[str, Depends(language)]
+async def _language(request: Request) -> str:
+    return language(request)
+
+
+Language = Annotated[str, Depends(_language)]
 
 
 def erased_text(lang: str) -> str:
@@ -375,7 +402,7 @@ def after_all(*views: str) -> Any:
     return Depends(wait)
 
 
-def page_limit(request: Request, limit: Annotated[int, Query(ge=1, le=500, description=(
+async def page_limit(request: Request, limit: Annotated[int, Query(ge=1, le=500, description=(
         "items per page; at most the service's page size cap"))] = 50) -> int:
     """``?limit=``, reduced to the configured page size cap."""
     cap: int = request.app.state.settings.max_page_size

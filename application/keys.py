@@ -149,6 +149,18 @@ class Authenticator:
         self._cache: dict[str, tuple[Principal | None, float]] = {}
         self._lock = threading.Lock()
 
+    def cached(self, credential: str) -> tuple[bool, Principal | None]:
+        """``(True, principal-or-None)`` when the answer for an API key is at hand without
+        the database (a key seen within the cache time), else ``(False, None)``: for callers
+        on an event loop, which then send ``authenticate`` to a thread."""
+        if credential.count(".") == 2 and not credential.startswith("ld_"):
+            return False, None
+        with self._lock:
+            cached = self._cache.get(hash_key(credential))
+        if cached is not None and cached[1] > time.monotonic():
+            return True, cached[0]
+        return False, None
+
     def authenticate(self, credential: str) -> Principal | None:
         if credential.count(".") == 2 and not credential.startswith("ld_"):
             return self._token(credential)
