@@ -486,8 +486,12 @@ class ViewApplier:
                 cur.execute(SQL("DELETE FROM {} WHERE view = %s").format(Identifier(table)), (self.name,))
             cur.execute("UPDATE projection_dead_letters SET resolved_at = now(), resolution = 'rebuilt'"
                         " WHERE view = %s AND resolved_at IS NULL", (self.name,))
+            cur.execute("SELECT set_config('liudong.rebuilding', 'on', true)")
             for batch in batches:
                 self._apply(cur, batch)
+            cur.execute("SELECT set_config('liudong.rebuilding', 'off', true)")
+            for statement in self.projection.view_class.after_rebuild:
+                cur.execute(statement)
             if head:
                 cur.execute(self._upsert_tracking, (LOW_WATER_MARK, head))
                 notify_mark(cur, self.name, head)

@@ -11,9 +11,19 @@ from psycopg.rows import DictRow
 from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
-from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.base import REBUILDING, SqlProjection, ViewRecorder, event_class, handles
 from projections.pages import Page, count_rows, decode_keyset, encode_cursor
 from projections.sorting import pinyin_key
+
+# The residents columns that residents_counts counts by: every list filter but the name and
+# identity-number searches.
+COUNTED = "area, status, site_id, housing_kind, permit_status"
+
+# residents_counts from the rows as they are: after a rebuild, or rows written around the handlers.
+RECOUNT = [
+    "DELETE FROM residents_counts",
+    f"INSERT INTO residents_counts ({COUNTED}, n) SELECT {COUNTED}, count(*) FROM residents GROUP BY {COUNTED}",
+]
 
 
 class ResidentsView(ViewRecorder):
@@ -27,6 +37,7 @@ class ResidentsView(ViewRecorder):
     # a few rows instead of a scan (issue 9).
     version = 6
     tables = ["residents", "residents_counts"]
+    after_rebuild = RECOUNT
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
         " id uuid PRIMARY KEY,"
@@ -82,15 +93,10 @@ class ResidentsView(ViewRecorder):
     ]
 
 
-# The residents columns that residents_counts counts by: every list filter but the name and
-# identity-number searches.
-COUNTED = "area, status, site_id, housing_kind, permit_status"
-
-
 _DELTA = (
     f" delta AS (SELECT {COUNTED}, -1 AS d FROM old UNION ALL SELECT {COUNTED}, 1 FROM new)"
     f" INSERT INTO residents_counts AS c ({COUNTED}, n)"
-    f" SELECT {COUNTED}, sum(d) FROM delta GROUP BY {COUNTED} HAVING sum(d) <> 0"
+    f" SELECT {COUNTED}, sum(d) FROM delta WHERE NOT {REBUILDING} GROUP BY {COUNTED} HAVING sum(d) <> 0"
     f" ON CONFLICT ON CONSTRAINT residents_counts_key DO UPDATE SET n = c.n + EXCLUDED.n"
 )
 
@@ -109,9 +115,8 @@ def _update_counted(cursor: Cursor[DictRow], resident_id: Any, assignments: str,
 
 def recount(conn: Connection[Any]) -> None:
     """residents_counts from the rows as they are (for rows written around the handlers)."""
-    conn.execute("DELETE FROM residents_counts")
-    conn.execute(f"INSERT INTO residents_counts ({COUNTED}, n) SELECT {COUNTED}, count(*) FROM residents"
-                 f" GROUP BY {COUNTED}")
+    for statement in RECOUNT:
+        conn.execute(statement)
 
 
 class ResidentsProjection(SqlProjection):

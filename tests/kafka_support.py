@@ -39,7 +39,7 @@ from projections.base import SqlProjection
 from projections.engine import LOW_WATER_MARK
 from projections.registry import PROJECTIONS
 from tests.conftest import NOW, TEST_MASTER_KEY
-from tests.factories import id_number
+from tests.factories import id_number, view_rows_sql
 
 MASTER_KEY = base64.b64decode(TEST_MASTER_KEY)
 # Fast group membership for tests: a killed member is noticed in about two seconds.
@@ -274,8 +274,7 @@ def _snapshot(conn: psycopg.Connection[Any], schema: str, projections: dict[str,
     result = {}
     for cls in projections.values():
         for table in cls.view_class.tables:
-            rows = conn.execute(sql.SQL("SELECT * FROM {}.{}").format(sql.Identifier(schema),
-                                                                      sql.Identifier(table))).fetchall()
+            rows = conn.execute(view_rows_sql(table, schema)).fetchall()
             # stat_movements' serial id depends on the order rows were written, not on the events.
             result[table] = sorted(repr(sorted((k, v) for k, v in r.items() if (table, k) != ("stat_movements", "id")))
                                    for r in rows)
