@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg.errors
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -26,6 +26,7 @@ from eventsourcing.persistence import (
     Mapper,
     OperationalError,
     RecordConflictError,
+    Recording,
     StoredEvent,
     Transcoding,
 )
@@ -253,6 +254,20 @@ def _first(row: Any) -> Any:
 A = TypeVar("A", bound=Aggregate)
 
 
+class _Collected(ProcessingEvent[UUID]):
+    """Pending events collected by a class check where the object is an Aggregate (ours
+    all are); anything else goes the library's way."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            elif obj is not None:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class OfficeApplication(Application[UUID]):
     """Plumbing shared by every use case: loading, optimistic retries and saving.
     The use cases themselves are mixins in ``api/commands/``; ``application.office.Liudong``
@@ -290,6 +305,19 @@ class OfficeApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """eventsourcing's ``Application.save``, collecting the pending events through
+        ``_Collected``: the library's ``ProcessingEvent`` tests every object against two
+        runtime Protocols, about 30 µs an aggregate on Python 3.11 (of a registration's
+        two aggregates, a tenth of the time an import spends per row)."""
+        processing_event = _Collected()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # the library's deprecated hook, called as its save calls it
+        return recordings
 
     # -- plumbing -----------------------------------------------------------
     def load(self, kind: type[A], aggregate_id: UUID, field_name: str | None = None) -> A:
