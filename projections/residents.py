@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +94,16 @@ class ResidentsView(ViewRecorder):
     ]
 
 
+# Before a transaction changes a count it takes this lock, held to its end: writers of the view
+# in a consumer group (each with its own partitions) then queue for the counts one transaction
+# at a time instead of locking count rows in different orders and deadlocking.
+COUNTS_LOCK = zlib.crc32(b"liudong-residents-counts")
+
 _DELTA = (
     f" delta AS (SELECT {COUNTED}, -1 AS d FROM old UNION ALL SELECT {COUNTED}, 1 FROM new)"
     f" INSERT INTO residents_counts AS c ({COUNTED}, n)"
-    f" SELECT {COUNTED}, sum(d) FROM delta WHERE NOT {REBUILDING} GROUP BY {COUNTED} HAVING sum(d) <> 0"
+    f" SELECT {COUNTED}, sum(d) FROM delta, (SELECT pg_advisory_xact_lock({COUNTS_LOCK})) AS queued"
+    f" WHERE NOT {REBUILDING} GROUP BY {COUNTED} HAVING sum(d) <> 0"
     f" ON CONFLICT ON CONSTRAINT residents_counts_key DO UPDATE SET n = c.n + EXCLUDED.n"
 )
 
