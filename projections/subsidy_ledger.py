@@ -227,6 +227,7 @@ class ApplicationFilter:
     status: str | None = None
     areas: list[str] | None = None  # the caller's areas; None: the whole district
     submitted_by: str | None = None  # the user who submitted them
+    not_submitted_by: str | None = None  # leaves out this user's own (a supervisor's approval queue)
     newest_first: bool = False  # a cursor pages on in the order it was made for
 
 
@@ -244,6 +245,9 @@ def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: 
     if flt.areas is not None:
         where.append("site_area = ANY(%s)")
         params.append(flt.areas)
+    if flt.not_submitted_by is not None:
+        where.append("submitted_by <> %s")
+        params.append(flt.not_submitted_by)
     total = _count(conn, "subsidy_applications", where, params)
     if cursor:
         where.append(f"(submitted_at, application_id) {'<' if flt.newest_first else '>'} (%s, %s)")

@@ -308,6 +308,9 @@ def test_each_subsidy_list_pages_and_its_next_links_visit_every_application_once
             second = client.get(urls[1]).text
             assert pager_link(second.split('id="mine-pager"')[1], "first") == "/ui/subsidies"
             assert 'data-shown="' in second
+            # Their own are not theirs to approve: the approval list leaves out every one.
+            to_approve, _ = walk_list(client, "/ui/subsidies", "to-approve")
+            assert not set(to_approve) & set(ids)
 
         # Another supervisor approves them: every one once on the approval list, none twice.
         with signed_in(base_url, staff["supervisor"]) as client:
