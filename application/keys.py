@@ -164,18 +164,16 @@ class Authenticator:
     def authenticate(self, credential: str) -> Principal | None:
         if credential.count(".") == 2 and not credential.startswith("ld_"):
             return self._token(credential)
+        known, principal = self.cached(credential)
+        if known:
+            return principal
         digest = hash_key(credential)
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(digest)
-        if cached is not None and cached[1] > now:
-            return cached[0]
         with self.pool.connection() as conn:
             row = conn.execute(
                 "SELECT user_id, role, areas, scopes, key_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
                 (digest,),
             ).fetchone()
-        principal = None
         if row is not None:
             principal = self._principal(row["user_id"], row["role"], list(row["areas"]), list(row["scopes"] or []),
                                         str(row["key_id"]) if row["key_id"] else None)

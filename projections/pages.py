@@ -27,15 +27,15 @@ def count_rows(conn: Any, from_where: str, params: Any) -> tuple[int, bool]:
     below what was counted, so that no list pays for a full count of 260,000 rows per page."""
     row = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {from_where} LIMIT {EXACT_UP_TO + 1}) AS s",
                        params).fetchone()
-    counted = int(_first(row))
+    counted = int(first_value(row))
     if counted <= EXACT_UP_TO:
         return counted, False
     plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {from_where}", params).fetchone()
-    estimate = int(_first(plan)[0]["Plan"]["Plan Rows"])
+    estimate = int(first_value(plan)[0]["Plan"]["Plan Rows"])
     return max(estimate, counted), True
 
 
-def _first(row: Any) -> Any:
+def first_value(row: Any) -> Any:
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 

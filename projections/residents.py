@@ -13,7 +13,7 @@ from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import REBUILDING, SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, count_rows, decode_keyset, encode_cursor
+from projections.pages import Page, count_rows, decode_keyset, encode_cursor, first_value
 from projections.sorting import pinyin_key
 
 # The residents columns that residents_counts counts by: every list filter but the name and
@@ -86,7 +86,7 @@ class ResidentsView(ViewRecorder):
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS id_suffix_tokens text[] NOT NULL DEFAULT '{}'",
         "CREATE INDEX IF NOT EXISTS residents_id_suffix_idx ON residents USING gin (id_suffix_tokens)",
         # How many residents have each combination of the list filters' columns, kept by the
-        # handlers below in the statement that changes the row (see _counted).
+        # handlers below in the statement that changes the row (see _update_counted).
         "CREATE TABLE IF NOT EXISTS residents_counts ("
         " area text NOT NULL, status text NOT NULL, site_id uuid, housing_kind text, permit_status text,"
         " n bigint NOT NULL, CONSTRAINT residents_counts_key"
@@ -318,7 +318,7 @@ def counted_total(conn: Connection[Any], clause: str, params: list[Any]) -> int:
     """How many residents match ``clause`` (conditions on the COUNTED columns only), summed
     from residents_counts: a few hundred rows at most, whatever the district's size."""
     row = conn.execute(f"SELECT coalesce(sum(n), 0) AS n FROM residents_counts{clause}", params).fetchone()
-    return int(row["n"] if isinstance(row, dict) else row[0]) if row else 0
+    return int(first_value(row)) if row else 0
 
 
 def list_permits(
