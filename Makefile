@@ -42,8 +42,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
 	   fonts-noto-cjk)
 
+# The suite runs in TEST_PROCESSES processes (pytest-xdist), a module at a time each, the
+# longest modules first (tests/conftest.py); each process has its own embedded PostgreSQL.
+# Much of the suite waits on brokers, subprocesses and browsers, so more processes than cores pay.
+TEST_PROCESSES ?= 3
 test: lint typecheck browser
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Each bench prints its own figures and records its headline ones; the table of them ends the run.
 BENCH_RESULTS ?= $(CURDIR)/.bench-results.jsonl

@@ -204,7 +204,11 @@ def stored(services: Services) -> Any:
     return Snapshot
 
 
+# Figures measured in this process and not yet reported. They travel on the next test report
+# (as user properties), so that the run's end prints them also when xdist runs the tests in
+# worker processes.
 _FIGURES: list[str] = []
+_REPORTED: list[str] = []
 
 
 @pytest.fixture()
@@ -213,15 +217,38 @@ def figures() -> list[str]:
     return _FIGURES
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    if call.when == "teardown":
+        item.user_properties.extend(("figure", line) for line in _FIGURES)
+        _FIGURES.clear()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown":
+        _REPORTED.extend(str(value) for name, value in report.user_properties if name == "figure")
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _FIGURES:
+    if not _REPORTED:
         return
     terminalreporter.section("figures measured by the tests")
-    for line in _FIGURES:
+    for line in _REPORTED:
         terminalreporter.write_line(line)
     artifacts = Path(__file__).parent / "artifacts"
     artifacts.mkdir(exist_ok=True)
-    (artifacts / "figures.txt").write_text("\n".join(_FIGURES) + "\n")
+    (artifacts / "figures.txt").write_text("\n".join(_REPORTED) + "\n")
+
+
+# The longest modules first: with the tests spread over processes a module at a time
+# (`make test`: pytest-xdist, --dist loadfile), one that started last would run on alone.
+LONGEST_FIRST = ("test_kafka", "test_fuzz", "test_erasure", "test_processes", "test_web_money",
+                 "test_bench_smoke", "test_audit", "test_interleavings", "test_web_cases", "test_web_residents")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
 
 
 # -- the web application in a real browser ------------------------------------------------------

@@ -368,7 +368,11 @@ def test_fault_rebalances_while_workers_come_and_go(cluster: Cluster, kafka_db: 
         if process is not None and process.poll() is None:
             assert cluster.terminate(name) == 0
         else:
+            # Joined before it may leave: stopped while still starting (slow on a loaded
+            # machine), a process ends by SIGTERM's default action, before it has a handler.
+            logged = len(cluster.log(name)) if name in cluster.processes else 0
             cluster.worker(name)
+            cluster.wait_log(name, " assigned ", after=logged)
         changes += 1
     writer.join(120)
     wait_caught_up(kafka_db.dsn, timeout=120, cluster=cluster)
