@@ -365,7 +365,8 @@ def test_waiting_reads_hold_no_thread_and_are_capped_per_key(services: Services,
         with httpx.Client(base_url=url) as client:
             started = time.monotonic()
             assert client.get("/healthz").status_code == 200
-            assert time.monotonic() - started < 0.5
+            # Well before the reads' 3 s: not queued behind them (with room for a loaded machine).
+            assert time.monotonic() - started < 1.5
         for t in threads:
             t.join(30)
         assert results.count(200) == 150
