@@ -253,6 +253,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # -- the web application in a real browser ------------------------------------------------------
 WEB_PASSWORD = "correct horse battery"
+IMPLICIT_WAIT = 3  # seconds find() waits for an element to appear
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
@@ -294,9 +295,15 @@ class Browser:
         return self.driver.find_element(By.CSS_SELECTOR, css)
 
     def find_all(self, css: str) -> list[Any]:
+        """The matching elements of the page as it is, at once: the implicit wait would
+        spend its 3 s on every check that something is absent."""
         from selenium.webdriver.common.by import By
 
-        return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+        self.driver.implicitly_wait(0)
+        try:
+            return list(self.driver.find_elements(By.CSS_SELECTOR, css))
+        finally:
+            self.driver.implicitly_wait(IMPLICIT_WAIT)
 
     def fill(self, name_or_id: str, value: str) -> None:
         element = self.find(f"[name='{name_or_id}'], #{name_or_id}")
@@ -365,7 +372,7 @@ def chromium() -> Iterator[Any]:
                      "--lang=zh-CN", "--disable-gpu"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.implicitly_wait(3)
+    driver.implicitly_wait(IMPLICIT_WAIT)
     try:
         yield driver
     finally:

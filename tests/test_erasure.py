@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -206,6 +205,6 @@ def pg_dump(dsn: str) -> str:
 
 
 def find(text: str, values: list[str]) -> list[str]:
-    """Which of the values occur in the text, in any of their forms."""
-    pattern = re.compile("|".join(re.escape(f) for v in values for f in forms(v)))
-    return sorted({m.group(0) for m in pattern.finditer(text)})
+    """Which of the values occur in the text, in any of their forms. (A substring test per
+    form: one regular expression of the 900 alternatives took 10 s per 10 MB.)"""
+    return sorted({f for v in values for f in forms(v) if f in text})
