@@ -672,6 +672,8 @@ class ApplicationListItem(Public):
     submitted_by: str
     submitted_at: datetime
     version: int
+    due: str | None = Field(default=None, description="with payable_on: what may be paid with that day as the "
+                            "payment date (the instalments fallen due by then, less what was paid)")
 
 
 class LedgerPublic(Public):

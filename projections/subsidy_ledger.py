@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from domain.money import format_money
 from domain.subsidies import ApplicationStatus, SubsidyApplication, SubsidyProgram
@@ -23,7 +24,8 @@ from projections.pages import Page, decode_keyset, encode_cursor
 class SubsidyLedgerView(ViewRecorder):
     # 2: rewards' target and target_due (a view built before is built again from the events).
     # 3: an index by submitter, for "my applications" newest first.
-    version = 3
+    # 4: each application's schedule, so that what may be paid by a day is the view's query.
+    version = 4
     tables = ["subsidy_programs", "subsidy_applications"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS subsidy_programs ("
@@ -59,6 +61,8 @@ class SubsidyLedgerView(ViewRecorder):
         " outcome_verified_on date,"
         " target text,"
         " target_due date,"
+        # The instalments once approved: [{"amount": "1000.00", "due_on": "2026-12-01" | null}].
+        " schedule jsonb NOT NULL DEFAULT '[]',"
         " submitted_by text NOT NULL,"
         " submitted_at timestamptz NOT NULL,"
         " version integer NOT NULL)",
@@ -70,6 +74,8 @@ class SubsidyLedgerView(ViewRecorder):
         " ON subsidy_applications (submitted_by, submitted_at, application_id)",
         "CREATE INDEX IF NOT EXISTS subsidy_applications_target_due_idx ON subsidy_applications (target_due)"
         " WHERE status = 'approved' AND outcome_verified_on IS NULL AND target_due IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS subsidy_applications_approved_idx"
+        " ON subsidy_applications (submitted_at, application_id) WHERE status = 'approved'",
     ]
 
 
@@ -135,9 +141,12 @@ class SubsidyLedgerProjection(SqlProjection):
 
     @handles(event_class(SubsidyApplication, "PaymentScheduled"))
     def payment_scheduled(self, cursor: Cursor[DictRow], e: Any) -> None:
+        # (The projector's decoding leaves dates nested in a list as their ISO text.)
+        schedule = [{"amount": format_money(Decimal(i["amount"])),
+                     "due_on": None if i["due_on"] is None else str(i["due_on"])} for i in e.instalments]
         self._application(cursor, e, "status = %s, approved_on = %s, committed = amount, target = %s,"
-                          " target_due = %s", ApplicationStatus.APPROVED.value, e.approved_on,
-                          getattr(e, "target", None), getattr(e, "target_due", None))
+                          " target_due = %s, schedule = %s", ApplicationStatus.APPROVED.value, e.approved_on,
+                          getattr(e, "target", None), getattr(e, "target_due", None), Jsonb(schedule))
 
     @handles(event_class(SubsidyApplication, "RewardLapsed"))
     def reward_lapsed(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -157,7 +166,11 @@ class SubsidyLedgerProjection(SqlProjection):
 
     @handles(event_class(SubsidyApplication, "OutcomeVerified"))
     def outcome_verified(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._application(cursor, e, "outcome_verified_on = %s", e.verified_on)
+        # A reward in lieu falls due on the day its outcome was verified.
+        self._application(
+            cursor, e, "outcome_verified_on = %s, schedule = (SELECT coalesce(jsonb_agg(jsonb_set(i, '{due_on}',"
+            " to_jsonb(%s::text)) ORDER BY n), '[]') FROM jsonb_array_elements(schedule) WITH ORDINALITY AS s(i, n))",
+            e.verified_on, e.verified_on.isoformat())
 
     @handles(event_class(SubsidyApplication, "Revoked"))
     def revoked(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -173,7 +186,7 @@ class SubsidyLedgerProjection(SqlProjection):
 
 
 # -- reading ------------------------------------------------------------------
-MONEY_COLUMNS = frozenset({"budget", "committed", "paid", "remaining", "amount", "approved", "claw_back"})
+MONEY_COLUMNS = frozenset({"budget", "committed", "paid", "remaining", "amount", "approved", "claw_back", "due"})
 
 
 def _public(row: DictRow) -> dict[str, Any]:
@@ -228,6 +241,9 @@ class ApplicationFilter:
     areas: list[str] | None = None  # the caller's areas; None: the whole district
     submitted_by: str | None = None  # the user who submitted them
     not_submitted_by: str | None = None  # leaves out this user's own (a supervisor's approval queue)
+    # Approved ones with money fallen due by this day still unpaid (finance's list to pay);
+    # their rows carry ``due``, what may be paid with that day as the payment date.
+    payable_on: date | None = None
     newest_first: bool = False  # a cursor pages on in the order it was made for
 
 
@@ -238,10 +254,20 @@ APPLICATION_COLUMNS = (
 )
 
 
+# What of an application's schedule has fallen due by a day (the parameter), paid or not.
+FALLEN_DUE = ("(SELECT coalesce(sum((i->>'amount')::numeric), 0) FROM jsonb_array_elements(schedule) AS i"
+              " WHERE (i->>'due_on')::date <= %s)")
+
+
 def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: int, cursor: str | None) -> Page:
     """Applications in the order they were submitted (or newest first)."""
     where, params = _filters(program_id=flt.program_id, site_id=flt.site_id, status=flt.status,
                              submitted_by=flt.submitted_by)
+    columns, column_params = APPLICATION_COLUMNS, []
+    if flt.payable_on is not None:
+        where.extend(["status = %s", f"{FALLEN_DUE} > paid"])
+        params.extend([ApplicationStatus.APPROVED.value, flt.payable_on])
+        columns, column_params = f"{APPLICATION_COLUMNS}, {FALLEN_DUE} - paid AS due", [flt.payable_on]
     if flt.areas is not None:
         where.append("site_area = ANY(%s)")
         params.append(flt.areas)
@@ -254,9 +280,9 @@ def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: 
         params.extend(decode_keyset(cursor, datetime.fromisoformat))
     direction = " DESC" if flt.newest_first else ""
     rows = conn.execute(
-        f"SELECT {APPLICATION_COLUMNS} FROM subsidy_applications{_clause(where)}"
+        f"SELECT {columns} FROM subsidy_applications{_clause(where)}"
         f" ORDER BY submitted_at{direction}, application_id{direction} LIMIT %s",
-        [*params, limit + 1],
+        [*column_params, *params, limit + 1],
     ).fetchall()
     return _page(rows, limit, total, lambda r: str(r["submitted_at"].isoformat()))
 

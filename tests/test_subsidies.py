@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 
 from application.services import Services
 from domain.common import Actor, DomainError, Role, Stamp
+from domain.money import format_money
 from domain.sites import OperatorType
 from domain.subsidies import SubsidyApplication, SubsidyProgram
-from projections.subsidy_ledger import SubsidyLedgerProjection
+from projections.subsidy_ledger import ApplicationFilter, SubsidyLedgerProjection, list_applications
 from tests.conftest import NOW, Api, Clock, issue_key
 from tests.factories import site_body, unique
 from tests.test_bad_input import assert_problem
@@ -141,6 +142,49 @@ def test_a_phased_subsidy_pays_its_two_instalments_in_turn(
     paid = application(caseworker, subsidy)
     assert (paid["status"], paid["paid"]) == ("paid", "100000.00")
     assert [p["amount"] for p in paid["payments"]] == ["60000.00", "40000.00"]
+
+
+def test_finance_lists_what_may_be_paid_by_a_day_and_how_much(
+    caseworker: Api, supervisor: Api, second_supervisor: Api, finance: Api, stored: Any
+) -> None:
+    """``payable_on``: approved applications with money fallen due by that day unpaid, each
+    with ``due``; a reward in lieu only once its outcome is verified; the total is exact."""
+    program = open_program(supervisor)
+    site = register_site(supervisor)
+    phased = submit(caseworker, program, site, amount="100000.00", mode="phased", instalments=[
+        {"amount": "40000.00", "due_on": "2026-12-15"}, {"amount": "60000.00", "due_on": TODAY}])
+    one_off = submit(caseworker, program, site, amount="500.00")
+    reward = submit(caseworker, program, site, amount="3000.00", mode="reward_in_lieu")
+    submitted = submit(caseworker, program, site, amount="700.00")
+    done(supervisor.post(f"/subsidy-applications/{phased}/approvals", {}))
+    done(supervisor.post(f"/subsidy-applications/{one_off}/approvals", {}))
+    last = done(supervisor.post(f"/subsidy-applications/{reward}/approvals", TARGET))
+
+    def payable(day: str, after: int) -> dict[str, str]:
+        answer = finance.get("/subsidy-applications", params={"program_id": program, "payable_on": day,
+                                                                "after": after})
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        assert page["total"] == len(page["items"])
+        return {row["id"]: row["due"] for row in page["items"]}
+
+    assert payable("2026-11-24", last["position"]) == {}  # approved today: nothing due the day before
+    assert payable(TODAY, last["position"]) == {phased: "60000.00", one_off: "500.00"}
+    assert payable("2026-12-15", last["position"]) == {phased: "100000.00", one_off: "500.00"}
+    paid = done(finance.post(f"/subsidy-applications/{phased}/payments", payment("60000.00")))
+    assert payable(TODAY, paid["position"]) == {one_off: "500.00"}
+    assert payable("2026-12-15", paid["position"]) == {phased: "40000.00", one_off: "500.00"}
+    verified = done(second_supervisor.post(f"/subsidy-applications/{reward}/outcome-verification",
+                                           {"verified_on": TODAY, "note": "done"}))
+    assert payable(TODAY, verified["position"]) == {one_off: "500.00", reward: "3000.00"}
+    assert submitted not in payable("2027-12-31", verified["position"])
+    unfiltered = finance.get("/subsidy-applications", params={"program_id": program}).json()["items"]
+    assert all(row.get("due") is None for row in unfiltered)
+
+    snapshot = stored()
+    bad = finance.get("/subsidy-applications", params={"payable_on": "2026-13-01"})
+    assert bad.status_code == 422 and "payable_on" in bad.text
+    assert snapshot.unchanged()
 
 
 def test_a_reward_in_lieu_is_paid_only_after_its_outcome_is_verified(
@@ -767,6 +811,15 @@ def test_commands_never_overspend_and_the_ledger_equals_a_fold_of_the_events(
     for application_id in applications:
         expected = fold_application(list(app.events.get(application_id)))
         assert {k: rows[application_id][k] for k in expected} == expected
+    # What the view lists as payable by a day, and how much, is what the aggregates say is due.
+    loaded = {a: app.load(SubsidyApplication, a) for a in applications}
+    for day in (today, date(2026, 12, 31), date(2027, 1, 1), date(2027, 7, 1)):
+        with services.pool.connection() as conn:
+            listed = list_applications(conn, ApplicationFilter(program_id=program_id, payable_on=day), 100, None)
+        assert {UUID(str(r["id"])): r["due"] for r in listed.items} == {
+            a: format_money(x.due_by(day)) for a, x in loaded.items()
+            if x.status == "approved" and x.due_by(day) > 0}, day
+        assert listed.total == len(listed.items)
 
 
 def test_a_busy_program_is_snapshotted_and_loads_the_same_as_from_its_events(services: Services) -> None:

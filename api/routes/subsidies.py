@@ -229,6 +229,9 @@ def list_subsidy_applications(
     site_id: UUID | None = None,
     status: ApplicationStatus | None = None,
     submitted_by: Annotated[str | None, Query(max_length=100, description="the user id of the submitter")] = None,
+    payable_on: Annotated[date | None, Query(
+        description="only approved applications with money fallen due by this day and not yet paid (finance's "
+                    "list to pay); each then shows `due`, what may be paid with this day as the payment date")] = None,
     order: Annotated[Literal["submitted", "newest"], Query(
         description="submitted: in the order submitted (the default); newest: newest first. A cursor pages on "
                     "in the order it was made for")] = "submitted",
@@ -236,7 +239,8 @@ def list_subsidy_applications(
 ) -> JSONResponse:
     """List subsidy applications in the order they were submitted (or newest first), with their amounts."""
     flt = ApplicationFilter(program_id=program_id, site_id=site_id, status=status.value if status else None,
-                            areas=principal.area_filter(), submitted_by=submitted_by, newest_first=order == "newest")
+                            areas=principal.area_filter(), submitted_by=submitted_by, newest_first=order == "newest",
+                            payable_on=payable_on)
     with services.pool.connection() as conn:
         page = list_applications(conn, flt, limit, cursor)
     return page_response(page, headers, item_model=ApplicationListItem)

@@ -43,8 +43,6 @@ router = APIRouter()
 FINANCE = frozenset({Role.FINANCE})
 VERIFIERS = frozenset({Role.SUPERVISOR})
 PAGE_SIZE = 50  # applications per page of each list
-BATCH = 100  # rows read at a time for a list the page filters further
-SCAN_LIMIT = 500  # rows a list the page filters further reads for one page, at most; then a shorter page
 NAMES_BATCH = 500  # programs or sites read at a time for their names
 REVOCABLE = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.PAID})  # took effect (as the domain says)
 REASON_MAX = 500  # as the API's Reason
@@ -103,11 +101,6 @@ def _approvers(page: Page, row: dict[str, Any]) -> list[str]:
     return [a.approved_by for a in application.approvals] if application else []
 
 
-def _due_today(page: Page, row: dict[str, Any]) -> Decimal:
-    application = _load(page, UUID(str(row["id"])))
-    return application.due_by(page.services.today()) if application else Decimal("0")
-
-
 # -- the queue ----------------------------------------------------------------------------------
 @router.get("/ui/subsidies")
 async def subsidies(request: Request) -> Response:
@@ -124,43 +117,20 @@ LISTS = ("approve", "mine", "pay", "all")
 
 @dataclass
 class Listed:
-    """One page of a list: its rows, the cursor after them, the total where the view counts
-    exactly what the list shows (None where the page filters further), and links."""
+    """One page of a list: its rows, the cursor after them, the total of the list, and links."""
 
     rows: list[dict[str, Any]]
     next_cursor: str | None
-    total: int | None
+    total: int
     next_url: str | None = None
     first_url: str | None = None
 
 
-def _listed(page: Page, flt: ApplicationFilter, cursor: str | None,
-            keep: Callable[[dict[str, Any]], bool] | None = None) -> Listed:
-    """A page of applications from ``cursor`` on; with ``keep``, of those it keeps, read a
-    batch at a time (at most SCAN_LIMIT rows, then a shorter page that a next page goes on
-    from). Raises BadCursor."""
-    def read(limit: int, at: str | None) -> ViewPage:
-        with page.services.pool.connection() as conn:
-            return list_applications(conn, flt, limit, at)
-
-    if keep is None:
-        found = read(PAGE_SIZE, cursor)
-        return Listed(found.items, found.next_cursor, found.total)
-    rows: list[dict[str, Any]] = []
-    scanned = 0
-    while True:
-        batch = read(BATCH, cursor)
-        for i, row in enumerate(batch.items):
-            if keep(row):
-                rows.append(row)
-            if len(rows) == PAGE_SIZE:  # full: the next page starts after this row
-                if i + 1 == len(batch.items):
-                    return Listed(rows, batch.next_cursor, None)
-                return Listed(rows, read(i + 1, cursor).next_cursor, None)
-        scanned += len(batch.items)
-        if batch.next_cursor is None or scanned >= SCAN_LIMIT:
-            return Listed(rows, batch.next_cursor, None)
-        cursor = batch.next_cursor
+def _listed(page: Page, flt: ApplicationFilter, cursor: str | None) -> Listed:
+    """A page of applications from ``cursor`` on. Raises BadCursor."""
+    with page.services.pool.connection() as conn:
+        found = list_applications(conn, flt, PAGE_SIZE, cursor)
+    return Listed(found.items, found.next_cursor, found.total)
 
 
 def _queue_url(cursors: dict[str, str | None], after: int | None = None) -> str:
@@ -182,26 +152,23 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         else {name: page.request.query_params.get(f"{name}_cursor") or None for name in LISTS})
     bad_cursor = False
 
-    def listed(name: str, state: ApplicationStatus | None, keep: Callable[[dict[str, Any]], bool] | None = None,
-               submitted_by: str | None = None, newest_first: bool = False, not_mine: bool = False) -> Listed:
+    def listed(name: str, state: ApplicationStatus | None, submitted_by: str | None = None,
+               newest_first: bool = False, not_mine: bool = False, payable: bool = False) -> Listed:
         nonlocal bad_cursor
         flt = ApplicationFilter(status=state.value if state else None, areas=areas, submitted_by=submitted_by,
-                                newest_first=newest_first, not_submitted_by=me if not_mine else None)
+                                newest_first=newest_first, not_submitted_by=me if not_mine else None,
+                                payable_on=today if payable else None)
         cursor = at.get(name)
         try:
-            found = _listed(page, flt, cursor, keep)
+            found = _listed(page, flt, cursor)
         except BadCursor:  # an old or edited link: this list's first page, and a word about it
             bad_cursor, cursor, at[name] = True, None, None
             page.dropped.add(f"{name}_cursor")
-            found = _listed(page, flt, None, keep)
+            found = _listed(page, flt, None)
         for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
             row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
         return found
-
-    def payable(row: dict[str, Any]) -> bool:
-        row["due_today"] = str(_due_today(page, row))
-        return Decimal(row["due_today"]) > 0
 
     lists: dict[str, Listed] = {}
     if page.may(SUPERVISOR_ROLES):
@@ -214,7 +181,8 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
     if page.may(STAFF_ROLES):
         lists["mine"] = listed("mine", None, submitted_by=me, newest_first=True)
     if page.may(FINANCE):
-        lists["pay"] = listed("pay", ApplicationStatus.APPROVED, payable)
+        # Approved with money fallen due by today unpaid, and how much: the view's query.
+        lists["pay"] = listed("pay", None, payable=True)
     if page.role is Role.AUDITOR:
         lists["all"] = listed("all", None, newest_first=True)
     # The links last, when every list has read its cursor: one refused cursor is in none of them.
