@@ -90,6 +90,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "Operator.SanitationInspected": ("{inspected_on}环境卫生检查，得分{score}", "Sanitation inspected on {inspected_on}: score {score}"),
     "Operator.ContactChanged": ("{changed_on}起更换联系人", "A new contact person from {changed_on}"),
     "Operator.ContactErased": ("联系人个人信息已删除（依据：{legal_basis}）", "The contact person's personal data erased ({legal_basis})"),
+    "Operator.FormerContactsErased": ("{replaced_before}前更换的原联系人个人信息已按保存期限删除",
+                                      "Former contact persons replaced before {replaced_before} erased (retention)"),
     "SiteOperatorClaim.Claimed": ("居住点首次确定运作主体", "The site's operator was first assigned"),
     "SiteOperatorClaim.Taken": ("居住点重新确定运作主体", "The site was assigned to an operator again"),
     "SiteOperatorClaim.Released": ("居住点运作主体退出", "The site's operator released it"),

@@ -289,14 +289,17 @@ def committees_sweep() -> None:
 
 @retention_cli.command("sweep")
 def retention_sweep() -> None:
-    """Erase the personal data of every resident past its retention (and not held by an open dispute)."""
+    """Erase the personal data of every resident past its retention (and not held by an open dispute), and
+    the operators' former contact persons past theirs."""
     services = open_services()
     try:
         due = services.retention_due()
         count = services.retention_sweep()
+        operators = services.contact_retention_sweep()
     finally:
         services.close()
     typer.echo(f"erased the personal data of {count} residents ({len(due)} were due)")
+    typer.echo(f"erased the former contact persons of {operators} operators")
 
 
 @dead_letters_cli.command("list")

@@ -28,6 +28,7 @@ from application.settings import Settings
 from application.store import IDEMPOTENCY_TABLE
 from application.users import UserStore
 from domain.common import ERASED, Actor, DomainError, Role, Stamp
+from domain.operators import Operator
 from projections.base import SqlProjection
 from projections.disputes import overdue_open_cases
 from projections.engine import LOW_WATER_MARK, ViewApplier, ensure_engine_schema, schema_mark, set_schema_mark
@@ -178,6 +179,13 @@ class Services:
             rows = conn.execute("SELECT id FROM committees").fetchall()
         return self.app.record_missed_meetings([r["id"] for r in rows], stamp)
 
+    def _years_ago(self, years: int) -> date:
+        today = self.today()
+        try:
+            return today.replace(year=today.year - years)
+        except ValueError:  # 29 February
+            return today.replace(year=today.year - years, day=28)
+
     def retention_due(self) -> list[dict[str, Any]]:
         """Residents whose personal data is past its retention: departed more than the
         retention period ago (by effective date), not erased, and not a party to an open
@@ -185,11 +193,7 @@ class Services:
         years = self.settings.retention_years_after_departure
         if not years:
             return []
-        today = self.today()
-        try:
-            cutoff = today.replace(year=today.year - years)
-        except ValueError:  # 29 February
-            cutoff = today.replace(year=today.year - years, day=28)
+        cutoff = self._years_ago(years)
         with self.pool.connection() as conn:
             rows = conn.execute(
                 "SELECT r.id, r.since AS departed_on FROM residents r WHERE r.status = 'departed' AND r.since < %s"
@@ -214,6 +218,27 @@ class Services:
             erased += 1
         return erased
 
+    def contact_retention_sweep(self) -> int:
+        """Erase every operator's former contact persons replaced longer ago than their
+        retention (the system actor, legal basis retention_expired); returns for how many
+        operators. The current contact stays."""
+        years = self.settings.former_contact_retention_years
+        if not years:
+            return 0
+        cutoff, stamp, erased = self._years_ago(years), self.system_stamp(), 0
+        with self.pool.connection() as conn:
+            ids = [r["id"] for r in conn.execute("SELECT operator_id AS id FROM operators ORDER BY operator_id")]
+        for operator_id in ids:
+            if not self.app.load(Operator, operator_id).former_contacts_due(cutoff):
+                continue
+            try:
+                self.app.erase_former_operator_contacts(operator_id, replaced_before=cutoff, stamp=stamp)
+            except DomainError as error:  # erased meanwhile by someone else
+                log.info("retention sweep skipped an operator: %s", error.rule)
+                continue
+            erased += 1
+        return erased
+
     def seed_areas(self) -> int:
         """Define the areas of the shipped data file that the register lacks."""
         existing = self.app.areas.refresh()
@@ -234,7 +259,8 @@ class Services:
     def _sweep_periodically(self) -> None:
         while not self._stopping.wait(self.settings.sweep_interval_seconds):
             for sweep in (self.sla_sweep, self.permit_sweep, self.reward_sweep, self.seat_sweep, self.meeting_sweep,
-                          self.active_member_sweep, self.retention_sweep, self.purge_expired_idempotency_keys):
+                          self.active_member_sweep, self.retention_sweep, self.contact_retention_sweep,
+                          self.purge_expired_idempotency_keys):
                 try:
                     count = sweep()
                 except Exception as error:  # retried at the next interval; the kind of error is logged

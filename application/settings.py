@@ -88,6 +88,11 @@ class Settings(BaseSettings):
         description="erase a resident's personal data this many years after they departed (0: never); "
         "held while they are a party to an open dispute",
     )
+    former_contact_retention_years: int = Field(
+        default=3, ge=0, le=100,
+        description="erase an operator's former contact person this many years after a new one replaced them "
+        "(0: never); the current contact stays until an erasure is requested",
+    )
 
     # -- bearer tokens (OAuth2, JWT) ---------------------------------------------------------
     jwt_issuer: str | None = Field(default=None, description="the identity provider's issuer (iss)")

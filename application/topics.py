@@ -171,6 +171,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "SanitationInspected": "domain.operators:Operator.SanitationInspected",
         "ContactChanged": "domain.operators:Operator.ContactChanged",
         "ContactErased": "domain.operators:Operator.ContactErased",
+        "FormerContactsErased": "domain.operators:Operator.FormerContactsErased",
     }),
     Frozen(SiteOperatorClaim, "domain.operators:SiteOperatorClaim", {
         "Claimed": "domain.operators:SiteOperatorClaim.Claimed",

@@ -77,6 +77,15 @@ def parse_report(year: int, figures: Mapping[str, str | Decimal], today: date) -
 
 
 @dataclass(frozen=True)
+class FormerContact:
+    """A contact person replaced by a later one: the key that sealed them and the day the
+    next one took over (their retention runs from then)."""
+
+    key_id: UUID
+    replaced_on: date
+
+
+@dataclass(frozen=True)
 class RunSite:
     site_id: UUID
     site_area: str
@@ -111,6 +120,8 @@ class Operator(Aggregate):
         # under the operator's own id): an erasure destroys them all.
         self.contact_keys: list[UUID] = []
         self.contact_erased_on: str | None = None
+        self.contact_key: UUID = self.id  # the key of the current contact
+        self.former_contacts: list[FormerContact] = []  # replaced, not erased yet
 
     # -- queries ------------------------------------------------------------
     def runs(self, site_id: UUID) -> bool:
@@ -138,7 +149,10 @@ class Operator(Aggregate):
     def _contact_changed(self, *, contact: str, contact_key_id: UUID, changed_on: date, actor_id: str,
                          actor_role: str, recorded_at: datetime) -> None:
         """The operator's contact person (or how to reach them) changed from changed_on."""
+        if self.contact_erased_on is None:  # an erased one has no key left to keep
+            self.former_contacts.append(FormerContact(key_id=self.contact_key, replaced_on=changed_on))
         self.contact = contact
+        self.contact_key = contact_key_id
         self.contact_keys.append(contact_key_id)
         self.contact_erased_on = None
 
@@ -163,6 +177,32 @@ class Operator(Aggregate):
         """The contact person's personal data was erased: the keys that sealed it destroyed, the rest kept."""
         self.contact = ERASED
         self.contact_erased_on = recorded_at.date().isoformat()
+        self.former_contacts = []
+
+    # -- retention: former contact persons ------------------------------------
+    def former_contacts_due(self, replaced_before: date) -> list[FormerContact]:
+        """The former contact persons replaced before ``replaced_before`` and not erased."""
+        return [c for c in self.former_contacts if c.replaced_on < replaced_before]
+
+    def erase_former_contacts(self, *, replaced_before: date, stamp: Stamp) -> list[UUID]:
+        """Retention: erase the former contact persons replaced before ``replaced_before``
+        (the current one stays); returns the keys for the application to destroy with the event."""
+        due = self.former_contacts_due(replaced_before)
+        if not due:
+            raise RuleViolated(f"operator {self.id} has no former contact replaced before "
+                               f"{replaced_before.isoformat()}", rule="nothing_to_erase")
+        keys = [c.key_id for c in due]
+        self._former_contacts_erased(key_ids=keys, replaced_before=replaced_before,
+                                     legal_basis=LegalBasis.RETENTION_EXPIRED.value, **stamp.event_fields())
+        return keys
+
+    @event("FormerContactsErased")
+    def _former_contacts_erased(self, *, key_ids: list[UUID], replaced_before: date, legal_basis: str,
+                                actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """Former contact persons, replaced before replaced_before, were erased when their
+        retention ended: the keys that sealed them destroyed; the current contact kept."""
+        gone = {str(k) for k in key_ids}
+        self.former_contacts = [c for c in self.former_contacts if str(c.key_id) not in gone]
 
     # -- sites --------------------------------------------------------------
     def assign_site(self, claim: SiteOperatorClaim | None, *, site_id: UUID, site_area: str, assigned_on: date,

@@ -129,6 +129,52 @@ def test_a_contact_change_is_sealed_an_erasure_destroys_every_contact_and_reads_
     assert (body["contact"], body["contact_erased_on"]) == ("Zhao Min 13700000002", None)
 
 
+def test_former_contacts_are_erased_when_their_retention_ends_and_the_current_one_stays(
+    supervisor: Api, services: Services, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    operator = register(supervisor, contact="Li Na 13900000009")
+    done(supervisor.post(f"/operators/{operator}/contact", {"contact": "Wang Li 13900000001",
+                                                            "changed_on": "2026-01-10"}))
+    done(supervisor.post(f"/operators/{operator}/contact", {"contact": "Zhao Min 13700000002",
+                                                            "changed_on": "2026-11-01"}))
+    first_key, second_key, current_key = UUID(operator), *services.app.load(Operator, UUID(operator)).contact_keys
+
+    def wrapped() -> dict[UUID, bool]:
+        with services.pool.connection() as conn:
+            rows = conn.execute("SELECT key_id, wrapped IS NOT NULL AS kept FROM pii_keys WHERE key_id = ANY(%s)",
+                                ([first_key, second_key, current_key],)).fetchall()
+        return {r["key_id"]: r["kept"] for r in rows}
+
+    def contacts() -> list[str]:
+        """The contacts as the stored events read now (a destroyed key reads as erased)."""
+        services.app.vault.forget([first_key, second_key, current_key])  # no process-local memory of keys
+        return [e.contact for e in services.app.events.get(UUID(operator)) if hasattr(e, "contact")]
+
+    services.contact_retention_sweep()  # three years from each replacement: nothing is due
+    assert wrapped() == {first_key: True, second_key: True, current_key: True}
+    monkeypatch.setattr(clock, "now", NOW.replace(year=2029, month=6))  # the first was replaced 2026-01-10
+    assert services.contact_retention_sweep() >= 1
+    assert wrapped() == {first_key: False, second_key: True, current_key: True}
+    assert contacts() == ["[erased]", "Wang Li 13900000001", "Zhao Min 13700000002"]
+    history = supervisor.get(f"/operators/{operator}/history", headers={"Accept-Language": "en"}).json()["items"]
+    assert history[-1]["summary"] == "Former contact persons replaced before 2026-06-25 erased (retention)"
+    last = list(services.app.events.get(UUID(operator)))[-1]
+    assert (type(last).__name__, last.legal_basis, last.actor_id) == ("FormerContactsErased", "retention_expired",
+                                                                      "system")
+    version = services.app.load(Operator, UUID(operator)).version
+    services.contact_retention_sweep()
+    assert services.app.load(Operator, UUID(operator)).version == version  # once
+    monkeypatch.setattr(clock, "now", NOW.replace(year=2030))
+    services.contact_retention_sweep()
+    assert wrapped() == {first_key: False, second_key: False, current_key: True}
+    assert contacts() == ["[erased]", "[erased]", "Zhao Min 13700000002"]
+    assert supervisor.get(f"/operators/{operator}").json()["contact"] == "Zhao Min 13700000002"
+    # An erasure on request afterwards takes the current one too.
+    done(supervisor.post(f"/operators/{operator}/contact-erasure",
+                         {"legal_basis": "data_subject_request", "note": "request 2030-1"}))
+    assert wrapped() == {first_key: False, second_key: False, current_key: False}
+
+
 def test_two_operators_racing_for_one_site_one_wins(base_url: str, keys: dict[str, str], supervisor: Api) -> None:
     site = a_site(supervisor)
     racers = [register(supervisor) for _ in range(6)]

@@ -128,11 +128,27 @@ class OperatorCommands(OfficeApplication):
                                idempotency: IdempotencyClaim | None = None) -> CommandResult:
         """Erase the operator's contact person: the erasure recorded, and the keys that sealed
         every contact recorded so far destroyed in the same transaction."""
+        return self._erasing_contacts(
+            operator_id, lambda o: o.erase_contact(legal_basis=legal_basis, note=note, stamp=stamp),
+            legal_basis, stamp, expected_version, idempotency)
+
+    def erase_former_operator_contacts(self, operator_id: UUID, *, replaced_before: date,
+                                       stamp: Stamp) -> CommandResult:
+        """Retention: erase the operator's former contact persons replaced before
+        ``replaced_before``, their keys destroyed in the same transaction; the current one stays."""
+        return self._erasing_contacts(
+            operator_id, lambda o: o.erase_former_contacts(replaced_before=replaced_before, stamp=stamp),
+            "retention_expired", stamp, None, None)
+
+    def _erasing_contacts(self, operator_id: UUID, erase: Callable[[Operator], list[UUID]], legal_basis: str,
+                          stamp: Stamp, expected_version: int | None,
+                          idempotency: IdempotencyClaim | None) -> CommandResult:
+        """Record an erasure of contacts and destroy the keys it names, in one transaction."""
         keys: list[UUID] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             operator = self.load_current(Operator, operator_id, expected_version)
-            keys[:] = operator.erase_contact(legal_basis=legal_basis, note=note, stamp=stamp)
+            keys[:] = erase(operator)
             return operator, [operator]
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:
