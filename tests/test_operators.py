@@ -150,6 +150,8 @@ def test_former_contacts_are_erased_when_their_retention_ends_and_the_current_on
         services.app.vault.forget([first_key, second_key, current_key])  # no process-local memory of keys
         return [e.contact for e in services.app.events.get(UUID(operator)) if hasattr(e, "contact")]
 
+    # The sweep finds the operators in their view: a view behind the store leaves one for the next sweep.
+    assert services.wait_for("operators", services.head(), 30)
     services.contact_retention_sweep()  # three years from each replacement: nothing is due
     assert wrapped() == {first_key: True, second_key: True, current_key: True}
     monkeypatch.setattr(clock, "now", NOW.replace(year=2029, month=6))  # the first was replaced 2026-01-10
