@@ -120,10 +120,14 @@ class Operator(Aggregate):
         # under the operator's own id): an erasure destroys them all.
         self.contact_keys: list[UUID] = []
         self.contact_erased_on: str | None = None
-        self.contact_key: UUID = self.id  # the key of the current contact
         self.former_contacts: list[FormerContact] = []  # replaced, not erased yet
 
     # -- queries ------------------------------------------------------------
+    @property
+    def contact_key(self) -> UUID:
+        """The key that sealed the current contact."""
+        return self.contact_keys[-1] if self.contact_keys else self.id
+
     def runs(self, site_id: UUID) -> bool:
         return site_id.hex in self.sites
 
@@ -152,7 +156,6 @@ class Operator(Aggregate):
         if self.contact_erased_on is None:  # an erased one has no key left to keep
             self.former_contacts.append(FormerContact(key_id=self.contact_key, replaced_on=changed_on))
         self.contact = contact
-        self.contact_key = contact_key_id
         self.contact_keys.append(contact_key_id)
         self.contact_erased_on = None
 
@@ -201,8 +204,8 @@ class Operator(Aggregate):
                                 actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """Former contact persons, replaced before replaced_before, were erased when their
         retention ended: the keys that sealed them destroyed; the current contact kept."""
-        gone = {str(k) for k in key_ids}
-        self.former_contacts = [c for c in self.former_contacts if str(c.key_id) not in gone]
+        gone = set(key_ids)
+        self.former_contacts = [c for c in self.former_contacts if c.key_id not in gone]
 
     # -- sites --------------------------------------------------------------
     def assign_site(self, claim: SiteOperatorClaim | None, *, site_id: UUID, site_area: str, assigned_on: date,

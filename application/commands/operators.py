@@ -17,7 +17,7 @@ from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.cobuilding import Pairing
 from domain.common import Stamp
 from domain.operators import Operator, SiteOperatorClaim, site_claim_id
-from domain.residents import Resident
+from domain.residents import LegalBasis, Resident
 from domain.sites import HousingSite
 
 
@@ -138,7 +138,7 @@ class OperatorCommands(OfficeApplication):
         ``replaced_before``, their keys destroyed in the same transaction; the current one stays."""
         return self._erasing_contacts(
             operator_id, lambda o: o.erase_former_contacts(replaced_before=replaced_before, stamp=stamp),
-            "retention_expired", stamp, None, None)
+            LegalBasis.RETENTION_EXPIRED.value, stamp, None, None)
 
     def _erasing_contacts(self, operator_id: UUID, erase: Callable[[Operator], list[UUID]], legal_basis: str,
                           stamp: Stamp, expected_version: int | None,
