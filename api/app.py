@@ -33,6 +33,7 @@ from api.routes import (
 from api.routes import services as service_routes
 from api.waits import MarkWatcher
 from api.web import build_web
+from application.heap import freeze_startup_heap
 from application.services import Services
 from application.settings import Settings
 
@@ -49,8 +50,11 @@ Errors are RFC 9457 problem documents naming the field or rule.
 """
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Any:
-    """Build the API. With ``services`` given (tests), the caller owns their lifetime."""
+def create_app(settings: Settings | None = None, services: Services | None = None, *,
+               freeze_heap: bool = False) -> Any:
+    """Build the API. With ``services`` given (tests), the caller owns their lifetime. A
+    service process passes ``freeze_heap``: once started, its start-up objects leave the
+    collector's sight (application.heap)."""
     settings = settings or (services.settings if services is not None else Settings())
 
     @asynccontextmanager
@@ -61,6 +65,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.marks.start()
         app.state.wait_limiter = WaitLimiter()
         app.state.settings = settings
+        if freeze_heap:
+            freeze_startup_heap()
         try:
             yield
         finally:
@@ -94,7 +100,7 @@ def worker_app() -> Any:
     """The app of one of several HTTP worker processes (``liudong serve --workers N``): the
     process that started them owns the database, the projector and the sweeps, and hands
     each worker its database in the environment."""
-    return create_app(Settings())
+    return create_app(Settings(), freeze_heap=True)
 
 
 @dataclass(frozen=True)

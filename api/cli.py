@@ -67,7 +67,7 @@ def serve(
             uvicorn.run("api.app:worker_app", factory=True, workers=workers, host=settings.host,
                         port=settings.port, log_level=settings.log_level.lower())
         else:
-            uvicorn.run(create_app(settings, services), host=settings.host, port=settings.port,
+            uvicorn.run(create_app(settings, services, freeze_heap=True), host=settings.host, port=settings.port,
                         log_level=settings.log_level.lower())
     finally:
         services.close()

@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
+from application.heap import freeze_startup_heap
 from application.privacy import PgKeyStore, Vault
 from application.store import EVENTS_CHANNEL, StoredRow, head_position, read_stored, settled_position
 from projections.base import SqlProjection
@@ -276,7 +277,9 @@ def _child_main(dsn: str, topics: list[str], options: dict[str, Any], stopping: 
                 os._exit(0)
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    LocalProjector(dsn, projection_classes(topics), stopping=stopping, **options).run()
+    projector = LocalProjector(dsn, projection_classes(topics), stopping=stopping, **options)
+    freeze_startup_heap()  # a long-lived process: its start-up objects leave the collector's walks
+    projector.run()
 
 
 def die_with_parent() -> None:

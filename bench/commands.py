@@ -295,7 +295,7 @@ def serve_app(app: Any, settings: Settings | None = None, services: Services | N
     one, the service's app); yields the base URL."""
     if app is None:
         assert settings is not None and services is not None
-        app = create_app(settings, services)
+        app = create_app(settings, services, freeze_heap=True)  # as `liudong serve` does
     # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only when it does,
     # and without it every keep-alive response waits ~40 ms for a delayed ACK.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from application.heap import freeze_startup_heap
 from application.settings import Settings
 
 
@@ -72,7 +73,9 @@ def relay(
                       checkpoint_seconds=settings.checkpoint_interval_seconds,
                       signing_key=settings.audit_signing_key(), stopping=stopping)
     try:
-        Relay(settings, dsn, from_position=from_position, stopping=stopping).run()
+        relaying = Relay(settings, dsn, from_position=from_position, stopping=stopping)
+        freeze_startup_heap()
+        relaying.run()
     except ProducerMisconfigured as error:
         typer.echo(f"relay refused to start: {error}", err=True)
         raise typer.Exit(2) from None
@@ -98,7 +101,9 @@ def worker(
     stopping = _stop_on_signals()
     group = group_for(settings, names, list(PROJECTIONS))
     typer.echo(f"worker for {', '.join(names)} in group {group}")
-    Worker(settings, dsn, {n: PROJECTIONS[n] for n in names}, group, stopping=stopping).run()
+    working = Worker(settings, dsn, {n: PROJECTIONS[n] for n in names}, group, stopping=stopping)
+    freeze_startup_heap()
+    working.run()
     typer.echo("worker stopped")
 
 
