@@ -30,6 +30,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, RecordConflictError, StoredEvent
 from psycopg.rows import tuple_row
 
+from application.heap import fewer_collections
 from application.imports import ImportReport, Refusal, check_text, existing_ids, parse_date
 from application.store import EVENTS_TABLE, OfficeApplication
 from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
@@ -89,6 +90,7 @@ def _decide_site(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> H
         raise
 
 
+@fewer_collections()
 def import_sites(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
                  batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Register the sites of ``rows``; see the module's docstring."""
@@ -188,6 +190,7 @@ class _Sites:
         return site if isinstance(site, HousingSite) else None
 
 
+@fewer_collections()
 def import_moves(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
                  batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Record the moves of ``rows``; see the module's docstring."""

@@ -25,6 +25,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from application.heap import fewer_collections
 from application.store import EVENTS_TABLE, OfficeApplication
 from domain.common import DomainError, InvalidValue, Stamp
 from domain.identity import IdentityNumber
@@ -128,6 +129,7 @@ def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[
     return id_number, resident
 
 
+@fewer_collections()
 def import_residents(app: OfficeApplication, rows: Iterable[tuple[int, dict[str, str]]], stamp: Stamp, *,
                      batch_size: int = 500, progress: Callable[[int], None] | None = None) -> ImportReport:
     """Register the residents of ``rows``; see the module's docstring."""

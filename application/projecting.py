@@ -31,7 +31,7 @@ from psycopg.rows import dict_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from application.events import EventCatalogue, UndecodableEvent, public_state
-from application.heap import freeze_startup_heap
+from application.heap import fewer_collections, freeze_startup_heap
 from application.privacy import PgKeyStore, Vault
 from application.store import EVENTS_CHANNEL, StoredRow, head_position, read_stored, settled_position
 from projections.base import SqlProjection
@@ -346,6 +346,7 @@ class ProjectorProcess:
 
 
 # -- rebuild and dead letters --------------------------------------------------------------
+@fewer_collections()
 def rebuild(dsn: str, projection: type[SqlProjection], catalogue: EventCatalogue | None = None,
             batch_size: int = 2000, progress: Callable[[int, int], None] | None = None,
             schema: str | None = None, *, master_key: bytes) -> int:
