@@ -87,6 +87,9 @@ class Encoder:
     def __init__(self, processes: int) -> None:
         self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_encoder_started) if processes else None
+        if self.pool is not None:  # started (and the domain imported) before the first batch waits on it
+            for started in [self.pool.submit(_catalogue) for _ in range(processes)]:
+                started.result()
 
     def submit(self, rows: list[StoredRow], previous: int, source: str, prefix: str) -> Future[list[OutgoingMessage]]:
         if self.pool is not None:
@@ -127,21 +130,24 @@ class Relay:
     def run(self) -> None:
         """Publish until ``stopping`` is set; survives database and broker outages."""
         pause = 0.5
-        while not self.stopping.is_set():
-            try:
-                with psycopg.connect(self.dsn, autocommit=True) as conn:
-                    for statement in SCHEMA:
-                        conn.execute(statement)
-                    if not self._acquire(conn):
-                        return
-                    pause = 0.5
-                    self._lead(conn)
-            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                log.warning("relay lost the database (%s); retrying in %.1f s", type(error).__name__, pause)
-            finally:
-                self.holding.clear()
-            self.stopping.wait(pause)
-            pause = min(pause * 2, MAX_BACKOFF)
+        # The encoder's processes start (and import the domain) once, before this relay
+        # takes the lead, and serve it across reconnections.
+        with Encoder(self.settings.relay_encoder_processes) as encoder:
+            while not self.stopping.is_set():
+                try:
+                    with psycopg.connect(self.dsn, autocommit=True) as conn:
+                        for statement in SCHEMA:
+                            conn.execute(statement)
+                        if not self._acquire(conn):
+                            return
+                        pause = 0.5
+                        self._lead(conn, encoder)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    log.warning("relay lost the database (%s); retrying in %.1f s", type(error).__name__, pause)
+                finally:
+                    self.holding.clear()
+                self.stopping.wait(pause)
+                pause = min(pause * 2, MAX_BACKOFF)
 
     def _acquire(self, conn: psycopg.Connection[Any]) -> bool:
         announced = False
@@ -157,7 +163,7 @@ class Relay:
             self.stopping.wait(1.0)
         return False
 
-    def _lead(self, conn: psycopg.Connection[Any]) -> None:
+    def _lead(self, conn: psycopg.Connection[Any], encoder: Encoder) -> None:
         """Publish while holding the lock; Kafka failures are retried here with backoff."""
         pause = 0.5
         start_from = self.from_position
@@ -173,7 +179,7 @@ class Relay:
                 start_from = None
                 producer = create_producer(self.settings)
                 pause = 0.5
-                self._publish(conn, producer, position, ids)
+                self._publish(conn, producer, encoder, position, ids)
                 return
             except (KafkaError, TopicsReset, OSError) as error:
                 if isinstance(error, TopicsReset):
@@ -211,7 +217,8 @@ class Relay:
         RELAY_POSITION.set(position)
         return position
 
-    def _publish(self, conn: psycopg.Connection[Any], producer: Any, position: int, ids: dict[str, str]) -> None:
+    def _publish(self, conn: psycopg.Connection[Any], producer: Any, encoder: Encoder, position: int,
+                 ids: dict[str, str]) -> None:
         """Read, encode, send, and save the position as batches are acknowledged.
 
         A pipeline: while one batch is sent, the next is encoded (in a process of its own,
@@ -220,8 +227,7 @@ class Relay:
         whose every message the broker acknowledged."""
         encoding: deque[tuple[Future[list[OutgoingMessage]], int, float]] = deque()
         in_flight: deque[tuple[int, list[Any], float]] = deque()
-        with psycopg.connect(self.dsn, autocommit=True) as listener, \
-                Encoder(self.settings.relay_encoder_processes) as encoder:
+        with psycopg.connect(self.dsn, autocommit=True) as listener:
             listener.execute(f"LISTEN {EVENTS_CHANNEL}")
             previous: int | None = None
             read_upto = position
