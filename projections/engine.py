@@ -192,9 +192,34 @@ class ViewApplier:
             " ON CONFLICT (application_name) DO UPDATE"
             " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)"
         ).format(t=tracking)
+        self._upsert_streams = SQL(
+            "INSERT INTO {t} (application_name, notification_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+            " ON CONFLICT (application_name) DO UPDATE"
+            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)"
+        ).format(t=tracking)
         self._select_tracking = SQL("SELECT application_name, notification_id FROM {t}"
                                     " WHERE application_name = ANY(%s)").format(t=tracking)
         self._lwm_lock = zlib.crc32(f"liudong-low-water-mark:{self.name}".encode())
+        # The mark and how far the chain of links after it is unbroken, in one statement.
+        self._select_advance = SQL(
+            "WITH mark AS (SELECT coalesce((SELECT notification_id FROM {t} WHERE application_name = %(lwm)s), 0)"
+            " AS at),"
+            " links AS (SELECT position, previous,"
+            " lag(position, 1, (SELECT at FROM mark)) OVER (ORDER BY position) AS before"
+            " FROM projection_chain WHERE view = %(view)s AND position > (SELECT at FROM mark)),"
+            " gap AS (SELECT min(position) AS at FROM links WHERE previous <> before)"
+            " SELECT (SELECT at FROM mark) AS mark,"
+            " (SELECT max(position) FROM links, gap WHERE gap.at IS NULL OR links.position < gap.at) AS reached"
+        ).format(t=tracking)
+        # Moving the mark: the new mark, the links behind it dropped, listeners told; one statement
+        # (data-modifying WITH parts always run to completion).
+        self._move_mark = SQL(
+            "WITH moved AS (INSERT INTO {t} (application_name, notification_id) VALUES (%(lwm)s, %(mark)s)"
+            " ON CONFLICT (application_name) DO UPDATE"
+            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id) RETURNING 1),"
+            " dropped AS (DELETE FROM projection_chain WHERE view = %(view)s AND position <= %(mark)s RETURNING 1)"
+            " SELECT pg_notify(%(channel)s, current_schema() || '/' || %(payload)s)"
+        ).format(t=tracking)
 
     # -- schema -----------------------------------------------------------------------------
     def ensure_schema(self, conn: Connection[Any]) -> None:
@@ -278,24 +303,30 @@ class ViewApplier:
         with conn.transaction(), conn.cursor() as cur:
             if not self._enter(cur):
                 return BatchResult(busy=True)
-            offsets = self.stream_offsets(conn, streams)
+            # The partitions' offsets and the low-water mark in one read. The mark only moves
+            # in ``advance``; one moved by another worker meanwhile leaves links that the next
+            # advance drops.
+            offsets = self.stream_offsets(conn, [*streams, LOW_WATER_MARK])
+            low_water = offsets.pop(LOW_WATER_MARK, 0)
             fresh = [d for d in deliveries if d.stream is None or (d.offset or 0) > offsets.get(d.stream, -1)]
             result = self._apply(cur, fresh)
             last: dict[str, int] = {}
             for d in deliveries:
                 if d.stream is not None and d.offset is not None:
                     last[d.stream] = max(last.get(d.stream, -1), d.offset)
-            for stream, offset in last.items():
-                if offset > offsets.get(stream, -1):
-                    cur.execute(self._upsert_tracking, (stream, offset))
-            self._link(cur, conn, deliveries)
-            result.low_water_mark = self.low_water_mark(conn)
+            moved = {stream: offset for stream, offset in last.items() if offset > offsets.get(stream, -1)}
+            # Neither write's answer is needed: both go in one round trip (an error is raised
+            # when the block ends, inside this view's savepoint, as it would be at once).
+            with conn.pipeline():
+                if moved:
+                    cur.execute(self._upsert_streams, (list(moved), list(moved.values())))
+                self._link(cur, deliveries, low_water)
+            result.low_water_mark = low_water
         return result
 
-    def _link(self, cur: Cursor[Any], conn: Connection[Any], deliveries: Sequence[Delivery]) -> None:
+    def _link(self, cur: Cursor[Any], deliveries: Sequence[Delivery], low_water: int) -> None:
         """Record which position follows which, for ``advance``."""
         links = [(d.position, d.previous) for d in deliveries if d.position is not None and d.previous is not None]
-        low_water = self.low_water_mark(conn)
         links = [(p, q) for p, q in links if p > low_water]
         if links:
             cur.execute(
@@ -311,25 +342,15 @@ class ViewApplier:
         dies before advancing leaves the links for the next advance."""
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lwm_lock,))
-            low_water = self.low_water_mark(conn)
             # Each stored event names the one before it: the mark may move to the last
             # position before the first link whose predecessor has not arrived yet.
-            row = cur.execute(
-                "WITH links AS ("
-                " SELECT position, previous,"
-                " lag(position, 1, %(mark)s::bigint) OVER (ORDER BY position) AS before"
-                " FROM projection_chain WHERE view = %(view)s AND position > %(mark)s),"
-                " gap AS (SELECT min(position) AS at FROM links WHERE previous <> before)"
-                " SELECT max(position) FROM links, gap WHERE gap.at IS NULL OR links.position < gap.at",
-                {"view": self.name, "mark": low_water},
-            ).fetchone()
-            reached = _value(row, 0) if row is not None else None
+            row = cur.execute(self._select_advance, {"view": self.name, "lwm": LOW_WATER_MARK}).fetchone()
+            low_water = int(_value(row, 0)) if row is not None else 0
+            reached = _value(row, 1) if row is not None else None
             if reached is not None and int(reached) > low_water:
                 low_water = int(reached)
-                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, low_water))
-                cur.execute("DELETE FROM projection_chain WHERE view = %s AND position <= %s",
-                            (self.name, low_water))
-                notify_mark(cur, self.name, low_water)
+                cur.execute(self._move_mark, {"lwm": LOW_WATER_MARK, "mark": low_water, "view": self.name,
+                                              "channel": NOTIFY_CHANNEL, "payload": f"{self.name}:{low_water}"})
         return low_water
 
     def _enter(self, cur: Cursor[Any]) -> bool:
@@ -348,8 +369,7 @@ class ViewApplier:
         prefetch = getattr(self.projection.privacy, "prefetch", None)
         if prefetch is not None:
             prefetch([vars(d.event) for d in relevant if d.event is not None])
-        versions = self._versions(cur, ids)
-        parked = self._parked(cur, ids)
+        versions, parked = self._versions_and_parked(cur, ids)
         before = dict(versions)
         cur.execute("SAVEPOINT batch")
         try:
@@ -440,15 +460,20 @@ class ViewApplier:
         ).fetchall()
         return {_value(r, 0): int(_value(r, 1)) for r in rows}
 
-    def _parked(self, cur: Cursor[Any], ids: list[UUID]) -> set[UUID]:
+    def _versions_and_parked(self, cur: Cursor[Any], ids: list[UUID]) -> tuple[dict[UUID, int], set[UUID]]:
+        """The versions this view applied of ``ids``, and those of them parked behind an
+        unresolved dead letter, in one round trip (a parked aggregate's row has no version)."""
         if not ids:
-            return set()
+            return {}, set()
         rows = cur.execute(
-            "SELECT DISTINCT originator_id FROM projection_dead_letters"
-            " WHERE resolved_at IS NULL AND view IN (%s, %s) AND originator_id = ANY(%s)",
-            (self.name, EVERY_VIEW, ids),
+            "SELECT originator_id, version FROM projection_versions"
+            " WHERE view = %(view)s AND originator_id = ANY(%(ids)s)"
+            " UNION ALL SELECT DISTINCT originator_id, NULL::bigint FROM projection_dead_letters"
+            " WHERE resolved_at IS NULL AND view IN (%(view)s, %(every)s) AND originator_id = ANY(%(ids)s)",
+            {"view": self.name, "every": EVERY_VIEW, "ids": ids},
         ).fetchall()
-        return {_value(r, 0) for r in rows}
+        versions = {_value(r, 0): int(_value(r, 1)) for r in rows if _value(r, 1) is not None}
+        return versions, {_value(r, 0) for r in rows if _value(r, 1) is None}
 
     def _dead_letter(self, cur: Cursor[Any], d: Delivery, view: str, error: str, attempts: int = 1) -> list[int]:
         if view == EVERY_VIEW or d.originator_id is None or d.version is None:
