@@ -53,6 +53,8 @@ VIEW_VERSION = "__view_version__"
 # A dead letter that concerns every view: a message that could not be decoded at all.
 EVERY_VIEW = "*"
 NOTIFY_CHANNEL = "liudong_views"
+# Parameters: the channel, the schema (None: the current one), the payload.
+_NOTIFY = "pg_notify(%s, coalesce(%s, current_schema()) || '/' || %s)"
 MAX_ERROR_TEXT = 2000
 
 SCHEMA = [
@@ -187,16 +189,11 @@ class ViewApplier:
         self.backoff = backoff
         self.sleep = sleep
         tracking = Identifier(projection.tracking_table())
-        self._upsert_tracking = SQL(
-            "INSERT INTO {t} (application_name, notification_id) VALUES (%s, %s)"
-            " ON CONFLICT (application_name) DO UPDATE"
-            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)"
-        ).format(t=tracking)
-        self._upsert_streams = SQL(
-            "INSERT INTO {t} (application_name, notification_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
-            " ON CONFLICT (application_name) DO UPDATE"
-            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)"
-        ).format(t=tracking)
+        # Names and positions as two arrays: one statement for any number of them.
+        upsert = ("INSERT INTO {t} (application_name, notification_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+                  " ON CONFLICT (application_name) DO UPDATE"
+                  " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id)")
+        self._upsert_tracking = SQL(upsert).format(t=tracking)
         self._select_tracking = SQL("SELECT application_name, notification_id FROM {t}"
                                     " WHERE application_name = ANY(%s)").format(t=tracking)
         self._lwm_lock = zlib.crc32(f"liudong-low-water-mark:{self.name}".encode())
@@ -214,11 +211,9 @@ class ViewApplier:
         # Moving the mark: the new mark, the links behind it dropped, listeners told; one statement
         # (data-modifying WITH parts always run to completion).
         self._move_mark = SQL(
-            "WITH moved AS (INSERT INTO {t} (application_name, notification_id) VALUES (%(lwm)s, %(mark)s)"
-            " ON CONFLICT (application_name) DO UPDATE"
-            " SET notification_id = GREATEST({t}.notification_id, EXCLUDED.notification_id) RETURNING 1),"
-            " dropped AS (DELETE FROM projection_chain WHERE view = %(view)s AND position <= %(mark)s RETURNING 1)"
-            " SELECT pg_notify(%(channel)s, current_schema() || '/' || %(payload)s)"
+            f"WITH moved AS ({upsert} RETURNING 1),"
+            " dropped AS (DELETE FROM projection_chain WHERE view = %s AND position <= %s RETURNING 1)"
+            f" SELECT {_NOTIFY}"
         ).format(t=tracking)
 
     # -- schema -----------------------------------------------------------------------------
@@ -292,7 +287,7 @@ class ViewApplier:
             result = self._apply(cur, fresh)
             result.low_water_mark = max(low_water, upto)
             if upto > low_water:
-                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, upto))
+                cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [upto]))
                 notify_mark(cur, self.name, upto)
         return result
 
@@ -319,7 +314,7 @@ class ViewApplier:
             # when the block ends, inside this view's savepoint, as it would be at once).
             with conn.pipeline():
                 if moved:
-                    cur.execute(self._upsert_streams, (list(moved), list(moved.values())))
+                    cur.execute(self._upsert_tracking, (list(moved), list(moved.values())))
                 self._link(cur, deliveries, low_water)
             result.low_water_mark = low_water
         return result
@@ -349,8 +344,8 @@ class ViewApplier:
             reached = _value(row, 1) if row is not None else None
             if reached is not None and int(reached) > low_water:
                 low_water = int(reached)
-                cur.execute(self._move_mark, {"lwm": LOW_WATER_MARK, "mark": low_water, "view": self.name,
-                                              "channel": NOTIFY_CHANNEL, "payload": f"{self.name}:{low_water}"})
+                cur.execute(self._move_mark, ([LOW_WATER_MARK], [low_water], self.name, low_water,
+                                              NOTIFY_CHANNEL, None, _mark_payload(self.name, low_water)))
         return low_water
 
     def _enter(self, cur: Cursor[Any]) -> bool:
@@ -451,15 +446,6 @@ class ViewApplier:
         assert error is not None
         return f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
 
-    def _versions(self, cur: Cursor[Any], ids: list[UUID]) -> dict[UUID, int]:
-        if not ids:
-            return {}
-        rows = cur.execute(
-            "SELECT originator_id, version FROM projection_versions WHERE view = %s AND originator_id = ANY(%s)",
-            (self.name, ids),
-        ).fetchall()
-        return {_value(r, 0): int(_value(r, 1)) for r in rows}
-
     def _versions_and_parked(self, cur: Cursor[Any], ids: list[UUID]) -> tuple[dict[UUID, int], set[UUID]]:
         """The versions this view applied of ``ids``, and those of them parked behind an
         unresolved dead letter, in one round trip (a parked aggregate's row has no version)."""
@@ -518,7 +504,7 @@ class ViewApplier:
             for statement in self.projection.view_class.after_rebuild:
                 cur.execute(statement)
             if head:
-                cur.execute(self._upsert_tracking, (LOW_WATER_MARK, head))
+                cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [head]))
                 notify_mark(cur, self.name, head)
         return head
 
@@ -530,7 +516,7 @@ class ViewApplier:
         with conn.transaction(), conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (self.projection.lock_key(),))
             aggregate = event.originator_id
-            versions = self._versions(cur, [aggregate])
+            versions, _ = self._versions_and_parked(cur, [aggregate])
             outcome = "already applied"
             if self.projection.handles_event(event) and event.originator_version > versions.get(aggregate, 0):
                 error = self._apply_carefully(cur, Delivery(letter.get("position"), aggregate,
@@ -548,11 +534,14 @@ class ViewApplier:
         return outcome
 
 
+def _mark_payload(view: str, mark: int) -> str:
+    return f"{view}:{mark}"
+
+
 def notify_mark(cur: Any, view: str, mark: int, schema: str | None = None) -> None:
     """Tell listeners a view's low-water mark moved: ``SCHEMA/VIEW:MARK`` (the schema, so a
     copy built beside the live views is never taken for them)."""
-    cur.execute("SELECT pg_notify(%s, coalesce(%s, current_schema()) || '/' || %s)",
-                (NOTIFY_CHANNEL, schema, f"{view}:{mark}"))
+    cur.execute(f"SELECT {_NOTIFY}", (NOTIFY_CHANNEL, schema, _mark_payload(view, mark)))
 
 
 def parse_mark(payload: str) -> tuple[str, str, int] | None:
