@@ -38,7 +38,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import Connection, Cursor
+from psycopg import Connection, Cursor, Pipeline
 from psycopg.sql import SQL, Identifier
 
 from projections.base import Privacy, SqlProjection
@@ -275,47 +275,63 @@ class ViewApplier:
         return {str(_value(r, 0)): int(_value(r, 1)) for r in rows}
 
     # -- batches ----------------------------------------------------------------------------
+    # Each batch runs in pipeline mode: the view's savepoint, its lock, what it recorded
+    # (offsets, mark) and the versions it applied go in one round trip; the handlers' writes,
+    # the versions, offsets, links and mark in a second. A handler that reads waits for its
+    # own answer; an error shows at the next sync and sends the batch the careful way.
     def apply_ordered(self, conn: Connection[Any], deliveries: Sequence[Delivery], upto: int) -> BatchResult:
         """Apply events read from the store in order; afterwards every event up to
         ``upto`` has been dealt with (``upto`` may lie past the last delivery: the events
         between were read and are not of this view's kinds)."""
-        with conn.transaction(), conn.cursor() as cur:
-            if not self._enter(cur):
+        with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as mark, \
+                conn.cursor() as versions:
+            self._ask_enter(cur)
+            mark.execute(self._select_tracking, ([LOW_WATER_MARK],))
+            asked = self._ask_versions(versions, self._aggregates(deliveries))
+            if not self._entered(cur):
                 return BatchResult(busy=True)
-            low_water = self.low_water_mark(conn)
+            row = mark.fetchone()
+            low_water = int(_value(row, 1)) if row is not None else 0
             fresh = [d for d in deliveries if d.position is not None and d.position > low_water]
-            result = self._apply(cur, fresh)
+
+            def tail(cur: Cursor[Any]) -> None:
+                if upto > low_water:
+                    cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [upto]))
+                    notify_mark(cur, self.name, upto)
+
+            result = self._apply(cur, pipeline, fresh, self._versions_answer(versions, asked), tail)
             result.low_water_mark = max(low_water, upto)
-            if upto > low_water:
-                cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [upto]))
-                notify_mark(cur, self.name, upto)
         return result
 
     def apply_streamed(self, conn: Connection[Any], deliveries: Sequence[Delivery]) -> BatchResult:
         """Apply events received from Kafka partitions (``stream`` and ``offset`` set on
         each; ``position`` and ``previous`` where the message carried them)."""
         streams = sorted({d.stream for d in deliveries if d.stream is not None})
-        with conn.transaction(), conn.cursor() as cur:
-            if not self._enter(cur):
-                return BatchResult(busy=True)
+        with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as tracked, \
+                conn.cursor() as versions:
+            self._ask_enter(cur)
             # The partitions' offsets and the low-water mark in one read. The mark only moves
             # in ``advance``; one moved by another worker meanwhile leaves links that the next
             # advance drops.
-            offsets = self.stream_offsets(conn, [*streams, LOW_WATER_MARK])
+            tracked.execute(self._select_tracking, ([*streams, LOW_WATER_MARK],))
+            asked = self._ask_versions(versions, self._aggregates(deliveries))
+            if not self._entered(cur):
+                return BatchResult(busy=True)
+            offsets = {str(_value(r, 0)): int(_value(r, 1)) for r in tracked.fetchall()}
             low_water = offsets.pop(LOW_WATER_MARK, 0)
             fresh = [d for d in deliveries if d.stream is None or (d.offset or 0) > offsets.get(d.stream, -1)]
-            result = self._apply(cur, fresh)
             last: dict[str, int] = {}
             for d in deliveries:
                 if d.stream is not None and d.offset is not None:
                     last[d.stream] = max(last.get(d.stream, -1), d.offset)
             moved = {stream: offset for stream, offset in last.items() if offset > offsets.get(stream, -1)}
-            # Neither write's answer is needed: both go in one round trip (an error is raised
-            # when the block ends, inside this view's savepoint, as it would be at once).
-            with conn.pipeline():
+
+            def tail(cur: Cursor[Any]) -> None:
                 if moved:
                     cur.execute(self._upsert_tracking, (list(moved), list(moved.values())))
                 self._link(cur, deliveries, low_water)
+
+            result = self._apply(cur, pipeline, fresh, self._versions_answer(versions, asked), tail)
             result.low_water_mark = low_water
         return result
 
@@ -348,38 +364,59 @@ class ViewApplier:
                                               NOTIFY_CHANNEL, None, _mark_payload(self.name, low_water)))
         return low_water
 
-    def _enter(self, cur: Cursor[Any]) -> bool:
+    def _ask_enter(self, cur: Cursor[Any]) -> None:
         """Take this view's lock, shared with other appliers (each aggregate's rows are
         its own) and exclusive of a rebuild. A view being rebuilt is skipped, not waited
-        for, so the other views of the same batch go on."""
-        row = cur.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (self.projection.lock_key(),)).fetchone()
-        return bool(_value(row, 0))
+        for, so the other views of the same batch go on (``_entered`` reads the answer)."""
+        cur.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (self.projection.lock_key(),))
+
+    @staticmethod
+    def _entered(cur: Cursor[Any]) -> bool:
+        row = cur.fetchone()
+        return bool(row is not None and _value(row, 0))
 
     # -- applying ---------------------------------------------------------------------------
-    def _apply(self, cur: Cursor[Any], deliveries: Sequence[Delivery]) -> BatchResult:
-        relevant = [d for d in deliveries if d.event is None or self.projection.handles_event(d.event)]
+    def _relevant(self, deliveries: Sequence[Delivery]) -> list[Delivery]:
+        return [d for d in deliveries if d.event is None or self.projection.handles_event(d.event)]
+
+    def _apply(self, cur: Cursor[Any], pipeline: Pipeline, deliveries: Sequence[Delivery],
+               known: tuple[dict[UUID, int], set[UUID]] | None = None,
+               tail: Callable[[Cursor[Any]], None] | None = None) -> BatchResult:
+        """Apply a batch in pipeline mode; ``known``: the versions and parked aggregates,
+        read already (of these deliveries' aggregates or more); ``tail``: the follower's own
+        writes (offsets, links, mark), sent with the batch's and written again if the batch
+        goes the careful way."""
+        relevant = self._relevant(deliveries)
         if not relevant:
+            if tail is not None:
+                tail(cur)
             return BatchResult()
-        ids = list({d.originator_id for d in relevant if d.originator_id is not None})
         prefetch = getattr(self.projection.privacy, "prefetch", None)
         if prefetch is not None:
             prefetch([vars(d.event) for d in relevant if d.event is not None])
-        versions, parked = self._versions_and_parked(cur, ids)
+        if known is None:
+            known = self._versions_and_parked(cur, self._aggregates(relevant))
+        versions, parked = dict(known[0]), known[1]
         before = dict(versions)
         cur.execute("SAVEPOINT batch")
         try:
-            # Pipeline mode: the handlers' writes go to the server without a round trip each
-            # (a handler that reads waits for its own answer). Leaving the block waits for
-            # them all and raises the first error, which sends the batch the careful way,
-            # event by event. (Sending runs of one statement as executemany gained nothing.)
-            with cur.connection.pipeline():
-                result = self._run(cur, relevant, versions, set(parked), careful=False)
+            # The handlers' writes go to the server without a round trip each. The sync
+            # waits for them all and raises the first error. (Sending runs of one statement
+            # as executemany gained nothing.)
+            result = self._run(cur, pipeline, relevant, versions, set(parked), careful=False)
+            self._finish(cur, before, versions, tail)
+            pipeline.sync()
         except Exception as error:  # one of the events fails this view: go through them one by one
             if is_view_level(error):
                 raise
             cur.execute("ROLLBACK TO SAVEPOINT batch")
             versions = dict(before)
-            result = self._run(cur, relevant, versions, set(parked), careful=True)
+            result = self._run(cur, pipeline, relevant, versions, set(parked), careful=True)
+            self._finish(cur, before, versions, tail)
+        return result
+
+    def _finish(self, cur: Cursor[Any], before: dict[UUID, int], versions: dict[UUID, int],
+                tail: Callable[[Cursor[Any]], None] | None) -> None:
         cur.execute("RELEASE SAVEPOINT batch")
         changed = {k: v for k, v in versions.items() if before.get(k) != v}
         if changed:
@@ -389,10 +426,11 @@ class ViewApplier:
                 " ON CONFLICT (view, originator_id) DO UPDATE SET version = EXCLUDED.version",
                 (self.name, list(changed), list(changed.values())),
             )
-        return result
+        if tail is not None:
+            tail(cur)
 
-    def _run(self, cur: Cursor[Any], deliveries: Sequence[Delivery], versions: dict[UUID, int],
-             parked: set[UUID], *, careful: bool) -> BatchResult:
+    def _run(self, cur: Cursor[Any], pipeline: Pipeline | None, deliveries: Sequence[Delivery],
+             versions: dict[UUID, int], parked: set[UUID], *, careful: bool) -> BatchResult:
         result = BatchResult()
         for d in deliveries:
             if d.event is None:
@@ -412,7 +450,7 @@ class ViewApplier:
             if not careful:
                 self.projection.apply(cur, d.event)
             else:
-                error = self._apply_carefully(cur, d)
+                error = self._apply_carefully(cur, pipeline, d)
                 if error is not None:
                     result.dead_letters.extend(self._dead_letter(cur, d, self.name, error, attempts=self.attempts))
                     parked.add(aggregate)
@@ -421,15 +459,17 @@ class ViewApplier:
             result.applied += 1
         return result
 
-    def _apply_carefully(self, cur: Cursor[Any], d: Delivery) -> str | None:
+    def _apply_carefully(self, cur: Cursor[Any], pipeline: Pipeline | None, d: Delivery) -> str | None:
         """Apply one event under a savepoint, retrying with backoff; the error if it never
-        succeeds."""
+        succeeds. In pipeline mode each try waits for its answer."""
         pause = self.backoff
         error: Exception | None = None
         for attempt in range(self.attempts):
             cur.execute("SAVEPOINT event")
             try:
                 self.projection.apply(cur, d.event)
+                if pipeline is not None:
+                    pipeline.sync()
             except Exception as failure:  # the handler's failure: retried, then a dead letter
                 if is_view_level(failure):
                     raise
@@ -446,20 +486,36 @@ class ViewApplier:
         assert error is not None
         return f"{type(error).__name__}: {error}"[:MAX_ERROR_TEXT]
 
-    def _versions_and_parked(self, cur: Cursor[Any], ids: list[UUID]) -> tuple[dict[UUID, int], set[UUID]]:
-        """The versions this view applied of ``ids``, and those of them parked behind an
-        unresolved dead letter, in one round trip (a parked aggregate's row has no version)."""
+    def _ask_versions(self, cur: Cursor[Any], ids: list[UUID]) -> bool:
+        """Send the query for the versions and parked aggregates of ``ids`` (the answer is
+        read by ``_versions_answer``); False if there are none to ask about."""
         if not ids:
-            return {}, set()
-        rows = cur.execute(
+            return False
+        cur.execute(
             "SELECT originator_id, version FROM projection_versions"
             " WHERE view = %(view)s AND originator_id = ANY(%(ids)s)"
             " UNION ALL SELECT DISTINCT originator_id, NULL::bigint FROM projection_dead_letters"
             " WHERE resolved_at IS NULL AND view IN (%(view)s, %(every)s) AND originator_id = ANY(%(ids)s)",
             {"view": self.name, "every": EVERY_VIEW, "ids": ids},
-        ).fetchall()
+        )
+        return True
+
+    @staticmethod
+    def _versions_answer(cur: Cursor[Any], asked: bool) -> tuple[dict[UUID, int], set[UUID]]:
+        """The versions this view applied, and the aggregates parked behind an unresolved
+        dead letter (a parked aggregate's row has no version)."""
+        if not asked:
+            return {}, set()
+        rows = cur.fetchall()
         versions = {_value(r, 0): int(_value(r, 1)) for r in rows if _value(r, 1) is not None}
         return versions, {_value(r, 0) for r in rows if _value(r, 1) is None}
+
+    def _versions_and_parked(self, cur: Cursor[Any], ids: list[UUID]) -> tuple[dict[UUID, int], set[UUID]]:
+        return self._versions_answer(cur, self._ask_versions(cur, ids))
+
+    def _aggregates(self, deliveries: Sequence[Delivery]) -> list[UUID]:
+        """The aggregates of the deliveries this view handles."""
+        return list({d.originator_id for d in self._relevant(deliveries) if d.originator_id is not None})
 
     def _dead_letter(self, cur: Cursor[Any], d: Delivery, view: str, error: str, attempts: int = 1) -> list[int]:
         if view == EVERY_VIEW or d.originator_id is None or d.version is None:
@@ -498,8 +554,9 @@ class ViewApplier:
             cur.execute("UPDATE projection_dead_letters SET resolved_at = now(), resolution = 'rebuilt'"
                         " WHERE view = %s AND resolved_at IS NULL", (self.name,))
             cur.execute("SELECT set_config('liudong.rebuilding', 'on', true)")
-            for batch in batches:
-                self._apply(cur, batch)
+            with conn.pipeline() as pipeline:
+                for batch in batches:
+                    self._apply(cur, pipeline, batch)
             cur.execute("SELECT set_config('liudong.rebuilding', 'off', true)")
             for statement in self.projection.view_class.after_rebuild:
                 cur.execute(statement)
@@ -519,8 +576,9 @@ class ViewApplier:
             versions, _ = self._versions_and_parked(cur, [aggregate])
             outcome = "already applied"
             if self.projection.handles_event(event) and event.originator_version > versions.get(aggregate, 0):
-                error = self._apply_carefully(cur, Delivery(letter.get("position"), aggregate,
-                                                            event.originator_version, letter["event_type"], event))
+                delivery = Delivery(letter.get("position"), aggregate, event.originator_version, letter["event_type"],
+                                    event)
+                error = self._apply_carefully(cur, None, delivery)
                 if error is not None:
                     cur.execute("UPDATE projection_dead_letters SET attempts = attempts + %s, error = %s,"
                                 " failed_at = now() WHERE id = %s", (self.attempts, error, letter["id"]))
