@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from eventsourcing.utils import get_topic
@@ -22,6 +23,18 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 
 Handler = Callable[[Any, Cursor[DictRow], Any], None]
+RowOf = Callable[[Any, Any], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class BulkRows:
+    """A handler whose only write is one new row (``row`` makes its values, in the order of
+    ``columns``: names and SQL types) can have a rebuild insert many such rows in one
+    statement. The handler itself stays the one way the live views write it."""
+
+    table: str
+    columns: tuple[tuple[str, str], ...]
+    row: RowOf
 
 
 class Privacy(Protocol):
@@ -53,6 +66,10 @@ class View:
     # rewrite on every event (a count row updated a million times in one transaction costs
     # a walk along all its versions each time) is skipped then and computed once here.
     after_rebuild: ClassVar[list[str]] = []
+    # True when the handlers find rows by primary key only: a rebuild then creates the view's
+    # other indexes (the ``CREATE INDEX`` statements of ``ddl``) once, after the rows, instead
+    # of updating each of them row by row.
+    indexes_after_rebuild: ClassVar[bool] = False
 
 
 # True in SQL while a rebuild applies events (see View.after_rebuild).
@@ -71,16 +88,23 @@ class SqlProjection:
     view_class: ClassVar[type[View]]
     privacy: Privacy  # given by the engine
     handlers: ClassVar[dict[type, Handler]]
+    bulk_rows: ClassVar[dict[type, BulkRows]]
     handled_topics: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.handlers = {}
+        cls.bulk_rows = {}
         # Handlers are inherited; a subclass's handler of the same event wins.
         for klass in reversed(cls.__mro__):
             for attr in list(vars(klass).values()):
                 for event_class in getattr(attr, "_handles", ()):
                     cls.handlers[event_class] = attr
+                bulk = getattr(attr, "_bulk_rows", None)
+                if bulk is not None:
+                    for event_class in bulk[0]:
+                        cls.bulk_rows[event_class] = BulkRows(bulk[1], bulk[2], attr)
+        assert set(cls.bulk_rows) <= set(cls.handlers), f"{cls.__name__}: rows_of an event without a handler"
         cls.handled_topics = tuple(get_topic(event_class) for event_class in cls.handlers)
 
     @classmethod
@@ -100,6 +124,11 @@ class SqlProjection:
         if handler is not None:
             handler(self, cursor, domain_event)
 
+    def bulk_row(self, domain_event: Any) -> tuple[BulkRows, tuple[Any, ...]] | None:
+        """The event's row and where it goes, if its handler only inserts one (``rows_of``)."""
+        bulk = self.bulk_rows.get(type(domain_event))
+        return (bulk, bulk.row(self, domain_event)) if bulk is not None else None
+
 
 def event_class(aggregate: type, name: str) -> type:
     """An event class that eventsourcing's ``@event`` decorator made on ``aggregate``."""
@@ -113,6 +142,18 @@ def handles(*event_classes: type) -> Callable[[Handler], Handler]:
 
     def mark(func: Handler) -> Handler:
         func._handles = event_classes  # type: ignore[attr-defined]
+        return func
+
+    return mark
+
+
+def rows_of(*event_classes: type, table: str, columns: tuple[tuple[str, str], ...]) -> Callable[[RowOf], RowOf]:
+    """Marks a projection method as the maker of the one row the handler of these event
+    classes inserts into ``table`` (see ``BulkRows``); the handler should write the same
+    values, by calling it."""
+
+    def mark(func: RowOf) -> RowOf:
+        func._bulk_rows = (event_classes, table, columns)  # type: ignore[attr-defined]
         return func
 
     return mark

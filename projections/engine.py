@@ -29,6 +29,7 @@ order; every other aggregate goes on. ``retry_dead_letters`` applies them later.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zlib
@@ -39,9 +40,9 @@ from uuid import UUID
 
 import psycopg
 from psycopg import Connection, Cursor, Pipeline
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
-from projections.base import Privacy, SqlProjection
+from projections.base import BulkRows, Privacy, SqlProjection
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ class ViewApplier:
         self.attempts = attempts
         self.backoff = backoff
         self.sleep = sleep
+        self._rows: _RowBuffer | None = None  # during a rebuild: rows inserted many at a time
         tracking = Identifier(projection.tracking_table())
         # Names and positions as two arrays: one statement for any number of them.
         upsert = ("INSERT INTO {t} (application_name, notification_id) SELECT * FROM unnest(%s::text[], %s::bigint[])"
@@ -404,9 +406,13 @@ class ViewApplier:
             # waits for them all and raises the first error. (Sending runs of one statement
             # as executemany gained nothing.)
             result = self._run(cur, pipeline, relevant, versions, set(parked), careful=False)
+            if self._rows is not None:
+                self._rows.flush(cur)
             self._finish(cur, before, versions, tail)
             pipeline.sync()
         except Exception as error:  # one of the events fails this view: go through them one by one
+            if self._rows is not None:
+                self._rows.clear()
             if is_view_level(error):
                 raise
             cur.execute("ROLLBACK TO SAVEPOINT batch")
@@ -448,7 +454,11 @@ class ViewApplier:
                 result.dead_letters.extend(self._dead_letter(cur, d, self.name, reason))
                 continue
             if not careful:
-                self.projection.apply(cur, d.event)
+                rows = self._rows
+                if rows is None or not rows.add(self.projection, d.event):
+                    if rows is not None and aggregate in rows.aggregates:
+                        rows.flush(cur)  # this event's aggregate has a row waiting: it goes first
+                    self.projection.apply(cur, d.event)
             else:
                 error = self._apply_carefully(cur, pipeline, d)
                 if error is not None:
@@ -545,8 +555,12 @@ class ViewApplier:
             schema = _schema(conn)
             for table in self.projection.view_class.tables:
                 cur.execute(SQL("DROP TABLE IF EXISTS {}.{} CASCADE").format(Identifier(schema), Identifier(table)))
-            for statement in self.projection.view_class.ddl:
-                cur.execute(statement)
+            view = self.projection.view_class
+            later = [s for s in view.ddl
+                     if view.indexes_after_rebuild and s.lstrip().upper().startswith("CREATE INDEX")]
+            for statement in view.ddl:
+                if statement not in later:
+                    cur.execute(statement)
             cur.execute(SQL("DELETE FROM {} WHERE application_name = %s").format(
                 Identifier(self.projection.tracking_table())), (LOW_WATER_MARK,))
             for table in ("projection_versions", "projection_chain"):
@@ -554,11 +568,15 @@ class ViewApplier:
             cur.execute("UPDATE projection_dead_letters SET resolved_at = now(), resolution = 'rebuilt'"
                         " WHERE view = %s AND resolved_at IS NULL", (self.name,))
             cur.execute("SELECT set_config('liudong.rebuilding', 'on', true)")
-            with conn.pipeline() as pipeline:
-                for batch in batches:
-                    self._apply(cur, pipeline, batch)
+            self._rows = _RowBuffer() if self.projection.bulk_rows else None
+            try:
+                with conn.pipeline() as pipeline:
+                    for batch in batches:
+                        self._apply(cur, pipeline, batch)
+            finally:
+                self._rows = None
             cur.execute("SELECT set_config('liudong.rebuilding', 'off', true)")
-            for statement in self.projection.view_class.after_rebuild:
+            for statement in [*later, *view.after_rebuild]:
                 cur.execute(statement)
             if head:
                 cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [head]))
@@ -590,6 +608,57 @@ class ViewApplier:
                     (self.name, aggregate, event.originator_version),
                 )
         return outcome
+
+
+class _RowBuffer:
+    """The rows of a rebuild's batch whose handlers only insert one (``BulkRows``): inserted
+    many in one statement at the end of the batch, or before a later event of the same
+    aggregate (handlers may rely on their own aggregate's earlier events, never on others')."""
+
+    def __init__(self) -> None:
+        self.rows: dict[BulkRows, list[tuple[Any, ...]]] = {}
+        self.aggregates: set[UUID] = set()
+
+    def add(self, projection: SqlProjection, event: Any) -> bool:
+        made = projection.bulk_row(event)
+        if made is None:
+            return False
+        bulk, row = made
+        self.rows.setdefault(bulk, []).append(row)
+        self.aggregates.add(event.originator_id)
+        return True
+
+    def flush(self, cur: Cursor[Any]) -> None:
+        for bulk, rows in self.rows.items():
+            columns = [list(values) for values in zip(*rows, strict=True)]
+            for i, (_, kind) in enumerate(bulk.columns):
+                if kind.endswith("[]"):  # unnest cannot take arrays of arrays: each as its literal
+                    columns[i] = [None if v is None else _array_literal(v) for v in columns[i]]
+            cur.execute(_bulk_insert(bulk), columns)
+        self.clear()
+
+    def clear(self) -> None:
+        self.rows.clear()
+        self.aggregates.clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _bulk_insert(bulk: BulkRows) -> Composed:
+    arrays = [f"%b::{'text' if kind.endswith('[]') else kind}[]" for _, kind in bulk.columns]
+    values = [f"u.c{i}::{kind}" if kind.endswith("[]") else f"u.c{i}" for i, (_, kind) in enumerate(bulk.columns)]
+    return SQL(
+        f"INSERT INTO {{}} ({', '.join('{}' for _ in bulk.columns)}) SELECT {', '.join(values)}"
+        f" FROM unnest({', '.join(arrays)}) AS u({', '.join(f'c{i}' for i in range(len(bulk.columns)))})"
+    ).format(Identifier(bulk.table), *(Identifier(name) for name, _ in bulk.columns))
+
+
+def _array_literal(values: Sequence[Any]) -> str:
+    """A one-dimensional PostgreSQL array literal of text values."""
+    def quoted(value: Any) -> str:
+        if value is None:
+            return "NULL"
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "{" + ",".join(quoted(v) for v in values) + "}"
 
 
 def _mark_payload(view: str, mark: int) -> str:

@@ -12,7 +12,7 @@ from psycopg.rows import DictRow
 from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
-from projections.base import REBUILDING, SqlProjection, ViewRecorder, event_class, handles
+from projections.base import REBUILDING, SqlProjection, ViewRecorder, event_class, handles, rows_of
 from projections.pages import Page, count_rows, decode_keyset, encode_cursor, first_value
 from projections.sorting import pinyin_key
 
@@ -39,6 +39,7 @@ class ResidentsView(ViewRecorder):
     version = 6
     tables = ["residents", "residents_counts"]
     after_rebuild = RECOUNT
+    indexes_after_rebuild = True  # every handler writes its own resident's row, by id
     ddl = [
         "CREATE TABLE IF NOT EXISTS residents ("
         " id uuid PRIMARY KEY,"
@@ -126,39 +127,54 @@ def recount(conn: Connection[Any]) -> None:
         conn.execute(statement)
 
 
+# The row a registration inserts: names and SQL types (a rebuild inserts many at a time).
+REGISTERED_COLUMNS = (
+    ("id", "uuid"), ("name", "text"), ("name_masked", "text"), ("name_tokens", "text[]"),
+    ("id_number_masked", "text"), ("sex", "text"), ("birth_date", "date"), ("hometown", "text"),
+    ("employer", "text"), ("status", "text"), ("site_id", "uuid"), ("area", "text"), ("since", "date"),
+    ("registered_on", "date"), ("housing_kind", "text"), ("version", "integer"), ("name_sort", "text"),
+    ("id_suffix_tokens", "text[]"),
+)
+_INSERT_REGISTERED = (
+    f"WITH old AS (SELECT {COUNTED} FROM residents WHERE false), new AS ("
+    f"INSERT INTO residents ({', '.join(c for c, _ in REGISTERED_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * len(REGISTERED_COLUMNS))}) RETURNING {COUNTED}),{_DELTA}"
+)
+
+
 class ResidentsProjection(SqlProjection):
     name = "residents"
     view_class = ResidentsView
 
-    @handles(event_class(Resident, "Registered"))
-    def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
+    @rows_of(event_class(Resident, "Registered"), table="residents", columns=REGISTERED_COLUMNS)
+    def registered_row(self, e: Any) -> tuple[Any, ...]:
         name = self.privacy.open(e.name)
         number = self.privacy.open(e.id_number)
-        cursor.execute(
-            f"WITH old AS (SELECT {COUNTED} FROM residents WHERE false), new AS ("
-            "INSERT INTO residents (id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown,"
-            " employer, status, site_id, area, since, registered_on, housing_kind, version, name_sort,"
-            " id_suffix_tokens) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NULL, %s, %s, %s, 'other', %s, %s, %s)"
-            f" RETURNING {COUNTED}),{_DELTA}",
-            (
-                e.originator_id,
-                e.name,
-                mask_name(name),
-                self.privacy.name_tokens(name) if name != ERASED else [],
-                IdentityNumber(number).masked if number != ERASED else ERASED,
-                e.sex,
-                e.birth_date,
-                e.hometown,
-                e.employer,
-                ResidenceStatus.PRIVATE_HOUSING.value,
-                e.area,
-                e.registered_on,
-                e.registered_on,
-                e.originator_version,
-                pinyin_key(mask_name(name)),
-                self.privacy.id_suffix_tokens(number) if number != ERASED else [],
-            ),
+        masked = mask_name(name)
+        return (
+            e.originator_id,
+            e.name,
+            masked,
+            self.privacy.name_tokens(name) if name != ERASED else [],
+            IdentityNumber(number).masked if number != ERASED else ERASED,
+            e.sex,
+            e.birth_date,
+            e.hometown,
+            e.employer,
+            ResidenceStatus.PRIVATE_HOUSING.value,
+            None,
+            e.area,
+            e.registered_on,
+            e.registered_on,
+            "other",
+            e.originator_version,
+            pinyin_key(masked),
+            self.privacy.id_suffix_tokens(number) if number != ERASED else [],
         )
+
+    @handles(event_class(Resident, "Registered"))
+    def registered(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute(_INSERT_REGISTERED, self.registered_row(e))
 
     @handles(event_class(Resident, "PersonalDataErased"))
     def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
