@@ -99,19 +99,27 @@ class NewKey:
     subjects: tuple[UUID, ...]
 
 
-def _sealed_key_ids(value: Any, into: set[UUID], depth: int = 0) -> None:
+def _sealed_key_ids(value: Any, into: set[UUID]) -> None:
+    """The ids of the keys that sealed the strings in ``value`` (any JSON-like structure)."""
+    found: set[str] = set()
+    _sealed_key_hexes(value, found)
+    for key_hex in found:  # a record's fields share a key: each id is made once
+        try:
+            into.add(UUID(hex=key_hex))
+        except ValueError:
+            pass
+
+
+def _sealed_key_hexes(value: Any, into: set[str], depth: int = 0) -> None:
     if isinstance(value, str):
         if value.startswith(PREFIX):
-            try:
-                into.add(UUID(hex=value[len(PREFIX):].split(":", 1)[0]))
-            except ValueError:
-                pass
+            into.add(value[len(PREFIX):].split(":", 1)[0])
     elif depth < 6 and isinstance(value, dict):
         for item in value.values():
-            _sealed_key_ids(item, into, depth + 1)
+            _sealed_key_hexes(item, into, depth + 1)
     elif depth < 6 and isinstance(value, list | tuple | set):
         for item in value:
-            _sealed_key_ids(item, into, depth + 1)
+            _sealed_key_hexes(item, into, depth + 1)
 
 
 class KeyStore(Protocol):
