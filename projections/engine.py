@@ -392,6 +392,7 @@ class ViewApplier:
         if not relevant:
             if tail is not None:
                 tail(cur)
+                pipeline.sync()  # an error shows here, inside the caller's savepoint
             return BatchResult()
         prefetch = getattr(self.projection.privacy, "prefetch", None)
         if prefetch is not None:
@@ -419,11 +420,13 @@ class ViewApplier:
             versions = dict(before)
             result = self._run(cur, pipeline, relevant, versions, set(parked), careful=True)
             self._finish(cur, before, versions, tail)
+            pipeline.sync()  # the follower's own writes failing again: the view fails as a whole
         return result
 
     def _finish(self, cur: Cursor[Any], before: dict[UUID, int], versions: dict[UUID, int],
                 tail: Callable[[Cursor[Any]], None] | None) -> None:
-        cur.execute("RELEASE SAVEPOINT batch")
+        """The versions applied and the follower's own writes, then the batch's savepoint
+        released: any of them failing rolls back to it like a handler's error."""
         changed = {k: v for k, v in versions.items() if before.get(k) != v}
         if changed:
             cur.execute(
@@ -434,6 +437,7 @@ class ViewApplier:
             )
         if tail is not None:
             tail(cur)
+        cur.execute("RELEASE SAVEPOINT batch")
 
     def _run(self, cur: Cursor[Any], pipeline: Pipeline | None, deliveries: Sequence[Delivery],
              versions: dict[UUID, int], parked: set[UUID], *, careful: bool) -> BatchResult:

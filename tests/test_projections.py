@@ -289,6 +289,37 @@ def test_a_rebuild_inserting_registrations_many_at_a_time_equals_the_live_view_w
     assert row is not None and row["v"] == [*odd, None]
 
 
+def test_a_followers_own_write_failing_fails_that_view_alone_and_the_next_view_goes_on(services: Services) -> None:
+    """In pipeline mode an error shows at a sync: one in a view's offsets or links (after its
+    handlers) still fails that view inside its own savepoint, so the batch's transaction
+    goes on with the next view, and nothing of the failed view's batch is kept."""
+    import pytest
+
+    from application.events import EventCatalogue
+    from application.projecting import delivery_from_store
+    from application.store import read_stored
+    from projections.engine import ViewApplier
+    from projections.site_occupancy import SiteOccupancyProjection
+
+    seed(services, n=1)
+    caught_up(services)
+    head = services.head()
+    catalogue = EventCatalogue.of_domain()
+    failing = ViewApplier(ResidentsProjection, privacy=services.app.vault, backoff=0)
+    healthy = ViewApplier(SiteOccupancyProjection, privacy=services.app.vault, backoff=0)
+    failing._link = lambda cur, deliveries, low_water: cur.execute("SELECT 1 / 0")  # type: ignore[method-assign]
+    stream = "kafka/test/own-writes/0"
+    with psycopg.connect(services.database.dsn, autocommit=True, row_factory=dict_row) as conn:
+        streamed = [replace(delivery_from_store(r, catalogue), stream=stream, offset=n)
+                    for n, r in enumerate(read_stored(conn, head - 4, 4))]
+        with conn.transaction():
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                failing.apply_streamed(conn, streamed)
+            healthy.apply_streamed(conn, streamed)
+        assert healthy.stream_offsets(conn, [stream]) == {stream: len(streamed) - 1}
+        assert failing.stream_offsets(conn, [stream]) == {}
+
+
 def test_list_totals_are_counted_up_to_a_thousand_and_estimated_above(services: Services) -> None:
     from projections.pages import EXACT_UP_TO, count_rows
 
