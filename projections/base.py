@@ -30,7 +30,8 @@ RowOf = Callable[[Any, Any], tuple[Any, ...]]
 class BulkRows:
     """A handler whose only write is one new row (``row`` makes its values, in the order of
     ``columns``: names and SQL types) can have a rebuild insert many such rows in one
-    statement. The handler itself stays the one way the live views write it."""
+    statement. The handler itself stays the one way the live views write it. (Bookkeeping the
+    handler does besides, skipped while ``REBUILDING``, must be made by ``after_rebuild``.)"""
 
     table: str
     columns: tuple[tuple[str, str], ...]

@@ -29,6 +29,7 @@ order; every other aggregate goes on. ``retry_dead_letters`` applies them later.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -416,6 +417,7 @@ class ViewApplier:
                 self._rows.clear()
             if is_view_level(error):
                 raise
+            _settle(pipeline)
             cur.execute("ROLLBACK TO SAVEPOINT batch")
             versions = dict(before)
             result = self._run(cur, pipeline, relevant, versions, set(parked), careful=True)
@@ -487,6 +489,8 @@ class ViewApplier:
             except Exception as failure:  # the handler's failure: retried, then a dead letter
                 if is_view_level(failure):
                     raise
+                if pipeline is not None:
+                    _settle(pipeline)
                 cur.execute("ROLLBACK TO SAVEPOINT event")
                 error = failure
                 log.warning("view %s failed on %s v%s (attempt %d of %d): %s", self.name, d.event_type,
@@ -539,7 +543,12 @@ class ViewApplier:
         row = cur.execute(
             "INSERT INTO projection_dead_letters"
             " (view, dedupe_key, position, originator_id, version, event_type, source, payload, error, attempts)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (view, dedupe_key) DO NOTHING RETURNING id",
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (view, dedupe_key) DO UPDATE"
+            # A letter a rebuild closed, failing again in that rebuild (or later), is open again:
+            # its aggregate's later events must keep waiting behind it.
+            " SET resolved_at = NULL, resolution = NULL, error = EXCLUDED.error, attempts = EXCLUDED.attempts,"
+            " failed_at = now(), published_at = NULL WHERE projection_dead_letters.resolution = 'rebuilt'"
+            " RETURNING id",
             (view, dedupe_key, d.position, d.originator_id, d.version, d.event_type[:200], d.source, d.payload,
              error[:MAX_ERROR_TEXT], attempts),
         ).fetchone()
@@ -612,6 +621,15 @@ class ViewApplier:
                     (self.name, aggregate, event.originator_version),
                 )
         return outcome
+
+
+def _settle(pipeline: Pipeline) -> None:
+    """After an error in pipeline mode: the server skips everything until a Sync, and psycopg
+    may have raised the error early (from a later statement or a read), before any Sync was
+    sent. One is sent now, and what it raises (the same error, or the statements it skipped)
+    ignored, so the rollback that follows is not skipped too."""
+    with contextlib.suppress(psycopg.Error):
+        pipeline.sync()
 
 
 class _RowBuffer:
