@@ -34,7 +34,7 @@ import functools
 import logging
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -274,27 +274,36 @@ class ViewApplier:
 
     def stream_offsets(self, conn: Connection[Any], streams: Sequence[str]) -> dict[str, int]:
         """The last offset this view dealt with on each of the given Kafka partitions."""
-        rows = conn.execute(self._select_tracking, (list(streams),)).fetchall()
-        return {str(_value(r, 0)): int(_value(r, 1)) for r in rows}
+        return _tracked(conn.execute(self._select_tracking, (list(streams),)).fetchall())
 
     # -- batches ----------------------------------------------------------------------------
-    # Each batch runs in pipeline mode: the view's savepoint, its lock, what it recorded
-    # (offsets, mark) and the versions it applied go in one round trip; the handlers' writes,
-    # the versions, offsets, links and mark in a second. A handler that reads waits for its
-    # own answer; an error shows at the next sync and sends the batch the careful way.
+    @contextlib.contextmanager
+    def _batch(self, conn: Connection[Any], tracking: list[str], deliveries: Sequence[Delivery]) -> Iterator[
+            tuple[Pipeline, Cursor[Any], dict[str, int], tuple[dict[UUID, int], set[UUID]]] | None]:
+        """One view's batch in pipeline mode, inside its savepoint: the view's lock, the
+        tracking rows named (offsets, mark) and the versions and parked aggregates of the
+        deliveries are asked together and answered in one round trip. Yields the pipeline, a
+        cursor, the tracking rows and the versions; None if the view is being rebuilt. A
+        handler that reads waits for its own answer; errors show at a sync (see ``_apply``)."""
+        with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as tracked, \
+                conn.cursor() as versions:
+            self._ask_enter(cur)
+            tracked.execute(self._select_tracking, (tracking,))
+            asked = self._ask_versions(versions, self._aggregates(deliveries))
+            if not self._entered(cur):
+                yield None
+                return
+            yield pipeline, cur, _tracked(tracked.fetchall()), self._versions_answer(versions, asked)
+
     def apply_ordered(self, conn: Connection[Any], deliveries: Sequence[Delivery], upto: int) -> BatchResult:
         """Apply events read from the store in order; afterwards every event up to
         ``upto`` has been dealt with (``upto`` may lie past the last delivery: the events
         between were read and are not of this view's kinds)."""
-        with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as mark, \
-                conn.cursor() as versions:
-            self._ask_enter(cur)
-            mark.execute(self._select_tracking, ([LOW_WATER_MARK],))
-            asked = self._ask_versions(versions, self._aggregates(deliveries))
-            if not self._entered(cur):
+        with self._batch(conn, [LOW_WATER_MARK], deliveries) as batch:
+            if batch is None:
                 return BatchResult(busy=True)
-            row = mark.fetchone()
-            low_water = int(_value(row, 1)) if row is not None else 0
+            pipeline, cur, tracking, known = batch
+            low_water = tracking.get(LOW_WATER_MARK, 0)
             fresh = [d for d in deliveries if d.position is not None and d.position > low_water]
 
             def tail(cur: Cursor[Any]) -> None:
@@ -302,7 +311,7 @@ class ViewApplier:
                     cur.execute(self._upsert_tracking, ([LOW_WATER_MARK], [upto]))
                     notify_mark(cur, self.name, upto)
 
-            result = self._apply(cur, pipeline, fresh, self._versions_answer(versions, asked), tail)
+            result = self._apply(cur, pipeline, fresh, known, tail)
             result.low_water_mark = max(low_water, upto)
         return result
 
@@ -310,17 +319,13 @@ class ViewApplier:
         """Apply events received from Kafka partitions (``stream`` and ``offset`` set on
         each; ``position`` and ``previous`` where the message carried them)."""
         streams = sorted({d.stream for d in deliveries if d.stream is not None})
-        with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as tracked, \
-                conn.cursor() as versions:
-            self._ask_enter(cur)
-            # The partitions' offsets and the low-water mark in one read. The mark only moves
-            # in ``advance``; one moved by another worker meanwhile leaves links that the next
-            # advance drops.
-            tracked.execute(self._select_tracking, ([*streams, LOW_WATER_MARK],))
-            asked = self._ask_versions(versions, self._aggregates(deliveries))
-            if not self._entered(cur):
+        # The partitions' offsets and the low-water mark in one read. The mark only moves in
+        # ``advance``; one moved by another worker meanwhile leaves links that the next advance
+        # drops.
+        with self._batch(conn, [*streams, LOW_WATER_MARK], deliveries) as batch:
+            if batch is None:
                 return BatchResult(busy=True)
-            offsets = {str(_value(r, 0)): int(_value(r, 1)) for r in tracked.fetchall()}
+            pipeline, cur, offsets, known = batch
             low_water = offsets.pop(LOW_WATER_MARK, 0)
             fresh = [d for d in deliveries if d.stream is None or (d.offset or 0) > offsets.get(d.stream, -1)]
             last: dict[str, int] = {}
@@ -334,7 +339,7 @@ class ViewApplier:
                     cur.execute(self._upsert_tracking, (list(moved), list(moved.values())))
                 self._link(cur, deliveries, low_water)
 
-            result = self._apply(cur, pipeline, fresh, self._versions_answer(versions, asked), tail)
+            result = self._apply(cur, pipeline, fresh, known, tail)
             result.low_water_mark = low_water
         return result
 
@@ -681,6 +686,11 @@ def _array_literal(values: Sequence[Any]) -> str:
             return "NULL"
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
     return "{" + ",".join(quoted(v) for v in values) + "}"
+
+
+def _tracked(rows: Iterable[Any]) -> dict[str, int]:
+    """Tracking rows (name, position) as a dict."""
+    return {str(_value(r, 0)): int(_value(r, 1)) for r in rows}
 
 
 def _mark_payload(view: str, mark: int) -> str:
