@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.web.pages import cases as cases_pages
+from api.web.pages import cobuilding as cobuilding_pages
 from api.web.pages import committees as committees_pages
 from api.web.pages import community as community_pages
 from api.web.pages import history as money_history
@@ -20,5 +21,5 @@ PAGE_ROUTERS += [money_subsidies.router, money_statistics.router, money_history.
 PAGE_ROUTERS += [residents_pages.router]
 PAGE_ROUTERS += [sites_pages.router]
 PAGE_ROUTERS += [cases_pages.router, committees_pages.router]
-PAGE_ROUTERS += [operators_pages.router]
+PAGE_ROUTERS += [operators_pages.router, cobuilding_pages.router]
 PAGE_ROUTERS += [community_pages.router]

@@ -17,6 +17,7 @@ from application.audit import record_access
 from application.history import effective_on, history
 from application.store import AreaNotAllowed, NotFound
 from domain.active_members import ActiveMember
+from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
 from domain.operators import Operator
@@ -35,6 +36,7 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
     "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
     "operators": (Operator, False, "/ui/operators/{id}"),
+    "pairings": (Pairing, False, "/ui/pairings/{id}"),
     "active-members": (ActiveMember, False, "/ui/active-members/{id}"),
 }
 

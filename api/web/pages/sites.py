@@ -24,6 +24,7 @@ from api.present import Presenter
 from api.routes.sites import operator_record
 from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
+from api.web.pages.subsidies import money
 from application.store import CommandResult, NotFound
 from domain.common import Role, RuleViolated, Stamp
 from domain.sites import (
@@ -35,6 +36,7 @@ from domain.sites import (
     OperatorStatus,
     OperatorType,
 )
+from projections.cobuilding import PairingFilter, list_pairings
 from projections.disputes import CaseFilter, list_cases
 from projections.residents import ResidentFilter, list_residents
 
@@ -193,6 +195,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
                      list_residents(conn, ResidentFilter(site_id=str(site_id), areas=areas), 1000, None).items]
         cases = list_cases(conn, CaseFilter(site_id=str(site_id), areas=areas), page.services.today(), 200, None,
                            view="open_cases").items
+        pairings = list_pairings(conn, PairingFilter(site_id=site_id, areas=areas), 100, None).items
     committee = site.community_committee
     elected = site.community
     preparation = site.preparation
@@ -209,7 +212,8 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
         preparation=({**preparation, "group": presenter.members(preparation["group"])} if preparation else None),
         assessment=site.assessment, lacks=[lack_label(page, lack) for lack in _lacks(site, page)],
-        valid_days=ASSESSMENT_VALID_DAYS, cases=cases, may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
+        valid_days=ASSESSMENT_VALID_DAYS, cases=cases, pairings=pairings, money=money,
+        may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
         values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
         form=form, outcome=outcome, forms=forms, actions=_actions(page, site),
         site_actions={name: page.may(SUPERVISOR_ROLES) and site.closed_on is None for name in ("facilities", "close")},

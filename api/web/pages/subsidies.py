@@ -33,6 +33,7 @@ from application.store import AreaNotAllowed, NotFound
 from domain.common import Role
 from domain.sites import OperatorType
 from domain.subsidies import ApplicationStatus, PaymentMode, SubsidyApplication
+from projections.cobuilding import by_site
 from projections.operators import support_by_type
 from projections.pages import BadCursor
 from projections.pages import Page as ViewPage
@@ -396,9 +397,20 @@ async def ledger_page(request: Request) -> Response:
         per_bed = support_by_type(conn, fiscal_year, areas)["by_operator_type"]
         programs = _every(lambda cursor: list_programs(conn, None, NAMES_BATCH, cursor))
         years = sorted({int(p["fiscal_year"]) for p in programs})
+        beside = by_site(conn, fiscal_year, None, areas)  # the partners' contributions per site (co-building)
     biggest = max([Decimal(str(r["approved"])) for r in body["by_operator_type"]] or [Decimal(0)])
     per_bed_max = max([Decimal(str(r.get("committed_per_bed") or 0)) for r in per_bed] or [Decimal(0)])
     known = {t.value for t in OperatorType}
     return page.render("ledger.html", programs=body["programs"], by_type=body["by_operator_type"], per_bed=per_bed,
                        biggest=biggest, per_bed_max=per_bed_max, money=money, ratio=ratio, years=years,
-                       fiscal_year=fiscal_year, known_types=known)
+                       fiscal_year=fiscal_year, known_types=known, beside=_beside(page, beside))
+
+
+def _beside(page: Page, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each site's paid subsidies and its partners' contributions, with the partners' share of
+    the two (what the pairings spare the government), in pinyin order of the sites."""
+    shown = []
+    for row in rows:
+        paid, given = Decimal(str(row["subsidies_paid"])), Decimal(str(row["contributions_value"]))
+        shown.append({**row, "name": row.get("site_name") or "", "share": ratio(given, paid + given)})
+    return page.sorted_by_name(shown)
