@@ -4,13 +4,14 @@ personal data (names, numbers, free text): it is shown to every reader alike."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 # Event name -> (Chinese, English); {field} takes the event's field, {area} the area's name.
 SUMMARIES: dict[str, tuple[str, str]] = {
     "Resident.Registered": ("登记为外来人口，居住地{area}，{registered_on}起", "Registered, living in {area} from {registered_on}"),
     "Resident.MovedIntoSite": ("{effective_date}迁入集中居住点（{area}）", "Moved into a housing site in {area} on {effective_date}"),
-    "Resident.MovedToPrivateHousing": ("{effective_date}迁至{area}（{housing_kind}）", "Moved to {housing_kind} housing in {area} on {effective_date}"),
+    "Resident.MovedToPrivateHousing": ("{effective_date}迁至{area}（{housing_kind}）", "Moved to private housing ({housing_kind}) in {area} on {effective_date}"),
     "Resident.StudyRecorded": ("{effective_date}起就读情况变更", "Study recorded from {effective_date}"),
     "Resident.DepartedDistrict": ("{effective_date}离开本区", "Left the district on {effective_date}"),
     "Resident.Returned": ("{effective_date}返回本区，居住地{area}", "Came back to the district, living in {area}, on {effective_date}"),
@@ -34,7 +35,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "HousingSite.CapacityChanged": ("床位调整为{capacity}张", "Capacity changed to {capacity} beds"),
     "HousingSite.FacilitiesChanged": ("配套设施变更", "Facilities changed"),
     "HousingSite.CommunityCommitteeEstablished": ("{established_on}成立社区居委会", "Community committee established on {established_on}"),
-    "HousingSite.SiteAssessed": ("{assessed_on}评估：实有{headcount}人，运作主体{operator_status}", "Assessed on {assessed_on}: {headcount} people, operator {operator_status}"),
+    "HousingSite.SiteAssessed": ("{assessed_on}评估：实有{headcount}人，运作主体：{operator_status}", "Assessed on {assessed_on}: {headcount} people, operator: {operator_status}"),
     "HousingSite.PreparationApproved": ("{approved_on}批准成立社区筹备组", "Preparatory group approved on {approved_on}"),
     "HousingSite.ElectionHeld": ("{held_on}选举社区居委会，{seats}个席位", "Community committee elected on {held_on}: {seats} seats"),
     "HousingSite.CommunityMembersChanged": ("{changed_on}居委会成员变动", "Committee members changed on {changed_on}"),
@@ -42,7 +43,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "HousingSite.Closed": ("{closed_on}关闭", "Closed on {closed_on}"),
     "HousingSite.ResidentMovedIn": ("{effective_date}一名居民迁入", "A resident moved in on {effective_date}"),
     "HousingSite.ResidentMovedOut": ("{effective_date}一名居民迁出", "A resident moved out on {effective_date}"),
-    "DisputeCase.Logged": ("登记{category}纠纷，优先级{priority}，发生于{occurred_on}", "Logged a {category} dispute ({priority}) that arose on {occurred_on}"),
+    "DisputeCase.Logged": ("登记纠纷（{category}），优先级：{priority}，发生于{occurred_on}", "Dispute logged ({category}, priority: {priority}) that arose on {occurred_on}"),
     "DisputeCase.Assigned": ("{assigned_on}分派", "Assigned on {assigned_on}"),
     "DisputeCase.NoteAdded": ("添加备注", "Note added"),
     "DisputeCase.MediationHeld": ("{held_on}进行调解", "Mediation held on {held_on}"),
@@ -95,9 +96,26 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "SiteOperatorClaim.Claimed": ("居住点首次确定运作主体", "The site's operator was first assigned"),
     "SiteOperatorClaim.Taken": ("居住点重新确定运作主体", "The site was assigned to an operator again"),
     "SiteOperatorClaim.Released": ("居住点运作主体退出", "The site's operator released it"),
-    "Pairing.Agreed": ("{agreed_on}结对共建（{partner_type}）", "Paired with a {partner_type} on {agreed_on}"),
-    "Pairing.ContributionDelivered": ("{delivered_on}共建单位送来{kind}", "The partner delivered {kind} on {delivered_on}"),
+    "Pairing.Agreed": ("{agreed_on}结对共建（{partner_type}）", "Paired ({partner_type}) on {agreed_on}"),
+    "Pairing.ContributionDelivered": ("{delivered_on}共建单位投入：{kind}", "The partner's contribution on {delivered_on}: {kind}"),
     "Pairing.Ended": ("{ended_on}结对结束", "Pairing ended on {ended_on}"),
+}
+
+
+# Fields whose value is a code: shown as the web catalogues' label for it ("kind.value"), in
+# the reader's language. An event whose field means something else names its kind here.
+LABELS: dict[str, str] = {
+    "category": "category", "priority": "priority", "outcome": "outcome", "housing_kind": "housing",
+    "operator_status": "operator_status", "operator_type": "operator_type", "mode": "mode",
+    "partner_type": "partner_type", "relation": "dependant_relation", "legal_basis": "legal_basis",
+    "to": "escalation", "breach": "breach",
+}
+EVENT_LABELS: dict[str, dict[str, str]] = {
+    "Resident.ServiceDelivered": {"kind": "service_kind"},
+    "Pairing.ContributionDelivered": {"kind": "contribution_kind"},
+    "ActiveMember.Appointed": {"role": "active_role"},
+    "ActiveMember.RoleEnded": {"role": "active_role"},
+    "ActiveMember.Lost": {"reason": "loss_reason"},
 }
 
 
@@ -106,15 +124,28 @@ class _Fields(dict[str, Any]):
         return "?"
 
 
+def _shown(value: Any) -> Any:
+    """A field as a summary prints it: a day as its date, an amount as money (9,000.00)."""
+    if isinstance(value, Decimal):
+        return f"{value:,.2f}"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()[:10]
+    return value
+
+
 def summary(name: str, event: Any, lang: str, area_name: Callable[[str], str]) -> str:
+    """The event in one line, in Chinese (``zh`` or ``zh-CN``) or English, its codes in words."""
     templates = SUMMARIES.get(name)
     if templates is None:
         return name
-    fields = _Fields({k: v for k, v in vars(event).items() if isinstance(v, str | int | float) or hasattr(
-        v, "isoformat")})
-    for key, value in list(fields.items()):
-        if hasattr(value, "isoformat"):
-            fields[key] = value.isoformat()[:10]
+    from api.web.i18n import label  # the web package's catalogues (importing api.web at start would be a cycle)
+
+    chinese = lang in ("zh", "zh-CN")
+    fields = _Fields({k: _shown(v) for k, v in vars(event).items()
+                      if isinstance(v, str | int | float | Decimal) or hasattr(v, "isoformat")})
+    for key, kind in (LABELS | EVENT_LABELS.get(name, {})).items():
+        if isinstance(fields.get(key), str):
+            fields[key] = label("zh-CN" if chinese else "en", kind, fields[key])
     if "area" in fields:
         fields["area"] = area_name(str(fields["area"]))
-    return (templates[0] if lang == "zh" else templates[1]).format_map(fields)
+    return (templates[0] if chinese else templates[1]).format_map(fields)
