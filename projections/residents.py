@@ -71,8 +71,7 @@ class ResidentsView(ViewRecorder):
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS permit_number text",
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS endorsement_due date",
         "CREATE INDEX IF NOT EXISTS residents_permit_idx ON residents (permit_status, endorsement_due)",
-        "CREATE INDEX IF NOT EXISTS residents_permit_name_idx ON residents (permit_status, name_masked, id)"
-        " WHERE permit_status IS NOT NULL",
+        "DROP INDEX IF EXISTS residents_permit_name_idx",  # the permits sorted by code point, before pinyin
         # site / rented / employer_dormitory / other; NULL while departed
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS housing_kind text",
         "CREATE INDEX IF NOT EXISTS residents_area_housing_idx ON residents (area, housing_kind)",
@@ -83,6 +82,10 @@ class ResidentsView(ViewRecorder):
         "CREATE INDEX IF NOT EXISTS residents_area_status_sort_idx ON residents (area, status, name_sort, id)",
         "CREATE INDEX IF NOT EXISTS residents_status_sort_idx ON residents (status, name_sort, id)",
         "CREATE INDEX IF NOT EXISTS residents_site_sort_idx ON residents (site_id, name_sort, id)",
+        "CREATE INDEX IF NOT EXISTS residents_permit_sort_idx ON residents (permit_status, name_sort, id)"
+        " WHERE permit_status IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS residents_permits_sort_idx ON residents (name_sort, id)"
+        " WHERE permit_status IS NOT NULL",
         # Keyed hashes of the identity number's last 4, 5 and 6 characters (search by suffix).
         "ALTER TABLE residents ADD COLUMN IF NOT EXISTS id_suffix_tokens text[] NOT NULL DEFAULT '{}'",
         "CREATE INDEX IF NOT EXISTS residents_id_suffix_idx ON residents USING gin (id_suffix_tokens)",
@@ -341,7 +344,8 @@ def list_permits(
     conn: Connection[DictRow], status: str | None, due_before: Any, limit: int, cursor: str | None,
     areas: list[str] | None = None,
 ) -> Page:
-    """Residents holding (or applying for) a permit, by endorsement due date."""
+    """Residents holding (or applying for) a permit, in the lists' order: the masked name's
+    pinyin (as ``list_residents``), then id."""
     where = ["permit_status IS NOT NULL"]
     params: list[Any] = []
     if areas is not None:
@@ -360,14 +364,16 @@ def list_permits(
         total, estimated = counted_total(conn, clause, list(params)), False
     if cursor:
         last_name, last_id = decode_keyset(cursor)
-        clause += " AND (name_masked, id) > (%s, %s)"
+        clause += " AND (name_sort, id) > (%s, %s)"
         params.extend([last_name, last_id])
     rows = conn.execute(
         "SELECT id AS resident_id, name, name_masked, id_number_masked, area, site_id, permit_status AS status,"
-        " permit_number AS number, endorsement_due FROM residents" + clause + " ORDER BY name_masked, id LIMIT %s",
+        " permit_number AS number, endorsement_due, name_sort FROM residents" + clause
+        + " ORDER BY name_sort, id LIMIT %s",
         [*params, limit + 1],
     ).fetchall()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(rows[-1]["name_masked"], str(rows[-1]["resident_id"])) if has_more and rows else None
-    return Page(items=[dict(r) for r in rows], total=total, next_cursor=next_cursor, total_estimated=estimated)
+    next_cursor = encode_cursor(rows[-1]["name_sort"], str(rows[-1]["resident_id"])) if has_more and rows else None
+    return Page(items=[{k: v for k, v in r.items() if k != "name_sort"} for r in rows], total=total,
+                next_cursor=next_cursor, total_estimated=estimated)

@@ -227,3 +227,27 @@ def test_bad_housing_at_registration_is_refused_and_stores_nothing(caseworker: A
         if rule:
             assert problem["rule"] == rule, problem
     assert snapshot.unchanged()
+
+
+def test_the_permit_list_sorts_by_pinyin_across_its_pages(caseworker: Api) -> None:
+    """As every list of people: 阿 before 白 before 王 before 张 before 赵, not by code point."""
+    from projections.sorting import pinyin_key
+
+    last = 0
+    for name in ("张伟", "王芳", "白云", "赵敏", "阿依"):
+        resident = caseworker.post("/residents", resident_body(name=name, registered_on="2026-01-15")).json()
+        applied = caseworker.post(f"/residents/{resident['id']}/permit", {"applied_on": "2026-11-20"})
+        assert applied.status_code == 200, applied.text
+        last = applied.json()["position"]
+    names: list[str] = []
+    params: dict[str, Any] = {"status": "applied", "limit": 3, "after": last}
+    while True:
+        page = caseworker.get("/permits", params=params).json()
+        names += [item["name"] for item in page["items"]]
+        if not page["next"]:
+            break
+        params = {"status": "applied", "limit": 3, "cursor": page["next"]}
+    keys = [pinyin_key(n[0]) for n in names]
+    assert keys == sorted(keys), names
+    ours = [n for n in names if n in ("张伟", "王芳", "白云", "赵敏", "阿依")]
+    assert ours == ["阿依", "白云", "王芳", "张伟", "赵敏"]
