@@ -161,6 +161,9 @@ def test_a_bad_identity_number_is_refused_as_typed_and_by_the_server_and_nothing
     check = browser.find("#id-number-check")
     assert check.get_attribute("data-state") == "bad"
     assert ("校验位" if lang == "zh-CN" else "check character") in check.text
+    browser.fill("id_number", id_number(birth=date(2099, 12, 31)))  # a real date, but not yet
+    assert browser.find("#id-number-check").get_attribute("data-state") == "bad"
+    browser.fill("id_number", bad)
     browser.click("register")  # the browser refuses to send it
     assert browser.driver.current_url.endswith("/ui/residents/new")
     assert browser.driver.execute_script("return document.getElementById('f-id_number').validity.valid") is False

@@ -10,6 +10,7 @@
     var y = +value.slice(6, 10), m = +value.slice(10, 12), d = +value.slice(12, 14);
     var day = new Date(Date.UTC(y, m - 1, d));
     if (day.getUTCFullYear() !== y || day.getUTCMonth() !== m - 1 || day.getUTCDate() !== d) return null;
+    if (day.getTime() > Date.now()) return null;  /* as the server: nobody is born in the future */
     return value.slice(6, 10) + "-" + value.slice(10, 12) + "-" + value.slice(12, 14);
   }
 
