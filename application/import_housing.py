@@ -30,9 +30,12 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, RecordConflictError, StoredEvent
 from psycopg.rows import tuple_row
 
+from application.commands.active_members import active_member_of
 from application.heap import fewer_collections
 from application.imports import ImportReport, Refusal, check_text, existing_ids, parse_date
 from application.store import EVENTS_TABLE, OfficeApplication
+from domain.active_members import ActiveMember
+from domain.committees import ManagementCommittee
 from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
 from domain.identity import IdentityNumber
 from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
@@ -254,6 +257,7 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites
                | {r.site_id for r in residents.values() if isinstance(r, Resident) and r.site_id is not None})
     changed: dict[UUID, Aggregate] = {}
     marks: list[str] = []
+    others = _Others(app)
     for move in todo:
         resident = residents.get(move.resident_id) if move.resident_id is not None else None
         if not isinstance(resident, Resident):
@@ -261,7 +265,7 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites
                                    "no resident is registered with this identity number"))
             continue
         try:
-            acted_on = _apply_move(resident, move, stamp, sites)
+            acted_on = _apply_move(resident, move, stamp, sites, others)
         except DomainError as error:
             refused.append(_refusal(move.line, error))
             continue
@@ -280,9 +284,11 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites
     return len(marks), already, refused
 
 
-def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites) -> list[Aggregate]:
+def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites, others: _Others) -> list[Aggregate]:
     """The domain's own command for the row; the aggregates it changed. A refusal leaves
-    every aggregate as it was (the domain checks before it changes anything)."""
+    every aggregate as it was (the domain checks before it changes anything). A departure or
+    a return changes the resident's committee seats too, and a departure loses an active
+    member, in the same transaction, as ``record_departure`` and ``record_return`` do."""
     previous = sites.get(resident.site_id) if resident.site_id is not None else None
     if move.kind == "into_site":
         assert move.site_id is not None
@@ -300,10 +306,51 @@ def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites) ->
                                          landlord=landlord)
     elif move.kind == "departed":
         resident.depart(effective_date=move.effective_date, reason=move.reason, stamp=stamp, previous_site=previous)
+        seats = others.seats(resident)
+        for committee, member_id in seats:
+            committee.vacate_seat(member_id=member_id, vacated_on=move.effective_date, reason="departed the district",
+                                  stamp=stamp)
+        member = others.active_member(resident.id)
+        if member is not None and member.lose_by_departure(departed_on=move.effective_date, stamp=stamp):
+            return [a for a in (resident, previous, member, *(c for c, _ in seats)) if a is not None]
+        return [a for a in (resident, previous, *(c for c, _ in seats)) if a is not None]
     else:
         assert move.area is not None
         resident.return_to_district(area=move.area, effective_date=move.effective_date, stamp=stamp)
+        seats = others.seats(resident)
+        for committee, member_id in seats:
+            committee.resume_seat(member_id=member_id, resumed_on=move.effective_date, stamp=stamp)
+        return [resident, *(c for c, _ in seats)]
     return [a for a in (resident, previous) if a is not None]
+
+
+class _Others:
+    """The committees and active-member records a batch's departures and returns change,
+    each read once per batch (two residents of one committee change the same aggregate)."""
+
+    def __init__(self, app: OfficeApplication) -> None:
+        self.app = app
+        self.committees: dict[UUID, ManagementCommittee] = {}
+        self.members: dict[UUID, ActiveMember | None] = {}
+
+    def seats(self, resident: Resident) -> list[tuple[ManagementCommittee, str]]:
+        """The committees the resident sits on, with their member id there (a seat the
+        committee no longer lists is left to the committees' sweep)."""
+        found = []
+        for committee_id, member_id in resident.committee_seats.items():
+            key = UUID(committee_id)
+            if key not in self.committees:
+                committee: Aggregate = self.app.repository.get(key)
+                assert isinstance(committee, ManagementCommittee)
+                self.committees[key] = committee
+            if member_id in self.committees[key].members:
+                found.append((self.committees[key], member_id))
+        return found
+
+    def active_member(self, resident_id: UUID) -> ActiveMember | None:
+        if resident_id not in self.members:
+            self.members[resident_id] = active_member_of(self.app, resident_id)
+        return self.members[resident_id]
 
 
 # -- reading the store in bulk --------------------------------------------------------------

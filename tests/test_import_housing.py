@@ -262,3 +262,36 @@ def test_a_moves_import_snapshots_each_site_once_at_the_end(services: Services, 
     assert services.app.snapshotting_intervals  # the application snapshots again
     site = caseworker.get(f"/sites/{site_id_for(code)}").json()
     assert (site["occupants"], site["version"]) == (130, 131)
+
+
+def test_departures_and_returns_by_import_change_committee_seats_and_active_members_at_once(
+        services: Services, caseworker: Api, supervisor: Api) -> None:
+    """As the API's departure and return do (issue 10, rule 2): the seat is vacant the day
+    the import records the departure, not when a later sweep reconciles it; the active
+    member is lost with it; a return takes the seat again."""
+    area = define_area(services, "Seats")
+    first, second = id_number(), id_number()
+    rid = []
+    for number in (first, second):
+        made = caseworker.post("/residents", resident_body(id_number=number, area=area))
+        assert made.status_code == 201, made.text
+        rid.append(made.json()["id"])
+    committee = supervisor.post("/committees", {
+        "name": f"C-{uuid.uuid4().hex[:6]}", "area": area, "established_on": "2026-03-10",
+        "members": [{"name": "王伟"}, {"name": "R0", "resident_id": rid[0]}, {"name": "R1", "resident_id": rid[1]}]})
+    assert committee.status_code == 201, committee.text
+    cid = committee.json()["id"]
+    member = caseworker.post("/active-members", {"resident_id": rid[0], "identified_on": "2026-03-15"})
+    assert member.status_code == 201, member.text
+    report = _moves(services, [f"{first},departed,2026-06-01,,,went home",
+                               f"{second},departed,2026-06-02,,,went home",
+                               f"{second},returned,2026-07-01,,{area},"])
+    assert (report.stored, report.refused) == (3, [])
+    doc = supervisor.get(f"/committees/{cid}").json()
+    assert {m["name"]: m["status"] for m in doc["members"]} == {"王伟": "active", "R0": "vacant", "R1": "active"}
+    history = supervisor.get(f"/committees/{cid}/history").json()["items"]
+    assert [(e["event"], e["effective_date"]) for e in history[-3:]] == [
+        ("ManagementCommittee.SeatVacated", "2026-06-01"), ("ManagementCommittee.SeatVacated", "2026-06-02"),
+        ("ManagementCommittee.SeatResumed", "2026-07-01")]
+    lost = caseworker.get(f"/active-members/{member.json()['id']}").json()
+    assert (lost["status"], lost["lost_on"], lost["lost_reason"]) == ("lost", "2026-06-01", "departed")
