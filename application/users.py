@@ -40,6 +40,11 @@ SCHEMA = [
     " created_at timestamptz NOT NULL DEFAULT now(),"
     " expires_at timestamptz NOT NULL)",
     "CREATE INDEX IF NOT EXISTS web_sessions_user_idx ON web_sessions (user_id)",
+    # Wrong passwords for names that are no account, counted and locked alike: the answer to
+    # a sixth try must not tell whether the account exists.
+    "CREATE TABLE IF NOT EXISTS sign_in_unknown ("
+    " user_id text PRIMARY KEY, failed_attempts integer NOT NULL, locked_until timestamptz,"
+    " last_at timestamptz NOT NULL)",
 ]
 
 MAX_FAILURES = 5
@@ -142,7 +147,7 @@ class UserStore:
                 " FROM staff_users WHERE user_id = %s FOR UPDATE", (user_id,)).fetchone()
             if row is None or row["disabled_at"] is not None:
                 _hasher.hash(password)  # the same work for an unknown name: no timing difference
-                refusal = SignInRefused("invalid")
+                refusal = self._unknown(conn, user_id, now)
             elif row["locked_until"] is not None and row["locked_until"] > now:
                 refusal = SignInRefused("locked", row["locked_until"])
             elif not _verified(row["password_hash"], password):
@@ -161,6 +166,26 @@ class UserStore:
         if refusal is not None:
             raise refusal
         return token, Session(user, csrf)
+
+    @staticmethod
+    def _unknown(conn: Any, user_id: str, now: datetime) -> SignInRefused:
+        """A wrong try for a name that is no (enabled) account, answered as an account's
+        would be: five in a row lock the name for fifteen minutes. Names no account could
+        have are not kept; rows older than a day are dropped as new ones come."""
+        if not USERNAME.match(user_id):
+            return SignInRefused("invalid")
+        conn.execute("DELETE FROM sign_in_unknown WHERE last_at < %s", (now - timedelta(days=1),))
+        row = conn.execute("SELECT failed_attempts, locked_until FROM sign_in_unknown WHERE user_id = %s FOR UPDATE",
+                           (user_id,)).fetchone()
+        if row is not None and row["locked_until"] is not None and row["locked_until"] > now:
+            return SignInRefused("locked", row["locked_until"])
+        failures = (int(row["failed_attempts"]) if row is not None and row["locked_until"] is None else 0) + 1
+        locked = now + timedelta(minutes=LOCK_MINUTES) if failures >= MAX_FAILURES else None
+        conn.execute("INSERT INTO sign_in_unknown (user_id, failed_attempts, locked_until, last_at)"
+                     " VALUES (%s, %s, %s, %s) ON CONFLICT (user_id) DO UPDATE SET failed_attempts ="
+                     " excluded.failed_attempts, locked_until = excluded.locked_until, last_at = excluded.last_at",
+                     (user_id, 0 if locked else failures, locked, now))
+        return SignInRefused("locked", locked) if locked is not None else SignInRefused("invalid")
 
     def session(self, token: str, now: datetime) -> Session | None:
         with self.pool.connection() as conn:

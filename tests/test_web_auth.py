@@ -52,6 +52,31 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
         clock.now = NOW
 
 
+def test_an_unknown_name_is_answered_as_an_account_would_be_and_locks_alike(base_url: str, services: Services,
+                                                                          clock: Clock) -> None:
+    """The sixth wrong try must not tell whether an account exists: a name that is no
+    account is counted and locked as an account is, and unlocks after the same time."""
+    services.users.create(user_id="web-real-enum", role="caseworker", areas=[], password=WEB_PASSWORD,
+                          created_by="test")
+
+    def tries(name: str) -> list[int]:
+        statuses = []
+        with httpx.Client(base_url=base_url) as client:
+            for attempt in range(6):
+                page = client.get("/login")
+                token = page.text.split('name="csrf" value="')[1].split('"')[0]
+                statuses.append(client.post("/login", data={"username": name, "password": f"wrong {attempt}",
+                                                             "csrf": token}).status_code)
+        return statuses
+
+    assert tries("web-real-enum") == tries("web-nobody-enum") == [401, 401, 401, 401, 423, 423]
+    clock.now = NOW + timedelta(minutes=16)
+    try:
+        assert tries("web-nobody-enum")[0] == 401
+    finally:
+        clock.now = NOW
+
+
 def test_the_cookie_is_httponly_lax_and_every_form_needs_its_csrf_token(base_url: str,
                                                                        staff: dict[str, str]) -> None:
     with httpx.Client(base_url=base_url) as client:
