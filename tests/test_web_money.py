@@ -221,6 +221,8 @@ def test_the_statistics_page_draws_its_charts(browser: Browser, staff: dict[str,
     for chart in charts:  # each SVG loaded and drawn
         assert browser.driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", chart)
     assert browser.find("#statistics-table tbody tr")
+    population = browser.find("#chart-population img").get_attribute("alt")  # the title in words, translated
+    assert population == ("图表: 月末人数" if lang == "zh-CN" else "Chart: Population at month end")
     browser.shot(f"statistics-{lang}")
 
 

@@ -183,6 +183,15 @@ CHARTS: dict[str, Callable[[Page, list[dict[str, Any]]], Any]] = {
     "resolution": resolution_chart,
     "housing": housing_chart,
 }
+# Each chart's title, also its text for those who cannot see it (the <img> alt).
+TITLES = {
+    "population": "Population at month end",
+    "movements": "Arrivals and departures by month",
+    "turnover": "Turnover (departures / population at the month's start, %)",
+    "disputes": "Disputes opened by category",
+    "resolution": "Median days to resolve, by category",
+    "housing": "Concentrated and scattered residents at month end",
+}
 
 
 @router.get("/ui/statistics")
@@ -197,8 +206,8 @@ def statistics(request: Request) -> Response:
     for row in rows:
         row["area_name"] = _area_name(page, row["area"])
     query = filters.query()
-    charts = [(name, f"/ui/statistics/chart/{name}.svg?{query}&lang={page.lang}".replace("?&", "?"))
-              for name in CHARTS]
+    charts = [(name, f"/ui/statistics/chart/{name}.svg?{query}&lang={page.lang}".replace("?&", "?"),
+               page._(TITLES[name])) for name in CHARTS]
     return page.render("statistics.html", rows=rows, filters=filters, areas=areas, charts=charts,
                        medians=median_days(rows), status=422 if filters.errors else 200)
 
