@@ -25,7 +25,8 @@ class SubsidyLedgerView(ViewRecorder):
     # 2: rewards' target and target_due (a view built before is built again from the events).
     # 3: an index by submitter, for "my applications" newest first.
     # 4: each application's schedule, so that what may be paid by a day is the view's query.
-    version = 4
+    # 5: who approved each application, so a supervisor's queue leaves out what they approved.
+    version = 5
     tables = ["subsidy_programs", "subsidy_applications"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS subsidy_programs ("
@@ -53,6 +54,7 @@ class SubsidyLedgerView(ViewRecorder):
         " status text NOT NULL,"
         " amount numeric(15, 2) NOT NULL,"
         " approvals integer NOT NULL DEFAULT 0,"
+        " approved_by text[] NOT NULL DEFAULT '{}',"
         " approvals_required integer NOT NULL,"
         " approved_on date,"
         " committed numeric(15, 2) NOT NULL DEFAULT 0,"
@@ -137,7 +139,8 @@ class SubsidyLedgerProjection(SqlProjection):
 
     @handles(event_class(SubsidyApplication, "ApprovalGiven"))
     def approval_given(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._application(cursor, e, "approvals = approvals + 1")
+        self._application(cursor, e, "approvals = approvals + 1, approved_by = array_append(approved_by, %s)",
+                          e.actor_id)
 
     @handles(event_class(SubsidyApplication, "PaymentScheduled"))
     def payment_scheduled(self, cursor: Cursor[DictRow], e: Any) -> None:
@@ -241,6 +244,7 @@ class ApplicationFilter:
     areas: list[str] | None = None  # the caller's areas; None: the whole district
     submitted_by: str | None = None  # the user who submitted them
     not_submitted_by: str | None = None  # leaves out this user's own (a supervisor's approval queue)
+    not_approved_by: str | None = None  # leaves out those this user approved already (the same queue)
     # Approved ones with money fallen due by this day still unpaid (finance's list to pay);
     # their rows carry ``due``, what may be paid with that day as the payment date.
     payable_on: date | None = None
@@ -274,6 +278,9 @@ def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: 
     if flt.not_submitted_by is not None:
         where.append("submitted_by <> %s")
         params.append(flt.not_submitted_by)
+    if flt.not_approved_by is not None:
+        where.append("NOT (%s = ANY(approved_by))")
+        params.append(flt.not_approved_by)
     total = _count(conn, "subsidy_applications", where, params)
     if cursor:
         where.append(f"(submitted_at, application_id) {'<' if flt.newest_first else '>'} (%s, %s)")

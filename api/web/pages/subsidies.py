@@ -95,13 +95,6 @@ def _load(page: Page, application_id: UUID) -> SubsidyApplication | None:
         return None
 
 
-def _approvers(page: Page, row: dict[str, Any]) -> list[str]:
-    if not row.get("approvals"):
-        return []
-    application = _load(page, UUID(str(row["id"])))
-    return [a.approved_by for a in application.approvals] if application else []
-
-
 # -- the queue ----------------------------------------------------------------------------------
 @router.get("/ui/subsidies")
 async def subsidies(request: Request) -> Response:
@@ -158,7 +151,7 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         nonlocal bad_cursor
         flt = ApplicationFilter(status=state.value if state else None, areas=areas, submitted_by=submitted_by,
                                 newest_first=newest_first, not_submitted_by=me if not_mine else None,
-                                payable_on=today if payable else None)
+                                not_approved_by=me if not_mine else None, payable_on=today if payable else None)
         cursor = at.get(name)
         try:
             found = _listed(page, flt, cursor)
@@ -173,11 +166,10 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
 
     lists: dict[str, Listed] = {}
     if page.may(SUPERVISOR_ROLES):
-        # Not their own (the four-eyes rule): filtered by the view, so every page is full.
+        # Those they may approve: not their own nor one they approved already (the four-eyes
+        # rule), filtered by the view, so every page is full.
         lists["approve"] = listed("approve", ApplicationStatus.SUBMITTED, not_mine=True)
         for row in lists["approve"].rows:
-            approvers = _approvers(page, row)
-            row["approved_by_me"] = me in approvers
             row["needs_second"] = row["approvals_required"] == 2 and row["approvals"] == 1
     if page.may(STAFF_ROLES):
         lists["mine"] = listed("mine", None, submitted_by=me, newest_first=True)
