@@ -145,14 +145,18 @@ class CommitteeAgendasProjection(SqlProjection):
 
 
 def list_committees(conn: Connection[DictRow], area: str | None,
-                    areas: list[str] | None = None, today: Any = None) -> list[dict[str, Any]]:
-    """Committees with member turnover (active members, vacancies left by departures,
-    leavers), months without a meeting, and action items open and overdue on ``today``."""
+                    areas: list[str] | None = None, today: Any = None, site_id: Any = None) -> list[dict[str, Any]]:
+    """Committees (of one housing site, with ``site_id``) with member turnover (active
+    members, vacancies left by departures, leavers), months without a meeting, and action
+    items open and overdue on ``today``."""
     where: list[str] = []
     params: list[Any] = [today]
     if area:
         where.append("c.area = %s")
         params.append(area)
+    if site_id is not None:
+        where.append("c.site_id = %s")
+        params.append(site_id)
     if areas is not None:
         where.append("c.area = ANY(%s)")
         params.append(areas)

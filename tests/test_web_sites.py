@@ -457,3 +457,17 @@ def test_a_supervisor_takes_a_new_site_from_registration_to_an_elected_committee
     browser.shot(f"{journey}-6-elected")
     document = supervisor.get(f"/sites/{site_id}").json()
     assert document["stage"] == "community" and len(document["elected_committee"]["members"]) == 5
+
+
+def test_a_sites_page_lists_the_management_committees_of_the_site(web: Any, supervisor: Api) -> None:
+    site = new_site(supervisor)
+    name = unique("银杏社区外来人口管理委员会")
+    made = supervisor.post("/committees", {"name": name, "site_id": site, "established_on": "2026-01-10",
+                                           "members": [{"name": "王芳", "role": "chair"}, {"name": "陈刚"}]})
+    assert made.status_code == 201, made.text
+    supervisor.get("/committees", params={"after": made.json()["position"]})  # the view has it
+    page = web("caseworker").page(f"/ui/sites/{site}")
+    assert name in page.text("site-committees")
+    assert re.search(rf'href="/ui/committees/{made.json()["id"]}"', web("auditor").client.get(f"/ui/sites/{site}").text)
+    other = web("caseworker").page(f"/ui/sites/{new_site(supervisor)}")
+    assert name not in other.text("site-committees")

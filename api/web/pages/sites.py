@@ -37,6 +37,7 @@ from domain.sites import (
     OperatorType,
 )
 from projections.cobuilding import PairingFilter, list_pairings
+from projections.committees import list_committees
 from projections.disputes import CaseFilter, list_cases
 from projections.residents import ResidentFilter, list_residents
 
@@ -196,6 +197,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         cases = list_cases(conn, CaseFilter(site_id=str(site_id), areas=areas), page.services.today(), 200, None,
                            view="open_cases").items
         pairings = list_pairings(conn, PairingFilter(site_id=site_id, areas=areas), 100, None).items
+        committees = list_committees(conn, None, areas, page.services.today(), site_id=site_id)
     committee = site.community_committee
     elected = site.community
     preparation = site.preparation
@@ -212,7 +214,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
         preparation=({**preparation, "group": presenter.members(preparation["group"])} if preparation else None),
         assessment=site.assessment, lacks=[lack_label(page, lack) for lack in _lacks(site, page)],
-        valid_days=ASSESSMENT_VALID_DAYS, cases=cases, pairings=pairings, money=money,
+        valid_days=ASSESSMENT_VALID_DAYS, cases=cases, pairings=pairings, money=money, committees=committees,
         may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
         values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
         form=form, outcome=outcome, forms=forms, actions=_actions(page, site),
