@@ -65,10 +65,12 @@ def serve(
             os.environ["LIUDONG_DATABASE_URL"] = services.database.dsn
             os.environ["LIUDONG_RUN_PROJECTIONS"] = "false"
             uvicorn.run("api.app:worker_app", factory=True, workers=workers, host=settings.host,
-                        port=settings.port, log_level=settings.log_level.lower())
+                        port=settings.port, log_level=settings.log_level.lower(), access_log=False)
         else:
+            # uvicorn's own access line holds the query string (a name or an identity number
+            # searched for): off; the API's own access line logs the path only (api/middleware).
             uvicorn.run(create_app(settings, services, freeze_heap=True), host=settings.host, port=settings.port,
-                        log_level=settings.log_level.lower())
+                        log_level=settings.log_level.lower(), access_log=False)
     finally:
         services.close()
         typer.echo("stopped")
