@@ -205,8 +205,10 @@ class Relay:
             position = 0
             REPUBLISHES.inc()
         if start_from is not None:
-            log.info("publishing again from position %d (was %d)", start_from, position)
-            position = max(start_from, 0)
+            # Back only: --from past what was published would skip the events between (never).
+            wanted = min(max(start_from, 0), position)
+            log.info("publishing again from position %d (asked %d, was %d)", wanted, start_from, position)
+            position = wanted
             REPUBLISHES.inc()
         conn.execute(
             "INSERT INTO relay_state (name, position, topic_ids, holder, updated_at) VALUES (%s, %s, %s, %s, now())"
