@@ -25,7 +25,9 @@ from api.web.core import (
     redirect,
     uuid_or_none,
 )
+from api.web.pages.operators import READERS
 from api.web.pages.residents import _area_name, _required, _sites, _status
+from api.web.pages.sites import _options
 from api.web.pages.subsidies import money
 from application.store import NotFound
 from domain.cobuilding import ContributionKind, Pairing, PartnerType
@@ -34,7 +36,6 @@ from projections.cobuilding import PairingFilter, list_pairings
 from projections.pages import BadCursor
 
 router = APIRouter()
-READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR, Role.FINANCE})
 PARTNER_TYPES = [t.value for t in PartnerType]
 KINDS = [k.value for k in ContributionKind]
 PAGE_SIZE = 50
@@ -44,10 +45,6 @@ MOST = {"partner_name": 100, "description": 1000, "reason": 500}  # as the API's
 def _site_names(page: Page) -> dict[str, dict[str, Any]]:
     """The sites the user may see, by id (name, area, whether closed), in pinyin order."""
     return {str(s["id"]): s for s in _sites(page)}
-
-
-def _options(page: Page, kind: str, values: list[str]) -> list[tuple[str, str]]:
-    return [(v, page.label(kind, v)) for v in values]
 
 
 # -- the list ------------------------------------------------------------------
@@ -70,14 +67,14 @@ def _list_page(page: Page, *, values: dict[str, str] | None = None, outcome: Com
             result = list_pairings(conn, flt, PAGE_SIZE, None)
     rows = [{**r, "site_name": sites.get(str(r["site_id"]), {}).get("name", ""),
              "area_name": _area_name(page, r["site_area"])} for r in result.items]
-    kept = {k: v for k, v in {"site_id": str(site_id or ""), "active_on": active_on.isoformat()
-                              if active_on else ""}.items() if v}
+    filters = {"site_id": str(site_id or ""), "active_on": active_on.isoformat() if active_on else ""}
+    kept = {k: v for k, v in filters.items() if v}
     open_sites = [(sid, f'{s["name"]} ({_area_name(page, s["area"])})') for sid, s in sites.items()
                   if not s.get("closed_on")]
     defaults = {"agreed_on": page.services.today().isoformat(), "site_id": str(site_id or "")}
     return page.render(
         "pairings.html", status=status, pairings=rows, total=result.total, notice=notice,
-        filters={"site_id": str(site_id or ""), "active_on": active_on.isoformat() if active_on else ""},
+        filters=filters,
         site_choices=[(sid, s["name"]) for sid, s in sites.items()], open_sites=open_sites,
         partner_types=_options(page, "partner_type", PARTNER_TYPES), may_agree=page.may(SUPERVISOR_ROLES),
         values=values if values is not None else defaults, outcome=outcome, money=money,
