@@ -44,6 +44,7 @@ from projections.engine import (
     ViewApplier,
     ensure_engine_schema,
     notify_mark,
+    record_heartbeat,
     record_status,
     resolve_dead_letter,
 )
@@ -251,7 +252,7 @@ class LocalProjector:
     def _heartbeat(self, conn: psycopg.Connection[Any]) -> None:
         for name in self.appliers:
             failing = self.failing.get(name)
-            record_status(conn, name, self.worker, "retrying" if failing and not failing.busy else None)
+            record_heartbeat(conn, name, self.worker, bool(failing and not failing.busy))
 
     def _wait(self, listener: psycopg.Connection[Any], timeout: float) -> None:
         for _ in listener.notifies(timeout=timeout, stop_after=1):

@@ -744,6 +744,25 @@ def record_status(conn: Connection[Any], view: str, worker: str, error_kind: str
     )
 
 
+def record_heartbeat(conn: Connection[Any], view: str, worker: str, failing: bool) -> None:
+    """A follower's periodic word on a view: a failing view keeps the kind of error its
+    failure recorded (and its count of failures); a healthy one is ``running``."""
+    if not failing:
+        record_status(conn, view, worker, None)
+        return
+    conn.execute(
+        "INSERT INTO projection_status (view, state, worker, error_kind, failures, since, heartbeat_at)"
+        " VALUES (%s, 'failing', %s, 'retrying', 1, now(), now())"
+        " ON CONFLICT (view) DO UPDATE SET worker = EXCLUDED.worker, heartbeat_at = now(),"
+        " error_kind = CASE WHEN projection_status.state = 'failing'"
+        " THEN coalesce(projection_status.error_kind, EXCLUDED.error_kind) ELSE EXCLUDED.error_kind END,"
+        " failures = CASE WHEN projection_status.state = 'failing' THEN projection_status.failures ELSE 1 END,"
+        " since = CASE WHEN projection_status.state = 'failing' THEN projection_status.since ELSE now() END,"
+        " state = 'failing'",
+        (view, worker),
+    )
+
+
 def _schema(conn: Connection[Any]) -> str:
     """The schema new tables go to: a view is only ever dropped there."""
     row = conn.execute("SELECT current_schema()").fetchone()

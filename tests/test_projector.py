@@ -160,3 +160,23 @@ def test_a_view_that_fails_as_a_whole_is_named_by_readyz_and_recovers_by_itself(
         rows = conn.execute("SELECT count(*) AS n FROM stat_residents WHERE resident_id = ANY(%s)",
                             ([first.id, second.id],)).fetchone()
     assert rows is not None and rows["n"] == 2
+
+
+def test_a_heartbeat_on_a_failing_view_keeps_the_kind_of_its_error_and_its_count(services: Services) -> None:
+    """The heartbeat used to overwrite the kind with "retrying" (and count a failure per beat):
+    /readyz then named no error at all between two retries."""
+    from projections.engine import record_heartbeat, record_status
+
+    with services.pool.connection() as conn:
+        record_status(conn, "heartbeat_for_test", "w1", "UndefinedTable")
+        record_heartbeat(conn, "heartbeat_for_test", "w1", True)
+        record_heartbeat(conn, "heartbeat_for_test", "w1", True)
+        row = conn.execute("SELECT state, error_kind, failures FROM projection_status"
+                           " WHERE view = 'heartbeat_for_test'").fetchone()
+        assert row is not None
+        assert (row["state"], row["error_kind"], row["failures"]) == ("failing", "UndefinedTable", 1)
+        record_heartbeat(conn, "heartbeat_for_test", "w1", False)
+        row = conn.execute("SELECT state, error_kind, failures FROM projection_status"
+                           " WHERE view = 'heartbeat_for_test'").fetchone()
+        assert row is not None and (row["state"], row["error_kind"], row["failures"]) == ("running", None, 0)
+        conn.execute("DELETE FROM projection_status WHERE view = 'heartbeat_for_test'")

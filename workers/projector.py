@@ -45,6 +45,7 @@ from projections.engine import (
     INFRASTRUCTURE_ERRORS,
     ViewApplier,
     ensure_engine_schema,
+    record_heartbeat,
     record_status,
 )
 from workers.kafka import admin_client, bootstrap, create_producer, dead_letter_topic, event_topics, topic_ids
@@ -293,7 +294,7 @@ class Worker:
         self._advance(conn)  # links a worker left before dying are followed here too
         head = head_position(conn)
         for name, applier in self.appliers.items():
-            record_status(conn, name, self.name, "retrying" if name in self.failing else None)
+            record_heartbeat(conn, name, self.name, name in self.failing)
             VIEW_LAG.labels(name).set(max(head - applier.low_water_mark(conn), 0))
 
     # -- dead letters ----------------------------------------------------------------------
