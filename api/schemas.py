@@ -306,6 +306,8 @@ class CommandAccepted(Public):
     member_id: str | None = Field(default=None, description="the new member (POST .../members)")
     meeting_id: str | None = Field(default=None, description="the new meeting (POST .../meetings)")
     cases_erased: int | None = Field(default=None, description="disputes whose text was erased with the resident")
+    texts_erased: int | None = Field(default=None, description="committee texts (agenda, minutes, actions) naming "
+                                     "the resident, erased with them")
     dependant_id: str | None = Field(default=None, description="the new dependant (POST .../dependants)")
     missing_conditions: list[str] | None = Field(default=None, description="what the assessed site lacks to "
                                                  "become a community (POST /sites/{id}/assessments)")

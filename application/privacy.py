@@ -18,17 +18,17 @@ derived from the master key), so nobody without it can enumerate numbers or name
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -37,7 +37,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic
 
-from domain.common import ERASED
+from domain.common import ERASED, folded
 
 SNAPSHOT_TOPIC = get_topic(Snapshot)
 
@@ -52,7 +52,13 @@ SCHEMA = [
     # Which master key this database's keys are wrapped with (a keyed hash of a constant):
     # a process with another key refuses to start rather than make keys nobody can read.
     "CREATE TABLE IF NOT EXISTS pii_master (fingerprint text PRIMARY KEY, created_at timestamptz DEFAULT now())",
+    # Free text that is about no one resident (a committee's agenda, decisions, actions) is
+    # sealed under a key of its own per event: erasing a resident destroys the keys of the
+    # texts that spell out their name or number. Which event each such key sealed:
+    "CREATE TABLE IF NOT EXISTS pii_texts ("
+    " key_id uuid PRIMARY KEY, originator_id uuid NOT NULL, originator_version integer NOT NULL)",
 ]
+TEXT_KEYS = UUID("6f1d3c52-9a57-4c1e-8b0e-3f3e8f4f2a10")  # namespace of the per-event text keys
 NOTIFY_CHANNEL = "liudong_pii"
 ID_SUFFIXES = (4, 5, 6)  # an identity number is searchable by its last 4, 5 or 6 characters
 NAME_PREFIXES = 12  # a name is searchable by each of its first twelve characters
@@ -87,7 +93,7 @@ def _derive(master: bytes, purpose: str) -> bytes:
 
 
 def normalise_name(name: str) -> str:
-    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
+    return folded(name)
 
 
 # -- where keys live ------------------------------------------------------------------------
@@ -97,6 +103,7 @@ class NewKey:
     kind: str
     wrapped: bytes
     subjects: tuple[UUID, ...]
+    origin: tuple[UUID, int] | None = None  # a text key: the event it seals
 
 
 def _sealed_key_ids(value: Any, into: set[UUID]) -> None:
@@ -218,7 +225,7 @@ class Vault:
         return self._kek.decrypt(wrapped[:12], wrapped[12:], key_id.bytes)
 
     def key(self, key_id: UUID, *, kind: str = "resident", subjects: tuple[UUID, ...] = (),
-            create: bool = False, new: bool = False) -> bytes | None:
+            create: bool = False, new: bool = False, origin: tuple[UUID, int] | None = None) -> bytes | None:
         """The data key (None: destroyed, or none and not ``create``). ``new``: the record is
         being created, so no key can be stored for it yet (one stored anyway makes the
         key's insert, and so the command, fail rather than seal with a second key)."""
@@ -244,7 +251,7 @@ class Vault:
             existing = self._pending.get(key_id)
             if existing is not None:
                 return existing[1]
-            self._pending[key_id] = (NewKey(key_id, kind, self._wrap(key_id, key), subjects), key)
+            self._pending[key_id] = (NewKey(key_id, kind, self._wrap(key_id, key), subjects, origin), key)
         return key
 
     def take_new_keys(self, key_ids: set[UUID]) -> list[NewKey]:
@@ -321,6 +328,34 @@ class Vault:
         return value
 
 
+    def texts_sealed_with(self, value: Any, key_id: UUID, wrapped: bytes) -> list[str]:
+        """The plaintexts of the strings in ``value`` sealed with the given key (an erasure
+        reads each free-text event once, its key given with it: no read per key)."""
+        key = AESGCM(self._unwrap(key_id, wrapped))
+        found: set[str] = set()
+        _sealed_strings(value, key_id.hex, found)
+        texts = []
+        for blob in found:
+            with contextlib.suppress(Exception):  # altered: nothing readable to erase
+                data = base64.urlsafe_b64decode(blob)
+                texts.append(key.decrypt(data[:12], data[12:], key_id.bytes).decode())
+        return texts
+
+
+def _sealed_strings(value: Any, key_hex: str, into: set[str], depth: int = 0) -> None:
+    """The sealed blobs in ``value`` (any JSON-like structure) under the key ``key_hex``."""
+    if isinstance(value, str):
+        head = f"{PREFIX}{key_hex}:"
+        if value.startswith(head):
+            into.add(value[len(head):])
+    elif depth < 6 and isinstance(value, dict):
+        for item in value.values():
+            _sealed_strings(item, key_hex, into, depth + 1)
+    elif depth < 6 and isinstance(value, list | tuple):
+        for item in value:
+            _sealed_strings(item, key_hex, into, depth + 1)
+
+
 def sealed(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(PREFIX)
 
@@ -338,6 +373,13 @@ class Sealing:
     kind: str = "resident"
     # With key "field": the event names its own key (a new one) in this field.
     key_field: str = ""
+    # With key "text" (a key per event): list-of-dict fields and the text in each entry.
+    nested_texts: tuple[tuple[str, str], ...] = ()
+
+
+def text_key_id(originator_id: UUID, originator_version: int) -> UUID:
+    """The key that seals one event's free text."""
+    return uuid5(TEXT_KEYS, f"{originator_id}:{originator_version}")
 
 
 def _policies() -> dict[str, Sealing]:
@@ -361,7 +403,25 @@ def _policies() -> dict[str, Sealing]:
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),
         "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
         "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), key="member"),
+        "domain.residents:Resident.DepartedDistrict": Sealing(fields=("reason",)),
+        "domain.disputes:DisputeCase.CommitteeDecisionRecorded": Sealing(fields=("decision",), kind="case"),
+        # A committee's free text is about no one resident: a key per event, destroyed when a
+        # resident it names is erased.
+        "domain.committees:ManagementCommittee.MeetingScheduled": Sealing(
+            nested_texts=(("agenda", "title"),), key="text", kind="text"),
+        "domain.committees:ManagementCommittee.MinutesRecorded": Sealing(
+            nested_texts=(("decisions", "title"), ("decisions", "decision")), key="text", kind="text"),
+        "domain.committees:ManagementCommittee.ActionAssigned": Sealing(fields=("description",), key="text",
+                                                                        kind="text"),
+        "domain.committees:ManagementCommittee.ActionCompleted": Sealing(fields=("note",), key="text", kind="text"),
+        "domain.committees:ManagementCommittee.MemberRemoved": Sealing(fields=("reason",), key="text", kind="text"),
+        "domain.committees:ManagementCommittee.SeatVacated": Sealing(fields=("reason",), key="text", kind="text"),
     }
+
+
+def text_topics() -> list[str]:
+    """The events whose free text is sealed under a key per event."""
+    return [topic for topic, policy in _policies().items() if policy.key == "text"]
 
 
 def sealed_fields() -> dict[str, frozenset[str]]:
@@ -392,11 +452,23 @@ class PrivateMapper(Mapper[UUID]):
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
-        self._seal(policy, originator_id, state, created=originator_version == 1)
+        self._seal(policy, originator_id, state, created=originator_version == 1, version=originator_version)
         return StoredEvent(originator_id=originator_id, originator_version=originator_version, topic=topic,
                            state=self.transcoder.encode(state))
 
-    def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any], *, created: bool = False) -> None:
+    def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any], *, created: bool = False,
+              version: int = 0) -> None:
+        if policy.key == "text":  # a key of its own, made for this event
+            text_id = text_key_id(originator_id, version)
+            text_key = self.vault.key(text_id, kind=policy.kind, create=True, new=True,
+                                      origin=(originator_id, version))
+            assert text_key is not None
+            for name in policy.fields:
+                state[name] = self._seal_value(text_id, text_key, state.get(name))
+            for name, entry_field in policy.nested_texts:
+                state[name] = [{**entry, entry_field: self._seal_value(text_id, text_key, entry.get(entry_field))}
+                               if isinstance(entry, dict) else entry for entry in state.get(name) or []]
+            return
         if policy.key == "originator":
             subjects: tuple[UUID, ...] = (originator_id,) if policy.kind == "resident" else tuple(
                 UUID(str(p["resident_id"])) for p in state.get("parties", []) if p.get("resident_id"))
@@ -490,6 +562,8 @@ class PrivateMapper(Mapper[UUID]):
             ids.add(UUID(str(stored.originator_id)))
             if policy.key == "resident":
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
+            if policy.key == "text":
+                ids.add(text_key_id(UUID(str(stored.originator_id)), stored.originator_version))
             if policy.key in ("member", "field"):
                 ids.update(UUID(hex=k) for k in _key_ids_in(stored.state))
         return ids

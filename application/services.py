@@ -355,7 +355,7 @@ class Services:
 
 
 # Raise when the event store's DDL (application.store, privacy, areas, keys, users) changes.
-STORE_SCHEMA_VERSION = 9
+STORE_SCHEMA_VERSION = 10  # 10: pii_texts
 
 
 @contextlib.contextmanager

@@ -219,6 +219,12 @@ class LiudongRecorder(PostgresApplicationRecorder):
                 curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
                              " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])",
                              ([k.key_id for k in new_keys], [k.kind for k in new_keys], [k.wrapped for k in new_keys]))
+                texts = [k for k in new_keys if k.origin is not None]
+                if texts:
+                    curs.execute("INSERT INTO pii_texts (key_id, originator_id, originator_version)"
+                                 " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::int[])",
+                                 ([k.key_id for k in texts], [k.origin[0] for k in texts if k.origin],
+                                  [k.origin[1] for k in texts if k.origin]))
                 links = [(k.key_id, subject) for k in new_keys for subject in k.subjects]
                 if links:
                     curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id)"

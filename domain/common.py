@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -15,6 +16,22 @@ OFFICE_TZ = ZoneInfo("Asia/Shanghai")
 # What a personal field reads once it is erased (its key destroyed); the API shows it as
 # [已删除] or [erased] by the reader's language.
 ERASED = "[erased]"
+
+
+def folded(text: str) -> str:
+    """Text compared for who it names: NFKC, case-folded, without whitespace (a name typed
+    as "Li  Wei", "li wei" or in full-width letters is the same name)."""
+    return "".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def mentions(text: str | None, names: list[str]) -> bool:
+    """Whether ``text`` spells out any of ``names`` (names shorter than two characters, and
+    erased ones, name nobody)."""
+    if not text:
+        return False
+    haystack = folded(text)
+    return any(len(needle) >= 2 and needle in haystack
+               for needle in (folded(n) for n in names if n and n != ERASED))
 
 
 class Role(StrEnum):

@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
 from domain.identity import IdentityNumber
 from domain.sites import HousingSite
 
@@ -760,6 +760,11 @@ class Resident(Aggregate):
         delivered_on by provider, where they lived (site_id, area)."""
 
     # -- personal data ---------------------------------------------------------
+    def identifying_texts(self) -> list[str]:
+        """What names this resident in free text: their name, identity number and their
+        dependants' names (erased ones name nobody)."""
+        return [self.name, self.id_number, *(str(d.get("name") or "") for d in self.dependants.values())]
+
     def erase_personal_data(self, *, legal_basis: str, note: str, stamp: Stamp) -> None:
         """Record the erasure; the application destroys the key that encrypts this
         resident's personal fields in the same transaction. Everything else stays."""
@@ -771,6 +776,11 @@ class Resident(Aggregate):
         if self.erased_on is not None:
             raise RuleViolated(f"resident {self.id}'s personal data was erased on {self.erased_on}",
                                rule="already_erased")
+        # The note is kept after the key is gone (it says why the data went): it must not
+        # spell out what it erases.
+        if mentions(note, self.identifying_texts()):
+            raise InvalidValue("note", "the note must not name the resident, their dependants or their identity "
+                               "number: it outlives the erasure", rule="note_names_the_resident")
         self._personal_data_erased(legal_basis=basis.value, note=note, **stamp.event_fields())
 
     @event("PersonalDataErased")

@@ -25,6 +25,7 @@ import pytest
 from api.app import create_app
 from application.services import Services
 from application.settings import Settings
+from domain.committees import ManagementCommittee
 from domain.common import Actor, Role, Stamp
 from domain.identity import IdentityNumber
 from tests.conftest import NOW, TEST_MASTER_KEY, issue_key, serve_app
@@ -111,6 +112,23 @@ def test_erased_people_are_nowhere_and_everyone_else_is_intact(stack: dict[str, 
         app.add_dispute_note(case.id, text=f"called {data['name']} on {data['phone']}; ID {data['id_number']}",
                              stamp=stamp)
         cases[resident.id] = case.id
+        if n % 25 == 3:  # the reason for leaving names them: sealed under their own key
+            app.record_departure(resident.id, date(2026, 11, 2), f"{data['name']} went home to Anhui", stamp)
+    # A committee's free text names some of them (a key per event, destroyed with whoever it names).
+    committee = app.establish_committee(name="Xinqi Management Committee", area="xinqi", site_id=None,
+                                        members=[{"name": "Wang Fang", "role": "chair"}],
+                                        established_on=date(2026, 1, 10), stamp=stamp).id
+    chair = next(iter(app.load(ManagementCommittee, committee).members))
+    texts: dict[UUID, str] = {}
+    for resident_id in sorted(people)[:60]:
+        data = people[resident_id]
+        meeting = app.schedule_meeting(committee, scheduled_on=date(2026, 11, 3), stamp=stamp,
+                                       agenda=[{"title": f"a bed for {data['name']}"}]).details["meeting_id"]
+        app.record_minutes(committee, meeting_id=meeting, held_on=date(2026, 11, 3), attendees=[chair], stamp=stamp,
+                           decisions=[{"item_id": "1", "decision": f"house {data['id_number']}", "actions": [
+                               {"description": f"call {data['phone']} ({data['name']})", "owner": chair,
+                                "due_on": date(2026, 12, 1)}]}])
+        texts[resident_id] = meeting
     supervisor = {"Authorization": f"Bearer {issue_key(services, 'erasure-supervisor', Role.SUPERVISOR)}",
                   "Accept-Language": "en"}
     http = httpx.Client(base_url=stack["base_url"], timeout=30)
@@ -123,6 +141,7 @@ def test_erased_people_are_nowhere_and_everyone_else_is_intact(stack: dict[str, 
                            json={"legal_basis": "data_subject_request", "note": "request 2026-117"})
         assert answer.status_code == 200, answer.text
         assert answer.json()["cases_erased"] == 1
+        assert answer.json()["texts_erased"] == (3 if resident_id in texts else 0)  # agenda, minutes, action
     head = services.head()
     for name in services.projections:
         assert services.wait_for(name, head, 60), name
@@ -138,6 +157,17 @@ def test_erased_people_are_nowhere_and_everyone_else_is_intact(stack: dict[str, 
     assert case["description"] == "[erased]" and case["category"] == "wages_and_labour"
     assert all(p.get("name") in (None, "[erased]") for p in case["parties"])
     assert all(entry["facts"].get("text") in (None, "[erased]") for entry in case["timeline"])
+    agenda = http.get(f"/committees/{committee}/agenda", headers=supervisor).json()
+    titles = {m["meeting_id"]: m["agenda"][0]["title"] for m in agenda["past"]}
+    actions = {a["meeting_id"]: a["description"] for a in agenda["actions"]}
+    for resident_id, meeting in texts.items():
+        data = people[resident_id]
+        if resident_id in erased:
+            assert (titles[meeting], actions[meeting]) == ("[erased]", "[erased]")
+        else:
+            assert (titles[meeting], actions[meeting]) == (f"a bed for {data['name']}",
+                                                           f"call {data['phone']} ({data['name']})")
+    assert any(r in erased for r in texts) and any(r not in erased for r in texts)
     statistics_after = http.get("/statistics", params={"area": "xinqi"}, headers=supervisor).json()
     assert statistics_after == statistics_before
 

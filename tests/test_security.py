@@ -162,6 +162,22 @@ def test_an_api_consumer_sees_personal_fields_masked_unless_the_key_holds_the_pi
     assert [m["name"] for m in agenda["members"]] == ["Zhang*"]
     assert "Zhang Sanfeng" not in masked.get(f"/committees/{committee_id}").text
     assert supervisor.get(f"/committees/{committee_id}").json()["members"][0]["name"] == "Zhang Sanfeng"
+    # A committee's free text and a reason for leaving may name people: hidden from them too.
+    meeting = supervisor.post(f"/committees/{committee_id}/meetings",
+                              {"scheduled_on": "2026-11-03", "agenda": [{"title": "a bed for Zhang Sanfeng"}]})
+    assert meeting.status_code == 200, meeting.text
+    left = caseworker.post(f"/residents/{resident_id}/departure",
+                           {"effective_date": "2026-11-04", "reason": "Zhang Sanfeng went home"})
+    assert left.status_code == 200, left.text
+    after = {"after": left.json()["position"]}
+    agenda = masked.get(f"/committees/{committee_id}/agenda", params=after).json()
+    assert agenda["upcoming"][0]["agenda"][0]["title"] is None
+    assert "Zhang Sanfeng" not in masked.get(f"/committees/{committee_id}").text
+    assert full.get(f"/committees/{committee_id}/agenda").json()["upcoming"][0]["agenda"][0][
+        "title"] == "a bed for Zhang Sanfeng"
+    assert masked.get(f"/residents/{resident_id}").json()["departure_reason"] is None
+    assert full.get(f"/residents/{resident_id}").json()["departure_reason"] == "Zhang Sanfeng went home"
+    assert "Zhang Sanfeng" not in masked.get(f"/residents/{resident_id}/history").text
 
 
 # -- areas -----------------------------------------------------------------------------------

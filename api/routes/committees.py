@@ -153,6 +153,22 @@ def list_all(
     return respond(body, headers)
 
 
+# A committee's free text (agenda titles, decisions, actions, reasons) may name people: sealed
+# under a key per event (erased with a resident it names), hidden from a reader without the
+# right to personal data.
+FREE_TEXT = frozenset({"title", "decision", "description", "note", "reason", "left_reason"})
+
+
+def free_text(value: Any, presenter: Presenter) -> Any:
+    """``value`` with the free text in it opened, or hidden, for the reader."""
+    if isinstance(value, list):
+        return [free_text(v, presenter) for v in value]
+    if isinstance(value, dict):
+        return {k: presenter.text(v) if k in FREE_TEXT and isinstance(v, str) else free_text(v, presenter)
+                for k, v in value.items()}
+    return value
+
+
 @router.get("/{committee_id}", response_model=CommitteePublic)
 @access(READERS, AreaRule.OBJECT)
 def get_committee(committee_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
@@ -170,7 +186,7 @@ def get_committee(committee_id: UUID, services: ServicesDep, principal: Principa
                                        "status": "vacant" if committee.is_vacant(m["member_id"]) else "active"}
                                       for m in committee.members.values()]),
         "quorum": committee.quorum(),
-        "meetings": [{"meeting_id": k, **v} for k, v in committee.meetings.items()],
+        "meetings": free_text([{"meeting_id": k, **v} for k, v in committee.meetings.items()], presenter),
     }))
     return respond(doc, {"ETag": f'"{committee.version}"'})
 
@@ -187,7 +203,9 @@ def get_agenda(
     with services.pool.connection() as conn:
         doc = committee_agenda(conn, committee_id)
     presenter = Presenter(services.app.vault, principal, lang)
-    doc["members"] = presenter.members(doc["members"])
+    members = [{**m, "left_reason": presenter.text(m["left_reason"])} for m in doc["members"]]
+    doc = {**free_text({k: v for k, v in doc.items() if k != "members"}, presenter),
+           "members": presenter.members(members)}
     return respond(AgendaPublic.model_validate(_json(doc)), headers)
 
 

@@ -48,7 +48,7 @@ Work = Annotated[Command, command_dependency(*STAFF_ROLES)]
 Supervise = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 # Event fields that may name people: hidden from an api_consumer without the pii scope.
-PERSONAL_FACTS = frozenset({"description", "parties", "text", "participants", "outcome", "reason"})
+PERSONAL_FACTS = frozenset({"description", "parties", "text", "participants", "outcome", "reason", "decision"})
 
 
 class Party(Body):

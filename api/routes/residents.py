@@ -178,7 +178,7 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
         sex=resident.sex, birth_date=birth_date, birth_year=birth_year, hometown=resident.hometown,
         employer=resident.employer, status=resident.status, site_id=resident.site_id, area=resident.area,
         area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
-        registered_on=resident.registered_on, departure_reason=resident.departure_reason,
+        registered_on=resident.registered_on, departure_reason=presenter.text(resident.departure_reason),
         phone=presenter.text(resident.phone) if _sees_contact(principal) else None,
         household_relation=_household_relation(resident, presenter),
         erased_on=date.fromisoformat(resident.erased_on) if resident.erased_on else None,

@@ -9,12 +9,13 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
+from psycopg.sql import SQL, Identifier
 
 from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
-from application.store import CommandResult, IdempotencyClaim, OfficeApplication
+from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
 from domain.committees import ManagementCommittee
-from domain.common import InvalidValue, Stamp
+from domain.common import ERASED, InvalidValue, Stamp, folded, mentions
 from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
 from domain.residents import (
@@ -192,11 +193,14 @@ class ResidencyCommands(OfficeApplication):
         every dispute they are a party to, and the keys that sealed their personal fields
         (their own, and those cases') are destroyed in the same transaction."""
         cases: list[UUID] = []
+        texts: list[UUID] = []
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             resident = self.load_current(Resident, resident_id, expected_version)
+            names = resident.identifying_texts()
             resident.erase_personal_data(legal_basis=legal_basis, note=note, stamp=stamp)
             cases[:] = self._cases_of(resident_id)
+            texts[:] = self._texts_naming(names)
             changed: list[Aggregate] = [resident]
             for case_id in cases:
                 case = self.load(DisputeCase, case_id, field_name="case")
@@ -205,15 +209,15 @@ class ResidencyCommands(OfficeApplication):
             return resident, changed
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:
-            keys = [resident_id, *cases]
+            keys = [resident_id, *cases, *texts]
             return [("UPDATE pii_keys SET wrapped = NULL, destroyed_at = now(), destroyed_by = %s,"
                      " legal_basis = %s WHERE key_id = ANY(%s) AND wrapped IS NOT NULL",
                      (stamp.actor.user_id, legal_basis, keys)),
                     (f"NOTIFY {PII_CHANNEL}", ())]
 
         result = self._execute(decide, idempotency=idempotency, side_effects=destroy,
-                               details=lambda: {"cases_erased": len(cases)})
-        self.vault.forget([resident_id, *cases])
+                               details=lambda: {"cases_erased": len(cases), "texts_erased": len(texts)})
+        self.vault.forget([resident_id, *cases, *texts])
         return result
 
     def _cases_of(self, resident_id: UUID) -> list[UUID]:
@@ -222,6 +226,28 @@ class ResidencyCommands(OfficeApplication):
             rows = conn.execute("SELECT k.key_id FROM pii_key_subjects s JOIN pii_keys k USING (key_id)"
                                 " WHERE s.resident_id = %s AND k.kind = 'case'", (resident_id,)).fetchall()
         return [row["key_id"] for row in rows]
+
+    def _texts_naming(self, names: list[str]) -> list[UUID]:
+        """The free-text events (a committee's agenda, minutes, actions) that spell out any of
+        ``names``: their keys are destroyed with the resident's. Read a thousand at a time."""
+        if not any(len(folded(n)) >= 2 for n in names if n and n != ERASED):
+            return []
+        recorder = self.recorder
+        assert isinstance(recorder, LiudongRecorder)
+        table = Identifier(recorder.datastore.schema, recorder.events_table_name)
+        found: list[UUID] = []
+        with self.connection() as conn, conn.transaction(), conn.cursor(name="texts_naming") as cursor:
+            cursor.itersize = 1000
+            cursor.execute(SQL(
+                "SELECT t.key_id, k.wrapped, e.state FROM pii_texts t JOIN pii_keys k USING (key_id)"
+                " JOIN {} e ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
+                " WHERE k.wrapped IS NOT NULL").format(table))
+            for row in cursor:
+                state = self.mapper.transcoder.decode(bytes(row["state"]))
+                sealed_texts = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
+                if any(mentions(text, names) for text in sealed_texts):
+                    found.append(row["key_id"])
+        return found
 
     def _current_site(self, resident: Resident) -> HousingSite | None:
         if resident.site_id is None:

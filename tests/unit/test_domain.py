@@ -127,3 +127,24 @@ def test_capacity_must_be_positive_and_facilities_from_the_vocabulary() -> None:
     with pytest.raises(InvalidValue) as spa:
         a_site().change_facilities(["spa"], STAMP)
     assert spa.value.rule == "facility_unknown"
+
+
+def test_an_erasure_note_that_names_the_resident_is_refused() -> None:
+    """The note outlives the erasure (it says why): it may not spell out what is erased."""
+    resident = a_resident()
+    resident.collect_events()
+    full_width = "\uff2c\uff29 \uff37\uff25\uff29 asked"
+    for note in ("request from li  wei", full_width, f"number {resident.id_number.lower()}"):
+        with pytest.raises(InvalidValue) as refused:
+            resident.erase_personal_data(legal_basis="data_subject_request", note=note, stamp=STAMP)
+        assert (refused.value.field, refused.value.rule) == ("note", "note_names_the_resident")
+        assert resident.collect_events() == [] and resident.erased_on is None
+    resident.erase_personal_data(legal_basis="data_subject_request", note="request 2026-117", stamp=STAMP)
+    assert resident.erased_on is not None
+
+
+def test_mentions_folds_case_width_and_spaces_and_ignores_erased_and_one_letter_names() -> None:
+    from domain.common import ERASED, mentions
+
+    assert mentions("a bed for 王 芳", ["王芳"]) and mentions("CALL LI WEI", ["Li Wei"])
+    assert not mentions("a bed for 王芳", [ERASED, "王", ""]) and not mentions(None, ["王芳"])
