@@ -36,7 +36,7 @@ from application.imports import ImportReport, Refusal, check_text, existing_ids,
 from application.store import EVENTS_TABLE, OfficeApplication
 from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
-from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
+from domain.common import ERASED, DomainError, InvalidValue, RuleViolated, Stamp
 from domain.identity import IdentityNumber
 from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
 from domain.sites import HousingSite
@@ -382,9 +382,12 @@ def _residents_by_number(app: OfficeApplication, numbers: set[str]) -> dict[str,
         by_claim[app.vault.claim_id(number)] = number
         by_claim[legacy_claim_id(number)] = number
     found: dict[str, UUID] = {}
-    for claim_id, claim in load_many(app, by_claim).items():
-        if isinstance(claim, IdentityNumberClaim):
-            found[by_claim[claim_id]] = claim.resident_id
+    claims = {k: c for k, c in load_many(app, by_claim).items() if isinstance(c, IdentityNumberClaim)}
+    app.vault.prefetch([c.resident_id for c in claims.values()])  # the holder is sealed under their key
+    for claim_id, claim in claims.items():
+        holder = app.vault.open(claim.resident_id)
+        if holder is not None and holder != ERASED:
+            found[by_claim[claim_id]] = UUID(str(holder))
     return found
 
 

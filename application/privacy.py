@@ -404,6 +404,10 @@ def _policies() -> dict[str, Sealing]:
         "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
         "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), key="member"),
         "domain.residents:Resident.DepartedDistrict": Sealing(fields=("reason",)),
+        # The claim of an identity number names its holder under the holder's key: erasing
+        # them unlinks the number from the record (and frees it for a new registration).
+        "domain.residents:IdentityNumberClaim.Claimed": Sealing(fields=("resident_id",), key="resident"),
+        "domain.residents:IdentityNumberClaim.Reclaimed": Sealing(fields=("resident_id",), key="resident"),
         "domain.disputes:DisputeCase.CommitteeDecisionRecorded": Sealing(fields=("decision",), kind="case"),
         # A committee's free text is about no one resident: a key per event, destroyed when a
         # resident it names is erased.
@@ -522,6 +526,8 @@ class PrivateMapper(Mapper[UUID]):
         return {**member, "name": self.vault.seal(resident_id, str(member["name"]), key)}
 
     def _seal_value(self, key_id: UUID, key: bytes, value: Any) -> Any:
+        if isinstance(value, UUID):  # a reference that is personal (whose number a claim holds)
+            value = str(value)
         if isinstance(value, str):
             return self.vault.seal(key_id, value, key) if value != ERASED else value
         if isinstance(value, list):

@@ -96,6 +96,7 @@ REGISTRY: tuple[Frozen, ...] = (
     }),
     Frozen(IdentityNumberClaim, "domain.residents:IdentityNumberClaim", {
         "Claimed": "domain.residents:IdentityNumberClaim.Claimed",
+        "Reclaimed": "domain.residents:IdentityNumberClaim.Reclaimed",
     }),
     Frozen(HousingSite, "domain.sites:HousingSite", {
         "Registered": "domain.sites:HousingSite.Registered",

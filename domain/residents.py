@@ -853,6 +853,27 @@ class IdentityNumberClaim(Aggregate):
 
     @event(Claimed)
     def __init__(self, *, resident_id: UUID, recorded_at: datetime) -> None:
+        # Sealed under the resident's key (a string when read): erasing them breaks the link
+        # from the number to the record, and reads [erased].
+        self.resident_id = resident_id
+
+    def holder(self) -> UUID | None:
+        """The resident who holds the number; None once their personal data was erased."""
+        if self.resident_id is None or str(self.resident_id) == ERASED:
+            return None
+        return UUID(str(self.resident_id))
+
+    def reclaim(self, *, resident_id: UUID, stamp: Stamp, holder_erased: bool = False) -> None:
+        """The number is registered again after its holder's personal data was erased (the
+        erased record knows no number any more). ``holder_erased``: the caller read the
+        holder's record and found it erased (a claim read before the erasure still names them)."""
+        if self.holder() is not None and not holder_erased:
+            raise duplicate_identity_number(self.holder())
+        self._reclaimed(resident_id=resident_id, **stamp.event_fields())
+
+    @event("Reclaimed")
+    def _reclaimed(self, *, resident_id: UUID, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """An identity number whose holder was erased was claimed for a newly registered resident."""
         self.resident_id = resident_id
 
 
@@ -865,7 +886,12 @@ def legacy_claim_id(id_number: str) -> UUID:
     return uuid5(_CLAIM_NAMESPACE, id_number)
 
 
-def duplicate_identity_number(existing_resident_id: UUID) -> RuleViolated:
+def duplicate_identity_number(existing_resident_id: UUID | None) -> RuleViolated:
+    """The refusal names the resident holding the number only to whom may read them (None:
+    they are registered outside the caller's areas)."""
+    if existing_resident_id is None:
+        return RuleViolated("a resident with this identity number is already registered, outside your areas: "
+                            "the office of the resident's area can tell who", rule="identity_number_registered")
     return RuleViolated(
         f"a resident with this identity number is already registered: {existing_resident_id}",
         rule="identity_number_registered",

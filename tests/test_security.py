@@ -449,3 +449,34 @@ def test_residents_are_found_by_the_end_of_their_identity_number_which_the_view_
     assert number[-6:] not in row["t"] and number[-4:] not in row["t"]
     assert caseworker.get("/residents", params={"id_number_suffix": "12"}).status_code == 422
     assert as_role("api_consumer").get("/residents", params={"id_number_suffix": number[-4:]}).status_code == 403
+
+
+def test_a_known_identity_number_names_its_holder_only_to_who_may_read_them_and_is_free_after_erasure(
+        http: httpx.Client, keys: dict[str, str], services: Services) -> None:
+    """Found by a review: the 409 named the holder's record to a caseworker of any area, and
+    an erased resident's number stayed claimed (and linked to the record) for ever."""
+    a, b = define_area(services, "NumA"), define_area(services, "NumB")
+    district, supervisor = Api(http, keys["caseworker"]), Api(http, keys["supervisor"])
+    local = Api(http, issue_key(services, unique("num-a"), Role.CASEWORKER, areas=[a]))
+    elsewhere = Api(http, issue_key(services, unique("num-b"), Role.CASEWORKER, areas=[b]))
+    body = resident_body(area=a)
+    first = local.post("/residents", body)
+    assert first.status_code == 201, first.text
+    refused = elsewhere.post("/residents", {**body, "area": b, "name": "Someone Else"})
+    assert refused.status_code == 409 and refused.json()["rule"] == "identity_number_registered", refused.text
+    assert "existing_resident_id" not in refused.json() and first.json()["id"] not in refused.text
+    named = district.post("/residents", {**body, "name": "Someone Else"})
+    assert named.status_code == 409 and named.json()["existing_resident_id"] == first.json()["id"]
+
+    erased = supervisor.post(f"/residents/{first.json()['id']}/erasure",
+                             json={"legal_basis": "data_subject_request", "note": "request 2026-140"})
+    assert erased.status_code == 200, erased.text
+    again = elsewhere.post("/residents", {**body, "area": b})
+    assert again.status_code == 201, again.text
+    twice = district.post("/residents", {**body, "area": b})
+    assert twice.status_code == 409 and twice.json()["existing_resident_id"] == again.json()["id"]
+    claim_id = services.app.vault.claim_id(body["id_number"])
+    claim = services.app.repository.get(claim_id)
+    assert claim.holder() == uuid.UUID(again.json()["id"])
+    # The first claim's event now names nobody: the link from the number to the erased record is gone.
+    assert services.app.repository.get(claim_id, version=1).holder() is None

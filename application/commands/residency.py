@@ -11,6 +11,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from psycopg.sql import SQL, Identifier
 
+from application.access import current_scope
 from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
@@ -148,9 +149,11 @@ class ResidencyCommands(OfficeApplication):
             # The claim's unique id refuses a duplicate; the first attempt relies on it. A
             # conflict brings us back here to name the resident who holds the number.
             # Residents registered before claims were keyed hashes hold a legacy claim.
-            self._check_identity_number_free(legacy_claim_id(id_number.value))
+            self._refuse_if_held(self._claim(legacy_claim_id(id_number.value)))
+            freed = None
             if attempts > 1:
-                self._check_identity_number_free(claim_id)
+                freed = self._claim(claim_id)
+                self._refuse_if_held(freed)  # else its holder was erased: the number is free again
             site = self.load_in_scope(HousingSite, site_id, field_name="site_id") if site_id else None
             if site is not None and code and site.area != code:
                 raise InvalidValue("site_id", f"housing site {site.id} lies in {site.area}, not in {code}",
@@ -166,7 +169,11 @@ class ResidencyCommands(OfficeApplication):
                 stamp=stamp,
                 household_relation=household_relation,
             )
-            claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
+            if freed is not None:
+                freed.reclaim(resident_id=resident.id, stamp=stamp, holder_erased=True)
+                claim = freed
+            else:
+                claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
             if site is not None:
                 resident.move_into_site(site, registered_on, stamp)
                 return resident, [resident, claim, site]
@@ -178,13 +185,29 @@ class ResidencyCommands(OfficeApplication):
 
         return self._execute(decide, idempotency=idempotency)
 
-    def _check_identity_number_free(self, claim_id: UUID) -> None:
+    def _claim(self, claim_id: UUID) -> IdentityNumberClaim | None:
         try:
             claim: Aggregate = self.repository.get(claim_id)
         except AggregateNotFoundError:
-            return
+            return None
         assert isinstance(claim, IdentityNumberClaim)
-        raise duplicate_identity_number(claim.resident_id)
+        return claim
+
+    def _refuse_if_held(self, claim: IdentityNumberClaim | None) -> None:
+        """Refuse a number a resident holds, naming them only to a caller who may read
+        them; a number whose holder was erased is free."""
+        holder = claim.holder() if claim is not None else None
+        if holder is None:
+            return
+        try:
+            resident: Aggregate = self.repository.get(holder)
+        except AggregateNotFoundError:
+            raise duplicate_identity_number(None) from None
+        assert isinstance(resident, Resident)
+        if resident.erased_on is not None:
+            return
+        scope = current_scope()
+        raise duplicate_identity_number(holder if scope is None or scope.allows(resident.area) else None)
 
     def erase_resident(self, resident_id: UUID, *, legal_basis: str, note: str, stamp: Stamp,
                        expected_version: int | None = None,
