@@ -241,6 +241,19 @@ def test_a_key_of_one_area_cannot_reach_into_another_through_a_reference(
     agenda = local.post(f"/committees/{committee}/meetings",
                         {"scheduled_on": "2026-11-24", "agenda": [{"title": "x", "dispute_id": foreign_case}]})
     assert agenda.status_code == 422 and agenda.json()["errors"][0]["field"] == "agenda.0.dispute_id", agenda.text
+    # Another area's resident named by id: a dispute's party, a committee's new member, a
+    # candidate: as unknown as a made-up id (found by a review: they were loaded unchecked, so
+    # the answer told whether the id existed and the committee seated them).
+    foreign_resident = district.post("/residents", resident_body(area=b)).json()["id"]
+    before = services.head()
+    case = local.post("/disputes", {"category": "other", "description": "x", "area": a, "occurred_on": "2026-11-01",
+                                    "parties": [{"resident_id": foreign_resident}]})
+    assert case.status_code == 422 and case.json()["errors"][0]["field"] == "parties.0.resident_id", case.text
+    seated = local.post("/committees", {"name": unique("Ref Committee"), "area": a, "established_on": "2026-01-10",
+                                        "members": [{"name": "Li Wei", "resident_id": foreign_resident}]})
+    assert seated.status_code == 422 and seated.json()["errors"][0]["field"] == "members.0.resident_id", seated.text
+    assert services.head() == before
+    assert district.get(f"/residents/{foreign_resident}").json()["version"] == 1
 
 
 def test_an_admin_of_one_area_manages_keys_and_areas_of_that_area_only(

@@ -49,7 +49,8 @@ class CommitteeCommands(OfficeApplication):
         residents: dict[str, Resident] = {}
         for n, member in enumerate(members):
             if member.get("resident_id") is not None:
-                resident = self.load(Resident, member["resident_id"], field_name=f"{field_name}.{n}.resident_id")
+                resident = self.load_in_scope(Resident, member["resident_id"],
+                                              field_name=f"{field_name}.{n}.resident_id")
                 resident.check_present()
                 residents[str(resident.id)] = resident
         return residents

@@ -51,8 +51,8 @@ class CommunityCommands(ResidencyCommands):
         def act(site: HousingSite) -> None:
             for n, candidate in enumerate(candidates):
                 if candidate.get("resident_id") is not None:
-                    self.load(Resident, UUID(str(candidate["resident_id"])),
-                              field_name=f"candidates.{n}.resident_id")
+                    self.load_in_scope(Resident, UUID(str(candidate["resident_id"])),
+                                       field_name=f"candidates.{n}.resident_id")
             elected = site.hold_election(held_on=held_on, seats=seats, candidates=candidates, ballots=ballots,
                                          stamp=stamp)
             result["elected"] = [m["member_id"] for m in elected]

@@ -36,7 +36,7 @@ class DisputeCommands(OfficeApplication):
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             for n, party in enumerate(parties):
                 if party.get("resident_id") is not None:
-                    self.load(Resident, party["resident_id"], field_name=f"parties.{n}.resident_id")
+                    self.load_in_scope(Resident, party["resident_id"], field_name=f"parties.{n}.resident_id")
             if site_id is not None:
                 where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
             elif area:
