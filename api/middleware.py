@@ -74,6 +74,22 @@ class TokenBucket:
         self.buckets: dict[bytes, tuple[float, float]] = {}
         self.lock = threading.Lock()
 
+    MAX_BUCKETS = 100_000
+
+    def _prune(self, now: float) -> None:
+        """Forget the callers whose bucket has filled up again (as if never seen); if that is
+        not enough (many callers at once), the half with the most tokens left. Never all, and
+        never the callers nearest their limit first: clearing them would hand each caller over
+        its limit a fresh burst."""
+        left = {k: tokens + (now - last) * self.rate for k, (tokens, last) in self.buckets.items()}
+        for key, tokens in left.items():
+            if tokens >= self.burst:
+                del self.buckets[key]
+        if len(self.buckets) > self.MAX_BUCKETS // 2:
+            by_tokens = sorted(self.buckets, key=lambda k: left[k], reverse=True)
+            for key in by_tokens[: len(by_tokens) // 2]:
+                del self.buckets[key]
+
     def take(self, who: bytes) -> float:
         """0 if the request may go ahead, else the seconds until it may."""
         now = time.monotonic()
@@ -82,14 +98,23 @@ class TokenBucket:
             tokens = min(self.burst, tokens + (now - last) * self.rate)
             if tokens >= 1:
                 self.buckets[who] = (tokens - 1, now)
-                if len(self.buckets) > 100_000:
-                    self.buckets.clear()
+                if len(self.buckets) > self.MAX_BUCKETS:
+                    self._prune(now)
                 return 0.0
             self.buckets[who] = (tokens, now)
             return (1 - tokens) / self.rate
 
 
 IMPORTS_PATH = "/imports"  # takes a CSV file (text/csv) up to its own limit
+
+
+def _credential(authorization: bytes) -> bytes | None:
+    """The key or token an Authorization header carries, as the authenticator reads it: the
+    scheme's case and the spaces around do not make it another caller."""
+    scheme, _, credential = authorization.strip().partition(b" ")
+    if not credential.strip():
+        return (b"auth:" + scheme) if scheme else None
+    return b"auth:" + scheme.lower() + b" " + credential.strip()
 
 
 def _session_cookie(cookies: bytes) -> bytes | None:
@@ -186,8 +211,8 @@ class Guard:
         if self.limiter is not None:
             # A key, else a signed-in browser's session, else the client's address (an office's
             # staff often share one address behind its proxy).
-            who = headers.get(b"authorization") or _session_cookie(headers.get(b"cookie", b"")) or str(
-                scope.get("client", ("?",))[0]).encode()
+            who = _credential(headers.get(b"authorization", b"")) or _session_cookie(
+                headers.get(b"cookie", b"")) or str(scope.get("client", ("?",))[0]).encode()
             wait = self.limiter.take(hashlib.sha256(who).digest())
             if wait:
                 seconds = str(max(1, int(wait + 0.999))).encode()
