@@ -16,6 +16,7 @@ from domain.sites import Facility, OperatorType
 # Characters no text field accepts: NUL and the other C0 controls except tab and line breaks,
 # DEL, and lone surrogates (which cannot be stored as UTF-8).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTERS = _CONTROL  # what no text field takes (tabs and line breaks it does)
 _LINE_BREAKS = re.compile(r"[\t\n\r]")
 
 

@@ -176,3 +176,25 @@ def test_each_signed_in_browser_has_its_own_rate_allowance(services: Services, s
         finally:
             for client in clients:
                 client.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_form_holding_control_characters_is_refused_naming_the_field_and_stores_nothing(
+        base_url: str, staff: dict[str, str], stored: Any, lang: str) -> None:
+    """Found by a review: the pages took a NUL or an escape that the API refuses."""
+    with httpx.Client(base_url=base_url) as client:
+        page = client.get("/login")
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        signed = client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD,
+                                             "csrf": token})
+        assert signed.status_code == 303
+        form = client.get(f"/ui/residents/new?lang={lang}")
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        snapshot = stored()
+        refused = client.post(f"/ui/residents/new?lang={lang}", data={
+            "csrf": csrf, "id_number": "11010519491231002X", "name": "王\x00芳", "phone": "13800138000",
+            "hometown": "安徽", "area": "xinqi", "household_relation": "head"})
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+        assert 'data-rule="control_characters" data-field="name"' in refused.text
+        assert ("控制字符" if lang == "zh-CN" else "control characters") in refused.text
+        assert snapshot.unchanged()

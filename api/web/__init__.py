@@ -18,6 +18,7 @@ from api.web import auth, home
 from api.web.core import (
     LANG_COOKIE,
     SignInNeeded,
+    WebBadInput,
     WebForbidden,
     environment,
     html_response,
@@ -63,6 +64,12 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         lang = language(request)
         html = environment(lang).get_template("notfound.html").render(lang=lang)
         return html_response(html, error.status_code, lang)
+
+    @web.exception_handler(WebBadInput)
+    async def bad_input(request: Request, error: WebBadInput) -> HTMLResponse:
+        lang = language(request)
+        html = environment(lang).get_template("bad_input.html").render(lang=lang, field=error.field)
+        return html_response(html, 422, lang)
 
     @web.exception_handler(WebForbidden)
     async def forbidden(request: Request, error: WebForbidden) -> HTMLResponse:

@@ -20,6 +20,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.schemas import CONTROL_CHARACTERS
 from api.web.i18n import DEFAULT, LANGUAGES, gettext_for, label, sort_key
 from application.access import Principal, acting_in
 from application.services import Services
@@ -47,6 +48,21 @@ class SignInNeeded(Exception):
 
 class WebForbidden(Exception):
     """The signed-in user's role may not do this (or the form's CSRF token is wrong)."""
+
+
+class WebBadInput(Exception):
+    """A posted form holds what no field takes (control characters, such as NUL): the
+    page answers 422 naming the field, and nothing is stored (as the API refuses them)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def _refuse_control_characters(items: Any) -> None:
+    for key, value in items:
+        if CONTROL_CHARACTERS.search(key) or (isinstance(value, str) and CONTROL_CHARACTERS.search(value)):
+            raise WebBadInput(key if not CONTROL_CHARACTERS.search(key) else "form")
 
 
 def language(request: Request) -> str:
@@ -154,10 +170,12 @@ class Page:
         data = await self.request.form()
         values = {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
         self.check_csrf(values)
+        _refuse_control_characters(data.multi_items())
         return values
 
     async def form_lists(self) -> dict[str, list[str]]:
         data = await self.request.form()
+        _refuse_control_characters(data.multi_items())
         lists: dict[str, list[str]] = {}
         for key, value in data.multi_items():
             if isinstance(value, str):
