@@ -88,6 +88,12 @@ def test_the_employer_note_is_sealed_in_the_store_and_hidden_in_the_history_from
 
     assert reasons(caseworker)[-1] == "Wang's night shifts swapped"
     assert reasons(as_role("api_consumer"))[-1] is None  # sealed personal data: hidden without the pii scope
+    # Each read of the member is in the access log, under the resident (found by a review).
+    assert caseworker.get(f"/active-members/{mid}").status_code == 200
+    with services.pool.connection() as conn:
+        logged = conn.execute("SELECT route, detail FROM access_log WHERE resident_id = %s ORDER BY id DESC LIMIT 1",
+                              (UUID(rid),)).fetchone()
+    assert logged is not None and (logged["route"], logged["detail"]) == (f"/active-members/{mid}", mid)
 
 
 def test_refused_commands_name_their_rule_and_store_nothing(caseworker: Api, stored: Any) -> None:

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
@@ -27,6 +27,7 @@ from api.deps import (
 from api.deps import STAFF as STAFF_ROLES
 from api.problems import Problem
 from api.schemas import AreaName, Body, Name, Public
+from application.audit import record_access
 from domain.active_members import ActiveMember, ActiveMemberRole, LossReason
 from domain.common import OFFICE_TZ
 from domain.residents import add_months
@@ -234,11 +235,13 @@ def monthly_statistics(
 
 @router.get("/{member_id}", response_model=ActiveMemberPublic)
 @access(READERS, AreaRule.OBJECT)
-def get_member(member_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+def get_member(member_id: UUID, services: ServicesDep, principal: PrincipalDep, request: Request) -> JSONResponse:
     """One active member, current as of their last event (ETag: the version). The employer liaison's note is
-    personal data: shown to staff and the pii scope only."""
+    personal data: shown to staff and the pii scope only. Every read is in the access log, under the resident."""
     with reading_as(principal):
         member = services.app.load(ActiveMember, member_id)
+    with services.pool.connection() as conn:
+        record_access(conn, principal, member.resident_id, request.url.path, detail=str(member_id))
     doc = member.summary()
     if not principal.sees_personal_data:
         doc["employer_liaisons"] = [{**liaison, "note": None} for liaison in doc["employer_liaisons"]]
