@@ -317,14 +317,20 @@ def _list_of(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
 
 def language(request: Request) -> str:
     """``en`` when the caller prefers English, else ``zh`` (the office's language)."""
-    accepted = request.headers.get("accept-language", "").lower()
-    for part in accepted.split(","):
-        tag = part.split(";")[0].strip()
-        if tag.startswith("zh"):
-            return "zh"
-        if tag.startswith("en"):
-            return "en"
-    return "zh"
+    best, best_q = "zh", 0.0
+    for part in request.headers.get("accept-language", "").lower().split(","):
+        tag, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        lang = "zh" if tag.startswith("zh") else "en" if tag.startswith("en") else None
+        if lang is not None and q > best_q:  # the first of equal weight wins; q=0 is "not this one"
+            best, best_q = lang, q
+    return best
 
 
 async def _language(request: Request) -> str:

@@ -1,0 +1,20 @@
+"""The API's language follows Accept-Language with its weights (found by a review: the
+first tag won whatever its q)."""
+
+import pytest
+from starlette.requests import Request
+
+from api.deps import language
+
+
+def asked(header: str) -> str:
+    return language(Request({"type": "http", "headers": [(b"accept-language", header.encode())]}))
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("", "zh"), ("en", "en"), ("zh-CN", "zh"), ("en-GB,en;q=0.9", "en"), ("zh-CN;q=0.2, en;q=0.8", "en"),
+    ("en;q=0, zh", "zh"), ("fr, en;q=0.5", "en"), ("fr", "zh"), ("en;q=bad, zh;q=0.1", "zh"), ("EN-us", "en"),
+    ("zh;q=0.5, en;q=0.5", "zh"),
+])
+def test_the_language_with_the_highest_weight_wins(header: str, expected: str) -> None:
+    assert asked(header) == expected
