@@ -27,7 +27,7 @@ from cloudevents.core.bindings.kafka import KafkaMessage, from_structured, to_st
 from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
-from application.events import EventCatalogue, UndecodableEvent, public_state
+from application.events import WITHHELD_ON_KAFKA, EventCatalogue, UndecodableEvent, public_state
 from application.store import StoredRow
 from projections.engine import Delivery
 
@@ -54,6 +54,8 @@ def to_message(row: StoredRow, previous: int, catalogue: EventCatalogue, *, sour
     """The Kafka message of one stored event."""
     event_type = catalogue.for_topic(row.topic)
     state = public_state(row.state)
+    for name in WITHHELD_ON_KAFKA & state.keys():  # the topic still says who got which key, and when
+        state[name] = None
     recorded = state.get("recorded_at") or state.get("timestamp")
     attributes: dict[str, Any] = {
         "id": event_id(row.originator_id, row.version),

@@ -78,7 +78,7 @@ LEGEND = """## Reading the catalogue
 
 def render() -> str:
     """docs/events.md as the code describes it."""
-    from application.events import KINDS, EventCatalogue, EventType
+    from application.events import KINDS, WITHHELD_ON_KAFKA, EventCatalogue, EventType
 
     catalogue = EventCatalogue.of_domain()
     by_kind: dict[str, list[EventType]] = {kind: [] for kind in KINDS}
@@ -113,6 +113,8 @@ def render() -> str:
             sealed = sealing.get(t.topic, {})
             for name, hint in _fields(t.cls):
                 notes = [sealed[name]] if name in sealed else []
+                if name in WITHHELD_ON_KAFKA:
+                    notes.append("null on Kafka (stays in the office)")
                 if name == t.effective_field:
                     notes.append("effective date")
                 type_name = _type_name(hint).replace("|", "\\|")  # a bar would end the table cell
@@ -183,6 +185,11 @@ def _sealing() -> dict[str, dict[str, str]]:
             notes = {name: f"sealed (the {policy.kind}'s key)" for name in policy.fields}
             notes.update({name: f"`name` of each entry sealed (the {policy.kind}'s key)"
                           for name in policy.nested_names})
+            entries: dict[str, list[str]] = {}
+            for name, entry_field in policy.nested_texts:
+                entries.setdefault(name, []).append(f"`{entry_field}`")
+            notes.update({name: f"{' and '.join(fields)} of each entry sealed (the {policy.kind}'s key)"
+                          for name, fields in entries.items()})
         result[topic] = notes
     return result
 

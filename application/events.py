@@ -261,6 +261,10 @@ def _public_value(marker: dict[str, Any]) -> Any:
     raise UndecodableEvent(f"stored value of unknown type {kind!r}")
 
 
+# Fields the relay publishes as null: an API key's verifier is nobody else's business.
+WITHHELD_ON_KAFKA = frozenset({"key_hash"})
+
+
 def public_state(stored: bytes) -> dict[str, Any]:
     """An event's stored state as plain JSON values."""
     try:

@@ -452,3 +452,20 @@ def _site() -> dict[str, Any]:
     operator = body.pop("operator")
     return {**body, "operator_type": operator["type"], "operator_name": operator["name"]}
 
+
+
+def test_an_api_keys_verifier_never_leaves_the_office_on_kafka() -> None:
+    """The access topic says who got which key and when; the key's hash stays in the office
+    (found by a review) and the message still decodes."""
+    catalogue = EventCatalogue.of_domain()
+    key_id = uuid.uuid4()
+    state = json.dumps({"user_id": "li.wei", "role": "caseworker", "areas": [], "scopes": [],
+                        "key_hash": "ab" * 32, "rotated_from": None, "actor_id": "admin", "actor_role": "admin",
+                        "recorded_at": "2026-11-25T02:00:00+00:00", "timestamp": "2026-11-25T02:00:00+00:00",
+                        "originator_topic": "domain.access:ApiKey"}).encode()
+    message = to_message(StoredRow(11, key_id, 1, "domain.access:ApiKey.Issued", state), 10, catalogue,
+                         source="urn:test", topic_prefix="liudong")
+    assert message.topic == "liudong.access" and b"abab" not in message.value
+    data = json.loads(message.value)["data"]
+    assert data["key_hash"] is None and data["user_id"] == "li.wei"
+    from_message(message.value, catalogue, key=message.key)
