@@ -11,6 +11,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.common import InvalidValue, Role, RuleViolated, Stamp
 
+# Who the office's own processes act as: no key may put its actions under that name.
+RESERVED_USER_IDS = frozenset({"system"})
+
 
 class Scope(StrEnum):
     PII = "pii"  # an api_consumer key with it sees personal fields unmasked
@@ -21,7 +24,10 @@ class ApiKey(Aggregate):
     def issue(cls, *, user_id: str, role: str, areas: list[str], scopes: list[str], key_hash: str,
               rotated_from: UUID | None = None, stamp: Stamp) -> ApiKey:
         if not user_id.strip() or len(user_id) > 100:
-            raise InvalidValue("name", "a user id is 1 to 100 characters", rule="user_id")
+            raise InvalidValue("user_id", "a user id is 1 to 100 characters", rule="user_id")
+        if user_id.strip().casefold() in RESERVED_USER_IDS:
+            raise InvalidValue("user_id", f"{user_id.strip()!r} is the office's own actor (its sweeps and imports): "
+                               "no key acts under it", rule="user_id_reserved")
         try:
             parsed = Role(role)
         except ValueError:

@@ -260,7 +260,8 @@ def test_an_admin_of_one_area_manages_keys_and_areas_of_that_area_only(
         http: httpx.Client, keys: dict[str, str], services: Services) -> None:
     a, b = define_area(services, "AdmA"), define_area(services, "AdmB")
     admin = Api(http, issue_key(services, unique("admin-a"), Role.ADMIN, areas=[a]))
-    made = admin.post("/keys", {"user_id": unique("cw"), "role": "caseworker", "areas": [a]})
+    own = unique("cw")
+    made = admin.post("/keys", {"user_id": own, "role": "caseworker", "areas": [a]})
     assert made.status_code == 201, made.text
     for areas in ([], [b], [a, b]):  # district-wide, another area, partly another
         refused = admin.post("/keys", {"user_id": unique("cw"), "role": "admin", "areas": areas})
@@ -277,6 +278,18 @@ def test_an_admin_of_one_area_manages_keys_and_areas_of_that_area_only(
     assert admin.post(f"/keys/{made.json()['id']}/revocation", {"reason": "left"}).status_code == 200
     renamed = admin.post(f"/areas/{a}/names", {"name_zh": "改名街道", "name_en": "Renamed"})
     assert renamed.status_code == 403 and renamed.json()["rule"] == "area_not_allowed"
+    # Not under the name of someone acting beyond its areas, nor as the office's own actor
+    # (found by a review: the audit trail would put their name on what the key does).
+    district_user = unique("dw-user")
+    services.users.create(user_id=district_user, role="supervisor", areas=[], password="x" * 12, created_by="test")
+    before = services.head()
+    for user_id, rule, status in ((district_user, "area_not_allowed", 403), ("system", "user_id_reserved", 422),
+                                  (" System ", "user_id_reserved", 422)):
+        refused = admin.post("/keys", {"user_id": user_id, "role": "caseworker", "areas": [a]})
+        assert refused.status_code == status and refused.json()["rule"] == rule, refused.text
+        assert refused.json()["errors"][0]["field"] == "user_id", refused.text
+    assert services.head() == before
+    assert admin.post("/keys", {"user_id": own, "role": "caseworker", "areas": [a]}).status_code == 201  # its own
 
 
 # -- limits and hostile input ---------------------------------------------------------------

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from application.access import current_scope
 from application.keys import new_key, register_rows
 from application.store import (
     AreaNotAllowed,
@@ -26,6 +27,7 @@ class KeyCommands(OfficeApplication):
         """Issue a key; the key itself is returned once and never stored."""
         codes = [self.areas.resolve(a, "areas") for a in areas]
         self.require_areas(codes, "areas")  # an area-bound admin issues keys for its own areas only
+        self._require_name_in_scope(user_id.strip())
         key, digest = new_key()
         issued: list[ApiKey] = []
 
@@ -38,6 +40,18 @@ class KeyCommands(OfficeApplication):
         # The key is never part of a stored answer (an Idempotency-Key replay omits it).
         result = self._execute(decide, idempotency=idempotency, side_effects=lambda: register_rows(issued[0]))
         return result, key
+
+    def _require_name_in_scope(self, user_id: str) -> None:
+        """An area-bound admin may not issue a key under the name of someone who acts beyond
+        its areas (a district-wide supervisor, another area's caseworker): the audit trail
+        would show that person's name on what the key does."""
+        if current_scope() is None:
+            return
+        with self.connection() as conn:
+            rows = conn.execute("SELECT areas FROM api_keys WHERE user_id = %s UNION ALL"
+                                " SELECT areas FROM staff_users WHERE user_id = %s", (user_id, user_id)).fetchall()
+        for row in rows:
+            self.require_areas(list(row["areas"]), "user_id")
 
     def _key_in_scope(self, key_id: UUID) -> ApiKey:
         """A key an area-bound admin may manage: one bound to areas all within its own
