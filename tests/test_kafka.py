@@ -145,6 +145,14 @@ def test_a_producer_setting_that_would_give_up_idempotence_is_refused(cluster: C
     producer = create_producer(settings)
     assert producer.config["enable_idempotence"] and producer.config["acks"] == -1
     producer.close()
+    # A standby relay refuses them too, at once, not when it takes over (found by a review).
+    cluster.extra_env.pop("LIUDONG_KAFKA_PRODUCER_CONFIG")
+    leader = cluster.relay("relay-leader")
+    cluster.wait_log("relay-leader", "is the active relay")
+    cluster.extra_env["LIUDONG_KAFKA_PRODUCER_CONFIG"] = '{"enable_idempotence": false}'
+    standby = cluster.relay("relay-standby")
+    assert standby.wait(60) == 2 and leader.poll() is None
+    assert "enable_idempotence is off" in cluster.log("relay-standby")
 
 
 def test_a_second_relay_waits_on_standby_and_takes_over_when_the_first_dies(

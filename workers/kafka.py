@@ -39,6 +39,19 @@ def bootstrap(settings: Settings) -> list[str]:
 def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """One long-lived producer: every send acknowledged by all in-sync replicas,
     idempotence on, so a retry inside the client never writes a message twice."""
+    config = producer_config(settings, **overrides)
+    try:
+        producer = KafkaProducer(**config)
+    except Exception as error:  # kafka-python refuses settings that contradict idempotence
+        if "idempoten" in str(error).lower():
+            raise ProducerMisconfigured(f"refusing producer settings: {error}") from error
+        raise
+    check_producer(producer)
+    return producer
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """The producer's settings: ours, then the configured ones over them."""
     config: dict[str, Any] = {
         "bootstrap_servers": bootstrap(settings),
         "acks": "all",
@@ -58,20 +71,27 @@ def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     }
     config.update(settings.kafka_producer_config)
     config.update(overrides)
-    try:
-        producer = KafkaProducer(**config)
-    except Exception as error:  # kafka-python refuses settings that contradict idempotence
-        if "idempoten" in str(error).lower():
-            raise ProducerMisconfigured(f"refusing producer settings: {error}") from error
-        raise
-    check_producer(producer)
-    return producer
+    return config
+
+
+def check_producer_settings(settings: Settings) -> None:
+    """The configured settings, checked before the relay connects or waits on standby: a
+    relay that would refuse them when it takes over says so at once."""
+    problems = _problems({"retries": 1, **producer_config(settings)})
+    if problems:
+        raise ProducerMisconfigured("; ".join(problems))
 
 
 def check_producer(producer: KafkaProducer) -> None:
     """The settings in effect after kafka-python resolved them (and the broker's
     version): refuse any that would give up idempotence or full acknowledgement."""
-    config = producer.config
+    problems = _problems(producer.config)
+    if problems:
+        producer.close(timeout=1)
+        raise ProducerMisconfigured("; ".join(problems))
+
+
+def _problems(config: dict[str, Any]) -> list[str]:
     problems = []
     if not config.get("enable_idempotence"):
         problems.append("enable_idempotence is off (a setting or the broker's version disabled it)")
@@ -83,9 +103,7 @@ def check_producer(producer: KafkaProducer) -> None:
         problems.append("max_in_flight_requests_per_connection is over 5")
     if config.get("transactional_id"):
         problems.append("transactional_id is set (the relay is not transactional)")
-    if problems:
-        producer.close(timeout=1)
-        raise ProducerMisconfigured("; ".join(problems))
+    return problems
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:

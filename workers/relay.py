@@ -39,7 +39,7 @@ from application.events import EventCatalogue
 from application.projecting import die_with_parent
 from application.settings import Settings
 from application.store import EVENTS_CHANNEL, StoredRow, head_position, previous_position, read_stored
-from workers.kafka import admin_client, create_producer, ensure_topics, event_topics
+from workers.kafka import admin_client, check_producer_settings, create_producer, ensure_topics, event_topics
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ class Relay:
 
     def run(self) -> None:
         """Publish until ``stopping`` is set; survives database and broker outages."""
+        check_producer_settings(self.settings)  # a standby relay refuses bad settings too, at once
         pause = 0.5
         # The encoder's processes start (and import the domain) once, before this relay
         # takes the lead, and serve it across reconnections.
