@@ -836,7 +836,7 @@ class IdentityNumberClaim(Aggregate):
         """An identity number was claimed for a resident at their registration."""
 
         class_version = 2
-        resident_id: UUID
+        resident_id: UUID | str  # stored sealed under the resident's key (a string)
         recorded_at: datetime
 
         @staticmethod
@@ -852,7 +852,7 @@ class IdentityNumberClaim(Aggregate):
         return claim
 
     @event(Claimed)
-    def __init__(self, *, resident_id: UUID, recorded_at: datetime) -> None:
+    def __init__(self, *, resident_id: UUID | str, recorded_at: datetime) -> None:
         # Sealed under the resident's key (a string when read): erasing them breaks the link
         # from the number to the record, and reads [erased].
         self.resident_id = resident_id
@@ -872,7 +872,7 @@ class IdentityNumberClaim(Aggregate):
         self._reclaimed(resident_id=resident_id, **stamp.event_fields())
 
     @event("Reclaimed")
-    def _reclaimed(self, *, resident_id: UUID, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+    def _reclaimed(self, *, resident_id: UUID | str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """An identity number whose holder was erased was claimed for a newly registered resident."""
         self.resident_id = resident_id
 

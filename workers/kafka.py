@@ -31,6 +31,12 @@ def dead_letter_topic(settings: Settings) -> str:
     return f"{settings.kafka_topic_prefix}.{DEAD_LETTER_SUFFIX}"
 
 
+# How long a client waits for a broker that does not answer: kafka-python's 30 s would keep
+# a worker or relay from stopping on SIGTERM that long while the broker is down; our own
+# loops retry with backoff instead.
+CLIENT_TIMEOUTS: dict[str, Any] = {"bootstrap_timeout_ms": 5_000, "reconnect_backoff_max_ms": 5_000}
+
+
 def bootstrap(settings: Settings) -> list[str]:
     assert settings.kafka_bootstrap_servers, "LIUDONG_KAFKA_BOOTSTRAP_SERVERS is not set"
     return [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
@@ -68,6 +74,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "delivery_timeout_ms": 30_000,
         "max_block_ms": 10_000,
         "client_id": "liudong-relay",
+        **CLIENT_TIMEOUTS,
     }
     config.update(settings.kafka_producer_config)
     config.update(overrides)
@@ -107,7 +114,7 @@ def _problems(config: dict[str, Any]) -> list[str]:
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="liudong-admin",
+    return KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="liudong-admin", **CLIENT_TIMEOUTS,
                             request_timeout_ms=10_000)
 
 

@@ -48,7 +48,15 @@ from projections.engine import (
     record_heartbeat,
     record_status,
 )
-from workers.kafka import admin_client, bootstrap, create_producer, dead_letter_topic, event_topics, topic_ids
+from workers.kafka import (
+    CLIENT_TIMEOUTS,
+    admin_client,
+    bootstrap,
+    create_producer,
+    dead_letter_topic,
+    event_topics,
+    topic_ids,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +139,7 @@ class Worker:
                 metadata_max_age_ms=self.settings.kafka_metadata_max_age_ms,
                 fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
                 allow_auto_create_topics=False,
+                **CLIENT_TIMEOUTS,
             )
             self._consumer = consumer
             try:
