@@ -274,6 +274,10 @@ class Break:
     position: int
     kind: str  # altered, missing, inserted, reordered, link, checkpoint, signature
     detail: str
+    # For a checkpoint that does not hold: the position after the last one that did. History
+    # rewritten and chained again reads consistent up to the checkpoint, so the change lies
+    # somewhere from here to ``position`` (compare with an export or the Kafka topics).
+    since: int | None = None
 
 
 @dataclass
@@ -319,6 +323,7 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
             f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE} ORDER BY id")}
     link = GENESIS
     seen = 0
+    held = 0  # the position of the last checkpoint that held
     for row in _merged(conn, upto, batch):
         at = int(row["at"])
         if row["position"] is None:
@@ -349,15 +354,18 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
         if mark is not None:
             problem = _check_mark(mark, link, seen, public_key)
             if problem:
-                result.broken = Break(at, "checkpoint", problem)
+                result.broken = Break(at, "checkpoint", f"{problem}; the change lies between positions {held + 1}"
+                                      f" and {at} (the last checkpoint before held)", since=held + 1)
                 break
+            held = at
             result.checkpoints += 1
         if progress is not None and seen % batch == 0:
             progress(seen, total)
     if result.broken is None and marks:
         first = min(marks)
         result.broken = Break(first, "checkpoint", f"checkpoint #{marks[first]['id']} names position {first},"
-                              " which the chain does not reach now (history after it was cut or rewritten)")
+                              " which the chain does not reach now (history after it was cut or rewritten;"
+                              f" the last checkpoint that held is at position {held})", since=held + 1)
     result.events = seen
     result.head_position = upto if result.broken is None else 0
     result.head = link

@@ -414,6 +414,10 @@ def test_a_history_rewritten_with_every_link_recomputed_is_caught_by_the_checkpo
     result = _verify_inside(tamper)
     assert result.broken is not None and result.broken.kind == "checkpoint", result.broken
     assert "rewritten" in result.broken.detail
+    # It names the stretch the change lies in: after the last checkpoint that held (found by a
+    # review: only the checkpoint was named, not where to look).
+    assert result.broken.since is not None and result.broken.since <= 12 <= result.broken.position
+    assert f"between positions {result.broken.since} and {result.broken.position}" in result.broken.detail
     # Rewriting the checkpoints too is caught by their signatures.
     tamper.execute(f"UPDATE {CHECKPOINTS_TABLE} c SET link = l.link FROM {CHAIN_TABLE} l WHERE l.position = c.position")
     assert _verify_inside(tamper).ok  # without the office's public key the forgery holds...
