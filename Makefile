@@ -61,6 +61,7 @@ bench: $(VENV)/.installed-dev bench-tools
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.backbone
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.population
 	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.audit
+	LIUDONG_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python -m bench.erasure
 	$(BIN)/python -m bench.table $(BENCH_RESULTS)
 
 # wrk loads the HTTP bench (Debian's package; nothing is downloaded from elsewhere).

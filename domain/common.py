@@ -24,14 +24,18 @@ def folded(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+def needles(names: list[str]) -> list[str]:
+    """``names`` as ``mentions`` looks for them: folded; those shorter than two characters,
+    and erased ones, name nobody."""
+    return [f for f in (folded(n) for n in names if n and n != ERASED) if len(f) >= 2]
+
+
 def mentions(text: str | None, names: list[str]) -> bool:
-    """Whether ``text`` spells out any of ``names`` (names shorter than two characters, and
-    erased ones, name nobody)."""
+    """Whether ``text`` spells out any of ``names``."""
     if not text:
         return False
     haystack = folded(text)
-    return any(len(needle) >= 2 and needle in haystack
-               for needle in (folded(n) for n in names if n and n != ERASED))
+    return any(needle in haystack for needle in needles(names))
 
 
 class Role(StrEnum):

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
     ("bench.concurrency", ["--n", "64", "--clients", "1,4"]),
     ("bench.queries", ["--residents", "300", "--readers", "2", "--requests", "5", "--seconds", "1"]),
     ("bench.audit", ["--residents", "40"]),
+    ("bench.erasure", ["--residents", "30", "--meetings", "10", "--erasures", "3"]),
     ("bench.district", ["--residents", "400"]),
     ("bench.backbone", ["--rate", "20", "--seconds", "1", "--relay-events", "200", "--workers", "1"]),
     pytest.param("bench.http", ["--clients", "4", "--seconds", "1"],

@@ -16,7 +16,7 @@ from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
 from domain.committees import ManagementCommittee
-from domain.common import ERASED, InvalidValue, Stamp, folded, mentions
+from domain.common import InvalidValue, Stamp, folded, needles
 from domain.disputes import DisputeCase
 from domain.identity import IdentityNumber
 from domain.residents import (
@@ -241,6 +241,8 @@ class ResidencyCommands(OfficeApplication):
         result = self._execute(decide, idempotency=idempotency, side_effects=destroy,
                                details=lambda: {"cases_erased": len(cases), "texts_erased": len(texts)})
         self.vault.forget([resident_id, *cases, *texts])
+        for key_id in texts:
+            self.__dict__.get("_folded_texts", {}).pop(key_id, None)
         return result
 
     def _cases_of(self, resident_id: UUID) -> list[UUID]:
@@ -252,25 +254,33 @@ class ResidencyCommands(OfficeApplication):
 
     def _texts_naming(self, names: list[str]) -> list[UUID]:
         """The free-text events (a committee's agenda, minutes, actions) that spell out any of
-        ``names``: their keys are destroyed with the resident's. Read a thousand at a time."""
-        if not any(len(folded(n)) >= 2 for n in names if n and n != ERASED):
+        ``names``: their keys are destroyed with the resident's. Each text is read and opened
+        once per process (a sweep erases many residents), its folded form kept in memory."""
+        wanted = needles(names)
+        if not wanted:
             return []
-        recorder = self.recorder
-        assert isinstance(recorder, LiudongRecorder)
-        table = Identifier(recorder.datastore.schema, recorder.events_table_name)
-        found: list[UUID] = []
-        with self.connection() as conn, conn.transaction(), conn.cursor(name="texts_naming") as cursor:
-            cursor.itersize = 1000
-            cursor.execute(SQL(
-                "SELECT t.key_id, k.wrapped, e.state FROM pii_texts t JOIN pii_keys k USING (key_id)"
-                " JOIN {} e ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
-                " WHERE k.wrapped IS NOT NULL").format(table))
-            for row in cursor:
-                state = self.mapper.transcoder.decode(bytes(row["state"]))
-                sealed_texts = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
-                if any(mentions(text, names) for text in sealed_texts):
-                    found.append(row["key_id"])
-        return found
+        cache: dict[UUID, tuple[str, ...]] = self.__dict__.setdefault("_folded_texts", {})
+        with self.connection() as conn:
+            live = [r["key_id"] for r in conn.execute(
+                "SELECT t.key_id FROM pii_texts t JOIN pii_keys k USING (key_id) WHERE k.wrapped IS NOT NULL")]
+        for gone in cache.keys() - set(live):  # erased since: their text is not kept, even folded
+            cache.pop(gone, None)
+        missing = [k for k in live if k not in cache]
+        if missing:
+            recorder = self.recorder
+            assert isinstance(recorder, LiudongRecorder)
+            table = Identifier(recorder.datastore.schema, recorder.events_table_name)
+            with self.connection() as conn, conn.transaction(), conn.cursor(name="texts_naming") as cursor:
+                cursor.itersize = 1000
+                cursor.execute(SQL(
+                    "SELECT t.key_id, k.wrapped, e.state FROM pii_texts t JOIN pii_keys k USING (key_id)"
+                    " JOIN {} e ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
+                    " WHERE t.key_id = ANY(%s) AND k.wrapped IS NOT NULL").format(table), (missing,))
+                for row in cursor:
+                    state = self.mapper.transcoder.decode(bytes(row["state"]))
+                    texts = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
+                    cache[row["key_id"]] = tuple(folded(t) for t in texts)
+        return [k for k in live if any(n in text for text in cache.get(k, ()) for n in wanted)]
 
     def _current_site(self, resident: Resident) -> HousingSite | None:
         if resident.site_id is None:
