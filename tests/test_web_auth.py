@@ -3,6 +3,7 @@ sessions, CSRF, the lockout after five wrong passwords, languages."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -198,3 +199,39 @@ def test_a_form_holding_control_characters_is_refused_naming_the_field_and_store
         assert 'data-rule="control_characters" data-field="name"' in refused.text
         assert ("控制字符" if lang == "zh-CN" else "control characters") in refused.text
         assert snapshot.unchanged()
+
+
+def test_every_page_after_a_form_waits_for_the_persons_last_write(
+        services: Services, settings: Any, staff: dict[str, str]) -> None:
+    """Found by a review: only the page a form led to waited for the write (``?after=``); the
+    ledger or a list opened next could show the world before it. The position of the last
+    write is kept in a cookie, and a page waits until every view has it, or gives up once."""
+    from api.app import create_app
+    from tests.conftest import serve_app
+    from tests.factories import id_number
+
+    quick = settings.model_copy(update={"read_wait_timeout": 1.0})
+    with serve_app(create_app(quick, services)) as url, httpx.Client(base_url=url) as client:
+        page = client.get("/login")
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        assert client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD,
+                                           "csrf": token}).status_code == 303
+        form = client.get("/ui/residents/new?lang=en")
+        csrf = form.text.split('name="csrf" value="')[1].split('"')[0]
+        name = "Wrote " + id_number()[-6:]
+        posted = client.post("/ui/residents/new?lang=en", data={
+            "csrf": csrf, "id_number": id_number(), "name": name, "phone": "13800138000", "hometown": "Anhui",
+            "area": "xinqi", "household_relation": "head", "registered_on": "2026-11-20"})
+        assert posted.status_code == 303, posted.text
+        written = int(posted.headers["location"].split("after=")[1])
+        assert client.cookies.get("liudong_wrote") == str(written)
+        listed = client.get("/ui/residents", params={"name": name, "lang": "en"})  # no ?after=: the cookie's
+        assert listed.status_code == 200 and name in listed.text
+        # A position nobody wrote: the page waits once, then shows what is, and forgets it.
+        client.cookies.set("liudong_wrote", str(written + 10**9), domain="127.0.0.1", path="/")
+        started = time.monotonic()
+        assert client.get("/").status_code == 200
+        assert 0.9 <= time.monotonic() - started < 5
+        assert client.cookies.get("liudong_wrote") is None
+        started = time.monotonic()
+        assert client.get("/").status_code == 200 and time.monotonic() - started < 0.9

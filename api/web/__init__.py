@@ -4,8 +4,10 @@ application layer as the API; scripts, styles and fonts are served from ``/stati
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -31,6 +33,15 @@ from api.web.pages import PAGE_ROUTERS
 http_problem = problems.http_exception_handler
 
 STATIC = Path(__file__).parent / "static"
+WROTE_COOKIE = "liudong_wrote"  # the position of the signed-in person's last write
+
+
+def _position(text: str | None) -> int:
+    return int(text) if text and text.isdigit() and len(text) < 19 else 0
+
+
+def _is_page(path: str) -> bool:
+    return path == "/" or path.startswith("/ui/")
 
 
 def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> FastAPI:
@@ -76,6 +87,28 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         lang = language(request)
         html = environment(lang).get_template("forbidden.html").render(lang=lang)
         return html_response(html, 403, lang)
+
+    @web.middleware("http")
+    async def read_your_writes(request: Request, call_next: Any) -> Response:
+        """A page after a form a person posted shows what they did, whichever page they open
+        next (not only the one the form led to): the position of their last write is kept in
+        a cookie, and a page waits (briefly) until every view has it."""
+        wrote = _position(request.cookies.get(WROTE_COOKIE))
+        if request.method == "GET" and wrote and _is_page(request.url.path):
+            marks, timeout = request.app.state.marks, request.app.state.settings.read_wait_timeout
+            views = list(marks.marks)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(marks.wait(v, wrote, timeout) for v in views)), timeout)
+            except TimeoutError:
+                wrote = -1  # not there in time (or a position nobody wrote): the page shows what is
+        response: Response = await call_next(request)
+        if wrote < 0:  # and the next page does not wait again
+            response.delete_cookie(WROTE_COOKIE, path="/")
+        if request.method == "POST" and response.status_code in (302, 303):
+            written = _position(parse_qs(urlsplit(response.headers.get("location", "")).query).get("after", [""])[0])
+            if written and written > wrote:
+                response.set_cookie(WROTE_COOKIE, str(written), httponly=True, samesite="lax", path="/")
+        return response
 
     @web.middleware("http")
     async def remember_language(request: Request, call_next: Any) -> Response:
