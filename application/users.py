@@ -20,6 +20,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg_pool import ConnectionPool
 
+from domain.access import RESERVED_USER_IDS
 from domain.common import InvalidValue, Role, RuleViolated
 
 SCHEMA = [
@@ -102,6 +103,9 @@ class UserStore:
     def create(self, *, user_id: str, role: str, areas: list[str], password: str, created_by: str) -> StaffUser:
         if not USERNAME.match(user_id):
             raise InvalidValue("username", "a user name is 2 to 64 letters, digits or . _ @ -", rule="username")
+        if user_id.casefold() in RESERVED_USER_IDS:
+            raise InvalidValue("username", f"{user_id!r} is the office's own actor (its sweeps and imports): "
+                               "nobody signs in as it", rule="user_id_reserved")
         try:
             staff_role = Role(role)
         except ValueError:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from application.services import Services
+from domain.common import Role
 from tests.conftest import NOW, WEB_PASSWORD, Browser, Clock
 
 LANGS = ["zh-CN", "en"]
@@ -235,3 +236,38 @@ def test_every_page_after_a_form_waits_for_the_persons_last_write(
         assert client.cookies.get("liudong_wrote") is None
         started = time.monotonic()
         assert client.get("/").status_code == 200 and time.monotonic() - started < 0.9
+
+
+def test_an_admin_of_one_area_makes_accounts_of_that_area_only(base_url: str, services: Services) -> None:
+    """Found by a review: the accounts page took any areas (none: the whole district) and any
+    name from an admin bound to one area, and listed every account."""
+    from tests.conftest import define_area, issue_key
+    from tests.factories import unique
+
+    a, b = define_area(services, "WebA"), define_area(services, "WebB")
+    admin, district_holder = unique("web-admin-a"), unique("dw-key")
+    services.users.create(user_id=admin, role="admin", areas=[a], password=WEB_PASSWORD, created_by="test")
+    issue_key(services, district_holder, Role.SUPERVISOR)
+    with httpx.Client(base_url=base_url) as client:
+        page = client.get("/login")
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        assert client.post("/login", data={"username": admin, "password": WEB_PASSWORD,
+                                           "csrf": token}).status_code == 303
+        listed = client.get("/ui/users?lang=en")
+        csrf = listed.text.split('name="csrf" value="')[1].split('"')[0]
+        district_wide = [u["user_id"] for u in services.users.list() if not u["areas"]]
+        assert district_wide and not any(f">{name}<" in listed.text for name in district_wide)
+
+        def create(name: str, areas: str) -> httpx.Response:
+            return client.post("/ui/users?lang=en", data={"csrf": csrf, "username": name, "role": "caseworker",
+                                                           "areas": areas, "password": WEB_PASSWORD})
+
+        for name, areas, status in ((unique("cw-d"), "", 403), (unique("cw-b"), b, 403),
+                                    (district_holder, a, 403), ("system", a, 422)):
+            refused = create(name, areas)
+            assert refused.status_code == status, (name, areas, refused.text[-500:])
+            assert 'role="alert"' in refused.text
+            assert name not in {u["user_id"] for u in services.users.list()}
+        made = unique("cw-a")
+        assert create(made, a).status_code == 303
+        assert made in client.get("/ui/users?lang=en").text

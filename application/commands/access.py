@@ -27,7 +27,7 @@ class KeyCommands(OfficeApplication):
         """Issue a key; the key itself is returned once and never stored."""
         codes = [self.areas.resolve(a, "areas") for a in areas]
         self.require_areas(codes, "areas")  # an area-bound admin issues keys for its own areas only
-        self._require_name_in_scope(user_id.strip())
+        self.require_name_in_scope(user_id.strip())
         key, digest = new_key()
         issued: list[ApiKey] = []
 
@@ -41,7 +41,7 @@ class KeyCommands(OfficeApplication):
         result = self._execute(decide, idempotency=idempotency, side_effects=lambda: register_rows(issued[0]))
         return result, key
 
-    def _require_name_in_scope(self, user_id: str) -> None:
+    def require_name_in_scope(self, user_id: str) -> None:
         """An area-bound admin may not issue a key under the name of someone who acts beyond
         its areas (a district-wide supervisor, another area's caseworker): the audit trail
         would show that person's name on what the key does."""

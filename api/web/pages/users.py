@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.web.core import CommandOutcome, Page, current_page, redirect
+from application.access import acting_in
+from application.store import AreaNotAllowed
 from application.users import WEB_ROLES
 from domain.common import DomainError, Role
 
@@ -23,7 +25,10 @@ def users(request: Request) -> Response:
 def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, created: str | None = None,
             status: int = 200) -> Response:
     roles = [(r.value, page.label("role", r.value)) for r in WEB_ROLES]
-    return page.render("users.html", status=status, users=page.services.users.list(), roles=roles, values=values,
+    visible = page.principal.visible  # an area-bound admin sees the accounts of its areas
+    users = [u for u in page.services.users.list()
+             if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
+    return page.render("users.html", status=status, users=users, roles=roles, values=values,
                        outcome=outcome, created=created)
 
 
@@ -34,9 +39,18 @@ async def create_user(request: Request) -> Response:
     form = await page.form()
     try:
         areas = [page.services.app.place(a.strip()) for a in form.get("areas", "").split(",") if a.strip()]
+        # An admin bound to areas makes accounts for its areas only, under no name that acts
+        # beyond them (a district-wide key's, another area's): as the API's keys.
+        with acting_in(page.principal.visible):
+            page.services.app.require_areas(areas, "areas")
+            page.services.app.require_name_in_scope(form.get("username", ""))
         page.services.users.create(user_id=form.get("username", ""), role=form.get("role", ""), areas=areas,
                                    password=form.get("password", ""), created_by=page.principal.actor.user_id)
     except DomainError as error:
         outcome = page.refused(error.rule, error.message, getattr(error, "field", None))
         return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=422)
+    except AreaNotAllowed as error:
+        outcome = page.refused("area_not_allowed", page._("That area is outside your areas"),
+                               "username" if error.field == "user_id" else error.field)
+        return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=403)
     return redirect(f"/ui/users?created={form.get('username', '')}")
