@@ -84,6 +84,7 @@ class MarkWatcher:
             await asyncio.wait_for(event.wait(), timeout)
             return True
         except TimeoutError:
+            return self.marks.get(view, 0) >= position
+        finally:  # timed out or cancelled (a page giving up on several views at once): no waiter left
             with self._lock:
                 self._waiters[view] = [w for w in self._waiters[view] if w[1] is not event]
-                return self.marks.get(view, 0) >= position

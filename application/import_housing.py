@@ -260,7 +260,7 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites
     others = _Others(app)
     for move in todo:
         resident = residents.get(move.resident_id) if move.resident_id is not None else None
-        if not isinstance(resident, Resident):
+        if not isinstance(resident, Resident) or resident.erased_on is not None:  # an erased record knows no number
             refused.append(Refusal(move.line, "id_number", "resident_unknown",
                                    "no resident is registered with this identity number"))
             continue

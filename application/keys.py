@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 
 from application.access import Principal
 from application.areas import AreaDirectory
-from domain.access import ApiKey, Scope
+from domain.access import RESERVED_USER_IDS, ApiKey, Scope
 from domain.common import Actor, Role
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,8 @@ class Authenticator:
             role = Role(str(claims.get("role", "")))
             areas = claims.get("areas") or []
             if role is Role.SYSTEM or not isinstance(areas, list) or not all(isinstance(a, str) for a in areas):
+                return None
+            if str(claims["sub"]).strip().casefold() in RESERVED_USER_IDS:  # the office's own actor
                 return None
             codes = [self.areas.resolve(a) for a in areas]
         except (ValueError, LookupError):

@@ -58,6 +58,7 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS pii_texts ("
     " key_id uuid PRIMARY KEY, originator_id uuid NOT NULL, originator_version integer NOT NULL)",
 ]
+TEXTS_LOCK = 0x6C6474  # advisory lock: writers of free text share it, an erasure's scan holds it alone
 TEXT_KEYS = UUID("6f1d3c52-9a57-4c1e-8b0e-3f3e8f4f2a10")  # namespace of the per-event text keys
 NOTIFY_CHANNEL = "liudong_pii"
 ID_SUFFIXES = (4, 5, 6)  # an identity number is searchable by its last 4, 5 or 6 characters
@@ -269,6 +270,12 @@ class Vault:
                 if entry is not None:
                     self._cache[new.key_id] = (entry[1], now + self.cache_seconds)
 
+    def discard(self, keys: list[NewKey]) -> None:
+        """Those keys were not stored (the save lost a race): forget them."""
+        with self._lock:
+            for new in keys:
+                self._pending.pop(new.key_id, None)
+
     def forget(self, key_ids: list[UUID] | None = None) -> None:
         with self._lock:
             if key_ids is None:
@@ -408,7 +415,10 @@ def _policies() -> dict[str, Sealing]:
         # them unlinks the number from the record (and frees it for a new registration).
         "domain.residents:IdentityNumberClaim.Claimed": Sealing(fields=("resident_id",), key="resident"),
         "domain.residents:IdentityNumberClaim.Reclaimed": Sealing(fields=("resident_id",), key="resident"),
-        "domain.disputes:DisputeCase.CommitteeDecisionRecorded": Sealing(fields=("decision",), kind="case"),
+        # A committee's decision copied onto a case: a text key of its own (it may name someone
+        # who is no party), destroyed too when a party of the case is erased.
+        "domain.disputes:DisputeCase.CommitteeDecisionRecorded": Sealing(fields=("decision",), key="text",
+                                                                        kind="text"),
         # A committee's free text is about no one resident: a key per event, destroyed when a
         # resident it names is erased.
         "domain.committees:ManagementCommittee.MeetingScheduled": Sealing(

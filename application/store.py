@@ -41,7 +41,7 @@ from application.audit import SCHEMA as AUDIT_SCHEMA
 from application.import_jobs import SCHEMA as IMPORTS_SCHEMA
 from application.keys import SCHEMA as KEYS_SCHEMA
 from application.privacy import SCHEMA as PII_SCHEMA
-from application.privacy import MasterKeyMissing, MemoryKeyStore, PgKeyStore, PrivateMapper, Vault
+from application.privacy import TEXTS_LOCK, MasterKeyMissing, MemoryKeyStore, NewKey, PgKeyStore, PrivateMapper, Vault
 from application.users import SCHEMA as USERS_SCHEMA
 
 IDEMPOTENCY_TABLE = "liudong_idempotency"
@@ -214,7 +214,25 @@ class LiudongRecorder(PostgresApplicationRecorder):
         if claim is None and not effects and not new_keys and not stored_events:
             return []  # a command that changed nothing: no transaction, no notification
         ids: list[int] = []
+        try:
+            ids = self._insert(stored_events, claim, effects, new_keys)
+        except (IntegrityError, psycopg.IntegrityError):
+            # Another process stored these records first (a lost race, decided again on fresh
+            # state): the keys made for them are not to be used, or this process would go on
+            # reading the winner's values with them (a text key's id is derived from the event).
+            if mapper is not None and new_keys:
+                mapper.vault.discard(new_keys)
+            raise
+        if mapper is not None and new_keys:
+            mapper.vault.stored(new_keys)
+        return ids
+
+    def _insert(self, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
+                effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
+        ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            if any(k.origin is not None for k in new_keys):  # an erasure scanning the texts waits for these
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
             if new_keys:  # one statement each for all the keys of the batch
                 curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
                              " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])",
@@ -248,8 +266,6 @@ class LiudongRecorder(PostgresApplicationRecorder):
                     self._insert_claim,
                     (claim.actor_id, claim.key, claim.fingerprint, status, json.dumps(body), location),
                 )
-        if mapper is not None and new_keys:
-            mapper.vault.stored(new_keys)
         return ids
 
 

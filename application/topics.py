@@ -136,6 +136,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "ActionAssigned": "domain.committees:ManagementCommittee.ActionAssigned",
         "ActionCompleted": "domain.committees:ManagementCommittee.ActionCompleted",
         "MeetingMissed": "domain.committees:ManagementCommittee.MeetingMissed",
+        "TextsErased": "domain.committees:ManagementCommittee.TextsErased",
     }),
     Frozen(ActiveMember, "domain.active_members:ActiveMember", {
         "Identified": "domain.active_members:ActiveMember.Identified",

@@ -3,6 +3,7 @@ scopes, and revoked when they leave or a key leaks. Only a hash of the key is re
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
@@ -23,8 +24,8 @@ class ApiKey(Aggregate):
     @classmethod
     def issue(cls, *, user_id: str, role: str, areas: list[str], scopes: list[str], key_hash: str,
               rotated_from: UUID | None = None, stamp: Stamp) -> ApiKey:
-        if not user_id.strip() or len(user_id) > 100:
-            raise InvalidValue("user_id", "a user id is 1 to 100 characters", rule="user_id")
+        if not user_id.strip() or len(user_id) > 100 or any(unicodedata.category(c) in ("Cc", "Cf") for c in user_id):
+            raise InvalidValue("user_id", "a user id is 1 to 100 characters, none of them invisible", rule="user_id")
         if user_id.strip().casefold() in RESERVED_USER_IDS:
             raise InvalidValue("user_id", f"{user_id.strip()!r} is the office's own actor (its sweeps and imports): "
                                "no key acts under it", rule="user_id_reserved")

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, UnknownPart, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, UnknownPart, check_effective_date
 
 
 def _new_id() -> str:
@@ -311,6 +311,33 @@ class ManagementCommittee(Aggregate):
                           actor_role: str, recorded_at: datetime) -> None:
         """An action item was done on done_on."""
         self.actions[action_id] = {**self.actions[action_id], "done_on": done_on.isoformat()}
+
+    # -- erasure ----------------------------------------------------------------
+    def erase_texts(self, *, items: list[dict[str, str]], stamp: Stamp) -> None:
+        """Free text of this committee's that named a resident whose personal data was erased:
+        the keys that sealed it were destroyed in the same transaction. ``items``: each
+        ``{"event": <event name>, "ref": <meeting, action or member id>}``."""
+        if items:
+            self._texts_erased(items=items, **stamp.event_fields())
+
+    @event("TextsErased")
+    def _texts_erased(self, *, items: list[dict[str, str]], actor_id: str, actor_role: str,
+                      recorded_at: datetime) -> None:
+        """Free text of the committee (agenda, minutes, actions) that named an erased resident reads as erased."""
+        for item in items:
+            kind, ref = item.get("event"), str(item.get("ref"))
+            meeting = self.meetings.get(ref)
+            if kind == "MeetingScheduled" and meeting is not None:
+                meeting["agenda"] = [{**i, "title": ERASED} if i.get("title") is not None else i
+                                     for i in meeting["agenda"]]
+            elif kind == "MinutesRecorded" and meeting is not None and meeting["minutes"] is not None:
+                meeting["minutes"]["decisions"] = [
+                    {**d, "decision": ERASED, **({"title": ERASED} if d.get("title") is not None else {})}
+                    for d in meeting["minutes"]["decisions"]]
+            elif kind == "ActionAssigned" and ref in self.actions:
+                self.actions[ref] = {**self.actions[ref], "description": ERASED}
+            elif kind == "SeatVacated" and ref in self.members and "vacated_reason" in self.members[ref]:
+                self.members[ref] = {**self.members[ref], "vacated_reason": ERASED}
 
     # -- the monthly meeting --------------------------------------------------
     def months_without_meeting(self, today: date) -> list[str]:

@@ -796,6 +796,8 @@ class Resident(Aggregate):
         self.housing = {**self.housing, "address": None, "landlord": None}
         self.erased_on = recorded_at.date().isoformat()
         self.dependants = {k: {**v, "name": ERASED} for k, v in self.dependants.items()}
+        if self.departure_reason is not None:  # sealed under their key: read back, it is [erased] too
+            self.departure_reason = ERASED
 
     def _leave_site(self, site: HousingSite | None, effective_date: date, reason: str, stamp: Stamp) -> None:
         if (site.id if site is not None else None) != self.site_id:

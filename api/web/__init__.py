@@ -19,6 +19,7 @@ from api import problems
 from api.web import auth, home
 from api.web.core import (
     LANG_COOKIE,
+    SESSION_COOKIE,
     SignInNeeded,
     WebBadInput,
     WebForbidden,
@@ -37,7 +38,7 @@ WROTE_COOKIE = "liudong_wrote"  # the position of the signed-in person's last wr
 
 
 def _position(text: str | None) -> int:
-    return int(text) if text and text.isdigit() and len(text) < 19 else 0
+    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 else 0
 
 
 def _is_page(path: str) -> bool:
@@ -94,7 +95,8 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         next (not only the one the form led to): the position of their last write is kept in
         a cookie, and a page waits (briefly) until every view has it."""
         wrote = _position(request.cookies.get(WROTE_COOKIE))
-        if request.method == "GET" and wrote and _is_page(request.url.path):
+        signed_in = bool(request.cookies.get(SESSION_COOKIE))
+        if request.method == "GET" and wrote and signed_in and _is_page(request.url.path):
             marks, timeout = request.app.state.marks, request.app.state.settings.read_wait_timeout
             views = list(marks.marks)
             try:

@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.schemas import CONTROL_CHARACTERS
 from api.web.core import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -66,6 +67,8 @@ async def login(request: Request) -> Response:
         return _login_page(request, error=_("The form expired; please sign in again."), username=username,
                            status=403)
     services: Services = request.app.state.services
+    if CONTROL_CHARACTERS.search(username) or CONTROL_CHARACTERS.search(password):  # no account has them
+        return _login_page(request, error=_("Wrong user name or password."), username="", status=401)
     try:
         token, _session = services.users.sign_in(username, password, services.clock())
     except SignInRefused as refused:

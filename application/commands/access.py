@@ -18,7 +18,13 @@ from application.store import (
     PreconditionFailed,
 )
 from domain.access import ApiKey
-from domain.common import Stamp
+from domain.common import Role, Stamp
+
+
+def require_role_in_scope(role: str) -> None:
+    """An auditor reads every area: only a district-wide admin makes one."""
+    if role == Role.AUDITOR.value and current_scope() is not None:
+        raise AreaNotAllowed("role", "district")
 
 
 class KeyCommands(OfficeApplication):
@@ -27,6 +33,7 @@ class KeyCommands(OfficeApplication):
         """Issue a key; the key itself is returned once and never stored."""
         codes = [self.areas.resolve(a, "areas") for a in areas]
         self.require_areas(codes, "areas")  # an area-bound admin issues keys for its own areas only
+        require_role_in_scope(role)
         self.require_name_in_scope(user_id.strip())
         key, digest = new_key()
         issued: list[ApiKey] = []
@@ -47,9 +54,10 @@ class KeyCommands(OfficeApplication):
         would show that person's name on what the key does."""
         if current_scope() is None:
             return
-        with self.connection() as conn:
-            rows = conn.execute("SELECT areas FROM api_keys WHERE user_id = %s UNION ALL"
-                                " SELECT areas FROM staff_users WHERE user_id = %s", (user_id, user_id)).fetchall()
+        with self.connection() as conn:  # names told apart by case only are one person's here
+            rows = conn.execute("SELECT areas FROM api_keys WHERE lower(user_id) = lower(%s) UNION ALL"
+                                " SELECT areas FROM staff_users WHERE lower(user_id) = lower(%s)",
+                                (user_id, user_id)).fetchall()
         for row in rows:
             self.require_areas(list(row["areas"]), "user_id")
 
@@ -86,6 +94,7 @@ class KeyCommands(OfficeApplication):
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             old = self._key_in_scope(key_id)
+            self.require_name_in_scope(old.user_id)  # the new secret acts as that person: as for a new key
             old.revoke(reason="rotated", stamp=stamp)
             new = ApiKey.issue(user_id=old.user_id, role=old.role, areas=old.areas, scopes=old.scopes,
                                key_hash=digest, rotated_from=old.id, stamp=stamp)

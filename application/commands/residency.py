@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -14,6 +16,7 @@ from psycopg.sql import SQL, Identifier
 from application.access import current_scope
 from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
+from application.privacy import TEXTS_LOCK
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
 from domain.committees import ManagementCommittee
 from domain.common import InvalidValue, Stamp, folded, needles
@@ -28,6 +31,22 @@ from domain.residents import (
     legacy_claim_id,
 )
 from domain.sites import HousingSite
+
+
+@dataclass(frozen=True)
+class FoldedText:
+    """A free-text event as an erasure looks for names in it."""
+
+    key_id: UUID
+    originator_id: UUID
+    kind: str  # the event's name (MeetingScheduled, ActionAssigned, ...)
+    ref: str  # the meeting, action or member it is about
+    texts: tuple[str, ...]
+
+
+FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
+# The committee events whose text an erasure marks erased on the committee itself.
+COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "MinutesRecorded", "ActionAssigned", "SeatVacated"})
 
 
 class ResidencyCommands(OfficeApplication):
@@ -212,9 +231,11 @@ class ResidencyCommands(OfficeApplication):
     def erase_resident(self, resident_id: UUID, *, legal_basis: str, note: str, stamp: Stamp,
                        expected_version: int | None = None,
                        idempotency: IdempotencyClaim | None = None) -> CommandResult:
-        """Erase a resident's personal data: the erasure is recorded on the resident and on
-        every dispute they are a party to, and the keys that sealed their personal fields
-        (their own, and those cases') are destroyed in the same transaction."""
+        """Erase a resident's personal data: the erasure is recorded on the resident, on
+        every dispute they are a party to and on every committee whose free text names them,
+        and the keys that sealed it (their own, those cases', those texts') are destroyed in
+        the same transaction. While it decides, no free text is written (an advisory lock the
+        writers of texts share), so none naming them commits between the scan and the erasure."""
         cases: list[UUID] = []
         texts: list[UUID] = []
 
@@ -223,12 +244,22 @@ class ResidencyCommands(OfficeApplication):
             names = resident.identifying_texts()
             resident.erase_personal_data(legal_basis=legal_basis, note=note, stamp=stamp)
             cases[:] = self._cases_of(resident_id)
-            texts[:] = self._texts_naming(names)
+            named = self._texts_naming(names)
+            # A committee's decisions copied onto the cases: erased with the case's parties.
+            texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases)))
             changed: list[Aggregate] = [resident]
             for case_id in cases:
                 case = self.load(DisputeCase, case_id, field_name="case")
                 case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp)
                 changed.append(case)
+            by_committee: dict[UUID, list[dict[str, str]]] = {}
+            for text in named:
+                if text.kind in COMMITTEE_TEXTS:
+                    by_committee.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
+            for committee_id, items in by_committee.items():  # its readers (and caches) see them erased
+                committee = self.load(ManagementCommittee, committee_id, field_name="committee")
+                committee.erase_texts(items=items, stamp=stamp)
+                changed.append(committee)
             return resident, changed
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:
@@ -238,11 +269,16 @@ class ResidencyCommands(OfficeApplication):
                      (stamp.actor.user_id, legal_basis, keys)),
                     (f"NOTIFY {PII_CHANNEL}", ())]
 
-        result = self._execute(decide, idempotency=idempotency, side_effects=destroy,
-                               details=lambda: {"cases_erased": len(cases), "texts_erased": len(texts)})
+        with self.connection() as lock:
+            lock.execute("SELECT pg_advisory_lock(%s)", (TEXTS_LOCK,))
+            try:
+                result = self._execute(decide, idempotency=idempotency, side_effects=destroy,
+                                       details=lambda: {"cases_erased": len(cases), "texts_erased": len(texts)})
+            finally:
+                lock.execute("SELECT pg_advisory_unlock(%s)", (TEXTS_LOCK,))
         self.vault.forget([resident_id, *cases, *texts])
         for key_id in texts:
-            self.__dict__.get("_folded_texts", {}).pop(key_id, None)
+            self._folded_texts.pop(key_id, None)
         return result
 
     def _cases_of(self, resident_id: UUID) -> list[UUID]:
@@ -252,19 +288,34 @@ class ResidencyCommands(OfficeApplication):
                                 " WHERE s.resident_id = %s AND k.kind = 'case'", (resident_id,)).fetchall()
         return [row["key_id"] for row in rows]
 
-    def _texts_naming(self, names: list[str]) -> list[UUID]:
-        """The free-text events (a committee's agenda, minutes, actions) that spell out any of
-        ``names``: their keys are destroyed with the resident's. Each text is read and opened
-        once per process (a sweep erases many residents), its folded form kept in memory."""
+    def _texts_of(self, cases: list[UUID]) -> list[UUID]:
+        """The text keys of these cases' own events (the committee decisions recorded on them)."""
+        if not cases:
+            return []
+        with self.connection() as conn:
+            rows = conn.execute("SELECT key_id FROM pii_texts WHERE originator_id = ANY(%s)", (cases,)).fetchall()
+        return [row["key_id"] for row in rows]
+
+    @functools.cached_property
+    def _folded_texts(self) -> dict[UUID, FoldedText]:
+        return {}
+
+    def _texts_naming(self, names: list[str]) -> list[FoldedText]:
+        """The free-text events (a committee's agenda, minutes, actions; a decision on a case)
+        that spell out any of ``names``: their keys are destroyed with the resident's. Each
+        text is read and opened once per process (a sweep erases many residents), its folded
+        form kept in memory, and dropped once its key is destroyed here or elsewhere."""
         wanted = needles(names)
         if not wanted:
             return []
-        cache: dict[UUID, tuple[str, ...]] = self.__dict__.setdefault("_folded_texts", {})
+        cache = self._folded_texts
         with self.connection() as conn:
             live = [r["key_id"] for r in conn.execute(
                 "SELECT t.key_id FROM pii_texts t JOIN pii_keys k USING (key_id) WHERE k.wrapped IS NOT NULL")]
         for gone in cache.keys() - set(live):  # erased since: their text is not kept, even folded
             cache.pop(gone, None)
+        if len(live) > FOLDED_TEXTS_MAX:  # more texts than memory should hold: read them each time
+            cache.clear()
         missing = [k for k in live if k not in cache]
         if missing:
             recorder = self.recorder
@@ -273,14 +324,23 @@ class ResidencyCommands(OfficeApplication):
             with self.connection() as conn, conn.transaction(), conn.cursor(name="texts_naming") as cursor:
                 cursor.itersize = 1000
                 cursor.execute(SQL(
-                    "SELECT t.key_id, k.wrapped, e.state FROM pii_texts t JOIN pii_keys k USING (key_id)"
+                    "SELECT t.key_id, k.wrapped, e.originator_id, e.topic, e.state FROM pii_texts t"
+                    " JOIN pii_keys k USING (key_id)"
                     " JOIN {} e ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
                     " WHERE t.key_id = ANY(%s) AND k.wrapped IS NOT NULL").format(table), (missing,))
                 for row in cursor:
                     state = self.mapper.transcoder.decode(bytes(row["state"]))
-                    texts = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
-                    cache[row["key_id"]] = tuple(folded(t) for t in texts)
-        return [k for k in live if any(n in text for text in cache.get(k, ()) for n in wanted)]
+                    opened = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
+                    ref = state.get("meeting_id") or state.get("action_id") or state.get("member_id") or ""
+                    if row["topic"].endswith(".ActionAssigned") or row["topic"].endswith(".ActionCompleted"):
+                        ref = state.get("action_id") or ref
+                    cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
+                                                      row["topic"].rsplit(".", 1)[-1], str(ref),
+                                                      tuple(folded(t) for t in opened))
+        found = [cache[k] for k in live if k in cache and any(n in t for t in cache[k].texts for n in wanted)]
+        if len(cache) > FOLDED_TEXTS_MAX:
+            cache.clear()
+        return found
 
     def _current_site(self, resident: Resident) -> HousingSite | None:
         if resident.site_id is None:

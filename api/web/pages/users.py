@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from api.web.core import CommandOutcome, Page, current_page, redirect
 from application.access import acting_in
+from application.commands.access import require_role_in_scope
 from application.store import AreaNotAllowed
 from application.users import WEB_ROLES
 from domain.common import DomainError, Role
@@ -43,6 +44,7 @@ async def create_user(request: Request) -> Response:
         # beyond them (a district-wide key's, another area's): as the API's keys.
         with acting_in(page.principal.visible):
             page.services.app.require_areas(areas, "areas")
+            require_role_in_scope(form.get("role", ""))
             page.services.app.require_name_in_scope(form.get("username", ""))
         page.services.users.create(user_id=form.get("username", ""), role=form.get("role", ""), areas=areas,
                                    password=form.get("password", ""), created_by=page.principal.actor.user_id)
