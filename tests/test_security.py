@@ -290,6 +290,16 @@ def test_an_admin_of_one_area_manages_keys_and_areas_of_that_area_only(
         assert refused.json()["errors"][0]["field"] == "user_id", refused.text
     assert services.head() == before
     assert admin.post("/keys", {"user_id": own, "role": "caseworker", "areas": [a]}).status_code == 201  # its own
+    # Nor an auditor (who reads every area), nor a rotation handing over another's name.
+    auditor = admin.post("/keys", {"user_id": unique("aud"), "role": "auditor", "areas": [a]})
+    assert auditor.status_code == 403 and auditor.json()["rule"] == "area_not_allowed", auditor.text
+    theirs = services.app.issue_key(user_id=district_user, role="caseworker", areas=[a], scopes=[],
+                                    stamp=Stamp(Actor("test-admin", Role.ADMIN), NOW))[0].id
+    rotated = admin.post(f"/keys/{theirs}/rotation", {})
+    assert rotated.status_code == 403 and rotated.json()["rule"] == "area_not_allowed", rotated.text
+    assert admin.post("/keys", {"user_id": district_user.upper(), "role": "caseworker",
+                                "areas": [a]}).status_code == 403  # case makes no other person
+    assert admin.post("/keys", {"user_id": "dave\u200b", "role": "caseworker", "areas": [a]}).status_code == 422
 
 
 # -- limits and hostile input ---------------------------------------------------------------
