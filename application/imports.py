@@ -178,7 +178,8 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
         return
     existing = existing_ids(app, [c for _, _, c, _ in decided] + [legacy for _, _, _, legacy in decided])
     fresh = [d for d in decided if d[2] not in existing and d[3] not in existing]
-    report.already += len(decided) - len(fresh)
+    for _, resident, claim_id, legacy in (d for d in decided if d[2] in existing or d[3] in existing):
+        _register_freed(app, resident, claim_id, legacy, stamp, report)
     if not fresh:
         return
     try:
@@ -197,6 +198,27 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
             report.stored += 1
         except IntegrityError:
             report.already += 1
+
+
+def _register_freed(app: OfficeApplication, resident: Resident, claim_id: UUID, legacy: UUID, stamp: Stamp,
+                    report: Any) -> None:
+    """A number claimed already: registered again if its holder was erased (the number is
+    free, as for a registration through the API), else counted as imported already."""
+    residency: Any = app
+    try:
+        claim = residency.freed_claim(claim_id, legacy)
+    except DomainError:
+        report.already += 1
+        return
+    if claim is None:
+        claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
+    else:
+        claim.reclaim(resident_id=resident.id, stamp=stamp, holder_erased=True)
+    try:
+        app.save(resident, claim)
+        report.stored += 1
+    except IntegrityError:
+        report.already += 1
 
 
 def existing_ids(app: OfficeApplication, aggregate_ids: list[UUID]) -> set[UUID]:

@@ -204,6 +204,15 @@ class ResidencyCommands(OfficeApplication):
 
         return self._execute(decide, idempotency=idempotency)
 
+    def freed_claim(self, claim_id: UUID, legacy_id: UUID) -> IdentityNumberClaim | None:
+        """For a number whose claim exists already (an import finds it): the claim to take
+        over if its holder was erased, None if only an erased holder's legacy claim exists (a
+        new claim is made); refused (``identity_number_registered``) while a holder is there."""
+        self._refuse_if_held(self._claim(legacy_id))
+        claim = self._claim(claim_id)
+        self._refuse_if_held(claim)
+        return claim
+
     def _claim(self, claim_id: UUID) -> IdentityNumberClaim | None:
         try:
             claim: Aggregate = self.repository.get(claim_id)
