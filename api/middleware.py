@@ -90,6 +90,13 @@ class TokenBucket:
             for key in by_tokens[: len(by_tokens) // 2]:
                 del self.buckets[key]
 
+    def waiting(self, who: bytes) -> bool:
+        """Whether ``who`` is out of tokens now (nothing taken)."""
+        now = time.monotonic()
+        with self.lock:
+            entry = self.buckets.get(who)
+        return entry is not None and entry[0] + (now - entry[1]) * self.rate < 1
+
     def take(self, who: bytes) -> float:
         """0 if the request may go ahead, else the seconds until it may."""
         now = time.monotonic()
@@ -117,6 +124,10 @@ def _credential(authorization: bytes) -> bytes | None:
     return b"auth:" + scheme.lower() + b" " + credential.strip()
 
 
+def _address(scope: Scope) -> bytes:
+    return str((scope.get("client") or ("?",))[0]).encode()
+
+
 def _session_cookie(cookies: bytes) -> bytes | None:
     for part in cookies.split(b";"):
         name, _, value = part.strip().partition(b"=")
@@ -137,6 +148,9 @@ class Guard:
         self.max_body = max_body
         self.max_import = max_import if max_import is not None else max_body
         self.limiter = TokenBucket(per_minute, burst) if per_minute else None
+        # Refused credentials per client address: made-up keys each get a bucket of their own
+        # above, so an address whose keys keep being refused is slowed as a whole.
+        self.refused = TokenBucket(per_minute, burst) if per_minute else None
         self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,6 +195,8 @@ class Guard:
                         500, "Internal server error", "the service failed; the error is logged by its kind",
                         "internal_error"))
         finally:
+            if status_seen == 401 and self.refused is not None:
+                self.refused.take(_address(scope))
             if self.access_log:
                 log.info("%s %s %d %.1f ms", scope.get("method"), path, status_seen,
                          (time.perf_counter() - started) * 1000)
@@ -211,8 +227,11 @@ class Guard:
         if self.limiter is not None:
             # A key, else a signed-in browser's session, else the client's address (an office's
             # staff often share one address behind its proxy).
-            who = _credential(headers.get(b"authorization", b"")) or _session_cookie(
-                headers.get(b"cookie", b"")) or str(scope.get("client", ("?",))[0]).encode()
+            credential = _credential(headers.get(b"authorization", b""))
+            if credential is not None and self.refused is not None and self.refused.waiting(_address(scope)):
+                return problem(429, "Too many requests", "slow down: too many refused keys from this address",
+                               "rate_limited", headers=[(b"retry-after", b"60")])
+            who = credential or _session_cookie(headers.get(b"cookie", b"")) or _address(scope)
             wait = self.limiter.take(hashlib.sha256(who).digest())
             if wait:
                 seconds = str(max(1, int(wait + 0.999))).encode()

@@ -394,6 +394,11 @@ def test_cors_rate_limits_and_page_caps_follow_the_settings(services: Services, 
         # Another key has its own allowance.
         other = issue_key(services, unique("other"), Role.CASEWORKER)
         assert client.get("/areas", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+        # Made-up keys, a new one each time, do not each get an allowance: an address whose keys
+        # keep being refused is slowed (found by a review); the good key of another client is not.
+        made_up = [client.get("/areas", headers={"Authorization": f"Bearer ld_{uuid.uuid4().hex}"}).status_code
+                   for _ in range(6)]
+        assert made_up[:3] == [401, 401, 401] and made_up[-1] == 429, made_up
 
 
 def test_waiting_reads_hold_no_thread_and_are_capped_per_key(services: Services, settings: Settings) -> None:
