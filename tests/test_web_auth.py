@@ -199,6 +199,10 @@ def test_a_form_holding_control_characters_is_refused_naming_the_field_and_store
         assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
         assert 'data-rule="control_characters" data-field="name"' in refused.text
         assert ("控制字符" if lang == "zh-CN" else "control characters") in refused.text
+        broken = client.post(f"/ui/residents/new?lang={lang}", data={  # one-line fields take no line breaks
+            "csrf": csrf, "id_number": "11010519491231002X", "name": "王芳", "phone": "13800138000",
+            "hometown": "安\n徽", "area": "xinqi", "household_relation": "head"})
+        assert broken.status_code == 422 and 'data-field="hometown"' in broken.text
         assert snapshot.unchanged()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -59,10 +60,21 @@ class WebBadInput(Exception):
         self.field = field
 
 
+# Fields typed in a text area (several lines); every other field is one line, as a browser
+# sends it and as the API's names, numbers and addresses are.
+MULTILINE_FIELDS = frozenset({"text", "description", "instalments", "justification", "note", "reason", "outcome"})
+LINE_BREAKS = re.compile(r"[\t\n\r]")
+
+
 def _refuse_control_characters(items: Any) -> None:
     for key, value in items:
-        if CONTROL_CHARACTERS.search(key) or (isinstance(value, str) and CONTROL_CHARACTERS.search(value)):
-            raise WebBadInput(key if not CONTROL_CHARACTERS.search(key) else "form")
+        if CONTROL_CHARACTERS.search(key):
+            raise WebBadInput("form")
+        if not isinstance(value, str):
+            continue
+        multiline = key in MULTILINE_FIELDS or key.startswith("decision_")
+        if CONTROL_CHARACTERS.search(value) or (not multiline and LINE_BREAKS.search(value.strip())):
+            raise WebBadInput(key)
 
 
 def language(request: Request) -> str:
