@@ -23,6 +23,7 @@ class MarkWatcher:
         self.dsn = dsn
         self.projections = projections
         self.marks: dict[str, int] = dict.fromkeys(projections, 0)
+        self.failing: frozenset[str] = frozenset()  # views their followers report failing (projection_status)
         self._waiters: dict[str, list[tuple[int, asyncio.Event, asyncio.AbstractEventLoop]]] = {
             name: [] for name in projections}
         self._lock = threading.Lock()
@@ -54,6 +55,11 @@ class MarkWatcher:
                 self._stopping.wait(1.0)
 
     def _read_all(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            rows = conn.execute("SELECT view FROM projection_status WHERE state = 'failing'").fetchall()
+            self.failing = frozenset(str(r[0]) for r in rows)
+        except psycopg.errors.UndefinedTable:
+            self.failing = frozenset()
         for name, cls in self.projections.items():
             try:
                 row = conn.execute(sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(

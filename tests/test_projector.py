@@ -180,3 +180,23 @@ def test_a_heartbeat_on_a_failing_view_keeps_the_kind_of_its_error_and_its_count
                            " WHERE view = 'heartbeat_for_test'").fetchone()
         assert row is not None and (row["state"], row["error_kind"], row["failures"]) == ("running", None, 0)
         conn.execute("DELETE FROM projection_status WHERE view = 'heartbeat_for_test'")
+
+
+def test_the_mark_watcher_knows_which_views_are_failing(services: Services) -> None:
+    """A page after a form waits for every view but those reported failing (found by a review:
+    one stopped view held every page after every form for the whole read-wait timeout)."""
+    import psycopg
+
+    from api.waits import MarkWatcher
+    from projections.engine import record_status
+
+    watcher = MarkWatcher(services.database.dsn, services.projections)
+    with services.pool.connection() as conn:
+        record_status(conn, "ghost_for_test", "w1", "UndefinedTable")
+    try:
+        with psycopg.connect(services.database.dsn, autocommit=True) as conn:
+            watcher._read_all(conn)
+        assert "ghost_for_test" in watcher.failing
+    finally:
+        with services.pool.connection() as conn:
+            conn.execute("DELETE FROM projection_status WHERE view = 'ghost_for_test'")
