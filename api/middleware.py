@@ -81,7 +81,7 @@ class TokenBucket:
         not enough (many callers at once), the half with the most tokens left. Never all, and
         never the callers nearest their limit first: clearing them would hand each caller over
         its limit a fresh burst."""
-        left = {k: tokens + (now - last) * self.rate for k, (tokens, last) in self.buckets.items()}
+        left = {k: self._refilled(entry, now) for k, entry in self.buckets.items()}
         for key, tokens in left.items():
             if tokens >= self.burst:
                 del self.buckets[key]
@@ -90,19 +90,23 @@ class TokenBucket:
             for key in by_tokens[: len(by_tokens) // 2]:
                 del self.buckets[key]
 
+    def _refilled(self, entry: tuple[float, float], now: float) -> float:
+        """A bucket's tokens now: what it held, and what flowed in since."""
+        tokens, last = entry
+        return tokens + (now - last) * self.rate
+
     def waiting(self, who: bytes) -> bool:
         """Whether ``who`` is out of tokens now (nothing taken)."""
         now = time.monotonic()
         with self.lock:
             entry = self.buckets.get(who)
-        return entry is not None and entry[0] + (now - entry[1]) * self.rate < 1
+        return entry is not None and self._refilled(entry, now) < 1
 
     def take(self, who: bytes) -> float:
         """0 if the request may go ahead, else the seconds until it may."""
         now = time.monotonic()
         with self.lock:
-            tokens, last = self.buckets.get(who, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            tokens = min(self.burst, self._refilled(self.buckets.get(who, (self.burst, now)), now))
             if tokens >= 1:
                 self.buckets[who] = (tokens - 1, now)
                 if len(self.buckets) > self.MAX_BUCKETS:

@@ -23,22 +23,28 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, RecordConflictError, StoredEvent
-from psycopg.rows import tuple_row
+from eventsourcing.persistence import IntegrityError, RecordConflictError
 
 from application.commands.active_members import active_member_of
 from application.heap import fewer_collections
-from application.imports import ImportReport, Refusal, check_text, existing_ids, parse_date
-from application.store import EVENTS_TABLE, OfficeApplication
+from application.imports import (
+    ImportReport,
+    Refusal,
+    check_text,
+    existing_ids,
+    holders_by_number,
+    load_many,
+    parse_date,
+)
+from application.store import OfficeApplication
 from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
-from domain.common import ERASED, DomainError, InvalidValue, RuleViolated, Stamp
+from domain.common import DomainError, InvalidValue, RuleViolated, Stamp
 from domain.identity import IdentityNumber
-from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
+from domain.residents import Resident
 from domain.sites import HousingSite
 
 SITE_COLUMNS = ("code", "name", "area", "address", "operator_type", "operator_name", "capacity")
@@ -249,7 +255,7 @@ def _moves_batch(app: OfficeApplication, moves: list[_Move], stamp: Stamp, sites
     todo = [m for m in moves if m.mark not in done]
     already = len(moves) - len(todo)
     refused: list[Refusal] = []
-    claims = _residents_by_number(app, {m.number for m in todo})
+    claims = holders_by_number(app, {m.number for m in todo})
     for move in todo:
         move.resident_id = claims.get(move.number)
     residents = load_many(app, {m.resident_id for m in todo if m.resident_id is not None})
@@ -351,44 +357,6 @@ class _Others:
         if resident_id not in self.members:
             self.members[resident_id] = active_member_of(self.app, resident_id)
         return self.members[resident_id]
-
-
-# -- reading the store in bulk --------------------------------------------------------------
-def load_many(app: OfficeApplication, ids: Iterable[UUID]) -> dict[UUID, Aggregate]:
-    """Many aggregates in one read, their events replayed in order. Personal fields stay
-    sealed (``[sealed]`` text in the state): the moves read none of them and their events
-    carry none, so nothing is decrypted that is not used. (The aggregates imported here are
-    not snapshotted.)"""
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    with app.connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
-        rows = cur.execute(f"SELECT originator_id, originator_version, topic, state FROM {EVENTS_TABLE}"
-                           " WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version",
-                           (wanted,)).fetchall()
-    aggregates: dict[UUID, Any] = {}
-    decode = Mapper.to_domain_event  # eventsourcing's own: no opening of sealed values
-    for originator_id, version, topic, state in rows:
-        event: Any = decode(app.mapper, StoredEvent(originator_id=originator_id, originator_version=version,
-                                                    topic=topic, state=bytes(state)))
-        aggregates[originator_id] = event.mutate(aggregates.get(originator_id))
-    return aggregates
-
-
-def _residents_by_number(app: OfficeApplication, numbers: set[str]) -> dict[str, UUID]:
-    """Identity number -> resident id, through the numbers' claims (and the older claims)."""
-    by_claim: dict[UUID, str] = {}
-    for number in numbers:
-        by_claim[app.vault.claim_id(number)] = number
-        by_claim[legacy_claim_id(number)] = number
-    found: dict[str, UUID] = {}
-    claims = {k: c for k, c in load_many(app, by_claim).items() if isinstance(c, IdentityNumberClaim)}
-    app.vault.prefetch([c.resident_id for c in claims.values()])  # the holder is sealed under their key
-    for claim_id, claim in claims.items():
-        holder = app.vault.open(claim.resident_id)
-        if holder is not None and holder != ERASED:
-            found[by_claim[claim_id]] = UUID(str(holder))
-    return found
 
 
 def _marked(app: OfficeApplication, marks: list[str]) -> set[str]:

@@ -109,8 +109,7 @@ class NewKey:
 
 def _sealed_key_ids(value: Any, into: set[UUID]) -> None:
     """The ids of the keys that sealed the strings in ``value`` (any JSON-like structure)."""
-    found: set[str] = set()
-    _sealed_key_hexes(value, found)
+    found = {sealed_value[len(PREFIX):].split(":", 1)[0] for sealed_value in _sealed_in(value)}
     for key_hex in found:  # a record's fields share a key: each id is made once
         try:
             into.add(UUID(hex=key_hex))
@@ -118,16 +117,17 @@ def _sealed_key_ids(value: Any, into: set[UUID]) -> None:
             pass
 
 
-def _sealed_key_hexes(value: Any, into: set[str], depth: int = 0) -> None:
+def _sealed_in(value: Any, depth: int = 0) -> Iterator[str]:
+    """The sealed strings in ``value`` (any JSON-like structure, six levels deep at most)."""
     if isinstance(value, str):
         if value.startswith(PREFIX):
-            into.add(value[len(PREFIX):].split(":", 1)[0])
+            yield value
     elif depth < 6 and isinstance(value, dict):
         for item in value.values():
-            _sealed_key_hexes(item, into, depth + 1)
+            yield from _sealed_in(item, depth + 1)
     elif depth < 6 and isinstance(value, list | tuple | set):
         for item in value:
-            _sealed_key_hexes(item, into, depth + 1)
+            yield from _sealed_in(item, depth + 1)
 
 
 class KeyStore(Protocol):
@@ -339,28 +339,14 @@ class Vault:
         """The plaintexts of the strings in ``value`` sealed with the given key (an erasure
         reads each free-text event once, its key given with it: no read per key)."""
         key = AESGCM(self._unwrap(key_id, wrapped))
-        found: set[str] = set()
-        _sealed_strings(value, key_id.hex, found)
+        head = f"{PREFIX}{key_id.hex}:"
+        found = {v[len(head):] for v in _sealed_in(value) if v.startswith(head)}
         texts = []
         for blob in found:
             with contextlib.suppress(Exception):  # altered: nothing readable to erase
                 data = base64.urlsafe_b64decode(blob)
                 texts.append(key.decrypt(data[:12], data[12:], key_id.bytes).decode())
         return texts
-
-
-def _sealed_strings(value: Any, key_hex: str, into: set[str], depth: int = 0) -> None:
-    """The sealed blobs in ``value`` (any JSON-like structure) under the key ``key_hex``."""
-    if isinstance(value, str):
-        head = f"{PREFIX}{key_hex}:"
-        if value.startswith(head):
-            into.add(value[len(head):])
-    elif depth < 6 and isinstance(value, dict):
-        for item in value.values():
-            _sealed_strings(item, key_hex, into, depth + 1)
-    elif depth < 6 and isinstance(value, list | tuple):
-        for item in value:
-            _sealed_strings(item, key_hex, into, depth + 1)
 
 
 def sealed(value: Any) -> bool:

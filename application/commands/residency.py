@@ -323,8 +323,6 @@ class ResidencyCommands(OfficeApplication):
                 "SELECT t.key_id FROM pii_texts t JOIN pii_keys k USING (key_id) WHERE k.wrapped IS NOT NULL")]
         for gone in cache.keys() - set(live):  # erased since: their text is not kept, even folded
             cache.pop(gone, None)
-        if len(live) > FOLDED_TEXTS_MAX:  # more texts than memory should hold: read them each time
-            cache.clear()
         missing = [k for k in live if k not in cache]
         if missing:
             recorder = self.recorder
@@ -340,14 +338,13 @@ class ResidencyCommands(OfficeApplication):
                 for row in cursor:
                     state = self.mapper.transcoder.decode(bytes(row["state"]))
                     opened = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
-                    ref = state.get("meeting_id") or state.get("action_id") or state.get("member_id") or ""
-                    if row["topic"].endswith(".ActionAssigned") or row["topic"].endswith(".ActionCompleted"):
-                        ref = state.get("action_id") or ref
+                    # What it is about: an action (which names its meeting too), a meeting, a member.
+                    ref = state.get("action_id") or state.get("meeting_id") or state.get("member_id") or ""
                     cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
                                                       row["topic"].rsplit(".", 1)[-1], str(ref),
                                                       tuple(folded(t) for t in opened))
         found = [cache[k] for k in live if k in cache and any(n in t for t in cache[k].texts for n in wanted)]
-        if len(cache) > FOLDED_TEXTS_MAX:
+        if len(cache) > FOLDED_TEXTS_MAX:  # more texts than memory should hold: read them each time
             cache.clear()
         return found
 
