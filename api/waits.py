@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from typing import Any
 
 import psycopg
@@ -17,13 +18,19 @@ from projections.engine import LOW_WATER_MARK, NOTIFY_CHANNEL, parse_mark
 
 log = logging.getLogger(__name__)
 
+# A view whose follower has not reported for this long is stopped (/readyz says so too).
+SILENT_SECONDS = 30.0
+
 
 class MarkWatcher:
     def __init__(self, dsn: str, projections: dict[str, type[SqlProjection]]) -> None:
         self.dsn = dsn
         self.projections = projections
         self.marks: dict[str, int] = dict.fromkeys(projections, 0)
-        self.failing: frozenset[str] = frozenset()  # views their followers report failing (projection_status)
+        # Views nobody keeps just now (projection_status): reported failing, their follower
+        # silent, or never reported by anyone since this process started a while ago.
+        self.stopped: frozenset[str] = frozenset()
+        self._started = time.monotonic()
         self._waiters: dict[str, list[tuple[int, asyncio.Event, asyncio.AbstractEventLoop]]] = {
             name: [] for name in projections}
         self._lock = threading.Lock()
@@ -56,10 +63,14 @@ class MarkWatcher:
 
     def _read_all(self, conn: psycopg.Connection[Any]) -> None:
         try:
-            rows = conn.execute("SELECT view FROM projection_status WHERE state = 'failing'").fetchall()
-            self.failing = frozenset(str(r[0]) for r in rows)
+            rows = conn.execute("SELECT view, state = 'failing' OR heartbeat_at < now() - make_interval(secs => %s)"
+                                " FROM projection_status", (SILENT_SECONDS,)).fetchall()
         except psycopg.errors.UndefinedTable:
-            self.failing = frozenset()
+            rows = []
+        stopped = {str(view) for view, silent_or_failing in rows if silent_or_failing}
+        if time.monotonic() - self._started > SILENT_SECONDS:  # past the first reports after a start
+            stopped |= set(self.projections) - {str(view) for view, _ in rows}
+        self.stopped = frozenset(stopped)
         for name, cls in self.projections.items():
             try:
                 row = conn.execute(sql.SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(

@@ -68,7 +68,8 @@ def load(conn: psycopg.Connection[Any], residents: int, areas: list[str], sites:
         buffer.write("\t".join(fields) + "\n")
     buffer.seek(0)
     columns = ("id, name, name_masked, name_tokens, id_number_masked, sex, birth_date, hometown, employer, status,"
-               " site_id, area, since, registered_on, permit_status, permit_number, endorsement_due, version, name_sort")
+               " site_id, area, since, registered_on, permit_status, permit_number, endorsement_due, version,"
+               " name_sort")
     with conn.cursor() as cur, cur.copy(f"COPY residents ({columns}) FROM STDIN") as copy:
         while chunk := buffer.read(1 << 20):
             copy.write(chunk)

@@ -182,21 +182,33 @@ def test_a_heartbeat_on_a_failing_view_keeps_the_kind_of_its_error_and_its_count
         conn.execute("DELETE FROM projection_status WHERE view = 'heartbeat_for_test'")
 
 
-def test_the_mark_watcher_knows_which_views_are_failing(services: Services) -> None:
-    """A page after a form waits for every view but those reported failing (found by a review:
-    one stopped view held every page after every form for the whole read-wait timeout)."""
+def test_the_mark_watcher_knows_which_views_nobody_keeps(services: Services) -> None:
+    """A page after a form waits for every view but those nobody keeps just now: reported
+    failing, their follower silent, or never reported since the process started a while ago
+    (found by reviews: one stopped view, or one no worker keeps, held every page after every
+    form for the whole read-wait timeout)."""
     import psycopg
 
-    from api.waits import MarkWatcher
+    from api.waits import SILENT_SECONDS, MarkWatcher
     from projections.engine import record_status
 
-    watcher = MarkWatcher(services.database.dsn, services.projections)
+    kept = "unkept_for_test"  # a view no follower keeps (a worker's --projections left it out)
+    any_view = next(iter(services.projections.values()))
+    watcher = MarkWatcher(services.database.dsn, {**services.projections, kept: any_view})
     with services.pool.connection() as conn:
         record_status(conn, "ghost_for_test", "w1", "UndefinedTable")
+        record_status(conn, "silent_for_test", "w2", None)
+        conn.execute("UPDATE projection_status SET heartbeat_at = now() - interval '1 minute'"
+                     " WHERE view = 'silent_for_test'")
     try:
         with psycopg.connect(services.database.dsn, autocommit=True) as conn:
             watcher._read_all(conn)
-        assert "ghost_for_test" in watcher.failing
+            assert {"ghost_for_test", "silent_for_test"} <= watcher.stopped
+            assert kept not in watcher.stopped  # not reported yet: the first seconds after a start
+            watcher._started -= SILENT_SECONDS + 1
+            watcher._read_all(conn)
+            assert kept in watcher.stopped  # still not reported, long after the start: nobody keeps it
     finally:
         with services.pool.connection() as conn:
-            conn.execute("DELETE FROM projection_status WHERE view = 'ghost_for_test'")
+            conn.execute("DELETE FROM projection_status WHERE view IN ('ghost_for_test', 'silent_for_test')")
+

@@ -10,13 +10,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from api.access import READERS, AreaRule, access
 from api.deps import ServicesDep
+from api.waits import SILENT_SECONDS  # a follower silent this long, while its view is behind, is stopped
 from application.metrics import StoreCollector
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
-# A follower that has not reported for this long, while its view is behind, is stopped.
-SILENT_SECONDS = 30.0
 
 
 @router.get("/healthz")

@@ -98,7 +98,7 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         signed_in = bool(request.cookies.get(SESSION_COOKIE))
         if request.method == "GET" and wrote and signed_in and _is_page(request.url.path):
             marks, timeout = request.app.state.marks, request.app.state.settings.read_wait_timeout
-            views = [v for v in marks.marks if v not in marks.failing]  # a failing view would hold every page
+            views = [v for v in marks.marks if v not in marks.stopped]  # a stopped view would hold every page
             try:
                 await asyncio.wait_for(asyncio.gather(*(marks.wait(v, wrote, timeout) for v in views)), timeout)
             except TimeoutError:
