@@ -161,6 +161,11 @@ class Settings(BaseSettings):
         default=50, ge=1, le=10_000,
         description="longest a worker's fetch waits on the broker for new messages (bounds the lag when idle)",
     )
+    kafka_client_timeout_ms: int = Field(
+        default=5_000, ge=500, le=120_000,
+        description="longest a Kafka client waits to reach a broker before our own loops retry (also its longest"
+        " reconnection backoff): short enough that a worker or relay stops promptly while the broker is down",
+    )
     kafka_producer_config: dict[str, Any] = Field(
         default_factory=dict,
         description="extra kafka-python producer settings as JSON; one that would disable idempotence is refused",

@@ -31,10 +31,12 @@ def dead_letter_topic(settings: Settings) -> str:
     return f"{settings.kafka_topic_prefix}.{DEAD_LETTER_SUFFIX}"
 
 
-# How long a client waits for a broker that does not answer: kafka-python's 30 s would keep
-# a worker or relay from stopping on SIGTERM that long while the broker is down; our own
-# loops retry with backoff instead.
-CLIENT_TIMEOUTS: dict[str, Any] = {"bootstrap_timeout_ms": 5_000, "reconnect_backoff_max_ms": 5_000}
+def client_timeouts(settings: Settings) -> dict[str, Any]:
+    """How long a client waits for a broker that does not answer: kafka-python's 30 s would
+    keep a worker or relay from stopping on SIGTERM that long while the broker is down; our
+    own loops retry with backoff instead (LIUDONG_KAFKA_CLIENT_TIMEOUT_MS)."""
+    return {"bootstrap_timeout_ms": settings.kafka_client_timeout_ms,
+            "reconnect_backoff_max_ms": settings.kafka_client_timeout_ms}
 
 
 def bootstrap(settings: Settings) -> list[str]:
@@ -74,7 +76,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "delivery_timeout_ms": 30_000,
         "max_block_ms": 10_000,
         "client_id": "liudong-relay",
-        **CLIENT_TIMEOUTS,
+        **client_timeouts(settings),
     }
     config.update(settings.kafka_producer_config)
     config.update(overrides)
@@ -114,7 +116,8 @@ def _problems(config: dict[str, Any]) -> list[str]:
 
 
 def admin_client(settings: Settings) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="liudong-admin", **CLIENT_TIMEOUTS,
+    return KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="liudong-admin",
+                            **client_timeouts(settings),
                             request_timeout_ms=10_000)
 
 

@@ -49,9 +49,9 @@ from projections.engine import (
     record_status,
 )
 from workers.kafka import (
-    CLIENT_TIMEOUTS,
     admin_client,
     bootstrap,
+    client_timeouts,
     create_producer,
     dead_letter_topic,
     event_topics,
@@ -139,7 +139,7 @@ class Worker:
                 metadata_max_age_ms=self.settings.kafka_metadata_max_age_ms,
                 fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
                 allow_auto_create_topics=False,
-                **CLIENT_TIMEOUTS,
+                **client_timeouts(self.settings),
             )
             self._consumer = consumer
             try:
