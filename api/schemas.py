@@ -14,15 +14,16 @@ from domain.residents import HouseholdRelation, LegalBasis
 from domain.sites import Facility, OperatorType
 
 # Characters no text field accepts: NUL and the other C0 controls except tab and line breaks,
-# DEL, and lone surrogates (which cannot be stored as UTF-8).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# DEL, the C1 controls, the bidirectional embeddings, overrides and isolates (which make a name
+# read differently from what is stored), and lone surrogates (which cannot be stored as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 CONTROL_CHARACTERS = _CONTROL  # what no text field takes (tabs and line breaks it does)
 _LINE_BREAKS = re.compile(r"[\t\n\r]")
 
 
 def check_text(value: str) -> str:
     if _CONTROL.search(value):
-        raise ValueError("control characters (NUL and the like) are not allowed")
+        raise ValueError("control characters (NUL and the like) and bidirectional overrides are not allowed")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

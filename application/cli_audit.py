@@ -178,14 +178,21 @@ def audit_export(
 
 @audit_cli.command("verify-export")
 def audit_verify_export(
-    bundle: Annotated[Path, typer.Argument(help="the bundle (from `liudong audit export`)")],
-    public_key: Annotated[Path, typer.Option(help="the office's Ed25519 public key (PEM)")],
+    bundle: Annotated[Path, typer.Argument(help="the bundle (from `liudong audit export`)", exists=True,
+                                           dir_okay=False, readable=True)],
+    public_key: Annotated[Path, typer.Option(help="the office's Ed25519 public key (PEM)", exists=True,
+                                             dir_okay=False, readable=True)],
 ) -> None:
     """Check a bundle offline, with no database: signature, chain, counts. Exit 0 when valid."""
     from application.chain import load_public_key
     from application.export import verify_export
 
-    result = verify_export(bundle, load_public_key(public_key))
+    try:
+        key = load_public_key(public_key)
+    except (ValueError, TypeError) as error:
+        typer.echo(f"not an Ed25519 public key in PEM: {public_key} ({type(error).__name__})", err=True)
+        raise typer.Exit(2) from None
+    result = verify_export(bundle, key)
     if not result.ok:
         where = f"line {result.line}: " if result.line else ""
         typer.echo(f"invalid: {where}{result.problem}")

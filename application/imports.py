@@ -39,7 +39,7 @@ REPORT_COLUMNS = ("line", "field", "rule", "message")
 # The API's own constraints on these fields (api/schemas.py), so that a row is refused for
 # what a request would be.
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # as api.schemas refuses
 
 
 @dataclass(frozen=True)

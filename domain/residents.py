@@ -761,9 +761,10 @@ class Resident(Aggregate):
 
     # -- personal data ---------------------------------------------------------
     def identifying_texts(self) -> list[str]:
-        """What names this resident in free text: their name, identity number and their
-        dependants' names (erased ones name nobody)."""
-        return [self.name, self.id_number, *(str(d.get("name") or "") for d in self.dependants.values())]
+        """What names this resident in free text: their name, identity number, phone number
+        and their dependants' names (erased ones name nobody)."""
+        return [self.name, self.id_number, self.phone,
+                *(str(d.get("name") or "") for d in self.dependants.values())]
 
     def erase_personal_data(self, *, legal_basis: str, note: str, stamp: Stamp) -> None:
         """Record the erasure; the application destroys the key that encrypts this
@@ -778,9 +779,11 @@ class Resident(Aggregate):
                                rule="already_erased")
         # The note is kept after the key is gone (it says why the data went): it must not
         # spell out what it erases.
-        if mentions(note, self.identifying_texts()):
-            raise InvalidValue("note", "the note must not name the resident, their dependants or their identity "
-                               "number: it outlives the erasure", rule="note_names_the_resident")
+        phone_digits = "".join(c for c in self.phone if c.isdigit()) if self.phone != ERASED else ""
+        if mentions(note, self.identifying_texts()) or (
+                len(phone_digits) >= 7 and phone_digits in "".join(c for c in note if c.isdigit())):
+            raise InvalidValue("note", "the note must not name the resident, their dependants, their identity "
+                               "number or their phone number: it outlives the erasure", rule="note_names_the_resident")
         self._personal_data_erased(legal_basis=basis.value, note=note, **stamp.event_fields())
 
     @event("PersonalDataErased")

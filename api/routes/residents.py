@@ -46,10 +46,9 @@ from api.schemas import (
     StatusFilter,
     StudyChange,
 )
-from application.access import Principal
 from application.areas import AreaDirectory
 from application.audit import record_access
-from domain.common import ERASED, Role
+from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import HouseholdRelation, Resident
 from projections.residents import ResidentFilter, list_residents
@@ -139,12 +138,6 @@ def list_all_residents(
     return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
 
 
-def _sees_contact(principal: Principal) -> bool:
-    """Staff reach residents by phone; an api_consumer only with the pii scope."""
-    role = principal.actor.role
-    return role in STAFF or (role is Role.API_CONSUMER and principal.sees_personal_data)
-
-
 def _area(areas: AreaDirectory, value: str | None) -> str | None:
     return areas.resolve(value) if value else None
 
@@ -179,13 +172,13 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
         employer=resident.employer, status=resident.status, site_id=resident.site_id, area=resident.area,
         area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
         registered_on=resident.registered_on, departure_reason=presenter.text(resident.departure_reason),
-        phone=presenter.text(resident.phone) if _sees_contact(principal) else None,
+        phone=presenter.text(resident.phone) if principal.sees_personal_data else None,
         household_relation=_household_relation(resident, presenter),
         erased_on=date.fromisoformat(resident.erased_on) if resident.erased_on else None,
         housing=HousingPublic(
             kind=str(resident.housing["kind"]),
-            address=presenter.text(resident.housing["address"]) if _sees_contact(principal) else None,
-            landlord=presenter.text(resident.housing["landlord"]) if _sees_contact(principal) else None),
+            address=presenter.text(resident.housing["address"]) if principal.sees_personal_data else None,
+            landlord=presenter.text(resident.housing["landlord"]) if principal.sees_personal_data else None),
         school=resident.school,
     )
     headers = {"Cache-Control": "no-store"}
