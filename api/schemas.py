@@ -636,7 +636,8 @@ class ApplicationPublic(Public):
     operator_type: str
     amount: str
     mode: str
-    justification: str
+    justification: str | None = Field(description="why; null for an api_consumer without the pii scope (it may "
+                                      "name people)")
     instalments: list[InstalmentPublic]
     status: str
     submitted_by: str

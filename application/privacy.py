@@ -416,6 +416,10 @@ def _policies() -> dict[str, Sealing]:
         "domain.committees:ManagementCommittee.ActionCompleted": Sealing(fields=("note",), key="text", kind="text"),
         "domain.committees:ManagementCommittee.MemberRemoved": Sealing(fields=("reason",), key="text", kind="text"),
         "domain.committees:ManagementCommittee.SeatVacated": Sealing(fields=("reason",), key="text", kind="text"),
+        # Why a site's operator should get money: free text that may name residents (a family
+        # whose house is repaired), sealed as a committee's text is.
+        "domain.subsidies:SubsidyApplication.Submitted": Sealing(fields=("justification",), key="text",
+                                                                 kind="text"),
     }
 
 

@@ -161,6 +161,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "OutcomeVerified": "domain.subsidies:SubsidyApplication.OutcomeVerified",
         "Revoked": "domain.subsidies:SubsidyApplication.Revoked",
         "RewardLapsed": "domain.subsidies:SubsidyApplication.RewardLapsed",
+        "JustificationErased": "domain.subsidies:SubsidyApplication.JustificationErased",
     }),
     Frozen(Operator, "domain.operators:Operator", {
         "Registered": "domain.operators:Operator.Registered",

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, Role, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, Role, RuleViolated, Stamp, check_effective_date
 from domain.money import format_money, parse_money
 from domain.sites import HousingSite
 
@@ -562,3 +562,15 @@ class SubsidyApplication(Aggregate):
         self.status = ApplicationStatus.REVOKED.value
         self.revocation_reason = reason
         self.claw_back = claw_back
+
+    # -- erasure ----------------------------------------------------------------
+    def erase_justification(self, *, stamp: Stamp) -> None:
+        """The justification named a resident whose personal data was erased: the key that
+        sealed it was destroyed in the same transaction; every reader (and cache) sees it so."""
+        if self.justification != ERASED:
+            self._justification_erased(**stamp.event_fields())
+
+    @event("JustificationErased")
+    def _justification_erased(self, *, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """The justification named an erased resident: it reads as erased; the rest of the application stays."""
+        self.justification = ERASED

@@ -871,3 +871,31 @@ def test_a_submitters_applications_list_newest_first_and_page_on_in_that_order(
     oldest = supervisor.get("/subsidy-applications", params={"submitted_by": user}).json()["items"]
     assert [r["id"] for r in oldest] == ids
     assert supervisor.get("/subsidy-applications", params={"order": "random"}).status_code == 422
+
+
+def test_a_justification_naming_a_resident_is_sealed_hidden_without_pii_and_erased_with_them(
+        caseworker: Api, supervisor: Api, as_role: Any, http: httpx.Client, services: Services) -> None:
+    """Found by a review: the justification is free text (a family whose house is repaired): it
+    was stored in plain text, shown to an api_consumer without the pii scope, and outlived the
+    erasure of the person it names."""
+    from tests.factories import resident_body
+
+    person = resident_body(name="Qian Duoduo", phone="13712345678")
+    resident_id = created(caseworker.post("/residents", person))
+    site_id = register_site(supervisor)
+    application_id = submit(caseworker, open_program(supervisor), site_id,
+                            justification="repairs the roof of Qian Duoduo (137 1234 5678)")
+    with services.pool.connection() as conn:
+        state = conn.execute("SELECT state FROM liudong_events WHERE originator_id = %s AND originator_version = 1",
+                             (UUID(application_id),)).fetchone()["state"]
+    assert b"Qian" not in bytes(state) and b"1234" not in bytes(state)
+    assert application(caseworker, application_id)["justification"].startswith("repairs the roof of Qian")
+    assert application(as_role("api_consumer"), application_id)["justification"] is None
+    pii = Api(http, issue_key(services, unique("pii-reader"), Role.API_CONSUMER, scopes=["pii"]))
+    assert application(pii, application_id)["justification"].startswith("repairs")
+    done(supervisor.post(f"/residents/{resident_id}/erasure", {"legal_basis": "data_subject_request",
+                                                                "note": "request 2026-301"}))
+    from api.deps import erased_text
+
+    assert application(as_role("auditor"), application_id)["justification"] == erased_text("zh")
+    assert application(supervisor, application_id)["status"] == "submitted"  # the rest of the record stays

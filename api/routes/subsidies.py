@@ -17,6 +17,7 @@ from api.access import FINANCE, READERS, STAFF, SUPERVISORS, VERIFIERS, AreaRule
 from api.deps import (
     RECORDED,
     Command,
+    Language,
     Limit,
     PrincipalDep,
     ServicesDep,
@@ -30,6 +31,7 @@ from api.deps import (
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
+from api.present import Presenter
 from api.schemas import (
     ApplicationListItem,
     ApplicationPublic,
@@ -251,8 +253,10 @@ def _instalments(schedule: Iterable[Instalment]) -> list[dict[str, Any]]:
             for i in schedule]
 
 
-def application_document(application: SubsidyApplication, today: date) -> dict[str, Any]:
-    """The application as of its last event; ``due_today`` is what finance may pay today."""
+def application_document(application: SubsidyApplication, today: date, presenter: Presenter) -> dict[str, Any]:
+    """The application as of its last event; ``due_today`` is what finance may pay today. The
+    justification is free text that may name people: hidden (null) from an api_consumer
+    without the pii scope, and erased with a resident it names."""
     return {
         "id": str(application.id),
         "version": application.version,
@@ -263,7 +267,7 @@ def application_document(application: SubsidyApplication, today: date) -> dict[s
         "operator_type": application.operator_type,
         "amount": format_money(application.amount),
         "mode": application.mode,
-        "justification": application.justification,
+        "justification": presenter.text(application.justification),
         "instalments": _instalments(application.instalments),
         "status": application.status,
         "submitted_by": application.submitted_by,
@@ -292,12 +296,14 @@ def application_document(application: SubsidyApplication, today: date) -> dict[s
 
 @router.get("/subsidy-applications/{application_id}", response_model=ApplicationPublic)
 @access(READERS, AreaRule.OBJECT)
-def get_subsidy_application(application_id: UUID, services: ServicesDep, principal: PrincipalDep) -> JSONResponse:
+def get_subsidy_application(application_id: UUID, services: ServicesDep, principal: PrincipalDep,
+                            lang: Language) -> JSONResponse:
     """One subsidy application with its approvals, schedule and payments; ETag is its version."""
     with reading_as(principal):
         application = services.app.load(SubsidyApplication, application_id)
     today = services.today()
-    return respond(ApplicationPublic.model_validate(application_document(application, today)),
+    presenter = Presenter(services.app.vault, principal, lang)
+    return respond(ApplicationPublic.model_validate(application_document(application, today, presenter)),
                    {"ETag": f'"{application.version}"'})
 
 

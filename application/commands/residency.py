@@ -31,6 +31,7 @@ from domain.residents import (
     legacy_claim_id,
 )
 from domain.sites import HousingSite
+from domain.subsidies import SubsidyApplication
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,13 @@ class FoldedText:
     kind: str  # the event's name (MeetingScheduled, ActionAssigned, ...)
     ref: str  # the meeting, action or member it is about
     texts: tuple[str, ...]
+    topic: str = ""  # the event's stored topic
 
 
 FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
 # The committee events whose text an erasure marks erased on the committee itself.
 COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "MinutesRecorded", "ActionAssigned", "SeatVacated"})
+APPLICATION_TEXT = "domain.subsidies:SubsidyApplication.Submitted"  # a subsidy application's justification
 
 
 class ResidencyCommands(OfficeApplication):
@@ -269,6 +272,11 @@ class ResidencyCommands(OfficeApplication):
                 committee = self.load(ManagementCommittee, committee_id, field_name="committee")
                 committee.erase_texts(items=items, stamp=stamp)
                 changed.append(committee)
+            for text in named:
+                if text.topic == APPLICATION_TEXT:
+                    application = self.load(SubsidyApplication, text.originator_id, field_name="application")
+                    application.erase_justification(stamp=stamp)
+                    changed.append(application)
             return resident, changed
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:
@@ -342,7 +350,7 @@ class ResidencyCommands(OfficeApplication):
                     ref = state.get("action_id") or state.get("meeting_id") or state.get("member_id") or ""
                     cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
                                                       row["topic"].rsplit(".", 1)[-1], str(ref),
-                                                      tuple(folded(t) for t in opened))
+                                                      tuple(folded(t) for t in opened), row["topic"])
         found = [cache[k] for k in live if k in cache and any(n in t for t in cache[k].texts for n in wanted)]
         if len(cache) > FOLDED_TEXTS_MAX:  # more texts than memory should hold: read them each time
             cache.clear()

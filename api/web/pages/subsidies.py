@@ -18,6 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.present import Presenter
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
@@ -293,7 +294,8 @@ def _application(page: Page, application_id: str, outcome: CommandOutcome | None
         program=programs.get(str(application.program_id), {}), site=sites.get(str(application.site_id), {}),
         needs_second=submitted and application.approvals_required == 2 and len(approvers) == 1,
         due_today=application.due_by(today), today=today.isoformat(), reward=reward, outcome=outcome,
-        failed=failed, values=values or {}, unpaid=application.amount - application.paid)
+        failed=failed, values=values or {}, unpaid=application.amount - application.paid,
+        justification=Presenter(page.services.app.vault, page.principal, page.lang).text(application.justification))
 
 
 async def _act(request: Request, application_id: str, roles: frozenset[Role], name: str) -> Response:
