@@ -208,6 +208,19 @@ def test_the_history_page_answers_not_found_and_unknown_kinds(base_url: str, sta
         assert client.get("/ui/history/residents/00000000-0000-0000-0000-000000000000").status_code == 404
 
 
+def test_a_subsidy_programs_history_is_linked_from_the_ledger(base_url: str, staff: dict[str, str],
+                                                              supervisor: Api) -> None:
+    """Found by a review: the API had a program's history, the web application none."""
+    program, _, _ = program_and_site(supervisor)
+    with httpx.Client(base_url=base_url) as client:
+        login = client.get("/login")
+        token = login.text.split('name="csrf" value="')[1].split('"')[0]
+        client.post("/login", data={"username": staff["auditor"], "password": WEB_PASSWORD, "csrf": token})
+        assert f"/ui/history/subsidy-programs/{program}" in client.get("/ui/ledger").text
+        page = client.get(f"/ui/history/subsidy-programs/{program}")
+        assert page.status_code == 200 and 'id="history"' in page.text
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_statistics_page_draws_its_charts(browser: Browser, staff: dict[str, str], caseworker: Api,
                                               lang: str) -> None:
@@ -442,3 +455,17 @@ def test_the_revocation_form_is_for_supervisors_and_admins_once_a_subsidy_took_e
             assert refused.status_code == 403, role
             assert before.unchanged(), role
     assert supervisor.get(f"/subsidy-applications/{application}").json()["status"] == "approved"
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_history_shows_a_reason_from_a_vocabulary_in_words(base_url: str, staff: dict[str, str],
+                                                             caseworker: Api, lang: str) -> None:
+    """Found by a review: a resolution's outcome showed as ``mediated_agreement`` in the reason column."""
+    from tests.test_disputes import log_dispute
+
+    case = log_dispute(caseworker)
+    assert caseworker.post(f"/disputes/{case['id']}/resolution", {"outcome": "mediated_agreement"}).status_code == 200
+    with signed_in(base_url, staff["auditor"], lang) as client:
+        page = client.get(f"/ui/history/disputes/{case['id']}").text
+    assert "mediated_agreement" not in page
+    assert ("\u8c03\u89e3" if lang == "zh-CN" else "Mediated agreement") in page

@@ -5,6 +5,8 @@ person's history is logged in the access log as it is there."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -12,6 +14,7 @@ from api.present import Presenter
 from api.routes.history import CATALOGUE, shown_reason
 from api.summaries import summary
 from api.web.core import current_page, uuid_or_none
+from api.web.i18n import gettext_for
 from application.access import acting_in
 from application.audit import record_access
 from application.history import effective_on, history
@@ -23,7 +26,7 @@ from domain.disputes import DisputeCase
 from domain.operators import Operator
 from domain.residents import Resident
 from domain.sites import HousingSite
-from domain.subsidies import SubsidyApplication
+from domain.subsidies import SubsidyApplication, SubsidyProgram
 
 router = APIRouter()
 MOST = 1000
@@ -35,10 +38,29 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "disputes": (DisputeCase, True, "/ui/cases/{id}"),
     "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
     "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
+    "subsidy-programs": (SubsidyProgram, False, "/ui/ledger"),
     "operators": (Operator, False, "/ui/operators/{id}"),
     "pairings": (Pairing, False, "/ui/pairings/{id}"),
     "active-members": (ActiveMember, False, "/ui/active-members/{id}"),
 }
+
+
+# Reasons that are a vocabulary's value (an outcome, a legal basis, why a member was lost),
+# shown in words as the record's own page shows them.
+REASON_VOCABULARIES = ("outcome", "legal_basis", "loss_reason")
+VOCABULARY_VALUE = re.compile(r"[a-z][a-z_]{1,40}")
+
+
+def reason_in_words(lang: str, reason: str | None) -> str | None:
+    if reason is None or not VOCABULARY_VALUE.fullmatch(reason):
+        return reason
+    catalogue = gettext_for(lang)
+    for vocabulary in REASON_VOCABULARIES:
+        key = f"{vocabulary}.{reason}"
+        words = catalogue.gettext(key)
+        if words != key:
+            return str(words)
+    return reason.replace("_", " ")
 
 
 @router.get("/ui/history/{kind}/{record_id}")
@@ -69,7 +91,7 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
             "version": entry.version, "position": entry.position, "event": entry.name,
             "actor_id": getattr(event, "actor_id", None), "actor_role": getattr(event, "actor_role", None),
             "recorded_at": entry.recorded_at, "effective_on": effective_on(event, CATALOGUE),
-            "reason": shown_reason(entry.name, event, presenter),
+            "reason": reason_in_words(page.lang, shown_reason(entry.name, event, presenter)),
             "summary": summary(entry.name, event, api_lang, area_name),
         })
     if personal:
