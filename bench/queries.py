@@ -45,7 +45,7 @@ from bench.commands import scratch_database, serve
 from bench.table import record
 from domain.common import Actor, Role, Stamp
 from projections.residents import recount
-from projections.sorting import pinyin_key
+from projections.sorting import person_key
 from workers.broker import free_port
 
 GOAL_P99_MS = 20.0
@@ -63,7 +63,7 @@ def load(conn: psycopg.Connection[Any], residents: int, areas: list[str], sites:
             str(UUID(int=rng.getrandbits(128))), "sealed", surname + "*", "{}", "3302**********" + f"{n % 10000:04d}",
             rng.choice(["M", "F"]), date(1960 + n % 45, 1 + n % 12, 1 + n % 28).isoformat(), "Henan", "\\N", status,
             str(rng.choice(sites)) if in_site else "\\N", rng.choice(areas), "2026-01-01", "2025-06-01",
-            permit, "\\N", "2026-12-01" if permit != "\\N" else "\\N", "1", pinyin_key(surname + "*"),
+            permit, "\\N", "2026-12-01" if permit != "\\N" else "\\N", "1", person_key(surname + "*"),
         ]
         buffer.write("\t".join(fields) + "\n")
     buffer.seek(0)

@@ -14,7 +14,7 @@ from domain.identity import IdentityNumber
 from domain.residents import ResidenceStatus, Resident
 from projections.base import REBUILDING, SqlProjection, ViewRecorder, event_class, handles, rows_of
 from projections.pages import Page, count_rows, decode_keyset, encode_cursor, first_value
-from projections.sorting import pinyin_key
+from projections.sorting import person_key
 
 # The residents columns that residents_counts counts by: every list filter but the name and
 # identity-number searches.
@@ -35,8 +35,9 @@ class ResidentsView(ViewRecorder):
     # Version 3: housing_kind (issue 10), filled from the moves' housing kinds. Version 4:
     # name_sort, so lists sort by pinyin (issue 11). Version 5: id_suffix_tokens. Version 6:
     # residents_counts, the number of residents per filter value, so a list's total is a sum of
-    # a few rows instead of a scan (issue 9).
-    version = 6
+    # a few rows instead of a scan (issue 9). Version 7: name_sort reads the surname as a
+    # surname (曾 Zeng, 单 Shan), found by a review.
+    version = 7
     tables = ["residents", "residents_counts"]
     after_rebuild = RECOUNT
     indexes_after_rebuild = True  # every handler writes its own resident's row, by id
@@ -171,7 +172,7 @@ class ResidentsProjection(SqlProjection):
             e.registered_on,
             "other",
             e.originator_version,
-            pinyin_key(masked),
+            person_key(masked),
             self.privacy.id_suffix_tokens(number) if number != ERASED else [],
         )
 
@@ -184,7 +185,7 @@ class ResidentsProjection(SqlProjection):
         cursor.execute(
             "UPDATE residents SET name = %s, name_masked = %s, name_tokens = '{}', id_number_masked = %s,"
             " name_sort = %s, id_suffix_tokens = '{}', version = %s WHERE id = %s",
-            (ERASED, ERASED, ERASED, pinyin_key(ERASED), e.originator_version, e.originator_id),
+            (ERASED, ERASED, ERASED, person_key(ERASED), e.originator_version, e.originator_id),
         )
 
     @handles(event_class(Resident, "MovedIntoSite"))

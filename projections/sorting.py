@@ -7,6 +7,31 @@ from functools import lru_cache
 
 from pypinyin import Style, lazy_pinyin
 
+# Surnames read otherwise than the character's common reading (曾 is Zeng, not ceng; 单 is
+# Shan, 解 is Xie): a person's name sorts by its surname's reading. Only for people, not
+# places (解放路 is still jiefang).
+SURNAME_READINGS = {
+    "曾": "zeng", "单": "shan", "仇": "qiu", "区": "ou", "朴": "piao", "解": "xie", "查": "zha", "翟": "zhai",
+    "盖": "ge", "乐": "yue", "缪": "miao", "覃": "qin", "种": "chong", "召": "shao", "繁": "po", "秘": "bi",
+    "员": "yun", "句": "gou", "尉": "yu", "折": "she", "眭": "sui", "任": "ren", "华": "hua", "万": "wan",
+}
+
+
+def person_key(text: str | None) -> str:
+    """``pinyin_key`` for a person's name: its first character read as a surname."""
+    if not text:
+        return ""
+    return _person_key(text)
+
+
+@lru_cache(maxsize=65536)
+def _person_key(text: str) -> str:
+    reading = SURNAME_READINGS.get(text[0])
+    if reading is None:
+        return _pinyin_key(text)
+    rest = " ".join(lazy_pinyin(text[1:], style=Style.NORMAL)) if len(text) > 1 else ""
+    return (reading + (" " + rest if rest else "")).casefold() + "\x01" + text
+
 
 def pinyin_key(text: str | None) -> str:
     """A text key that sorts ``text`` by its pinyin (tones left out), then by the text itself,

@@ -208,3 +208,29 @@ def test_an_auditor_reads_a_resident_and_a_departed_resident_can_only_come_back(
     assert browser.find("#resident-status").text == ("已离开" if lang == "zh-CN" else "Departed")
     assert [f.get_attribute("id") for f in post_forms(browser)] == ["return-form"]
     browser.shot(f"resident-departed-{lang}")
+
+
+def test_the_residents_search_pages_through_every_match_and_sorts_surnames_by_their_reading(
+        base_url: str, staff: dict[str, str], caseworker: Api, services: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: the search showed the first 200 matches and no more, and sorted 曾
+    (Zeng) as "ceng" and 单 (Shan) as "dan"."""
+    from api.web.pages import residents as page_module
+    from tests.conftest import define_area
+    from tests.factories import resident_body
+    from tests.test_web_cases import signed_in
+
+    area = define_area(services, "Pg")
+    zeng, li, zhao, shan = "\u66fe\u4f1f", "\u674e\u4f1f", "\u8d75\u4f1f", "\u5355\u4f1f"
+    for name in (zeng, li, zhao, shan):
+        assert caseworker.post("/residents", resident_body(name=name, area=area)).status_code == 201
+    monkeypatch.setattr(page_module, "SHOWN", 3)
+    seen: list[str] = []
+    with signed_in(base_url, staff["caseworker"], "zh-CN") as client:
+        url: str | None = f"/ui/residents?area={area}"
+        while url:
+            html = client.get(url).text
+            rows = html.split('<table id="residents">')[1].split("</table>")[0]
+            seen += sorted((n for n in (li, shan, zeng, zhao) if n in rows), key=rows.index)
+            nxt = html.split('id="resident-pager-next" href="')
+            url = nxt[1].split('"')[0].replace("&amp;", "&") if len(nxt) > 1 else None
+    assert seen == [li, shan, zeng, zhao]  # li, shan, zeng, zhao: each once, across two pages

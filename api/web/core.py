@@ -234,8 +234,11 @@ class Page:
             settings = self.request.app.state.settings
             await self.request.app.state.marks.wait(view, position, settings.read_wait_timeout)
 
-    def sorted_by_name(self, rows: list[dict[str, Any]], key: str = "name") -> list[dict[str, Any]]:
-        return sorted(rows, key=lambda r: sort_key(self.lang, str(r.get(key) or "")))
+    def sorted_by_name(self, rows: list[dict[str, Any]], key: str = "name", *,
+                       person: bool = False) -> list[dict[str, Any]]:
+        """``rows`` by their names as the office sorts them (``person``: people's names, whose
+        first character is read as a surname)."""
+        return sorted(rows, key=lambda r: sort_key(self.lang, str(r.get(key) or ""), person=person))
 
 
 @dataclass

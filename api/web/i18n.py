@@ -19,6 +19,8 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from pypinyin import lazy_pinyin
 
+from projections.sorting import person_key
+
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
 DEFAULT = "zh-CN"
@@ -52,10 +54,11 @@ def label(lang: str, kind: str, value: object) -> str:
     return str(value).replace("_", " ") if text == key else text
 
 
-def sort_key(lang: str, text: str | None) -> str:
-    """How the office sorts names: by pinyin in zh-CN (not by code point), else case-folded."""
+def sort_key(lang: str, text: str | None, *, person: bool = False) -> str:
+    """How the office sorts names: by pinyin in zh-CN (not by code point; a person's surname
+    read as a surname, 曾 Zeng), else case-folded."""
     if not text:
         return ""
     if lang == "zh-CN":
-        return " ".join(lazy_pinyin(text)).casefold()
+        return person_key(text).split("\x01")[0] if person else " ".join(lazy_pinyin(text)).casefold()
     return text.casefold()

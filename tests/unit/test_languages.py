@@ -18,3 +18,14 @@ def asked(header: str) -> str:
 ])
 def test_the_language_with_the_highest_weight_wins(header: str, expected: str) -> None:
     assert asked(header) == expected
+
+
+def test_a_persons_name_sorts_by_its_surnames_reading_a_places_by_the_common_one() -> None:
+    """曾 is Zeng and 单 Shan as surnames (found by a review: they sorted as ceng and dan);
+    解放路 is still jiefang as a place."""
+    from projections.sorting import person_key, pinyin_key
+
+    zeng, li, zhao, shan = "\u66fe*", "\u674e*", "\u8d75*", "\u5355*"
+    assert sorted([zeng, zhao, shan, li], key=person_key) == [li, shan, zeng, zhao]
+    assert pinyin_key("\u89e3\u653e\u8def").startswith("jie fang")
+    assert person_key("\u89e3\u4f1f").startswith("xie")

@@ -80,7 +80,7 @@ def _resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
         rows = list_residents(conn, flt, RESIDENT_CHOICES, None).items
     shown = [{**presenter.resident_row(r), "area_name": area_name(page, r.get("area"))} for r in rows
              if r.get("status") != ResidenceStatus.DEPARTED.value]
-    return page.sorted_by_name(shown)
+    return page.sorted_by_name(shown, person=True)
 
 
 def _member(page: Page, name: str, role: str, picked: str, fields: tuple[str, str, str]

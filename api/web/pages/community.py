@@ -178,7 +178,7 @@ def _find_residents(page: Page, text: str) -> list[dict[str, Any]]:
         item = presenter.resident_row(row)
         item["area_name"] = _area_name(page, row.get("area"))
         found.append(item)
-    return page.sorted_by_name(found)[:FOUND]
+    return page.sorted_by_name(found, person=True)[:FOUND]
 
 
 @router.get("/ui/active-members")

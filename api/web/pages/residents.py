@@ -8,6 +8,7 @@ import dataclasses
 import re
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Request
@@ -32,6 +33,7 @@ from domain.residents import (
     ServiceKind,
 )
 from domain.sites import HousingSite
+from projections.pages import BadCursor
 from projections.residents import ResidentFilter, list_residents
 from projections.services import SCHOOL_AGE
 from projections.site_occupancy import SiteFilter, list_sites
@@ -97,14 +99,19 @@ def _day(page: Page, form: dict[str, str], name: str) -> tuple[date | None, Comm
 
 
 # -- search --------------------------------------------------------------------
-def _search(page: Page, flt: ResidentFilter, suffix: str | None) -> tuple[list[dict[str, Any]], int, bool]:
-    """The residents found (by the view's keyed suffix tokens for an identity-number
-    suffix), the total and whether the list was cut short."""
+def _search(page: Page, flt: ResidentFilter, suffix: str | None,
+            cursor: str | None = None) -> tuple[list[dict[str, Any]], int, str | None]:
+    """A page of the residents found (by the view's keyed suffix tokens for an identity-number
+    suffix), the total and the next page's cursor. An old or edited cursor: the first page."""
     if suffix:
         flt = dataclasses.replace(flt, id_suffix_token=page.services.app.vault.id_suffix_token(suffix))
     with page.services.pool.connection() as conn:
-        result = list_residents(conn, flt, SHOWN, None)
-    return result.items, result.total, result.next_cursor is not None
+        try:
+            result = list_residents(conn, flt, SHOWN, cursor)
+        except BadCursor:
+            page.dropped.add("cursor")
+            result = list_residents(conn, flt, SHOWN, None)
+    return result.items, result.total, result.next_cursor
 
 
 @router.get("/ui/residents")
@@ -125,7 +132,8 @@ def residents(request: Request) -> Response:
     status = values["status"] if values["status"] in {s.value for s in ResidenceStatus} else None
     flt = ResidentFilter(site_id=str(site_id) if site_id else None, area=area, status=status, name_token=token,
                          areas=page.principal.area_filter())
-    rows, total, more = ([], 0, False) if problem else _search(page, flt, suffix)
+    cursor = query.get("cursor") or None
+    rows, total, next_cursor = ([], 0, None) if problem else _search(page, flt, suffix, cursor)
     sites = _sites(page)
     site_names = {str(s["id"]): s["name"] for s in sites}
     shown = []
@@ -134,7 +142,13 @@ def residents(request: Request) -> Response:
         item["site_name"] = site_names.get(str(row.get("site_id")), "") if row.get("site_id") else ""
         item["area_name"] = _area_name(page, row.get("area"))
         shown.append(item)
-    return page.render("residents.html", residents=page.sorted_by_name(shown), total=total, more=more,
+    def search_url(cursor: str | None = None) -> str:
+        kept = {k: v for k, v in values.items() if v} | ({"cursor": cursor} if cursor else {})
+        return "/ui/residents" + (f"?{urlencode(kept)}" if kept else "")
+
+    return page.render("residents.html", residents=page.sorted_by_name(shown, person=True), total=total,
+                       more=next_cursor is not None, next_url=search_url(next_cursor) if next_cursor else None,
+                       first_url=search_url() if cursor and "cursor" not in page.dropped else None,
                        values=values, outcome=problem, areas=_areas(page),
                        sites=[(str(s["id"]), s["name"]) for s in sites],
                        statuses=[(s.value, page.label("status", s.value)) for s in ResidenceStatus],

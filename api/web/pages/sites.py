@@ -208,7 +208,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
     return page.render(
         "site.html", status=status, site=site, area_name=_area_name(page, site.area),
         operator_id=operator_record(page.services, site_id), occupants=len(site.occupants),
-        residents=page.sorted_by_name(residents),
+        residents=page.sorted_by_name(residents, person=True),
         community_committee=({**committee, "members": presenter.members(committee["members"])}
                              if committee else None),
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
