@@ -36,6 +36,20 @@ def record_access(conn: Any, principal: Principal, resident_id: UUID | None, rou
                  (principal.actor.user_id, principal.actor.role.value, resident_id, route, detail))
 
 
+def record_case_access(conn: Any, principal: Principal, parties: list[dict[str, Any]], case_id: UUID,
+                       route: str) -> None:
+    """Record a read of a dispute: a row for each resident who is a party (so a resident's
+    reads include their cases'), or one row naming only the case when none is."""
+    residents = sorted({str(p["resident_id"]) for p in parties if p.get("resident_id")})
+    if not residents:
+        record_access(conn, principal, None, route, detail=str(case_id))
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO access_log (user_id, role, resident_id, route, detail) VALUES (%s, %s, %s, %s, %s)",
+            [(principal.actor.user_id, principal.actor.role.value, UUID(r), route, str(case_id)) for r in residents])
+
+
 def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetime | None,
                    until: datetime | None) -> tuple[list[str], list[Any]]:
     where: list[str] = []

@@ -496,3 +496,24 @@ def test_checkpoints_are_listed_for_auditors_only(
     last = listed.json()["items"][-1]
     assert made.output.split()[1] == f"#{last['id']}" and len(last["link"]) == 64
     assert caseworker.get("/audit/checkpoints").status_code == 403
+
+
+def test_a_read_of_a_dispute_is_logged_under_each_resident_party_on_the_api_and_the_web(
+        caseworker: Api, auditor: Api, base_url: str, staff: dict[str, str]) -> None:
+    """Found by a review: a case's reads named no resident (so a resident's log missed who read
+    their cases), and the web case page was not logged at all."""
+    from tests.test_web_cases import signed_in
+
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "noise at night",
+                                         "parties": [{"resident_id": resident}, {"name": "Wang", "kind": "landlord"}],
+                                         "area": "xinqi", "occurred_on": "2026-11-01"}).json()["id"]
+    assert caseworker.get(f"/disputes/{case}").status_code == 200
+    assert caseworker.get(f"/disputes/{case}/history").status_code == 200
+    with signed_in(base_url, staff["caseworker"]) as client:
+        assert client.get(f"/ui/cases/{case}").status_code == 200
+        assert client.get(f"/ui/history/disputes/{case}").status_code == 200
+    log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
+    assert [(e["route"], e["detail"]) for e in log] == [
+        (f"/disputes/{case}", case), (f"/disputes/{case}/history", case), (f"/ui/cases/{case}", case),
+        (f"/ui/history/disputes/{case}", case)]

@@ -33,7 +33,7 @@ from api.routes.history import EffectiveAt, KnownAt, record_at
 from api.schemas import AreaName, Body, CaseListItem, DisputePublic, Money, Name, PageOut, Reason
 from application import keys as auth
 from application.access import Principal
-from application.audit import record_access
+from application.audit import record_case_access
 from application.events import EventCatalogue, plain
 from application.services import Services
 from domain.common import Role
@@ -221,7 +221,7 @@ def get_dispute(case_id: UUID, request: Request, services: ServicesDep, principa
     and/or as true on a date. Every read is in the access log."""
     case = record_at(services, principal, DisputeCase, case_id, known_at, effective_at)
     with services.pool.connection() as conn:
-        record_access(conn, principal, None, request.url.path, detail=str(case_id))
+        record_case_access(conn, principal, case.parties, case_id, request.url.path)
     today = services.today()
     presenter = Presenter(services.app.vault, principal, lang)
     catalogue = EventCatalogue.of_domain()

@@ -28,6 +28,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from application import keys as auth
+from application.audit import record_case_access
 from application.events import EventCatalogue, plain
 from application.history import effective_on, history
 from application.store import CommandResult, NotFound
@@ -304,6 +305,8 @@ def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, 
     except NotFound:
         return page.render("case_missing.html", status=404)
     presenter = Presenter(page.services.app.vault, page.principal, "zh" if page.lang == "zh-CN" else "en")
+    with page.services.pool.connection() as conn:  # a case's page shows its parties and text: a read of them
+        record_case_access(conn, page.principal, case.parties, case_id, page.request.url.path)
     site = next((s for s in site_rows(page) if str(s["id"]) == str(case.site_id)), None) if case.site_id else None
     today = page.services.today()
     return page.render(
