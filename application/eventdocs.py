@@ -176,11 +176,11 @@ def _sealing() -> dict[str, dict[str, str]]:
 
     result: dict[str, dict[str, str]] = {}
     for topic, policy in _policies().items():
-        if policy.key == "member":  # a committee member who is a resident: under that resident's key
-            notes = {name: "`name` of each entry with a `resident_id` sealed (that resident's key)"
-                     for name in policy.nested_names}
-            notes.update({name: "`name` sealed if it has a `resident_id` (that resident's key)"
-                          for name in policy.single_nested})
+        if policy.key == "member":  # a member who is a resident: under that resident's key
+            notes = {name: "`name` of each entry sealed: with a `resident_id`, that resident's key; without, the "
+                     "event's own key (destroyed when it names an erased resident)" for name in policy.nested_names}
+            notes.update({name: "`name` sealed: with a `resident_id`, that resident's key; without, the event's "
+                          "own key" for name in policy.single_nested})
         else:
             notes = {name: f"sealed (the {policy.kind}'s key)" for name in policy.fields}
             notes.update({name: f"`name` of each entry sealed (the {policy.kind}'s key)"

@@ -506,12 +506,35 @@ class PrivateMapper(Mapper[UUID]):
                 state[name] = (self._seal_value(resident_id, resident_key, state.get(name)) if resident_key
                                else _erase(state.get(name)))
             return
-        # A committee member who is a resident: their name under their own key.
+        # A committee member who is a resident: their name under their own key. One who is not
+        # (a group member, a candidate known by name only): under a key of this event's, which
+        # an erasure destroys when the name is the erased resident's; the aggregate keeps it
+        # sealed (a cached copy or a snapshot then reads it erased) and readers open it.
+        made: list[bytes] = []  # the event's text key, made when a name needs it
+        names_id = text_key_id(originator_id, version)
+
+        def names_key() -> bytes:
+            if not made:
+                key = self.vault.key(names_id, kind="text", create=True, new=True, origin=(originator_id, version))
+                assert key is not None
+                made.append(key)
+            return made[0]
+
+        def seal(member: Any) -> Any:
+            if not isinstance(member, dict):
+                return member
+            if member.get("resident_id"):
+                return self._seal_member(member)
+            name = member.get("name")
+            if not isinstance(name, str) or name == ERASED or sealed(name):
+                return member
+            return {**member, "name": self.vault.seal(names_id, name, names_key())}
+
         for name in policy.nested_names:
-            state[name] = [self._seal_member(m) for m in state.get(name, [])]
+            state[name] = [seal(m) for m in state.get(name, [])]
         for name in policy.single_nested:
             if isinstance(state.get(name), dict):
-                state[name] = self._seal_member(state[name])
+                state[name] = seal(state[name])
 
     def _seal_member(self, member: dict[str, Any], *, create: bool = True) -> dict[str, Any]:
         """A member who is a resident: the name sealed under the resident's key (made if
@@ -549,14 +572,29 @@ class PrivateMapper(Mapper[UUID]):
             state = event.state
             for name, value in list(state.items()):
                 if isinstance(value, list | dict):
-                    state[name] = self.vault.open_all(value)
+                    state[name] = self._open(value)
             return event
         if stored_event.topic in self.policies:
             state = vars(event)
             for name, value in list(state.items()):
                 if isinstance(value, str | list | dict):
-                    state[name] = self.vault.open_all(value)
+                    state[name] = self._open(value)
         return event
+
+    def _open(self, value: Any, depth: int = 0) -> Any:
+        """``Vault.open_all``, but a member known by name only keeps their name sealed (see
+        ``_seal``): readers open it through the presenter, and once an erasure destroyed its
+        key every copy of the aggregate, cached or snapshotted, reads it erased."""
+        if isinstance(value, str):
+            return self.vault.open(value)
+        if depth > 8:
+            return value
+        if isinstance(value, list):
+            return [self._open(v, depth + 1) for v in value]
+        if isinstance(value, dict):
+            keep = "name" in value and not value.get("resident_id") and sealed(value["name"])
+            return {k: v if keep and k == "name" else self._open(v, depth + 1) for k, v in value.items()}
+        return value
 
     def sealed_keys(self, stored_events: list[StoredEvent]) -> set[UUID]:
         """The keys the given events may have been sealed with (for the new ones among them)."""

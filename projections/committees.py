@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 
 from domain.committees import ManagementCommittee
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.sorting import person_key
+from projections.sorting import pinyin_key
 
 
 class CommitteeAgendasView(ViewRecorder):
@@ -177,7 +177,7 @@ def list_committees(conn: Connection[DictRow], area: str | None,
         + " GROUP BY c.id ORDER BY c.name, c.id",
         params,
     ).fetchall()
-    return sorted((dict(r) for r in rows), key=lambda r: (person_key(r["name"]), str(r["id"])))
+    return sorted((dict(r) for r in rows), key=lambda r: (pinyin_key(r["name"]), str(r["id"])))
 
 
 def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, Any]:

@@ -169,3 +169,41 @@ def test_the_pipeline_shows_each_site_by_stage_with_what_it_lacks(caseworker: Ap
     assert [s["id"] for s in by_status] == [lacking["id"]]
     small = supervisor.get("/sites", params={"area": code, "band": "under_500"}).json()["items"]
     assert {s["id"] for s in small} == {unassessed["id"], stale["id"]}
+
+
+def test_a_name_only_member_is_sealed_everywhere_and_erased_with_the_resident_it_names(
+        caseworker: Api, supervisor: Api, as_role: Any, services: Services) -> None:
+    """Found by a review: a preparation group's or an election's people known by name only (no
+    resident id) were kept in plain text in the store, snapshots and Kafka, and outlived the
+    erasure of the resident they name."""
+    site = new_site(supervisor)
+    assess(caseworker, site["id"], assessed_on="2026-11-01")
+    assert supervisor.post(f"/sites/{site['id']}/preparation", {
+        "approved_on": "2026-11-10", "group": [{"name": "Zhou Yiyi", "role": "head"}]}).status_code == 200
+    people = candidates(5)
+    people[0]["name"] = "Zhou Yiyi"
+    assert supervisor.post(f"/sites/{site['id']}/elections", {"held_on": "2026-11-20", "seats": 5,
+                                                              "candidates": people}).status_code == 200
+    services.app.take_snapshot(UUID(site["id"]))
+    with services.pool.connection() as conn:
+        rows = conn.execute(f"SELECT state FROM {EVENTS_TABLE} WHERE originator_id = %s",
+                            (UUID(site["id"]),)).fetchall()
+        snapshots = conn.execute("SELECT state FROM liudong_snapshots WHERE originator_id = %s",
+                                 (UUID(site["id"]),)).fetchall()
+    assert snapshots and not any(b"Zhou" in bytes(r["state"]) for r in [*rows, *snapshots])
+    assert not any(b"Candidate 1" in bytes(r["state"]) for r in rows)
+    doc = as_role("auditor").get(f"/sites/{site['id']}").json()
+    assert doc["preparation"]["group"][0]["name"] == "Zhou Yiyi"
+    assert "Zhou Yiyi" in {m["name"] for m in doc["elected_committee"]["members"]}
+    masked = as_role("api_consumer").get(f"/sites/{site['id']}").json()
+    assert masked["preparation"]["group"][0]["name"] == "Zhou*"
+
+    resident = caseworker.post("/residents", resident_body(name="Zhou Yiyi")).json()["id"]
+    erased = supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                                "note": "request 2026-302"})
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["texts_erased"] == 2  # the group's event and the election's
+    doc = as_role("auditor").get(f"/sites/{site['id']}").json()  # the cached copy and the snapshot read it erased
+    assert doc["preparation"]["group"][0]["name"] != "Zhou Yiyi"
+    assert "Zhou Yiyi" not in {m["name"] for m in doc["elected_committee"]["members"]}
+    assert doc["preparation"]["group"][0]["role"] == "head"  # the rest stays
