@@ -57,6 +57,11 @@ def effective_on(event: Any, catalogue: EventCatalogue) -> date | None:
     return when.astimezone(OFFICE_TZ).date() if when is not None else None
 
 
+def _dated(event: Any, catalogue: EventCatalogue) -> bool:
+    event_type = catalogue.by_class.get(type(event))
+    return bool(event_type is not None and event_type.effective_field)
+
+
 def history(app: OfficeApplication, aggregate_id: UUID, catalogue: EventCatalogue, *, after_version: int = 0,
             limit: int | None = None) -> list[Entry]:
     """The record's events in order with their global positions (personal fields opened)."""
@@ -80,7 +85,8 @@ def history(app: OfficeApplication, aggregate_id: UUID, catalogue: EventCatalogu
 def as_of(entries: list[Entry], catalogue: EventCatalogue, *, known_at: datetime | None = None,
           effective_at: date | None = None) -> Any:
     """The record folded from the events recorded by ``known_at`` and in effect by
-    ``effective_at`` (None: the record did not exist then)."""
+    ``effective_at`` (None: the record did not exist then; a record created by an event with
+    no date in the world exists on every date once recorded)."""
     aggregate: Any = None
     for entry in entries:
         event = entry.event
@@ -88,7 +94,9 @@ def as_of(entries: list[Entry], catalogue: EventCatalogue, *, known_at: datetime
             when = recorded_at(event)
             if when is not None and when > known_at:
                 continue
-        if effective_at is not None:
+        if effective_at is not None and not (entry.version == 1 and not _dated(event, catalogue)):
+            # A record whose creation has no date in the world (a housing site registered, a
+            # program opened) is there on every date: the facts about it carry their own.
             on = effective_on(event, catalogue)
             if on is not None and on > effective_at:
                 continue

@@ -136,6 +136,11 @@ def test_a_record_as_known_at_a_moment_and_as_true_on_a_date(
     site_then = auditor.get(f"/sites/{site}", params={"known_at": "2026-05-15T12:00:00+08:00"}).json()
     assert site_then["occupants"] == 1
     assert auditor.get(f"/sites/{site}", params={"effective_at": "2026-05-10"}).json()["occupants"] == 0
+    # A site's registration has no date in the world: the site is there on a date before it was
+    # recorded, with the moves into it dated then (found by a review: it answered 404 while the
+    # residents' and the population's views placed people in it on that date).
+    early = auditor.get(f"/sites/{site}", params={"effective_at": "2026-01-02"})
+    assert early.status_code == 200 and early.json()["occupants"] == 0
 
     before = auditor.get(f"/residents/{resident}", params={"known_at": "2026-02-01T00:00:00+08:00"})
     assert before.status_code == 404 and before.json()["rule"] == "not_yet"
