@@ -269,10 +269,14 @@ class Services:
                     log.info("%s: %d", sweep.__name__, count)
 
     def ensure_schema(self) -> None:
+        """The views' tables where missing (a fresh database). A view built by another
+        version is left to its follower: this process (an API process, a command such as
+        ``projections status``) does not drop a view that workers are keeping (found by a
+        review: a read-only command dropped a live view under running workers)."""
         with self.pool.connection() as conn:
             ensure_engine_schema(conn)
             for cls in self.projections.values():
-                ViewApplier(cls, privacy=self.app.vault).ensure_schema(conn)
+                ViewApplier(cls, privacy=self.app.vault).ensure_schema(conn, rebuild=False)
 
     def close(self) -> None:
         self._stopping.set()

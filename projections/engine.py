@@ -220,14 +220,21 @@ class ViewApplier:
         ).format(t=tracking)
 
     # -- schema -----------------------------------------------------------------------------
-    def ensure_schema(self, conn: Connection[Any]) -> None:
+    def ensure_schema(self, conn: Connection[Any], *, rebuild: bool = True) -> None:
         """Create the view's tables and its tracking table, if missing. A view built by an
         older version of its class (``View.version``) is dropped first: the follower then
-        builds it again from the first event."""
+        builds it again from the first event. Only a follower does that (``rebuild``); any
+        other process (an API process, a command) leaves a view of another version as it is,
+        for its follower, which would otherwise go on from positions whose rows were dropped."""
         view = self.projection.view_class
         tracking = Identifier(self.projection.tracking_table())
-        if self._built_version(conn) == view.version:
+        built = self._built_version(conn)
+        if built == view.version:
             return  # no DDL: its table locks would make the view's writers wait
+        if not rebuild and built is not None:
+            log.warning("view %s was built by version %s; its follower (the projector or a worker of this"
+                        " version) rebuilds it as version %s", self.name, built or 1, view.version)
+            return
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.projection.lock_key(),))
             conn.execute(SQL(

@@ -135,6 +135,24 @@ def test_the_relay_publishes_each_stored_event_as_a_cloudevent_keyed_by_its_aggr
     assert "is the active relay" in cluster.log("relay")
 
 
+def test_a_worker_started_before_the_relay_makes_the_topics_with_the_configured_partitions(
+        cluster: Cluster) -> None:
+    """Found by a review: tansu makes a topic, with 4 partitions of its own, on a consumer's
+    first request for it; a worker that reached the broker before the relay decided the
+    partition count, whatever LIUDONG_KAFKA_PARTITIONS said."""
+    from kafka import KafkaAdminClient
+
+    cluster.partitions = 3
+    cluster.worker()
+    cluster.wait_log("worker", "assigned", timeout=60)
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        described = admin.describe_topics([f"{cluster.prefix}.{k}" for k in KINDS])
+    finally:
+        admin.close()
+    assert {d["name"]: len(d["partitions"]) for d in described} == {f"{cluster.prefix}.{k}": 3 for k in KINDS}
+
+
 def test_a_producer_setting_that_would_give_up_idempotence_is_refused(cluster: Cluster) -> None:
     cluster.extra_env["LIUDONG_KAFKA_PRODUCER_CONFIG"] = '{"acks": 1}'
     process = cluster.relay()

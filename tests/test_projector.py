@@ -212,3 +212,31 @@ def test_the_mark_watcher_knows_which_views_nobody_keeps(services: Services) -> 
         with services.pool.connection() as conn:
             conn.execute("DELETE FROM projection_status WHERE view IN ('ghost_for_test', 'silent_for_test')")
 
+
+
+def test_a_process_that_keeps_no_views_leaves_a_view_of_another_version_to_its_follower(
+        services: Services, stamp: Any) -> None:
+    """Found by a review: a read-only command (``projections status``) of a newer build dropped
+    a live view and its Kafka offsets under the workers keeping it, who went on from positions
+    whose rows were gone. Only a follower rebuilds a view of another version."""
+    from psycopg.sql import SQL, Identifier
+
+    from projections.engine import VIEW_VERSION
+
+    cls = services.projections["residents"]
+    tracking = Identifier(cls.tracking_table())
+    current = cls.view_class.version
+    with services.pool.connection() as conn:
+        register(services, stamp, "Versioned Person")
+        conn.execute(SQL("UPDATE {} SET notification_id = %s WHERE application_name = %s").format(tracking),
+                     (current - 1, VIEW_VERSION))
+        try:
+            before = conn.execute("SELECT count(*) AS n FROM residents").fetchone()["n"]
+            services.ensure_schema()  # what every API process and command does at start
+            assert conn.execute("SELECT count(*) AS n FROM residents").fetchone()["n"] == before
+            row = conn.execute(SQL("SELECT notification_id FROM {} WHERE application_name = %s").format(tracking),
+                               (VIEW_VERSION,)).fetchone()
+            assert row["notification_id"] == current - 1  # left for the follower to rebuild
+        finally:
+            conn.execute(SQL("UPDATE {} SET notification_id = %s WHERE application_name = %s").format(tracking),
+                         (current, VIEW_VERSION))

@@ -135,7 +135,13 @@ def ensure_topics(admin: KafkaAdminClient, settings: Settings, topics: Iterable[
             log.info("created topics %s with %d partitions", ", ".join(missing), settings.kafka_partitions)
         except TopicAlreadyExistsError:
             pass
-    return topic_ids(admin, wanted)
+    described = admin.describe_topics(wanted)
+    other = sorted(f"{d['name']} ({len(d.get('partitions') or [])})" for d in described
+                   if not d.get("error_code") and len(d.get("partitions") or []) != settings.kafka_partitions)
+    if other:  # made by someone else (a broker creating topics on a client's first request)
+        log.warning("topics %s do not have the configured %d partitions; the partition count of an existing"
+                    " topic is not changed here", ", ".join(other), settings.kafka_partitions)
+    return {d["name"]: str(d.get("topic_id") or "") for d in described if not d.get("error_code")}
 
 
 def topic_ids(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, str]:

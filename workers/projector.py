@@ -54,6 +54,7 @@ from workers.kafka import (
     client_timeouts,
     create_producer,
     dead_letter_topic,
+    ensure_topics,
     event_topics,
     topic_ids,
 )
@@ -126,6 +127,16 @@ class Worker:
             ensure_engine_schema(conn)
             for applier in self.appliers.values():
                 applier.ensure_schema(conn)
+            # The topics made here with the configured partitions if the relay has not yet: a
+            # broker that makes topics on a consumer's first request (tansu does, whatever the
+            # client asks) would otherwise give them its own count (found by a review).
+            admin = admin_client(self.settings)
+            try:
+                ensure_topics(admin, self.settings, self.topics)
+            except KafkaError as error:  # not allowed to (the cluster's ACLs): the relay makes them
+                log.info("worker did not make the topics (%s); the relay does", type(error).__name__)
+            finally:
+                admin.close()
             consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap(self.settings),
                 group_id=self.group_id,
