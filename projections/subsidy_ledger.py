@@ -175,6 +175,11 @@ class SubsidyLedgerProjection(SqlProjection):
             " to_jsonb(%s::text)) ORDER BY n), '[]') FROM jsonb_array_elements(schedule) WITH ORDINALITY AS s(i, n))",
             e.verified_on, e.verified_on.isoformat())
 
+    @handles(event_class(SubsidyApplication, "JustificationErased"))
+    def justification_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
+        # The ledger holds no justification: the row only keeps the application's version.
+        self._application(cursor, e, "status = status")
+
     @handles(event_class(SubsidyApplication, "Revoked"))
     def revoked(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._application(cursor, e, "status = %s, committed = committed - %s, claw_back = %s",
