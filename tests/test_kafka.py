@@ -172,6 +172,13 @@ def test_a_producer_setting_that_would_give_up_idempotence_is_refused(cluster: C
     standby = cluster.relay("relay-standby")
     assert standby.wait(60) == 2 and leader.poll() is None
     assert "enable_idempotence is off" in cluster.log("relay-standby")
+    # A setting kafka-python itself refuses is refused at once, not retried for ever (found by a review).
+    cluster.extra_env["LIUDONG_KAFKA_PRODUCER_CONFIG"] = '{"api_version": [0, 10, 0]}'
+    leader.send_signal(signal.SIGKILL)
+    leader.wait(10)
+    rejected = cluster.relay("relay-rejected")
+    assert rejected.wait(60) == 2, cluster.log("relay-rejected")[-2000:]
+    assert "api_version" in cluster.log("relay-rejected")
 
 
 def test_a_second_relay_waits_on_standby_and_takes_over_when_the_first_dies(

@@ -9,7 +9,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaConfigurationError, TopicAlreadyExistsError
 
 from application.events import KINDS, UNKNOWN_KIND
 from application.settings import Settings
@@ -50,6 +50,8 @@ def create_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config = producer_config(settings, **overrides)
     try:
         producer = KafkaProducer(**config)
+    except KafkaConfigurationError as error:  # a setting kafka-python refuses: no retry mends it
+        raise ProducerMisconfigured(f"refusing producer settings: {error}") from error
     except Exception as error:  # kafka-python refuses settings that contradict idempotence
         if "idempoten" in str(error).lower():
             raise ProducerMisconfigured(f"refusing producer settings: {error}") from error
