@@ -238,6 +238,8 @@ def _check_event(event: dict[str, Any]) -> str | None:
         return "not an event line as exported (its fields differ)"
     try:
         state = base64.b64decode(event["state"], validate=True)
+        if base64.b64encode(state).decode() != event["state"]:  # other padding bits: same bytes, another line
+            return "the event's state is not written as exported (altered base64)"
         digest = event_digest(UUID(event["originator_id"]), int(event["version"]), str(event["topic"]), state)
         prev = bytes.fromhex(event["prev"])
         link = bytes.fromhex(event["link"])
