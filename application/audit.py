@@ -8,6 +8,8 @@ from typing import Any
 from uuid import UUID
 
 from application.access import Principal
+from domain.disputes import DisputeCase
+from domain.residents import Resident
 from projections.pages import count_rows
 
 CHAIN_TABLE = "liudong_event_chain"
@@ -40,14 +42,21 @@ def record_case_access(conn: Any, principal: Principal, parties: list[dict[str, 
                        route: str) -> None:
     """Record a read of a dispute: a row for each resident who is a party (so a resident's
     reads include their cases'), or one row naming only the case when none is."""
-    residents = sorted({str(p["resident_id"]) for p in parties if p.get("resident_id")})
-    if not residents:
-        record_access(conn, principal, None, route, detail=str(case_id))
-        return
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            "INSERT INTO access_log (user_id, role, resident_id, route, detail) VALUES (%s, %s, %s, %s, %s)",
-            [(principal.actor.user_id, principal.actor.role.value, UUID(r), route, str(case_id)) for r in residents])
+    residents: list[UUID | None] = [UUID(r) for r in sorted({str(p["resident_id"]) for p in parties
+                                                             if p.get("resident_id")})]
+    for resident in residents or [None]:
+        record_access(conn, principal, resident, route, detail=str(case_id))
+
+
+def record_read(conn: Any, principal: Principal, record: Any, route: str) -> None:
+    """Record a read of a record's history or page: a resident's under their id, a dispute's
+    under each resident party, any other record by its id."""
+    if isinstance(record, DisputeCase):
+        record_case_access(conn, principal, record.parties, record.id, route)
+    elif isinstance(record, Resident):
+        record_access(conn, principal, record.id, route)
+    else:
+        record_access(conn, principal, None, route, detail=str(record.id))
 
 
 def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetime | None,

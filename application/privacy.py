@@ -324,14 +324,18 @@ class Vault:
         except Exception:  # a value sealed with another key, or altered: unreadable
             return ERASED
 
-    def open_all(self, value: Any) -> Any:
-        """``open`` applied throughout a JSON-like structure."""
+    def open_all(self, value: Any, *, keep_unlinked_names: bool = False) -> Any:
+        """``open`` applied throughout a JSON-like structure. With ``keep_unlinked_names``
+        the name of a member known by name only (no ``resident_id``) stays sealed: the
+        aggregates keep it so (``PrivateMapper``), and readers open it."""
         if isinstance(value, str):
             return self.open(value)
         if isinstance(value, list):
-            return [self.open_all(v) for v in value]
+            return [self.open_all(v, keep_unlinked_names=keep_unlinked_names) for v in value]
         if isinstance(value, dict):
-            return {k: self.open_all(v) for k, v in value.items()}
+            keep = keep_unlinked_names and not value.get("resident_id") and sealed(value.get("name"))
+            return {k: v if keep and k == "name" else self.open_all(v, keep_unlinked_names=keep_unlinked_names)
+                    for k, v in value.items()}
         return value
 
 
@@ -581,20 +585,11 @@ class PrivateMapper(Mapper[UUID]):
                     state[name] = self._open(value)
         return event
 
-    def _open(self, value: Any, depth: int = 0) -> Any:
-        """``Vault.open_all``, but a member known by name only keeps their name sealed (see
-        ``_seal``): readers open it through the presenter, and once an erasure destroyed its
-        key every copy of the aggregate, cached or snapshotted, reads it erased."""
-        if isinstance(value, str):
-            return self.vault.open(value)
-        if depth > 8:
-            return value
-        if isinstance(value, list):
-            return [self._open(v, depth + 1) for v in value]
-        if isinstance(value, dict):
-            keep = "name" in value and not value.get("resident_id") and sealed(value["name"])
-            return {k: v if keep and k == "name" else self._open(v, depth + 1) for k, v in value.items()}
-        return value
+    def _open(self, value: Any) -> Any:
+        """A member known by name only keeps their name sealed (see ``_seal``): readers open
+        it through the presenter, and once an erasure destroyed its key every copy of the
+        aggregate, cached or snapshotted, reads it erased."""
+        return self.vault.open_all(value, keep_unlinked_names=True)
 
     def sealed_keys(self, stored_events: list[StoredEvent]) -> set[UUID]:
         """The keys the given events may have been sealed with (for the new ones among them)."""

@@ -17,32 +17,29 @@ SURNAME_READINGS = {
 }
 
 
-def person_key(text: str | None) -> str:
-    """``pinyin_key`` for a person's name: its first character read as a surname."""
-    if not text:
-        return ""
-    return _person_key(text)
-
-
-@lru_cache(maxsize=65536)
-def _person_key(text: str) -> str:
-    reading = SURNAME_READINGS.get(text[0])
-    if reading is None:
-        return _pinyin_key(text)
-    rest = " ".join(lazy_pinyin(text[1:], style=Style.NORMAL)) if len(text) > 1 else ""
-    return (reading + (" " + rest if rest else "")).casefold() + "\x01" + text
-
-
 def pinyin_key(text: str | None) -> str:
     """A text key that sorts ``text`` by its pinyin (tones left out), then by the text itself,
     compared byte by byte (the views keep it under the C collation)."""
-    if not text:
-        return ""
-    return _pinyin_key(text)
+    return reading(text) + "\x01" + text if text else ""
+
+
+def person_key(text: str | None) -> str:
+    """``pinyin_key`` for a person's name: its first character read as a surname."""
+    return person_reading(text) + "\x01" + text if text else ""
 
 
 # Masked names (a surname and a star), areas and site names repeat: a rebuild of 260,000
 # residents asks for a few hundred distinct keys, and pypinyin takes ~10 µs each time.
 @lru_cache(maxsize=65536)
-def _pinyin_key(text: str) -> str:
-    return " ".join(lazy_pinyin(text, style=Style.NORMAL)).casefold() + "\x01" + text
+def reading(text: str) -> str:
+    """``text``'s pinyin, tones left out, case-folded."""
+    return " ".join(lazy_pinyin(text, style=Style.NORMAL)).casefold()
+
+
+@lru_cache(maxsize=65536)
+def person_reading(text: str) -> str:
+    """``reading`` of a person's name: its first character read as a surname."""
+    surname = SURNAME_READINGS.get(text[:1])
+    if surname is None:
+        return reading(text)
+    return " ".join(filter(None, (surname, reading(text[1:]) if len(text) > 1 else ""))).casefold()

@@ -143,9 +143,12 @@ def ensure_topics(admin: KafkaAdminClient, settings: Settings, topics: Iterable[
     if other:  # made by someone else (a broker creating topics on a client's first request)
         log.warning("topics %s do not have the configured %d partitions; the partition count of an existing"
                     " topic is not changed here", ", ".join(other), settings.kafka_partitions)
-    return {d["name"]: str(d.get("topic_id") or "") for d in described if not d.get("error_code")}
+    return _ids(described)
 
 
 def topic_ids(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, str]:
-    described = admin.describe_topics(list(topics))
+    return _ids(admin.describe_topics(list(topics)))
+
+
+def _ids(described: list[dict[str, Any]]) -> dict[str, str]:
     return {d["name"]: str(d.get("topic_id") or "") for d in described if not d.get("error_code")}

@@ -18,7 +18,7 @@ from api.present import Presenter
 from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, PageOut, Public
 from api.summaries import summary
-from application.audit import access_log, count_access_log, record_access, record_case_access
+from application.audit import access_log, count_access_log, record_access, record_read
 from application.chain import b64, checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
@@ -93,11 +93,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                                      if more and items else None)
         if personal:
             with services.pool.connection() as conn:
-                if isinstance(record, DisputeCase):
-                    record_case_access(conn, principal, record.parties, aggregate_id, request.url.path)
-                else:
-                    record_access(conn, principal, aggregate_id if kind is Resident else None,
-                                  request.url.path, detail=None if kind is Resident else str(aggregate_id))
+                record_read(conn, principal, record, request.url.path)
         return respond(page, {"Cache-Control": "no-store"})
 
     endpoint.__doc__ = (f"Every event of one {kind.__name__} in order: type, actor, recorded time, effective date, "

@@ -17,9 +17,8 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from pypinyin import lazy_pinyin
 
-from projections.sorting import person_key
+from projections.sorting import person_reading, reading
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES = {"zh-CN": "zh_CN", "en": "en"}
@@ -60,5 +59,5 @@ def sort_key(lang: str, text: str | None, *, person: bool = False) -> str:
     if not text:
         return ""
     if lang == "zh-CN":
-        return person_key(text).split("\x01")[0] if person else " ".join(lazy_pinyin(text)).casefold()
+        return person_reading(text) if person else reading(text)
     return text.casefold()

@@ -264,19 +264,19 @@ class ResidencyCommands(OfficeApplication):
                 case = self.load(DisputeCase, case_id, field_name="case")
                 case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp)
                 changed.append(case)
+            # Each record holding such a text records it, so its readers (and caches) see it erased.
             by_committee: dict[UUID, list[dict[str, str]]] = {}
             for text in named:
                 if text.kind in COMMITTEE_TEXTS:
                     by_committee.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
-            for committee_id, items in by_committee.items():  # its readers (and caches) see them erased
-                committee = self.load(ManagementCommittee, committee_id, field_name="committee")
-                committee.erase_texts(items=items, stamp=stamp)
-                changed.append(committee)
-            for text in named:
-                if text.topic == APPLICATION_TEXT:
+                elif text.topic == APPLICATION_TEXT:
                     application = self.load(SubsidyApplication, text.originator_id, field_name="application")
                     application.erase_justification(stamp=stamp)
                     changed.append(application)
+            for committee_id, items in by_committee.items():
+                committee = self.load(ManagementCommittee, committee_id, field_name="committee")
+                committee.erase_texts(items=items, stamp=stamp)
+                changed.append(committee)
             return resident, changed
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:

@@ -16,7 +16,7 @@ from api.summaries import summary
 from api.web.core import current_page, uuid_or_none
 from api.web.i18n import gettext_for
 from application.access import acting_in
-from application.audit import record_access, record_case_access
+from application.audit import record_read
 from application.history import effective_on, history
 from application.store import AreaNotAllowed, NotFound
 from domain.active_members import ActiveMember
@@ -96,10 +96,6 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
         })
     if personal:
         with page.services.pool.connection() as conn:
-            if isinstance(record, DisputeCase):
-                record_case_access(conn, page.principal, record.parties, aggregate_id, request.url.path)
-            else:
-                record_access(conn, page.principal, aggregate_id if aggregate_type is Resident else None,
-                              request.url.path, detail=None if aggregate_type is Resident else str(aggregate_id))
+            record_read(conn, page.principal, record, request.url.path)
     return page.render("history.html", entries=entries, kind=kind, record=record,
                        back=back.format(id=aggregate_id), record_id=str(aggregate_id))

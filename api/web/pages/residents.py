@@ -147,7 +147,7 @@ def residents(request: Request) -> Response:
         return "/ui/residents" + (f"?{urlencode(kept)}" if kept else "")
 
     return page.render("residents.html", residents=page.sorted_by_name(shown, person=True), total=total,
-                       more=next_cursor is not None, next_url=search_url(next_cursor) if next_cursor else None,
+                       next_url=search_url(next_cursor) if next_cursor else None,
                        first_url=search_url() if cursor and "cursor" not in page.dropped else None,
                        values=values, outcome=problem, areas=_areas(page),
                        sites=[(str(s["id"]), s["name"]) for s in sites],
