@@ -190,8 +190,12 @@ def test_a_supervisor_changes_and_erases_the_contact_person_in_the_browser(
     assert document["contact"] in ("[已删除]", "[erased]") and document["contact_erased_on"]
 
     browser.go(f"/ui/history/operators/{operator}")
-    events = [cell.text for cell in browser.find_all("#history td.event")]
-    assert events == ["Operator.Registered", "Operator.ContactChanged", "Operator.ContactErased"]
+    rows = browser.find_all("#history tbody tr")
+    assert [row.get_attribute("data-event") for row in rows] == [
+        "Operator.Registered", "Operator.ContactChanged", "Operator.ContactErased"]
+    words = [cell.text for cell in browser.find_all("#history td.event")]  # in words, not class names
+    zh = ["\u767b\u8bb0\u7ecf\u8425\u8005", "\u8054\u7cfb\u4eba\u53d8\u66f4", "\u5220\u9664\u8054\u7cfb\u4eba"]
+    assert words == (zh if lang == "zh-CN" else ["Registered", "Contact changed", "Contact erased"])
     browser.shot(f"{journey}-history")
 
 

@@ -243,8 +243,10 @@ def test_a_preparation_refused_for_a_missing_facility_names_it_keeps_the_typing_
         "villages": ["银杏村"]}).status_code == 200
     boss = web("supervisor")
     page = boss.page(f"/ui/sites/{site_id}?lang={lang}")
-    assert page.post_forms() == SITE_FORMS | {"assess-form", "preparation-form"}
-    before = stored()
+    assert page.post_forms() == SITE_FORMS | {"assess-form"}  # no approval form offered while it lacks a clinic
+    lacks = "\u536b\u751f\u5ba4" if lang == "zh-CN" else "Facility missing: clinic"
+    assert lacks in page.text("preparation-not-ready")
+    before = stored()  # a form posted anyway (an old tab) is refused in words
     refused = boss.post(f"/ui/sites/{site_id}/preparation?lang={lang}", {
         "approved_on": "2026-11-24", "member_name_1": "王芳", "member_role_1": "组长", "member_name_2": "李伟",
         "note": "街道党工委会议通过"})
@@ -416,15 +418,10 @@ def test_a_supervisor_takes_a_new_site_from_registration_to_an_elected_committee
     assert browser.find("#site-stage").text == words["assessed"]
     assert words["clinic"] in browser.find("#site-lacks").text
 
-    # A preparation now is refused, naming the clinic; what was typed stays, nothing is stored.
-    browser.fill("member_name_1", "王芳")
-    before = stored()
-    browser.submit("preparation-submit")
-    problem = browser.find("#preparation-card .problem")
-    assert problem.get_attribute("data-rule") == "site_not_ready" and words["clinic"] in problem.text
-    assert browser.find("#preparation-member_name_1").get_attribute("value") == "王芳"
-    assert before.unchanged()
-    browser.shot(f"{journey}-3-refused")
+    # No preparation is offered while the clinic is missing: the card says what the site lacks.
+    assert not browser.find_all("#preparation-form")
+    assert words["clinic"] in browser.find("#preparation-not-ready").text
+    browser.shot(f"{journey}-3-not-ready")
 
     # The clinic reopens: a new assessment the same day, and the site lacks nothing.
     assert not browser.find("#assess-facility-clinic").is_selected()  # the latest assessment's ticks

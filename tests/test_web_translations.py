@@ -41,3 +41,17 @@ def test_each_message_is_defined_once_per_language() -> None:
     for locale in ("zh_CN", "en"):
         twice = {k: [f for f, _ in v] for k, v in catalogue(locale).items() if len(v) > 1}
         assert not twice, f"{locale}: defined in several catalogues (the last merged wins): {twice}"
+
+
+def test_every_event_a_history_page_shows_has_a_name_in_words_in_both_languages() -> None:
+    """Found by a review: the history pages showed class names (``Operator.ContactChanged``)."""
+    from api.routes.history import CATALOGUE
+    from api.web.pages.history import KINDS
+
+    shown = {t.name for t in CATALOGUE.by_name.values()
+             if any(t.cls.__qualname__.startswith(f"{a.__name__}.") for a, _, _ in KINDS.values())}
+    assert len(shown) > 80
+    for locale in ("zh_CN", "en"):
+        found = catalogue(locale)
+        missing = sorted(n for n in shown if not any(s for _, s in found.get(f"event.{n}", [])))
+        assert not missing, f"{locale}: events without words: {missing}"

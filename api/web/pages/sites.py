@@ -156,9 +156,14 @@ async def register_site(request: Request) -> Response:
 def _actions(page: Page, site: HousingSite) -> dict[str, bool]:
     """The community's forms this user may run at this site's stage."""
     stage, open_ = site.stage, site.closed_on is None
+    preparing = page.may(COMMUNITY_ROLES) and open_ and stage == CommunityStage.ASSESSED
+    not_ready = preparing and bool(site.preparation_missing(page.services.today()))
     return {
         "assess": page.may(ASSESS_ROLES) and open_ and stage in (CommunityStage.UNASSESSED, CommunityStage.ASSESSED),
-        "preparation": page.may(COMMUNITY_ROLES) and open_ and stage == CommunityStage.ASSESSED,
+        # a site that lacks something today gets no approval form, only what it lacks (found by a review:
+        # the form was offered and then refused)
+        "preparation": preparing and not not_ready,
+        "preparation_blocked": not_ready,
         "election": page.may(COMMUNITY_ROLES) and open_ and stage in (CommunityStage.PREPARATION,
                                                                          CommunityStage.TERM_ENDED),
         "term_end": page.may(COMMUNITY_ROLES) and stage == CommunityStage.COMMUNITY and site.community is not None,
