@@ -81,6 +81,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "SubsidyApplication.PaymentRecorded": ("{paid_on}支付{amount}元", "Paid {amount} yuan on {paid_on}"),
     "SubsidyApplication.OutcomeVerified": ("{verified_on}验收成果", "Outcome verified on {verified_on}"),
     "SubsidyApplication.Revoked": ("撤销，追回{claw_back}元", "Revoked; {claw_back} yuan to be paid back"),
+    "SubsidyApplication.JustificationErased": ("申请理由中的个人信息已删除", "Personal data in the justification erased"),
+    "SubsidyApplication.TextsErased": ("申请材料中的个人信息已删除", "Personal data in the application's texts erased"),
     "Operator.Registered": ("登记运作主体（{operator_type}），所在地{area}", "Operator ({operator_type}) registered in {area}"),
     "Operator.SiteAssigned": ("{assigned_on}起运作一个集中居住点", "Took over running a housing site on {assigned_on}"),
     "Operator.SiteReleased": ("{released_on}不再运作一个集中居住点", "Stopped running a housing site on {released_on}"),

@@ -424,6 +424,11 @@ def _policies() -> dict[str, Sealing]:
         # whose house is repaired), sealed as a committee's text is.
         "domain.subsidies:SubsidyApplication.Submitted": Sealing(fields=("justification",), key="text",
                                                                  kind="text"),
+        # The notes and reasons of its decisions, likewise (a family named in why it was revoked).
+        "domain.subsidies:SubsidyApplication.ApprovalGiven": Sealing(fields=("note",), key="text", kind="text"),
+        "domain.subsidies:SubsidyApplication.Rejected": Sealing(fields=("reason",), key="text", kind="text"),
+        "domain.subsidies:SubsidyApplication.OutcomeVerified": Sealing(fields=("note",), key="text", kind="text"),
+        "domain.subsidies:SubsidyApplication.Revoked": Sealing(fields=("reason",), key="text", kind="text"),
     }
 
 
@@ -467,6 +472,9 @@ class PrivateMapper(Mapper[UUID]):
     def _seal(self, policy: Sealing, originator_id: UUID, state: dict[str, Any], *, created: bool = False,
               version: int = 0) -> None:
         if policy.key == "text":  # a key of its own, made for this event
+            if not any(state.get(name) for name in policy.fields) and not any(
+                    isinstance(e, dict) and e.get(f) for name, f in policy.nested_texts for e in state.get(name) or []):
+                return  # no text (an approval without a note): no key to make, nothing to seal
             text_id = text_key_id(originator_id, version)
             text_key = self.vault.key(text_id, kind=policy.kind, create=True, new=True,
                                       origin=(originator_id, version))

@@ -162,6 +162,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "Revoked": "domain.subsidies:SubsidyApplication.Revoked",
         "RewardLapsed": "domain.subsidies:SubsidyApplication.RewardLapsed",
         "JustificationErased": "domain.subsidies:SubsidyApplication.JustificationErased",
+        "TextsErased": "domain.subsidies:SubsidyApplication.TextsErased",
     }),
     Frozen(Operator, "domain.operators:Operator", {
         "Registered": "domain.operators:Operator.Registered",

@@ -9,7 +9,7 @@ site's operator type so the ledger can show that it does not, and no rule here r
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -564,13 +564,45 @@ class SubsidyApplication(Aggregate):
         self.claw_back = claw_back
 
     # -- erasure ----------------------------------------------------------------
-    def erase_justification(self, *, stamp: Stamp) -> None:
-        """The justification named a resident whose personal data was erased: the key that
-        sealed it was destroyed in the same transaction; every reader (and cache) sees it so."""
-        if self.justification != ERASED:
-            self._justification_erased(**stamp.event_fields())
+    def erase_texts(self, *, items: Sequence[dict[str, str]], stamp: Stamp) -> None:
+        """Free texts of the application (the justification, an approval's note, why it was
+        rejected or revoked, the verification's note) named a resident whose personal data was
+        erased: the keys that sealed them were destroyed in the same transaction; every reader
+        (and cache) sees them so. ``items``: ``{"event": the event's name, "ref": the approver
+        for an approval}``."""
+        wanted = [dict(i) for i in items if self._holds_text(i.get("event", ""), str(i.get("ref", "")))]
+        if wanted:
+            self._texts_erased(items=wanted, **stamp.event_fields())
+
+    def _holds_text(self, kind: str, ref: str) -> bool:
+        if kind == "Submitted":
+            return self.justification != ERASED
+        if kind == "ApprovalGiven":
+            return any(a.approved_by == ref and a.note not in (None, ERASED) for a in self.approvals)
+        if kind == "Rejected":
+            return self.rejection_reason not in (None, ERASED)
+        if kind == "Revoked":
+            return self.revocation_reason not in (None, ERASED)
+        return kind == "OutcomeVerified"  # the note is not kept here: recorded for the history's readers
+
+    @event("TextsErased")
+    def _texts_erased(self, *, items: list[dict[str, str]], actor_id: str, actor_role: str,
+                      recorded_at: datetime) -> None:
+        """Free texts of the application that named an erased resident read as erased; the rest stays."""
+        for item in items:
+            kind, ref = item.get("event"), str(item.get("ref", ""))
+            if kind == "Submitted":
+                self.justification = ERASED
+            elif kind == "ApprovalGiven":
+                self.approvals = [replace(a, note=ERASED) if a.approved_by == ref and a.note is not None else a
+                                  for a in self.approvals]
+            elif kind == "Rejected":
+                self.rejection_reason = ERASED
+            elif kind == "Revoked":
+                self.revocation_reason = ERASED
 
     @event("JustificationErased")
     def _justification_erased(self, *, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
-        """The justification named an erased resident: it reads as erased; the rest of the application stays."""
+        """The justification named an erased resident: it reads as erased; the rest of the application
+        stays. (Stored by erasures before TextsErased; kept so their records replay.)"""
         self.justification = ERASED

@@ -180,6 +180,11 @@ class SubsidyLedgerProjection(SqlProjection):
         # The ledger holds no justification: the row only keeps the application's version.
         self._application(cursor, e, "status = status")
 
+    @handles(event_class(SubsidyApplication, "TextsErased"))
+    def texts_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
+        # Nor any note or reason.
+        self._application(cursor, e, "status = status")
+
     @handles(event_class(SubsidyApplication, "Revoked"))
     def revoked(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._application(cursor, e, "status = %s, committed = committed - %s, claw_back = %s",

@@ -899,3 +899,52 @@ def test_a_justification_naming_a_resident_is_sealed_hidden_without_pii_and_eras
 
     assert application(as_role("auditor"), application_id)["justification"] == erased_text("zh")
     assert application(supervisor, application_id)["status"] == "submitted"  # the rest of the record stays
+
+
+def test_notes_and_reasons_naming_a_resident_are_sealed_hidden_without_pii_and_erased_with_them(
+        caseworker: Api, supervisor: Api, finance: Api, as_role: Any, http: httpx.Client,
+        services: Services) -> None:
+    """Found by a review: an approval's note and why an application was rejected or revoked are
+    free text like the justification (a family named in why a subsidy was revoked), but were
+    stored in plain text and outlived the erasure of the person they name."""
+    from tests.factories import resident_body
+
+    name = "Sun Xiaoxiao"
+    resident_id = created(caseworker.post("/residents", resident_body(name=name)))
+    program = open_program(supervisor)
+    approved = submit(caseworker, program, register_site(supervisor))
+    done(supervisor.post(f"/subsidy-applications/{approved}/approvals", {"note": f"checked with {name}"}))
+    done(finance.post(f"/subsidy-applications/{approved}/payments", payment("100.00")))
+    done(supervisor.post(f"/subsidy-applications/{approved}/revocation",
+                         {"reason": f"{name} never moved in", "claw_back": "0.00"}))
+    rejected = submit(caseworker, program, register_site(supervisor))
+    done(supervisor.post(f"/subsidy-applications/{rejected}/rejection", {"reason": f"duplicate of {name}'s"}))
+    kept = submit(caseworker, program, register_site(supervisor))
+    done(supervisor.post(f"/subsidy-applications/{kept}/rejection", {"reason": "no budget line for it"}))
+
+    with services.pool.connection() as conn:
+        states = [bytes(r["state"]) for r in conn.execute(
+            "SELECT state FROM liudong_events WHERE originator_id = ANY(%s)",
+            ([UUID(approved), UUID(rejected)],)).fetchall()]
+    assert states and not any(b"Sun Xiao" in s for s in states)
+    shown = application(caseworker, approved)
+    assert shown["approvals"][0]["note"] == f"checked with {name}"
+    assert shown["revocation"]["reason"] == f"{name} never moved in"
+    assert application(caseworker, rejected)["rejection_reason"] == f"duplicate of {name}'s"
+    consumer = application(as_role("api_consumer"), approved)
+    assert consumer["approvals"][0]["note"] is None and consumer["revocation"]["reason"] is None
+    assert application(as_role("api_consumer"), rejected)["rejection_reason"] is None
+
+    done(supervisor.post(f"/residents/{resident_id}/erasure", {"legal_basis": "data_subject_request",
+                                                                "note": "request 2026-302"}))
+    from api.deps import erased_text
+
+    after = application(as_role("auditor"), approved)
+    assert after["approvals"][0]["note"] == erased_text("zh")
+    assert after["revocation"]["reason"] == erased_text("zh")
+    assert (after["status"], after["paid"]) == ("revoked", "100.00")  # the rest of the record stays
+    assert application(as_role("auditor"), rejected)["rejection_reason"] == erased_text("zh")
+    assert application(as_role("auditor"), kept)["rejection_reason"] == "no budget line for it"
+    history = supervisor.get(f"/subsidy-applications/{approved}/history").json()["items"]
+    assert history[-1]["event"] == "SubsidyApplication.TextsErased"
+    assert not any(name in str(entry) for entry in history)

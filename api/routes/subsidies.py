@@ -255,8 +255,9 @@ def _instalments(schedule: Iterable[Instalment]) -> list[dict[str, Any]]:
 
 def application_document(application: SubsidyApplication, today: date, presenter: Presenter) -> dict[str, Any]:
     """The application as of its last event; ``due_today`` is what finance may pay today. The
-    justification is free text that may name people: hidden (null) from an api_consumer
-    without the pii scope, and erased with a resident it names."""
+    justification, an approval's note and why it was rejected or revoked are free text that may
+    name people: hidden (null) from an api_consumer without the pii scope, and erased with a
+    resident they name."""
     return {
         "id": str(application.id),
         "version": application.version,
@@ -273,8 +274,8 @@ def application_document(application: SubsidyApplication, today: date, presenter
         "submitted_by": application.submitted_by,
         "submitted_at": application.created_on.isoformat(),
         "approvals_required": application.approvals_required,
-        "approvals": [{"approved_by": a.approved_by, "note": a.note, "recorded_at": a.recorded_at.isoformat()}
-                      for a in application.approvals],
+        "approvals": [{"approved_by": a.approved_by, "note": presenter.text(a.note),
+                       "recorded_at": a.recorded_at.isoformat()} for a in application.approvals],
         "approved_on": application.approved_on.isoformat() if application.approved_on else None,
         "schedule": _instalments(application.schedule),
         "target": application.target,
@@ -286,9 +287,9 @@ def application_document(application: SubsidyApplication, today: date, presenter
                      for p in application.payments],
         "paid": format_money(application.paid),
         "due_today": format_money(application.due_by(today)),
-        "rejection_reason": application.rejection_reason,
+        "rejection_reason": presenter.text(application.rejection_reason),
         "revocation": (
-            {"reason": application.revocation_reason, "claw_back": format_money(application.claw_back)}
+            {"reason": presenter.text(application.revocation_reason), "claw_back": format_money(application.claw_back)}
             if application.claw_back is not None else None
         ),
     }

@@ -49,7 +49,9 @@ class FoldedText:
 FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
 # The committee events whose text an erasure marks erased on the committee itself.
 COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "MinutesRecorded", "ActionAssigned", "SeatVacated"})
-APPLICATION_TEXT = "domain.subsidies:SubsidyApplication.Submitted"  # a subsidy application's justification
+# A subsidy application's texts: its justification, an approval's note, why it was rejected or revoked.
+APPLICATION_TEXTS = frozenset(f"domain.subsidies:SubsidyApplication.{name}" for name in (
+    "Submitted", "ApprovalGiven", "Rejected", "OutcomeVerified", "Revoked"))
 
 
 class ResidencyCommands(OfficeApplication):
@@ -266,17 +268,20 @@ class ResidencyCommands(OfficeApplication):
                 changed.append(case)
             # Each record holding such a text records it, so its readers (and caches) see it erased.
             by_committee: dict[UUID, list[dict[str, str]]] = {}
+            by_application: dict[UUID, list[dict[str, str]]] = {}
             for text in named:
                 if text.kind in COMMITTEE_TEXTS:
                     by_committee.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
-                elif text.topic == APPLICATION_TEXT:
-                    application = self.load(SubsidyApplication, text.originator_id, field_name="application")
-                    application.erase_justification(stamp=stamp)
-                    changed.append(application)
+                elif text.topic in APPLICATION_TEXTS:
+                    by_application.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
             for committee_id, items in by_committee.items():
                 committee = self.load(ManagementCommittee, committee_id, field_name="committee")
                 committee.erase_texts(items=items, stamp=stamp)
                 changed.append(committee)
+            for application_id, items in by_application.items():
+                application = self.load(SubsidyApplication, application_id, field_name="application")
+                application.erase_texts(items=items, stamp=stamp)
+                changed.append(application)
             return resident, changed
 
         def destroy() -> list[tuple[str, Sequence[Any]]]:
@@ -346,8 +351,10 @@ class ResidencyCommands(OfficeApplication):
                 for row in cursor:
                     state = self.mapper.transcoder.decode(bytes(row["state"]))
                     opened = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
-                    # What it is about: an action (which names its meeting too), a meeting, a member.
-                    ref = state.get("action_id") or state.get("meeting_id") or state.get("member_id") or ""
+                    # What it is about: an action (which names its meeting too), a meeting, a member;
+                    # an approval by its approver (one approval each).
+                    ref = (state.get("action_id") or state.get("meeting_id") or state.get("member_id")
+                           or (state.get("actor_id") if row["topic"] in APPLICATION_TEXTS else None) or "")
                     cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
                                                       row["topic"].rsplit(".", 1)[-1], str(ref),
                                                       tuple(folded(t) for t in opened), row["topic"])

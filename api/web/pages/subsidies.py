@@ -295,7 +295,7 @@ def _application(page: Page, application_id: str, outcome: CommandOutcome | None
         needs_second=submitted and application.approvals_required == 2 and len(approvers) == 1,
         due_today=application.due_by(today), today=today.isoformat(), reward=reward, outcome=outcome,
         failed=failed, values=values or {}, unpaid=application.amount - application.paid,
-        justification=Presenter(page.services.app.vault, page.principal, page.lang).text(application.justification))
+        text=Presenter(page.services.app.vault, page.principal, page.lang).text)
 
 
 async def _act(request: Request, application_id: str, roles: frozenset[Role], name: str) -> Response:
