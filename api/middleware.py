@@ -132,6 +132,10 @@ def _address(scope: Scope) -> bytes:
     return str((scope.get("client") or ("?",))[0]).encode()
 
 
+# Set in the request's state by the web application when a session cookie is refused.
+REFUSED_SESSION = "refused_session"
+
+
 def _session_cookie(cookies: bytes) -> bytes | None:
     for part in cookies.split(b";"):
         name, _, value = part.strip().partition(b"=")
@@ -199,7 +203,10 @@ class Guard:
                         500, "Internal server error", "the service failed; the error is logged by its kind",
                         "internal_error"))
         finally:
-            if status_seen == 401 and self.refused is not None:
+            # A refused key (401), or a session cookie the web application did not know
+            # (made-up or expired; answered with the sign-in page): both count against the address.
+            refused = status_seen == 401 or bool((scope.get("state") or {}).get(REFUSED_SESSION))
+            if refused and self.refused is not None:
                 self.refused.take(_address(scope))
             if self.access_log:
                 log.info("%s %s %d %.1f ms", scope.get("method"), path, status_seen,
@@ -232,10 +239,12 @@ class Guard:
             # A key, else a signed-in browser's session, else the client's address (an office's
             # staff often share one address behind its proxy).
             credential = _credential(headers.get(b"authorization", b""))
-            if credential is not None and self.refused is not None and self.refused.waiting(_address(scope)):
-                return problem(429, "Too many requests", "slow down: too many refused keys from this address",
-                               "rate_limited", headers=[(b"retry-after", b"60")])
-            who = credential or _session_cookie(headers.get(b"cookie", b"")) or _address(scope)
+            session = _session_cookie(headers.get(b"cookie", b""))
+            if (credential is not None or session is not None) and self.refused is not None and (
+                    self.refused.waiting(_address(scope))):
+                return problem(429, "Too many requests", "slow down: too many refused keys or sessions from "
+                               "this address", "rate_limited", headers=[(b"retry-after", b"60")])
+            who = credential or session or _address(scope)
             wait = self.limiter.take(hashlib.sha256(who).digest())
             if wait:
                 seconds = str(max(1, int(wait + 0.999))).encode()

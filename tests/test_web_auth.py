@@ -3,6 +3,7 @@ sessions, CSRF, the lockout after five wrong passwords, languages."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import timedelta
 from typing import Any
@@ -275,3 +276,18 @@ def test_an_admin_of_one_area_makes_accounts_of_that_area_only(base_url: str, se
         made = unique("cw-a")
         assert create(made, a).status_code == 303
         assert made in client.get("/ui/users?lang=en").text
+
+
+def test_made_up_session_cookies_count_against_the_address_as_refused_keys_do(
+        services: Services, settings: Any, staff: dict[str, str]) -> None:
+    """Found by a review: each made-up session cookie had an allowance of its own and was never
+    counted as refused, so one address could try cookies without end."""
+    from api.app import create_app
+    from tests.conftest import serve_app
+
+    tight = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 3})
+    with serve_app(create_app(tight, services)) as url, httpx.Client(base_url=url) as client:
+        answers = [client.get("/ui/residents", cookies={"liudong_session": secrets.token_urlsafe(32)}).status_code
+                   for _ in range(6)]
+        assert answers[:3] == [303, 303, 303] and answers[-1] == 429, answers
+        assert client.get("/healthz").status_code == 200  # the address without a credential is not refused

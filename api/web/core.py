@@ -21,6 +21,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.middleware import REFUSED_SESSION
 from api.schemas import CONTROL_CHARACTERS
 from api.web.i18n import DEFAULT, LANGUAGES, gettext_for, label, sort_key
 from application.access import Principal, acting_in
@@ -272,6 +273,8 @@ def current_page(request: Request) -> Page:
     token = request.cookies.get(SESSION_COOKIE)
     session = services.users.session(token, services.clock()) if token else None
     if session is None or token is None:
+        if token:  # made up or expired: counted against the address as a refused key is (api/middleware)
+            setattr(request.state, REFUSED_SESSION, True)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(target)
     user = session.user
