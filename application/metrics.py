@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -53,3 +53,16 @@ class StoreCollector(Collector):
         yield dead
         if services.settings.distributed:
             yield relay
+        group = getattr(services.app.recorder, "group_commit", None)
+        if group is not None:
+            transactions = CounterMetricFamily("liudong_group_commit_transactions", "transactions the group commit "
+                                               "stored commands in")
+            transactions.add_metric([], group.transactions)
+            yield transactions
+            commands = CounterMetricFamily("liudong_group_commit_commands", "commands stored by the group commit")
+            commands.add_metric([], group.commands)
+            yield commands
+            split = CounterMetricFamily("liudong_group_commit_split", "group transactions stored write by write "
+                                        "because one of their writes was refused")
+            split.add_metric([], group.split)
+            yield split

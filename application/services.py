@@ -25,7 +25,7 @@ from application.keys import Authenticator, TokenRules
 from application.office import Liudong
 from application.projecting import ProjectorProcess, rebuild
 from application.settings import Settings
-from application.store import IDEMPOTENCY_TABLE
+from application.store import IDEMPOTENCY_TABLE, GroupCommit
 from application.users import UserStore
 from domain.common import ERASED, Actor, DomainError, Role, Stamp
 from domain.operators import Operator
@@ -78,6 +78,7 @@ class Services:
             if not current:
                 mark_store_schema(database)
         app.command_retries = settings.command_retries
+        app.recorder.group_commit = GroupCommit() if settings.group_commit else None  # type: ignore[attr-defined]
         app.sla = settings.sla_policy()
         app.SUBSIDY_TWO_APPROVALS_THRESHOLD = settings.subsidy_two_approvals_threshold
         pool: ConnectionPool[Any] = ConnectionPool(

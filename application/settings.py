@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     pool_size: int = Field(default=10, ge=1, le=200, description="database connections per process")
+    group_commit: bool = Field(
+        default=True, description="store commands that arrive together in one transaction, each in a savepoint")
     read_wait_timeout: float = Field(
         default=2.0, ge=0, le=30, description="how long a GET with ?after=POSITION waits for the projections"
     )

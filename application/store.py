@@ -114,6 +114,90 @@ class TooMuchContention(Exception):
     """A command kept losing races for the same aggregates; the client may retry."""
 
 
+@dataclass(eq=False)
+class _Write:
+    """One command's writes, waiting for a group commit."""
+
+    stored_events: Sequence[StoredEvent]
+    claim: IdempotencyClaim | None
+    new_keys: list[NewKey]
+    ids: list[int] | None = None
+    error: BaseException | None = None
+    taken: bool = False  # by a leader, into its transaction
+    done: bool = False
+
+    def outcome(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
+
+
+class GroupCommit:
+    """Commands that reach the store together are stored in one transaction (issue 9, group
+    commit; docs/adr/0006). The first to arrive while no transaction is open leads: it takes
+    every write queued so far and stores each in a savepoint of one transaction, so a write that
+    fails (a lost race for an aggregate's next version, an Idempotency-Key already taken) is
+    rolled back alone and answered alone, and its command is decided again as before; the rest
+    commit together, with one COMMIT and one NOTIFY. Writes that arrive meanwhile wait for the
+    next leader. No write waits for company: a command alone is stored at once, as before.
+    Commands that write registry rows (an erasure destroying keys, an area, an API key) are not
+    grouped: each keeps its own transaction."""
+
+    def __init__(self, leaders: int = 2) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[_Write] = []
+        self._flushing = 0
+        self.leaders = leaders
+        self.transactions = 0  # counted for /metrics and the bench
+        self.commands = 0
+        self.split = 0  # transactions stored write by write after one of them was refused
+
+    def run(self, write: _Write, flush: Callable[[list[_Write]], None]) -> list[int]:
+        with self._cond:
+            self._queue.append(write)
+            # Lead only while this write is still queued (a leader takes every queued write,
+            # this one with them, so it is answered when that leader's flush ends).
+            while not write.taken and self._flushing >= self.leaders:
+                self._cond.wait()
+            if write.taken:
+                while not write.done:
+                    self._cond.wait()
+                return write.outcome()
+            self._flushing += 1
+            batch, self._queue = self._queue, []
+            for taken in batch:
+                taken.taken = True
+        try:
+            flush(batch)
+        except BaseException as error:  # every write of the batch gets an answer, or its caller waits for ever
+            for waiting in batch:
+                if not waiting.done:
+                    waiting.error, waiting.done = error, True
+        finally:
+            with self._cond:
+                self.transactions += 1
+                self.commands += len(batch)
+                self._flushing -= 1
+                self._cond.notify_all()
+        return write.outcome()
+
+
+_PERSISTENCE_ERRORS: tuple[tuple[type[psycopg.Error], type[Exception]], ...] = (
+    (psycopg.IntegrityError, IntegrityError), (psycopg.OperationalError, OperationalError),
+    (psycopg.InterfaceError, InterfaceError))
+
+
+def _persistence_error(error: psycopg.Error) -> Exception:
+    """As eventsourcing's datastore turns a psycopg error into its own (the cause kept)."""
+    for theirs, ours in _PERSISTENCE_ERRORS:
+        if isinstance(error, theirs):
+            translated = ours(str(error))
+            translated.__cause__ = error
+            return translated
+    return error
+
+
 class LiudongRecorder(PostgresApplicationRecorder):
     """eventsourcing's recorder, with two changes: the insert function takes no table
     lock (eventsourcing's locks the table until commit so that ids commit in order;
@@ -201,6 +285,8 @@ class LiudongRecorder(PostgresApplicationRecorder):
     # Set by the application: the mapper that sealed the events, whose new keys are stored
     # in the same transaction as the events sealed with them.
     private_mapper: PrivateMapper | None = None
+    # Set by the application (LIUDONG_GROUP_COMMIT): concurrent commands share a transaction.
+    group_commit: GroupCommit | None = None
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as eventsourcing's own
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -215,7 +301,10 @@ class LiudongRecorder(PostgresApplicationRecorder):
             return []  # a command that changed nothing: no transaction, no notification
         ids: list[int] = []
         try:
-            ids = self._insert(stored_events, claim, effects, new_keys)
+            if self.group_commit is not None and not effects:
+                ids = self.group_commit.run(_Write(stored_events, claim, new_keys), self._insert_group)
+            else:
+                ids = self._insert(stored_events, claim, effects, new_keys)
         except (IntegrityError, psycopg.IntegrityError):
             # Another process stored these records first (a lost race, decided again on fresh
             # state): the keys made for them are not to be used, or this process would go on
@@ -229,44 +318,111 @@ class LiudongRecorder(PostgresApplicationRecorder):
 
     def _insert(self, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
                 effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
-        ids: list[int] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             if any(k.origin is not None for k in new_keys):  # an erasure scanning the texts waits for these
                 curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
-            if new_keys:  # one statement each for all the keys of the batch
-                curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
-                             " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])",
-                             ([k.key_id for k in new_keys], [k.kind for k in new_keys], [k.wrapped for k in new_keys]))
-                texts = [k for k in new_keys if k.origin is not None]
-                if texts:
-                    curs.execute("INSERT INTO pii_texts (key_id, originator_id, originator_version)"
-                                 " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::int[])",
-                                 ([k.key_id for k in texts], [k.origin[0] for k in texts if k.origin],
-                                  [k.origin[1] for k in texts if k.origin]))
-                links = [(k.key_id, subject) for k in new_keys for subject in k.subjects]
-                if links:
-                    curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id)"
-                                 " SELECT * FROM unnest(%b::uuid[], %b::uuid[]) ON CONFLICT DO NOTHING",
-                                 ([k for k, _ in links], [r for _, r in links]))
-            if stored_events:  # a command that changed nothing still records its key
-                curs.execute(self._insert_columns, (
-                    [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
-                    [e.topic for e in stored_events], [e.state for e in stored_events]), prepare=True)
-                ids = [_first(r) for r in curs.fetchall()]
-            for statement, params in effects:
-                curs.execute(statement, params)
-            if claim is not None:
-                assert claim.target is not None
-                result = CommandResult(
-                    id=claim.target[0], version=claim.target[1], position=max(ids, default=0),
-                    details=claim.details,
-                )
-                status, body, location = claim.render(result)
-                curs.execute(
-                    self._insert_claim,
-                    (claim.actor_id, claim.key, claim.fingerprint, status, json.dumps(body), location),
-                )
+            return self._write(curs, stored_events, claim, effects, new_keys)
+
+    def _insert_group(self, batch: list[_Write]) -> None:
+        """The writes of a group commit: one alone as ``_insert`` stores it; several with one
+        statement per table for all of them, in one transaction. Where that fails on a
+        constraint (one of them lost a race, or its Idempotency-Key was taken), it is rolled
+        back and each write is stored again in a savepoint of its own, so only the writes that
+        fail fail (see GroupCommit)."""
+        if len(batch) == 1:
+            only = batch[0]
+            try:
+                only.ids = self._insert(only.stored_events, only.claim, [], only.new_keys)
+            except BaseException as error:
+                only.error = error
+            only.done = True
+            return
+        texts_lock = any(k.origin is not None for w in batch for k in w.new_keys)
+        try:
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                if texts_lock:
+                    curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
+                written = self._write_many(curs, batch)
+        except IntegrityError:
+            group = self.group_commit
+            if group is not None:
+                group.split += 1  # one write or more refused: each on its own below
+        else:
+            for write, ids in zip(batch, written, strict=True):
+                write.ids, write.done = ids, True
+            return
+        outcomes: list[tuple[_Write, list[int] | None, BaseException | None]] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            if texts_lock:
+                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
+            for write in batch:
+                try:
+                    with conn.transaction():  # a savepoint: this write fails alone
+                        ids = self._write_many(curs, [write])[0]
+                    outcomes.append((write, ids, None))
+                except psycopg.Error as refused:
+                    outcomes.append((write, None, _persistence_error(refused)))
+        for write, done_ids, failed in outcomes:  # answered once the transaction committed
+            write.ids, write.error, write.done = done_ids, failed, True
+
+    def _write(self, curs: Any, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
+               effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
+        self._write_keys(curs, new_keys)
+        ids = self._write_events(curs, stored_events)
+        for statement, params in effects:
+            curs.execute(statement, params)
+        if claim is not None:
+            curs.execute(self._insert_claim, self._claim_row(claim, ids))
         return ids
+
+    def _write_many(self, curs: Any, writes: Sequence[_Write]) -> list[list[int]]:
+        """Several commands' writes with one statement per table; each command's positions."""
+        self._write_keys(curs, [k for w in writes for k in w.new_keys])
+        ids = self._write_events(curs, [e for w in writes for e in w.stored_events])
+        each: list[list[int]] = []
+        start = 0
+        for write in writes:
+            each.append(ids[start:start + len(write.stored_events)])
+            start += len(write.stored_events)
+        claims = [self._claim_row(w.claim, own) for w, own in zip(writes, each, strict=True) if w.claim is not None]
+        if claims:
+            curs.executemany(self._insert_claim, claims)
+        return each
+
+    @staticmethod
+    def _write_keys(curs: Any, new_keys: Sequence[NewKey]) -> None:
+        if not new_keys:  # one statement each for all the keys
+            return
+        curs.execute("INSERT INTO pii_keys (key_id, kind, wrapped)"
+                     " SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bytea[])",
+                     ([k.key_id for k in new_keys], [k.kind for k in new_keys], [k.wrapped for k in new_keys]))
+        texts = [k for k in new_keys if k.origin is not None]
+        if texts:
+            curs.execute("INSERT INTO pii_texts (key_id, originator_id, originator_version)"
+                         " SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::int[])",
+                         ([k.key_id for k in texts], [k.origin[0] for k in texts if k.origin],
+                          [k.origin[1] for k in texts if k.origin]))
+        links = [(k.key_id, subject) for k in new_keys for subject in k.subjects]
+        if links:
+            curs.execute("INSERT INTO pii_key_subjects (key_id, resident_id)"
+                         " SELECT * FROM unnest(%b::uuid[], %b::uuid[]) ON CONFLICT DO NOTHING",
+                         ([k for k, _ in links], [r for _, r in links]))
+
+    def _write_events(self, curs: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        if not stored_events:  # a command that changed nothing still records its key
+            return []
+        curs.execute(self._insert_columns, (
+            [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events], [e.state for e in stored_events]), prepare=True)
+        return [_first(r) for r in curs.fetchall()]
+
+    @staticmethod
+    def _claim_row(claim: IdempotencyClaim, ids: list[int]) -> tuple[Any, ...]:
+        assert claim.target is not None
+        result = CommandResult(id=claim.target[0], version=claim.target[1], position=max(ids, default=0),
+                               details=claim.details)
+        status, body, location = claim.render(result)
+        return (claim.actor_id, claim.key, claim.fingerprint, status, json.dumps(body), location)
 
 
 def _first(row: Any) -> Any:
