@@ -324,17 +324,17 @@ class Vault:
         except Exception:  # a value sealed with another key, or altered: unreadable
             return ERASED
 
-    def open_all(self, value: Any, *, keep_unlinked_names: bool = False) -> Any:
-        """``open`` applied throughout a JSON-like structure. With ``keep_unlinked_names``
-        the name of a member known by name only (no ``resident_id``) stays sealed: the
-        aggregates keep it so (``PrivateMapper``), and readers open it."""
+    def open_all(self, value: Any, *, keep_names: bool = False) -> Any:
+        """``open`` applied throughout a JSON-like structure. With ``keep_names`` the name of
+        a person in a list (a committee member, a candidate, a dispute's party) stays sealed:
+        the aggregates keep it so (``PrivateMapper``), and readers open it."""
         if isinstance(value, str):
             return self.open(value)
         if isinstance(value, list):
-            return [self.open_all(v, keep_unlinked_names=keep_unlinked_names) for v in value]
+            return [self.open_all(v, keep_names=keep_names) for v in value]
         if isinstance(value, dict):
-            keep = keep_unlinked_names and not value.get("resident_id") and sealed(value.get("name"))
-            return {k: v if keep and k == "name" else self.open_all(v, keep_unlinked_names=keep_unlinked_names)
+            keep = keep_names and sealed(value.get("name"))
+            return {k: v if keep and k == "name" else self.open_all(v, keep_names=keep_names)
                     for k, v in value.items()}
         return value
 
@@ -594,10 +594,12 @@ class PrivateMapper(Mapper[UUID]):
         return event
 
     def _open(self, value: Any) -> Any:
-        """A member known by name only keeps their name sealed (see ``_seal``): readers open
-        it through the presenter, and once an erasure destroyed its key every copy of the
-        aggregate, cached or snapshotted, reads it erased."""
-        return self.vault.open_all(value, keep_unlinked_names=True)
+        """A person named in a list (a committee member, resident or known by name only; a
+        candidate; a dispute's party) keeps their name sealed: readers open it through the
+        presenter, and once an erasure destroyed its key every copy of the aggregate, cached
+        or snapshotted, in every process reads it erased (found by a review: a committee
+        cached before its member's erasure went on showing the name)."""
+        return self.vault.open_all(value, keep_names=True)
 
     def sealed_keys(self, stored_events: list[StoredEvent]) -> set[UUID]:
         """The keys the given events may have been sealed with (for the new ones among them)."""
@@ -621,7 +623,8 @@ def _seal_members_in(value: Any, seal: Callable[[dict[str, Any]], dict[str, Any]
     if depth > 6:
         return value
     if isinstance(value, dict):
-        if value.get("resident_id") and isinstance(value.get("name"), str) and value["name"] != ERASED:
+        if (value.get("resident_id") and isinstance(value.get("name"), str) and value["name"] != ERASED
+                and not sealed(value["name"])):
             return seal(value)
         return {k: _seal_members_in(v, seal, depth + 1) for k, v in value.items()}
     if isinstance(value, list):

@@ -1,7 +1,9 @@
 """Management committees: quorum, decisions recorded on disputes, vacancies from departures."""
 
 from typing import Any
+from uuid import UUID
 
+from application.privacy import PREFIX as SEALED
 from tests.conftest import Api
 from tests.factories import resident_body, unique, unique_area
 
@@ -266,3 +268,25 @@ def test_topics_actions_and_months_without_a_meeting_over_http(
                                        "2026-08", "2026-09"]
     history = [e["event"] for e in supervisor.get(f"/committees/{cid}/history").json()["items"]]
     assert history.count("ManagementCommittee.MeetingMissed") == 8
+
+
+def test_a_committee_read_before_its_members_erasure_shows_the_name_erased_after_it(
+        caseworker: Api, supervisor: Api, services: Any) -> None:
+    """Found by a review: the committee cached by a read before the erasure held the member's
+    name opened and went on showing it until the service restarted. Aggregates now keep every
+    listed person's name sealed; readers open it, and read it erased once the key is gone."""
+    from api.deps import erased_text
+
+    area = unique_area("Erased")
+    member = caseworker.post("/residents", resident_body(area=area, name="Qian Qi")).json()["id"]
+    committee = establish(supervisor, [{"name": "Qian Qi", "resident_id": member}, {"name": "Zhou Ying"}],
+                          area=area)
+    assert [m["name"] for m in supervisor.get(f"/committees/{committee['id']}").json()["members"]] == [
+        "Qian Qi", "Zhou Ying"]
+    cached = services.app.repository.get(UUID(committee["id"]))
+    assert all(m["name"].startswith(SEALED) for m in cached.members.values())  # sealed even in the cache
+    erased = supervisor.post(f"/residents/{member}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "request 2026-303"})
+    assert erased.status_code == 200, erased.text
+    names = [m["name"] for m in supervisor.get(f"/committees/{committee['id']}").json()["members"]]
+    assert names == [erased_text("zh"), "Zhou Ying"]
