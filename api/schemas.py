@@ -100,13 +100,13 @@ class SiteCreate(Body):
     area: AreaName = Field(description="the street office, town or township the site lies in")
     address: Address
     operator: Operator
-    capacity: int = Field(gt=0, le=100_000, description="number of beds")
+    capacity: int = Field(gt=0, le=100_000, strict=True, description="number of beds")
     facilities: list[Facility] = Field(default_factory=list, max_length=len(Facility))
 
 
 class CapacityChange(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{"capacity": 3200}]})
-    capacity: int = Field(gt=0, le=100_000)
+    capacity: int = Field(gt=0, le=100_000, strict=True)
 
 
 class FacilitiesChange(Body):
@@ -137,7 +137,7 @@ class SiteAssessmentCreate(Body):
         "assessed_on": "2005-11-30", "headcount": 3100, "operator_status": "clear", "villages": ["银杏村"],
         "facilities_present": ["kindergarten", "school", "police_post", "clinic", "canteen", "activity_room"]}]})
     assessed_on: date
-    headcount: int = Field(ge=0, le=1_000_000, description="people counted at the site on the day")
+    headcount: int = Field(ge=0, le=1_000_000, strict=True, description="people counted at the site on the day")
     facilities_present: list[Facility] = Field(default_factory=list, max_length=len(Facility))
     operator_status: Literal["clear", "disputed", "none"]
     villages: list[Name] = Field(min_length=1, max_length=10, description="the village(s) the site stands in")
@@ -154,7 +154,7 @@ class PreparationCreate(Body):
 
 
 class Candidate(CommitteeMember):
-    votes: int = Field(ge=0, le=1_000_000)
+    votes: int = Field(ge=0, le=1_000_000, strict=True)
 
 
 class ElectionCreate(Body):
@@ -162,9 +162,9 @@ class ElectionCreate(Body):
         "held_on": "2006-07-15", "seats": 5, "ballots": 900,
         "candidates": [{"name": f"Candidate {n}", "votes": 800 - 40 * n} for n in range(1, 7)]}]})
     held_on: date
-    seats: int = Field(ge=1, le=50, description="5 to 9 (城市居民委员会组织法 art. 7)")
+    seats: int = Field(ge=1, le=50, strict=True, description="5 to 9 (城市居民委员会组织法 art. 7)")
     candidates: list[Candidate] = Field(min_length=1, max_length=60)
-    ballots: int | None = Field(default=None, ge=0, le=1_000_000,
+    ballots: int | None = Field(default=None, ge=0, le=1_000_000, strict=True,
                                 description="ballots cast; if given, each elected candidate needs more than half")
 
 

@@ -269,3 +269,16 @@ def test_a_no_op_command_with_an_idempotency_key_answers_and_replays(supervisor:
     assert first.status_code == 200, first.text
     again = supervisor.post(f"/sites/{site['id']}/capacity", {"capacity": 7}, headers={"Idempotency-Key": "same"})
     assert again.status_code == 200 and again.json() == first.json()
+
+
+@pytest.mark.parametrize("wrong", [True, "5", 5.0, "5.0"])
+def test_a_number_given_as_a_string_a_boolean_or_a_float_is_refused(
+        supervisor: Api, stored: Any, wrong: Any) -> None:
+    """Found by a review: integer fields took "5", true (as 1) and 5.0, and stored them; money is a
+    string by contract, counts are JSON numbers."""
+    snapshot = stored()
+    assert_problem(supervisor.post("/sites", site_body(capacity=wrong)), 422, field="capacity", rule="int_type")
+    assert_problem(supervisor.post("/subsidy-programs", {
+        "name": "Wrong year", "purpose": "facilities", "fiscal_year": wrong if wrong is not True else True,
+        "budget": "1000.00", "modes": ["one_off"]}), 422, field="fiscal_year")
+    assert snapshot.unchanged()

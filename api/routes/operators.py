@@ -54,6 +54,7 @@ router = APIRouter(prefix="/operators", tags=["operators"])
 SupervisorCommand = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 StaffCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 Year = Annotated[int, Field(ge=2000, le=2100)]
+YearInBody = Annotated[int, Field(ge=2000, le=2100, strict=True)]  # a number, not "2026" nor true
 
 
 class OperatorCreate(Body):
@@ -107,7 +108,7 @@ class YearlyReportCreate(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"year": 2025, "income_from_site": "1200000.00", "reinvested_management": "60000.00",
          "reinvested_sanitation": "30000.00", "reinvested_facilities": "90000.00"}]})
-    year: Year
+    year: YearInBody
     income_from_site: Money
     reinvested_management: Money
     reinvested_sanitation: Money
@@ -133,7 +134,7 @@ class InspectionCreate(Body):
          "findings": "bins overflowing behind block 3; drains cleared"}]})
     site_id: UUID
     inspected_on: date
-    score: int = Field(description="0 to 100")
+    score: int = Field(strict=True, description="0 to 100")
     findings: Annotated[str, Field(max_length=2000, description="about the site, not about people")] = ""
 
 

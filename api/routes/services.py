@@ -34,7 +34,7 @@ class DependantCreate(Body):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "name": "Li Xiaoming", "birth_year": 2017, "relation": "child"}]})
     name: Name = Field(description="personal data: sealed")
-    birth_year: int = Field(ge=MIN_BIRTH_YEAR, le=2200)
+    birth_year: int = Field(ge=MIN_BIRTH_YEAR, le=2200, strict=True)
     relation: DependantRelation = DependantRelation.CHILD
 
 

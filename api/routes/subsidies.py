@@ -66,6 +66,7 @@ VerificationCommand = Annotated[Command, command_dependency(Role.SUPERVISOR)]
 
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 FiscalYear = Annotated[int, Field(ge=2000, le=2100)]
+FiscalYearInBody = Annotated[int, Field(ge=2000, le=2100, strict=True)]  # a number, not "2026" nor true
 
 
 class SubsidyProgramCreate(Body):
@@ -77,7 +78,7 @@ class SubsidyProgramCreate(Body):
     )
     name: Name
     purpose: SubsidyPurpose
-    fiscal_year: FiscalYear
+    fiscal_year: FiscalYearInBody
     budget: Money
     modes: list[PaymentMode] = Field(min_length=1, max_length=len(PaymentMode),
                                      description="一步到位 one_off, 分步到位 phased, 以奖代补 reward_in_lieu")
