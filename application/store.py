@@ -43,6 +43,7 @@ from application.keys import SCHEMA as KEYS_SCHEMA
 from application.privacy import SCHEMA as PII_SCHEMA
 from application.privacy import TEXTS_LOCK, MasterKeyMissing, MemoryKeyStore, NewKey, PgKeyStore, PrivateMapper, Vault
 from application.users import SCHEMA as USERS_SCHEMA
+from domain.common import InvalidValue
 
 IDEMPOTENCY_TABLE = "liudong_idempotency"
 
@@ -544,6 +545,13 @@ class OfficeApplication(Application[UUID]):
                 if type(aggregate) in intervals:
                     with contextlib.suppress(IntegrityError):  # one taken at this version already
                         self.take_snapshot(aggregate_id)
+
+    def check_site_in_area(self, site: Any, area: str | None) -> None:
+        """A site given with an area must lie in it (or in an area under it: a village site
+        within its street office), else the request contradicts itself."""
+        if area and site.area not in self.areas.within([area]):
+            raise InvalidValue("site_id", f"housing site {site.id} lies in {site.area}, not in {area}",
+                               rule="site_in_another_area", site_area=site.area)
 
     def place(self, area: str, field_name: str = "area") -> str:
         """The code of the area a request names, which must lie in the acting scope."""

@@ -9,7 +9,15 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, UnknownPart, check_effective_date
+from domain.common import (
+    ERASED,
+    InvalidValue,
+    RuleViolated,
+    Stamp,
+    UnknownPart,
+    check_distinct_residents,
+    check_effective_date,
+)
 
 
 def _new_id() -> str:
@@ -54,6 +62,7 @@ class ManagementCommittee(Aggregate):
         check_effective_date(established_on, stamp, field_name="established_on")
         if not members:
             raise InvalidValue("members", "a committee needs at least one member", rule="committee_without_members")
+        check_distinct_residents(members, "members", rule="already_a_member")
         committee: ManagementCommittee = cls(
             name=name,
             area=area,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
@@ -116,6 +117,20 @@ class RuleViolated(DomainError):
     """A valid command conflicts with the current state of the world (maps to 409)."""
 
     rule = "rule_violated"
+
+
+def check_distinct_residents(entries: Iterable[Mapping[str, Any]], field_name: str, *, rule: str) -> None:
+    """One resident named twice in a list of people (a committee's members, an election's
+    candidates, a dispute's parties) would count twice: refused, naming the second entry."""
+    seen: set[str] = set()
+    for n, entry in enumerate(entries):
+        resident = entry.get("resident_id")
+        if resident is None:
+            continue
+        if str(resident) in seen:
+            raise InvalidValue(f"{field_name}.{n}.resident_id", f"resident {resident} is named twice in {field_name}",
+                               rule=rule, resident_id=str(resident))
+        seen.add(str(resident))
 
 
 def check_effective_date(

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_distinct_residents, check_effective_date
 
 
 class DisputeCategory(StrEnum):
@@ -153,6 +153,7 @@ class DisputeCase(Aggregate):
         check_effective_date(occurred_on, stamp, field_name="occurred_on")
         if not parties:
             raise InvalidValue("parties", "a dispute has at least one party", rule="parties_empty")
+        check_distinct_residents(parties, "parties", rule="party_named_twice")
         level = sla.level(category)
         logged_on = stamp.today
         case: DisputeCase = cls(

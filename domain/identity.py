@@ -11,6 +11,7 @@ from domain.common import InvalidValue
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
 _SHAPE = re.compile(r"^[0-9]{17}[0-9X]$")
+EARLIEST_BIRTH_YEAR = 1900  # no one registered today was born before
 
 
 def check_character(first17: str) -> str:
@@ -40,8 +41,16 @@ class IdentityNumber:
                 "identity number must be 17 digits followed by a digit or X",
                 rule="id_number_format",
             )
+        if not 11 <= int(value[:2]) <= 82:  # GB/T 2260: provinces are 11 (Beijing) to 82 (Macao)
+            raise InvalidValue(
+                field_name,
+                f"identity number starts with area code {value[:6]}, which names no province (11 to 82)",
+                rule="id_number_area_code",
+            )
         try:
-            date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+            born = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+            if born.year < EARLIEST_BIRTH_YEAR:
+                raise ValueError(born)
         except ValueError:
             raise InvalidValue(
                 field_name,

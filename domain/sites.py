@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import InvalidValue, RuleViolated, Stamp, check_distinct_residents, check_effective_date
 
 
 class OperatorType(StrEnum):
@@ -361,6 +361,7 @@ class HousingSite(Aggregate):
         the last 90 days, and not already on its way or a community."""
         self.check_open()
         check_effective_date(approved_on, stamp, field_name="approved_on")
+        check_distinct_residents(group, "group", rule="member_named_twice")
         if self.stage not in (CommunityStage.UNASSESSED, CommunityStage.ASSESSED):
             raise RuleViolated(f"housing site {self.id} is at stage {self.stage}; a preparation comes after an "
                                "assessment and before an election", rule="stage_order", stage=self.stage)
@@ -404,6 +405,7 @@ class HousingSite(Aggregate):
         if len(candidates) < seats:
             raise InvalidValue("candidates", f"{len(candidates)} candidates for {seats} seats",
                                rule="too_few_candidates")
+        check_distinct_residents(candidates, "candidates", rule="candidate_named_twice")
         if any(int(c["votes"]) < 0 for c in candidates):
             raise InvalidValue("candidates", "votes are not negative", rule="votes_negative")
         ranked = sorted(candidates, key=lambda c: -int(c["votes"]))
@@ -453,6 +455,13 @@ class HousingSite(Aggregate):
         unknown = sorted(set(left) - set(self.community["members"]))
         if unknown:
             raise InvalidValue("left", f"not members: {', '.join(unknown)}", rule="unknown_member")
+        check_distinct_residents(joined, "joined", rule="member_named_twice")
+        sitting = {str(m.get("resident_id")) for k, m in self.community["members"].items()
+                   if k not in left and m.get("resident_id")}
+        for n, member in enumerate(joined):
+            if member.get("resident_id") is not None and str(member["resident_id"]) in sitting:
+                raise RuleViolated(f"resident {member['resident_id']} already sits on the committee",
+                                   rule="already_a_member", field=f"joined.{n}.resident_id")
         start = int(self.community["next_member"])
         added = [{**m, "member_id": f"m{start + n}"} for n, m in enumerate(joined)]
         if len(self.community["members"]) - len(set(left)) + len(added) > SEATS_MAX:

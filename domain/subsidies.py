@@ -260,6 +260,10 @@ class SubsidyApplication(Aggregate):
         payment_mode = _vocabulary_value(PaymentMode, mode, "mode")
         plan = parse_instalments(payment_mode, requested, instalments)
         program.check_mode_allowed(payment_mode)
+        if requested > program.budget:  # could never be approved (found by a review)
+            raise InvalidValue("amount", f"{format_money(requested)} is more than the whole budget of subsidy "
+                               f"program {program.id} ({format_money(program.budget)})",
+                               rule="amount_exceeds_budget", budget=format_money(program.budget))
         site.check_open()
         application: SubsidyApplication = cls(
             program_id=program.id,

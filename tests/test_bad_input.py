@@ -26,6 +26,10 @@ def assert_problem(response: Any, status: int, *, field: str | None = None, rule
         assert rule in rules, problem
 
 
+def _with_check(first17: str) -> str:
+    return first17 + check_character(first17)
+
+
 def _bad_birth_date() -> str:
     first17 = "11010519490230001"
     return first17 + check_character(first17)
@@ -37,8 +41,10 @@ def _bad_birth_date() -> str:
         (VALID[:-1] + "1", "id_number_checksum"),
         (_bad_birth_date(), "id_number_birth_date"),
         (VALID[:17], "id_number_length"),
+        (_with_check("00000019900101001"), "id_number_area_code"),  # found by a review: no province 00
+        (_with_check("11010518000101001"), "id_number_birth_date"),  # nor anyone born in 1800
     ],
-    ids=["wrong-check-character", "impossible-birth-date", "17-characters"],
+    ids=["wrong-check-character", "impossible-birth-date", "17-characters", "area-code-000000", "born-1800"],
 )
 def test_invalid_identity_numbers_are_refused(caseworker: Api, stored: Any, id_number_value: str, rule: str) -> None:
     snapshot = stored()
@@ -281,4 +287,53 @@ def test_a_number_given_as_a_string_a_boolean_or_a_float_is_refused(
     assert_problem(supervisor.post("/subsidy-programs", {
         "name": "Wrong year", "purpose": "facilities", "fiscal_year": wrong if wrong is not True else True,
         "budget": "1000.00", "modes": ["one_off"]}), 422, field="fiscal_year")
+    assert snapshot.unchanged()
+
+
+def test_one_resident_named_twice_in_a_list_of_people_is_refused(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: a resident listed twice took two committee seats (the quorum counted
+    them twice), two candidacies and two parties."""
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    site = supervisor.post("/sites", site_body(capacity=3000)).json()["id"]
+    twice = [{"name": "Qian", "resident_id": resident}, {"name": "Qian", "resident_id": resident}]
+    snapshot = stored()
+    assert_problem(supervisor.post("/committees", {"name": "Twice", "area": "xinqi", "established_on": "2026-01-10",
+                                                   "members": twice}),
+                   422, field="members.1.resident_id", rule="already_a_member")
+    assert_problem(caseworker.post("/disputes", {
+        "category": "neighbours", "description": "noise", "area": "xinqi", "occurred_on": "2026-11-01",
+        "parties": [{"resident_id": resident}, {"resident_id": resident}]}),
+        422, field="parties.1.resident_id", rule="party_named_twice")
+    assert_problem(supervisor.post(f"/sites/{site}/preparation", {"approved_on": "2026-11-20", "group": twice}),
+                   422, field="group.1.resident_id", rule="member_named_twice")
+    assert snapshot.unchanged()
+
+
+def test_a_dispute_whose_area_contradicts_its_sites_is_refused_and_a_village_within_the_area_is_not(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: the site's area silently replaced the one given; and a site in a village
+    under the street office given was refused as if elsewhere."""
+    village_site = supervisor.post("/sites", site_body(area="xinqi-yanhai")).json()["id"]
+    body = {"category": "housing", "description": "leaking roof", "site_id": village_site,
+            "parties": [{"name": "Zhou", "kind": "other"}], "occurred_on": "2026-11-20"}
+    snapshot = stored()
+    assert_problem(caseworker.post("/disputes", {**body, "area": "daqi"}), 422, field="site_id",
+                   rule="site_in_another_area")
+    assert snapshot.unchanged()
+    logged = caseworker.post("/disputes", {**body, "area": "xinqi"})
+    assert logged.status_code == 201, logged.text
+    registered = caseworker.post("/residents", resident_body(area="xinqi", site_id=village_site))
+    assert registered.status_code == 201, registered.text
+
+
+def test_an_application_for_more_than_the_whole_budget_is_refused(supervisor: Api, caseworker: Api,
+                                                                 stored: Any) -> None:
+    program = supervisor.post("/subsidy-programs", {"name": "Small", "purpose": "facilities", "fiscal_year": 2026,
+                                                    "budget": "100000.00", "modes": ["one_off"]}).json()["id"]
+    site = supervisor.post("/sites", site_body()).json()["id"]
+    snapshot = stored()
+    assert_problem(caseworker.post("/subsidy-applications", {
+        "program_id": program, "site_id": site, "amount": "150000.00", "mode": "one_off",
+        "justification": "more than there is"}), 422, field="amount", rule="amount_exceeds_budget")
     assert snapshot.unchanged()

@@ -38,7 +38,9 @@ class DisputeCommands(OfficeApplication):
                 if party.get("resident_id") is not None:
                     self.load_in_scope(Resident, party["resident_id"], field_name=f"parties.{n}.resident_id")
             if site_id is not None:
-                where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
+                site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
+                self.check_site_in_area(site, self.place(area) if area else None)  # found by a review: overridden
+                where = site.area
             elif area:
                 where = self.place(area)
             else:

@@ -179,9 +179,8 @@ class ResidencyCommands(OfficeApplication):
                 freed = self._claim(claim_id)
                 self._refuse_if_held(freed)  # else its holder was erased: the number is free again
             site = self.load_in_scope(HousingSite, site_id, field_name="site_id") if site_id else None
-            if site is not None and code and site.area != code:
-                raise InvalidValue("site_id", f"housing site {site.id} lies in {site.area}, not in {code}",
-                                   rule="site_in_another_area")
+            if site is not None:
+                self.check_site_in_area(site, code)
             resident = Resident.register(
                 id_number=id_number,
                 name=name,
