@@ -243,3 +243,23 @@ def test_the_open_cases_queue_holds_every_case_not_closed(caseworker: Api, super
     assert [item["id"] for item in queue["items"]] == [kept["id"]]
     assert queue["items"][0]["age_days"] == 0 and queue["items"][0]["overdue"] is False
     assert caseworker.get("/disputes", params={"area": area}).json()["total"] == 2
+
+
+def test_a_case_is_not_assigned_to_someone_whose_areas_do_not_reach_it(
+    caseworker: Api, supervisor: Api, services: Services, stored: Any
+) -> None:
+    """Found by a review: a case of one street office was assigned to a caseworker of another,
+    who then could not open it."""
+    from domain.common import Role
+    from tests.conftest import issue_key
+
+    case = log_dispute(caseworker)  # in xinqi
+    elsewhere, district = f"daqi-worker-{case['id'][:8]}", f"district-worker-{case['id'][:8]}"
+    issue_key(services, elsewhere, Role.CASEWORKER, areas=["daqi"])
+    issue_key(services, district, Role.CASEWORKER)
+    snapshot = stored()
+    refused = supervisor.post(f"/disputes/{case['id']}/assignment", {"assignee": elsewhere})
+    assert refused.status_code == 422 and refused.json()["rule"] == "assignee_outside_area", refused.text
+    assert refused.json()["errors"][0]["field"] == "assignee"
+    assert snapshot.unchanged()
+    assert supervisor.post(f"/disputes/{case['id']}/assignment", {"assignee": district}).status_code == 200

@@ -71,9 +71,26 @@ class DisputeCommands(OfficeApplication):
         self, case_id: UUID, *, assignee: str | None, agency: str | None, stamp: Stamp,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._case_command(
-            case_id, lambda c: c.assign(assignee=assignee, agency=agency, stamp=stamp), expected_version, idempotency
-        )
+        def act(case: DisputeCase) -> None:
+            if assignee is not None:
+                self._check_assignee_sees(assignee, case.area)
+            case.assign(assignee=assignee, agency=agency, stamp=stamp)
+
+        return self._case_command(case_id, act, expected_version, idempotency)
+
+    def _check_assignee_sees(self, assignee: str, area: str) -> None:
+        """A staff member the office knows (a web account or an API key) whose areas do not
+        reach the case would be handed a case they cannot open (found by a review). (Whether
+        the assignee exists at all the API and the pages check before.)"""
+        with self.connection() as conn:
+            rows = conn.execute(
+                "SELECT areas FROM staff_users WHERE user_id = %s AND disabled_at IS NULL"
+                " UNION ALL SELECT areas FROM api_keys WHERE user_id = %s AND revoked_at IS NULL",
+                (assignee, assignee)).fetchall()
+        if not rows or any(not r["areas"] or area in self.areas.within(list(r["areas"])) for r in rows):
+            return
+        raise InvalidValue("assignee", f"{assignee} works in {', '.join(sorted({a for r in rows for a in r['areas']}))}"
+                           f" and cannot open a case in {area}", rule="assignee_outside_area", area=area)
 
     def add_dispute_note(
         self, case_id: UUID, *, text: str, stamp: Stamp,
