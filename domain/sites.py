@@ -111,8 +111,9 @@ class HousingSite(Aggregate):
 
     # Version 2 holds the community's stage, the latest assessment, the preparation and
     # the elected committee. Sites are snapshotted: a snapshot of version 1 reads with the
-    # stage its community committee implies.
-    class_version = 2
+    # stage its community committee implies. Version 3 keeps the stays that ended, so that a
+    # move recorded late is checked against the beds taken on its own date.
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -122,6 +123,14 @@ class HousingSite(Aggregate):
         state["assessment"] = None
         state["preparation"] = None
         state["community"] = None
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot of version 2 did not keep the stays that ended: a move recorded later
+        with a date before the snapshot is checked against the occupants since (the next
+        snapshot, 100 events on, keeps them all from there)."""
+        state["ended_stays"] = []
+        state["latest_change"] = max(state.get("occupants", {}).values(), default="")
 
     @classmethod
     def register(
@@ -190,6 +199,10 @@ class HousingSite(Aggregate):
         self.facilities = list(facilities)
         # resident id (hex) -> date moved in; a dict so snapshots stay JSON.
         self.occupants: dict[str, str] = {}
+        # [moved in, moved out] of the stays that ended (ISO dates), and the latest date any
+        # stay began or ended: a move dated before it is checked against each day since.
+        self.ended_stays: list[list[str]] = []
+        self.latest_change = ""
         self.community_committee: dict[str, Any] | None = None
         self.closed_on: date | None = None
         self.stage = CommunityStage.UNASSESSED.value
@@ -204,7 +217,8 @@ class HousingSite(Aggregate):
         clone = object.__new__(type(self))
         memo[id(self)] = clone
         for name, value in vars(self).items():
-            clone.__dict__[name] = dict(value) if name == "occupants" else copy.deepcopy(value, memo)
+            clone.__dict__[name] = (dict(value) if name == "occupants" else list(value) if name == "ended_stays"
+                                    else copy.deepcopy(value, memo))
         return clone
 
     # -- queries ------------------------------------------------------------
@@ -515,11 +529,12 @@ class HousingSite(Aggregate):
     # Occupancy changes are recorded on the site as well as on the resident, and
     # saved with the resident's event in one transaction.
     def admit(self, resident_id: UUID, effective_date: date, stamp: Stamp) -> None:
-        self.check_admission(resident_id)
+        self.check_admission(resident_id, effective_date)
         self._resident_moved_in(resident_id=resident_id, effective_date=effective_date, **stamp.event_fields())
 
-    def check_admission(self, resident_id: UUID) -> None:
-        """Refuse a resident the site cannot take (closed, full, living here already),
+    def check_admission(self, resident_id: UUID, effective_date: date | None = None) -> None:
+        """Refuse a resident the site cannot take (closed, full, living here already, or, for
+        a move dated before the site's latest move, full on some day since that date),
         without changing anything: a move checks it before the resident leaves a site."""
         self.check_open()
         if self.houses(resident_id):
@@ -534,6 +549,32 @@ class HousingSite(Aggregate):
                 capacity=self.capacity,
                 site_id=str(self.id),
             )
+        if effective_date is not None and effective_date.isoformat() < self.latest_change:
+            full_on = self._full_on_or_after(effective_date.isoformat())
+            if full_on is not None:
+                raise RuleViolated(
+                    f"housing site {self.id} was full on {full_on} ({self.capacity} beds, all taken): a move "
+                    f"on {effective_date.isoformat()} would have put someone in a bed that was not free",
+                    rule="site_full",
+                    capacity=self.capacity,
+                    site_id=str(self.id),
+                    full_on=full_on,
+                )
+
+    def _full_on_or_after(self, day: str) -> str | None:
+        """The first day from ``day`` on when every bed was taken (found by a review: a move
+        recorded late overfilled the site on its own date), or None."""
+        changes: list[tuple[str, int]] = []
+        for moved_in, moved_out in self.ended_stays:
+            if moved_out > day:
+                changes += [(max(moved_in, day), 1), (moved_out, -1)]
+        changes += [(max(moved_in, day), 1) for moved_in in self.occupants.values()]
+        taken = 0
+        for when, change in sorted(changes, key=lambda c: (c[0], c[1])):  # a bed freed on a day is free that day
+            taken += change
+            if change > 0 and taken >= self.capacity:
+                return when
+        return None
 
     @event("ResidentMovedIn")
     def _resident_moved_in(
@@ -547,6 +588,7 @@ class HousingSite(Aggregate):
     ) -> None:
         """A resident moved into the site on the effective date, taking a bed."""
         self.occupants[resident_id.hex] = effective_date.isoformat()
+        self.latest_change = max(self.latest_change, effective_date.isoformat())
 
     def release(self, resident_id: UUID, effective_date: date, reason: str, stamp: Stamp) -> None:
         if not self.houses(resident_id):
@@ -567,4 +609,7 @@ class HousingSite(Aggregate):
         recorded_at: datetime,
     ) -> None:
         """A resident moved out of the site (moved elsewhere or departed), freeing a bed."""
-        self.occupants.pop(resident_id.hex, None)
+        moved_in = self.occupants.pop(resident_id.hex, None)
+        if moved_in is not None and moved_in < effective_date.isoformat():
+            self.ended_stays.append([moved_in, effective_date.isoformat()])
+        self.latest_change = max(self.latest_change, effective_date.isoformat())

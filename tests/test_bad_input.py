@@ -337,3 +337,23 @@ def test_an_application_for_more_than_the_whole_budget_is_refused(supervisor: Ap
         "program_id": program, "site_id": site, "amount": "150000.00", "mode": "one_off",
         "justification": "more than there is"}), 422, field="amount", rule="amount_exceeds_budget")
     assert snapshot.unchanged()
+
+
+def test_a_move_recorded_late_is_refused_when_the_site_was_full_on_its_date(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: one bed; A lived there from June to August; B's move-in dated July,
+    recorded after A left, was taken and the site held two people in one bed in July."""
+    site = supervisor.post("/sites", site_body(capacity=1)).json()["id"]
+    first, second = (caseworker.post("/residents", resident_body()).json()["id"] for _ in range(2))
+    assert caseworker.post(f"/residents/{first}/moves", {"site_id": site, "effective_date": "2026-06-01"}
+                           ).status_code == 200
+    assert caseworker.post(f"/residents/{first}/moves", {"area": "xinqi", "effective_date": "2026-08-01"}
+                           ).status_code == 200
+    snapshot = stored()
+    late = caseworker.post(f"/residents/{second}/moves", {"site_id": site, "effective_date": "2026-07-01"})
+    assert_problem(late, 409, rule="site_full")
+    assert late.json()["full_on"] == "2026-07-01"
+    assert snapshot.unchanged()
+    on_the_day_it_was_freed = caseworker.post(f"/residents/{second}/moves",
+                                              {"site_id": site, "effective_date": "2026-08-01"})
+    assert on_the_day_it_was_freed.status_code == 200, on_the_day_it_was_freed.text
