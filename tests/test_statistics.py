@@ -2,6 +2,8 @@
 
 from typing import Any
 
+import httpx
+
 from tests.conftest import Api
 from tests.factories import resident_body, site_body, unique_area
 
@@ -120,3 +122,18 @@ def test_people_and_places_are_listed_in_pinyin_order(caseworker: Api, superviso
     assert [r["name"] for r in residents["items"] + following["items"]] == ["李伟", "王芳", "赵敏"]
     sites = supervisor.get("/sites", params={"area": area, "after": after}).json()["items"]
     assert [s["name"] for s in sites] == ["白鹭小区", "长江公寓", "银杏社区"]
+
+
+def test_months_out_of_order_are_refused_not_answered_with_nothing(caseworker: Any, base_url: str,
+                                                                   staff: dict[str, str]) -> None:
+    """Found by a review: from after to answered an empty list (and an empty page)."""
+    refused = caseworker.get("/statistics", params={"from_month": "2026-12", "to_month": "2026-01"})
+    assert refused.status_code == 422 and refused.json()["rule"] == "month_range", refused.text
+    assert refused.json()["errors"][0]["field"] == "from_month"
+    from tests.conftest import WEB_PASSWORD
+
+    with httpx.Client(base_url=base_url) as client:
+        token = client.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+        client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD, "csrf": token})
+        page = client.get("/ui/statistics", params={"from": "2026-12", "to": "2026-01", "lang": "en"})
+        assert page.status_code == 422 and "The first month comes after the last" in page.text

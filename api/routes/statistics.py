@@ -41,6 +41,10 @@ def statistics(
     """Per area and month (of the effective date): arrivals, departures, moves, population at month end,
     turnover rate (departures / population at the month's start); disputes opened and resolved by
     category with the median days to resolve."""
+    if from_month and to_month and from_month > to_month:  # found by a review: answered with nothing
+        raise Problem(422, "Invalid request", f"from_month {from_month} is after to_month {to_month}",
+                      rule="month_range", errors=[{"field": "from_month", "rule": "month_range",
+                                                   "message": "from_month must not be after to_month"}])
     code = services.app.areas.resolve(area) if area else None
     with services.pool.connection() as conn:
         items = monthly_statistics(conn, area=code, from_month=from_month, to_month=to_month,

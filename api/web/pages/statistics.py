@@ -58,6 +58,8 @@ class Filters:
             if getattr(self, name) and not MONTH.match(getattr(self, name)):
                 self.errors[name] = page._("A month is written YYYY-MM")
                 setattr(self, name, "")
+        if self.from_month and self.to_month and self.from_month > self.to_month:
+            self.errors["from_month"] = page._("The first month comes after the last")
 
     def query(self) -> str:
         given = {"area": self.area or "", "from": self.from_month, "to": self.to_month}
