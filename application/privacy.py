@@ -399,8 +399,11 @@ def _policies() -> dict[str, Sealing]:
         "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="resident"),
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), key="member"),
         "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
-        "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), key="member"),
+        "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), fields=("reason",),
+                                                                    key="member"),
         "domain.residents:Resident.DepartedDistrict": Sealing(fields=("reason",)),
+        # Why a school refused a child: about the family, under the resident's key (found by a review).
+        "domain.residents:Resident.SchoolPlacementRefused": Sealing(fields=("reason",)),
         # The claim of an identity number names its holder under the holder's key: erasing
         # them unlinks the number from the record (and frees it for a new registration).
         "domain.residents:IdentityNumberClaim.Claimed": Sealing(fields=("resident_id",), key="resident"),
@@ -547,6 +550,10 @@ class PrivateMapper(Mapper[UUID]):
         for name in policy.single_nested:
             if isinstance(state.get(name), dict):
                 state[name] = seal(state[name])
+        for name in policy.fields:  # free text of the event (why members changed): under the event's key
+            value = state.get(name)
+            if isinstance(value, str) and value and value != ERASED and not sealed(value):
+                state[name] = self.vault.seal(names_id, value, names_key())
 
     def _seal_member(self, member: dict[str, Any], *, create: bool = True) -> dict[str, Any]:
         """A member who is a resident: the name sealed under the resident's key (made if

@@ -68,7 +68,8 @@ class World:
                          for role in HUMAN_ROLES for bound in ("area", "district")}
         self.keys = {(role, bound): issue_key(services, user, role, areas=[self.a] if bound == "area" else [])
                      for (role, bound), user in self.user_ids.items()}
-        self.caseworker = self.user_ids[(Role.CASEWORKER, "area")]  # an existing caseworker, for assignments
+        # an existing caseworker who sees every area, for assignments (one bound elsewhere cannot take a case)
+        self.caseworker = self.user_ids[(Role.CASEWORKER, "district")]
         self.setup = Stamp(Actor(f"matrix-setup-{run}", Role.SUPERVISOR), NOW)
         self.submitter = Stamp(Actor(f"matrix-submitter-{run}", Role.CASEWORKER), NOW)
         self.approver = Stamp(Actor(f"matrix-approver-{run}", Role.SUPERVISOR), NOW)

@@ -207,3 +207,31 @@ def test_a_name_only_member_is_sealed_everywhere_and_erased_with_the_resident_it
     assert doc["preparation"]["group"][0]["name"] != "Zhou Yiyi"
     assert "Zhou Yiyi" not in {m["name"] for m in doc["elected_committee"]["members"]}
     assert doc["preparation"]["group"][0]["role"] == "head"  # the rest stays
+
+
+def test_why_members_changed_is_sealed_and_erased_with_a_resident_it_names(
+        caseworker: Api, supervisor: Api, services: Services) -> None:
+    """Found by a review: the reason for a change of the elected committee was stored in plain
+    text and outlived the erasure of the resident it named."""
+    from api.deps import erased_text
+
+    site = new_site(supervisor)
+    assess(caseworker, site["id"], assessed_on="2026-01-05")
+    supervisor.post(f"/sites/{site['id']}/preparation", {"approved_on": "2026-01-20"})
+    supervisor.post(f"/sites/{site['id']}/elections", {"held_on": "2026-03-01", "seats": 5,
+                                                       "candidates": candidates(6)})
+    resident = caseworker.post("/residents", resident_body(name="Gu Changfeng")).json()["id"]
+    assert supervisor.post(f"/sites/{site['id']}/community-members", {
+        "changed_on": "2026-06-01", "left": ["m3"], "joined": [],
+        "reason": "m3 quarrelled with Gu Changfeng"}).status_code == 200
+    with services.pool.connection() as conn:
+        rows = conn.execute(f"SELECT state FROM {EVENTS_TABLE} WHERE originator_id = %s",
+                            (UUID(site["id"]),)).fetchall()
+    assert not any(b"Changfeng" in bytes(r["state"]) for r in rows)
+    reasons = [e.get("reason") for e in supervisor.get(f"/sites/{site['id']}/history").json()["items"]]
+    assert "m3 quarrelled with Gu Changfeng" in reasons
+    assert supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "request 2026-305"}).status_code == 200
+    after = supervisor.get(f"/sites/{site['id']}/history").json()["items"]
+    changed = next(e for e in after if e["event"] == "HousingSite.CommunityMembersChanged")
+    assert changed["reason"] == erased_text("zh")

@@ -155,3 +155,32 @@ def test_minutes_after_erasure_copy_the_erased_title_into_a_new_event(services: 
         assert "Zheng" not in str(m["minutes"])
     finally:
         fresh.close()
+
+
+def test_why_a_school_refused_a_child_is_sealed_and_erased_with_the_family(
+        caseworker: Any, supervisor: Any, services: Services) -> None:
+    """Found by a review: the reason a school gave was stored in plain text and outlived the
+    erasure of the family it was about."""
+    from api.deps import erased_text
+    from tests.factories import resident_body
+
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    child = caseworker.post(f"/residents/{resident}/dependants",
+                            {"name": "Xiao Ming", "birth_year": 2018, "relation": "child"}).json()["dependant_id"]
+    assert caseworker.post(f"/residents/{resident}/school-requests", {
+        "dependant_id": child, "school": "Ginkgo School", "requested_on": "2026-11-21"}).status_code == 200
+    refused = caseworker.post(f"/residents/{resident}/school-refusals", {
+        "dependant_id": child, "school": "Ginkgo School", "refused_on": "2026-11-22",
+        "reason": "Xiao Ming's hukou papers are missing"})
+    assert refused.status_code == 200, refused.text
+    with services.pool.connection() as conn:
+        states = [bytes(r["state"]) for r in conn.execute(
+            "SELECT state FROM liudong_events WHERE originator_id = %s", (UUID(resident),)).fetchall()]
+    assert not any(b"hukou papers" in s for s in states)
+    shown = supervisor.get(f"/residents/{resident}/history").json()["items"]
+    assert "Xiao Ming's hukou papers are missing" in [e.get("reason") for e in shown]
+    assert supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "request 2026-304"}).status_code == 200
+    after = supervisor.get(f"/residents/{resident}/history").json()["items"]
+    refusal = next(e for e in after if e["event"] == "Resident.SchoolPlacementRefused")
+    assert refusal["reason"] == erased_text("zh")
