@@ -315,6 +315,7 @@ class CommandAccepted(Public):
                                                  "become a community (POST /sites/{id}/assessments)")
     elected: list[str] | None = Field(default=None, description="member ids elected (POST /sites/{id}/elections)")
     joined: list[str] | None = Field(default=None, description="new members' ids (POST .../community-members)")
+    item_ids: list[str] | None = Field(default=None, description="the new agenda items (POST .../meetings/{id}/agenda)")
 
 
 class PageOut(Public, Generic[T]):

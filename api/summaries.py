@@ -69,6 +69,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "ActiveMember.EmployerLiaisonAgreed": ("{agreed_on}与工作单位（{employer}）协调工作时间", "Employer ({employer}) agreed on {agreed_on} that shifts allow the work"),
     "ActiveMember.Lost": ("{lost_on}骨干流失（{reason}）", "Active member lost on {lost_on} ({reason})"),
     "ManagementCommittee.MeetingScheduled": ("安排{scheduled_on}会议", "Meeting scheduled for {scheduled_on}"),
+    "ManagementCommittee.AgendaItemsAdded": ("会议议程增加事项", "Items added to a meeting's agenda"),
     "ManagementCommittee.MinutesRecorded": ("{held_on}会议纪要", "Minutes of the meeting of {held_on}"),
     "SubsidyProgram.Opened": ("设立{fiscal_year}年度补助项目，预算{budget}元", "Program opened for {fiscal_year} with a budget of {budget} yuan"),
     "SubsidyProgram.BudgetCommitted": ("承诺支出{amount}元", "Committed {amount} yuan"),

@@ -416,6 +416,8 @@ def _policies() -> dict[str, Sealing]:
         # resident it names is erased.
         "domain.committees:ManagementCommittee.MeetingScheduled": Sealing(
             nested_texts=(("agenda", "title"),), key="text", kind="text"),
+        "domain.committees:ManagementCommittee.AgendaItemsAdded": Sealing(
+            nested_texts=(("items", "title"),), key="text", kind="text"),
         "domain.committees:ManagementCommittee.MinutesRecorded": Sealing(
             nested_texts=(("decisions", "title"), ("decisions", "decision")), key="text", kind="text"),
         "domain.committees:ManagementCommittee.ActionAssigned": Sealing(fields=("description",), key="text",

@@ -137,6 +137,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "ActionCompleted": "domain.committees:ManagementCommittee.ActionCompleted",
         "MeetingMissed": "domain.committees:ManagementCommittee.MeetingMissed",
         "TextsErased": "domain.committees:ManagementCommittee.TextsErased",
+        "AgendaItemsAdded": "domain.committees:ManagementCommittee.AgendaItemsAdded",
     }),
     Frozen(ActiveMember, "domain.active_members:ActiveMember", {
         "Identified": "domain.active_members:ActiveMember.Identified",

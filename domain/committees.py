@@ -201,6 +201,40 @@ class ManagementCommittee(Aggregate):
         """A committee meeting was scheduled with its agenda."""
         self.meetings[meeting_id] = {"scheduled_on": scheduled_on.isoformat(), "agenda": agenda, "minutes": None}
 
+    def add_agenda_items(self, *, meeting_id: str, items: list[dict[str, Any]], stamp: Stamp) -> list[str]:
+        """Add items (an open case, a topic) to the agenda of a meeting not yet held; returns
+        their item ids. A dispute already on that agenda is not added twice."""
+        meeting = self.meetings.get(meeting_id)
+        if meeting is None:
+            raise UnknownPart(f"no meeting {meeting_id} on committee {self.id}")
+        if meeting["minutes"] is not None:
+            raise RuleViolated(f"meeting {meeting_id} was held: its minutes are recorded", rule="meeting_held")
+        if not items:
+            raise InvalidValue("items", "add at least one agenda item", rule="agenda_empty")
+        listed = {str(i["dispute_id"]) for i in meeting["agenda"] if i.get("dispute_id") is not None}
+        for n, item in enumerate(items):
+            if item.get("topic") is not None and item["topic"] not in TOPICS:
+                raise InvalidValue(f"items.{n}.topic", f"unknown topic {item['topic']!r}; one of: {', '.join(TOPICS)}",
+                                   rule="agenda_topic")
+            if item.get("dispute_id") is not None and str(item["dispute_id"]) in listed:
+                raise InvalidValue(f"items.{n}.dispute_id", f"dispute {item['dispute_id']} is on the agenda already",
+                                   rule="already_on_agenda")
+            if item.get("dispute_id") is not None:
+                listed.add(str(item["dispute_id"]))
+        start = len(meeting["agenda"]) + 1
+        added = [{**item, "item_id": str(n)} for n, item in enumerate(items, start=start)]
+        added = [{**item, "topic": "disputes"} if item.get("dispute_id") is not None and not item.get("topic")
+                 else item for item in added]
+        self._agenda_items_added(meeting_id=meeting_id, items=added, **stamp.event_fields())
+        return [item["item_id"] for item in added]
+
+    @event("AgendaItemsAdded")
+    def _agenda_items_added(self, *, meeting_id: str, items: list[dict[str, Any]], actor_id: str, actor_role: str,
+                            recorded_at: datetime) -> None:
+        """Items (open cases, topics) were added to the agenda of a meeting not yet held."""
+        meeting = self.meetings[meeting_id]
+        self.meetings[meeting_id] = {**meeting, "agenda": [*meeting["agenda"], *items]}
+
     def quorum(self) -> int:
         """More than half of the members whose seats are not vacant."""
         return len(self.active_members()) // 2 + 1
@@ -336,7 +370,7 @@ class ManagementCommittee(Aggregate):
         for item in items:
             kind, ref = item.get("event"), str(item.get("ref"))
             meeting = self.meetings.get(ref)
-            if kind == "MeetingScheduled" and meeting is not None:
+            if kind in ("MeetingScheduled", "AgendaItemsAdded") and meeting is not None:
                 meeting["agenda"] = [{**i, "title": ERASED} if i.get("title") is not None else i
                                      for i in meeting["agenda"]]
             elif kind == "MinutesRecorded" and meeting is not None and meeting["minutes"] is not None:

@@ -78,6 +78,13 @@ class CommitteeAgendasProjection(SqlProjection):
         )
         self._bump(cursor, e)
 
+    @handles(event_class(ManagementCommittee, "AgendaItemsAdded"))
+    def agenda_items_added(self, cursor: Cursor[DictRow], e: Any) -> None:
+        cursor.execute("UPDATE committee_meetings SET agenda = agenda || %s::jsonb"
+                       " WHERE committee_id = %s AND meeting_id = %s",
+                       (json.dumps(e.items, default=str), e.originator_id, e.meeting_id))
+        self._bump(cursor, e)
+
     @handles(event_class(ManagementCommittee, "MinutesRecorded"))
     def minutes(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(

@@ -442,6 +442,11 @@ def _minutes(w: World, t: str) -> Req:
                {"held_on": "2026-11-24", "attendees": [w.member_of(committee)], "decisions": []})
 
 
+def _agenda_items(w: World, t: str) -> Req:
+    committee = w.committee(t)
+    return Req(f"/committees/{committee}/meetings/{w.meeting(committee)}/agenda", {"items": [{"title": "bins"}]})
+
+
 def _member_removal(w: World, t: str) -> Req:
     committee = w.committee(t)
     return Req(f"/committees/{committee}/member-removals",
@@ -558,6 +563,7 @@ SAMPLES: dict[tuple[str, str], Sample] = {
     ("POST", "/committees/{committee_id}/meetings"): _command(lambda w, t: Req(
         f"/committees/{w.committee(t)}/meetings", {"scheduled_on": "2026-11-24", "agenda": [{"title": "rota"}]})),
     ("POST", "/committees/{committee_id}/meetings/{meeting_id}/minutes"): _command(_minutes),
+    ("POST", "/committees/{committee_id}/meetings/{meeting_id}/agenda"): _command(_agenda_items),
     ("POST", "/committees/{committee_id}/actions/{action_id}/completion"): _command(lambda w, t: Req(
         w.action(t), {"done_on": "2026-11-25"})),
     # active members

@@ -290,3 +290,36 @@ def test_a_committee_read_before_its_members_erasure_shows_the_name_erased_after
     assert erased.status_code == 200, erased.text
     names = [m["name"] for m in supervisor.get(f"/committees/{committee['id']}").json()["members"]]
     assert names == [erased_text("zh"), "Zhou Ying"]
+
+
+def test_a_case_logged_after_the_meeting_was_scheduled_is_added_to_its_agenda(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Issue 11 (found by a review): cases could be put on an agenda only when the meeting was
+    scheduled; a case logged since waited for the next month."""
+    area = unique_area("Agenda")
+    committee = establish(supervisor, [{"name": "Wang"}, {"name": "Li"}], area=area)
+    meeting = caseworker.post(f"/committees/{committee['id']}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"title": "Sanitation rota"}]}).json()["meeting_id"]
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "noise", "area": area,
+                                         "parties": [{"name": "X", "kind": "other"}],
+                                         "occurred_on": "2026-11-20"}).json()["id"]
+    added = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting}/agenda",
+                            {"items": [{"dispute_id": case}, {"title": "Bins"}]})
+    assert added.status_code == 200 and added.json()["item_ids"] == ["2", "3"], added.text
+    agenda = caseworker.get(f"/committees/{committee['id']}/agenda", params={"after": added.json()["position"]})
+    body = agenda.json()
+    items = next(m for m in body["upcoming"] + body["past"] if m["meeting_id"] == meeting)["agenda"]
+    assert [(i.get("dispute_id"), i.get("title"), i["topic"] if "topic" in i else None) for i in items][1:] == [
+        (case, None, "disputes"), (None, "Bins", None)]
+    snapshot = stored()
+    path = f"/committees/{committee['id']}/meetings/{meeting}/agenda"
+    again = caseworker.post(path, {"items": [{"dispute_id": case}]})
+    assert again.status_code == 422 and again.json()["rule"] == "already_on_agenda", again.text
+    missing = caseworker.post(f"/committees/{committee['id']}/meetings/nope/agenda", {"items": [{"title": "x"}]})
+    assert missing.status_code == 404
+    assert snapshot.unchanged()
+    held = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting}/minutes", {
+        "held_on": "2026-11-24", "attendees": [], "decisions": []})
+    assert held.status_code == 200, held.text
+    late = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting}/agenda", {"items": [{"title": "y"}]})
+    assert late.status_code == 409 and late.json()["rule"] == "meeting_held"

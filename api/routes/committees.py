@@ -238,6 +238,23 @@ def schedule_meeting(committee_id: UUID, body: MeetingCreate, cmd: Work) -> JSON
         expected_version=cmd.expected_version, idempotency=claim))
 
 
+class AgendaItemsCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "items": [{"dispute_id": "0e5f6a9c-2f51-4f0e-9b5b-3f9a2f0c1d11"}]}]})
+    items: list[AgendaItem] = Field(min_length=1, max_length=50)
+
+
+@router.post("/{committee_id}/meetings/{meeting_id}/agenda", responses=RECORDED)
+@access(STAFF, AreaRule.OBJECT)
+def add_agenda_items(committee_id: UUID, meeting_id: MemberId, body: AgendaItemsCreate, cmd: Work) -> JSONResponse:
+    """Add items (an open case logged since, a topic) to the agenda of a meeting not yet held
+    (409 meeting_held after its minutes); the response's details carry the new ``item_ids``."""
+    items = [item.model_dump(mode="json", exclude_none=True) for item in body.items]
+    return cmd.run(lambda stamp, claim: cmd.app.add_agenda_items(
+        committee_id, meeting_id, items=items, stamp=stamp, expected_version=cmd.expected_version,
+        idempotency=claim))
+
+
 @router.post("/{committee_id}/meetings/{meeting_id}/minutes", responses=RECORDED)
 @access(STAFF, AreaRule.OBJECT)
 def record_minutes(committee_id: UUID, meeting_id: MemberId, body: MinutesCreate, cmd: Work) -> JSONResponse:

@@ -117,6 +117,21 @@ class CommitteeCommands(OfficeApplication):
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: scheduled)
 
+    def add_agenda_items(
+        self, committee_id: UUID, meeting_id: str, *, items: list[dict[str, Any]], stamp: Stamp,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
+    ) -> CommandResult:
+        added: dict[str, Any] = {}
+
+        def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            for n, item in enumerate(items):
+                if item.get("dispute_id") is not None:
+                    self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"items.{n}.dispute_id")
+            added["item_ids"] = committee.add_agenda_items(meeting_id=meeting_id, items=items, stamp=stamp)
+            return []
+
+        return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: added)
+
     def reconcile_seats(self, committee: ManagementCommittee, stamp: Stamp) -> list[Resident]:
         """Bring the committee's seats in line with its members' residence, for members
         whose departure or return was recorded before seats were events (or by an import):

@@ -48,7 +48,8 @@ class FoldedText:
 
 FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
 # The committee events whose text an erasure marks erased on the committee itself.
-COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "MinutesRecorded", "ActionAssigned", "SeatVacated"})
+COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "AgendaItemsAdded", "MinutesRecorded", "ActionAssigned",
+                             "SeatVacated"})
 # A subsidy application's texts: its justification, an approval's note, why it was rejected or revoked.
 APPLICATION_TEXTS = frozenset(f"domain.subsidies:SubsidyApplication.{name}" for name in (
     "Submitted", "ApprovalGiven", "Rejected", "OutcomeVerified", "Revoked"))
