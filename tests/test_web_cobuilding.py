@@ -96,7 +96,8 @@ def test_a_site_is_paired_its_partner_delivers_and_the_ledger_shows_it_beside_th
     assert cells[1:5] == ["¥9,000.00", "¥9,000.00", "2", "¥3,000.00"], cells
     assert cells[6] == "25%"  # 3,000 of 3,000 + 9,000
 
-    location = landed(boss.post(f"/ui/pairings/{pairing}/ending", {"ended_on": "2026-10-31", "reason": "学校迁址"}),
+    location = landed(boss.post(f"/ui/pairings/{pairing}/ending", {"ended_on": "2026-10-31", "reason": "学校迁址",
+                                                                       "confirm": "yes"}),
                       pairing)
     ended = boss.page(location)
     assert "pairing-ended" in ended.by_id and ended.post_forms() == set()  # nothing more under an ended pairing
@@ -149,7 +150,7 @@ def test_a_refused_pairing_form_keeps_the_typing_and_stores_nothing(web: Any, su
     church = boss.post("/ui/pairings/new", {"site_id": site, "partner_type": "church", "partner_name": "x",
                                             "agreed_on": "2026-03-01"})
     assert church.status_code == 422 and Html(church.text).problems[0][0] == "partner_type_unknown"
-    too_early = boss.post(f"/ui/pairings/{pairing}/ending", {"ended_on": "2026-01-01", "reason": "x"})
+    too_early = boss.post(f"/ui/pairings/{pairing}/ending", {"ended_on": "2026-01-01", "reason": "x", "confirm": "yes"})
     assert too_early.status_code == 409 and Html(too_early.text).problems[0][0] == "ended_before_agreed"
     assert before.unchanged()
 

@@ -139,7 +139,7 @@ def test_a_supervisor_adds_a_resident_by_name_and_removes_a_member(
     assert (joined["name"], joined["role"], joined["resident_id"], joined["joined_on"]) == (
         chosen, "secretary", resident_id, "2026-11-20")
     removed = boss.post(f"/ui/committees/{committee_id}/member-removals", {
-        "member_id": second, "left_on": "2026-11-24", "reason": "工作调动"})
+        "member_id": second, "left_on": "2026-11-24", "reason": "工作调动", "confirm": "yes"})
     landed(removed)
     document = supervisor.get(f"/committees/{committee_id}").json()
     assert [m["member_id"] for m in document["members"]] == [chair, joined["member_id"]]
@@ -171,7 +171,7 @@ def test_refused_member_changes_show_the_rule_keep_the_typing_and_store_nothing(
     assert Html(early.text).value("f-joined_on") == "2026-01-01"
     # a removal dated in the future: the member's form stays open with what was typed
     future = boss.post(f"/ui/committees/{committee_id}/member-removals", {
-        "member_id": chair, "left_on": "2026-12-31", "reason": "换届"})
+        "member_id": chair, "left_on": "2026-12-31", "reason": "换届", "confirm": "yes"})
     assert future.status_code == 422
     page = Html(future.text)
     assert page.problems[0][0] == "effective_date_in_future" and page.errors.get("left_on")
@@ -179,11 +179,39 @@ def test_refused_member_changes_show_the_rule_keep_the_typing_and_store_nothing(
     assert re.search(rf'<details open><summary id="remove-open-{chair}">', future.text)
     # someone who is not a member (a stale page: removed meanwhile, or never one)
     stranger = boss.post(f"/ui/committees/{committee_id}/member-removals?lang=zh-CN", {
-        "member_id": "0123456789ab", "left_on": "2026-11-24", "reason": "离开"})
+        "member_id": "0123456789ab", "left_on": "2026-11-24", "reason": "离开", "confirm": "yes"})
     assert stranger.status_code == 422
     assert Html(stranger.text).problems[0] == ("unknown_member", "该人员不是本委员会委员。")
     assert before.unchanged()
     assert len(supervisor.get(f"/committees/{committee_id}").json()["members"]) == 2
+
+
+def test_a_removal_without_the_confirmation_box_is_refused_and_stores_nothing(
+        web: Any, supervisor: Api, services: Services, stored: Any) -> None:
+    """Found by a review: one click removed a member for good. The form's box "I understand
+    this cannot be undone" is required in the page and checked again on the server."""
+    area = define_area(services, "\u786e\u8ba4")
+    committee_id, (chair, member) = committee(supervisor, area, [
+        {"name": "\u738b\u82b3", "role": "chair"}, {"name": "\u674e\u4f1f"}])
+    boss = web("supervisor")
+    page = boss.page(f"/ui/committees/{committee_id}")
+    box = page.by_id[f"remove-{member}-confirm"]
+    assert box["type"] == "checkbox" and "required" in box and box["name"] == "confirm"
+    before = stored()
+    for lang, words in (("zh-CN", "\u65e0\u6cd5\u64a4\u9500"), ("en", "cannot be undone")):
+        refused = boss.post(f"/ui/committees/{committee_id}/member-removals?lang={lang}", {
+            "member_id": member, "left_on": "2026-11-24", "reason": "moved away"})
+        assert refused.status_code == 422
+        shown = Html(refused.text)
+        assert shown.problems[0][0] == "confirmation_required" and words in shown.problems[0][1]
+        assert words in shown.errors["confirm"]
+        assert shown.value(f"remove-reason-{member}") == "moved away"
+        assert shown.by_id[f"remove-{member}-confirm"].get("aria-invalid") == "true"
+    assert before.unchanged()
+    assert len(supervisor.get(f"/committees/{committee_id}").json()["members"]) == 2
+    landed(boss.post(f"/ui/committees/{committee_id}/member-removals", {
+        "member_id": member, "left_on": "2026-11-24", "reason": "moved away", "confirm": "yes"}))
+    assert [m["member_id"] for m in supervisor.get(f"/committees/{committee_id}").json()["members"]] == [chair]
 
 
 def test_a_departed_members_seat_is_shown_vacant_with_the_day(
@@ -280,6 +308,7 @@ def test_a_supervisor_founds_a_committee_adds_a_member_and_removes_one(
     browser.driver.execute_script(f"document.getElementById('remove-left_on-{second}').value = '2026-12-31'")
     browser.fill(f"remove-reason-{second}", "工作调动" if lang == "zh-CN" else "moved to another job")
     before = stored()
+    browser.click(f"remove-{second}-confirm")  # "I understand this cannot be undone"
     browser.submit(f"remove-{second}")
     problem = browser.find(".problem")
     assert problem.get_attribute("data-rule") == "effective_date_in_future" and words["future"] in problem.text
@@ -287,6 +316,8 @@ def test_a_supervisor_founds_a_committee_adds_a_member_and_removes_one(
     assert before.unchanged()
     browser.shot(f"{journey}-4-refused")
     browser.driver.execute_script(f"document.getElementById('remove-left_on-{second}').value = '2026-11-24'")
+    assert not browser.find(f"#remove-{second}-confirm").is_selected()  # confirmed again after a refusal
+    browser.click(f"remove-{second}-confirm")
     browser.submit(f"remove-{second}")
     ids = [r.get_attribute("data-member-id") for r in browser.find_all("#members tbody tr[data-member-id]")]
     assert len(ids) == 3 and second not in ids and not browser.find_all(".problem")

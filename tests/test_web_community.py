@@ -104,7 +104,8 @@ def test_a_caseworker_identifies_a_resident_and_keeps_the_active_members_record(
     assert re.search(r'class="badge bad gap" data-role="representative"',
                      worker.client.get(f"/ui/active-members?area={area}&lang=zh-CN").text)
 
-    lost = landed(worker.post(f"{member}/loss", {"reason": "moved_away", "lost_on": "2026-02-01"}), member)
+    lost = landed(worker.post(f"{member}/loss", {"reason": "moved_away", "lost_on": "2026-02-01", "confirm": "yes"}),
+                  member)
     page = worker.page(f"{lost}&lang=zh-CN")
     assert page.post_forms() == set()  # lost: nothing more to record
     assert page.text("member-status") == "已流失" and "迁居他处" in page.text("member-lost")

@@ -140,6 +140,7 @@ def test_a_subsidy_is_applied_for_approved_by_two_supervisors_paid_in_the_ledger
     browser.fill("reason", reason)
     browser.fill("claw_back", f"{amount + 1:.2f}")
     before = stored()
+    browser.click("revoke-confirm")  # "I understand this cannot be undone"
     browser.submit("revoke")
     assert browser.find(".problem").get_attribute("data-rule") == "claw_back_exceeds_paid"
     assert ("追回金额不能超过已拨付的金额" if lang == "zh-CN" else "cannot be more than what was paid") in \
@@ -149,6 +150,8 @@ def test_a_subsidy_is_applied_for_approved_by_two_supervisors_paid_in_the_ledger
     assert before.unchanged()
     browser.shot(f"{journey}-5-revocation-refused")
     browser.fill("claw_back", "10000.00")
+    assert not browser.find("#revoke-confirm").is_selected()  # confirmed again after a refusal
+    browser.click("revoke-confirm")
     browser.submit("revoke")
     assert browser.find("#application-status").get_attribute("data-status") == "revoked"
     revoked = browser.text()
@@ -410,10 +413,13 @@ def test_a_supervisor_revokes_a_subsidy_and_a_refused_revocation_says_why_keeps_
             ({"reason": "", "claw_back": "0.00"}, 422, "reason_missing", "Give the reason."),
             ({"reason": "x" * 501, "claw_back": "0.00"}, 422, "reason_too_long", "at most 500 characters"),
             ({"reason": "never built", "claw_back": "abc"}, 422, "money_format", None),
+            # the box "I understand this cannot be undone" not ticked (found by a review: one click revoked)
+            ({"reason": "never built", "claw_back": "400.00", "confirm": ""}, 422, "confirmation_required",
+             "cannot be undone"),
         ]
         for typed, status, rule, words in refusals:
             before = stored()
-            answer = client.post(revoke, data={"csrf": token, **typed})
+            answer = client.post(revoke, data={"csrf": token, "confirm": "yes", **typed})
             assert answer.status_code == status, (rule, answer.text[:300])
             assert f'data-rule="{rule}"' in answer.text
             if words:
@@ -421,7 +427,8 @@ def test_a_supervisor_revokes_a_subsidy_and_a_refused_revocation_says_why_keeps_
             assert f'value="{typed["claw_back"]}"' in answer.text and f'value="{typed["reason"]}"' in answer.text
             assert before.unchanged(), rule
         before = stored()
-        done = client.post(revoke, data={"csrf": token, "reason": "never built", "claw_back": "400.00"})
+        done = client.post(revoke, data={"csrf": token, "reason": "never built", "claw_back": "400.00",
+                                         "confirm": "yes"})
         assert done.status_code == 303 and done.headers["location"].startswith(f"/ui/subsidies/{application}?after=")
         assert not before.unchanged()
         record = supervisor.get(f"/subsidy-applications/{application}").json()
@@ -430,7 +437,7 @@ def test_a_supervisor_revokes_a_subsidy_and_a_refused_revocation_says_why_keeps_
         page = client.get(done.headers["location"]).text
         assert "Revoked because" in page and 'id="revoke"' not in page
         before = stored()
-        again = client.post(revoke, data={"csrf": token, "reason": "twice", "claw_back": "0.00"})
+        again = client.post(revoke, data={"csrf": token, "reason": "twice", "claw_back": "0.00", "confirm": "yes"})
         assert again.status_code == 409 and 'data-rule="application_status"' in again.text
         assert before.unchanged()
 

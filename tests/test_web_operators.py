@@ -110,7 +110,8 @@ def test_a_refused_form_keeps_the_typing_and_stores_nothing(web: Any, supervisor
 
     future = boss.post(f"/ui/operators/{operator}/reports", {**REPORT, "year": "2027"})
     assert future.status_code == 422 and Html(future.text).problems[0][0] == "report_year_out_of_range"
-    erasure = boss.post(f"/ui/operators/{operator}/contact-erasure", {"legal_basis": "because", "note": "x"})
+    erasure = boss.post(f"/ui/operators/{operator}/contact-erasure", {"legal_basis": "because", "note": "x",
+                                                                         "confirm": "yes"})
     assert erasure.status_code == 422 and Html(erasure.text).problems[0][0] == "legal_basis"
     new = boss.post("/ui/operators/new", {"type": "landlord", "name": "x", "contact": "y", "area": "xinqi"})
     assert new.status_code == 422 and Html(new.text).value("f-name") == "x"
@@ -179,7 +180,18 @@ def test_a_supervisor_changes_and_erases_the_contact_person_in_the_browser(
     assert browser.find("#erase-note").get_attribute("value") == "申请 2026-117"
     assert snapshot.unchanged()
 
+    # The box "I understand this cannot be undone" left empty (the browser's check bypassed again):
+    # the server refuses it too, keeps what was typed and stores nothing.
     browser.choose("legal_basis", "data_subject_request")
+    browser.driver.execute_script("document.getElementById('erase-form').noValidate = true")
+    browser.submit("erase-contact")
+    assert browser.find(".problem").get_attribute("data-rule") == "confirmation_required"
+    assert browser.find("#erase-confirm").get_attribute("aria-invalid") == "true"
+    assert browser.find("#erase-note").get_attribute("value") == "申请 2026-117"
+    assert snapshot.unchanged()
+    browser.shot(f"{journey}-unconfirmed")
+
+    browser.click("erase-confirm")
     browser.submit("erase-contact")
     contact = browser.find("#operator-contact").text
     assert ("[已删除]" if lang == "zh-CN" else "[erased]") in contact

@@ -204,6 +204,7 @@ def test_an_auditor_reads_a_resident_and_a_departed_resident_can_only_come_back(
         "move-out-form", "departure-form", "dependant-form", "service-form"} | (
         {"move-in-form"} if browser.find_all("#move-in-form") else set())
     browser.fill("departure-reason", "返乡 went home")
+    browser.click("departure-confirm")  # "I understand this cannot be undone"
     browser.submit("depart")
     assert browser.find("#resident-status").text == ("已离开" if lang == "zh-CN" else "Departed")
     assert [f.get_attribute("id") for f in post_forms(browser)] == ["return-form"]

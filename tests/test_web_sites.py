@@ -366,7 +366,8 @@ def test_a_supervisor_changes_the_facilities_and_closes_an_empty_site_but_not_an
 
     resident = caseworker.post("/residents", {**resident_body(), "site_id": site_id}).json()["id"]
     before = stored()
-    refused = boss.post(f"/ui/sites/{site_id}/closure?lang=en", {"closed_on": "2026-11-25", "reason": "lease ended"})
+    refused = boss.post(f"/ui/sites/{site_id}/closure?lang=en", {"closed_on": "2026-11-25", "reason": "lease ended",
+                                                                 "confirm": "yes"})
     assert refused.status_code == 409
     page = Html(refused.text)
     assert page.problems[0] == ("site_has_occupants", "Residents still live at the site; move them out first.")
@@ -374,7 +375,18 @@ def test_a_supervisor_changes_the_facilities_and_closes_an_empty_site_but_not_an
     assert before.unchanged()
 
     caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-11-25", "reason": "went home"})
-    landed(boss.post(f"/ui/sites/{site_id}/closure", {"closed_on": "2026-11-25", "reason": "lease ended"}), site_id)
+    # Closing is for good: without the box "I understand this cannot be undone" it is refused in words.
+    box = boss.page(f"/ui/sites/{site_id}").by_id["close-confirm"]
+    assert box["type"] == "checkbox" and "required" in box
+    unconfirmed = boss.post(f"/ui/sites/{site_id}/closure?lang=zh-CN",
+                            {"closed_on": "2026-11-25", "reason": "lease ended"})
+    assert unconfirmed.status_code == 422
+    page = Html(unconfirmed.text)
+    assert page.problems[0][0] == "confirmation_required" and "\u65e0\u6cd5\u64a4\u9500" in page.problems[0][1]
+    assert page.value("close-reason") == "lease ended" and page.errors.get("confirm")
+    assert supervisor.get(f"/sites/{site_id}").json()["closed_on"] is None
+    landed(boss.post(f"/ui/sites/{site_id}/closure", {"closed_on": "2026-11-25", "reason": "lease ended",
+                                                      "confirm": "yes"}), site_id)
     assert supervisor.get(f"/sites/{site_id}").json()["closed_on"] == "2026-11-25"
     assert not {"facilities-form", "close-form"} & boss.page(f"/ui/sites/{site_id}").post_forms()
 

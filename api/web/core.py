@@ -36,6 +36,7 @@ LOGIN_CSRF_COOKIE = "liudong_login_csrf"
 LANG_COOKIE = "liudong_lang"
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; form-action 'self';"
        " frame-ancestors 'none'; base-uri 'none'")
+CONFIRM_FIELD = "confirm"  # an irreversible form's box "I understand this cannot be undone"
 STAFF_ROLES = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN})
 SUPERVISOR_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
@@ -215,6 +216,16 @@ class Page:
     def refused(self, rule: str, message: str, field_name: str | None = None) -> CommandOutcome:
         """A refusal for the form: the rule in words (``message`` where the catalogue has none)."""
         return CommandOutcome(error=self.error_text(rule, message), rule=rule, field=field_name)
+
+    def unconfirmed(self, form: Mapping[str, str]) -> CommandOutcome | None:
+        """An irreversible form (an erasure, a closing, a revocation, a removal) asks for its box
+        "I understand this cannot be undone" to be ticked: the box is ``required`` in the page,
+        and checked here too, so a form sent without it (no browser check, an old tab) is refused
+        422 with the rule in words and nothing is stored (found by a review: one click did it)."""
+        if form.get(CONFIRM_FIELD) != "yes":
+            return self.refused("confirmation_required", "tick the box to confirm that this cannot be undone",
+                                CONFIRM_FIELD)
+        return None
 
     def too_long(self, form: Mapping[str, str], limits: Mapping[str, int]) -> CommandOutcome | None:
         """The first field longer than its limit, refused with the rule in words."""

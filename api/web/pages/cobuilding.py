@@ -191,7 +191,7 @@ async def record_contribution(pairing_id: UUID, request: Request) -> Response:
 @router.post("/ui/pairings/{pairing_id}/ending")
 async def end_pairing(pairing_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: Any) -> CommandOutcome:
-        return page.run(lambda stamp: page.services.app.end_pairing(
+        return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.end_pairing(
             pairing_id, ended_on=day, reason=form["reason"], stamp=stamp))
 
     return await _act(request, pairing_id, "end", SUPERVISOR_ROLES, "ended_on", ["reason"], act)

@@ -413,6 +413,8 @@ async def remove_member(request: Request, committee_id: str) -> Response:
         problem = refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "left_on")
     elif not reason or len(reason) > REASON_MOST:
         problem = refused(page, "committee_removal_reason", "give the reason (at most 500 characters)", "reason")
+    elif (unconfirmed := page.unconfirmed(form)) is not None:
+        problem = unconfirmed
     else:
         problem = page.run(lambda stamp: page.services.app.remove_committee_member(
             parsed, member_id=form.get("member_id", ""), reason=reason, left_on=left_on, stamp=stamp))

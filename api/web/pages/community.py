@@ -340,7 +340,7 @@ async def record_loss(member_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], days: dict[str, date]) -> CommandOutcome:
         if form["reason"] not in LOSS_REASONS:
             return page.refused("loss_reason", "choose a reason from the list", "reason")
-        return page.run(lambda stamp: page.services.app.record_active_member_loss(
+        return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.record_active_member_loss(
             member_id, lost_on=days["lost_on"], reason=form["reason"], stamp=stamp))
 
     return await _member_act(request, member_id, "loss", ["lost_on", "reason"], ["lost_on"], act)

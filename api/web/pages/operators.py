@@ -268,7 +268,7 @@ async def change_contact(operator_id: UUID, request: Request) -> Response:
 @router.post("/ui/operators/{operator_id}/contact-erasure")
 async def erase_contact(operator_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
-        return page.run(lambda stamp: page.services.app.erase_operator_contact(
+        return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.erase_operator_contact(
             operator_id, legal_basis=form["legal_basis"], note=form["note"], stamp=stamp))
 
     return await _act(request, operator_id, "erase", SUPERVISOR_ROLES, ["legal_basis", "note"], act)

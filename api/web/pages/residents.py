@@ -375,7 +375,8 @@ async def departure(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
         if len(form["reason"]) > 500:
             return _fail(page, "too_long", "reason", "at most 500 characters")
-        return page.run(lambda stamp: page.services.app.record_departure(resident_id, day, form["reason"], stamp))
+        return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.record_departure(
+            resident_id, day, form["reason"], stamp))
 
     return await _act(request, resident_id, "departure", ["effective_date", "reason"], act)
 

@@ -404,7 +404,7 @@ async def change_facilities(site_id: UUID, request: Request) -> Response:
 @router.post("/ui/sites/{site_id}/closure")
 async def close_site(site_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
-        refusal = _required(page, form, ["reason"]) or _too_long(page, form, ["reason"])
+        refusal = _required(page, form, ["reason"]) or _too_long(page, form, ["reason"]) or page.unconfirmed(form)
         if refusal is not None:
             return refusal
         return page.run(lambda stamp: page.services.app.close_site(site_id, day, form["reason"], stamp))

@@ -347,7 +347,7 @@ def _revoke(page: Page, target: UUID, form: dict[str, str]) -> CommandOutcome:
         return page.refused("reason_missing", page._("Reason"), "reason")
     if len(reason) > REASON_MAX:
         return page.refused("reason_too_long", page._("Reason"), "reason")
-    return page.run(lambda stamp: page.services.app.revoke_subsidy_application(
+    return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.revoke_subsidy_application(
         target, reason, form.get("claw_back", ""), stamp))
 
 
