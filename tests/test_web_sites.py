@@ -365,7 +365,13 @@ def test_a_supervisor_changes_the_facilities_and_closes_an_empty_site_but_not_an
     assert supervisor.get(f"/sites/{site_id}").json()["facilities"] == ["canteen", "clinic", "school"]
 
     resident = caseworker.post("/residents", {**resident_body(), "site_id": site_id}).json()["id"]
-    before = stored()
+    # Occupied: no close form is offered, only why (found by a review: it was offered, then refused).
+    occupied = boss.page(f"/ui/sites/{site_id}?lang=en")
+    assert "close-form" not in occupied.post_forms() and "facilities-form" in occupied.post_forms()
+    assert "residents still living here: 1." in occupied.text("close-not-ready")
+    assert occupied.by_id["close-not-ready"]["data-rule"] == "site_has_occupants"
+    assert "\u4ecd\u6709 1 \u540d\u4f4f\u6237" in boss.page(f"/ui/sites/{site_id}?lang=zh-CN").text("close-not-ready")
+    before = stored()  # a form posted anyway (an old tab) is refused in words
     refused = boss.post(f"/ui/sites/{site_id}/closure?lang=en", {"closed_on": "2026-11-25", "reason": "lease ended",
                                                                  "confirm": "yes"})
     assert refused.status_code == 409

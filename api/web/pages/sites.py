@@ -170,6 +170,14 @@ def _actions(page: Page, site: HousingSite) -> dict[str, bool]:
     }
 
 
+def _site_actions(page: Page, site: HousingSite) -> dict[str, bool]:
+    """A supervisor's changes to an open site. Only an empty site closes: while residents live
+    there the close form is not offered, only why (found by a review: it was offered, then refused)."""
+    changing = page.may(SUPERVISOR_ROLES) and site.closed_on is None
+    return {"facilities": changing, "close": changing and not site.occupants,
+            "close_blocked": changing and bool(site.occupants)}
+
+
 def _defaults(page: Page, site: HousingSite) -> dict[str, dict[str, Any]]:
     """What each form shows before anything is typed: today, the site's facilities, the latest
     assessment's operator and villages, five seats."""
@@ -223,7 +231,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
         values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
         form=form, outcome=outcome, forms=forms, actions=_actions(page, site),
-        site_actions={name: page.may(SUPERVISOR_ROLES) and site.closed_on is None for name in ("facilities", "close")},
+        site_actions=_site_actions(page, site),
         facilities=_options(page, "facility", FACILITIES),
         operator_statuses=_options(page, "operator_status", OPERATOR_STATUSES),
         checklist=[page.label("facility", f) for f in checklist],
