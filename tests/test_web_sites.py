@@ -277,6 +277,40 @@ def test_a_preparation_on_an_assessment_older_than_ninety_days_is_refused_in_wor
     assert before.unchanged()
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_preparation_reported_late_on_an_assessment_now_stale_is_offered_and_recorded(
+        web: Any, supervisor: Api, caseworker: Api, lang: str) -> None:
+    """Found by a review: a site whose only lack today is a fresh assessment got no form, though a
+    preparation approved within 90 days of that assessment, reported late, is legitimate."""
+    site_id = new_site(supervisor)
+    caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-07-01", "headcount": 3100, "facilities_present": READY, "operator_status": "clear",
+        "villages": ["\u94f6\u674f\u6751"]})
+    boss = web("supervisor")
+    page = boss.page(f"/ui/sites/{site_id}?lang={lang}")
+    assert page.post_forms() == SITE_FORMS | {"assess-form", "preparation-form"}
+    assert "preparation-not-ready" not in page.by_id
+    hint = page.text("preparation-late")
+    assert "2026-07-01" in hint and "2026-09-29" in hint and "90" in hint  # the window: 90 days from the assessment
+    assert page.value("preparation-approved_on") == ""  # today would be refused: the day is typed
+    landed(boss.post(f"/ui/sites/{site_id}/preparation?lang={lang}", {
+        "approved_on": "2026-09-29", "member_name_1": "\u738b\u82b3", "member_role_1": "head", "note": ""}), site_id)
+    document = supervisor.get(f"/sites/{site_id}").json()
+    assert document["stage"] == "preparation" and document["preparation"]["approved_on"] == "2026-09-29"
+
+
+def test_a_site_lacking_more_than_a_fresh_assessment_gets_no_preparation_form(
+        web: Any, supervisor: Api, caseworker: Api) -> None:
+    site_id = new_site(supervisor)
+    caseworker.post(f"/sites/{site_id}/assessments", {
+        "assessed_on": "2026-07-01", "headcount": 3100, "facilities_present": READY[1:], "operator_status": "clear",
+        "villages": ["\u94f6\u674f\u6751"]})
+    page = web("supervisor").page(f"/ui/sites/{site_id}?lang=en")
+    assert page.post_forms() == SITE_FORMS | {"assess-form"}
+    assert "preparation-late" not in page.by_id
+    assert "Facility missing: kindergarten" in page.text("preparation-not-ready")
+
+
 def test_a_supervisor_approves_a_preparation_records_an_election_and_ends_the_term(
         web: Any, supervisor: Api, caseworker: Api) -> None:
     site_id = new_site(supervisor)

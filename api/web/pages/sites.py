@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -157,12 +157,18 @@ def _actions(page: Page, site: HousingSite) -> dict[str, bool]:
     """The community's forms this user may run at this site's stage."""
     stage, open_ = site.stage, site.closed_on is None
     preparing = page.may(COMMUNITY_ROLES) and open_ and stage == CommunityStage.ASSESSED
-    not_ready = preparing and bool(site.preparation_missing(page.services.today()))
+    missing = site.preparation_missing(page.services.today())
+    # An assessment over 90 days old today still carries a preparation approved within 90 days of
+    # it (reported late; the domain checks approved_on against the assessment's day), so that alone
+    # hides no form: the form says the window instead.
+    lacking = [m for m in missing if m != "fresh_assessment"]
+    not_ready = preparing and bool(lacking)
     return {
         "assess": page.may(ASSESS_ROLES) and open_ and stage in (CommunityStage.UNASSESSED, CommunityStage.ASSESSED),
-        # a site that lacks something today gets no approval form, only what it lacks (found by a review:
+        # a site that lacks anything else today gets no approval form, only what it lacks (found by a review:
         # the form was offered and then refused)
         "preparation": preparing and not not_ready,
+        "preparation_late": preparing and not not_ready and "fresh_assessment" in missing,
         "preparation_blocked": not_ready,
         "election": page.may(COMMUNITY_ROLES) and open_ and stage in (CommunityStage.PREPARATION,
                                                                          CommunityStage.TERM_ENDED),
@@ -178,6 +184,13 @@ def _site_actions(page: Page, site: HousingSite) -> dict[str, bool]:
             "close_blocked": changing and bool(site.occupants)}
 
 
+def _last_approval_day(site: HousingSite) -> date | None:
+    """The last day a preparation may be approved on the latest assessment."""
+    if site.assessment is None:
+        return None
+    return date.fromisoformat(site.assessment["assessed_on"]) + timedelta(days=ASSESSMENT_VALID_DAYS)
+
+
 def _defaults(page: Page, site: HousingSite) -> dict[str, dict[str, Any]]:
     """What each form shows before anything is typed: today, the site's facilities, the latest
     assessment's operator and villages, five seats."""
@@ -187,7 +200,9 @@ def _defaults(page: Page, site: HousingSite) -> dict[str, dict[str, Any]]:
         "assess": {"assessed_on": today, "facilities": list(latest.get("facilities_present", site.facilities)),
                    "operator_status": latest.get("operator_status", ""),
                    "villages": "、".join(latest.get("villages", []))},
-        "preparation": {"approved_on": today},
+        # an assessment too old today for a preparation approved today: the day is the one typed
+        "preparation": {"approved_on": "" if "fresh_assessment" in site.preparation_missing(page.services.today())
+                        else today},
         "election": {"held_on": today, "seats": str(SEATS_MIN)},
         "term_end": {"ended_on": today},
         "facilities": {"facilities": list(site.facilities)},
@@ -226,7 +241,8 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
                              if committee else None),
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
         preparation=({**preparation, "group": presenter.members(preparation["group"])} if preparation else None),
-        assessment=site.assessment, lacks=[lack_label(page, lack) for lack in _lacks(site, page)],
+        assessment=site.assessment, last_approval_day=_last_approval_day(site),
+        lacks=[lack_label(page, lack) for lack in _lacks(site, page)],
         valid_days=ASSESSMENT_VALID_DAYS, cases=cases, pairings=pairings, money=money, committees=committees,
         may_change=page.may(SUPERVISOR_ROLES) and not site.closed_on,
         values=values if form == "capacity" and values else {"capacity": str(site.capacity)},
