@@ -228,6 +228,10 @@ def test_a_departed_members_seat_is_shown_vacant_with_the_day(
     assert member_rows(text) == {chair: "sitting", member: "vacant"}
     row = text.split(f'data-member-id="{member}"')[1].split("</tr>")[0]
     assert "Seat vacant" in row and "Left the district on 2026-11-10" in row and "2026-06-01" in row
+    # the committee's history gives the seat's reason in words, not "departed the district"
+    history = web("supervisor").client.get(f"/ui/history/committees/{committee_id}?lang=zh-CN").text
+    reasons = [re.sub(r"\s+", " ", r).strip() for r in re.findall(r'<td class="reason">(.*?)</td>', history, re.S)]
+    assert "\u79bb\u5f00\u672c\u533a" in reasons and "departed the district" not in history
 
 
 def test_an_auditor_and_a_caseworker_see_no_member_forms_and_may_post_none(

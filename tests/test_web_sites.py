@@ -520,3 +520,21 @@ def test_a_sites_page_lists_the_management_committees_of_the_site(web: Any, supe
     assert re.search(rf'href="/ui/committees/{made.json()["id"]}"', web("auditor").client.get(f"/ui/sites/{site}").text)
     other = web("caseworker").page(f"/ui/sites/{new_site(supervisor)}")
     assert name not in other.text("site-committees")
+
+
+def test_a_sites_history_gives_why_residents_left_in_words(web: Any, supervisor: Api, caseworker: Api) -> None:
+    """Found by a review: the reason column said "moved" in the Chinese pages."""
+    site_id, other = new_site(supervisor), new_site(supervisor)
+    mover = caseworker.post("/residents", {**resident_body(), "site_id": site_id}).json()["id"]
+    leaver = caseworker.post("/residents", {**resident_body(), "site_id": site_id}).json()["id"]
+    assert caseworker.post(f"/residents/{mover}/moves", {"site_id": other, "effective_date": "2026-11-20"}
+                           ).status_code == 200
+    assert caseworker.post(f"/residents/{leaver}/departure", {"effective_date": "2026-11-21", "reason": "x"}
+                           ).status_code == 200
+    boss = web("supervisor")
+    for lang, words in (("zh-CN", ["\u8fc1\u5f80\u4ed6\u5904", "\u79bb\u5f00\u672c\u533a"]),
+                        ("en", ["moved elsewhere", "left the district"])):
+        history = boss.client.get(f"/ui/history/sites/{site_id}?lang={lang}")
+        assert history.status_code == 200
+        reasons = [r.strip() for r in re.findall(r'<td class="reason">(.*?)</td>', history.text, re.S)]
+        assert [r for r in reasons if r] == words, reasons

@@ -55,3 +55,27 @@ def test_every_event_a_history_page_shows_has_a_name_in_words_in_both_languages(
         found = catalogue(locale)
         missing = sorted(n for n in shown if not any(s for _, s in found.get(f"event.{n}", [])))
         assert not missing, f"{locale}: events without words: {missing}"
+
+
+def test_every_kind_of_history_page_has_a_title_in_both_languages() -> None:
+    """Found by a review: a subsidy program's history was titled "subsidy-programs"."""
+    from api.web.pages.history import KINDS
+
+    for locale in ("zh_CN", "en"):
+        found = catalogue(locale)
+        missing = sorted(k for k in KINDS if not any(s for _, s in found.get(f"history_kind.{k}", [])))
+        assert not missing, f"{locale}: history pages without a title: {missing}"
+
+
+def test_the_reasons_the_system_writes_read_in_words_in_both_languages() -> None:
+    """Found by a review: a site's history said "moved" and a committee's "departed the district"
+    in the Chinese pages (reasons the domain writes, not a person)."""
+    from api.web.pages.history import reason_in_words
+
+    zh = {"moved": "\u8fc1\u5f80\u4ed6\u5904", "departed": "\u79bb\u5f00\u672c\u533a",
+          "departed the district": "\u79bb\u5f00\u672c\u533a"}
+    en = {"moved": "moved elsewhere", "departed": "left the district", "departed the district": "left the district"}
+    for reason in zh:
+        assert reason_in_words("zh-CN", reason) == zh[reason]
+        assert reason_in_words("en", reason) == en[reason]
+    assert reason_in_words("zh-CN", "went home, then came back") == "went home, then came back"  # typed text stays

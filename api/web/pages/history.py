@@ -45,10 +45,12 @@ KINDS: dict[str, tuple[type, bool, str]] = {
 }
 
 
-# Reasons that are a vocabulary's value (an outcome, a legal basis, why a member was lost),
-# shown in words as the record's own page shows them.
-REASON_VOCABULARIES = ("outcome", "legal_basis", "loss_reason")
-VOCABULARY_VALUE = re.compile(r"[a-z][a-z_]{1,40}")
+# Reasons that are a vocabulary's value (an outcome, a legal basis, why a member was lost, why
+# the system itself ended a stay, a seat or a permit: "moved", "departed the district"), shown in
+# words as the record's own page shows them (found by a review: a site's history said "moved"
+# and a committee's "departed the district" in the Chinese pages).
+REASON_VOCABULARIES = ("outcome", "legal_basis", "loss_reason", "leaving_reason")
+VOCABULARY_VALUE = re.compile(r"[a-z][a-z_ ]{1,40}")
 
 
 def reason_in_words(lang: str, reason: str | None) -> str | None:
@@ -56,7 +58,7 @@ def reason_in_words(lang: str, reason: str | None) -> str | None:
         return reason
     catalogue = gettext_for(lang)
     for vocabulary in REASON_VOCABULARIES:
-        key = f"{vocabulary}.{reason}"
+        key = f"{vocabulary}.{reason.replace(' ', '_')}"
         words = catalogue.gettext(key)
         if words != key:
             return str(words)
