@@ -5,11 +5,13 @@ application layer as the API; scripts, styles and fonts are served from ``/stati
 from __future__ import annotations
 
 import asyncio
+import inspect
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,9 +22,11 @@ from api.web import auth, home
 from api.web.core import (
     LANG_COOKIE,
     SESSION_COOKIE,
+    Page,
     SignInNeeded,
     WebBadInput,
     WebForbidden,
+    current_page,
     environment,
     html_response,
     language,
@@ -35,6 +39,11 @@ http_problem = problems.http_exception_handler
 
 STATIC = Path(__file__).parent / "static"
 WROTE_COOKIE = "liudong_wrote"  # the position of the signed-in person's last write
+
+
+# The page a record's id that names nothing answers with (the others: notfound.html).
+MISSING_PAGES = (("/ui/residents/", "resident_missing.html"), ("/ui/sites/", "site_missing.html"),
+                 ("/ui/cases/", "case_missing.html"))
 
 
 def _position(text: str | None) -> int:
@@ -76,6 +85,24 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         lang = language(request)
         html = environment(lang).get_template("notfound.html").render(lang=lang)
         return html_response(html, error.status_code, lang)
+
+    api_invalid = web.exception_handlers[RequestValidationError]
+
+    @web.exception_handler(RequestValidationError)
+    async def malformed(request: Request, error: RequestValidationError) -> Response:
+        """A page's id that is no id (``/ui/sites/pipeline``, ``/ui/residents/x``) is a page that
+        does not exist: the not-found page in the reader's language, as for an id that names
+        nothing, not the API's English problem document (found by a review). The pages take
+        nothing typed but the ids in their paths."""
+        if not request.url.path.startswith("/ui/"):
+            answered = api_invalid(request, error)
+            return await answered if inspect.isawaitable(answered) else answered
+        try:
+            page: Page = current_page(request)
+        except SignInNeeded as needed:
+            return login_redirect(needed.next_url)
+        missing = next((t for prefix, t in MISSING_PAGES if request.url.path.startswith(prefix)), "notfound.html")
+        return page.render(missing, status=404)
 
     @web.exception_handler(WebBadInput)
     async def bad_input(request: Request, error: WebBadInput) -> HTMLResponse:

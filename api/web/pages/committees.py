@@ -226,7 +226,7 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
         with reading_as(page.principal):
             committee = page.services.app.load(ManagementCommittee, committee_id)
     except NotFound:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     presenter = Presenter(page.services.app.vault, page.principal, "zh" if page.lang == "zh-CN" else "en")
     active = committee.active_members()
     members = presenter.members([{**m, "member_id": k, "sitting": k in active} for k, m in committee.members.items()])
@@ -273,7 +273,7 @@ async def committee_page(request: Request, committee_id: str) -> Response:
         await page.wait_for("committee_agendas", int(after))
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     return _committee_page(page, parsed)
 
 
@@ -294,7 +294,7 @@ async def schedule(request: Request, committee_id: str) -> Response:
     form, lists = await _posted(page)
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     agenda: list[dict[str, Any]] = [{"dispute_id": UUID(d)} for d in lists.get("dispute_id", []) if uuid_or_none(d)]
     problem: CommandOutcome | None = None
     for n in range(1, TITLED_ROWS + 1):
@@ -323,7 +323,7 @@ async def minutes(request: Request, committee_id: str, meeting_id: str) -> Respo
     form, lists = await _posted(page)
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     held_on = day_or_none(form.get("held_on"))
     problem: CommandOutcome | None = None
     decisions: list[dict[str, Any]] = []
@@ -360,7 +360,7 @@ async def action_done(request: Request, committee_id: str, action_id: str) -> Re
     form, _ = await _posted(page)
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     done_on = day_or_none(form.get("done_on"))
     if done_on is None:
         problem = refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "done_on")
@@ -382,7 +382,7 @@ async def add_member(request: Request, committee_id: str) -> Response:
     form = await page.form()
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     member, problem = _member(page, form.get("name", ""), form.get("role", ""), form.get("resident", ""),
                               ("name", "role", "resident"))
     joined_on = day_or_none(form.get("joined_on"))
@@ -406,7 +406,7 @@ async def remove_member(request: Request, committee_id: str) -> Response:
     form = await page.form()
     parsed = uuid_or_none(committee_id)
     if parsed is None:
-        return page.render("case_missing.html", status=404)
+        return page.render("notfound.html", status=404)
     reason, left_on = form.get("reason", ""), day_or_none(form.get("left_on"))
     problem: CommandOutcome | None = None
     if left_on is None:

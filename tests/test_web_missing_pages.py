@@ -1,0 +1,71 @@
+"""A page's id that is no id (``/ui/residents/x``, ``/ui/sites/pipeline``) answers as an id that
+names nothing does: the not-found page in HTML, in the reader's language, not the API's English
+problem document (found by a review: only /ui/cases/x did)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from api.web.i18n import gettext_for
+from tests.test_web_sites import web
+
+__all__ = ["web"]
+
+NO_RECORD = "There is no such page or record."
+# (path, the sentence the page answers with)
+PAGES = [
+    ("/ui/residents/{id}", "No such resident in your areas."),
+    ("/ui/sites/{id}", "No such site in your areas."),
+    ("/ui/cases/{id}", "No such case in your areas."),
+    ("/ui/operators/{id}", NO_RECORD),
+    ("/ui/pairings/{id}", NO_RECORD),
+    ("/ui/active-members/{id}", NO_RECORD),
+    ("/ui/committees/{id}", NO_RECORD),
+    ("/ui/subsidies/{id}", "Not found"),
+    ("/ui/history/sites/{id}", "Not found"),
+]
+POSTS = ["/ui/residents/{id}/departure", "/ui/sites/{id}/closure", "/ui/operators/{id}/contact-erasure",
+         "/ui/pairings/{id}/ending", "/ui/active-members/{id}/loss", "/ui/committees/{id}/member-removals",
+         "/ui/subsidies/{id}/revoke", "/ui/cases/{id}/close"]
+
+
+def shows(response: httpx.Response, lang: str, sentence: str) -> None:
+    assert response.status_code == 404, (response.request.url, response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("text/html"), response.request.url
+    assert f'<html lang="{lang}">' in response.text
+    words = gettext_for(lang).gettext(sentence)
+    assert words in response.text, (response.request.url, words)
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_malformed_id_in_any_page_answers_the_translated_not_found_page(web: Any, lang: str) -> None:
+    session = web("supervisor")
+    for template, sentence in PAGES:
+        for record in ("x", "12345", str(uuid.uuid4())):  # made up, digits, a well-formed id naming nothing
+            shows(session.client.get(template.format(id=record) + f"?lang={lang}"), lang, sentence)
+    # "pipeline" is the API's GET /sites/pipeline, not a site's id: no such page here
+    shows(session.client.get(f"/ui/sites/pipeline?lang={lang}"), lang, "No such site in your areas.")
+
+
+def test_a_form_posted_to_a_malformed_id_answers_not_found_and_stores_nothing(web: Any, stored: Any) -> None:
+    session = web("supervisor")
+    before = stored()
+    for template in POSTS:
+        answer = session.post(template.format(id="x") + "?lang=en", {"confirm": "yes", "reason": "r"})
+        assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), template
+    assert before.unchanged()
+
+
+def test_signed_out_a_malformed_id_leads_to_the_sign_in(base_url: str) -> None:
+    with httpx.Client(base_url=base_url) as client:
+        answer = client.get("/ui/sites/pipeline")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
+
+
+def test_the_api_still_answers_a_malformed_id_with_a_problem_document(web: Any) -> None:
+    answer = web("supervisor").client.get("/sites/not-an-id")
+    assert answer.status_code in (401, 422) and answer.headers["content-type"].startswith("application/problem+json")
