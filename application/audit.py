@@ -3,6 +3,7 @@ personal data."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -36,6 +37,22 @@ def record_access(conn: Any, principal: Principal, resident_id: UUID | None, rou
     """Record a read of a resident's personal data (or of the access log itself)."""
     conn.execute("INSERT INTO access_log (user_id, role, resident_id, route, detail) VALUES (%s, %s, %s, %s, %s)",
                  (principal.actor.user_id, principal.actor.role.value, resident_id, route, detail))
+
+
+def record_names_read(conn: Any, principal: Principal, resident_ids: Iterable[Any], route: str,
+                      detail: str | None = None) -> None:
+    """Record a read of a list that names residents in full (a committee's members, a site's
+    residents): a row for each resident shown, once, under their id; nothing when the reader
+    sees names only masked (no personal data was read). Found by a review: these reads left no row."""
+    if not principal.sees_personal_data:
+        return
+    residents = sorted({str(r) for r in resident_ids if r})
+    if not residents:
+        return
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO access_log (user_id, role, resident_id, route, detail) VALUES (%s, %s, %s, %s, %s)",
+            [(principal.actor.user_id, principal.actor.role.value, UUID(r), route, detail) for r in residents])
 
 
 def record_case_access(conn: Any, principal: Principal, parties: list[dict[str, Any]], case_id: UUID,

@@ -537,3 +537,38 @@ def test_a_read_of_a_dispute_is_logged_under_each_resident_party_on_the_api_and_
     assert [(e["route"], e["detail"]) for e in log] == [
         (f"/disputes/{case}", case), (f"/disputes/{case}/history", case), (f"/ui/cases/{case}", case),
         (f"/ui/history/disputes/{case}", case)]
+
+
+def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
+        caseworker: Api, supervisor: Api, auditor: Api, http: Any, services: Services, base_url: str,
+        staff: dict[str, str]) -> None:
+    """Found by a review: GET /committees/{id} and its agenda give the members' full names with
+    their resident ids, and the web pages of a committee and of a site (its residents by name)
+    logged no read. Each resident shown is logged; a reader who sees names masked is not."""
+    from domain.common import Role
+    from tests.conftest import issue_key
+    from tests.factories import unique
+    from tests.test_web_cases import signed_in
+
+    site = supervisor.post("/sites", site_body(name=unique("\u94f6\u674f\u793e\u533a"), capacity=50)).json()["id"]
+    resident = caseworker.post("/residents", {**resident_body(), "site_id": site}).json()["id"]
+    made = supervisor.post("/committees", {"name": unique("\u7ba1\u7406\u59d4\u5458\u4f1a"), "area": "xinqi",
+                                           "established_on": "2026-06-01",
+                                           "members": [{"name": "\u738b\u82b3", "role": "chair"},
+                                                       {"name": "x", "resident_id": resident}]})
+    assert made.status_code == 201, made.text
+    committee = made.json()["id"]
+    masked = Api(http, issue_key(services, unique("no-pii"), Role.API_CONSUMER))
+    assert masked.get(f"/committees/{committee}").status_code == 200  # names masked: no personal data read
+    assert caseworker.get(f"/committees/{committee}").status_code == 200
+    assert caseworker.get(f"/committees/{committee}/agenda", params={"after": made.json()["position"]}
+                          ).status_code == 200
+    with signed_in(base_url, staff["caseworker"]) as client:
+        assert client.get(f"/ui/committees/{committee}").status_code == 200
+        assert client.get(f"/ui/sites/{site}").status_code == 200
+    log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
+    assert [(e["route"], e["detail"], e["role"]) for e in log] == [
+        (f"/committees/{committee}", committee, "caseworker"),
+        (f"/committees/{committee}/agenda", committee, "caseworker"),
+        (f"/ui/committees/{committee}", committee, "caseworker"),
+        (f"/ui/sites/{site}", site, "caseworker")]

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field, model_validator
 
@@ -27,6 +27,7 @@ from api.deps import STAFF as STAFF_ROLES
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
 from api.present import Presenter
 from api.schemas import AgendaPublic, AreaName, Body, CommitteeListItem, CommitteePublic, Name, PageOut, Reason
+from application.audit import record_names_read
 from domain.committees import ManagementCommittee
 from projections.committees import committee_agenda, list_committees
 
@@ -171,7 +172,8 @@ def free_text(value: Any, presenter: Presenter) -> Any:
 
 @router.get("/{committee_id}", response_model=CommitteePublic)
 @access(READERS, AreaRule.OBJECT)
-def get_committee(committee_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language) -> JSONResponse:
+def get_committee(committee_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep,
+                  lang: Language) -> JSONResponse:
     """One committee: current members (with quorum) and every meeting; ETag is its version."""
     with reading_as(principal):
         committee = services.app.load(ManagementCommittee, committee_id)
@@ -188,13 +190,16 @@ def get_committee(committee_id: UUID, services: ServicesDep, principal: Principa
         "quorum": committee.quorum(),
         "meetings": free_text([{"meeting_id": k, **v} for k, v in committee.meetings.items()], presenter),
     }))
+    with services.pool.connection() as conn:  # the members' full names beside their resident ids: a read of them
+        record_names_read(conn, principal, [m.get("resident_id") for m in committee.members.values()],
+                          request.url.path, detail=str(committee_id))
     return respond(doc, {"ETag": f'"{committee.version}"'})
 
 
 @router.get("/{committee_id}/agenda", response_model=AgendaPublic)
 @access(READERS, AreaRule.OBJECT)
 def get_agenda(
-    committee_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language,
+    committee_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep, lang: Language,
     headers: Annotated[dict[str, str], after("committee_agendas")],
 ) -> JSONResponse:
     """Upcoming and past meetings with agenda, attendance and decisions; members with vacancies."""
@@ -206,6 +211,9 @@ def get_agenda(
     members = [{**m, "left_reason": presenter.text(m["left_reason"])} for m in doc["members"]]
     doc = {**free_text({k: v for k, v in doc.items() if k != "members"}, presenter),
            "members": presenter.members(members)}
+    with services.pool.connection() as conn:  # the members' full names beside their resident ids: a read of them
+        record_names_read(conn, principal, [m.get("resident_id") for m in members], request.url.path,
+                          detail=str(committee_id))
     return respond(AgendaPublic.model_validate(_json(doc)), headers)
 
 

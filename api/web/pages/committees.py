@@ -28,6 +28,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.cases import area_name, area_options, refusal_status, refused, site_rows
+from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
 from domain.common import ERASED, Role
@@ -233,6 +234,9 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
     names = {m["member_id"]: m["name"] for m in members}
     open_cases = _open_cases(page, committee.area)
     with page.services.pool.connection() as conn:  # every case of the area, to name agenda items
+        # the members' full names, each linked to the resident: a read of them (as GET /committees/{id})
+        record_names_read(conn, page.principal, [m.get("resident_id") for m in committee.members.values()],
+                          page.request.url.path, detail=str(committee_id))
         cases = {str(c["id"]): c for c in list_cases(conn, CaseFilter(area=committee.area), page.services.today(),
                                                         500, None).items}
     meetings = []

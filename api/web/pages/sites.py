@@ -25,6 +25,7 @@ from api.routes.sites import operator_record
 from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
 from api.web.pages.subsidies import money
+from application.audit import record_names_read
 from application.store import CommandResult, NotFound
 from domain.common import Role, RuleViolated, Stamp
 from domain.sites import (
@@ -229,6 +230,11 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
     committee = site.community_committee
     elected = site.community
     preparation = site.preparation
+    named = [*(committee or {}).get("members", []), *(elected or {}).get("members", {}).values(),
+             *(preparation or {}).get("group", [])]
+    with page.services.pool.connection() as conn:  # the residents (and members) shown by full name: a read of them
+        record_names_read(conn, page.principal, [*(r["id"] for r in residents), *(m.get("resident_id") for m in named)],
+                          page.request.url.path, detail=str(site_id))
     forms = _defaults(page, site)
     if form is not None and values is not None:
         forms[form] = values
