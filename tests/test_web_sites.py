@@ -178,6 +178,11 @@ def test_a_refused_registration_shows_the_rule_keeps_the_typing_and_stores_nothi
     page = Html(refused.text)
     assert page.problems[0][0] == "capacity_not_positive" and page.problems[0][1] == "Beds are a positive number."
     assert page.errors.get("capacity")
+    # the error is tied to its field (found by a review): announced with it by a screen reader
+    capacity = page.by_id["f-capacity"]
+    assert capacity.get("aria-invalid") == "true" and "f-capacity-error" in capacity["aria-describedby"].split()
+    assert page.text("f-capacity-error") == page.errors["capacity"]
+    assert "aria-invalid" not in page.by_id["f-name"] and "aria-describedby" not in page.by_id["f-name"]
     assert page.value("f-name") == "零床位居住点" and page.value("f-operator_name") == "无床村合作社"
     assert page.value("f-capacity") == "0" and "checked" in page.by_id["site-new-facility-canteen"]
     assert re.search(r'<option value="village_cooperative"\s+selected>', refused.text)
@@ -201,6 +206,9 @@ def test_a_caseworker_records_an_assessment_and_the_page_names_what_the_site_lac
     worker = web("caseworker")
     page = worker.page(f"/ui/sites/{site_id}")
     assert page.post_forms() == {"assess-form"}  # the community's other steps are a supervisor's
+    headcount = page.by_id["assess-headcount"]  # its hint is tied to it
+    assert headcount["aria-describedby"] == "assess-headcount-hint" and "aria-invalid" not in headcount
+    assert "registered here now" in worker.page(f"/ui/sites/{site_id}?lang=en").text("assess-headcount-hint")
     assert page.value("assess-assessed_on") == "2026-11-25"
     answered = worker.post(f"/ui/sites/{site_id}/assessment",
                            assessment(headcount="420", facility=["kindergarten", "clinic", "canteen"],
