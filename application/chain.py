@@ -14,7 +14,9 @@ checkpoint provably was not rewritten later, even by someone who recomputes ever
 
 Only one chainer runs at a time (a session advisory lock); the others stand by. A rolled
 back transaction leaves a position that never held an event: the chain has no row for
-it, and ``verify`` knows it was never chained.
+it, and ``verify`` knows it was never chained. An event deleted together with its chain row
+leaves the same gap, but the link after it was made from the deleted row's link: ``verify``
+tells the two apart by that.
 """
 
 from __future__ import annotations
@@ -323,6 +325,7 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
             f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE} ORDER BY id")}
     link = GENESIS
     seen = 0
+    last = 0  # the position of the last event that held
     held = 0  # the position of the last checkpoint that held
     for row in _merged(conn, upto, batch):
         at = int(row["at"])
@@ -347,9 +350,10 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
             break
         link = next_link(link, at, digest)
         if link != bytes(row["link"]):
-            result.broken = Break(at, "link", f"the chain's link at position {at} was rewritten")
+            result.broken = _link_break(conn, at, last, bytes(row["link"]), marks)
             break
         seen += 1
+        last = at
         mark = marks.pop(at, None)
         if mark is not None:
             problem = _check_mark(mark, link, seen, public_key)
@@ -376,6 +380,37 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
     if progress is not None:
         progress(seen, total)
     return result
+
+
+def _link_break(conn: psycopg.Connection[Any], at: int, last: int, stored: bytes,
+                marks: dict[int, dict[str, Any]]) -> Break:
+    """A link that does not follow from the one before: rewritten, or made from an event that
+    is gone with its chain row. Positions between ``last`` and ``at`` that hold neither may
+    never have held an event (a rolled-back transaction: the chainer links over it), so the
+    gap alone proves nothing. But if the chain after ``at`` was made from the link stored at
+    ``at`` (or a checkpoint recorded it), that link is the chainer's own, and it was made from
+    a link that is no longer there: an event chained in the gap was deleted, chain row and all."""
+    if at - last > 1 and _continues_from(conn, at, stored, marks):
+        first, end = last + 1, at - 1
+        if first == end:
+            return Break(first, "missing", f"the event chained at position {first} is no longer stored and its chain"
+                         f" row is gone too (deleted; the link at position {at} was made from it)")
+        return Break(first, "missing", f"an event chained between positions {first} and {end} is no longer stored"
+                     f" and its chain row is gone too (deleted; the link at position {at} was made from it); the"
+                     " chain does not tell which of these positions held it (the others never held an event)")
+    return Break(at, "link", f"the chain's link at position {at} was rewritten")
+
+
+def _continues_from(conn: psycopg.Connection[Any], at: int, link: bytes, marks: dict[int, dict[str, Any]]) -> bool:
+    """Whether the link stored at ``at`` is the one the chain went on from: the next chain
+    row's link was made from it, or a checkpoint recorded it as the head."""
+    mark = marks.get(at)
+    if mark is not None and bytes(mark["link"]) == link:
+        return True
+    with conn.cursor(row_factory=dict_row) as cur:
+        after = cur.execute(f"SELECT position, digest, link FROM {CHAIN_TABLE} WHERE position > %s"
+                            " ORDER BY position LIMIT 1", (at,)).fetchone()
+    return after is not None and next_link(link, int(after["position"]), bytes(after["digest"])) == bytes(after["link"])
 
 
 def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25519PublicKey | None) -> str | None:

@@ -384,6 +384,33 @@ def test_a_deleted_event_is_found_at_its_position(tamper: psycopg.Connection[Any
     assert result.broken is not None and (result.broken.position, result.broken.kind) == (50001, "missing")
 
 
+def test_an_event_deleted_with_its_chain_row_is_found_at_its_position(tamper: psycopg.Connection[Any]) -> None:
+    """The gap it leaves looks like a rolled-back position's (found by a review: it was
+    reported as a rewritten link at the next position); the link after it tells."""
+    tamper.execute(f"DELETE FROM {EVENTS_TABLE} WHERE notification_id = 52")
+    tamper.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position = 52")
+    result = _verify_inside(tamper)
+    assert result.broken is not None and (result.broken.position, result.broken.kind) == (52, "missing"), result.broken
+
+
+def test_an_event_deleted_with_its_chain_row_next_to_a_rolled_back_position_is_found(
+        tamper: psycopg.Connection[Any]) -> None:
+    """Position 9973 never held an event: the deleted one lies in 9972..9973, named as such."""
+    tamper.execute(f"DELETE FROM {EVENTS_TABLE} WHERE notification_id = 9972")
+    tamper.execute(f"DELETE FROM {CHAIN_TABLE} WHERE position = 9972")
+    result = _verify_inside(tamper)
+    assert result.broken is not None
+    assert (result.broken.position, result.broken.kind) == (9972, "missing"), result.broken
+    assert "between positions 9972 and 9973" in result.broken.detail
+
+
+def test_a_link_rewritten_after_a_rolled_back_position_is_not_taken_for_a_deletion(
+        tamper: psycopg.Connection[Any]) -> None:
+    tamper.execute(f"UPDATE {CHAIN_TABLE} SET link = %s WHERE position = 9974", (bytes(32),))
+    result = _verify_inside(tamper)
+    assert result.broken is not None and (result.broken.position, result.broken.kind) == (9974, "link"), result.broken
+
+
 def test_two_swapped_events_are_found_at_the_first_of_them(tamper: psycopg.Connection[Any]) -> None:
     tamper.execute(f"UPDATE {EVENTS_TABLE} SET notification_id = -notification_id"
                    " WHERE notification_id IN (70000, 80000)")
