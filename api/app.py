@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.middleware.cors import CORSMiddleware
 
-from api import problems
+from api import docs, problems
 from api.deps import WaitLimiter
 from api.middleware import Guard
 from api.routes import (
@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if owned:
                 app.state.services.close()
 
-    app = FastAPI(title="liudong", version="0.2.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="liudong", version="0.2.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs from local assets (api/docs)
     problems.install(app)
     app.openapi = lambda: problems.document(app)  # type: ignore[method-assign]
     for router in (health.router, admin.router, sites.router, residents.router, permits.router, disputes.router,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                    history.router, imports.router, active_members.router,
                    service_routes.router, operators.router, cobuilding.router):
         app.include_router(router)
+    docs.install(app)
     # The web application's pages, after every API route (api/web).
     app.mount("/", build_web(app.state, [(route.path, route.method) for route in api_routes(app)]))
     guarded: Any = Guard(app, max_body=settings.max_body_bytes, per_minute=settings.rate_limit_per_minute,

@@ -40,7 +40,8 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-# The OpenAPI pages load their script from the page itself; everything else is data.
+# Every answer is data, except the pages that set a policy of their own (/docs: api/docs, the web
+# application's pages), which is kept.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
@@ -167,7 +168,6 @@ class Guard:
             return
         started = time.perf_counter()
         path: str = scope.get("path", "")
-        docs = path.startswith("/docs") or path.startswith("/redoc") or path == "/openapi.json"
         status_seen = 0
 
         async def send_with_headers(message: Message) -> None:
@@ -177,7 +177,7 @@ class Guard:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
-                if not docs and API_CSP[0] not in present:
+                if API_CSP[0] not in present:
                     headers.append(API_CSP)
                 message["headers"] = headers
             await send(message)

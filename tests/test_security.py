@@ -377,6 +377,40 @@ def test_every_error_is_a_problem_document_and_every_answer_has_security_headers
     assert http.delete("/residents").json()["status"] == 405
 
 
+def test_the_openapi_page_and_document_carry_a_strict_policy_and_fetch_nothing_from_elsewhere(
+        http: httpx.Client) -> None:
+    """The page lives on the web application's origin (its session cookie, its CSRF tokens):
+    found by a review, it loaded Swagger UI from a CDN and answered without a policy."""
+    import base64
+    import hashlib
+    import re
+
+    document = http.get("/openapi.json")
+    assert document.status_code == 200 and "default-src 'none'" in document.headers["content-security-policy"]
+    page = http.get("/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    directives = {name: value for name, _, value in (part.strip().partition(" ") for part in policy.split(";"))}
+    assert directives["default-src"] == "'none'" and "frame-ancestors" in directives
+    for directive in ("script-src", "style-src", "img-src", "connect-src"):
+        assert not re.search(r"https?:|\*|'unsafe-inline'|'unsafe-eval'", directives[directive]), policy
+    inline = re.findall(r"<script>(.*?)</script>", page.text, re.DOTALL)
+    assert inline, page.text
+    for script in inline:  # allowed by its hash, nothing else inline
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in directives["script-src"]
+    assert not re.search(r"https?://", re.sub(r"<script>.*?</script>", "", page.text, flags=re.DOTALL))
+    assert not re.search(r"https?://", "".join(inline))
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert {a.rsplit(".", 1)[-1] for a in assets} >= {"js", "css"}, assets
+    for asset in assets:
+        assert asset.startswith("/docs/assets/"), asset
+        answer = http.get(asset)
+        assert answer.status_code == 200 and answer.content, asset
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    assert http.get("/redoc").status_code == 404  # not served: it would need inline styles and a worker
+
+
 def test_cors_rate_limits_and_page_caps_follow_the_settings(services: Services, settings: Settings) -> None:
     tight = settings.model_copy(update={"rate_limit_per_minute": 60, "rate_limit_burst": 3,
                                         "cors_origins": ["https://office.example"], "max_page_size": 10})
