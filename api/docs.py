@@ -1,6 +1,6 @@
 """The OpenAPI page (``/docs``), served whole by the application: Swagger UI's script and style
-come from the ``drf-spectacular-sidecar`` wheel (a monthly-updated copy of the ``swagger-ui-dist``
-build; its files only, Django is never imported), mounted at ``/docs/assets``. Nothing is fetched
+are the ``swagger-ui-dist`` build kept in ``api/docs_assets`` (see its README), mounted at
+``/docs/assets``. Nothing is fetched
 from another origin, and the page carries a Content-Security-Policy that allows only its own
 origin and, by its hash, the inline script that starts Swagger UI. The web application (session
 cookie, CSRF tokens) lives on the same origin, so a script from a CDN here would run with its
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import re
 from pathlib import Path
 
@@ -21,17 +20,12 @@ from fastapi.staticfiles import StaticFiles
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
-SIDECAR = "drf_spectacular_sidecar"
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
 
 
 def swagger_ui_directory() -> Path:
-    """Where the sidecar wheel keeps Swagger UI, found without importing the package (its
-    ``__init__`` imports Django)."""
-    spec = importlib.util.find_spec(SIDECAR)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"{SIDECAR} is not installed: pip install -e . installs it")
-    directory = Path(next(iter(spec.submodule_search_locations))) / "static" / SIDECAR / "swagger-ui-dist"
+    """Swagger UI's build, kept with the application (``api/docs_assets``, see its README)."""
+    directory = Path(__file__).parent / "docs_assets"
     if not (directory / "swagger-ui-bundle.js").is_file():
         raise RuntimeError(f"{directory} holds no swagger-ui-bundle.js")
     return directory

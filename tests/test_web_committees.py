@@ -328,3 +328,30 @@ def test_a_supervisor_founds_a_committee_adds_a_member_and_removes_one(
     browser.shot(f"{journey}-5-removed")
     document = supervisor.get(f"/committees/{committee_id}").json()
     assert [m["name"] for m in document["members"]] == ["王芳", chosen, "孙丽"]
+
+
+def test_a_case_logged_after_the_meeting_was_scheduled_is_added_to_its_agenda_from_the_page(
+        web: Any, supervisor: Api, caseworker: Api, services: Services) -> None:
+    """Issue 11: the committee's page adds open cases to the agenda of its upcoming meeting (found
+    by a review: cases could be ticked only when the meeting was scheduled)."""
+    area = define_area(services, "\u8bae\u7a0b")
+    committee_id, _ = committee(supervisor, area, [{"name": "\u738b\u82b3", "role": "\u4e3b\u4efb"}])
+    meeting = caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": "2026-11-26", "agenda": [{"title": "rota"}]}).json()["meeting_id"]
+    case = caseworker.post("/disputes", {"category": "neighbours", "description": "noise", "area": area,
+                                         "parties": [{"name": "X", "kind": "other"}],
+                                         "occurred_on": "2026-11-20"}).json()
+    worker = web("caseworker")
+    page = worker.page(f"/ui/committees/{committee_id}?after={case['position']}")
+    assert f"form-agenda-{meeting}" in page.post_forms()
+    assert f"add-case-{meeting}-{case['id']}" in page.by_id
+    nothing = worker.post(f"/ui/committees/{committee_id}/meetings/{meeting}/agenda?lang=en", {})
+    assert nothing.status_code == 422 and Html(nothing.text).problems[0][0] == "agenda_empty"
+    added = worker.post(f"/ui/committees/{committee_id}/meetings/{meeting}/agenda", {"dispute_id": case["id"]})
+    landed(added)
+    after = added.headers["location"].split("after=")[1].split("&")[0]
+    agenda = caseworker.get(f"/committees/{committee_id}/agenda", params={"after": after}).json()["upcoming"][0][
+        "agenda"]
+    assert [i.get("dispute_id") for i in agenda] == [None, case["id"]]
+    again = worker.page(f"/ui/committees/{committee_id}")
+    assert f"form-agenda-{meeting}" not in again.post_forms()  # no open case left to add

@@ -252,6 +252,9 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
                              "attendees", [])]})
     meetings.sort(key=lambda m: (m["scheduled_on"], m["meeting_id"]))
     upcoming = [m for m in meetings if m["minutes"] is None]
+    for m in upcoming:  # the open cases not on its agenda yet, to add (issue 11)
+        listed = {str(item.get("dispute_id")) for item in m["agenda"] if item.get("dispute_id")}
+        m["addable"] = [c for c in open_cases if str(c["id"]) not in listed]
     past = [m for m in meetings if m["minutes"] is not None]
     past.reverse()
     actions = sorted(({**a, "owner_name": names.get(a["owner"], a["owner"]),
@@ -318,6 +321,28 @@ async def schedule(request: Request, committee_id: str) -> Response:
         problem = outcome
     values: dict[str, Any] = {**form, "dispute_ids": lists.get("dispute_id", [])}
     return _committee_page(page, parsed, values, problem, "schedule", refusal_status(problem))
+
+
+@router.post("/ui/committees/{committee_id}/meetings/{meeting_id}/agenda")
+async def add_to_agenda(request: Request, committee_id: str, meeting_id: str) -> Response:
+    """Open cases logged since the meeting was scheduled, added to its agenda (issue 11)."""
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form, lists = await _posted(page)
+    parsed = uuid_or_none(committee_id)
+    if parsed is None:
+        return page.render("notfound.html", status=404)
+    items: list[dict[str, Any]] = [{"dispute_id": UUID(d)} for d in lists.get("dispute_id", []) if uuid_or_none(d)]
+    if not items:
+        problem = refused(page, "agenda_empty", "tick at least one case", "items")
+    else:
+        outcome = page.run(lambda stamp: page.services.app.add_agenda_items(
+            parsed, meeting_id, items=items, stamp=stamp))
+        if outcome.ok:
+            return _done(parsed, outcome, "agenda")
+        problem = outcome
+    values: dict[str, Any] = {**form, "meeting_id": meeting_id}
+    return _committee_page(page, parsed, values, problem, "agenda", refusal_status(problem))
 
 
 @router.post("/ui/committees/{committee_id}/meetings/{meeting_id}/minutes")
