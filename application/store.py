@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import json
 import re
 import threading
@@ -598,6 +599,9 @@ class OfficeApplication(Application[UUID]):
         """Run ``decide`` (load, check, act) and save what it changed atomically.
         A write that loses a race for an aggregate's next version is decided again
         on fresh state, so rules are always checked against what was committed."""
+        if idempotency is None and (pending := PENDING_CLAIM.get()) is not None:
+            PENDING_CLAIM.set(None)
+            idempotency = pending
         for _ in range(self.command_retries):
             target, changed = decide()
             extra = details() if details is not None else {}
@@ -621,6 +625,12 @@ class OfficeApplication(Application[UUID]):
             position = max(r.notification.id for r in recordings) if recordings else 0
             return CommandResult(id=target.id, version=target.version, position=position, details=extra)
         raise TooMuchContention("too many concurrent changes to the same records; retry the request")
+
+
+# A claim for the next command this context runs, set by a caller that cannot pass one (the
+# web pages: a form's one-time token, so a double click stores the command once). The first
+# command run takes it.
+PENDING_CLAIM: contextvars.ContextVar[IdempotencyClaim | None] = contextvars.ContextVar("pending_claim", default=None)
 
 
 def _kind_name(kind: type[Aggregate]) -> str:

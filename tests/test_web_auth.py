@@ -291,3 +291,28 @@ def test_made_up_session_cookies_count_against_the_address_as_refused_keys_do(
                    for _ in range(6)]
         assert answers[:3] == [303, 303, 303] and answers[-1] == 429, answers
         assert client.get("/healthz").status_code == 200  # the address without a credential is not refused
+
+
+def test_a_form_posted_twice_with_its_token_stores_its_command_once(
+        base_url: str, staff: dict[str, str], stored: Any) -> None:
+    """Found by a review: a double click on the new case form logged two identical cases. Each
+    form carries a one-time token; the second post is answered as the first, storing nothing."""
+    with httpx.Client(base_url=base_url) as client:
+        page = client.get("/login")
+        token = page.text.split('name="csrf" value="')[1].split('"')[0]
+        assert client.post("/login", data={"username": staff["caseworker"], "password": WEB_PASSWORD,
+                                           "csrf": token}).status_code == 303
+        form = client.get("/ui/cases/new").text
+        csrf = form.split('name="csrf" value="')[1].split('"')[0]
+        once = form.split('name="form_token" value="')[1].split('"')[0]
+        body = {"csrf": csrf, "form_token": once, "category": "public_order", "area": "xinqi",
+                "description": "noise at night", "priority": "normal", "occurred_on": "2026-11-20",
+                "party_name_1": "Zhou", "party_kind_1": "other"}
+        first = client.post("/ui/cases/new", data=body)
+        assert first.status_code == 303, first.text[:2000]
+        snapshot = stored()
+        second = client.post("/ui/cases/new", data=body)
+        assert second.status_code == 303 and second.headers["location"] == first.headers["location"]
+        assert snapshot.unchanged()
+        another = client.post("/ui/cases/new", data={**body, "form_token": secrets.token_hex(16)})
+        assert another.status_code == 303 and another.headers["location"] != first.headers["location"]

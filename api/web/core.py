@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -26,7 +27,16 @@ from api.schemas import CONTROL_CHARACTERS
 from api.web.i18n import DEFAULT, LANGUAGES, gettext_for, label, sort_key
 from application.access import Principal, acting_in
 from application.services import Services
-from application.store import AreaNotAllowed, CommandResult, NotFound, PreconditionFailed
+from application.store import (
+    IDEMPOTENCY_TABLE,
+    PENDING_CLAIM,
+    AreaNotAllowed,
+    CommandResult,
+    IdempotencyClaim,
+    IdempotencyKeyTaken,
+    NotFound,
+    PreconditionFailed,
+)
 from application.users import Session
 from domain.common import OFFICE_TZ, DomainError, Role, Stamp
 
@@ -66,6 +76,7 @@ class WebBadInput(Exception):
 # sends it and as the API's names, numbers and addresses are.
 MULTILINE_FIELDS = frozenset({"text", "description", "instalments", "justification", "note", "reason", "outcome"})
 LINE_BREAKS = re.compile(r"[\t\n\r]")
+FORM_TOKEN = re.compile(r"[0-9a-f]{32}")  # a form's one-time token (macros.html csrf_field)
 
 
 def _refuse_control_characters(items: Any) -> None:
@@ -90,6 +101,7 @@ def _environment(lang: str) -> Environment:
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(gettext_for(lang), newstyle=True)  # type: ignore[attr-defined]
     env.globals["label"] = lambda kind, value: label(lang, kind, value)
+    env.globals["form_token"] = lambda: secrets.token_hex(16)
     env.filters["day"] = format_day
     env.filters["moment"] = format_moment
     env.globals["sort_key"] = lambda text: sort_key(lang, text)
@@ -133,6 +145,9 @@ class Page:
     token: str
     # Query parameters the page refused (a cursor it did not issue): links it makes leave them out.
     dropped: set[str] = dataclasses.field(default_factory=set)
+    # The posted form's one-time token, and how many commands this request ran with it (each its own key).
+    form_token: str | None = None
+    runs: int = 0
 
     @property
     def role(self) -> Role:
@@ -185,6 +200,7 @@ class Page:
         values = {k: str(v).strip() for k, v in data.items() if isinstance(v, str)}
         self.check_csrf(values)
         _refuse_control_characters(data.multi_items())
+        self.form_token = values.get("form_token") if FORM_TOKEN.fullmatch(values.get("form_token", "")) else None
         return values
 
     async def form_lists(self) -> dict[str, list[str]]:
@@ -198,10 +214,25 @@ class Page:
 
     def run(self, action: Callable[[Stamp], CommandResult]) -> CommandOutcome:
         """Run a use case as this user, within their areas; a refusal becomes the rule in
-        words for the form (and nothing is stored)."""
+        words for the form (and nothing is stored). A form posted twice with its one-time
+        token (a double click, a resubmission) stores its command once; the second post is
+        answered as the first (found by a review: a double click logged two cases)."""
+        claim = self._claim()
+        if claim is not None and (first := self._first_answer(claim)) is not None:
+            return CommandOutcome(result=first)
         try:
-            with acting_in(self.principal.visible):
-                return CommandOutcome(result=action(self.stamp()))
+            token = PENDING_CLAIM.set(claim)
+            try:
+                with acting_in(self.principal.visible):
+                    return CommandOutcome(result=action(self.stamp()))
+            finally:
+                PENDING_CLAIM.reset(token)
+        except IdempotencyKeyTaken:
+            assert claim is not None
+            first = self._first_answer(claim)
+            if first is None:  # pragma: no cover - the row committed before the error
+                raise
+            return CommandOutcome(result=first)
         except DomainError as error:
             return self.refused(error.rule, error.message, getattr(error, "field", None))
         except NotFound as error:
@@ -212,6 +243,29 @@ class Page:
         except PreconditionFailed:
             stale = "Someone changed this record since you opened the page; reload it and try again."
             return CommandOutcome(error=self._(stale), rule="version_mismatch")
+
+    def _claim(self) -> IdempotencyClaim | None:
+        token = self.form_token
+        if token is None:
+            return None
+        self.runs += 1
+
+        def render(result: CommandResult) -> tuple[int, dict[str, Any], str | None]:
+            return 303, {"id": str(result.id), "version": result.version, "position": result.position,
+                         "details": json.loads(json.dumps(result.details, default=str))}, None
+
+        return IdempotencyClaim(actor_id=self.principal.actor.user_id, key=f"web-form:{token}:{self.runs}",
+                                fingerprint=self.request.url.path, render=render)
+
+    def _first_answer(self, claim: IdempotencyClaim) -> CommandResult | None:
+        with self.services.pool.connection() as conn:
+            row = conn.execute(f"SELECT body FROM {IDEMPOTENCY_TABLE} WHERE actor_id = %s AND key = %s",
+                               (claim.actor_id, claim.key)).fetchone()
+        if row is None:
+            return None
+        body = row["body"]
+        return CommandResult(id=UUID(body["id"]), version=int(body["version"]), position=int(body["position"]),
+                             details=dict(body.get("details") or {}))
 
     def refused(self, rule: str, message: str, field_name: str | None = None) -> CommandOutcome:
         """A refusal for the form: the rule in words (``message`` where the catalogue has none)."""
