@@ -476,3 +476,16 @@ def test_a_history_shows_a_reason_from_a_vocabulary_in_words(base_url: str, staf
         page = client.get(f"/ui/history/disputes/{case['id']}").text
     assert "mediated_agreement" not in page
     assert ("\u8c03\u89e3" if lang == "zh-CN" else "Mediated agreement") in page
+
+
+def test_finance_reads_no_persons_history_as_it_reads_no_persons_page(
+        base_url: str, staff: dict[str, str], caseworker: Any) -> None:
+    """Found by a review: finance, refused the residents and cases pages, read their histories."""
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    with httpx.Client(base_url=base_url) as client:
+        login = client.get("/login")
+        token = login.text.split('name="csrf" value="')[1].split('"')[0]
+        client.post("/login", data={"username": staff["finance"], "password": WEB_PASSWORD, "csrf": token})
+        assert client.get("/ui/residents").status_code == 403
+        assert client.get(f"/ui/history/residents/{resident}").status_code == 403
+        assert client.get("/ui/ledger").status_code == 200

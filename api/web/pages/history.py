@@ -22,6 +22,7 @@ from application.store import AreaNotAllowed, NotFound
 from domain.active_members import ActiveMember
 from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
+from domain.common import Role
 from domain.disputes import DisputeCase
 from domain.operators import Operator
 from domain.residents import Resident
@@ -29,6 +30,8 @@ from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
 
 router = APIRouter()
+# Who reads the pages of people (residents, cases): the roles of api/web/pages/residents.py READERS.
+PEOPLE_READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
 MOST = 1000
 
 # kind in the URL: (aggregate, whose personal data it holds, the record's own page)
@@ -73,6 +76,8 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
     if known is None or aggregate_id is None:
         return page.render("history.html", status=404, entries=[], kind=kind, record=None, back=None)
     aggregate_type, personal, back = known
+    if personal:  # a person's history is read by those who read the person's page (found by a review:
+        page.require(PEOPLE_READERS)  # finance, refused the residents and cases pages, read their histories)
     record: object
     try:
         with acting_in(page.principal.visible):
