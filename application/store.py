@@ -143,8 +143,9 @@ class GroupCommit:
     rolled back alone and answered alone, and its command is decided again as before; the rest
     commit together, with one COMMIT and one NOTIFY. Writes that arrive meanwhile wait for the
     next leader. No write waits for company: a command alone is stored at once, as before.
-    Commands that write registry rows (an erasure destroying keys, an area, an API key) are not
-    grouped: each keeps its own transaction."""
+    Commands that write registry rows (an erasure destroying keys, an area, an API key) or a free
+    text under a key of its own (which waits for an erasure scanning the texts) are not grouped:
+    each keeps its own transaction."""
 
     def __init__(self, leaders: int = 2) -> None:
         self._cond = threading.Condition()
@@ -303,7 +304,9 @@ class LiudongRecorder(PostgresApplicationRecorder):
             return []  # a command that changed nothing: no transaction, no notification
         ids: list[int] = []
         try:
-            if self.group_commit is not None and not effects:
+            # Grouped unless it writes registry rows or a free text (whose transaction waits for an
+            # erasure scanning the texts: it would hold every writer of the batch with it).
+            if self.group_commit is not None and not effects and not any(k.origin is not None for k in new_keys):
                 ids = self.group_commit.run(_Write(stored_events, claim, new_keys), self._insert_group)
             else:
                 ids = self._insert(stored_events, claim, effects, new_keys)
@@ -339,11 +342,8 @@ class LiudongRecorder(PostgresApplicationRecorder):
                 only.error = error
             only.done = True
             return
-        texts_lock = any(k.origin is not None for w in batch for k in w.new_keys)
         try:
             with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-                if texts_lock:
-                    curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
                 written = self._write_many(curs, batch)
         except IntegrityError:
             group = self.group_commit
@@ -355,8 +355,6 @@ class LiudongRecorder(PostgresApplicationRecorder):
             return
         outcomes: list[tuple[_Write, list[int] | None, BaseException | None]] = []
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if texts_lock:
-                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
             for write in batch:
                 try:
                     with conn.transaction():  # a savepoint: this write fails alone
