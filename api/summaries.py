@@ -32,6 +32,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "Resident.ServiceDelivered": ("{delivered_on}接受服务：{kind}", "Service delivered on {delivered_on}: {kind}"),
     "Resident.PersonalDataErased": ("个人信息已删除（依据：{legal_basis}）", "Personal data erased ({legal_basis})"),
     "HousingSite.Registered": ("登记集中居住点，床位{capacity}张，居住地{area}", "Housing site registered in {area} with {capacity} beds"),
+    "HousingSite.OperatorChanged": ("{changed_on}起由{operator_name}运作", "Run by {operator_name} from {changed_on}"),
     "HousingSite.CapacityChanged": ("床位调整为{capacity}张", "Capacity changed to {capacity} beds"),
     "HousingSite.FacilitiesChanged": ("配套设施变更", "Facilities changed"),
     "HousingSite.CommunityCommitteeEstablished": ("{established_on}成立社区居委会", "Community committee established on {established_on}"),

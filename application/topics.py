@@ -106,6 +106,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "Closed": "domain.sites:HousingSite.Closed",
         "ResidentMovedIn": "domain.sites:HousingSite.ResidentMovedIn",
         "ResidentMovedOut": "domain.sites:HousingSite.ResidentMovedOut",
+        "OperatorChanged": "domain.sites:HousingSite.OperatorChanged",
         "SiteAssessed": "domain.sites:HousingSite.SiteAssessed",
         "PreparationApproved": "domain.sites:HousingSite.PreparationApproved",
         "ElectionHeld": "domain.sites:HousingSite.ElectionHeld",

@@ -261,6 +261,21 @@ class HousingSite(Aggregate):
         """The site's number of beds changed."""
         self.capacity = capacity
 
+    def change_operator(self, *, operator_type: str, operator_name: str, changed_on: date, stamp: Stamp) -> None:
+        """An operator record took the site over: the site names it from ``changed_on`` (found by a
+        review: the site went on naming the operator it was registered with)."""
+        if (operator_type, operator_name) == (self.operator_type, self.operator_name):
+            return
+        self._operator_changed(operator_type=operator_type, operator_name=operator_name, changed_on=changed_on,
+                               **stamp.event_fields())
+
+    @event("OperatorChanged")
+    def _operator_changed(self, *, operator_type: str, operator_name: str, changed_on: date, actor_id: str,
+                          actor_role: str, recorded_at: datetime) -> None:
+        """Another operator runs the site from changed_on (an operator record took it over)."""
+        self.operator_type = operator_type
+        self.operator_name = operator_name
+
     def change_facilities(self, facilities: Iterable[str], stamp: Stamp) -> None:
         self.check_open()
         parsed = parse_facilities(facilities)

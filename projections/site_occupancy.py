@@ -78,6 +78,10 @@ class SiteOccupancyProjection(SqlProjection):
     def capacity_changed(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._set(cursor, e, "capacity = %s", e.capacity)
 
+    @handles(event_class(HousingSite, "OperatorChanged"))
+    def operator_changed(self, cursor: Cursor[DictRow], e: Any) -> None:
+        self._set(cursor, e, "operator_type = %s, operator_name = %s", e.operator_type, e.operator_name)
+
     @handles(event_class(HousingSite, "FacilitiesChanged"))
     def facilities_changed(self, cursor: Cursor[DictRow], e: Any) -> None:
         self._set(cursor, e, "facilities = %s", list(e.facilities))

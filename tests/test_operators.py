@@ -424,3 +424,20 @@ def test_operators_are_listed_in_pinyin_order(supervisor: Api, services: Service
     rest = supervisor.get("/operators", params={"area": area, "limit": 2, "cursor": listed["next"]}).json()
     assert [o["name"] for o in listed["items"] + rest["items"]] == [
         "安居村股份合作社", "银杏村股份合作社", "张家物业公司"]
+
+
+def test_the_site_names_the_operator_that_took_it_over(supervisor: Api, caseworker: Api) -> None:
+    """Found by a review: an employer took a site over, yet the site's page, the sites list and new
+    subsidy applications still named the village cooperative it was registered with."""
+    name = unique("Shenzhou Weaving")
+    operator = register(supervisor, type="employer", name=name)
+    site = a_site(supervisor)
+    taken = assign(supervisor, operator, site, "2026-02-01")
+    done(taken)
+    after = taken.json()["position"]
+    shown = supervisor.get(f"/sites/{site}", params={"after": after}).json()["operator"]
+    assert (shown["type"], shown["name"]) == ("employer", name), shown
+    listed = supervisor.get("/sites", params={"after": after, "operator_type": "employer", "limit": 500}).json()
+    assert site in [s["id"] for s in listed["items"]]
+    history = [e["event"] for e in supervisor.get(f"/sites/{site}/history").json()["items"]]
+    assert history[-1] == "HousingSite.OperatorChanged"

@@ -62,7 +62,9 @@ class OperatorCommands(OfficeApplication):
             site.check_open()
             claim = operator.assign_site(self._site_claim(site_id), site_id=site_id, site_area=site.area,
                                          assigned_on=assigned_on, stamp=stamp)
-            return [claim]
+            site.change_operator(operator_type=operator.operator_type, operator_name=operator.name,
+                                 changed_on=assigned_on, stamp=stamp)
+            return [claim, site]
 
         return self._operator_command(operator_id, act, expected_version, idempotency)
 
