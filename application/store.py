@@ -345,10 +345,12 @@ class LiudongRecorder(PostgresApplicationRecorder):
         try:
             with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
                 written = self._write_many(curs, batch)
-        except IntegrityError:
+        except (OperationalError, InterfaceError):
+            raise  # the connection or the transaction failed as a whole: every caller retries or fails
+        except Exception:  # any write refused (a constraint, a value, its claim): each alone below
             group = self.group_commit
             if group is not None:
-                group.split += 1  # one write or more refused: each on its own below
+                group.split += 1
         else:
             for write, ids in zip(batch, written, strict=True):
                 write.ids, write.done = ids, True
@@ -360,8 +362,9 @@ class LiudongRecorder(PostgresApplicationRecorder):
                     with conn.transaction():  # a savepoint: this write fails alone
                         ids = self._write_many(curs, [write])[0]
                     outcomes.append((write, ids, None))
-                except psycopg.Error as refused:
-                    outcomes.append((write, None, _persistence_error(refused)))
+                except Exception as refused:  # this write alone fails, as it would on its own
+                    outcomes.append((write, None, _persistence_error(refused) if isinstance(refused, psycopg.Error)
+                                     else refused))
         for write, done_ids, failed in outcomes:  # answered once the transaction committed
             write.ids, write.error, write.done = done_ids, failed, True
 

@@ -233,7 +233,8 @@ class ManagementCommittee(Aggregate):
                             recorded_at: datetime) -> None:
         """Items (open cases, topics) were added to the agenda of a meeting not yet held."""
         meeting = self.meetings[meeting_id]
-        self.meetings[meeting_id] = {**meeting, "agenda": [*meeting["agenda"], *items]}
+        self.meetings[meeting_id] = {**meeting, "agenda": [*meeting["agenda"], *items],
+                                     "added_items": [*meeting.get("added_items", []), *(i["item_id"] for i in items)]}
 
     def quorum(self) -> int:
         """More than half of the members whose seats are not vacant."""
@@ -370,9 +371,16 @@ class ManagementCommittee(Aggregate):
         for item in items:
             kind, ref = item.get("event"), str(item.get("ref"))
             meeting = self.meetings.get(ref)
-            if kind in ("MeetingScheduled", "AgendaItemsAdded") and meeting is not None:
-                meeting["agenda"] = [{**i, "title": ERASED} if i.get("title") is not None else i
-                                     for i in meeting["agenda"]]
+            if kind == "AgendaItemsAdded":  # ref: "<meeting id>:<its item ids>", those items only
+                meeting_id, _, ids = ref.partition(":")
+                added = self.meetings.get(meeting_id)
+                if added is not None:
+                    added["agenda"] = [{**i, "title": ERASED} if i.get("title") is not None
+                                       and str(i.get("item_id")) in ids.split(",") else i for i in added["agenda"]]
+            elif kind == "MeetingScheduled" and meeting is not None:  # the items it scheduled, not those added
+                later = {str(i) for i in meeting.get("added_items", [])}
+                meeting["agenda"] = [{**i, "title": ERASED} if i.get("title") is not None
+                                     and str(i.get("item_id")) not in later else i for i in meeting["agenda"]]
             elif kind == "MinutesRecorded" and meeting is not None and meeting["minutes"] is not None:
                 meeting["minutes"]["decisions"] = [
                     {**d, "decision": ERASED, **({"title": ERASED} if d.get("title") is not None else {})}

@@ -188,7 +188,8 @@ def get_committee(committee_id: UUID, request: Request, services: ServicesDep, p
                                        "status": "vacant" if committee.is_vacant(m["member_id"]) else "active"}
                                       for m in committee.members.values()]),
         "quorum": committee.quorum(),
-        "meetings": free_text([{"meeting_id": k, **v} for k, v in committee.meetings.items()], presenter),
+        "meetings": free_text([{"meeting_id": k, **{f: x for f, x in v.items() if f != "added_items"}}
+                               for k, v in committee.meetings.items()], presenter),
     }))
     with services.pool.connection() as conn:  # the members' full names beside their resident ids: a read of them
         record_names_read(conn, principal, [m.get("resident_id") for m in committee.members.values()],

@@ -234,6 +234,8 @@ class Page:
                 raise
             return CommandOutcome(result=first)
         except DomainError as error:
+            if (first := self._answered_meanwhile(claim)) is not None:
+                return CommandOutcome(result=first)
             return self.refused(error.rule, error.message, getattr(error, "field", None))
         except NotFound as error:
             return CommandOutcome(error=self._("Not found") + f": {error.kind}", rule="not_found", field=error.field)
@@ -241,6 +243,8 @@ class Page:
             return CommandOutcome(error=self._("That area is outside your areas"), rule="area_not_allowed",
                                   field=error.field)
         except PreconditionFailed:
+            if (first := self._answered_meanwhile(claim)) is not None:
+                return CommandOutcome(result=first)
             stale = "Someone changed this record since you opened the page; reload it and try again."
             return CommandOutcome(error=self._(stale), rule="version_mismatch")
 
@@ -256,6 +260,11 @@ class Page:
 
         return IdempotencyClaim(actor_id=self.principal.actor.user_id, key=f"web-form:{token}:{self.runs}",
                                 fingerprint=self.request.url.path, render=render)
+
+    def _answered_meanwhile(self, claim: IdempotencyClaim | None) -> CommandResult | None:
+        """A double post refused on state the first post changed while this one decided (it
+        moved the resident, say): the first post's answer is this one's too, as the API does."""
+        return self._first_answer(claim) if claim is not None else None
 
     def _first_answer(self, claim: IdempotencyClaim) -> CommandResult | None:
         with self.services.pool.connection() as conn:

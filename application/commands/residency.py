@@ -355,6 +355,8 @@ class ResidencyCommands(OfficeApplication):
                     # an approval by its approver (one approval each).
                     ref = (state.get("action_id") or state.get("meeting_id") or state.get("member_id")
                            or (state.get("actor_id") if row["topic"] in APPLICATION_TEXTS else None) or "")
+                    if row["topic"].endswith(".AgendaItemsAdded"):  # which of the meeting's items it added
+                        ref = f"{ref}:{','.join(str(i.get('item_id')) for i in state.get('items') or [])}"
                     cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
                                                       row["topic"].rsplit(".", 1)[-1], str(ref),
                                                       tuple(folded(t) for t in opened), row["topic"])
