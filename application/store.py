@@ -370,12 +370,9 @@ class LiudongRecorder(PostgresApplicationRecorder):
 
     def _write(self, curs: Any, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
                effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
-        self._write_keys(curs, new_keys)
-        ids = self._write_events(curs, stored_events)
+        ids = self._write_many(curs, [_Write(stored_events, claim, new_keys)])[0]
         for statement, params in effects:
             curs.execute(statement, params)
-        if claim is not None:
-            curs.execute(self._insert_claim, self._claim_row(claim, ids))
         return ids
 
     def _write_many(self, curs: Any, writes: Sequence[_Write]) -> list[list[int]]:

@@ -20,6 +20,18 @@ from domain.common import (
 )
 
 
+def _numbered(items: list[dict[str, Any]], field_name: str, *, start: int) -> list[dict[str, Any]]:
+    """Agenda items checked (a known topic) and numbered from ``start``; an item naming a
+    dispute is about disputes unless it says otherwise."""
+    for n, item in enumerate(items):
+        if item.get("topic") is not None and item["topic"] not in TOPICS:
+            raise InvalidValue(f"{field_name}.{n}.topic", f"unknown topic {item['topic']!r}; one of: "
+                               f"{', '.join(TOPICS)}", rule="agenda_topic")
+    return [{**item, "item_id": str(n), **({"topic": "disputes"} if item.get("dispute_id") is not None
+                                            and not item.get("topic") else {})}
+            for n, item in enumerate(items, start=start)]
+
+
 def _new_id() -> str:
     return uuid4().hex[:12]
 
@@ -181,14 +193,8 @@ class ManagementCommittee(Aggregate):
                                rule="meeting_before_establishment")
         if not agenda:
             raise InvalidValue("agenda", "a meeting has at least one agenda item", rule="agenda_empty")
-        for n, item in enumerate(agenda):
-            if item.get("topic") is not None and item["topic"] not in TOPICS:
-                raise InvalidValue(f"agenda.{n}.topic", f"unknown topic {item['topic']!r}; one of: {', '.join(TOPICS)}",
-                                   rule="agenda_topic")
+        items = _numbered(agenda, "agenda", start=1)
         meeting_id = _new_id()
-        items = [{**item, "item_id": str(n)} for n, item in enumerate(agenda, start=1)]
-        items = [{**item, "topic": "disputes"} if item.get("dispute_id") is not None and not item.get("topic")
-                 else item for item in items]
         self._meeting_scheduled(meeting_id=meeting_id, scheduled_on=scheduled_on, agenda=items,
                                 **stamp.event_fields())
         return meeting_id
@@ -213,18 +219,12 @@ class ManagementCommittee(Aggregate):
             raise InvalidValue("items", "add at least one agenda item", rule="agenda_empty")
         listed = {str(i["dispute_id"]) for i in meeting["agenda"] if i.get("dispute_id") is not None}
         for n, item in enumerate(items):
-            if item.get("topic") is not None and item["topic"] not in TOPICS:
-                raise InvalidValue(f"items.{n}.topic", f"unknown topic {item['topic']!r}; one of: {', '.join(TOPICS)}",
-                                   rule="agenda_topic")
             if item.get("dispute_id") is not None and str(item["dispute_id"]) in listed:
                 raise InvalidValue(f"items.{n}.dispute_id", f"dispute {item['dispute_id']} is on the agenda already",
                                    rule="already_on_agenda")
             if item.get("dispute_id") is not None:
                 listed.add(str(item["dispute_id"]))
-        start = len(meeting["agenda"]) + 1
-        added = [{**item, "item_id": str(n)} for n, item in enumerate(items, start=start)]
-        added = [{**item, "topic": "disputes"} if item.get("dispute_id") is not None and not item.get("topic")
-                 else item for item in added]
+        added = _numbered(items, "items", start=len(meeting["agenda"]) + 1)
         self._agenda_items_added(meeting_id=meeting_id, items=added, **stamp.event_fields())
         return [item["item_id"] for item in added]
 

@@ -175,14 +175,9 @@ class SubsidyLedgerProjection(SqlProjection):
             " to_jsonb(%s::text)) ORDER BY n), '[]') FROM jsonb_array_elements(schedule) WITH ORDINALITY AS s(i, n))",
             e.verified_on, e.verified_on.isoformat())
 
-    @handles(event_class(SubsidyApplication, "JustificationErased"))
-    def justification_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
-        # The ledger holds no justification: the row only keeps the application's version.
-        self._application(cursor, e, "status = status")
-
-    @handles(event_class(SubsidyApplication, "TextsErased"))
+    @handles(event_class(SubsidyApplication, "JustificationErased"), event_class(SubsidyApplication, "TextsErased"))
     def texts_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
-        # Nor any note or reason.
+        # The ledger holds no justification, note or reason: the row only keeps the application's version.
         self._application(cursor, e, "status = status")
 
     @handles(event_class(SubsidyApplication, "Revoked"))

@@ -108,9 +108,7 @@ class CommitteeCommands(OfficeApplication):
         scheduled: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            for n, item in enumerate(agenda):
-                if item.get("dispute_id") is not None:
-                    self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"agenda.{n}.dispute_id")
+            self._check_agenda_cases(agenda, "agenda")
             scheduled["meeting_id"] = committee.schedule_meeting(scheduled_on=scheduled_on, agenda=agenda,
                                                                  stamp=stamp)
             return []
@@ -124,13 +122,17 @@ class CommitteeCommands(OfficeApplication):
         added: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            for n, item in enumerate(items):
-                if item.get("dispute_id") is not None:
-                    self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"items.{n}.dispute_id")
+            self._check_agenda_cases(items, "items")
             added["item_ids"] = committee.add_agenda_items(meeting_id=meeting_id, items=items, stamp=stamp)
             return []
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: added)
+
+    def _check_agenda_cases(self, items: list[dict[str, Any]], field_name: str) -> None:
+        """Each case an agenda names exists in the acting scope."""
+        for n, item in enumerate(items):
+            if item.get("dispute_id") is not None:
+                self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"{field_name}.{n}.dispute_id")
 
     def reconcile_seats(self, committee: ManagementCommittee, stamp: Stamp) -> list[Resident]:
         """Bring the committee's seats in line with its members' residence, for members

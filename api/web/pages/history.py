@@ -15,6 +15,7 @@ from api.routes.history import CATALOGUE, shown_reason
 from api.summaries import summary
 from api.web.core import current_page, uuid_or_none
 from api.web.i18n import gettext_for
+from api.web.pages.residents import READERS as PEOPLE_READERS  # who reads people's pages
 from application.access import acting_in
 from application.audit import record_read
 from application.history import effective_on, history
@@ -22,7 +23,6 @@ from application.store import AreaNotAllowed, NotFound
 from domain.active_members import ActiveMember
 from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
-from domain.common import Role
 from domain.disputes import DisputeCase
 from domain.operators import Operator
 from domain.residents import Resident
@@ -30,8 +30,6 @@ from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
 
 router = APIRouter()
-# Who reads the pages of people (residents, cases): the roles of api/web/pages/residents.py READERS.
-PEOPLE_READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
 MOST = 1000
 
 # kind in the URL: (aggregate, whose personal data it holds, the record's own page)
