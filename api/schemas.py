@@ -105,8 +105,11 @@ class SiteCreate(Body):
 
 
 class CapacityChange(Body):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"capacity": 3200}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [{"capacity": 3200, "effective_date": "2026-09-01"}]})
     capacity: int = Field(gt=0, le=100_000, strict=True)
+    effective_date: date | None = Field(
+        default=None, description="the first day with this many beds (default today); not before the site's "
+                                  "latest change of beds, never in the future")
 
 
 class FacilitiesChange(Body):

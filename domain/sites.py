@@ -112,8 +112,9 @@ class HousingSite(Aggregate):
     # Version 2 holds the community's stage, the latest assessment, the preparation and
     # the elected committee. Sites are snapshotted: a snapshot of version 1 reads with the
     # stage its community committee implies. Version 3 keeps the stays that ended, so that a
-    # move recorded late is checked against the beds taken on its own date.
-    class_version = 3
+    # move recorded late is checked against the beds taken on its own date. Version 4 keeps
+    # the beds the site had from each date on, so that such a move counts the beds of its days.
+    class_version = 4
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -131,6 +132,11 @@ class HousingSite(Aggregate):
         snapshot, 100 events on, keeps them all from there)."""
         state["ended_stays"] = []
         state["latest_change"] = max(state.get("occupants", {}).values(), default="")
+
+    @staticmethod
+    def upcast_v3_v4(state: dict[str, Any]) -> None:
+        """A snapshot of version 3 knew only today's beds: they count on every date, as then."""
+        state["capacity_from"] = [["", state["capacity"]]]
 
     @classmethod
     def register(
@@ -196,6 +202,9 @@ class HousingSite(Aggregate):
         self.operator_type = operator_type
         self.operator_name = operator_name
         self.capacity = capacity
+        # [first day (ISO; "" for always), beds] in date order: the beds the site had from each
+        # date on, so that a move recorded late is checked against the beds of its own days.
+        self.capacity_from: list[list[Any]] = [["", capacity]]
         self.facilities = list(facilities)
         # resident id (hex) -> date moved in; a dict so snapshots stay JSON.
         self.occupants: dict[str, str] = {}
@@ -217,7 +226,8 @@ class HousingSite(Aggregate):
         clone = object.__new__(type(self))
         memo[id(self)] = clone
         for name, value in vars(self).items():
-            clone.__dict__[name] = (dict(value) if name == "occupants" else list(value) if name == "ended_stays"
+            clone.__dict__[name] = (dict(value) if name == "occupants"
+                                    else list(value) if name in ("ended_stays", "capacity_from")
                                     else copy.deepcopy(value, memo))
         return clone
 
@@ -243,23 +253,69 @@ class HousingSite(Aggregate):
             )
 
     # -- commands -----------------------------------------------------------
-    def change_capacity(self, capacity: int, stamp: Stamp) -> None:
+    def capacity_on(self, day: str) -> int:
+        """The beds the site had on ``day`` (an ISO date), as known now."""
+        beds = int(self.capacity_from[0][1])
+        for since, count in self.capacity_from:
+            if since > day:
+                break
+            beds = int(count)
+        return beds
+
+    def change_capacity(self, capacity: int, stamp: Stamp, effective_date: date | None = None) -> None:
+        """The site has ``capacity`` beds from ``effective_date`` on (today if not given): not
+        before the site's latest change of beds, and never fewer than the residents who lived
+        there on any day since (found by a review: capacity changes had no date, so a move
+        recorded late was counted against beds the site did not have yet)."""
         check_capacity(capacity)
         self.check_open()
+        day = effective_date if effective_date is not None else stamp.today
+        latest = str(self.capacity_from[-1][0])
+        check_effective_date(day, stamp, earliest=date.fromisoformat(latest) if latest else None,
+                             earliest_rule="capacity_change_before_latest")
         if capacity < len(self.occupants):
             raise RuleViolated(
                 f"capacity {capacity} is below the {len(self.occupants)} current occupants",
                 rule="capacity_below_occupants",
                 occupants=len(self.occupants),
             )
+        crowded = self._fullest_from(day.isoformat())
+        if crowded is not None and crowded[1] > capacity:
+            raise RuleViolated(
+                f"capacity {capacity} from {day.isoformat()} is below the {crowded[1]} residents who lived "
+                f"at the site on {crowded[0]}",
+                rule="capacity_below_occupants",
+                occupants=crowded[1],
+                on=crowded[0],
+            )
         if capacity == self.capacity:
             return
-        self._capacity_changed(capacity=capacity, **stamp.event_fields())
+        self._capacity_changed(capacity=capacity, effective_date=day, **stamp.event_fields())
 
-    @event("CapacityChanged")
-    def _capacity_changed(self, *, capacity: int, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
-        """The site's number of beds changed."""
+    class CapacityChanged(Aggregate.Event):
+        """The site has a number of beds from the effective date on."""
+
+        class_version = 2
+        capacity: int
+        effective_date: date | None  # None: recorded before changes were dated; counts on every date
+        actor_id: str
+        actor_role: str
+        recorded_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Changes before version 2 had no date: the beds count on every date, as they did."""
+            state["effective_date"] = None
+
+    @event(CapacityChanged)
+    def _capacity_changed(self, *, capacity: int, effective_date: date | None, actor_id: str, actor_role: str,
+                          recorded_at: datetime) -> None:
         self.capacity = capacity
+        if effective_date is None:
+            self.capacity_from = [["", capacity]]
+            return
+        day = effective_date.isoformat()
+        self.capacity_from = [*(c for c in self.capacity_from if c[0] < day), [day, capacity]]
 
     def change_operator(self, *, operator_type: str, operator_name: str, changed_on: date, stamp: Stamp) -> None:
         """An operator record took the site over: the site names it from ``changed_on`` (found by a
@@ -564,32 +620,53 @@ class HousingSite(Aggregate):
                 capacity=self.capacity,
                 site_id=str(self.id),
             )
-        if effective_date is not None and effective_date.isoformat() < self.latest_change:
+        if effective_date is not None and effective_date.isoformat() < max(self.latest_change,
+                                                                           str(self.capacity_from[-1][0])):
             full_on = self._full_on_or_after(effective_date.isoformat())
             if full_on is not None:
                 raise RuleViolated(
-                    f"housing site {self.id} was full on {full_on} ({self.capacity} beds, all taken): a move "
-                    f"on {effective_date.isoformat()} would have put someone in a bed that was not free",
+                    f"housing site {self.id} was full on {full_on} ({self.capacity_on(full_on)} beds, all taken): "
+                    f"a move on {effective_date.isoformat()} would have put someone in a bed that was not free",
                     rule="site_full",
-                    capacity=self.capacity,
+                    capacity=self.capacity_on(full_on),
                     site_id=str(self.id),
                     full_on=full_on,
                 )
 
-    def _full_on_or_after(self, day: str) -> str | None:
-        """The first day from ``day`` on when every bed was taken (found by a review: a move
-        recorded late overfilled the site on its own date), or None."""
-        changes: list[tuple[str, int]] = []
+    def _taken_by_day(self, day: str) -> list[tuple[str, int]]:
+        """The beds taken at the end of ``day`` and of each later day on which a stay began or
+        ended or the beds changed, in date order (a bed freed on a day is free that day)."""
+        changes: dict[str, int] = {day: 0}
         for moved_in, moved_out in self.ended_stays:
             if moved_out > day:
-                changes += [(max(moved_in, day), 1), (moved_out, -1)]
-        changes += [(max(moved_in, day), 1) for moved_in in self.occupants.values()]
-        taken = 0
-        for when, change in sorted(changes, key=lambda c: (c[0], c[1])):  # a bed freed on a day is free that day
-            taken += change
-            if change > 0 and taken >= self.capacity:
+                start = max(moved_in, day)
+                changes[start] = changes.get(start, 0) + 1
+                changes[moved_out] = changes.get(moved_out, 0) - 1
+        for moved_in in self.occupants.values():
+            start = max(moved_in, day)
+            changes[start] = changes.get(start, 0) + 1
+        for since, _beds in self.capacity_from:
+            if since > day:
+                changes.setdefault(since, 0)
+        taken, days = 0, []
+        for when in sorted(changes):
+            taken += changes[when]
+            days.append((when, taken))
+        return days
+
+    def _full_on_or_after(self, day: str) -> str | None:
+        """The first day from ``day`` on when every bed was taken (found by a review: a move
+        recorded late overfilled the site on its own date), counting the beds of each day, or None."""
+        for when, taken in self._taken_by_day(day):
+            if taken >= self.capacity_on(when):
                 return when
         return None
+
+    def _fullest_from(self, day: str) -> tuple[str, int] | None:
+        """The first day from ``day`` on with the most residents, and how many, or None."""
+        days = self._taken_by_day(day)
+        most = max((taken for _when, taken in days), default=0)
+        return next(((when, taken) for when, taken in days if taken == most), None) if most else None
 
     @event("ResidentMovedIn")
     def _resident_moved_in(

@@ -357,3 +357,48 @@ def test_a_move_recorded_late_is_refused_when_the_site_was_full_on_its_date(
     on_the_day_it_was_freed = caseworker.post(f"/residents/{second}/moves",
                                               {"site_id": site, "effective_date": "2026-08-01"})
     assert on_the_day_it_was_freed.status_code == 200, on_the_day_it_was_freed.text
+
+
+def test_a_change_of_beds_has_a_date_and_a_late_move_counts_the_beds_of_its_days(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: capacity changes had no date, so a move recorded late was counted
+    against today's beds. One bed; a second from September; a move dated August is refused."""
+    site = supervisor.post("/sites", site_body(capacity=1)).json()["id"]
+    first, second = (caseworker.post("/residents", resident_body()).json()["id"] for _ in range(2))
+    assert caseworker.post(f"/residents/{first}/moves", {"site_id": site, "effective_date": "2026-06-01"}
+                           ).status_code == 200
+    grown = supervisor.post(f"/sites/{site}/capacity", {"capacity": 2, "effective_date": "2026-09-01"})
+    assert grown.status_code == 200, grown.text
+    snapshot = stored()
+    assert_problem(supervisor.post(f"/sites/{site}/capacity", {"capacity": 3, "effective_date": "2026-08-01"}),
+                   409, rule="capacity_change_before_latest")
+    assert_problem(supervisor.post(f"/sites/{site}/capacity", {"capacity": 3, "effective_date": "2026-12-01"}),
+                   422, field="effective_date", rule="effective_date_in_future")
+    late = caseworker.post(f"/residents/{second}/moves", {"site_id": site, "effective_date": "2026-08-15"})
+    assert_problem(late, 409, rule="site_full")
+    assert (late.json()["full_on"], late.json()["capacity"]) == ("2026-08-15", 1)
+    assert snapshot.unchanged()
+    assert caseworker.post(f"/residents/{second}/moves", {"site_id": site, "effective_date": "2026-09-01"}
+                           ).status_code == 200
+    history = supervisor.get(f"/sites/{site}/history").json()["items"]
+    changed = next(e for e in history if e["event"] == "HousingSite.CapacityChanged")
+    assert changed["effective_date"] == "2026-09-01"
+    assert supervisor.get(f"/sites/{site}", params={"effective_at": "2026-08-31"}).json()["capacity"] == 1
+
+
+def test_beds_cannot_fall_below_the_residents_who_lived_there_since_the_date(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    site = supervisor.post("/sites", site_body(capacity=2)).json()["id"]
+    for _ in range(2):
+        resident = caseworker.post("/residents", resident_body()).json()["id"]
+        assert caseworker.post(f"/residents/{resident}/moves", {"site_id": site, "effective_date": "2026-06-01"}
+                               ).status_code == 200
+    assert caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-10-01", "reason": "home"}
+                           ).status_code == 200
+    snapshot = stored()
+    refused = supervisor.post(f"/sites/{site}/capacity", {"capacity": 1, "effective_date": "2026-09-01"})
+    assert_problem(refused, 409, rule="capacity_below_occupants")
+    assert (refused.json()["occupants"], refused.json()["on"]) == (2, "2026-09-01")
+    assert snapshot.unchanged()
+    assert supervisor.post(f"/sites/{site}/capacity", {"capacity": 1, "effective_date": "2026-10-01"}
+                           ).status_code == 200

@@ -120,7 +120,7 @@ def web(base_url: str, staff: dict[str, str]) -> Iterator[Any]:
 
 
 def new_site(supervisor: Api, **overrides: Any) -> str:
-    made = supervisor.post("/sites", site_body(name=unique("银杏社区"), capacity=3000, **overrides))
+    made = supervisor.post("/sites", site_body(**{"name": unique("银杏社区"), "capacity": 3000, **overrides}))
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
 
@@ -198,6 +198,27 @@ def test_only_supervisors_and_admins_may_register_a_site(web: Any, stored: Any) 
         refused = session.post("/ui/sites/new", {"name": "x", "area": "xinqi", "address": "y",
                                                  "operator_type": "employer", "operator_name": "z", "capacity": "5"})
         assert refused.status_code == 403 and before.unchanged()
+
+
+def test_beds_change_from_a_date_typed_on_the_form_and_a_refusal_keeps_it(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    site = new_site(supervisor, capacity=1)
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    assert caseworker.post(f"/residents/{resident}/moves", {"site_id": site, "effective_date": "2026-06-01"}
+                           ).status_code == 200
+    boss = web("supervisor")
+    before = stored()
+    refused = boss.post(f"/ui/sites/{site}/capacity?lang=en", {"capacity": "2", "effective_date": "2026-12-01"})
+    assert refused.status_code == 422
+    page = Html(refused.text)
+    assert page.problems[0][0] == "effective_date_in_future" and page.errors.get("effective_date")
+    assert page.value("f-capacity") == "2" and page.value("f-effective_date") == "2026-12-01"
+    assert before.unchanged()
+    landed(boss.post(f"/ui/sites/{site}/capacity", {"capacity": "2", "effective_date": "2026-09-01"}), site)
+    changed = [e for e in supervisor.get(f"/sites/{site}/history").json()["items"]
+               if e["event"] == "HousingSite.CapacityChanged"]
+    assert [(e["effective_date"], e["actor_role"]) for e in changed] == [("2026-09-01", "supervisor")]
+    landed(boss.post(f"/ui/sites/{site}/capacity", {"capacity": "3", "effective_date": ""}), site)  # from today
 
 
 def test_a_caseworker_records_an_assessment_and_the_page_names_what_the_site_lacks(

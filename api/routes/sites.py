@@ -177,9 +177,11 @@ def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang
 @router.post("/{site_id}/capacity", responses=RECORDED)
 @access(SUPERVISORS, AreaRule.OBJECT)
 def change_capacity(site_id: UUID, body: CapacityChange, cmd: SiteCommand) -> JSONResponse:
-    """Change the number of beds; never below the current occupants."""
+    """Change the number of beds from a date on (default today); never below the residents who lived
+    there on any day since."""
     return cmd.run(lambda stamp, claim: cmd.app.change_site_capacity(
-        site_id, body.capacity, stamp, expected_version=cmd.expected_version, idempotency=claim))
+        site_id, body.capacity, stamp, effective_date=body.effective_date, expected_version=cmd.expected_version,
+        idempotency=claim))
 
 
 @router.post("/{site_id}/facilities", responses=RECORDED)

@@ -106,10 +106,11 @@ class ResidencyCommands(OfficeApplication):
                              details=(lambda: details) if details is not None else None)
 
     def change_site_capacity(
-        self, site_id: UUID, capacity: int, stamp: Stamp, *, expected_version: int | None = None,
-        idempotency: IdempotencyClaim | None = None,
+        self, site_id: UUID, capacity: int, stamp: Stamp, *, effective_date: date | None = None,
+        expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._site_command(site_id, lambda s: s.change_capacity(capacity, stamp), expected_version, idempotency)
+        return self._site_command(site_id, lambda s: s.change_capacity(capacity, stamp, effective_date),
+                                  expected_version, idempotency)
 
     def change_site_facilities(
         self, site_id: UUID, facilities: list[str], stamp: Stamp, *, expected_version: int | None = None,

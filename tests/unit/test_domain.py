@@ -150,3 +150,61 @@ def test_mentions_folds_case_width_and_spaces_and_ignores_erased_and_one_letter_
 
     assert mentions("a bed for 王 芳", ["王芳"]) and mentions("CALL LI WEI", ["Li Wei"])
     assert not mentions("a bed for 王芳", [ERASED, "王", ""]) and not mentions(None, ["王芳"])
+
+
+# -- beds from a date on -----------------------------------------------------------------------
+def test_a_move_recorded_late_counts_the_beds_the_site_had_on_its_days() -> None:
+    """Found by a review: capacity changes had no date, so a move dated before the site grew was
+    counted against beds it did not have yet. One bed until September, two from then."""
+    site = a_site(capacity=1)
+    a_resident().move_into_site(site, date(2026, 6, 1), STAMP)
+    site.change_capacity(2, STAMP, effective_date=date(2026, 9, 1))
+    assert site.capacity == 2 and site.capacity_on("2026-08-31") == 1 and site.capacity_on("2026-09-01") == 2
+    with pytest.raises(RuleViolated) as refused:
+        a_resident().move_into_site(site, date(2026, 8, 15), STAMP)
+    assert (refused.value.rule, refused.value.details["full_on"], refused.value.details["capacity"]) == (
+        "site_full", "2026-08-15", 1)
+    a_resident().move_into_site(site, date(2026, 9, 1), STAMP)
+    assert site.free_beds == 0
+
+
+def test_beds_cannot_fall_below_the_residents_of_any_day_since_the_change() -> None:
+    site = a_site(capacity=3)
+    first, second = a_resident(), a_resident()
+    first.move_into_site(site, date(2026, 4, 1), STAMP)
+    second.move_into_site(site, date(2026, 4, 1), STAMP)
+    second.depart(effective_date=date(2026, 7, 1), reason="went home", stamp=STAMP, previous_site=site)
+    with pytest.raises(RuleViolated) as shrinking:
+        site.change_capacity(1, STAMP, effective_date=date(2026, 6, 1))  # two lived there in June
+    assert (shrinking.value.rule, shrinking.value.details["occupants"], shrinking.value.details["on"]) == (
+        "capacity_below_occupants", 2, "2026-06-01")
+    site.change_capacity(1, STAMP, effective_date=date(2026, 7, 1))  # the bed was freed that day
+    assert site.capacity_from == [["", 3], ["2026-07-01", 1]]
+
+
+def test_a_change_of_beds_is_dated_today_by_default_never_in_the_future_nor_before_the_latest() -> None:
+    site = a_site(capacity=2)
+    site.change_capacity(4, STAMP)
+    assert site.capacity_from == [["", 2], [STAMP.today.isoformat(), 4]]
+    with pytest.raises(InvalidValue) as future:
+        site.change_capacity(5, STAMP, effective_date=date(2026, 12, 1))
+    assert future.value.rule == "effective_date_in_future"
+    with pytest.raises(RuleViolated) as earlier:
+        site.change_capacity(5, STAMP, effective_date=date(2026, 10, 1))
+    assert (earlier.value.rule, earlier.value.details["earliest"]) == ("capacity_change_before_latest",
+                                                                       STAMP.today.isoformat())
+    site.change_capacity(4, STAMP)  # no change: nothing recorded
+    assert [type(e).__name__ for e in site.collect_events()] == ["Registered", "CapacityChanged"]
+
+
+def test_a_change_of_beds_recorded_before_they_were_dated_counts_on_every_date() -> None:
+    """Old events and snapshots read as they did: today's beds on every date."""
+    state: dict[str, object] = {"capacity": 7}
+    HousingSite.CapacityChanged.upcast_v1_v2(state)
+    assert state["effective_date"] is None
+    site = a_site(capacity=1)
+    site._capacity_changed(capacity=3, effective_date=None, **STAMP.event_fields())
+    assert site.capacity_from == [["", 3]] and site.capacity_on("2020-01-01") == 3
+    snapshot: dict[str, object] = {"capacity": 3}
+    HousingSite.upcast_v3_v4(snapshot)
+    assert snapshot["capacity_from"] == [["", 3]]

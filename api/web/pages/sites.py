@@ -277,10 +277,14 @@ async def change_capacity(site_id: UUID, request: Request) -> Response:
     form = await page.form()
     values = {k: v for k, v in form.items() if k != "csrf"}
     raw = form.get("capacity", "")
+    day: date | None = None  # empty: from today
+    refusal: CommandOutcome | None = None
     if not raw.isdigit() or not 0 < int(raw) <= 100_000:
-        outcome = _fail(page, "capacity_not_positive", "capacity", "a positive number of beds")
-    else:
-        outcome = page.run(lambda stamp: page.services.app.change_site_capacity(site_id, int(raw), stamp))
+        refusal = _fail(page, "capacity_not_positive", "capacity", "a positive number of beds")
+    elif form.get("effective_date"):
+        day, refusal = _day(page, form, "effective_date")
+    outcome = refusal or page.run(lambda stamp: page.services.app.change_site_capacity(
+        site_id, int(raw), stamp, effective_date=day))
     if not outcome.ok:
         return _site_page(page, site_id, form="capacity", values=values, outcome=outcome,
                           status=_status(outcome))
