@@ -37,10 +37,13 @@ typecheck: $(VENV)/.installed-dev
 
 # Debian's Chromium and ChromeDriver for the browser journeys (no browser download), and a
 # CJK font so the screenshots show Chinese (the pages name the office PCs' own fonts; no web font).
+# What the tests need from Debian: a browser with Chinese fonts, and curl and jq for the README's
+# worked example, which the suite runs as written.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . && \
+	  command -v curl >/dev/null && command -v jq >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
-	   fonts-noto-cjk)
+	   fonts-noto-cjk curl jq)
 
 # The suite runs in TEST_PROCESSES processes (pytest-xdist), a module at a time each, the
 # longest modules first (tests/conftest.py); each process has its own embedded PostgreSQL.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,6 +130,72 @@ def test_serve_with_several_workers_answers_from_each_and_stops_them_all(tmp_pat
         assert listed.status_code == 200 and listed.json()["total"] >= 6  # the views, kept by the projector
     assert "2 worker processes" in (tmp_path / "var.log").read_text()
     stop_and_check_gone(process, signal.SIGTERM, children, data / "pgdata", children_timeout=15)
+
+
+def readme_blocks() -> str:
+    """The README's shell blocks that talk to the API (the worked example and the auditors'
+    reads), in order, as one script."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    return "\n".join(b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if "$API" in b)
+
+
+def _code(line: str) -> str:
+    return "" if line.lstrip().startswith("#") else line.split(" #")[0]
+
+
+def expected_statuses(script: str) -> list[tuple[int, int | None]]:
+    """Each curl the script runs, in order: (its line, the status its comment names, or None for
+    "200 or 201"). A command ends on the first line after which no quote is open and no
+    backslash continues it; its comment is on that line."""
+    lines = script.split("\n")
+    found = []
+    for i, line in enumerate(lines):
+        for _ in re.finditer(r"(?:^|[\s(])curl\s", _code(line)):
+            j = i
+            while lines[j].rstrip().endswith("\\") or _quote_open("\n".join(_code(x) for x in lines[i:j + 1])):
+                j += 1
+            named = re.search(r"\s#\s*(\d{3})\b", lines[j])
+            found.append((i + 1, int(named.group(1)) if named else None))
+    return found
+
+
+def _quote_open(text: str) -> bool:
+    single = double = False
+    for c in re.sub(r"\\.", "", text):
+        if c == "'" and not double:
+            single = not single
+        elif c == '"' and not single:
+            double = not double
+    return single or double
+
+
+def test_the_readmes_worked_example_answers_as_it_says(tmp_path: Path) -> None:
+    """A newcomer's path, checked (found by going through it by hand): `liudong serve --demo-keys`
+    on the embedded PostgreSQL, then the README's curl blocks as written, each answering the status
+    its comment names and every other one 200 or 201, with no jq or shell error."""
+    data = tmp_path / "var"
+    port = free_port()
+    process = start(["serve", "--demo-keys"], data, port)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", process, tmp_path / "var.log")
+        script = readme_blocks()
+        assert "API=http://127.0.0.1:8000" in script
+        script = script.replace("API=http://127.0.0.1:8000", f"API=http://127.0.0.1:{port}")
+        statuses = tmp_path / "statuses"
+        # Every curl writes its status to a file of its own, in the order they ran.
+        wrapper = f'curl() {{ command curl --write-out "%{{stderr}}%{{http_code}}\\n" "$@" 2>>{statuses}; }}\n'
+        ran = subprocess.run(["bash", "-c", wrapper + script], cwd=tmp_path, capture_output=True, timeout=300,
+                             env={**os.environ, "LC_ALL": "C.UTF-8"})
+        assert ran.returncode == 0 and not ran.stderr, ran.stderr.decode()
+        expected = expected_statuses(script)
+        got = [int(s) for s in statuses.read_text().split()]
+        assert len(got) == len(expected), (got, expected)
+        wrong = [(line, want, status) for (line, want), status in zip(expected, got, strict=True)
+                 if (status != want if want else status not in (200, 201))]
+        assert not wrong, f"(line in the blocks, status named, status answered): {wrong}\n{ran.stdout.decode()[-3000:]}"
+        assert len(expected) > 60
+    finally:
+        stop_and_check_gone(process, signal.SIGTERM, [], data / "pgdata")
 
 
 @pytest.mark.kafka
