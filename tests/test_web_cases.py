@@ -388,3 +388,30 @@ def test_a_bad_cursor_shows_the_first_page_with_a_word_not_an_error(
         assert answer.status_code == 200 and 'id="bad-cursor"' in answer.text
         plain = client.get(f"/ui/cases?area={area}")
         assert 'id="bad-cursor"' not in plain.text and pager_link(plain.text, "next") is None
+
+
+def test_a_refused_action_and_a_refused_case_tie_the_error_to_its_field(
+        base_url: str, staff: dict[str, str], services: Services, caseworker: Api, stored: Any) -> None:
+    """Found by a review: the case page's and the new case's errors were written by hand with no
+    id and no aria-invalid, so a screen reader did not say them with their field."""
+    from tests.test_web_sites import Html
+
+    area = define_area(services, "无障碍")
+    case_id, position = log_case(caseworker, area)
+    with signed_in(base_url, staff["caseworker"]) as client:
+        page = client.get(f"/ui/cases/{case_id}?after={position}").text
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        before = stored()
+        refused = client.post(f"/ui/cases/{case_id}/note", data={"csrf": csrf, "text": "  "})
+        shown = Html(refused.text)
+        assert refused.status_code == 422, shown.problems
+        assert shown.by_id["f-text"].get("aria-invalid") == "true"
+        assert shown.by_id["f-text"]["aria-describedby"] == "f-text-error"
+        assert shown.text("f-text-error") and not shown.untied_errors()
+        empty = client.post("/ui/cases/new", data={"csrf": csrf, "category": "housing", "description": " ",
+                                                   "party_name_1": "王房东", "party_kind_1": "landlord",
+                                                   "area": area, "priority": "normal", "occurred_on": "2026-11-01"})
+        assert empty.status_code == 422
+        shown = Html(empty.text)
+        assert shown.by_id["f-description"].get("aria-invalid") == "true" and not shown.untied_errors()
+        assert before.unchanged()

@@ -115,6 +115,8 @@ def test_a_refused_founding_shows_the_rule_keeps_the_members_typed_and_stores_no
     both = boss.post("/ui/committees/new", {**typed, "established_on": "2026-11-01", "site_id": str(uuid.uuid4())})
     assert Html(both.text).problems[0][0] == "committee_area_or_site" and Html(both.text).errors.get("site_id")
     assert Html(unknown.text).errors.get("member_resident_2")
+    assert Html(unknown.text).by_id["f-member_resident_2"].get("aria-invalid") == "true"
+    assert not Html(unknown.text).untied_errors() and not Html(refused.text).untied_errors()
     assert before.unchanged()
 
 
@@ -163,12 +165,14 @@ def test_refused_member_changes_show_the_rule_keep_the_typing_and_store_nothing(
     page = Html(twice.text)
     assert page.problems[0] == ("already_a_member", "该人员已是本委员会委员。")
     assert page.value("f-name") == "周师傅" and page.value("f-resident") == resident_id
+    assert not page.untied_errors()
     # joining before the committee was established
     early = boss.post(f"/ui/committees/{committee_id}/members?lang=en", {"name": "赵六", "role": "member",
                                                                          "resident": "", "joined_on": "2026-01-01"})
     assert Html(early.text).problems[0] == ("joined_before_establishment",
                                             "A member cannot join before the committee was established.")
     assert Html(early.text).value("f-joined_on") == "2026-01-01"
+    assert not Html(early.text).untied_errors()
     # a removal dated in the future: the member's form stays open with what was typed
     future = boss.post(f"/ui/committees/{committee_id}/member-removals", {
         "member_id": chair, "left_on": "2026-12-31", "reason": "换届", "confirm": "yes"})
@@ -176,6 +180,7 @@ def test_refused_member_changes_show_the_rule_keep_the_typing_and_store_nothing(
     page = Html(future.text)
     assert page.problems[0][0] == "effective_date_in_future" and page.errors.get("left_on")
     assert page.value(f"remove-reason-{chair}") == "换届" and page.value(f"remove-left_on-{chair}") == "2026-12-31"
+    assert page.by_id[f"remove-left_on-{chair}"].get("aria-invalid") == "true" and not page.untied_errors()
     assert re.search(rf'<details open><summary id="remove-open-{chair}">', future.text)
     # someone who is not a member (a stale page: removed meanwhile, or never one)
     stranger = boss.post(f"/ui/committees/{committee_id}/member-removals?lang=zh-CN", {

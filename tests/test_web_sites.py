@@ -78,6 +78,18 @@ class Html(HTMLParser):
     def text(self, element_id: str) -> str:
         return " ".join(self.texts.get(element_id, "").split())
 
+    def untied_errors(self) -> list[str]:
+        """A field's error a screen reader would not say with the field: each shown error has an
+        id that an element marked aria-invalid names in its aria-describedby, and each such
+        element names only ids on the page (found by a review: hand-written errors had neither)."""
+        described = {ref for attrs in self.by_id.values() if attrs.get("aria-invalid") == "true"
+                     for ref in attrs.get("aria-describedby", "").split()}
+        wrong = [f"no element names {i}" for i, attrs in self.by_id.items()
+                 if "error" in attrs.get("class", "").split() and i not in described]
+        wrong += [f"error {ref} missing" for ref in described if ref not in self.by_id]
+        return wrong + [f"an error of {field} has no id" for field in self.errors if not any(
+            a.get("data-field") == field and "error" in a.get("class", "").split() for a in self.by_id.values())]
+
 
 def csrf_of(page: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page)
@@ -212,6 +224,7 @@ def test_beds_change_from_a_date_typed_on_the_form_and_a_refusal_keeps_it(
     assert refused.status_code == 422
     page = Html(refused.text)
     assert page.problems[0][0] == "effective_date_in_future" and page.errors.get("effective_date")
+    assert not page.untied_errors()
     assert page.value("f-capacity") == "2" and page.value("f-effective_date") == "2026-12-01"
     assert before.unchanged()
     landed(boss.post(f"/ui/sites/{site}/capacity", {"capacity": "2", "effective_date": "2026-09-01"}), site)
@@ -392,6 +405,8 @@ def test_a_refused_election_keeps_the_candidates_and_stores_nothing(
     assert page.value("election-candidate_votes_6") == "600" and page.value("election-seats") == "5"
     half = boss.post(f"/ui/sites/{site_id}/election", election([810, 790, 640, 620, 600, 300], candidate_votes_3="多"))
     assert half.status_code == 422 and Html(half.text).errors.get("candidate_votes_3")
+    assert Html(half.text).by_id["election-candidate_votes_3"].get("aria-invalid") == "true"
+    assert not Html(half.text).untied_errors()
     assert before.unchanged()
     assert supervisor.get(f"/sites/{site_id}").json()["stage"] == "preparation"
 
