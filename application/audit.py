@@ -89,11 +89,20 @@ def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetim
 
 
 def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
-               until: datetime | None, limit: int, after_id: int = 0) -> list[dict[str, Any]]:
+               until: datetime | None, limit: int, after_id: int = 0, newest_first: bool = False,
+               before_id: int | None = None) -> list[dict[str, Any]]:
+    """The entries that match, oldest first after ``after_id``; or ``newest_first`` (the web
+    page's order: what was read lately), before ``before_id`` if given."""
     where, params = _access_filter(resident_id, user_id, since, until)
-    where.insert(0, "id > %s")
+    if not newest_first:
+        where.insert(0, "id > %s")
+        params.insert(0, after_id)
+    elif before_id is not None:
+        where.insert(0, "id < %s")
+        params.insert(0, before_id)
     rows = conn.execute(f"SELECT id, at, user_id, role, resident_id, route, detail FROM access_log"
-                        f" WHERE {' AND '.join(where)} ORDER BY id LIMIT %s", [after_id, *params, limit]).fetchall()
+                        f"{' WHERE ' + ' AND '.join(where) if where else ''}"
+                        f" ORDER BY id{' DESC' if newest_first else ''} LIMIT %s", [*params, limit]).fetchall()
     return [dict(r) for r in rows]
 
 

@@ -262,6 +262,22 @@ def start_chainer(dsn: str, *, checkpoint_every: int, checkpoint_seconds: float,
     return thread
 
 
+def chain_state(conn: Any) -> dict[str, Any]:
+    """How far the chain has come: the last position chained and when, and the store's last
+    position (events stored after the chained one are not yet chained)."""
+    chained = conn.execute(f"SELECT position, chained_at FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1").fetchone()
+    stored = conn.execute(f"SELECT max(notification_id) AS p FROM {EVENTS_TABLE}").fetchone()
+    return {"chained": int(chained["position"]) if chained else 0,
+            "chained_at": chained["chained_at"] if chained else None,
+            "stored": int(stored["p"] or 0) if stored else 0}
+
+
+def latest_checkpoints(conn: Any, *, limit: int) -> list[dict[str, Any]]:
+    rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
+                        " ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
+    return [dict(r) for r in rows]
+
+
 def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
     rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
                         " WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit)).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from api.web.pages import audit as audit_pages
 from api.web.pages import cases as cases_pages
 from api.web.pages import cobuilding as cobuilding_pages
 from api.web.pages import committees as committees_pages
@@ -23,3 +24,4 @@ PAGE_ROUTERS += [sites_pages.router]
 PAGE_ROUTERS += [cases_pages.router, committees_pages.router]
 PAGE_ROUTERS += [operators_pages.router, cobuilding_pages.router]
 PAGE_ROUTERS += [community_pages.router]
+PAGE_ROUTERS += [audit_pages.router]
