@@ -18,7 +18,16 @@ from api.deps import reading_as
 from api.present import Presenter
 from api.routes.history import CATALOGUE
 from api.summaries import summary
-from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, redirect, uuid_or_none
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    current_page,
+    day_or_none,
+    redirect,
+    uuid_or_none,
+)
 from application.audit import record_access
 from application.history import effective_on, history
 from application.store import NotFound
@@ -28,6 +37,7 @@ from domain.residents import (
     DependantRelation,
     HouseholdRelation,
     HousingKind,
+    LegalBasis,
     ResidenceStatus,
     Resident,
     ServiceKind,
@@ -278,6 +288,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
         "move_out": acts and not departed,
         "departure": acts and not departed,
         "return": acts and departed,
+        "erase": page.may(SUPERVISOR_ROLES) and resident.erased_on is None,
     }
     return page.render(
         "resident.html", status=status, resident=resident, facts=facts, housing=housing, site=site,
@@ -285,6 +296,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
         open_sites=_site_choices(page, open_sites),
         areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
         form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat(),
+        bases=[(b.value, page.label("legal_basis", b.value)) for b in LegalBasis],
         family=_family(page, resident, presenter))
 
 
@@ -387,3 +399,21 @@ async def return_(resident_id: UUID, request: Request) -> Response:
         return page.run(lambda stamp: page.services.app.record_return(resident_id, form["area"], day, stamp))
 
     return await _act(request, resident_id, "return", ["area", "effective_date"], act)
+
+
+@router.post("/ui/residents/{resident_id}/erasure")
+async def erasure(resident_id: UUID, request: Request) -> Response:
+    """Erase the resident's personal data (PIPL Art. 47), as the API's POST /residents/{id}/erasure:
+    a supervisor, a legal basis, a request reference that never names them, and the box ticked."""
+    page = current_page(request)
+    page.require(SUPERVISOR_ROLES)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k not in ("csrf", "confirm")}
+    outcome = _required(page, form, ["legal_basis", "note"]) or page.too_long(form, {"note": 500}) \
+        or page.unconfirmed(form) or page.run(lambda stamp: page.services.app.erase_resident(
+            resident_id, legal_basis=form["legal_basis"], note=form["note"], stamp=stamp))
+    if not outcome.ok:
+        return _resident_page(page, resident_id, form="erase", values=values, outcome=outcome,
+                              status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}")
