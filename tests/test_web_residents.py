@@ -201,7 +201,7 @@ def test_an_auditor_reads_a_resident_and_a_departed_resident_can_only_come_back(
     browser.sign_in(staff["caseworker"], lang=lang)
     browser.go(f"/ui/residents/{resident}")
     assert {f.get_attribute("id") for f in post_forms(browser)} == {
-        "move-out-form", "departure-form", "dependant-form", "service-form"} | (
+        "move-out-form", "departure-form", "dependant-form", "service-form", "permit-apply-form"} | (
         {"move-in-form"} if browser.find_all("#move-in-form") else set())
     browser.fill("departure-reason", "返乡 went home")
     browser.click("departure-confirm")  # "I understand this cannot be undone"

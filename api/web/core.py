@@ -236,7 +236,9 @@ class Page:
         except DomainError as error:
             if (first := self._answered_meanwhile(claim)) is not None:
                 return CommandOutcome(result=first)
-            return self.refused(error.rule, error.message, getattr(error, "field", None))
+            refusal = self.refused(error.rule, error.message, getattr(error, "field", None))
+            refusal.extra = dict(error.details)  # e.g. the conditions a permit application lacks
+            return refusal
         except NotFound as error:
             return CommandOutcome(error=self._("Not found") + f": {error.kind}", rule="not_found", field=error.field)
         except AreaNotAllowed as error:

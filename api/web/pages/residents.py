@@ -38,6 +38,7 @@ from domain.residents import (
     HouseholdRelation,
     HousingKind,
     LegalBasis,
+    PermitStatus,
     ResidenceStatus,
     Resident,
     ServiceKind,
@@ -290,9 +291,15 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
         "return": acts and departed,
         "erase": page.may(SUPERVISOR_ROLES) and resident.erased_on is None,
     }
+    permit_status = resident.permit["status"] if resident.permit else None
+    permit_forms = {  # the permit's next step, as its state allows
+        "apply": acts and not departed and permit_status in (None, PermitStatus.CANCELLED),
+        "issue": acts and not departed and permit_status == PermitStatus.APPLIED,
+        "endorse": acts and not departed and permit_status in (PermitStatus.ISSUED, PermitStatus.SUSPENDED),
+    }
     return page.render(
         "resident.html", status=status, resident=resident, facts=facts, housing=housing, site=site,
-        permit=resident.permit, timeline=_timeline(page, resident_id), actions=actions,
+        permit=resident.permit, permit_forms=permit_forms, timeline=_timeline(page, resident_id), actions=actions,
         open_sites=_site_choices(page, open_sites),
         areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
         form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat(),
@@ -417,3 +424,53 @@ async def erasure(resident_id: UUID, request: Request) -> Response:
                               status=_status(outcome))
     assert outcome.result is not None
     return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}")
+
+
+# -- the residence permit (居住证): apply, issue, endorse, as the API's /residents/{id}/permit routes --
+PERMIT_NUMBER = re.compile(r"[A-Za-z0-9-]{1,40}")
+
+
+async def _permit_act(request: Request, resident_id: UUID, form_name: str, day_field: str, act: Any) -> Response:
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    form = await page.form()
+    values = {k: v for k, v in form.items() if k != "csrf"}
+    outcome = _required(page, form, [day_field])
+    day = None
+    if outcome is None:
+        day, outcome = _day(page, form, day_field)
+    if outcome is None:
+        outcome = act(page, form, day)
+    if not outcome.ok:
+        return _resident_page(page, resident_id, form=form_name, values=values, outcome=outcome,
+                              status=_status(outcome))
+    assert outcome.result is not None
+    return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}")
+
+
+@router.post("/ui/residents/{resident_id}/permit")
+async def apply_for_permit(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        return page.run(lambda stamp: page.services.app.apply_for_permit(resident_id, applied_on=day, stamp=stamp))
+
+    return await _permit_act(request, resident_id, "permit-apply", "applied_on", act)
+
+
+@router.post("/ui/residents/{resident_id}/permit/issuance")
+async def issue_permit(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        number = form.get("number", "")
+        if not PERMIT_NUMBER.fullmatch(number):
+            return _fail(page, "permit_number", "number", "letters, digits and hyphens, at most 40")
+        return page.run(lambda stamp: page.services.app.issue_permit(
+            resident_id, number=number, issued_on=day, stamp=stamp))
+
+    return await _permit_act(request, resident_id, "permit-issue", "issued_on", act)
+
+
+@router.post("/ui/residents/{resident_id}/permit/endorsement")
+async def endorse_permit(resident_id: UUID, request: Request) -> Response:
+    def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
+        return page.run(lambda stamp: page.services.app.endorse_permit(resident_id, endorsed_on=day, stamp=stamp))
+
+    return await _permit_act(request, resident_id, "permit-endorse", "endorsed_on", act)
