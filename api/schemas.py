@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from domain.residents import HouseholdRelation, LegalBasis
 from domain.sites import Facility, OperatorType
@@ -53,12 +63,54 @@ Money = Annotated[
 ]
 IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=18), Line]
 
+# Dates and moments are ISO 8601 text (found by a review: pydantic read a JSON number, or digits
+# such as "20260501" or ?effective_at=0, as seconds since 1970, and the dates it made were stored).
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?")
+
+
+def iso_date(value: Any) -> Any:
+    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise PydanticCustomError("date_format", "a date as text YYYY-MM-DD, e.g. 2026-11-01")
+
+
+def iso_moment(value: Any) -> Any:
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_MOMENT.fullmatch(value)):
+        return value
+    raise PydanticCustomError("datetime_format", "a moment as ISO 8601 text with its UTC offset, "
+                                                 "e.g. 2026-06-01T12:00:00+08:00")
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
+IsoMoment = Annotated[datetime, BeforeValidator(iso_moment)]
+
+
+def _temporal_check(annotation: Any) -> Any:
+    """The check for a field of type date or datetime (or either or None), else None."""
+    if annotation is datetime:
+        return iso_moment
+    if annotation is date:
+        return iso_date
+    if get_origin(annotation) in (Union, type(date | None)):
+        checks = {_temporal_check(a) for a in get_args(annotation) if a is not type(None)}
+        return checks.pop() if len(checks) == 1 else None
+    return None
+
 
 class Body(BaseModel):
     """Every request body: unknown fields (ids, versions, status, ... which the service
     sets) are refused, and no text may carry control characters."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or info.field_name is None:
+            return value
+        check = _temporal_check(cls.model_fields[info.field_name].annotation)
+        return check(value) if check is not None else value
 
     @field_validator("*", mode="after")
     @classmethod

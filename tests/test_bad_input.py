@@ -402,3 +402,31 @@ def test_beds_cannot_fall_below_the_residents_who_lived_there_since_the_date(
     assert snapshot.unchanged()
     assert supervisor.post(f"/sites/{site}/capacity", {"capacity": 1, "effective_date": "2026-10-01"}
                            ).status_code == 200
+
+
+@pytest.mark.parametrize("value", [0, 1772323200, 20260501.0, "20260501", "1772323200", "2026-05-01T00:00:00", True])
+def test_a_date_is_iso_text_never_a_number_and_nothing_is_stored(
+        caseworker: Api, supervisor: Api, stored: Any, value: Any) -> None:
+    """Found by a review: a JSON number (or digits) in a date field was read as seconds since
+    1970 and stored (a capacity change dated 1970-01-01, a move dated by a timestamp)."""
+    site = supervisor.post("/sites", site_body()).json()["id"]
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    snapshot = stored()
+    assert_problem(supervisor.post(f"/sites/{site}/capacity", {"capacity": 3, "effective_date": value}),
+                   422, field="effective_date", rule="date_format")
+    assert_problem(caseworker.post(f"/residents/{resident}/moves", {"site_id": site, "effective_date": value}),
+                   422, field="effective_date", rule="date_format")
+    assert_problem(caseworker.post("/residents", resident_body(registered_on=value)), 422,
+                   field="registered_on", rule="date_format")
+    assert snapshot.unchanged()
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    ("/sites/{site}", {"effective_at": "0"}), ("/sites/{site}", {"known_at": "1772323200"}),
+    ("/statistics/population", {"effective_at": "20260501"}), ("/permits", {"due_before": "0"}),
+    ("/disputes", {"opened_from": "1"})])
+def test_a_date_in_a_query_is_iso_text_too(supervisor: Api, path: str, query: dict[str, str]) -> None:
+    site = supervisor.post("/sites", site_body()).json()["id"]
+    answer = supervisor.get(path.format(site=site), params=query)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["rule"] in ("date_format", "datetime_format")

@@ -26,7 +26,7 @@ from api.deps import (
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.problems import Problem
-from api.schemas import AreaName, Body, Name, Public
+from api.schemas import AreaName, Body, IsoDate, Name, Public
 from application.audit import record_access
 from domain.active_members import ActiveMember, ActiveMemberRole, LossReason
 from domain.common import OFFICE_TZ
@@ -202,7 +202,7 @@ def list_members(
 def sites_summary(
     services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("active_members")],
     site_id: UUID | None = None, area: Annotated[AreaName | None, Query()] = None,
-    on: Annotated[date | None, Query(description="losses counted in the twelve months up to this day "
+    on: Annotated[IsoDate | None, Query(description="losses counted in the twelve months up to this day "
                                                  "(default today)")] = None,
 ) -> JSONResponse:
     """Per site: active members, losses in the last twelve months, and the roles nobody holds (succession gaps)."""

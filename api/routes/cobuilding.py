@@ -33,6 +33,7 @@ from api.routes.operators import consistent
 from api.schemas import (
     Body,
     CobuildingBySitePublic,
+    IsoDate,
     Money,
     Name,
     PageOut,
@@ -128,7 +129,7 @@ def get_cobuilding_by_site(
 @access(READERS, AreaRule.LIST)
 def list_all_pairings(
     services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("cobuilding")],
-    limit: Limit, site_id: UUID | None = None, active_on: date | None = None,
+    limit: Limit, site_id: UUID | None = None, active_on: IsoDate | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """Pairings in the order agreed, with their contributions' count and total value (the cobuilding view)."""

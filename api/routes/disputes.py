@@ -30,7 +30,7 @@ from api.deps import SUPERVISORS as SUPERVISOR_ROLES
 from api.present import Presenter
 from api.problems import Problem
 from api.routes.history import EffectiveAt, KnownAt, record_at
-from api.schemas import AreaName, Body, CaseListItem, DisputePublic, Money, Name, PageOut, Reason
+from api.schemas import AreaName, Body, CaseListItem, DisputePublic, IsoDate, Money, Name, PageOut, Reason
 from application import keys as auth
 from application.access import Principal
 from application.audit import record_case_access
@@ -156,8 +156,8 @@ class CaseQuery:
     site_id: UUID | None = None
     area: Annotated[AreaName | None, Query()] = None
     overdue: bool | None = None
-    opened_from: date | None = None
-    opened_to: date | None = None
+    opened_from: IsoDate | None = None
+    opened_to: IsoDate | None = None
     cursor: Annotated[str | None, Query(max_length=500)] = None
 
     def answer(self, services: Services, principal: Principal, view: str, headers: dict[str, str],

@@ -16,7 +16,7 @@ from api.access import READERS, AreaRule, access
 from api.deps import Language, Limit, PrincipalDep, ServicesDep, reading_as, respond
 from api.present import Presenter
 from api.problems import Problem
-from api.schemas import AccessLogEntry, HistoryEntry, PageOut, Public
+from api.schemas import AccessLogEntry, HistoryEntry, IsoDate, IsoMoment, PageOut, Public
 from api.summaries import summary
 from application.audit import access_log, count_access_log, record_access, record_read
 from application.chain import b64, checkpoints
@@ -123,8 +123,8 @@ def get_access_log(
     request: Request, services: ServicesDep, principal: PrincipalDep, limit: Limit,
     resident_id: UUID | None = None,
     user: Annotated[str | None, Query(max_length=100)] = None,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[IsoMoment | None, Query(alias="from")] = None,
+    until: Annotated[IsoMoment | None, Query(alias="to")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     """Who read whose personal data, when and through which route (auditors only; this read is logged too)."""
@@ -168,9 +168,9 @@ def get_checkpoints(services: ServicesDep, principal: PrincipalDep, limit: Limit
                                             if len(rows) > limit and items else None))
 
 
-KnownAt = Annotated[datetime | None, Query(description=(
+KnownAt = Annotated[IsoMoment | None, Query(description=(
     "the record as the office knew it at this moment (events recorded up to it), e.g. 2026-06-01T12:00:00+08:00"))]
-EffectiveAt = Annotated[date | None, Query(description=(
+EffectiveAt = Annotated[IsoDate | None, Query(description=(
     "the record as true on this date, as known now (late reports folded in by the date they took effect)"))]
 
 

@@ -24,7 +24,7 @@ from api.deps import (
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.present import Presenter
-from api.schemas import Body, PageOut, PermitListItem
+from api.schemas import Body, IsoDate, PageOut, PermitListItem
 from projections.residents import list_permits
 
 router = APIRouter(tags=["residence permits"])
@@ -85,7 +85,7 @@ def permits(
     headers: Annotated[dict[str, str], after("residents")],
     limit: Limit,
     status: Literal["applied", "issued", "suspended", "cancelled"] | None = None,
-    due_before: date | None = None,
+    due_before: IsoDate | None = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
     """Permits by status and endorsement due date (the residents view)."""

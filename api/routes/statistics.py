@@ -15,7 +15,7 @@ from pydantic import Field
 from api.access import READERS, AreaRule, access
 from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, after_all, page_response, respond
 from api.problems import Problem
-from api.schemas import AreaName, Name, PageOut, Public, StatisticsRow
+from api.schemas import AreaName, IsoDate, IsoMoment, Name, PageOut, Public, StatisticsRow
 from application.areas import AreaDirectory
 from projections.active_members import monthly as active_member_months
 from projections.operators import support_by_type
@@ -174,9 +174,9 @@ def population_at(
     principal: PrincipalDep,
     lang: Language,
     headers: Annotated[dict[str, str], after("residence_periods")],
-    known_at: Annotated[datetime | None, Query(description=(
+    known_at: Annotated[IsoMoment | None, Query(description=(
         "count as the office knew it at this moment (with a UTC offset, e.g. 2026-06-01T12:00:00+08:00)"))] = None,
-    effective_at: Annotated[date | None, Query(description=(
+    effective_at: Annotated[IsoDate | None, Query(description=(
         "count who lived where on this date (late-reported changes by the date they took effect)"))] = None,
     area: Annotated[AreaName | None, Query()] = None,
     by: Annotated[Literal["area", "site"], Query(description="area, or area and housing site")] = "area",

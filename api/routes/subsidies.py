@@ -36,6 +36,7 @@ from api.schemas import (
     ApplicationListItem,
     ApplicationPublic,
     Body,
+    IsoDate,
     LedgerPublic,
     Money,
     Name,
@@ -232,7 +233,7 @@ def list_subsidy_applications(
     site_id: UUID | None = None,
     status: ApplicationStatus | None = None,
     submitted_by: Annotated[str | None, Query(max_length=100, description="the user id of the submitter")] = None,
-    payable_on: Annotated[date | None, Query(
+    payable_on: Annotated[IsoDate | None, Query(
         description="only approved applications with money fallen due by this day and not yet paid (finance's "
                     "list to pay); each then shows `due`, what may be paid with this day as the payment date")] = None,
     order: Annotated[Literal["submitted", "newest"], Query(
