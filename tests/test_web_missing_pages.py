@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from api.web.i18n import gettext_for
+from tests.factories import site_body
 from tests.test_web_sites import web
 
 __all__ = ["web"]
@@ -69,3 +70,19 @@ def test_signed_out_a_malformed_id_leads_to_the_sign_in(base_url: str) -> None:
 def test_the_api_still_answers_a_malformed_id_with_a_problem_document(web: Any) -> None:
     answer = web("supervisor").client.get("/sites/not-an-id")
     assert answer.status_code in (401, 422) and answer.headers["content-type"].startswith("application/problem+json")
+
+
+def test_unicode_digits_in_a_query_or_a_form_are_no_number_and_no_error(
+        web: Any, supervisor: Any, stored: Any) -> None:
+    """Found by a review: "\u00b2" is a digit to str.isdigit(), int() refuses it, and the pages
+    answered 500 (after=, page=, year=, fiscal_year=, a form's counts)."""
+    site = supervisor.post("/sites", site_body()).json()["id"]
+    session = web("supervisor")
+    for path in (f"/ui/sites/{site}?after=\u00b2", "/ui/committees?after=\u00b2", "/ui/cases?after=\u00b2",
+                 "/ui/ledger?fiscal_year=\u00b2", "/ui/active-members?page=\u00b2", "/ui/services?year=\u00b2",
+                 "/ui/subsidies?after=\u00b2", "/ui/operators?after=\u00b2", "/ui/pairings?after=\u00b2",
+                 f"/ui/sites/{site}?after={'9' * 40}"):
+        assert session.client.get(path).status_code == 200, path
+    before = stored()
+    refused = session.post(f"/ui/sites/{site}/capacity", {"capacity": "\u00b2"})
+    assert refused.status_code == 422 and before.unchanged()

@@ -367,6 +367,12 @@ def new_login_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
+def is_digits(text: str | None, most: int = 18) -> bool:
+    """ASCII digits only, at most ``most`` of them (found by a review: "\u00b2" is a digit to
+    ``str.isdigit()`` and ``int()`` refuses it, and the pages answered 500)."""
+    return bool(text) and text is not None and text.isascii() and text.isdigit() and len(text) <= most
+
+
 def uuid_or_none(value: str | None) -> UUID | None:
     try:
         return UUID(value) if value else None

@@ -24,6 +24,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -164,7 +165,7 @@ async def queue(request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("open_cases", int(after))
     q = request.query_params
     filters = {k: q.get(k, "") for k in QUEUE_FILTERS}
@@ -325,7 +326,7 @@ async def case_page(request: Request, case_id: str) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():  # the queue shows the write too once the user goes back to it
+    if is_digits(after):  # the queue shows the write too once the user goes back to it
         await page.wait_for("open_cases", int(after))
     parsed = uuid_or_none(case_id)
     if parsed is None:

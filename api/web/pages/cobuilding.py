@@ -22,6 +22,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -87,7 +88,7 @@ async def pairings(request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("cobuilding", int(after))
     return _list_page(page)
 
@@ -150,7 +151,7 @@ async def pairing(pairing_id: UUID, request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("cobuilding", int(after))
     return _pairing_page(page, pairing_id)
 

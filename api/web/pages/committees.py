@@ -24,6 +24,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -56,7 +57,7 @@ async def committees(request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("committee_agendas", int(after))
     with page.services.pool.connection() as conn:
         rows = list_committees(conn, None, page.principal.area_filter(), page.services.today())
@@ -162,7 +163,7 @@ def new_committee(request: Request) -> Response:
 def _row_field(field_name: str | None, rows: list[int]) -> str | None:
     """The use case's ``members.N.resident_id`` is the form's row of the Nth member given."""
     parts = (field_name or "").split(".")
-    if parts[0] == "members" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(rows):
+    if parts[0] == "members" and len(parts) > 1 and is_digits(parts[1]) and int(parts[1]) < len(rows):
         return f"member_resident_{rows[int(parts[1])]}"
     return field_name
 
@@ -276,7 +277,7 @@ async def committee_page(request: Request, committee_id: str) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("committee_agendas", int(after))
     parsed = uuid_or_none(committee_id)
     if parsed is None:

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
-from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, redirect, uuid_or_none
+from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, is_digits, redirect, uuid_or_none
 from api.web.pages.residents import SUFFIX, _area_name, _areas, _required, _resident_page, _search, _sites, _status
 from api.web.pages.residents import _timeline as _record_timeline
 from application.audit import record_access
@@ -99,7 +99,7 @@ def _members_page(page: Page, query: dict[str, str], *, values: dict[str, str] |
     site_id = uuid_or_none(query.get("site_id"))
     site_id = site_id if site_id is not None and str(site_id) in site_names else None
     member_status = query.get("status") if query.get("status") in STATUSES else None
-    shown_page = int(query["page"]) if query.get("page", "").isdigit() and int(query["page"]) > 0 else 1
+    shown_page = int(query["page"]) if is_digits(query.get("page", "")) and int(query["page"]) > 0 else 1
     today = page.services.today()
     first_month = add_months(today.replace(day=1), -11)
     visible = page.principal.area_filter()
@@ -186,7 +186,7 @@ async def active_members(request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("active_members", int(after))
     return _members_page(page, {k: v.strip() for k, v in request.query_params.items()})
 
@@ -261,7 +261,7 @@ async def active_member(member_id: UUID, request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("active_members", int(after))
     return _member_page(page, member_id)
 
@@ -352,7 +352,7 @@ async def services_page(request: Request) -> Response:
     page = current_page(request)
     page.require(FIGURE_READERS)
     query = {k: v.strip() for k, v in request.query_params.items()}
-    if query.get("after", "").isdigit():
+    if is_digits(query.get("after", "")):
         await page.wait_for("services", int(query["after"]))
     areas = _areas(page)
     sites = _sites(page)
@@ -364,7 +364,7 @@ async def services_page(request: Request) -> Response:
     kind = query.get("kind") if query.get("kind") in kinds else None
     today = page.services.today()
     year = today.year
-    if query.get("year", "").isdigit() and MIN_BIRTH_YEAR <= int(query["year"]) <= today.year + 1:
+    if is_digits(query.get("year", "")) and MIN_BIRTH_YEAR <= int(query["year"]) <= today.year + 1:
         year = int(query["year"])
     last = today.replace(day=1)
     visible = page.principal.area_filter()
@@ -399,7 +399,7 @@ async def _resident_act(request: Request, resident_id: UUID, form_name: str, req
 async def record_dependant(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], days: dict[str, date]) -> CommandOutcome:
         born = form["birth_year"]
-        if not (born.isdigit() and len(born) == 4):
+        if not (is_digits(born) and len(born) == 4):
             return page.refused("birth_year_out_of_range", "a year such as 2017", "birth_year")
         if form["relation"] not in {r.value for r in DependantRelation}:
             return page.refused("dependant_relation", "choose a relation from the list", "relation")

@@ -25,6 +25,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -53,7 +54,7 @@ async def operators(request: Request) -> Response:
     page.require(READERS)
     query = request.query_params
     after = query.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("operators", int(after))
     areas = _areas(page)
     values = {k: query.get(k, "").strip() for k in ("area", "type")}
@@ -157,7 +158,7 @@ async def operator(operator_id: UUID, request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("operators", int(after))
     return _operator_page(page, operator_id)
 
@@ -233,7 +234,7 @@ async def release_site(operator_id: UUID, request: Request) -> Response:
 @router.post("/ui/operators/{operator_id}/reports")
 async def file_report(operator_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
-        if not form["year"].isdigit() or not 2000 <= int(form["year"]) <= 2100:
+        if not is_digits(form["year"]) or not 2000 <= int(form["year"]) <= 2100:
             return page.refused("report_year_out_of_range", "a year such as 2025", "year")
         figures = {name: form[name].replace(",", "") for name in FIGURES}
         return page.run(lambda stamp: page.services.app.file_operator_report(
@@ -246,7 +247,7 @@ async def file_report(operator_id: UUID, request: Request) -> Response:
 async def record_inspection(operator_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], got: Parsed) -> CommandOutcome:
         site_id, on = got.site(), got.on()
-        if not form["score"].isdigit():
+        if not is_digits(form["score"]):
             return page.refused("score_out_of_range", "a score from 0 to 100", "score")
         return page.run(lambda stamp: page.services.app.record_sanitation_inspection(
             operator_id, site_id=site_id, inspected_on=on, score=int(form["score"]),

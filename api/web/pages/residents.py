@@ -25,6 +25,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -341,7 +342,7 @@ async def resident(resident_id: UUID, request: Request) -> Response:
     page = current_page(request)
     page.require(READERS)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("residents", int(after))
     return _resident_page(page, resident_id)
 

@@ -22,7 +22,7 @@ from fastapi.responses import Response
 from api.deps import reading_as
 from api.present import Presenter
 from api.routes.sites import operator_record
-from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, redirect
+from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, is_digits, redirect
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
 from api.web.pages.subsidies import money
 from application.audit import record_names_read
@@ -102,7 +102,7 @@ def _whole(page: Page, form: dict[str, str], name: str, low: int, high: int,
            rule: str = "whole_number") -> tuple[int | None, CommandOutcome | None]:
     """A whole number between ``low`` and ``high`` typed in ``name``."""
     raw = form.get(name, "")
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not is_digits(raw) or not low <= int(raw) <= high:
         return None, _fail(page, rule, name, f"a whole number from {low} to {high}")
     return int(raw), None
 
@@ -265,7 +265,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
 async def site(site_id: UUID, request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("site_occupancy", int(after))
     return _site_page(page, site_id)
 
@@ -279,7 +279,7 @@ async def change_capacity(site_id: UUID, request: Request) -> Response:
     raw = form.get("capacity", "")
     day: date | None = None  # empty: from today
     refusal: CommandOutcome | None = None
-    if not raw.isdigit() or not 0 < int(raw) <= 100_000:
+    if not is_digits(raw) or not 0 < int(raw) <= 100_000:
         refusal = _fail(page, "capacity_not_positive", "capacity", "a positive number of beds")
     elif form.get("effective_date"):
         day, refusal = _day(page, form, "effective_date")
@@ -402,7 +402,7 @@ async def hold_election(site_id: UUID, request: Request) -> Response:
             if not name or len(name) > 100:
                 return _fail(page, "candidate_name", f"candidate_name_{n}",
                              "each candidate needs a name (at most 100 characters)")
-            if not votes.isdigit() or int(votes) > 1_000_000:
+            if not is_digits(votes) or int(votes) > 1_000_000:
                 return _fail(page, "votes_number", f"candidate_votes_{n}", "votes are a whole number")
             candidates.append({"name": name, "role": "member", "votes": int(votes)})
         assert seats is not None

@@ -26,6 +26,7 @@ from api.web.core import (
     Page,
     current_page,
     day_or_none,
+    is_digits,
     redirect,
     uuid_or_none,
 )
@@ -101,7 +102,7 @@ def _load(page: Page, application_id: UUID) -> SubsidyApplication | None:
 async def subsidies(request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("subsidy_ledger", int(after))
     return _queue(page)
 
@@ -257,7 +258,7 @@ def _status(outcome: CommandOutcome) -> int:
 async def application_page(application_id: str, request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("subsidy_ledger", int(after))
     return _application(page, application_id)
 
@@ -381,10 +382,10 @@ async def verify(application_id: str, request: Request) -> Response:
 async def ledger_page(request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("subsidy_ledger", int(after))
     year_text = request.query_params.get("fiscal_year", "")
-    fiscal_year = int(year_text) if year_text.isdigit() and 2000 <= int(year_text) <= 2100 else None
+    fiscal_year = int(year_text) if is_digits(year_text) and 2000 <= int(year_text) <= 2100 else None
     areas = page.principal.area_filter()
     with page.services.pool.connection() as conn:
         body = ledger(conn, fiscal_year, areas)
