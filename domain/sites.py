@@ -583,7 +583,11 @@ class HousingSite(Aggregate):
 
     def close(self, *, closed_on: date, reason: str, stamp: Stamp) -> None:
         self.check_open()
-        check_effective_date(closed_on, stamp, field_name="closed_on")
+        # Not before the last move out (found by a review: a site dated closed in April showed
+        # a resident living there in May) nor before its latest change of beds.
+        latest = max(self.latest_change, str(self.capacity_from[-1][0]))
+        check_effective_date(closed_on, stamp, earliest=date.fromisoformat(latest) if latest else None,
+                             earliest_rule="closed_before_last_move", field_name="closed_on")
         if self.occupants:
             raise RuleViolated(
                 f"housing site {self.id} still houses {len(self.occupants)} residents; move them out first",

@@ -65,7 +65,7 @@ def test_each_role_may_send_only_its_commands(as_role: Any, supervisor: Api, rol
                       {"effective_date": "2026-04-03", "reason": "home"}, RESIDENT_WRITERS),
         "return": (f"/residents/{resident['id']}/return",
                    {"effective_date": "2026-04-04", "area": "daqi"}, RESIDENT_WRITERS),
-        "close site": (f"/sites/{site['id']}/closure", {"closed_on": "2026-04-05", "reason": "x"}, SITE_WRITERS),
+        "close site": (f"/sites/{site['id']}/closure", {"closed_on": "2026-11-25", "reason": "x"}, SITE_WRITERS),
     }
     for name, (path, body, allowed) in commands.items():
         snapshot = stored()

@@ -208,3 +208,17 @@ def test_a_change_of_beds_recorded_before_they_were_dated_counts_on_every_date()
     snapshot: dict[str, object] = {"capacity": 3}
     HousingSite.upcast_v3_v4(snapshot)
     assert snapshot["capacity_from"] == [["", 3]]
+
+
+def test_a_site_cannot_close_before_its_last_move_out() -> None:
+    """Found by a review: a site dated closed in April showed a resident living there in May."""
+    site = a_site()
+    resident = a_resident()
+    resident.move_into_site(site, date(2026, 3, 1), STAMP)
+    resident.move_to_private_housing(area="Xinqiao", effective_date=date(2026, 6, 1), stamp=STAMP,
+                                     previous_site=site)
+    with pytest.raises(RuleViolated) as early:
+        site.close(closed_on=date(2026, 4, 1), reason="demolished", stamp=STAMP)
+    assert (early.value.rule, early.value.details["earliest"]) == ("closed_before_last_move", "2026-06-01")
+    site.close(closed_on=date(2026, 6, 1), reason="demolished", stamp=STAMP)
+    assert site.is_closed
