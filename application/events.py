@@ -77,6 +77,7 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "Resident.PermitSuspended": "lapsed_on",
     "HousingSite.CommunityCommitteeEstablished": "established_on",
     "HousingSite.Closed": "closed_on",
+    "HousingSite.OperatorChanged": "changed_on",
     "HousingSite.SiteAssessed": "assessed_on",
     "HousingSite.PreparationApproved": "approved_on",
     "HousingSite.ElectionHeld": "held_on",

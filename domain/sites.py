@@ -113,7 +113,8 @@ class HousingSite(Aggregate):
     # the elected committee. Sites are snapshotted: a snapshot of version 1 reads with the
     # stage its community committee implies. Version 3 keeps the stays that ended, so that a
     # move recorded late is checked against the beds taken on its own date. Version 4 keeps
-    # the beds the site had from each date on, so that such a move counts the beds of its days.
+    # the beds the site had from each date on, so that such a move counts the beds of its days,
+    # and the operator record that runs it, so that the site as of a date names that record.
     class_version = 4
 
     @staticmethod
@@ -135,8 +136,10 @@ class HousingSite(Aggregate):
 
     @staticmethod
     def upcast_v3_v4(state: dict[str, Any]) -> None:
-        """A snapshot of version 3 knew only today's beds: they count on every date, as then."""
+        """A snapshot of version 3 knew only today's beds (they count on every date, as then) and
+        not the operator record that runs the site (read from the site's claim, as then)."""
         state["capacity_from"] = [["", state["capacity"]]]
+        state["operator_id"] = None
 
     @classmethod
     def register(
@@ -201,6 +204,7 @@ class HousingSite(Aggregate):
         self.address = address
         self.operator_type = operator_type
         self.operator_name = operator_name
+        self.operator_id: UUID | None = None  # the operator record running the site, once one took it over
         self.capacity = capacity
         # [first day (ISO; "" for always), beds] in date order: the beds the site had from each
         # date on, so that a move recorded late is checked against the beds of its own days.
@@ -317,20 +321,39 @@ class HousingSite(Aggregate):
         day = effective_date.isoformat()
         self.capacity_from = [*(c for c in self.capacity_from if c[0] < day), [day, capacity]]
 
-    def change_operator(self, *, operator_type: str, operator_name: str, changed_on: date, stamp: Stamp) -> None:
+    def change_operator(self, *, operator_type: str, operator_name: str, changed_on: date, stamp: Stamp,
+                        operator_id: UUID | None = None) -> None:
         """An operator record took the site over: the site names it from ``changed_on`` (found by a
         review: the site went on naming the operator it was registered with)."""
-        if (operator_type, operator_name) == (self.operator_type, self.operator_name):
+        if (operator_type, operator_name, operator_id) == (self.operator_type, self.operator_name, self.operator_id):
             return
         self._operator_changed(operator_type=operator_type, operator_name=operator_name, changed_on=changed_on,
-                               **stamp.event_fields())
+                               operator_id=operator_id, **stamp.event_fields())
 
-    @event("OperatorChanged")
-    def _operator_changed(self, *, operator_type: str, operator_name: str, changed_on: date, actor_id: str,
-                          actor_role: str, recorded_at: datetime) -> None:
+    class OperatorChanged(Aggregate.Event):
         """Another operator runs the site from changed_on (an operator record took it over)."""
+
+        class_version = 2
+        operator_type: str
+        operator_name: str
+        changed_on: date
+        operator_id: UUID | None  # the operator record; None before version 2
+        actor_id: str
+        actor_role: str
+        recorded_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, object]) -> None:
+            """Changes before version 2 did not name the operator record (found by a review: the site
+            as of a date named the record that runs it today)."""
+            state["operator_id"] = None
+
+    @event(OperatorChanged)
+    def _operator_changed(self, *, operator_type: str, operator_name: str, changed_on: date,
+                          operator_id: UUID | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         self.operator_type = operator_type
         self.operator_name = operator_name
+        self.operator_id = operator_id
 
     def change_facilities(self, facilities: Iterable[str], stamp: Stamp) -> None:
         self.check_open()

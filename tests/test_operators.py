@@ -195,6 +195,23 @@ def test_two_operators_racing_for_one_site_one_wins(base_url: str, keys: dict[st
     assert len(winners) == 1
 
 
+def test_a_site_as_of_a_date_names_the_operator_that_ran_it_then(supervisor: Api) -> None:
+    """Found by a review: the take-over counted from the day it was recorded, and the site as of
+    any date named the operator record that runs it today, beside the old operator's name."""
+    site = a_site(supervisor)
+    registered = supervisor.get(f"/sites/{site}").json()["operator"]
+    operator = register(supervisor, type="employer", name=unique("Shenzhou"))
+    done(assign(supervisor, operator, site, assigned_on="2026-01-01"))
+    before = supervisor.get(f"/sites/{site}", params={"effective_at": "2025-12-31"}).json()["operator"]
+    assert before == {**registered, "id": None}
+    after = supervisor.get(f"/sites/{site}", params={"effective_at": "2026-06-01"}).json()["operator"]
+    assert (after["type"], after["id"]) == ("employer", operator)
+    assert supervisor.get(f"/sites/{site}").json()["operator"]["id"] == operator
+    changed = [e for e in supervisor.get(f"/sites/{site}/history").json()["items"]
+               if e["event"] == "HousingSite.OperatorChanged"]
+    assert [e["effective_date"] for e in changed] == ["2026-01-01"]
+
+
 def test_only_an_employer_operator_links_employees(supervisor: Api, caseworker: Api) -> None:
     resident = created(caseworker.post("/residents", resident_body()))
     cooperative = register(supervisor)

@@ -63,7 +63,7 @@ class OperatorCommands(OfficeApplication):
             claim = operator.assign_site(self._site_claim(site_id), site_id=site_id, site_area=site.area,
                                          assigned_on=assigned_on, stamp=stamp)
             site.change_operator(operator_type=operator.operator_type, operator_name=operator.name,
-                                 changed_on=assigned_on, stamp=stamp)
+                                 changed_on=assigned_on, stamp=stamp, operator_id=operator.id)
             return [claim, site]
 
         return self._operator_command(operator_id, act, expected_version, idempotency)
