@@ -1,4 +1,4 @@
-"""A page's id that is no id (``/ui/residents/x``, ``/ui/sites/pipeline``) answers as an id that
+"""A page's id that is no id (``/ui/residents/x``, ``/ui/sites/overview``) answers as an id that
 names nothing does: the not-found page in HTML, in the reader's language, not the API's English
 problem document (found by a review: only /ui/cases/x did)."""
 
@@ -48,8 +48,8 @@ def test_a_malformed_id_in_any_page_answers_the_translated_not_found_page(web: A
     for template, sentence in PAGES:
         for record in ("x", "12345", str(uuid.uuid4())):  # made up, digits, a well-formed id naming nothing
             shows(session.client.get(template.format(id=record) + f"?lang={lang}"), lang, sentence)
-    # "pipeline" is the API's GET /sites/pipeline, not a site's id: no such page here
-    shows(session.client.get(f"/ui/sites/pipeline?lang={lang}"), lang, "No such site in your areas.")
+    # a word that is no site's id (the pipeline, /ui/sites/pipeline, is a page of its own)
+    shows(session.client.get(f"/ui/sites/overview?lang={lang}"), lang, "No such site in your areas.")
 
 
 def test_a_form_posted_to_a_malformed_id_answers_not_found_and_stores_nothing(web: Any, stored: Any) -> None:
@@ -63,7 +63,7 @@ def test_a_form_posted_to_a_malformed_id_answers_not_found_and_stores_nothing(we
 
 def test_signed_out_a_malformed_id_leads_to_the_sign_in(base_url: str) -> None:
     with httpx.Client(base_url=base_url) as client:
-        answer = client.get("/ui/sites/pipeline")
+        answer = client.get("/ui/sites/overview")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login?next=")
 
 

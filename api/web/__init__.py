@@ -90,7 +90,7 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
 
     @web.exception_handler(RequestValidationError)
     async def malformed(request: Request, error: RequestValidationError) -> Response:
-        """A page's id that is no id (``/ui/sites/pipeline``, ``/ui/residents/x``) is a page that
+        """A page's id that is no id (``/ui/sites/overview``, ``/ui/residents/x``) is a page that
         does not exist: the not-found page in the reader's language, as for an id that names
         nothing, not the API's English problem document (found by a review). The pages take
         nothing typed but the ids in their paths."""

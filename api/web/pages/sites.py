@@ -1,6 +1,8 @@
 """Housing sites: the list with occupancy bars, operator and stage (filters by area, stage and
 band), registering a site, and a site's page with its facts, facilities, residents, committees,
 the latest assessment and what the site lacks, and its open cases. Supervisors change the beds.
+The pipeline (``/ui/sites/pipeline``) shows the open sites by stage on the way to a community,
+each with what it lacks, from the same query as ``GET /sites/pipeline``.
 
 A site's page also carries the forms of its way to a community (成熟一个发展一个), each the API's
 own use case (same events, same actor), shown only to the roles the API lets run it and only at
@@ -41,6 +43,7 @@ from projections.cobuilding import PairingFilter, list_pairings
 from projections.committees import list_committees
 from projections.disputes import CaseFilter, list_cases
 from projections.residents import ResidentFilter, list_residents
+from projections.site_occupancy import site_pipeline
 
 router = APIRouter()
 STAGES = [s.value for s in CommunityStage]
@@ -95,6 +98,33 @@ def sites(request: Request) -> Response:
     return page.render("sites.html", sites=rows, values=values, areas=areas,
                        stages=[(s, page.label("stage", s)) for s in STAGES],
                        bands=[(b, page.label("band", b)) for b in BANDS], may_register=page.may(REGISTER_ROLES))
+
+
+# Declared before /ui/sites/{site_id}, which would take "pipeline" for a site's id.
+@router.get("/ui/sites/pipeline")
+async def pipeline(request: Request) -> Response:
+    """Open sites by stage on the way to a community (成熟一个发展一个), each with what it lacks
+    for its next step in words and a link to its page: ``GET /sites/pipeline``'s query, within
+    the user's areas, as the API's LIST rule has it."""
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("site_occupancy", int(after))
+    with page.services.pool.connection() as conn:
+        stages = site_pipeline(conn, page.services.today(), ASSESSMENT_VALID_DAYS, page.principal.area_filter())
+    for stage in stages:
+        for site in stage["sites"]:
+            site["area_name"] = _area_name(page, site["area"])
+            site["lacks_in_words"] = [lack_label(page, lack) for lack in site["lacks"]]
+            site["since"] = _reached_on(site)
+    return page.render("site_pipeline.html", stages=stages, total=sum(s["count"] for s in stages),
+                       valid_days=ASSESSMENT_VALID_DAYS)
+
+
+def _reached_on(site: dict[str, Any]) -> date | None:
+    """The day the site reached its stage, where the stage has one."""
+    return {"assessed": site.get("assessed_on"), "preparation": site.get("preparation_approved_on"),
+            "community": site.get("elected_on"), "term_ended": site.get("term_ended_on")}.get(site["stage"])
 
 
 # -- checks a form makes before the use case runs ----------------------------------------------
