@@ -1,27 +1,35 @@
-"""The sites' pipeline to a community (``/ui/sites/pipeline``), a page the JSON API served before
-the web application did, from the API's own query (``GET /sites/pipeline``) and within the same
-areas, each site with what it lacks in words; over HTTP, in zh-CN and (``?lang=en``) English."""
+"""Pages the JSON API served before the web application did, each from the API's own query and
+within the same areas: the sites' pipeline to a community (``/ui/sites/pipeline``, as ``GET
+/sites/pipeline``) and the reporting delays (``/ui/statistics/reporting-delays``, as ``GET
+/statistics/reporting-delays``, with its filters, a page at a time). Over HTTP, in zh-CN and
+(``?lang=en``) English."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from api.web.pages import statistics as statistics_pages
 from application.services import Services
 from domain.common import Role
 from tests.conftest import WEB_PASSWORD, Api, define_area, issue_key
-from tests.factories import site_body, unique
-from tests.test_web_sites import READY, Staff, web
+from tests.factories import resident_body, site_body, unique
+from tests.test_web_cases import pager_link
+from tests.test_web_sites import READY, Html, Staff, web
 
 __all__ = ["web"]
 
 LANGS = ["zh-CN", "en"]
+TODAY = date(2026, 11, 25)  # the office's day of NOW
 PIPELINE_ROW = re.compile(r'<tr class="pipeline-site" data-id="([0-9a-f-]{36})" data-stage="([a-z_]+)" '
                           r'data-ready="(yes|no)">(.*?)</tr>', re.S)
+DELAY_ROW = re.compile(r'<tr class="delay-row" data-month="([0-9-]+)" data-area="([^"]+)" data-actor="([^"]+)">'
+                       r'(.*?)</tr>', re.S)
 
 
 @pytest.fixture()
@@ -119,3 +127,100 @@ def test_the_pipeline_names_the_missing_label_of_each_lack_in_both_languages() -
     for lang in LANGS:
         for lack in ("assessment", "fresh_assessment", "headcount", "operator_clear", "election"):
             assert label(lang, "lacks", lack) != lack.replace("_", " "), (lang, lack)
+
+
+# -- reporting delays ------------------------------------------------------------------------------
+def register_late(services: Services, http: httpx.Client, area: str, days_late: list[int]) -> tuple[str, int]:
+    """Residents registered in ``area`` by a new caseworker, each recorded ``days_late`` days after
+    the day they registered; the caseworker's user id and the last position."""
+    user = unique("late-caseworker")
+    worker = Api(http, issue_key(services, user, Role.CASEWORKER))
+    position = 0
+    for days in days_late:
+        _, position = made(worker.post("/residents", resident_body(
+            area=area, registered_on=(TODAY - timedelta(days=days)).isoformat())))
+    return user, position
+
+
+def delay_rows(page: str) -> dict[tuple[str, str, str], str]:
+    return {(month, area, actor): text_of(row) for month, area, actor, row in DELAY_ROW.findall(page)}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_reporting_delays_per_month_area_and_recorder_within_ones_areas(
+        services: Services, http: httpx.Client, account: Any, lang: str) -> None:
+    a, b = define_area(services, "DelayA"), define_area(services, "DelayB")
+    here, _ = register_late(services, http, a, [0, 2, 10, 40])
+    there, position = register_late(services, http, b, [5])
+    path = f"/ui/statistics/reporting-delays?lang={lang}&after={position}"
+
+    bound = account("supervisor", a).client.get(path)
+    assert bound.status_code == 200 and f'<html lang="{lang}">' in bound.text
+    rows = delay_rows(bound.text)
+    assert (("2026-11", a, here) in rows) and not any(area == b for _, area, _ in rows)
+    assert there not in bound.text
+    # the figures are the API's for a key of the same area
+    api = key_in(services, http, Role.SUPERVISOR, a).get(
+        "/statistics/reporting-delays", params={"area": a}).json()["items"]
+    assert [(i["month"], i["area"], i["actor_id"], i["reports"], i["max_days"]) for i in api] == [
+        ("2026-11", a, here, 4, 40)]
+    row = rows[("2026-11", a, here)]
+    assert " 4 " in f" {row} " and " 40 " in f" {row} " and " 13.0 " in f" {row} "  # count, most, mean
+    shown = Html(bound.text)
+    assert shown.text("reporting-delays").count(here) == 1
+    heading = "\u767b\u8bb0\u5ef6\u8fdf" if lang == "zh-CN" else "Reporting delays"
+    assert heading in bound.text
+
+    # an auditor reads every area, a supervisor of the district too
+    for role in ("auditor", "supervisor"):
+        every = delay_rows(account(role).client.get(path).text)
+        assert ("2026-11", a, here) in every and ("2026-11", b, there) in every
+
+
+def test_reporting_delays_filter_as_the_api_does_and_name_a_refused_filter(
+        services: Services, http: httpx.Client, web: Any) -> None:
+    area = define_area(services, "DelayF")
+    actor, position = register_late(services, http, area, [3])
+    auditor = web("auditor").client
+    base = f"/ui/statistics/reporting-delays?area={area}&after={position}"
+    for query, listed in (("", True), ("&kind=registration", True), ("&kind=move", False),
+                          (f"&actor={actor}", True), ("&actor=nobody", False), ("&month=2026-11", True),
+                          ("&month=2026-10", False)):
+        rows = delay_rows(auditor.get(base + query).text)
+        assert (("2026-11", area, actor) in rows) == listed, query
+    refused = auditor.get(f"/ui/statistics/reporting-delays?lang=en&area={area}&month=2026-13&kind=sideways")
+    assert refused.status_code == 422
+    errors = Html(refused.text).errors
+    assert errors["month"] == "A month is written YYYY-MM" and errors["kind"] == "Choose one"
+    assert not delay_rows(refused.text)
+    assert Html(refused.text).value("d-month") == "2026-13"  # what was typed stays in the filter
+    unknown = auditor.get("/ui/statistics/reporting-delays?lang=en&area=Atlantis")
+    assert unknown.status_code == 422 and Html(unknown.text).errors["area"] == "Unknown area"
+
+
+def test_reporting_delays_a_page_at_a_time(services: Services, http: httpx.Client, web: Any,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(statistics_pages, "DELAYS_PAGE_SIZE", 2)
+    area = define_area(services, "DelayP")
+    actors = []
+    position = 0
+    for _ in range(3):
+        actor, position = register_late(services, http, area, [1])
+        actors.append(actor)
+    client = web("supervisor").client
+    first = client.get(f"/ui/statistics/reporting-delays?lang=en&area={area}&after={position}")
+    assert [actor for _, _, actor in delay_rows(first.text)] == sorted(actors)[:2]
+    assert 'data-shown="2"' in first.text and "Showing 2 of 3." in first.text
+    following = pager_link(first.text, "next")
+    assert following and f"area={area}" in following and "cursor=" in following
+    second = client.get(following)
+    assert [actor for _, _, actor in delay_rows(second.text)] == sorted(actors)[2:]
+    assert pager_link(second.text, "next") is None and pager_link(second.text, "first")
+    edited = client.get(f"/ui/statistics/reporting-delays?lang=en&area={area}&cursor=not-ours")
+    assert edited.status_code == 200 and 'id="delays-notice"' in edited.text
+    assert len(delay_rows(edited.text)) == 2
+
+
+def test_the_statistics_page_links_to_the_reporting_delays(web: Any) -> None:
+    for role in ("caseworker", "supervisor", "finance", "auditor", "admin"):
+        assert 'href="/ui/statistics/reporting-delays"' in web(role).client.get("/ui/statistics").text, role

@@ -6,7 +6,12 @@ The charts are SVG drawn on the server by pygal. Each is served from its own rou
 shown with ``<img>``: pygal styles its SVG with a ``<style>`` element, which the pages'
 Content-Security-Policy (``style-src 'self'``) would block inline, but an SVG loaded as an
 image is a document of its own (no scripts run in it; its response allows only its own
-inline style)."""
+inline style).
+
+``/ui/statistics/reporting-delays`` shows how late registrations, moves, departures and returns
+are recorded (recorded minus effective, in days) per month of recording, area and the person who
+recorded them, with the API's filters, a page at a time: the query of
+``GET /statistics/reporting-delays``, within the user's areas."""
 
 from __future__ import annotations
 
@@ -21,12 +26,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pygal.style import Style
 
+from api.schemas import CONTROL_CHARACTERS
 from api.web.core import Page, current_page
 from domain.common import DomainError
+from projections.pages import BadCursor
+from projections.reporting_delays import BUCKETS, KINDS, DelayFilter, reporting_delays
 from projections.statistics import monthly_statistics
 
 router = APIRouter()
 MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+DELAYS_PAGE_SIZE = 50  # rows (month, area, recorder) per page of the reporting delays
+ACTOR_MAX = 100  # as the API's Name
 CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
 MOST_AREAS = 8  # areas drawn as their own line; the rest are summed
 FONTS = '"Noto Sans CJK SC", "WenQuanYi Micro Hei", "PingFang SC", "Microsoft YaHei", sans-serif'
@@ -224,3 +234,69 @@ def chart(name: str, request: Request) -> Response:
     svg = draw(page, _rows(page, filters)).render(is_unicode=True, disable_xml_declaration=True)
     return Response(svg, media_type="image/svg+xml", headers={
         "Content-Security-Policy": CHART_CSP, "Cache-Control": "no-store", "Content-Language": page.lang})
+
+
+# -- reporting delays ------------------------------------------------------------------------------
+class DelayFilters:
+    """The reporting delays' filters as typed (area, month, recorder, kind), as the API takes
+    them; what is refused is named at its field and nothing is listed."""
+
+    def __init__(self, page: Page, request: Request) -> None:
+        query = request.query_params
+        self.values = {k: query.get(k, "").strip() for k in ("area", "month", "actor", "kind")}
+        self.errors: dict[str, str] = {}
+        self.area: str | None = None
+        if self.values["area"]:
+            try:
+                self.area = page.services.app.areas.resolve(self.values["area"])
+            except DomainError:
+                self.errors["area"] = page._("Unknown area")
+        if self.values["month"] and not MONTH.match(self.values["month"]):
+            self.errors["month"] = page._("A month is written YYYY-MM")
+        actor = self.values["actor"]
+        if len(actor) > ACTOR_MAX or CONTROL_CHARACTERS.search(actor):
+            self.errors["actor"] = page._("A user name of at most %(n)s characters") % {"n": ACTOR_MAX}
+        if self.values["kind"] and self.values["kind"] not in KINDS:
+            self.errors["kind"] = page._("Choose one")
+
+    def query(self, **more: str) -> str:
+        given = {**{k: v for k, v in self.values.items() if v}, **more}
+        return urlencode(given)
+
+    def delay_filter(self, page: Page) -> DelayFilter:
+        return DelayFilter(area=self.area, month=self.values["month"] or None, actor=self.values["actor"] or None,
+                           kind=self.values["kind"] or None, areas=page.principal.area_filter())
+
+
+@router.get("/ui/statistics/reporting-delays")
+async def reporting_delays_page(request: Request) -> Response:
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("reporting_delays", int(after))
+    filters = DelayFilters(page, request)
+    cursor = request.query_params.get("cursor") or None
+    rows: list[dict[str, Any]] = []
+    total, next_cursor, notice = 0, None, None
+    if not filters.errors:
+        flt = filters.delay_filter(page)
+        with page.services.pool.connection() as conn:
+            try:
+                found = reporting_delays(conn, flt, DELAYS_PAGE_SIZE, cursor)
+            except BadCursor:  # an old or edited link: the first page, and a word about it
+                cursor, notice = None, page._("That page link is not valid (any more); here is the first page.")
+                page.dropped.add("cursor")
+                found = reporting_delays(conn, flt, DELAYS_PAGE_SIZE, None)
+        rows = [{**r, "area_name": _area_name(page, r["area"])} for r in found.items]
+        total, next_cursor = found.total, found.next_cursor
+    visible = page.principal.visible
+    names = [{"code": a.code, "name": a.name_en if page.lang == "en" else a.name_zh}
+             for a in page.services.app.areas.all().values() if visible is None or a.code in visible]
+    base = "/ui/statistics/reporting-delays"
+    return page.render(
+        "reporting_delays.html", status=422 if filters.errors else 200, rows=rows, filters=filters,
+        areas=[(r["code"], r["name"]) for r in page.sorted_by_name(names)],
+        kinds=[(k, page.label("delay_kind", k)) for k in KINDS], buckets=[name for name, _, _ in BUCKETS],
+        notice=notice, total=total,
+        next_url=f"{base}?{filters.query(cursor=next_cursor)}" if next_cursor else None,
+        first_url=f"{base}?{filters.query()}".rstrip("?") if cursor else None)
