@@ -1,8 +1,11 @@
-"""Pages the JSON API served before the web application did, each from the API's own query and
-within the same areas: the sites' pipeline to a community (``/ui/sites/pipeline``, as ``GET
-/sites/pipeline``) and the reporting delays (``/ui/statistics/reporting-delays``, as ``GET
-/statistics/reporting-delays``, with its filters, a page at a time). Over HTTP, in zh-CN and
-(``?lang=en``) English."""
+"""Three pages the JSON API served before the web application did, each from the API's own query
+and within the same areas: the sites' pipeline to a community (``/ui/sites/pipeline``, as
+``GET /sites/pipeline``), the reporting delays (``/ui/statistics/reporting-delays``, as ``GET
+/statistics/reporting-delays``, with its filters, a page at a time) and the subsidy programs
+(``/ui/subsidy-programs``, as ``GET /subsidy-programs``) with the form that opens one through the
+API's use case, for district-wide supervisors and admins only; a refused form keeps what was
+typed, says the rule in words and stores nothing. Over HTTP, in zh-CN and (``?lang=en``) English,
+and one journey in a real browser."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import pytest
 from api.web.pages import statistics as statistics_pages
 from application.services import Services
 from domain.common import Role
-from tests.conftest import WEB_PASSWORD, Api, define_area, issue_key
+from tests.conftest import WEB_PASSWORD, Api, Browser, define_area, issue_key
 from tests.factories import resident_body, site_body, unique
 from tests.test_web_cases import pager_link
 from tests.test_web_sites import READY, Html, Staff, web
@@ -30,6 +33,7 @@ PIPELINE_ROW = re.compile(r'<tr class="pipeline-site" data-id="([0-9a-f-]{36})" 
                           r'data-ready="(yes|no)">(.*?)</tr>', re.S)
 DELAY_ROW = re.compile(r'<tr class="delay-row" data-month="([0-9-]+)" data-area="([^"]+)" data-actor="([^"]+)">'
                        r'(.*?)</tr>', re.S)
+PROGRAM_ROW = re.compile(r'<tr class="program-row" data-id="([0-9a-f-]{36})">(.*?)</tr>', re.S)
 
 
 @pytest.fixture()
@@ -224,3 +228,139 @@ def test_reporting_delays_a_page_at_a_time(services: Services, http: httpx.Clien
 def test_the_statistics_page_links_to_the_reporting_delays(web: Any) -> None:
     for role in ("caseworker", "supervisor", "finance", "auditor", "admin"):
         assert 'href="/ui/statistics/reporting-delays"' in web(role).client.get("/ui/statistics").text, role
+
+
+# -- subsidy programs ----------------------------------------------------------------------------------
+def program_body(**overrides: Any) -> dict[str, Any]:
+    return {"name": unique("Facilities"), "purpose": "facilities", "fiscal_year": 2026, "budget": "900000.00",
+            "modes": ["one_off", "phased"], **overrides}
+
+
+def program_form(**overrides: Any) -> dict[str, Any]:
+    return {"name": unique("Sanitation"), "purpose": "sanitation", "fiscal_year": "2027", "budget": "350000.50",
+            "mode": ["one_off", "reward_in_lieu"], **overrides}
+
+
+def listed_programs(client: httpx.Client, path: str) -> dict[str, str]:
+    """Every program the list shows, its pages followed: id -> the row's text."""
+    found: dict[str, str] = {}
+    for _ in range(40):
+        page = client.get(path)
+        assert page.status_code == 200, page.text[:500]
+        found |= {program: text_of(row) for program, row in PROGRAM_ROW.findall(page.text)}
+        following = pager_link(page.text, "next")
+        if following is None:
+            return found
+        path = following
+    raise AssertionError("more pages than a test walks")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_programs_show_budget_committed_paid_and_remaining_to_every_role_and_area(
+        services: Services, supervisor: Api, account: Any, web: Any, lang: str) -> None:
+    program, position = made(supervisor.post("/subsidy-programs", program_body(fiscal_year=2031)))
+    area = define_area(services, "ProgA")
+    document = supervisor.get(f"/subsidy-programs/{program}").json()
+    for session in (web("caseworker"), web("finance"), web("auditor"), account("caseworker", area)):
+        rows = listed_programs(session.client, f"/ui/subsidy-programs?fiscal_year=2031&lang={lang}&after={position}")
+        assert program in rows  # programs are the district's: an area-bound account reads them too
+        row = rows[program]
+        assert "\u00a5900,000.00" in row and row.count("\u00a50.00") == 2  # budget; nothing committed nor paid
+        assert document["remaining"] == "900000.00" and row.count("\u00a5900,000.00") == 2  # and remaining
+        assert ("\u8bbe\u65bd" if lang == "zh-CN" else "Facilities") in row
+    page = web("finance").client.get(f"/ui/subsidy-programs?lang={lang}")
+    assert "program-form" not in page.text  # finance, caseworkers and auditors open no program
+    assert ("\u8865\u52a9\u9879\u76ee" if lang == "zh-CN" else "Subsidy programs") in page.text
+    assert 'href="/ui/subsidy-programs"' in web("auditor").client.get("/ui/subsidies").text
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_supervisor_opens_a_program_from_the_form_as_the_api_would(
+        web: Any, supervisor: Api, lang: str) -> None:
+    boss = web("supervisor")
+    page = boss.page(f"/ui/subsidy-programs?lang={lang}")
+    assert "program-form" in page.post_forms()
+    typed = program_form()
+    answer = boss.post(f"/ui/subsidy-programs?lang={lang}", typed)
+    assert answer.status_code == 303, answer.text[:2000]
+    found = re.fullmatch(r"/ui/subsidy-programs\?opened=([0-9a-f-]{36})&after=\d+", answer.headers["location"])
+    assert found, answer.headers["location"]
+    program = found.group(1)
+    document = supervisor.get(f"/subsidy-programs/{program}").json()
+    assert (document["name"], document["purpose"], document["fiscal_year"], document["budget"]) == (
+        typed["name"], "sanitation", 2027, "350000.50")
+    assert document["modes"] == ["one_off", "reward_in_lieu"] and document["remaining"] == "350000.50"
+    history = supervisor.get(f"/subsidy-programs/{program}/history").json()["items"]
+    assert [(h["event"], h["actor_id"], h["actor_role"]) for h in history] == [
+        ("SubsidyProgram.Opened", "web-supervisor", "supervisor")]  # the same event, the signed-in actor
+    landed = boss.client.get(answer.headers["location"])
+    assert typed["name"] in Html(landed.text).text("program-opened")
+
+
+def test_a_refused_program_keeps_what_was_typed_says_the_rule_and_stores_nothing(
+        web: Any, stored: Any) -> None:
+    boss = web("admin")
+    for overrides, field, rule, words in (
+            ({"budget": "12,50"}, "budget", "money_format", "Write an amount in yuan"),
+            ({"mode": []}, "modes", "modes_empty", "Tick at least one payment mode."),
+            ({"fiscal_year": "1999"}, "fiscal_year", "fiscal_year_out_of_range", "between 2000 and 2100"),
+            ({"name": "x" * 101}, "name", "too_long", "This is too long."),
+            ({"budget": ""}, "budget", "required", "This is required.")):
+        before = stored()
+        typed = program_form(**overrides)
+        refused = boss.post("/ui/subsidy-programs?lang=en", typed)
+        assert refused.status_code == 422, (overrides, refused.status_code)
+        shown = Html(refused.text)
+        assert shown.problems and shown.problems[0][0] == rule and words in shown.problems[0][1], shown.problems
+        assert field in shown.errors, (field, shown.errors)
+        assert shown.value("f-name") == typed["name"] and shown.value("f-fiscal_year") == typed["fiscal_year"]
+        assert shown.value("f-budget") == typed["budget"]
+        assert re.search(r'<option value="sanitation"\s+selected>', refused.text)
+        for mode in ("one_off", "phased", "reward_in_lieu"):
+            assert ("checked" in shown.by_id[f"f-mode-{mode}"]) == (mode in typed["mode"]), mode
+        assert before.unchanged(), overrides
+
+
+def test_only_district_wide_supervisors_and_admins_open_programs(
+        services: Services, web: Any, account: Any, stored: Any) -> None:
+    for session in (web("caseworker"), web("finance"), web("auditor")):
+        before = stored()
+        assert session.post("/ui/subsidy-programs", program_form()).status_code == 403
+        assert before.unchanged()
+    bound = account("supervisor", define_area(services, "ProgB"))
+    page = bound.page("/ui/subsidy-programs?lang=en")
+    assert "program-form" not in page.post_forms() and "programs-district-only" in page.by_id
+    before = stored()
+    refused = bound.post("/ui/subsidy-programs?lang=en", program_form())
+    assert refused.status_code == 403  # the use case refuses it, as the API answers 403 area_not_allowed
+    assert Html(refused.text).problems[0] == (
+        "area_not_allowed", "Programs are the district's: an account bound to areas reads them and opens none.")
+    assert before.unchanged()
+
+
+# -- in a browser ------------------------------------------------------------------------------------
+def test_a_supervisor_finds_the_programs_opens_one_and_reads_the_pipeline_in_a_browser(
+        browser: Browser, staff: dict[str, str]) -> None:
+    browser.sign_in(staff["supervisor"])
+    browser.go("/ui/subsidies")
+    browser.submit("programs-link")
+    assert browser.driver.current_url.split("?")[0].endswith("/ui/subsidy-programs")
+    name = unique("\u73af\u5883\u536b\u751f")
+    browser.fill("name", name)
+    browser.choose("purpose", "sanitation")
+    browser.fill("budget", "12,50")  # refused: the form comes back with what was typed
+    browser.submit("open-program-button")
+    assert browser.find("[data-field='budget']").text
+    assert browser.find("#f-name").get_attribute("value") == name
+    browser.fill("budget", "80000.00")
+    browser.submit("open-program-button")
+    assert name in browser.find("#program-opened").text
+    browser.shot("programs-opened")
+    browser.go("/ui/sites")
+    browser.submit("pipeline-link")
+    assert browser.find("#stage-unassessed")
+    assert browser.lang() == "zh-CN" and "\u5c45\u4f4f\u70b9\u6210\u793e\u533a\u8fdb\u5ea6" in browser.text()
+    browser.go("/ui/statistics")
+    browser.submit("reporting-delays-link")
+    assert browser.find("#reporting-delays")
+    browser.shot("reporting-delays")

@@ -39,7 +39,7 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "disputes": (DisputeCase, True, "/ui/cases/{id}"),
     "committees": (ManagementCommittee, False, "/ui/committees/{id}"),
     "subsidy-applications": (SubsidyApplication, False, "/ui/subsidies/{id}"),
-    "subsidy-programs": (SubsidyProgram, False, "/ui/ledger"),
+    "subsidy-programs": (SubsidyProgram, False, "/ui/subsidy-programs"),
     "operators": (Operator, False, "/ui/operators/{id}"),
     "pairings": (Pairing, False, "/ui/pairings/{id}"),
     "active-members": (ActiveMember, False, "/ui/active-members/{id}"),

@@ -2,8 +2,10 @@
 those they may approve, with the four-eyes rule in words; caseworkers their submissions;
 finance what is approved and due; auditors every application), each list a page at a time,
 a form to apply, an application's page with the actions its state and the user's role allow
-(revoking a subsidy that took effect among them), and the ledger's budget bars. Every action
-calls the same use case as the JSON API."""
+(revoking a subsidy that took effect among them), the ledger's budget bars, and the programs
+(``/ui/subsidy-programs``: budget, committed, paid and remaining, a page at a time, and for
+district-wide supervisors and admins a form to open one). Every action calls the same use case
+as the JSON API."""
 
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ from application.access import acting_in
 from application.store import AreaNotAllowed, NotFound
 from domain.common import Role
 from domain.sites import OperatorType
-from domain.subsidies import ApplicationStatus, PaymentMode, SubsidyApplication
+from domain.subsidies import ApplicationStatus, PaymentMode, SubsidyApplication, SubsidyProgram, SubsidyPurpose
 from projections.cobuilding import by_site
 from projections.operators import support_by_type
 from projections.pages import BadCursor
@@ -49,6 +51,12 @@ PAGE_SIZE = 50  # applications per page of each list
 NAMES_BATCH = 500  # programs or sites read at a time for their names
 REVOCABLE = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.PAID})  # took effect (as the domain says)
 REASON_MAX = 500  # as the API's Reason
+PROGRAM_NAME_MAX = 100  # as the API's Name
+# Who may open a program, as POST /subsidy-programs's rule says (api/routes/subsidies.py):
+# supervisors and admins, district-wide (programs are the district's; the use case refuses an
+# account bound to areas, as the API does).
+PROGRAM_ROLES = SUPERVISOR_ROLES
+DISTRICT_ONLY = "Programs are the district's: an account bound to areas reads them and opens none."
 
 
 def money(value: Any) -> str:
@@ -409,3 +417,89 @@ def _beside(page: Page, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         paid, given = Decimal(str(row["subsidies_paid"])), Decimal(str(row["contributions_value"]))
         shown.append({**row, "name": row.get("site_name") or "", "share": ratio(given, paid + given)})
     return page.sorted_by_name(shown)
+
+
+# -- programs -----------------------------------------------------------------------------------
+@router.get("/ui/subsidy-programs")
+async def programs_page(request: Request) -> Response:
+    page = current_page(request)
+    after = request.query_params.get("after", "")
+    if after.isdigit():
+        await page.wait_for("subsidy_ledger", int(after))
+    defaults = {"modes": [m.value for m in PaymentMode], "fiscal_year": str(page.services.today().year)}
+    return _programs(page, defaults, None)
+
+
+def _programs(page: Page, values: dict[str, Any], outcome: CommandOutcome | None, status: int = 200) -> Response:
+    """The programs a page at a time (GET /subsidy-programs's query: programs are the district's,
+    every reader sees them all), with the form to open one for those who may."""
+    query = page.request.query_params
+    year_text = query.get("fiscal_year", "")
+    fiscal_year = int(year_text) if year_text.isdigit() and 2000 <= int(year_text) <= 2100 else None
+    cursor = (query.get("cursor") or None) if page.request.method == "GET" else None  # a post shows page one
+    notice = None
+    with page.services.pool.connection() as conn:
+        try:
+            found = list_programs(conn, fiscal_year, PAGE_SIZE, cursor)
+        except BadCursor:
+            cursor, notice = None, page._("That page link is not valid (any more); here is the first page.")
+            page.dropped.add("cursor")
+            found = list_programs(conn, fiscal_year, PAGE_SIZE, None)
+        years = sorted({int(p["fiscal_year"]) for p in _every(lambda c: list_programs(conn, None, NAMES_BATCH, c))})
+    kept = {"fiscal_year": str(fiscal_year)} if fiscal_year else {}
+    opened = _opened(page, uuid_or_none(query.get("opened")))
+    return page.render(
+        "subsidy_programs.html", status=status, programs=found.items, total=found.total, years=years,
+        fiscal_year=fiscal_year, money=money, ratio=ratio, notice=notice,
+        opened=opened,
+        next_url=f"/ui/subsidy-programs?{urlencode({**kept, 'cursor': found.next_cursor})}"
+        if found.next_cursor else None,
+        first_url=f"/ui/subsidy-programs?{urlencode(kept)}".rstrip("?") if cursor else None,
+        may_open=page.may(PROGRAM_ROLES) and page.principal.district_wide,
+        bound_supervisor=page.may(PROGRAM_ROLES) and not page.principal.district_wide,
+        purposes=[(p.value, page.label("purpose", p.value)) for p in SubsidyPurpose],
+        modes=[(m.value, page.label("mode", m.value)) for m in PaymentMode],
+        values=values, outcome=outcome)
+
+
+def _opened(page: Page, program_id: UUID | None) -> SubsidyProgram | None:
+    """The program just opened (the form's redirect names it), for the notice that says so."""
+    if program_id is None:
+        return None
+    try:
+        return page.services.app.load(SubsidyProgram, program_id)
+    except NotFound:
+        return None
+
+
+@router.post("/ui/subsidy-programs")
+async def open_program(request: Request) -> Response:
+    """Open a program with the API's use case (the same event, the signed-in user as actor); a
+    refusal comes back on the form in words, with what was typed, and stores nothing."""
+    page = current_page(request)
+    page.require(PROGRAM_ROLES)
+    form = await page.form()
+    modes = [m for m in (await page.form_lists()).get("mode", []) if m]
+    values: dict[str, Any] = {k: v for k, v in form.items() if k not in ("csrf", "form_token", "mode")}
+    values["modes"] = modes
+    outcome = None
+    for name in ("name", "purpose", "fiscal_year", "budget"):
+        if outcome is None and not form.get(name):
+            outcome = page.refused("required", "required", name)
+    if outcome is None:
+        outcome = page.too_long(form, {"name": PROGRAM_NAME_MAX})
+    if outcome is None and not (form["fiscal_year"].isascii() and form["fiscal_year"].isdigit()):
+        outcome = page.refused("whole_number", "a year such as 2026", "fiscal_year")
+    if outcome is None:
+        year = int(form["fiscal_year"])
+        outcome = page.run(lambda stamp: page.services.app.open_subsidy_program(
+            name=form["name"], purpose=form["purpose"], fiscal_year=year, budget=form["budget"], modes=modes,
+            stamp=stamp))
+        if outcome.rule == "area_not_allowed":  # an account bound to areas: programs are the district's
+            outcome.error = page._(DISTRICT_ONLY)
+            outcome.field = None
+    if not outcome.ok:
+        status = 403 if outcome.rule == "area_not_allowed" else 422 if outcome.field else 409
+        return _programs(page, values, outcome, status=status)
+    assert outcome.result is not None
+    return redirect(f"/ui/subsidy-programs?opened={outcome.result.id}&after={outcome.result.position}")
