@@ -81,7 +81,8 @@ def test_unicode_digits_in_a_query_or_a_form_are_no_number_and_no_error(
     for path in (f"/ui/sites/{site}?after=\u00b2", "/ui/committees?after=\u00b2", "/ui/cases?after=\u00b2",
                  "/ui/ledger?fiscal_year=\u00b2", "/ui/active-members?page=\u00b2", "/ui/services?year=\u00b2",
                  "/ui/subsidies?after=\u00b2", "/ui/operators?after=\u00b2", "/ui/pairings?after=\u00b2",
-                 f"/ui/sites/{site}?after={'9' * 40}"):
+                 "/ui/sites/pipeline?after=\u00b2", "/ui/statistics/reporting-delays?after=\u00b2",
+                 "/ui/subsidy-programs?after=\u00b2&fiscal_year=\u00b2", f"/ui/sites/{site}?after={'9' * 40}"):
         assert session.client.get(path).status_code == 200, path
     before = stored()
     refused = session.post(f"/ui/sites/{site}/capacity", {"capacity": "\u00b2"})

@@ -108,7 +108,7 @@ async def pipeline(request: Request) -> Response:
     the user's areas, as the API's LIST rule has it."""
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("site_occupancy", int(after))
     with page.services.pool.connection() as conn:
         stages = site_pipeline(conn, page.services.today(), ASSESSMENT_VALID_DAYS, page.principal.area_filter())

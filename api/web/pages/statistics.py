@@ -27,7 +27,7 @@ from fastapi.responses import Response
 from pygal.style import Style
 
 from api.schemas import CONTROL_CHARACTERS
-from api.web.core import Page, current_page
+from api.web.core import Page, current_page, is_digits
 from domain.common import DomainError
 from projections.pages import BadCursor
 from projections.reporting_delays import BUCKETS, KINDS, DelayFilter, reporting_delays
@@ -272,7 +272,7 @@ class DelayFilters:
 async def reporting_delays_page(request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("reporting_delays", int(after))
     filters = DelayFilters(page, request)
     cursor = request.query_params.get("cursor") or None

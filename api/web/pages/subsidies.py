@@ -424,7 +424,7 @@ def _beside(page: Page, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 async def programs_page(request: Request) -> Response:
     page = current_page(request)
     after = request.query_params.get("after", "")
-    if after.isdigit():
+    if is_digits(after):
         await page.wait_for("subsidy_ledger", int(after))
     defaults = {"modes": [m.value for m in PaymentMode], "fiscal_year": str(page.services.today().year)}
     return _programs(page, defaults, None)
@@ -435,7 +435,7 @@ def _programs(page: Page, values: dict[str, Any], outcome: CommandOutcome | None
     every reader sees them all), with the form to open one for those who may."""
     query = page.request.query_params
     year_text = query.get("fiscal_year", "")
-    fiscal_year = int(year_text) if year_text.isdigit() and 2000 <= int(year_text) <= 2100 else None
+    fiscal_year = int(year_text) if is_digits(year_text) and 2000 <= int(year_text) <= 2100 else None
     cursor = (query.get("cursor") or None) if page.request.method == "GET" else None  # a post shows page one
     notice = None
     with page.services.pool.connection() as conn:
@@ -488,7 +488,7 @@ async def open_program(request: Request) -> Response:
             outcome = page.refused("required", "required", name)
     if outcome is None:
         outcome = page.too_long(form, {"name": PROGRAM_NAME_MAX})
-    if outcome is None and not (form["fiscal_year"].isascii() and form["fiscal_year"].isdigit()):
+    if outcome is None and not is_digits(form["fiscal_year"]):
         outcome = page.refused("whole_number", "a year such as 2026", "fiscal_year")
     if outcome is None:
         year = int(form["fiscal_year"])
