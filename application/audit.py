@@ -77,11 +77,11 @@ def record_read(conn: Any, principal: Principal, record: Any, route: str) -> Non
 
 
 def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetime | None,
-                   until: datetime | None) -> tuple[list[str], list[Any]]:
+                   until: datetime | None, upto_id: int | None = None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for clause, value in (("resident_id = %s", resident_id), ("user_id = %s", user_id), ("at >= %s", since),
-                          ("at <= %s", until)):
+                          ("at <= %s", until), ("id <= %s", upto_id)):
         if value is not None:
             where.append(clause)
             params.append(value)
@@ -90,10 +90,11 @@ def _access_filter(resident_id: UUID | None, user_id: str | None, since: datetim
 
 def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
                until: datetime | None, limit: int, after_id: int = 0, newest_first: bool = False,
-               before_id: int | None = None) -> list[dict[str, Any]]:
+               before_id: int | None = None, upto_id: int | None = None) -> list[dict[str, Any]]:
     """The entries that match, oldest first after ``after_id``; or ``newest_first`` (the web
-    page's order: what was read lately), before ``before_id`` if given."""
-    where, params = _access_filter(resident_id, user_id, since, until)
+    page's order: what was read lately), before ``before_id`` if given. ``upto_id``: none after
+    it (a paging client reaches the end although each read of the log adds to it)."""
+    where, params = _access_filter(resident_id, user_id, since, until, upto_id)
     if not newest_first:
         where.insert(0, "id > %s")
         params.insert(0, after_id)
@@ -107,7 +108,7 @@ def access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, sinc
 
 
 def count_access_log(conn: Any, *, resident_id: UUID | None, user_id: str | None, since: datetime | None,
-                     until: datetime | None) -> tuple[int, bool]:
+                     until: datetime | None, upto_id: int | None = None) -> tuple[int, bool]:
     """How many entries match (every page of them): exact up to 1,000, then estimated."""
-    where, params = _access_filter(resident_id, user_id, since, until)
+    where, params = _access_filter(resident_id, user_id, since, until, upto_id)
     return count_rows(conn, "access_log" + (f" WHERE {' AND '.join(where)}" if where else ""), params)

@@ -271,6 +271,22 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     assert since.json()["items"] == []
 
 
+def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: Api) -> None:
+    """Found by a review: each page read added an entry after the last, so a client paging with
+    limit=1 never reached the end. The first page fixes the log's end; the cursor keeps it."""
+    started = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    for _ in range(3):
+        auditor.get("/audit/access-log", params={"user": "test-auditor", "from": started})
+    query = {"user": "test-auditor", "from": started, "limit": 1}
+    first = auditor.get("/audit/access-log", params=query).json()
+    seen, cursor, pages = [e["id"] for e in first["items"]], first["next"], 1
+    while cursor and pages < 50:
+        page = auditor.get("/audit/access-log", params={**query, "cursor": cursor}).json()
+        seen += [e["id"] for e in page["items"]]
+        cursor, pages = page["next"], pages + 1
+    assert cursor is None and pages == first["total"] == len(seen) == len(set(seen)) and pages >= 3
+
+
 # -- the chain over the store ------------------------------------------------------------------
 def wait_for_chain(services: Services, timeout: float = 30.0) -> int:
     head = services.head()

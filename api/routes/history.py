@@ -130,15 +130,34 @@ def get_access_log(
     """Who read whose personal data, when and through which route (auditors only; this read is logged too)."""
     if principal.actor.role is not Role.AUDITOR:
         raise Problem(403, "Forbidden", "only auditors read the access log", rule="role_not_allowed")
+    after, upto = _log_cursor(cursor)
     with services.pool.connection() as conn:
+        if upto is None:  # the log as it stands at the first page: reading it adds to it (found by a review:
+            row = conn.execute("SELECT max(id) AS n FROM access_log").fetchone()  # paging never ended)
+            upto = int(row["n"] or 0) if row else 0
         rows = access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until, limit=limit + 1,
-                          after_id=_cursor(cursor))
-        total, estimated = count_access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until)
+                          after_id=after, upto_id=upto)
+        total, estimated = count_access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until,
+                                            upto_id=upto)
         record_access(conn, principal, None, request.url.path,
                       detail=f"resident_id={resident_id} user={user} from={since} to={until}")
     items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]
     return respond(PageOut[AccessLogEntry](items=items, total=total, total_estimated=estimated, next=encode_cursor(
-        str(rows[limit - 1]["id"])) if len(rows) > limit else None))
+        str(rows[limit - 1]["id"]), str(upto)) if len(rows) > limit else None))
+
+
+def _log_cursor(cursor: str | None) -> tuple[int, int | None]:
+    """The access log's cursor: the last entry shown and the last entry there was at the first page."""
+    if not cursor:
+        return 0, None
+    try:
+        values = decode_cursor(cursor)
+        if len(values) == 1:  # a cursor issued before the bound
+            return int(values[0]), None
+        after, upto = values
+        return int(after), int(upto)
+    except ValueError:
+        raise BadCursor("cursor is not one this service issued") from None
 
 
 class CheckpointEntry(Public):
