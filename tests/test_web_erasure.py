@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Api
-from tests.factories import resident_body
+from tests.factories import resident_body, site_body
 from tests.test_web_sites import Html, web
 
 __all__ = ["web"]
@@ -63,3 +63,27 @@ def test_only_supervisors_and_admins_may_erase(web: Any, caseworker: Api, stored
         refused = session.post(f"/ui/residents/{resident}/erasure", {
             "legal_basis": "data_subject_request", "note": "REQ-1", "confirm": "yes"})
         assert refused.status_code == 403 and before.unchanged()
+
+
+def test_an_erased_resident_still_moves_and_departs_and_what_names_them_stays_erased(
+        web: Any, caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: a departure or a move of an erased resident answered 500 (their key is
+    gone), and the page hid those forms, so the person held their bed for good."""
+    site = supervisor.post("/sites", site_body(capacity=1)).json()["id"]
+    made = caseworker.post("/residents", resident_body(site_id=site))
+    assert made.status_code == 201, made.text
+    resident = made.json()["id"]
+    assert supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "REQ-2026-7"}).status_code == 200
+    moved = caseworker.post(f"/residents/{resident}/moves", {"area": "xinqi", "effective_date": "2026-11-20",
+                                                             "housing": {"kind": "rented", "landlord": "Chen Jianguo"}})
+    assert moved.status_code == 200, moved.text
+    record = caseworker.get(f"/residents/{resident}", params={"after": moved.json()["position"]}).json()
+    assert record["housing"] == {"kind": "rented", "address": None, "landlord": ERASED_ZH}
+    assert supervisor.get(f"/sites/{site}").json()["free_beds"] == 1  # the bed is free again
+    page = web("caseworker").page(f"/ui/residents/{resident}?after={moved.json()['position']}")
+    assert "departure-form" in page.post_forms() and "dependant-form" not in page.post_forms()
+    left = caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-11-24", "reason": "went home"})
+    assert left.status_code == 200, left.text
+    record = caseworker.get(f"/residents/{resident}", params={"after": left.json()["position"]}).json()
+    assert (record["status"], record["departure_reason"]) == ("departed", ERASED_ZH)

@@ -282,14 +282,17 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
                "landlord": presenter.text(resident.housing.get("landlord"))}
     departed = resident.status == ResidenceStatus.DEPARTED
     acts = page.may(STAFF_ROLES) and resident.erased_on is None
+    # An erased resident still lives somewhere and may leave: the moves stay (what they would
+    # write about the person is stored erased); what only records more about them does not.
+    moves = page.may(STAFF_ROLES)
     open_sites = []
-    if acts and not departed:
+    if moves and not departed:
         open_sites = [s for s in _sites(page, has_free_beds=True, closed=False) if s["id"] != resident.site_id]
     actions = {
-        "move_in": acts and not departed and bool(open_sites),
-        "move_out": acts and not departed,
-        "departure": acts and not departed,
-        "return": acts and departed,
+        "move_in": moves and not departed and bool(open_sites),
+        "move_out": moves and not departed,
+        "departure": moves and not departed,
+        "return": moves and departed,
         "erase": page.may(SUPERVISOR_ROLES) and resident.erased_on is None,
     }
     permit_status = resident.permit["status"] if resident.permit else None
