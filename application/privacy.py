@@ -178,8 +178,10 @@ class Vault:
 
     def check_master_key(self, conn: Any) -> None:
         """Refuse a master key other than the one this database's keys are wrapped with."""
-        conn.execute("INSERT INTO pii_master (fingerprint) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM pii_master)",
-                     (self.fingerprint(),))
+        # ON CONFLICT: processes started together (`liudong up`) race to record it (found by a review:
+        # a worker died of the unique violation on a fresh database).
+        conn.execute("INSERT INTO pii_master (fingerprint) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM pii_master)"
+                     " ON CONFLICT DO NOTHING", (self.fingerprint(),))
         rows = conn.execute("SELECT fingerprint FROM pii_master").fetchall()
         known = {(r["fingerprint"] if isinstance(r, dict) else r[0]) for r in rows}
         if self.fingerprint() not in known:

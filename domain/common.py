@@ -155,4 +155,5 @@ def check_effective_date(
             f"{field_name} {effective_date.isoformat()} is before {earliest.isoformat()}",
             rule=earliest_rule,
             earliest=earliest.isoformat(),
+            field=field_name,  # the date at fault, so a form ties the refusal to it
         )

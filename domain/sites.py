@@ -291,6 +291,7 @@ class HousingSite(Aggregate):
                 rule="capacity_below_occupants",
                 occupants=crowded[1],
                 on=crowded[0],
+                field="capacity",
             )
         if capacity == self.capacity:
             return

@@ -42,6 +42,9 @@ def test_a_permit_is_applied_for_issued_and_endorsed_on_the_residents_page(
                        {"number": "JZZ-330206-2026-000123", "issued_on": "2026-11-01"})
     assert early.status_code == 409 and Html(early.text).problems[0] == (
         "issued_before_application", "A permit cannot be issued before it was applied for.")
+    shown = Html(early.text)  # tied to the date at fault, with the earliest it may be (found by a review)
+    assert shown.by_id["permit-issue-issued_on"].get("aria-invalid") == "true" and not shown.untied_errors()
+    assert shown.text("problem-earliest") == "The earliest date allowed: 2026-11-20."
     assert before.unchanged()
     issued = staff.post(f"/ui/residents/{resident}/permit/issuance",
                         {"number": "JZZ-330206-2026-000123", "issued_on": "2026-11-24"})

@@ -212,6 +212,26 @@ def test_only_supervisors_and_admins_may_register_a_site(web: Any, stored: Any) 
         assert refused.status_code == 403 and before.unchanged()
 
 
+def test_fewer_beds_than_lived_there_is_refused_at_the_beds_field_saying_how_many_and_when(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    site = new_site(supervisor, capacity=2)
+    for _ in range(2):
+        resident = caseworker.post("/residents", resident_body()).json()["id"]
+        assert caseworker.post(f"/residents/{resident}/moves", {"site_id": site, "effective_date": "2026-06-01"}
+                               ).status_code == 200
+    assert caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-10-01", "reason": "home"}
+                           ).status_code == 200
+    before = stored()
+    refused = web("supervisor").post(f"/ui/sites/{site}/capacity?lang=en",
+                                     {"capacity": "1", "effective_date": "2026-09-01"})
+    assert refused.status_code == 409
+    page = Html(refused.text)
+    assert page.problems[0][0] == "capacity_below_occupants" and not page.untied_errors()
+    assert page.by_id["f-capacity"].get("aria-invalid") == "true"
+    assert page.text("problem-occupants") == "2 residents lived there on 2026-09-01."
+    assert before.unchanged()
+
+
 def test_beds_change_from_a_date_typed_on_the_form_and_a_refusal_keeps_it(
         web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
     site = new_site(supervisor, capacity=1)

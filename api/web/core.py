@@ -38,7 +38,7 @@ from application.store import (
     PreconditionFailed,
 )
 from application.users import Session
-from domain.common import OFFICE_TZ, DomainError, Role, Stamp
+from domain.common import OFFICE_TZ, DomainError, Role, RuleViolated, Stamp
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_COOKIE = "liudong_session"
@@ -236,7 +236,9 @@ class Page:
         except DomainError as error:
             if (first := self._answered_meanwhile(claim)) is not None:
                 return CommandOutcome(result=first)
-            refusal = self.refused(error.rule, error.message, getattr(error, "field", None))
+            field_name = getattr(error, "field", None) or error.details.get("field")
+            refusal = self.refused(error.rule, error.message, field_name)
+            refusal.conflict = isinstance(error, RuleViolated)  # 409 as the API answers, though it names a field
             refusal.extra = dict(error.details)  # e.g. the conditions a permit application lacks
             return refusal
         except NotFound as error:
@@ -325,6 +327,7 @@ class CommandOutcome:
     rule: str | None = None
     field: str | None = None
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    conflict: bool = False  # a rule of the record's state (409), even when it names the field at fault
 
     @property
     def ok(self) -> bool:
@@ -380,9 +383,16 @@ def uuid_or_none(value: str | None) -> UUID | None:
         return None
 
 
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def day_or_none(value: str | None) -> date | None:
+    """A date typed as YYYY-MM-DD, as the API takes it (found by a review: Python 3.11's
+    fromisoformat also reads 20260501 and 2026-W18-5, which the API refuses)."""
+    if not value or not ISO_DAY.fullmatch(value):
+        return None
     try:
-        return date.fromisoformat(value) if value else None
+        return date.fromisoformat(value)
     except ValueError:
         return None
 

@@ -66,7 +66,7 @@ def refused(page: Page, rule: str, message: str, field: str | None = None) -> Co
 
 
 def refusal_status(outcome: CommandOutcome) -> int:
-    return 422 if outcome.field else 409
+    return 422 if outcome.field and not outcome.conflict else 409
 
 
 def options(page: Page, kind: str, values: Any) -> list[tuple[str, str]]:

@@ -93,7 +93,7 @@ def _fail(page: Page, rule: str, field_name: str, fallback: str) -> CommandOutco
 
 def _status(outcome: CommandOutcome) -> int:
     """422 for a value refused on its own (it names a field), 409 for a rule of the record's state."""
-    return 422 if outcome.field else 409
+    return 422 if outcome.field and not outcome.conflict else 409
 
 
 def _required(page: Page, form: dict[str, str], names: list[str]) -> CommandOutcome | None:

@@ -258,7 +258,7 @@ async def submit_application(request: Request) -> Response:
 
 
 def _status(outcome: CommandOutcome) -> int:
-    return 422 if outcome.field or outcome.rule in ("required", "not_found") else 409
+    return 422 if (outcome.field and not outcome.conflict) or outcome.rule in ("required", "not_found") else 409
 
 
 # -- one application ----------------------------------------------------------------------------
@@ -499,7 +499,7 @@ async def open_program(request: Request) -> Response:
             outcome.error = page._(DISTRICT_ONLY)
             outcome.field = None
     if not outcome.ok:
-        status = 403 if outcome.rule == "area_not_allowed" else 422 if outcome.field else 409
+        status = 403 if outcome.rule == "area_not_allowed" else 422 if outcome.field and not outcome.conflict else 409
         return _programs(page, values, outcome, status=status)
     assert outcome.result is not None
     return redirect(f"/ui/subsidy-programs?opened={outcome.result.id}&after={outcome.result.position}")
