@@ -58,11 +58,13 @@ def test_the_log_pages_on_from_the_last_entry_shown(web: Any, caseworker: Api) -
 def test_bad_filters_are_named_on_the_form_and_nothing_is_read(web: Any) -> None:
     auditor = web("auditor")
     answer = auditor.client.get("/ui/audit?resident=x&from=2026-13-01&lang=en")
-    assert answer.status_code == 200
+    assert answer.status_code == 422
     page = Html(answer.text)
     assert set(page.errors) == {"resident", "from"} and not page.untied_errors()
     assert page.by_id["q-resident"].get("aria-invalid") == "true" and page.value("q-resident") == "x"
     assert _rows(answer.text) == [] and "Correct the filters above." in answer.text
+    backwards = Html(auditor.client.get("/ui/audit?from=2026-12-01&to=2026-11-01").text)
+    assert set(backwards.errors) == {"to"} and not backwards.untied_errors()
 
 
 def test_the_chain_and_its_checkpoints_are_shown(web: Any, caseworker: Api, services: Services,
@@ -88,3 +90,10 @@ def test_only_auditors_open_the_audit_page(web: Any) -> None:
 
 def _rows(text: str) -> list[int]:
     return [int(n) for n in re.findall(r'<tr data-entry-id="(\d+)">', text)]
+
+
+def test_a_refused_statistics_filter_is_tied_to_its_field(web: Any) -> None:
+    answer = web("supervisor").client.get("/ui/statistics?lang=en&from=2026-13&area=Atlantis")
+    page = Html(answer.text)
+    assert {"from", "area"} <= set(page.errors) and not page.untied_errors()
+    assert page.by_id["f-from"].get("aria-invalid") == "true"

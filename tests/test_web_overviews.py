@@ -198,6 +198,7 @@ def test_reporting_delays_filter_as_the_api_does_and_name_a_refused_filter(
     assert errors["month"] == "A month is written YYYY-MM" and errors["kind"] == "Choose one"
     assert not delay_rows(refused.text)
     assert Html(refused.text).value("d-month") == "2026-13"  # what was typed stays in the filter
+    assert Html(refused.text).by_id["d-month"].get("aria-invalid") == "true" and not Html(refused.text).untied_errors()
     unknown = auditor.get("/ui/statistics/reporting-delays?lang=en&area=Atlantis")
     assert unknown.status_code == 422 and Html(unknown.text).errors["area"] == "Unknown area"
 
@@ -313,6 +314,7 @@ def test_a_refused_program_keeps_what_was_typed_says_the_rule_and_stores_nothing
         shown = Html(refused.text)
         assert shown.problems and shown.problems[0][0] == rule and words in shown.problems[0][1], shown.problems
         assert field in shown.errors, (field, shown.errors)
+        assert not shown.untied_errors(), (field, shown.untied_errors())
         assert shown.value("f-name") == typed["name"] and shown.value("f-fiscal_year") == typed["fiscal_year"]
         assert shown.value("f-budget") == typed["budget"]
         assert re.search(r'<option value="sanitation"\s+selected>', refused.text)

@@ -44,6 +44,8 @@ def audit(request: Request) -> Response:
         elif day is not None:  # the office's day: from its first moment, to its last
             midnight = datetime.combine(day, time(), tzinfo=OFFICE_TZ)
             bounds[name] = midnight if name == "from" else midnight + timedelta(days=1, microseconds=-1)
+    if bounds["from"] and bounds["to"] and bounds["from"] > bounds["to"]:
+        errors["to"] = page._("The last day comes before the first")
     before_id, notice = _before(page, query.get("cursor", ""))
     rows: list[dict[str, Any]] = []
     next_id = None
@@ -58,8 +60,11 @@ def audit(request: Request) -> Response:
         chain = chain_state(conn)
         marks = latest_checkpoints(conn, limit=CHECKPOINTS_SHOWN)
     kept = {k: v for k, v in values.items() if v}
+    for row in rows:  # what the reader asked for, without the filters left empty
+        row["detail"] = " ".join(part for part in (row["detail"] or "").split() if not part.endswith("=None"))
     return page.render(
-        "audit.html", values=values, errors=errors, rows=rows, notice=notice, chain=chain,
+        "audit.html", status=422 if errors else 200, values=values, errors=errors, rows=rows, notice=notice,
+        chain=chain,
         checkpoints=[{**m, "link": bytes(m["link"]).hex()} for m in marks],
         next_url=f"/ui/audit?{urlencode({**kept, 'cursor': encode_cursor(str(next_id))})}" if next_id else None,
         first_url=f"/ui/audit?{urlencode(kept)}" if before_id is not None else None)
