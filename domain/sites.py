@@ -140,6 +140,7 @@ class HousingSite(Aggregate):
         not the operator record that runs the site (read from the site's claim, as then)."""
         state["capacity_from"] = [["", state["capacity"]]]
         state["operator_id"] = None
+        state["operators_before"] = []
 
     @classmethod
     def register(
@@ -205,6 +206,9 @@ class HousingSite(Aggregate):
         self.operator_type = operator_type
         self.operator_name = operator_name
         self.operator_id: UUID | None = None  # the operator record running the site, once one took it over
+        # [type, name, record id (hex) or None] of the operators before the current one, latest last:
+        # when the current one lets the site go, the one before runs it again.
+        self.operators_before: list[list[Any]] = []
         self.capacity = capacity
         # [first day (ISO; "" for always), beds] in date order: the beds the site had from each
         # date on, so that a move recorded late is checked against the beds of its own days.
@@ -329,7 +333,20 @@ class HousingSite(Aggregate):
         if (operator_type, operator_name, operator_id) == (self.operator_type, self.operator_name, self.operator_id):
             return
         self._operator_changed(operator_type=operator_type, operator_name=operator_name, changed_on=changed_on,
-                               operator_id=operator_id, **stamp.event_fields())
+                               operator_id=operator_id, returned=False, **stamp.event_fields())
+
+    def return_to_previous_operator(self, *, operator_id: UUID, released_on: date, stamp: Stamp) -> None:
+        """The operator record running the site let it go on ``released_on``: the operator before it
+        runs the site again (the one it was registered with, or an earlier record), as a lease ends
+        (found by a review: a released site went on naming the operator that let it go). A site that
+        record does not run is left as it is."""
+        if self.operator_id != operator_id:
+            return
+        before_type, before_name, before_id = (self.operators_before[-1] if self.operators_before
+                                               else [self.operator_type, self.operator_name, None])
+        self._operator_changed(operator_type=str(before_type), operator_name=str(before_name), changed_on=released_on,
+                               operator_id=UUID(before_id) if before_id else None, returned=True,
+                               **stamp.event_fields())
 
     class OperatorChanged(Aggregate.Event):
         """Another operator runs the site from changed_on (an operator record took it over)."""
@@ -339,6 +356,7 @@ class HousingSite(Aggregate):
         operator_name: str
         changed_on: date
         operator_id: UUID | None  # the operator record; None before version 2
+        returned: bool  # the operator before runs the site again (the current one let it go)
         actor_id: str
         actor_role: str
         recorded_at: datetime
@@ -348,10 +366,17 @@ class HousingSite(Aggregate):
             """Changes before version 2 did not name the operator record (found by a review: the site
             as of a date named the record that runs it today)."""
             state["operator_id"] = None
+            state["returned"] = False
 
     @event(OperatorChanged)
     def _operator_changed(self, *, operator_type: str, operator_name: str, changed_on: date,
-                          operator_id: UUID | None, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+                          operator_id: UUID | None, returned: bool, actor_id: str, actor_role: str,
+                          recorded_at: datetime) -> None:
+        if returned:
+            self.operators_before = self.operators_before[:-1]
+        else:
+            self.operators_before = [*self.operators_before, [self.operator_type, self.operator_name,
+                                                              self.operator_id.hex if self.operator_id else None]]
         self.operator_type = operator_type
         self.operator_name = operator_name
         self.operator_id = operator_id

@@ -210,6 +210,22 @@ def test_a_site_as_of_a_date_names_the_operator_that_ran_it_then(supervisor: Api
     changed = [e for e in supervisor.get(f"/sites/{site}/history").json()["items"]
                if e["event"] == "HousingSite.OperatorChanged"]
     assert [e["effective_date"] for e in changed] == ["2026-01-01"]
+    # Let go, the site is run by the operator before it again (found by a review: a released site
+    # went on naming the operator that let it go).
+    done(supervisor.post(f"/operators/{operator}/site-releases", {"site_id": site, "released_on": "2026-11-01",
+                                                                  "reason": "lease ended"}))
+    assert supervisor.get(f"/sites/{site}").json()["operator"] == {**registered, "id": None}
+    during = supervisor.get(f"/sites/{site}", params={"effective_at": "2026-06-01"}).json()["operator"]
+    assert (during["type"], during["id"]) == ("employer", operator)
+    changed = [e for e in supervisor.get(f"/sites/{site}/history").json()["items"]
+               if e["event"] == "HousingSite.OperatorChanged"]
+    assert [e["effective_date"] for e in changed] == ["2026-01-01", "2026-11-01"]
+    # another record takes it over and lets it go: the one before is back
+    second = register(supervisor, type="employer", name=unique("Youngor"))
+    done(assign(supervisor, second, site, assigned_on="2026-11-10"))
+    done(supervisor.post(f"/operators/{second}/site-releases", {"site_id": site, "released_on": "2026-11-20",
+                                                                "reason": "moved out"}))
+    assert supervisor.get(f"/sites/{site}").json()["operator"] == {**registered, "id": None}
 
 
 def test_only_an_employer_operator_links_employees(supervisor: Api, caseworker: Api) -> None:

@@ -76,7 +76,9 @@ class OperatorCommands(OfficeApplication):
             claim = self._site_claim(site_id)
             assert claim is not None, "an operator runs a site only with the site's claim"
             operator.release_site(claim, site_id=site_id, released_on=released_on, reason=reason, stamp=stamp)
-            return [claim]
+            site = self.load(HousingSite, site_id, field_name="site_id")
+            site.return_to_previous_operator(operator_id=operator.id, released_on=released_on, stamp=stamp)
+            return [claim, site]
 
         return self._operator_command(operator_id, act, expected_version, idempotency)
 
