@@ -184,7 +184,7 @@ class Chainer:
                 while self.step(conn):
                     pass
                 if self._since_checkpoint:
-                    self.checkpoint(conn)
+                    self._periodic_checkpoint(conn)
             finally:
                 conn.execute(f"SELECT pg_advisory_unlock(%s, {IN_SCHEMA})", (CHAIN_LOCK,))
         return self.chained
@@ -221,8 +221,16 @@ class Chainer:
         self._since_checkpoint += len(rows)
         if self._since_checkpoint >= self.checkpoint_every or (
                 time.monotonic() - self._last_checkpoint >= self.checkpoint_seconds):
-            self.checkpoint(conn)
+            self._periodic_checkpoint(conn)
         return True
+
+    def _periodic_checkpoint(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            self.checkpoint(conn)
+        except UnsignedCheckpoint as refused:
+            log.warning("%s; no checkpoint recorded", refused)
+            self._since_checkpoint = 0
+            self._last_checkpoint = time.monotonic()
 
     def checkpoint(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
         """Record the chain's head (signed, with a signing key)."""
@@ -238,6 +246,10 @@ class Chainer:
         if self.signing_key is not None:
             signature = self.signing_key.sign(checkpoint_message(position, link, events, at))
             kid = key_id(self.signing_key.public_key())
+        elif conn.execute(f"SELECT 1 FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL LIMIT 1").fetchone():
+            # Once checkpoints are signed, an unsigned one would read as a stripped signature (found by
+            # a review: a process started without the key wrote one, and verify failed for good).
+            raise UnsignedCheckpoint("signed checkpoints exist: set LIUDONG_AUDIT_SIGNING_KEY_FILE to record another")
         row = conn.execute(f"INSERT INTO {CHECKPOINTS_TABLE} (position, link, events, at, key_id, signature)"
                            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
                            (position, link, events, at, kid, signature)).fetchone()
@@ -245,6 +257,10 @@ class Chainer:
         self._last_checkpoint = time.monotonic()
         log.info("checkpoint at position %s (%s events)", position, events)
         return {"id": row["id"] if row else None, "position": position, "link": link, "events": events, "at": at}
+
+
+class UnsignedCheckpoint(Exception):
+    """An unsigned checkpoint after signed ones: not recorded."""
 
 
 def _try_chain_lock(conn: psycopg.Connection[Any]) -> bool:
@@ -339,6 +355,8 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
     with conn.cursor(row_factory=dict_row) as cur:
         marks = {int(r["position"]): r for r in cur.execute(
             f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE} ORDER BY id")}
+    # Checkpoints recorded before the first signed one (before the office made its key) need no signature.
+    first_signed = min((p for p, m in marks.items() if m["signature"] is not None), default=upto + 1)
     link = GENESIS
     seen = 0
     last = 0  # the position of the last event that held
@@ -372,12 +390,12 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
         last = at
         mark = marks.pop(at, None)
         if mark is not None:
-            problem = _check_mark(mark, link, seen, public_key)
+            problem = _check_mark(mark, link, seen, public_key, unsigned_allowed=at < first_signed)
             if problem:
                 result.broken = Break(at, "checkpoint", f"{problem}; the change lies between positions {held + 1}"
                                       f" and {at} (the last checkpoint before held)", since=held + 1)
                 break
-            if public_key is not None:  # unsigned checkpoints can be rewritten too: then only from the start
+            if public_key is not None and mark["signature"] is not None:  # unsigned ones can be rewritten too
                 held = at
             result.checkpoints += 1
         if progress is not None and seen % batch == 0:
@@ -429,7 +447,8 @@ def _continues_from(conn: psycopg.Connection[Any], at: int, link: bytes, marks: 
     return after is not None and next_link(link, int(after["position"]), bytes(after["digest"])) == bytes(after["link"])
 
 
-def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25519PublicKey | None) -> str | None:
+def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25519PublicKey | None,
+                unsigned_allowed: bool = False) -> str | None:
     number = mark["id"]
     if bytes(mark["link"]) != link:
         return (f"checkpoint #{number} recorded a different head at position {mark['position']}:"
@@ -438,8 +457,11 @@ def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25
         return f"checkpoint #{number} counted {mark['events']} events up to it; the chain has {events}"
     signature = mark["signature"]
     if public_key is not None:
+        if signature is None and unsigned_allowed:
+            return None  # recorded before the office had a signing key: its link is checked, no more
         if signature is None:
-            return f"checkpoint #{number} is not signed"
+            return (f"checkpoint #{number} is not signed, although checkpoints before it are (its signature was"
+                    " removed, or it was written without the key)")
         if mark["key_id"] != key_id(public_key):
             return f"checkpoint #{number} was signed with key {mark['key_id']}, not {key_id(public_key)}"
         try:

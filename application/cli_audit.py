@@ -71,7 +71,7 @@ def audit_chain() -> None:
 @audit_cli.command("checkpoint")
 def audit_checkpoint() -> None:
     """Record the chain's head now (signed with LIUDONG_AUDIT_SIGNING_KEY_FILE when set)."""
-    from application.chain import Chainer
+    from application.chain import Chainer, UnsignedCheckpoint
     from application.cli import open_services
 
     services = open_services()
@@ -80,6 +80,9 @@ def audit_checkpoint() -> None:
         with _connect(services) as conn:
             # No lock: a checkpoint names a head already chained, whoever chains meanwhile.
             mark = chainer.checkpoint(conn)
+    except UnsignedCheckpoint as refused:
+        typer.echo(str(refused), err=True)
+        raise typer.Exit(2) from None
     finally:
         services.close()
     if mark is None:

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from application.audit import CHAIN_TABLE, CHECKPOINTS_TABLE
-from application.chain import Chainer, generate_keys, load_private_key, load_public_key, verify
+from application.chain import Chainer, UnsignedCheckpoint, generate_keys, load_private_key, load_public_key, verify
 from application.cli import cli
 from application.export import canonical, export, verify_export
 from application.services import Services
@@ -271,10 +271,11 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     assert since.json()["items"] == []
 
 
-def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: Api) -> None:
+def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: Api, services: Services) -> None:
     """Found by a review: each page read added an entry after the last, so a client paging with
     limit=1 never reached the end. The first page fixes the log's end; the cursor keeps it."""
-    started = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    with services.pool.connection() as conn:  # the database's clock, which stamps the log
+        started = conn.execute("SELECT now() AS t").fetchone()["t"].isoformat()
     for _ in range(3):
         auditor.get("/audit/access-log", params={"user": "test-auditor", "from": started})
     query = {"user": "test-auditor", "from": started, "limit": 1}
@@ -284,7 +285,7 @@ def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: 
         page = auditor.get("/audit/access-log", params={**query, "cursor": cursor}).json()
         seen += [e["id"] for e in page["items"]]
         cursor, pages = page["next"], pages + 1
-    assert cursor is None and pages == first["total"] == len(seen) == len(set(seen)) and pages >= 3
+    assert cursor is None and pages == first["total"] == len(seen) == len(set(seen)) and pages >= 3, (first, pages)
 
 
 # -- the chain over the store ------------------------------------------------------------------
@@ -615,3 +616,50 @@ def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
         (f"/committees/{committee}/agenda", committee, "caseworker"),
         (f"/ui/committees/{committee}", committee, "caseworker"),
         (f"/ui/sites/{site}", site, "caseworker")]
+
+
+def test_checkpoints_from_before_the_key_verify_and_none_is_written_unsigned_after_signed_ones(
+        services: Services, database: Any, signing: tuple[Path, Path]) -> None:
+    """Found by a review: a checkpoint written before the office made its key, or by a process
+    started without it, made `audit verify --public-key` fail for good, worded as tampering."""
+    schema = f"signing_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        live = conn.execute("SELECT current_schema()").fetchone()[0]  # type: ignore[index]
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE TABLE {}.{} (LIKE {}.{} INCLUDING ALL)").format(
+            sql.Identifier(schema), sql.Identifier(EVENTS_TABLE), sql.Identifier(live), sql.Identifier(EVENTS_TABLE)))
+    store = make_conninfo(database.dsn, options=f"-c search_path={schema}")
+
+    def add(first: int, last: int) -> None:
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute(sql.SQL(
+                "INSERT INTO {} (notification_id, originator_id, originator_version, topic, state)"
+                " SELECT i, md5(i::text)::uuid, 1, 'domain.residents:Resident.Registered', convert_to(i::text, 'UTF8')"
+                " FROM generate_series(%s::bigint, %s::bigint) i").format(sql.Identifier(EVENTS_TABLE)), (first, last))
+
+    try:
+        add(1, 10)
+        Chainer(store, checkpoint_every=5).catch_up()  # before the office had a key: unsigned
+        add(11, 20)
+        Chainer(store, checkpoint_every=5, signing_key=load_private_key(signing[0])).catch_up()
+        add(21, 25)
+        with pytest.raises(UnsignedCheckpoint):  # a process started without the key
+            with psycopg.connect(store, autocommit=True, row_factory=dict_row) as conn:
+                unsigned = Chainer(store, checkpoint_every=5)
+                unsigned.step(conn)
+                unsigned.checkpoint(conn)
+        add(26, 30)
+        Chainer(store, checkpoint_every=5, signing_key=load_private_key(signing[0])).catch_up()
+        with psycopg.connect(store, autocommit=True, row_factory=dict_row) as conn:
+            result = verify(conn, public_key=load_public_key(signing[1]))
+            signed = conn.execute(f"SELECT count(*) AS n FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL"
+                                  ).fetchone()["n"]
+            conn.execute(f"UPDATE {CHECKPOINTS_TABLE} SET signature = NULL, key_id = NULL WHERE id = ("
+                         f"SELECT max(id) FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL AND id > ("
+                         f"SELECT min(id) FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL))")
+            stripped = verify(conn, public_key=load_public_key(signing[1]))
+        assert result.ok and result.checkpoints >= 3 and signed >= 2, result.broken
+        assert stripped.broken is not None and "not signed, although" in stripped.broken.detail
+    finally:
+        with psycopg.connect(database.dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
