@@ -367,7 +367,36 @@ _load_plugins()
 
 
 def main() -> None:
-    cli()
+    """``liudong``: a setting that names something unusable, or a database that cannot be reached,
+    is said in one line with exit status 2, not a traceback (found by a review: every command,
+    ``serve`` too, ended in one)."""
+    try:
+        cli()
+    except Exception as error:
+        problem = startup_problem(error)
+        if problem is None:
+            raise
+        typer.echo(problem, err=True)
+        raise SystemExit(2) from None
+
+
+def startup_problem(error: BaseException) -> str | None:
+    """The one line that says what is wrong with the configuration, or None for another error."""
+    import psycopg
+    from pydantic import ValidationError
+
+    from application.settings import SettingsError
+
+    if isinstance(error, SettingsError):
+        return str(error)
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        name = "LIUDONG_" + str(first["loc"][0]).upper() if first.get("loc") else "a setting"
+        return f"{name}: {first['msg']}"
+    if isinstance(error, psycopg.OperationalError):
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"the database cannot be reached (LIUDONG_DATABASE_URL): {reason}"
+    return None
 
 
 if __name__ == "__main__":

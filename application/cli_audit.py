@@ -25,8 +25,11 @@ def _moment(value: str | None, option: str) -> datetime | None:
     except ValueError:
         typer.echo(f"{option}: not a moment like 2026-06-01T12:00:00+08:00: {value!r}", err=True)
         raise typer.Exit(2) from None
-    if moment.tzinfo is None:
-        typer.echo(f"{option}: add a UTC offset, e.g. {value}+08:00", err=True)
+    if moment.tzinfo is None or len(value) <= 10 or value[10:11] not in ("T", " "):
+        # A date alone (2026-11-29, or 2026-11-29+08:00, which Python reads as 08:00) is no moment:
+        # the example is one (found by a review: the example given was itself refused).
+        day = value[:10]
+        typer.echo(f"{option}: a moment with its UTC offset, e.g. {day}T00:00:00+08:00", err=True)
         raise typer.Exit(2)
     return moment
 
@@ -152,14 +155,21 @@ def audit_export(
     from application.audit import record_access
     from application.cli import open_services
     from application.export import export
+    from application.store import EVENTS_TABLE
     from domain.common import Actor, Role
 
     start, end = _moment(since, "--from"), _moment(until, "--to")
+    if start is not None and end is not None and start > end:  # found by a review: an empty bundle, exit 0
+        typer.echo(f"--to {until} comes before --from {since}", err=True)
+        raise typer.Exit(2)
     try:
         record = UUID(aggregate) if aggregate else None
     except ValueError:
         typer.echo(f"--aggregate: not an id: {aggregate!r}", err=True)
         raise typer.Exit(2) from None
+    if not out.parent.is_dir():  # found by a review: a traceback
+        typer.echo(f"--out {out}: no folder {out.parent}", err=True)
+        raise typer.Exit(2)
     services = open_services()
     try:
         key = services.settings.audit_signing_key()
@@ -167,6 +177,13 @@ def audit_export(
             typer.echo("no signing key: run `liudong audit keygen` and set LIUDONG_AUDIT_SIGNING_KEY_FILE", err=True)
             raise typer.Exit(2)
         who = f"cli:{getpass.getuser()}"
+        if record is not None:
+            with _connect(services) as conn:
+                known = conn.execute(f"SELECT 1 FROM {EVENTS_TABLE} WHERE originator_id = %s LIMIT 1",
+                                     (record,)).fetchone()
+            if known is None:
+                typer.echo(f"--aggregate: no record {record} is stored", err=True)
+                raise typer.Exit(2)
         with _connect(services) as conn, out.open("wb") as stream:
             summary = export(conn, stream, signing_key=key, since=start, until=end, aggregate=record,
                              exported_by=who)
@@ -175,8 +192,9 @@ def audit_export(
                           detail=f"from={since} to={until} events={summary.events} out={out.name}")
     finally:
         services.close()
-    typer.echo(f"exported {summary.events} events (positions {summary.first_position}..{summary.last_position})"
-               f" to {out}; signed by key {summary.manifest['key_id']}")
+    positions = (f"positions {summary.first_position}..{summary.last_position}" if summary.events
+                 else "none in the range")
+    typer.echo(f"exported {summary.events} events ({positions}) to {out}; signed by key {summary.manifest['key_id']}")
 
 
 @audit_cli.command("verify-export")

@@ -23,7 +23,19 @@ def _run_import(kind: str, file: Path, report: Path | None, user: str, batch_siz
     importer, required, optional = importer_for(kind)
     role, stored = {"sites": (Role.SUPERVISOR, "sites registered"), "residents": (Role.CASEWORKER, "registered"),
                     "moves": (Role.CASEWORKER, "moves recorded")}[kind]
-    total = max(sum(1 for _ in file.open(encoding="utf-8")) - 1, 0)
+    try:
+        with file.open(encoding="utf-8-sig") as counting:
+            total = max(sum(1 for _ in counting) - 1, 0)
+    except UnicodeDecodeError:  # found by a review: a GBK or UTF-16 file ended in a traceback
+        typer.echo(f"{file}: not UTF-8 text; save the CSV as UTF-8 (Excel: CSV UTF-8)", err=True)
+        raise typer.Exit(2) from None
+    where = report or file.with_suffix(".refused.csv")
+    try:  # before anything is stored (found by a review: rows were stored, then the report failed)
+        with where.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        typer.echo(f"{where}: the report of refused rows cannot be written here ({error.strerror})", err=True)
+        raise typer.Exit(2) from None
     services = open_services()
     try:
         stamp = Stamp(Actor(user, role), services.clock())
@@ -38,7 +50,6 @@ def _run_import(kind: str, file: Path, report: Path | None, user: str, batch_siz
                 raise typer.Exit(2) from None
     finally:
         services.close()
-    where = report or file.with_suffix(".refused.csv")
     write_report(where, result.refused)
     typer.echo(f"{result.rows} rows in {result.seconds:.1f} s ({result.rate:,.0f} rows/s): {result.stored} {stored},"
                f" {result.already} stored before, {len(result.refused)} refused (see {where})")

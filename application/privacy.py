@@ -72,10 +72,12 @@ class MasterKeyMissing(RuntimeError):
 def load_master_key(explicit: str | None, path: Path, *, create: bool) -> bytes:
     """The master key: given in settings (base64), or read from ``path``, made there on
     first use when ``create`` (the embedded default)."""
-    if explicit:
-        key = base64.b64decode(explicit)
-    elif path.exists():
-        key = base64.b64decode(path.read_text().strip())
+    if explicit or path.exists():
+        try:
+            key = base64.b64decode(explicit or path.read_text().strip(), validate=True)
+        except (ValueError, OSError):  # found by a review: a mistyped key ended in a traceback
+            raise MasterKeyMissing("the master key for personal data is not readable base64 (LIUDONG_PII_MASTER_KEY"
+                                   " or LIUDONG_PII_MASTER_KEY_FILE)") from None
     elif create:
         path.parent.mkdir(parents=True, exist_ok=True)
         key = AESGCM.generate_key(bit_length=256)

@@ -13,6 +13,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.disputes import ServiceLevel, SlaPolicy
 
 
+class SettingsError(ValueError):
+    """A setting names something unusable (a file missing or malformed): said in one line."""
+
+
+def _reason(error: BaseException) -> str:
+    return error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIUDONG_", env_file=".env", extra="ignore")
 
@@ -129,7 +137,11 @@ class Settings(BaseSettings):
             return None
         from application.chain import load_private_key
 
-        return load_private_key(self.audit_signing_key_file)
+        try:
+            return load_private_key(self.audit_signing_key_file)
+        except (OSError, ValueError, TypeError) as error:  # found by a review: a traceback, from every command
+            raise SettingsError(f"LIUDONG_AUDIT_SIGNING_KEY_FILE={self.audit_signing_key_file}: not an Ed25519 "
+                                f"private key from `liudong audit keygen` ({_reason(error)})") from None
 
     # -- the distributed mode: Kafka --------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
@@ -201,16 +213,19 @@ class Settings(BaseSettings):
         policy = SlaPolicy()
         if self.sla_file is None:
             return policy
-        with self.sla_file.open("rb") as f:
-            overrides = tomllib.load(f)
-        levels = dict(policy.levels)
-        for category, level in overrides.items():
-            if category not in levels:
-                raise ValueError(f"{self.sla_file}: unknown dispute category {category!r}")
-            levels[category] = ServiceLevel(
-                response_days=int(level.get("response_days", levels[category].response_days)),
-                resolution_days=int(level.get("resolution_days", levels[category].resolution_days)),
-            )
+        try:
+            with self.sla_file.open("rb") as f:
+                overrides = tomllib.load(f)
+            levels = dict(policy.levels)
+            for category, level in overrides.items():
+                if category not in levels:
+                    raise ValueError(f"unknown dispute category {category!r}")
+                levels[category] = ServiceLevel(
+                    response_days=int(level.get("response_days", levels[category].response_days)),
+                    resolution_days=int(level.get("resolution_days", levels[category].resolution_days)),
+                )
+        except (OSError, ValueError, TypeError, AttributeError) as error:  # a traceback from every command before
+            raise SettingsError(f"LIUDONG_SLA_FILE={self.sla_file}: {_reason(error)}") from None
         return SlaPolicy(levels=levels)
 
     def masked(self) -> dict[str, Any]:

@@ -532,6 +532,12 @@ def test_export_and_verify_export_from_the_command_line(
     made = CliRunner().invoke(cli, ["audit", "export", "--aggregate", resident, "--out", str(bundle)])
     assert made.exit_code == 0, made.output
     assert "exported 2 events" in made.output
+    # Found by a review: these wrote an empty signed bundle (exit 0), or ended in a traceback.
+    for args, said in ((["--aggregate", str(uuid.uuid4())], "no record"),
+                       (["--from", "2026-12-31T00:00:00+08:00", "--to", "2026-01-01T00:00:00+08:00"], "comes before"),
+                       (["--out", str(tmp_path / "no" / "such.jsonl")], "no folder")):
+        refused = CliRunner().invoke(cli, ["audit", "export", "--out", str(tmp_path / "x.jsonl"), *args])
+        assert refused.exit_code == 2 and said in refused.output, (args, refused.output)
     # Offline: no database, no settings at all.
     monkeypatch.delenv("LIUDONG_DATABASE_URL")
     monkeypatch.delenv("LIUDONG_AUDIT_SIGNING_KEY_FILE")

@@ -1,9 +1,13 @@
 """The ``liudong`` command: settings, keys, and the embedded database's persistence."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from application.cli import cli
@@ -75,3 +79,22 @@ def test_the_sweeps_run_from_the_command_line(database: Any, services: Services,
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, result.output
         assert said in result.output
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ({"LIUDONG_POOL_SIZE": "abc"}, "LIUDONG_POOL_SIZE: Input should be a valid integer"),
+    ({"LIUDONG_SLA_FILE": "/no/such/sla.toml"}, "LIUDONG_SLA_FILE=/no/such/sla.toml: No such file or directory"),
+    ({"LIUDONG_PII_MASTER_KEY": "short!"}, "the master key for personal data is not readable base64"),
+    ({"LIUDONG_AUDIT_SIGNING_KEY_FILE": "/no/such.key"}, "LIUDONG_AUDIT_SIGNING_KEY_FILE=/no/such.key: not an Ed25519"),
+    ({"LIUDONG_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none"}, "the database cannot be reached"),
+])
+def test_an_unusable_setting_is_said_in_one_line_not_a_traceback(
+        tmp_path: Path, setting: dict[str, str], said: str) -> None:
+    """Found by a review: a mistyped setting or an unreachable database ended every command,
+    serve too, in a traceback."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("LIUDONG_")}
+    environment.update({"LIUDONG_DATA_DIR": str(tmp_path / "var"), **setting})
+    ran = subprocess.run([sys.executable, "-m", "application.cli", "audit", "verify"], env=environment,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert ran.returncode == 2, ran.stderr
+    assert said in ran.stderr and "Traceback" not in ran.stderr, ran.stderr

@@ -101,6 +101,15 @@ def test_generate_and_import_from_the_command_line(database: Any, monkeypatch: A
     bad.write_text("id_number,name\n1,2\n", encoding="utf-8")
     refused = runner.invoke(cli, ["import", "residents", str(bad)])
     assert refused.exit_code == 2 and "lacks" in refused.output
+    # Found by a review: a GBK file, or a report that cannot be written, ended in a traceback (the
+    # latter after storing the good rows).
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes((tmp_path / "residents.csv").read_text("utf-8").encode("gbk", errors="replace"))
+    not_utf8 = runner.invoke(cli, ["import", "residents", str(gbk)])
+    assert not_utf8.exit_code == 2 and "not UTF-8" in not_utf8.output, not_utf8.output
+    nowhere = runner.invoke(cli, ["import", "residents", str(tmp_path / "residents.csv"),
+                                  "--report", str(tmp_path / "no" / "such" / "report.csv")])
+    assert nowhere.exit_code == 2 and "cannot be written" in nowhere.output, nowhere.output
 
 
 def _csv_body(lines: list[str]) -> bytes:
