@@ -33,6 +33,7 @@ from application.heap import fewer_collections
 from application.imports import (
     ImportReport,
     Refusal,
+    check_shape,
     check_text,
     existing_ids,
     holders_by_number,
@@ -74,6 +75,7 @@ def _site_code(value: str, column: str) -> str:
 
 # -- sites ----------------------------------------------------------------------------------
 def _decide_site(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> HousingSite:
+    check_shape(row)
     code = _site_code(row.get("code", ""), "code")
     name = check_text(row, "name", 100)
     address = check_text(row, "address", 200)
@@ -157,6 +159,7 @@ class _Move:
 
 
 def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move:
+    check_shape(row)
     kind = row.get("kind", "")
     if kind not in MOVE_KINDS:
         raise InvalidValue("kind", f"kind {kind[:30]!r} is not one of {', '.join(MOVE_KINDS)}", rule="move_kind")

@@ -85,7 +85,19 @@ def read_rows(stream: TextIO, required: Sequence[str] = RESIDENT_COLUMNS,
     if unknown:
         raise ImportFileError(f"unknown columns {', '.join(unknown)}")
     for row in reader:
-        yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k is not None}
+        values = {k: (v or "").strip() for k, v in row.items() if k is not None}
+        if None in row:  # more values than the header names: refused by check_shape (found by a review:
+            values[EXTRA] = "yes"  # the extra values were dropped silently and the row stored)
+        yield reader.line_num, values
+
+
+EXTRA = "\x00extra"  # no column is named so
+
+
+def check_shape(row: dict[str, str]) -> None:
+    """A row with more values than the header has columns is refused, not cut to fit."""
+    if EXTRA in row:
+        raise InvalidValue("", "the row has more values than the header has columns", rule="csv_extra_values")
 
 
 def check_text(row: dict[str, str], column: str, longest: int, *, required: bool = True) -> str:
@@ -100,8 +112,14 @@ def check_text(row: dict[str, str], column: str, longest: int, *, required: bool
     return value
 
 
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_date(value: str, field_name: str) -> date:
+    """YYYY-MM-DD, as the API takes a date (fromisoformat alone also reads 20260501)."""
     try:
+        if not ISO_DAY.fullmatch(value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidValue(field_name, f"{field_name} {value!r} is not a date (YYYY-MM-DD)", rule="date") from None
@@ -109,6 +127,7 @@ def parse_date(value: str, field_name: str) -> date:
 
 def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[IdentityNumber, Resident]:
     """The resident a row registers, by the rules a registration through the API follows."""
+    check_shape(row)
     for column in ("id_number", "name", "phone", "hometown", "area", "registered_on"):
         if not row.get(column):
             raise InvalidValue(column, f"{column} is empty", rule="required")

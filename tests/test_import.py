@@ -187,3 +187,14 @@ def test_a_number_freed_by_an_erasure_is_imported_again_as_a_new_record(services
     assert isinstance(claim, IdentityNumberClaim) and claim.holder() not in (None, erased)
     rerun = import_residents(services.app, read_rows(_csv(line)), _stamp())
     assert (rerun.stored, rerun.already) == (0, 1)
+
+
+def test_a_row_with_more_values_than_columns_or_a_date_not_written_yyyy_mm_dd_is_refused(services: Services) -> None:
+    """Found by a review: extra values were dropped and the row stored; 20260301 read as a date."""
+    area = define_area(services, "Shape")
+    report = import_residents(services.app, read_rows(_csv([
+        f"{id_number()},\u738b\u4f1f,13800138000,Henan,,{area},2026-03-01,,EXTRA,MORE",
+        f"{id_number()},\u674e\u5a1c,13800138000,Henan,,{area},20260301,",
+        f"{id_number()},\u5f20\u4e09,13800138000,Henan,,{area},2026-03-01,"])), _stamp())
+    assert report.stored == 1
+    assert [(r.line, r.rule) for r in report.refused] == [(2, "csv_extra_values"), (3, "date")]
