@@ -311,7 +311,11 @@ def dead_letters_list(
     from psycopg.rows import dict_row
 
     from projections.engine import open_dead_letters
+    from projections.registry import PROJECTIONS
 
+    if view not in (None, "*", *PROJECTIONS):  # found by a review: a typo listed "no open dead letters"
+        typer.echo(f"unknown view {view!r}; known: *, {', '.join(PROJECTIONS)}", err=True)
+        raise typer.Exit(2)
     services = open_services()
     try:
         with services.pool.connection() as conn:

@@ -222,8 +222,8 @@ def audit_verify_export(
 
 
 def replay_command(
-    known_at: Annotated[str | None, typer.Option("--known-at", help="the moment, with offset (default: now)")],
     schema: Annotated[str, typer.Option(help="the PostgreSQL schema to build the views in, beside the live ones")],
+    known_at: Annotated[str | None, typer.Option("--known-at", help="the moment, with offset (default: now)")] = None,
     views: Annotated[str | None, typer.Option(help="comma-separated views (default: all)")] = None,
     replace: Annotated[bool, typer.Option(help="drop the schema first if it exists")] = False,
 ) -> None:

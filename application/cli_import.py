@@ -87,8 +87,9 @@ def import_residents_command(
 
 @import_cli.command("moves")
 def import_moves_command(
-    file: Annotated[Path, typer.Argument(help="CSV: id_number,kind,effective_date[,site_code,area,reason]; kind is"
-                                              " into_site, private_housing, departed or returned", exists=True,
+    file: Annotated[Path, typer.Argument(help="CSV: id_number,kind,effective_date[,site_code,area,reason,"
+                                              "housing_kind,address,landlord]; kind is into_site,"
+                                              " private_housing, departed or returned", exists=True,
                                          dir_okay=False)],
     report: ReportOption = None, user: UserOption = "import", batch_size: BatchOption = 500,
 ) -> None:
