@@ -212,6 +212,19 @@ def test_only_supervisors_and_admins_may_register_a_site(web: Any, stored: Any) 
         assert refused.status_code == 403 and before.unchanged()
 
 
+def test_finance_sees_how_many_live_at_a_site_but_not_who(web: Any, supervisor: Api, caseworker: Api) -> None:
+    """Found by a review: finance, who opens no resident's page, saw every resident's name on a
+    site's page, linked to pages it may not open."""
+    site = new_site(supervisor, capacity=3)
+    body = resident_body(site_id=site)
+    made = caseworker.post("/residents", body)
+    assert made.status_code == 201, made.text
+    path = f"/ui/sites/{site}?after={made.json()['position']}"
+    shown = web("finance").client.get(path).text
+    assert body["name"] not in shown and 'id="site-residents-hidden"' in shown
+    assert body["name"] in web("auditor").client.get(path).text
+
+
 def test_fewer_beds_than_lived_there_is_refused_at_the_beds_field_saying_how_many_and_when(
         web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
     site = new_site(supervisor, capacity=2)
