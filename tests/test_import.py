@@ -162,6 +162,8 @@ def test_bad_uploads_are_refused_and_change_nothing(services: Services, http: An
     assert no_header.status_code == 422 and no_header.json()["rule"] == "csv_header"
     nul = post("supervisor", content=b"\x00id_number\n")
     assert nul.status_code == 422 and nul.json()["rule"] == "csv_header"
+    extra = post("supervisor", content=(HEADER.strip() + ",nickname\n").encode())  # at once, not a failed job
+    assert extra.status_code == 422 and "unknown columns nickname" in extra.json()["detail"], extra.text
     not_utf8 = post("supervisor", content="id_number,name\n李".encode("gb18030"))
     assert not_utf8.status_code == 422
     assert snapshot.unchanged()

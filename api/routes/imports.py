@@ -86,12 +86,14 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
         header = next(csv.reader(io.StringIO(text)), [])
     except csv.Error:  # a NUL byte, say: no header to read
         header = []
-    _, required, _ = importer_for(kind)
+    _, required, optional = importer_for(kind)
     missing = missing_columns(header, required)
-    if missing:
-        raise Problem(422, "Invalid request", f"the header lacks {', '.join(missing)}", rule="csv_header",
+    unknown = [c for c in header if c not in (*required, *optional)]
+    if missing or unknown:  # both at once, not as a failed job later (found by a review)
+        said = f"the header lacks {', '.join(missing)}" if missing else f"unknown columns {', '.join(unknown)}"
+        raise Problem(422, "Invalid request", said, rule="csv_header",
                       errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
-                          required)}])
+                          required) + (" and optionally " + ",".join(optional) if optional else "")}])
     job_id = uuid.uuid4()
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     rows_total = max(lines - 1, 0)  # less the header
