@@ -285,6 +285,9 @@ class ManagementCommittee(Aggregate):
             item = items.get(decision["item_id"])
             if item is None:
                 raise InvalidValue("decisions", f"no agenda item {decision['item_id']}", rule="unknown_agenda_item")
+            if any(d["item_id"] == decision["item_id"] for d in decisions[:n]):  # found by a review: both stored
+                raise InvalidValue(f"decisions.{n}.item_id", f"agenda item {decision['item_id']} is decided twice",
+                                   rule="item_decided_twice")
             decided.append({**item, "decision": decision["decision"]})
             for k, action in enumerate(decision.get("actions") or []):
                 field = f"decisions.{n}.actions.{k}"

@@ -366,6 +366,11 @@ class SubsidyApplication(Aggregate):
         if takes_effect and self.mode == PaymentMode.REWARD_IN_LIEU and in_force[0] is None:
             raise InvalidValue("target", "a reward in lieu takes effect only with its target and the day it must be "
                                "verified by (target, target_due)", rule="reward_target_required")
+        if takes_effect and in_force[1] is not None and in_force[1] <= stamp.today:
+            # given with an earlier approval, the day may have passed since (found by a review: the reward
+            # took effect already past its deadline, and lapsed at the next sweep)
+            raise InvalidValue("target_due", f"target_due {in_force[1].isoformat()}, given with an earlier approval,"
+                               " is not after today: give a new one", rule="target_due_not_after_today")
         if takes_effect:
             program.commit(self.id, self.amount, stamp)
         self._approval_given(note=note, target=target, target_due=target_due, **stamp.event_fields())

@@ -86,6 +86,10 @@ def test_a_decision_assigns_actions_to_sitting_members_followed_to_done() -> Non
                                  decisions=[{**decision, "actions": [{**decision["actions"][0],
                                                                       "due_on": date(2026, 11, 1)}]}])
     assert early.value.rule == "action_due_before_meeting"
+    with pytest.raises(InvalidValue) as twice_decided:  # found by a review: both decisions were stored
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 11, 2), attendees=ids, stamp=STAMP,
+                                 decisions=[decision, {"item_id": "1", "decision": "wait"}])
+    assert (twice_decided.value.rule, twice_decided.value.field) == ("item_decided_twice", "decisions.1.item_id")
     committee.record_minutes(meeting_id=meeting, held_on=date(2026, 11, 2), attendees=ids, decisions=[decision],
                              stamp=STAMP)
     (action_id,) = committee.actions

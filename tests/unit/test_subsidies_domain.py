@@ -356,3 +356,17 @@ def test_no_rule_depends_on_the_operator_type() -> None:
     outcomes = {operator_type.value: outcome(operator_type.value) for operator_type in OperatorType}
     first = next(iter(outcomes.values()))
     assert all(result == first for result in outcomes.values()), outcomes
+
+
+def test_a_reward_deadline_given_with_the_first_approval_must_still_lie_ahead_when_the_second_takes_effect() -> None:
+    """Found by a review: the day, checked only when given, had passed when the second approval
+    came; the reward took effect past its deadline and lapsed at the next sweep."""
+    program = a_program()
+    application = an_application(program, "600000.00", mode="reward_in_lieu")
+    application.approve(program, note=None, stamp=SUPERVISOR, target="canteen open", target_due=date(2026, 11, 26))
+    later = Stamp(Actor("sup-2", Role.SUPERVISOR), datetime(2026, 11, 27, 2, 0, tzinfo=UTC))
+    stale = refused(InvalidValue, lambda: application.approve(program, note=None, stamp=later))
+    assert (stale.rule, stale.field) == ("target_due_not_after_today", "target_due")
+    assert program.committed == 0 and application.status == "submitted"
+    application.approve(program, note=None, stamp=later, target="canteen open", target_due=date(2027, 3, 1))
+    assert application.status == "approved" and application.target_due == date(2027, 3, 1)
