@@ -20,6 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from domain.common import ISO_DAY
 from domain.residents import HouseholdRelation, LegalBasis
 from domain.sites import Facility, OperatorType
 
@@ -65,12 +66,11 @@ IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 
 # Dates and moments are ISO 8601 text (found by a review: pydantic read a JSON number, or digits
 # such as "20260501" or ?effective_at=0, as seconds since 1970, and the dates it made were stored).
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?")
 
 
 def iso_date(value: Any) -> Any:
-    if isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+    if isinstance(value, date) or (isinstance(value, str) and ISO_DAY.fullmatch(value)):
         return value
     raise PydanticCustomError("date_format", "a date as text YYYY-MM-DD, e.g. 2026-11-01")
 

@@ -288,15 +288,11 @@ def chain_state(conn: Any) -> dict[str, Any]:
             "stored": int(stored["p"] or 0) if stored else 0}
 
 
-def latest_checkpoints(conn: Any, *, limit: int) -> list[dict[str, Any]]:
+def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100, newest_first: bool = False) -> list[dict[str, Any]]:
+    """The recorded heads, oldest first after ``after_id``, or the latest ``newest_first``."""
+    order = "DESC" if newest_first else "ASC"
     rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
-                        " ORDER BY id DESC LIMIT %s", (limit,)).fetchall()
-    return [dict(r) for r in rows]
-
-
-def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
-                        " WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+                        f" WHERE id > %s ORDER BY id {order} LIMIT %s", (after_id, limit)).fetchall()
     return [dict(r) for r in rows]
 
 

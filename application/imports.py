@@ -29,7 +29,7 @@ from psycopg.rows import tuple_row
 
 from application.heap import fewer_collections
 from application.store import EVENTS_TABLE, OfficeApplication
-from domain.common import ERASED, DomainError, InvalidValue, Stamp
+from domain.common import ERASED, DomainError, InvalidValue, Stamp, iso_day
 from domain.identity import IdentityNumber
 from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
 
@@ -112,17 +112,12 @@ def check_text(row: dict[str, str], column: str, longest: int, *, required: bool
     return value
 
 
-ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 def parse_date(value: str, field_name: str) -> date:
-    """YYYY-MM-DD, as the API takes a date (fromisoformat alone also reads 20260501)."""
-    try:
-        if not ISO_DAY.fullmatch(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidValue(field_name, f"{field_name} {value!r} is not a date (YYYY-MM-DD)", rule="date") from None
+    """YYYY-MM-DD, as the API takes a date."""
+    day = iso_day(value)
+    if day is None:
+        raise InvalidValue(field_name, f"{field_name} {value!r} is not a date (YYYY-MM-DD)", rule="date")
+    return day
 
 
 def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[IdentityNumber, Resident]:

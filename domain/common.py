@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -131,6 +132,21 @@ def check_distinct_residents(entries: Iterable[Mapping[str, Any]], field_name: s
             raise InvalidValue(f"{field_name}.{n}.resident_id", f"resident {resident} is named twice in {field_name}",
                                rule=rule, resident_id=str(resident))
         seen.add(str(resident))
+
+
+# A day as the office writes it, and as the API, the pages and the imports take it: YYYY-MM-DD
+# (Python 3.11's fromisoformat alone also reads 20260501 and 2026-W18-5).
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_day(text: str | None) -> date | None:
+    """The day ``text`` writes as YYYY-MM-DD, or None when it writes none."""
+    if not text or not ISO_DAY.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def check_effective_date(

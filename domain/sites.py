@@ -261,6 +261,10 @@ class HousingSite(Aggregate):
             )
 
     # -- commands -----------------------------------------------------------
+    def _last_dated_change(self) -> str:
+        """The latest day (ISO; "" for none) a stay began or ended or the beds changed."""
+        return max(self.latest_change, str(self.capacity_from[-1][0]))
+
     def capacity_on(self, day: str) -> int:
         """The beds the site had on ``day`` (an ISO date), as known now."""
         beds = int(self.capacity_from[0][1])
@@ -634,7 +638,7 @@ class HousingSite(Aggregate):
         self.check_open()
         # Not before the last move out (found by a review: a site dated closed in April showed
         # a resident living there in May) nor before its latest change of beds.
-        latest = max(self.latest_change, str(self.capacity_from[-1][0]))
+        latest = self._last_dated_change()
         check_effective_date(closed_on, stamp, earliest=date.fromisoformat(latest) if latest else None,
                              earliest_rule="closed_before_last_move", field_name="closed_on")
         if self.occupants:
@@ -673,8 +677,7 @@ class HousingSite(Aggregate):
                 capacity=self.capacity,
                 site_id=str(self.id),
             )
-        if effective_date is not None and effective_date.isoformat() < max(self.latest_change,
-                                                                           str(self.capacity_from[-1][0])):
+        if effective_date is not None and effective_date.isoformat() < self._last_dated_change():
             full_on = self._full_on_or_after(effective_date.isoformat())
             if full_on is not None:
                 raise RuleViolated(

@@ -29,6 +29,7 @@ from api.web.core import (
     current_page,
     environment,
     html_response,
+    is_digits,
     language,
     login_redirect,
 )
@@ -47,7 +48,7 @@ MISSING_PAGES = (("/ui/residents/", "resident_missing.html"), ("/ui/sites/", "si
 
 
 def _position(text: str | None) -> int:
-    return int(text) if text and text.isascii() and text.isdigit() and len(text) < 19 else 0
+    return int(text) if text and is_digits(text) else 0
 
 
 def _is_page(path: str) -> bool:

@@ -38,7 +38,7 @@ from application.store import (
     PreconditionFailed,
 )
 from application.users import Session
-from domain.common import OFFICE_TZ, DomainError, Role, RuleViolated, Stamp
+from domain.common import OFFICE_TZ, DomainError, Role, RuleViolated, Stamp, iso_day
 
 TEMPLATES = Path(__file__).parent / "templates"
 SESSION_COOKIE = "liudong_session"
@@ -334,6 +334,11 @@ class CommandOutcome:
         return self.result is not None
 
 
+def refusal_status(outcome: CommandOutcome) -> int:
+    """422 for a value refused on its own (it names a field), 409 for a rule of the record's state."""
+    return 422 if outcome.field and not outcome.conflict else 409
+
+
 def html_response(html: str, status: int, lang: str) -> HTMLResponse:
     response = HTMLResponse(html, status_code=status)
     response.headers["Content-Security-Policy"] = CSP
@@ -373,7 +378,7 @@ def new_login_csrf() -> str:
 def is_digits(text: str | None, most: int = 18) -> bool:
     """ASCII digits only, at most ``most`` of them (found by a review: "\u00b2" is a digit to
     ``str.isdigit()`` and ``int()`` refuses it, and the pages answered 500)."""
-    return bool(text) and text is not None and text.isascii() and text.isdigit() and len(text) <= most
+    return text is not None and text.isascii() and text.isdigit() and len(text) <= most
 
 
 def uuid_or_none(value: str | None) -> UUID | None:
@@ -383,18 +388,10 @@ def uuid_or_none(value: str | None) -> UUID | None:
         return None
 
 
-ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
 def day_or_none(value: str | None) -> date | None:
-    """A date typed as YYYY-MM-DD, as the API takes it (found by a review: Python 3.11's
-    fromisoformat also reads 20260501 and 2026-W18-5, which the API refuses)."""
-    if not value or not ISO_DAY.fullmatch(value):
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    """A date typed as YYYY-MM-DD, as the API takes it (found by a review: the pages also read
+    20260501 and 2026-W18-5, which the API refuses)."""
+    return iso_day(value)
 
 
 def set_session_cookie(response: Response, token: str, secure: bool) -> None:

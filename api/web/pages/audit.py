@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 from api.web.core import current_page, day_or_none, uuid_or_none
 from application.audit import access_log, record_access
-from application.chain import chain_state, latest_checkpoints
+from application.chain import chain_state, checkpoints
 from domain.common import OFFICE_TZ, Role
 from projections.pages import BadCursor, decode_cursor, encode_cursor
 
@@ -58,7 +58,7 @@ def audit(request: Request) -> Response:
                           detail=f"resident_id={resident_id} user={values['user'] or None} "
                                  f"from={bounds['from']} to={bounds['to']}")
         chain = chain_state(conn)
-        marks = latest_checkpoints(conn, limit=CHECKPOINTS_SHOWN)
+        marks = checkpoints(conn, limit=CHECKPOINTS_SHOWN, newest_first=True)
     kept = {k: v for k, v in values.items() if v}
     for row in rows:  # what the reader asked for, without the filters left empty
         row["detail"] = " ".join(part for part in (row["detail"] or "").split() if not part.endswith("=None"))

@@ -26,6 +26,7 @@ from api.web.core import (
     day_or_none,
     is_digits,
     redirect,
+    refusal_status,
     uuid_or_none,
 )
 from application import keys as auth
@@ -63,10 +64,6 @@ QUEUE_FILTERS = ("category", "area", "assignee", "overdue")
 def refused(page: Page, rule: str, message: str, field: str | None = None) -> CommandOutcome:
     """A refusal found by the page itself (before any use case ran), in words."""
     return CommandOutcome(error=page.error_text(rule, message), rule=rule, field=field)
-
-
-def refusal_status(outcome: CommandOutcome) -> int:
-    return 422 if outcome.field and not outcome.conflict else 409
 
 
 def options(page: Page, kind: str, values: Any) -> list[tuple[str, str]]:

@@ -26,9 +26,10 @@ from api.web.core import (
     day_or_none,
     is_digits,
     redirect,
+    refusal_status,
     uuid_or_none,
 )
-from api.web.pages.cases import area_name, area_options, refusal_status, refused, site_rows
+from api.web.pages.cases import area_name, area_options, refused, site_rows
 from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee

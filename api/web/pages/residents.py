@@ -27,6 +27,7 @@ from api.web.core import (
     day_or_none,
     is_digits,
     redirect,
+    refusal_status,
     uuid_or_none,
 )
 from application.audit import record_access
@@ -91,9 +92,7 @@ def _fail(page: Page, rule: str, field_name: str, fallback: str) -> CommandOutco
     return page.refused(rule, fallback, field_name)
 
 
-def _status(outcome: CommandOutcome) -> int:
-    """422 for a value refused on its own (it names a field), 409 for a rule of the record's state."""
-    return 422 if outcome.field and not outcome.conflict else 409
+_status = refusal_status  # the name the page modules importing it from here use
 
 
 def _required(page: Page, form: dict[str, str], names: list[str]) -> CommandOutcome | None:
@@ -351,8 +350,9 @@ async def resident(resident_id: UUID, request: Request) -> Response:
 
 
 async def _act(request: Request, resident_id: UUID, form_name: str, required: list[str],
-               act: Any) -> Response:
-    """Run one of the resident's forms: the use case the API calls, or the form again with the rule."""
+               act: Any, day_field: str = "effective_date") -> Response:
+    """Run one of the resident's forms (its date in ``day_field``): the use case the API calls, or
+    the form again with the rule."""
     page = current_page(request)
     page.require(STAFF_ROLES)
     form = await page.form()
@@ -360,7 +360,7 @@ async def _act(request: Request, resident_id: UUID, form_name: str, required: li
     outcome = _required(page, form, required)
     day = None
     if outcome is None:
-        day, outcome = _day(page, form, "effective_date")
+        day, outcome = _day(page, form, day_field)
     if outcome is None:
         assert day is not None
         outcome = act(page, form, day)
@@ -434,30 +434,12 @@ async def erasure(resident_id: UUID, request: Request) -> Response:
 PERMIT_NUMBER = re.compile(r"[A-Za-z0-9-]{1,40}")
 
 
-async def _permit_act(request: Request, resident_id: UUID, form_name: str, day_field: str, act: Any) -> Response:
-    page = current_page(request)
-    page.require(STAFF_ROLES)
-    form = await page.form()
-    values = {k: v for k, v in form.items() if k != "csrf"}
-    outcome = _required(page, form, [day_field])
-    day = None
-    if outcome is None:
-        day, outcome = _day(page, form, day_field)
-    if outcome is None:
-        outcome = act(page, form, day)
-    if not outcome.ok:
-        return _resident_page(page, resident_id, form=form_name, values=values, outcome=outcome,
-                              status=_status(outcome))
-    assert outcome.result is not None
-    return redirect(f"/ui/residents/{resident_id}?after={outcome.result.position}")
-
-
 @router.post("/ui/residents/{resident_id}/permit")
 async def apply_for_permit(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
         return page.run(lambda stamp: page.services.app.apply_for_permit(resident_id, applied_on=day, stamp=stamp))
 
-    return await _permit_act(request, resident_id, "permit-apply", "applied_on", act)
+    return await _act(request, resident_id, "permit-apply", ["applied_on"], act, day_field="applied_on")
 
 
 @router.post("/ui/residents/{resident_id}/permit/issuance")
@@ -469,7 +451,7 @@ async def issue_permit(resident_id: UUID, request: Request) -> Response:
         return page.run(lambda stamp: page.services.app.issue_permit(
             resident_id, number=number, issued_on=day, stamp=stamp))
 
-    return await _permit_act(request, resident_id, "permit-issue", "issued_on", act)
+    return await _act(request, resident_id, "permit-issue", ["issued_on"], act, day_field="issued_on")
 
 
 @router.post("/ui/residents/{resident_id}/permit/endorsement")
@@ -477,4 +459,4 @@ async def endorse_permit(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
         return page.run(lambda stamp: page.services.app.endorse_permit(resident_id, endorsed_on=day, stamp=stamp))
 
-    return await _permit_act(request, resident_id, "permit-endorse", "endorsed_on", act)
+    return await _act(request, resident_id, "permit-endorse", ["endorsed_on"], act, day_field="endorsed_on")

@@ -59,6 +59,11 @@ PROGRAM_ROLES = SUPERVISOR_ROLES
 DISTRICT_ONLY = "Programs are the district's: an account bound to areas reads them and opens none."
 
 
+def _fiscal_year(text: str) -> int | None:
+    """A fiscal year asked for in a query (2000 to 2100), or None for every year."""
+    return int(text) if is_digits(text) and 2000 <= int(text) <= 2100 else None
+
+
 def money(value: Any) -> str:
     """An amount as the office writes it: ¥1,234,567.00."""
     try:
@@ -392,8 +397,7 @@ async def ledger_page(request: Request) -> Response:
     after = request.query_params.get("after", "")
     if is_digits(after):
         await page.wait_for("subsidy_ledger", int(after))
-    year_text = request.query_params.get("fiscal_year", "")
-    fiscal_year = int(year_text) if is_digits(year_text) and 2000 <= int(year_text) <= 2100 else None
+    fiscal_year = _fiscal_year(request.query_params.get("fiscal_year", ""))
     areas = page.principal.area_filter()
     with page.services.pool.connection() as conn:
         body = ledger(conn, fiscal_year, areas)
@@ -434,8 +438,7 @@ def _programs(page: Page, values: dict[str, Any], outcome: CommandOutcome | None
     """The programs a page at a time (GET /subsidy-programs's query: programs are the district's,
     every reader sees them all), with the form to open one for those who may."""
     query = page.request.query_params
-    year_text = query.get("fiscal_year", "")
-    fiscal_year = int(year_text) if is_digits(year_text) and 2000 <= int(year_text) <= 2100 else None
+    fiscal_year = _fiscal_year(query.get("fiscal_year", ""))
     cursor = (query.get("cursor") or None) if page.request.method == "GET" else None  # a post shows page one
     notice = None
     with page.services.pool.connection() as conn:
