@@ -89,6 +89,7 @@ EFFECTIVE_FIELDS: dict[str, str] = {
     "DisputeCase.Resolved": "resolved_on",
     "DisputeCase.EscalatedForBreach": "due_on",
     "ManagementCommittee.Established": "established_on",
+    "ManagementCommittee.MemberAdded": "member.joined_on",  # a field of the member entry
     "ManagementCommittee.MemberRemoved": "left_on",
     "ManagementCommittee.MinutesRecorded": "held_on",
     "ManagementCommittee.SeatVacated": "vacated_on",
@@ -152,10 +153,20 @@ class EventType:
 
     def effective_date(self, state: dict[str, Any]) -> str | None:
         """The date the event took effect, as ISO text, from its public state."""
+        value = self.effective_value(state)
+        return str(value) if value is not None else None
+
+    def effective_value(self, event_or_state: Any) -> Any:
+        """The value of the effective field in an event or its state; a dotted name reads a
+        field of a nested entry (``member.joined_on``)."""
         if self.effective_field is None:
             return None
-        value = state.get(self.effective_field)
-        return str(value) if value is not None else None
+        value = event_or_state
+        for part in self.effective_field.split("."):
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+            if value is None:
+                return None
+        return value
 
 
 @dataclass

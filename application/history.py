@@ -50,9 +50,14 @@ def effective_on(event: Any, catalogue: EventCatalogue) -> date | None:
     capacity change), the office's date when it was recorded."""
     event_type = catalogue.by_class.get(type(event))
     if event_type is not None and event_type.effective_field:
-        value = getattr(event, event_type.effective_field, None)
+        value = event_type.effective_value(event)
         if isinstance(value, date):
             return value
+        if isinstance(value, str):  # a date inside an entry (``member.joined_on``) is ISO text
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
     when = recorded_at(event)
     return when.astimezone(OFFICE_TZ).date() if when is not None else None
 

@@ -51,6 +51,9 @@ class ActiveMember(Aggregate):
         resident.check_present()
         check_effective_date(identified_on, stamp, earliest=resident.registered_on,
                              earliest_rule="identified_before_registration", field_name="identified_on")
+        # Nor on a day they were away (found by a review): since their latest arrival.
+        check_effective_date(identified_on, stamp, earliest=resident.arrived_on,
+                             earliest_rule="identified_before_arrival", field_name="identified_on")
         member: ActiveMember = cls(resident_id=resident.id, site_id=site_id, area=area, identified_on=identified_on,
                                    **stamp.event_fields())
         return member
@@ -68,6 +71,7 @@ class ActiveMember(Aggregate):
         self.liaisons: list[dict[str, str]] = []
         self.lost_on: date | None = None
         self.lost_reason: str | None = None
+        self.latest_on = identified_on  # the latest day anything recorded about them happened
 
     # -- guards -------------------------------------------------------------
     @property
@@ -104,6 +108,7 @@ class ActiveMember(Aggregate):
                  recorded_at: datetime) -> None:
         """The active member completed a course on trained_on."""
         self.trainings = [*self.trainings, {"course": course, "trained_on": trained_on.isoformat()}]
+        self.latest_on = max(self.latest_on, trained_on)
 
     # -- roles --------------------------------------------------------------
     def appoint(self, *, role: str, appointed_on: date, stamp: Stamp) -> None:
@@ -122,6 +127,7 @@ class ActiveMember(Aggregate):
                    recorded_at: datetime) -> None:
         """The active member was appointed group_leader, representative or committee_member on appointed_on."""
         self.roles = {**self.roles, role: appointed_on.isoformat()}
+        self.latest_on = max(self.latest_on, appointed_on)
 
     def end_role(self, *, role: str, ended_on: date, stamp: Stamp) -> None:
         kind = self._role(role)
@@ -138,6 +144,7 @@ class ActiveMember(Aggregate):
                     recorded_at: datetime) -> None:
         """The active member's role ended on ended_on; they stay an active member."""
         self.roles = {k: v for k, v in self.roles.items() if k != role}
+        self.latest_on = max(self.latest_on, ended_on)
 
     # -- the employer -------------------------------------------------------
     def agree_employer_liaison(self, *, employer: str, agreed_on: date, note: str, stamp: Stamp) -> None:
@@ -155,6 +162,7 @@ class ActiveMember(Aggregate):
         """The member's employer agreed on agreed_on that their shifts allow the work (the note, sealed under
         the resident's key, says how)."""
         self.liaisons = [*self.liaisons, {"employer": employer, "agreed_on": agreed_on.isoformat(), "note": note}]
+        self.latest_on = max(self.latest_on, agreed_on)
 
     # -- loss ---------------------------------------------------------------
     def lose(self, *, lost_on: date, reason: str, stamp: Stamp) -> None:
@@ -163,10 +171,17 @@ class ActiveMember(Aggregate):
         except ValueError:
             raise InvalidValue("reason", f"unknown reason {reason!r}; one of: "
                                + ", ".join(r.value for r in LossReason), rule="loss_reason") from None
+        if why == LossReason.DEPARTED:  # found by a review: staff could record a departure that was not
+            raise InvalidValue("reason", "a member is lost as departed with the resident's recorded departure; "
+                               "record that, or give moved_away or resigned", rule="loss_reason_departed")
         if self.lost_on is not None:
             raise RuleViolated(f"active member {self.id} was lost already on {self.lost_on.isoformat()}",
                                rule="already_lost", lost_on=self.lost_on.isoformat())
         self._check_date(lost_on, stamp, "lost_on")
+        # Not before what was recorded of them since (found by a review: lost in April, then
+        # trained in June and appointed in July).
+        check_effective_date(lost_on, stamp, earliest=self.latest_on, earliest_rule="lost_before_last_record",
+                             field_name="lost_on")
         self._lost(lost_on=lost_on, reason=why.value, roles=sorted(self.roles), **stamp.event_fields())
 
     def lose_by_departure(self, *, departed_on: date, stamp: Stamp) -> bool:

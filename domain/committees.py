@@ -104,6 +104,11 @@ class ManagementCommittee(Aggregate):
         self.site_id = site_id
         self.established_on = established_on
         self.members: dict[str, dict[str, Any]] = {m["member_id"]: dict(m) for m in members}
+        # Who sat on which day, for minutes recorded late (found by a review: attendance and the
+        # quorum were judged by today's members): members who left, with the day, and each
+        # member's spells away from the district [vacated_on, resumed_on or None].
+        self.former: dict[str, dict[str, Any]] = {}
+        self.away: dict[str, list[list[str | None]]] = {}
         self.meetings: dict[str, dict[str, Any]] = {}
         self.actions: dict[str, dict[str, Any]] = {}
         self.months_missed: list[str] = []  # YYYY-MM recorded by the sweep without minutes since
@@ -128,7 +133,14 @@ class ManagementCommittee(Aggregate):
     def remove_member(self, *, member_id: str, reason: str, left_on: date, stamp: Stamp) -> None:
         if member_id not in self.members:
             raise InvalidValue("member_id", f"no member {member_id} on this committee", rule="unknown_member")
-        check_effective_date(left_on, stamp, field_name="left_on")
+        # Not before they joined, nor before a meeting they attended (found by a review).
+        joined_on = self.members[member_id].get("joined_on") or self.established_on.isoformat()
+        attended = max((m["minutes"]["held_on"] for m in self.meetings.values()
+                        if m["minutes"] is not None and member_id in m["minutes"]["attendees"]), default="")
+        earliest, rule = ((attended, "left_before_meeting_attended") if attended > joined_on
+                          else (joined_on, "left_before_joining"))
+        check_effective_date(left_on, stamp, earliest=date.fromisoformat(earliest), earliest_rule=rule,
+                             field_name="left_on")
         self._member_removed(member_id=member_id, reason=reason, left_on=left_on, **stamp.event_fields())
 
     # -- seats left vacant by a departure from the district ------------------
@@ -159,6 +171,7 @@ class ManagementCommittee(Aggregate):
         member no longer counts towards the quorum."""
         self.members[member_id] = {**self.members[member_id], "status": "vacant",
                                    "vacated_on": vacated_on.isoformat(), "vacated_reason": reason}
+        self.away[member_id] = [*self.away.get(member_id, []), [vacated_on.isoformat(), None]]
 
     def resume_seat(self, *, member_id: str, resumed_on: date, stamp: Stamp) -> bool:
         """The member came back to the district and takes their seat again. Returns
@@ -178,13 +191,28 @@ class ManagementCommittee(Aggregate):
         towards the quorum again."""
         member = {k: v for k, v in self.members[member_id].items() if k not in ("vacated_on", "vacated_reason")}
         self.members[member_id] = {**member, "status": "active"}
+        spells = self.away.get(member_id) or [[resumed_on.isoformat(), None]]
+        self.away[member_id] = [*spells[:-1], [spells[-1][0], resumed_on.isoformat()]]
 
     @event("MemberRemoved")
     def _member_removed(
         self, *, member_id: str, reason: str, left_on: date, actor_id: str, actor_role: str, recorded_at: datetime
     ) -> None:
         """A member left the committee on left_on, for the reason given."""
-        self.members.pop(member_id, None)
+        member = self.members.pop(member_id, None)
+        if member is not None:
+            self.former[member_id] = {**member, "left_on": left_on.isoformat()}
+
+    def sitting_on(self, day: date) -> set[str]:
+        """The members who sat on the committee on ``day``: joined by then, not yet left,
+        and not away from the district that day."""
+        when = day.isoformat()
+        sitting = set()
+        for member_id, member in [*self.members.items(), *self.former.items()]:
+            joined_on = member.get("joined_on") or self.established_on.isoformat()
+            if joined_on <= when < member.get("left_on", "9999-12-31") and not self._away_on(member_id, day):
+                sitting.add(member_id)
+        return sitting
 
     # -- meetings -----------------------------------------------------------
     def schedule_meeting(self, *, scheduled_on: date, agenda: list[dict[str, Any]], stamp: Stamp) -> str:
@@ -236,6 +264,10 @@ class ManagementCommittee(Aggregate):
         self.meetings[meeting_id] = {**meeting, "agenda": [*meeting["agenda"], *items],
                                      "added_items": [*meeting.get("added_items", []), *(i["item_id"] for i in items)]}
 
+    def _away_on(self, member_id: str, day: date) -> bool:
+        when = day.isoformat()
+        return any(str(start) <= when and (end is None or when < end) for start, end in self.away.get(member_id, []))
+
     def quorum(self) -> int:
         """More than half of the members whose seats are not vacant."""
         return len(self.active_members()) // 2 + 1
@@ -258,17 +290,23 @@ class ManagementCommittee(Aggregate):
         if meeting["minutes"] is not None:
             raise RuleViolated("this meeting's minutes are already recorded", rule="minutes_recorded")
         check_effective_date(held_on, stamp, field_name="held_on")
-        unknown = sorted(set(attendees) - set(self.members))
+        unknown = sorted(set(attendees) - set(self.members) - set(self.former))
         if unknown:
             raise InvalidValue("attendees", f"not members of this committee: {', '.join(unknown)}",
                                rule="unknown_member")
-        active = self.active_members()
-        gone = sorted(set(attendees) - active)
-        if gone:
-            raise InvalidValue("attendees", f"these members' seats are vacant (they left the district): "
-                               f"{', '.join(gone)}", rule="member_departed")
+        # Judged on the day the meeting was held, not today (found by a review).
+        active = self.sitting_on(held_on)
+        away = sorted(m for m in set(attendees) - active if self._away_on(m, held_on))
+        if away:
+            raise InvalidValue("attendees", f"these members' seats were vacant on {held_on.isoformat()} (they had "
+                               f"left the district): {', '.join(away)}", rule="member_departed", members=away)
+        absent = sorted(set(attendees) - active)
+        if absent:
+            raise InvalidValue("attendees", f"these were not members of the committee on {held_on.isoformat()} "
+                               f"(they joined later or had left): {', '.join(absent)}", rule="not_a_member_then",
+                               members=absent)
         present = len(set(attendees))
-        quorum = self.quorum()
+        quorum = len(active) // 2 + 1
         has_quorum = present >= quorum
         if decisions and not has_quorum:
             raise RuleViolated(
@@ -291,7 +329,7 @@ class ManagementCommittee(Aggregate):
             decided.append({**item, "decision": decision["decision"]})
             for k, action in enumerate(decision.get("actions") or []):
                 field = f"decisions.{n}.actions.{k}"
-                if action["owner"] not in active:
+                if action["owner"] not in active or action["owner"] not in self.members:
                     raise InvalidValue(f"{field}.owner", f"{action['owner']} is not a sitting member of this "
                                        "committee", rule="action_owner_not_member")
                 if action["due_on"] < held_on:

@@ -115,7 +115,8 @@ class HousingSite(Aggregate):
     # move recorded late is checked against the beds taken on its own date. Version 4 keeps
     # the beds the site had from each date on, so that such a move counts the beds of its days,
     # and the operator record that runs it, so that the site as of a date names that record.
-    class_version = 4
+    # Version 5 keeps the day its operator last changed: no other can take it over before then.
+    class_version = 5
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -141,6 +142,12 @@ class HousingSite(Aggregate):
         state["capacity_from"] = [["", state["capacity"]]]
         state["operator_id"] = None
         state["operators_before"] = []
+
+    @staticmethod
+    def upcast_v4_v5(state: dict[str, Any]) -> None:
+        """A snapshot of version 4 did not keep the day its operator last changed: a take-over
+        is checked against changes after the snapshot only."""
+        state["operator_since"] = ""
 
     @classmethod
     def register(
@@ -209,6 +216,7 @@ class HousingSite(Aggregate):
         # [type, name, record id (hex) or None] of the operators before the current one, latest last:
         # when the current one lets the site go, the one before runs it again.
         self.operators_before: list[list[Any]] = []
+        self.operator_since = ""  # the day (ISO) the current operator took over or the last let go
         self.capacity = capacity
         # [first day (ISO; "" for always), beds] in date order: the beds the site had from each
         # date on, so that a move recorded late is checked against the beds of its own days.
@@ -258,6 +266,20 @@ class HousingSite(Aggregate):
                 f"housing site {self.id} is closed",
                 rule="site_closed",
                 site_id=str(self.id),
+            )
+
+    def check_open_on(self, day: date, field_name: str) -> None:
+        """Refuse what happened at the site after the day it closed (found by a review: work
+        dated after a closure was recorded as if the site still ran); late records of days
+        before it are taken."""
+        if self.closed_on is not None and day > self.closed_on:
+            raise RuleViolated(
+                f"housing site {self.id} closed on {self.closed_on.isoformat()}: nothing happens there on "
+                f"{day.isoformat()}",
+                rule="site_closed",
+                site_id=str(self.id),
+                closed_on=self.closed_on.isoformat(),
+                field=field_name,
             )
 
     # -- commands -----------------------------------------------------------
@@ -331,11 +353,16 @@ class HousingSite(Aggregate):
         self.capacity_from = [*(c for c in self.capacity_from if c[0] < day), [day, capacity]]
 
     def change_operator(self, *, operator_type: str, operator_name: str, changed_on: date, stamp: Stamp,
-                        operator_id: UUID | None = None) -> None:
+                        operator_id: UUID | None = None, field_name: str = "changed_on") -> None:
         """An operator record took the site over: the site names it from ``changed_on`` (found by a
         review: the site went on naming the operator it was registered with)."""
         if (operator_type, operator_name, operator_id) == (self.operator_type, self.operator_name, self.operator_id):
             return
+        # Not before the last change (found by a review: a second operator took a site over for
+        # months another had run it, and both ran it then).
+        check_effective_date(changed_on, stamp,
+                             earliest=date.fromisoformat(self.operator_since) if self.operator_since else None,
+                             earliest_rule="operator_change_before_latest", field_name=field_name)
         self._operator_changed(operator_type=operator_type, operator_name=operator_name, changed_on=changed_on,
                                operator_id=operator_id, returned=False, **stamp.event_fields())
 
@@ -384,6 +411,7 @@ class HousingSite(Aggregate):
         self.operator_type = operator_type
         self.operator_name = operator_name
         self.operator_id = operator_id
+        self.operator_since = max(self.operator_since, changed_on.isoformat())
 
     def change_facilities(self, facilities: Iterable[str], stamp: Stamp) -> None:
         self.check_open()
@@ -616,7 +644,9 @@ class HousingSite(Aggregate):
         members = {k: v for k, v in self.community["members"].items() if k not in left}
         members.update({m["member_id"]: dict(m) for m in joined})
         self.community = {**self.community, "members": members,
-                          "next_member": int(self.community["next_member"]) + len(joined)}
+                          "next_member": int(self.community["next_member"]) + len(joined),
+                          "members_changed_on": max(str(self.community.get("members_changed_on") or ""),
+                                                    changed_on.isoformat())}
 
     def end_term(self, *, ended_on: date, stamp: Stamp) -> None:
         check_effective_date(ended_on, stamp, field_name="ended_on")
@@ -625,6 +655,10 @@ class HousingSite(Aggregate):
         if ended_on < date.fromisoformat(self.community["elected_on"]):
             raise RuleViolated("a term cannot end before its election", rule="term_ended_before_election",
                                earliest=self.community["elected_on"])
+        changed = self.community.get("members_changed_on")
+        if changed and ended_on.isoformat() < changed:  # found by a review: a change to a term already over
+            raise RuleViolated(f"the committee's members changed on {changed}: its term cannot end before",
+                               rule="term_ended_before_members_changed", earliest=changed, field="ended_on")
         self._term_ended(ended_on=ended_on, **stamp.event_fields())
 
     @event("TermEnded")

@@ -395,6 +395,14 @@ class SubsidyApplication(Aggregate):
         if target_due <= stamp.today:
             raise InvalidValue("target_due", f"target_due {target_due.isoformat()} is not after today "
                                f"({stamp.today.isoformat()})", rule="target_due_not_after_today")
+        # A reward holds the budget of its program's fiscal year (the calendar year), carried over at
+        # most into the next one, so it is verified or lapses by then (found by a review: a deadline
+        # in 9999 held the budget for good).
+        latest = date(self.fiscal_year + 1, 12, 31)
+        if target_due > latest:
+            raise InvalidValue("target_due", f"target_due {target_due.isoformat()} is after {latest.isoformat()}: "
+                               f"the budget of fiscal year {self.fiscal_year} is carried over one year at most",
+                               rule="target_due_after_carry_over", latest=latest.isoformat())
 
     def lapses_by(self, day: date) -> bool:
         """A reward in lieu approved with a deadline, not verified, and past the deadline

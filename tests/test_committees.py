@@ -125,6 +125,13 @@ def test_members_join_and_leave(supervisor: Api) -> None:
     assert removed.status_code == 200
     doc = supervisor.get(f"/committees/{committee['id']}").json()
     assert [m["name"] for m in doc["members"]] == ["Wang"]
+    # Found by a review: a member added took effect on the day it was recorded, not joined_on.
+    history = supervisor.get(f"/committees/{committee['id']}/history").json()["items"]
+    assert [(e["event"], e["effective_date"]) for e in history][1:] == [
+        ("ManagementCommittee.MemberAdded", "2026-02-01"), ("ManagementCommittee.MemberRemoved", "2026-10-01")]
+    early = supervisor.post(f"/committees/{committee['id']}/member-removals", {
+        "member_id": doc["members"][0]["member_id"], "reason": "x", "left_on": "2026-01-01"})
+    assert early.status_code == 409 and early.json()["rule"] == "left_before_joining"
 
 
 def test_bad_committee_input_is_refused(supervisor: Api, caseworker: Api, stored: Any) -> None:

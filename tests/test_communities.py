@@ -171,6 +171,27 @@ def test_the_pipeline_shows_each_site_by_stage_with_what_it_lacks(caseworker: Ap
     assert {s["id"] for s in small} == {unassessed["id"], stale["id"]}
 
 
+def test_people_named_by_resident_id_must_be_on_the_register(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: a preparatory group and a change of members took resident ids nobody
+    holds; an election already checked them."""
+    nobody = "00000000-0000-0000-0000-000000000001"
+    site = new_site(supervisor)
+    assess(caseworker, site["id"], assessed_on="2026-11-01")
+    snapshot = stored()
+    unknown = supervisor.post(f"/sites/{site['id']}/preparation", {
+        "approved_on": "2026-11-10", "group": [{"name": "Chen"}, {"name": "X", "resident_id": nobody}]})
+    assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "group.1.resident_id", unknown.text
+    assert snapshot.unchanged()
+    assert supervisor.post(f"/sites/{site['id']}/preparation", {"approved_on": "2026-11-10"}).status_code == 200
+    assert supervisor.post(f"/sites/{site['id']}/elections", {"held_on": "2026-11-20", "seats": 5,
+                                                              "candidates": candidates(5)}).status_code == 200
+    snapshot = stored()
+    joined = supervisor.post(f"/sites/{site['id']}/community-members", {
+        "changed_on": "2026-11-21", "joined": [{"name": "X", "resident_id": nobody}], "left": [], "reason": "x"})
+    assert joined.status_code == 422 and joined.json()["errors"][0]["field"] == "joined.0.resident_id", joined.text
+    assert snapshot.unchanged()
+
+
 def test_a_name_only_member_is_sealed_everywhere_and_erased_with_the_resident_it_names(
         caseworker: Api, supervisor: Api, as_role: Any, services: Services) -> None:
     """Found by a review: a preparation group's or an election's people known by name only (no

@@ -287,6 +287,55 @@ def test_sanitation_inspections_of_a_site_show_their_trend_across_operators(
     assert_problem(not_run, 409, rule="site_not_run_by_operator")
 
 
+def test_no_second_operator_runs_a_site_on_days_another_ran_it(supervisor: Api, stored: Any) -> None:
+    """Found by a review: a second operator took a site over dated before the first let it go,
+    and both ran it on the same days."""
+    site = a_site(supervisor)
+    first, second = register(supervisor), register(supervisor)
+    done(assign(supervisor, first, site, "2026-03-01"))
+    done(supervisor.post(f"/operators/{first}/site-releases",
+                         {"site_id": site, "released_on": "2026-06-01", "reason": "lease ended"}))
+    snapshot = stored()
+    overlapping = assign(supervisor, second, site, "2026-01-01")
+    assert_problem(overlapping, 409, rule="operator_change_before_latest")
+    assert overlapping.json()["field"] == "assigned_on" and overlapping.json()["earliest"] == "2026-06-01"
+    assert snapshot.unchanged()
+    done(assign(supervisor, second, site, "2026-06-01"))
+
+
+def test_a_closed_site_takes_no_new_work_and_nothing_dated_after_its_closure(
+    supervisor: Api, caseworker: Api, stored: Any
+) -> None:
+    """Found by a review: a closed site took new active members and committees, and an
+    inspection or a partner's contribution dated after the closure."""
+    site = a_site(supervisor)
+    operator = register(supervisor)
+    done(assign(supervisor, operator, site, "2026-01-01"))
+    pairing = created(supervisor.post("/pairings", {"site_id": site, "partner_type": "enterprise",
+                                                    "partner_name": unique("Shenzhou"), "agreed_on": "2026-03-01"}))
+    resident = created(caseworker.post("/residents", resident_body()))
+    done(supervisor.post(f"/sites/{site}/closure", {"closed_on": "2026-10-01", "reason": "demolished"}))
+    snapshot = stored()
+    refusals = [
+        caseworker.post("/active-members", {"resident_id": resident, "site_id": site, "identified_on": "2026-09-01"}),
+        supervisor.post("/committees", {"name": unique("Committee"), "site_id": site, "established_on": "2026-09-01",
+                                        "members": [{"name": "Wang"}]}),
+        caseworker.post(f"/pairings/{pairing}/contributions",
+                        {"delivered_on": "2026-10-06", "kind": "labour", "description": "drains"}),
+        caseworker.post(f"/operators/{operator}/inspections",
+                        {"site_id": site, "inspected_on": "2026-10-07", "score": 70}),
+    ]
+    for refused in refusals:
+        assert_problem(refused, 409, rule="site_closed")
+    assert [r.json().get("field") for r in refusals[2:]] == ["delivered_on", "inspected_on"]
+    assert snapshot.unchanged()
+    # What happened before the closure, recorded late, is taken.
+    done(caseworker.post(f"/pairings/{pairing}/contributions",
+                         {"delivered_on": "2026-09-30", "kind": "labour", "description": "drains"}))
+    done(caseworker.post(f"/operators/{operator}/inspections",
+                         {"site_id": site, "inspected_on": "2026-10-01", "score": 70}))
+
+
 def test_support_per_bed_and_per_resident_by_operator_type(supervisor: Api, caseworker: Api, as_role: Any,
                                                            services: Services) -> None:
     area = unique_area("Support")

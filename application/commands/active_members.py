@@ -51,7 +51,9 @@ class ActiveMemberCommands(OfficeApplication):
                 raise already_identified(existing.id)
             where_site, where = site_id, code
             if site_id is not None:
-                where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
+                site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
+                site.check_open()  # found by a review: a closed site took new active members
+                where = site.area
             elif code is None:
                 where_site, where = resident.site_id, resident.area
             assert where is not None

@@ -25,7 +25,9 @@ class CommitteeCommands(OfficeApplication):
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             residents = self._member_residents(members, "members")
             if site_id is not None:
-                where = self.load_in_scope(HousingSite, site_id, field_name="site_id").area
+                site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
+                site.check_open()  # found by a review: a closed site took a new committee
+                where = site.area
             elif area:
                 where = self.place(area)
             else:

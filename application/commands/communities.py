@@ -38,9 +38,18 @@ class CommunityCommands(ResidencyCommands):
         self, site_id: UUID, *, approved_on: date, group: list[dict[str, Any]], note: str | None, stamp: Stamp,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._site_command(
-            site_id, lambda s: s.approve_preparation(approved_on=approved_on, group=group, note=note, stamp=stamp),
-            expected_version, idempotency)
+        def act(site: HousingSite) -> None:
+            self._check_residents(group, "group")  # found by a review: a group of unknown residents was taken
+            site.approve_preparation(approved_on=approved_on, group=group, note=note, stamp=stamp)
+
+        return self._site_command(site_id, act, expected_version, idempotency)
+
+    def _check_residents(self, people: list[dict[str, Any]], field_name: str) -> None:
+        """Every resident a list of people names is on the register, in the caller's scope."""
+        for n, person in enumerate(people):
+            if person.get("resident_id") is not None:
+                self.load_in_scope(Resident, UUID(str(person["resident_id"])),
+                                   field_name=f"{field_name}.{n}.resident_id")
 
     def hold_election(
         self, site_id: UUID, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,
@@ -49,10 +58,7 @@ class CommunityCommands(ResidencyCommands):
         result: dict[str, Any] = {}
 
         def act(site: HousingSite) -> None:
-            for n, candidate in enumerate(candidates):
-                if candidate.get("resident_id") is not None:
-                    self.load_in_scope(Resident, UUID(str(candidate["resident_id"])),
-                                       field_name=f"candidates.{n}.resident_id")
+            self._check_residents(candidates, "candidates")
             elected = site.hold_election(held_on=held_on, seats=seats, candidates=candidates, ballots=ballots,
                                          stamp=stamp)
             result["elected"] = [m["member_id"] for m in elected]
@@ -66,6 +72,7 @@ class CommunityCommands(ResidencyCommands):
         result: dict[str, Any] = {}
 
         def act(site: HousingSite) -> None:
+            self._check_residents(joined, "joined")
             result["joined"] = site.change_community_members(changed_on=changed_on, joined=joined, left=left,
                                                              reason=reason, stamp=stamp)
 

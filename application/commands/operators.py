@@ -63,7 +63,8 @@ class OperatorCommands(OfficeApplication):
             claim = operator.assign_site(self._site_claim(site_id), site_id=site_id, site_area=site.area,
                                          assigned_on=assigned_on, stamp=stamp)
             site.change_operator(operator_type=operator.operator_type, operator_name=operator.name,
-                                 changed_on=assigned_on, stamp=stamp, operator_id=operator.id)
+                                 changed_on=assigned_on, stamp=stamp, operator_id=operator.id,
+                                 field_name="assigned_on")
             return [claim, site]
 
         return self._operator_command(operator_id, act, expected_version, idempotency)
@@ -115,10 +116,12 @@ class OperatorCommands(OfficeApplication):
     def record_sanitation_inspection(self, operator_id: UUID, *, site_id: UUID, inspected_on: date, score: int,
                                      findings: str, stamp: Stamp, expected_version: int | None = None,
                                      idempotency: IdempotencyClaim | None = None) -> CommandResult:
-        return self._operator_command(
-            operator_id, lambda o: o.record_inspection(site_id=site_id, inspected_on=inspected_on, score=score,
-                                                       findings=findings, stamp=stamp),
-            expected_version, idempotency)
+        def act(operator: Operator) -> None:
+            operator.record_inspection(site_id=site_id, inspected_on=inspected_on, score=score, findings=findings,
+                                       stamp=stamp)
+            self.load(HousingSite, site_id, field_name="site_id").check_open_on(inspected_on, "inspected_on")
+
+        return self._operator_command(operator_id, act, expected_version, idempotency)
 
     def change_operator_contact(self, operator_id: UUID, *, contact: str, changed_on: date, stamp: Stamp,
                                 expected_version: int | None = None,
@@ -189,9 +192,12 @@ class OperatorCommands(OfficeApplication):
     def record_contribution(self, pairing_id: UUID, *, delivered_on: date, kind: str, description: str,
                             value_yuan: str | None, stamp: Stamp, expected_version: int | None = None,
                             idempotency: IdempotencyClaim | None = None) -> CommandResult:
-        return self._pairing_command(
-            pairing_id, lambda p: p.deliver(delivered_on=delivered_on, kind=kind, description=description,
-                                            value_yuan=value_yuan, stamp=stamp), expected_version, idempotency)
+        def act(pairing: Pairing) -> None:
+            pairing.deliver(delivered_on=delivered_on, kind=kind, description=description, value_yuan=value_yuan,
+                            stamp=stamp)
+            self.load(HousingSite, pairing.site_id, field_name="site_id").check_open_on(delivered_on, "delivered_on")
+
+        return self._pairing_command(pairing_id, act, expected_version, idempotency)
 
     def end_pairing(self, pairing_id: UUID, *, ended_on: date, reason: str, stamp: Stamp,
                     expected_version: int | None = None, idempotency: IdempotencyClaim | None = None) -> CommandResult:

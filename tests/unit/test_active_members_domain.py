@@ -205,3 +205,28 @@ def test_a_version_4_resident_reads_with_no_dependants() -> None:
     state: dict[str, object] = {}
     Resident.upcast_v4_v5(state)
     assert state == {"dependants": {}}
+
+
+def test_a_loss_is_not_dated_before_what_was_recorded_since_nor_given_as_a_departure_by_staff() -> None:
+    """Found by a review: a member lost in April was trained in June and appointed in July,
+    and staff recorded `departed` for a resident still living in the district."""
+    member = a_member()
+    member.record_training(course="mediation", trained_on=date(2026, 6, 1), stamp=STAMP)
+    member.appoint(role="group_leader", appointed_on=date(2026, 7, 1), stamp=STAMP)
+    with pytest.raises(RuleViolated) as early:
+        member.lose(lost_on=date(2026, 4, 1), reason="resigned", stamp=STAMP)
+    assert rule(early) == "lost_before_last_record" and early.value.details["earliest"] == "2026-07-01"
+    with pytest.raises(InvalidValue) as departed:
+        member.lose(lost_on=date(2026, 8, 1), reason="departed", stamp=STAMP)
+    assert rule(departed) == "loss_reason_departed" and departed.value.field == "reason"
+    member.lose(lost_on=date(2026, 7, 1), reason="resigned", stamp=STAMP)
+
+
+def test_an_identification_is_not_dated_on_a_day_the_resident_was_away() -> None:
+    resident = a_resident()
+    resident.depart(effective_date=date(2026, 11, 1), reason="went home", stamp=STAMP)
+    resident.return_to_district(area="xinqiao", effective_date=date(2026, 11, 10), stamp=STAMP)
+    with pytest.raises(RuleViolated) as away:
+        ActiveMember.identify(resident=resident, site_id=None, area="x", identified_on=date(2026, 11, 5), stamp=STAMP)
+    assert rule(away) == "identified_before_arrival"
+    ActiveMember.identify(resident=resident, site_id=None, area="x", identified_on=date(2026, 11, 10), stamp=STAMP)

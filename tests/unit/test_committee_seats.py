@@ -117,3 +117,72 @@ def test_a_committee_established_long_ago_looks_back_one_year() -> None:
     old = ManagementCommittee.establish(name="Old", area="xinqiao", site_id=None, members=[{"name": "W"}],
                                         established_on=date(2006, 7, 15), stamp=STAMP)
     assert len(old.record_missed_months(date(2026, 11, 25), STAMP)) == 12
+
+
+def test_minutes_are_judged_by_the_members_of_the_day_the_meeting_was_held() -> None:
+    """Found by a review: minutes recorded late were checked against today's members, so a
+    member who departed since could not be listed, one who joined since could, and the quorum
+    was today's."""
+    committee = a_committee(3)
+    first, second, third = list(committee.members)
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 9, 5), agenda=[{"title": "t"}], stamp=STAMP)
+    late = committee.add_member(member={"name": "Late"}, joined_on=date(2026, 10, 1), stamp=STAMP)
+    committee.vacate_seat(member_id=first, vacated_on=date(2026, 11, 1), reason="departed the district",
+                          stamp=STAMP)
+    with pytest.raises(InvalidValue) as not_yet:
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 9, 5), attendees=[late, second],
+                                 decisions=[], stamp=STAMP)
+    assert not_yet.value.rule == "not_a_member_then" and not_yet.value.field == "attendees"
+    assert not_yet.value.details["members"] == [late]
+    # Three sat that day (the quorum two); the departed member's seat was not vacant yet.
+    committee.record_minutes(meeting_id=meeting, held_on=date(2026, 9, 5), attendees=[first, second],
+                             decisions=[{"item_id": "1", "decision": "x"}], stamp=STAMP)
+    assert committee.meetings[meeting]["minutes"]["quorum"] is True
+    assert committee.sitting_on(date(2026, 9, 5)) == {first, second, third}
+    assert committee.sitting_on(date(2026, 11, 5)) == {second, third, late}
+
+
+def test_a_member_away_on_the_day_or_removed_before_it_did_not_sit_that_day() -> None:
+    committee = a_committee(3)
+    first, second, third = list(committee.members)
+    committee.vacate_seat(member_id=first, vacated_on=date(2026, 5, 1), reason="away", stamp=STAMP)
+    committee.resume_seat(member_id=first, resumed_on=date(2026, 7, 1), stamp=STAMP)
+    committee.remove_member(member_id=third, reason="moved on", left_on=date(2026, 6, 1), stamp=STAMP)
+    assert committee.sitting_on(date(2026, 4, 30)) == {first, second, third}
+    assert committee.sitting_on(date(2026, 6, 15)) == {second}
+    assert committee.sitting_on(date(2026, 7, 1)) == {first, second}
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 6, 15), agenda=[{"title": "t"}], stamp=STAMP)
+    with pytest.raises(InvalidValue) as away:
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 6, 15), attendees=[first, second],
+                                 decisions=[], stamp=STAMP)
+    assert away.value.rule == "member_departed"
+    with pytest.raises(InvalidValue) as gone:
+        committee.record_minutes(meeting_id=meeting, held_on=date(2026, 6, 15), attendees=[third, second],
+                                 decisions=[], stamp=STAMP)
+    assert gone.value.rule == "not_a_member_then"
+
+
+def test_a_member_is_not_removed_before_joining_nor_before_a_meeting_they_attended() -> None:
+    committee = a_committee(2)
+    first = next(iter(committee.members))
+    late = committee.add_member(member={"name": "Late"}, joined_on=date(2026, 10, 1), stamp=STAMP)
+    with pytest.raises(RuleViolated) as before_joining:
+        committee.remove_member(member_id=late, reason="left", left_on=date(2026, 9, 1), stamp=STAMP)
+    assert before_joining.value.rule == "left_before_joining"
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 10, 5), agenda=[{"title": "t"}], stamp=STAMP)
+    committee.record_minutes(meeting_id=meeting, held_on=date(2026, 10, 5), attendees=[first, late], decisions=[],
+                             stamp=STAMP)
+    with pytest.raises(RuleViolated) as before_meeting:
+        committee.remove_member(member_id=first, reason="left", left_on=date(2026, 10, 4), stamp=STAMP)
+    assert before_meeting.value.rule == "left_before_meeting_attended"
+    assert before_meeting.value.details["earliest"] == "2026-10-05"
+    committee.remove_member(member_id=first, reason="left", left_on=date(2026, 10, 5), stamp=STAMP)
+
+
+def test_a_member_added_takes_effect_on_the_day_they_joined() -> None:
+    """Found by a review: the published event's effectivedate was the day it was recorded."""
+    from application.events import EventCatalogue
+
+    added = EventCatalogue.of_domain().by_name["ManagementCommittee.MemberAdded"]
+    assert added.effective_date({"member": {"name": "x", "joined_on": "2026-02-01"}}) == "2026-02-01"
+    assert added.effective_date({"member": None}) is None

@@ -1,6 +1,7 @@
 """A site's way to a community (成熟一个发展一个), checked on the aggregate alone."""
 
 from datetime import UTC, date, datetime
+from uuid import uuid4
 
 import pytest
 
@@ -109,3 +110,46 @@ def test_members_change_and_a_term_ends_before_the_next_election() -> None:
     site.hold_election(held_on=date(2026, 11, 20), seats=5, candidates=candidates([5, 4, 3, 2, 1]), ballots=None,
                        stamp=STAMP)
     assert site.stage == "community"
+
+
+def test_a_term_does_not_end_before_the_last_change_of_its_members() -> None:
+    """Found by a review: a term ended before a change made during it, so the history showed a
+    change to the old committee after its successor was elected."""
+    site = a_site()
+    assess(site, date(2026, 1, 10))
+    site.approve_preparation(approved_on=date(2026, 2, 1), group=[], note=None, stamp=STAMP)
+    site.hold_election(held_on=date(2026, 3, 1), seats=5, candidates=candidates([9, 8, 7, 6, 5]), ballots=None,
+                       stamp=STAMP)
+    site.change_community_members(changed_on=date(2026, 3, 5), joined=[{"name": "New"}], left=[], reason="x",
+                                  stamp=STAMP)
+    with pytest.raises(RuleViolated) as early:
+        site.end_term(ended_on=date(2026, 3, 2), stamp=STAMP)
+    assert early.value.rule == "term_ended_before_members_changed" and early.value.details["earliest"] == "2026-03-05"
+    site.end_term(ended_on=date(2026, 3, 5), stamp=STAMP)
+
+
+def test_no_operator_takes_a_site_over_before_its_last_change_of_operator() -> None:
+    """Found by a review: a second operator took a site over dated months before the first let
+    it go, so two records ran it on the same days."""
+    site = a_site()
+    first, second = uuid4(), uuid4()
+    site.change_operator(operator_type="employer", operator_name="A", changed_on=date(2026, 3, 1), stamp=STAMP,
+                         operator_id=first, field_name="assigned_on")
+    site.return_to_previous_operator(operator_id=first, released_on=date(2026, 6, 1), stamp=STAMP)
+    with pytest.raises(RuleViolated) as early:
+        site.change_operator(operator_type="employer", operator_name="B", changed_on=date(2026, 1, 1), stamp=STAMP,
+                             operator_id=second, field_name="assigned_on")
+    assert early.value.rule == "operator_change_before_latest"
+    assert early.value.details["field"] == "assigned_on" and early.value.details["earliest"] == "2026-06-01"
+    site.change_operator(operator_type="employer", operator_name="B", changed_on=date(2026, 6, 1), stamp=STAMP,
+                         operator_id=second)
+    assert site.operator_id == second
+
+
+def test_a_closed_site_refuses_what_happens_after_its_closure_and_takes_late_records_of_before() -> None:
+    site = a_site()
+    site.close(closed_on=date(2026, 10, 1), reason="lease ended", stamp=STAMP)
+    site.check_open_on(date(2026, 10, 1), "inspected_on")
+    with pytest.raises(RuleViolated) as after:
+        site.check_open_on(date(2026, 10, 2), "inspected_on")
+    assert after.value.rule == "site_closed" and after.value.details["field"] == "inspected_on"

@@ -260,6 +260,9 @@ def test_a_reward_in_lieu_takes_effect_only_with_a_target_and_a_deadline_after_t
         ({"target": "canteen open"}, "target_due", "reward_target_required"),
         ({"target": " ", "target_due": date(2027, 3, 1)}, "target", "reward_target_required"),
         ({"target": "canteen open", "target_due": TODAY}, "target_due", "target_due_not_after_today"),
+        # found by a review: a deadline in 9999 held the budget for good; a fiscal-2026 budget is
+        # carried over into 2027 at most
+        ({"target": "canteen open", "target_due": date(2028, 1, 1)}, "target_due", "target_due_after_carry_over"),
     ):
         error = refused(InvalidValue, lambda kwargs=kwargs: application.approve(  # type: ignore[misc]
             program, note=None, stamp=SUPERVISOR, **kwargs))
