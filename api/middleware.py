@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from starlette.routing import Mount
+
 log = logging.getLogger("liudong.access")
 
 Scope = MutableMapping[str, Any]
@@ -44,6 +46,7 @@ SECURITY_HEADERS = [
 # application's pages), which is kept.
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 CONTROL = re.compile(rb"[\x00-\x1f\x7f]")
+CACHEABLE = ("/static/", "/docs/assets/")  # the pages' own scripts and styles, the same for everyone
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -138,11 +141,33 @@ REFUSED_SESSION = "refused_session"
 
 
 def _session_cookie(cookies: bytes) -> bytes | None:
+    """The session the web application reads: Starlette's cookie parser keeps the last of two
+    cookies of one name, so the bucket does too (found by a review: a made-up cookie before the
+    real one gave the session a fresh bucket on every request)."""
+    found = None
     for part in cookies.split(b";"):
         name, _, value = part.strip().partition(b"=")
-        if name == b"liudong_session" and value:
-            return b"session:" + value
-    return None
+        if name.strip() == b"liudong_session":
+            found = (b"session:" + value.strip()) if value.strip() else None
+    return found
+
+
+# Headers a request may carry once: with two, the bucket and the authenticator could each read
+# another one (found by a review: a second, made-up Authorization header escaped the rate limit).
+SINGLE_HEADERS = (b"authorization", b"cookie")
+
+
+def _logged_path(scope: Scope) -> str:
+    """The request's path as its route names it, its values not written (found by a review: a
+    path holding a name and a phone number went into the log as typed)."""
+    path = str(scope.get("path", ""))
+    if path.startswith(CACHEABLE):
+        return path
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if route is None or isinstance(route, Mount) or not isinstance(template, str):
+        return "(no route)"
+    return template
 
 
 def is_web_path(path: str) -> bool:
@@ -179,6 +204,10 @@ class Guard:
                 headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
                 if API_CSP[0] not in present:
                     headers.append(API_CSP)
+                if b"cache-control" not in present and not path.startswith(CACHEABLE):
+                    # Answers carry personal data more often than not: no cache keeps them (found by
+                    # a review: lists of residents and operators' contacts had no header).
+                    headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)
 
@@ -209,11 +238,16 @@ class Guard:
             if refused and self.refused is not None:
                 self.refused.take(_address(scope))
             if self.access_log:
-                log.info("%s %s %d %.1f ms", scope.get("method"), path, status_seen,
+                log.info("%s %s %d %.1f ms", scope.get("method"), _logged_path(scope), status_seen,
                          (time.perf_counter() - started) * 1000)
 
     def _refuse(self, scope: Scope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
-        headers = dict(scope.get("headers", []))
+        raw = scope.get("headers", [])
+        headers = dict(raw)
+        for name in SINGLE_HEADERS:
+            if name in headers and sum(1 for k, _ in raw if k == name) > 1:
+                field = name.decode().title()
+                return problem(400, "Bad request", f"send one {field} header", "header_repeated", field=field)
         method = scope.get("method", "GET")
         length = headers.get(b"content-length")
         limit = self._limit(scope)

@@ -80,8 +80,8 @@ def list_keys(pool: ConnectionPool[Any], user_id: str | None = None,
     if user_id:
         where.append("user_id = %s")
         params.append(user_id)
-    if within is not None:
-        where.append("cardinality(areas) > 0 AND areas <@ %s::text[]")
+    if within is not None:  # an auditor's key reads every area, whatever areas it names
+        where.append("cardinality(areas) > 0 AND areas <@ %s::text[] AND role <> 'auditor'")
         params.append(within)
     with pool.connection() as conn:
         rows = conn.execute(

@@ -16,6 +16,7 @@ site write the same claim version and only one is stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -25,7 +26,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
 from domain.money import format_money, parse_money
 from domain.residents import LegalBasis
 from domain.sites import OperatorType
@@ -170,6 +171,14 @@ class Operator(Aggregate):
         if self.contact_erased_on is not None:
             raise RuleViolated(f"operator {self.id}'s contact was erased on {self.contact_erased_on}",
                                rule="already_erased")
+        # The note outlives the erasure (found by a review: it spelled out the name and phone it
+        # erased): not the contact, nor a word or a phone number of it.
+        contact = "" if self.contact == ERASED else str(self.contact or "")
+        digits = re.findall(r"\d{7,}", contact)
+        if mentions(note, [contact, *contact.split()]) or any(
+                run in "".join(c for c in note if c.isdigit()) for run in digits):
+            raise InvalidValue("note", "the note must not name the contact person or their phone number: it "
+                               "outlives the erasure", rule="note_names_the_contact")
         keys = [self.id, *self.contact_keys]
         self._contact_erased(legal_basis=basis.value, note=note, **stamp.event_fields())
         return keys

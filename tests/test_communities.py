@@ -230,6 +230,32 @@ def test_a_name_only_member_is_sealed_everywhere_and_erased_with_the_resident_it
     assert doc["preparation"]["group"][0]["role"] == "head"  # the rest stays
 
 
+def test_a_sites_notes_and_closure_reason_are_sealed_and_erased_with_a_resident_they_name(
+        caseworker: Api, supervisor: Api, as_role: Any, services: Services) -> None:
+    """Found by a review: an assessment's note naming a resident and her phone was kept in plain
+    text, outlived her erasure, and api consumers read it in the site's history."""
+    site = new_site(supervisor)
+    assert assess(caseworker, site["id"], assessed_on="2026-11-01",
+                  note="Zhao Min (13900139000) reports a leaking roof").status_code == 200
+    assert supervisor.post(f"/sites/{site['id']}/preparation", {
+        "approved_on": "2026-11-10", "note": "Zhao Min leads it"}).status_code == 200
+    with services.pool.connection() as conn:
+        rows = conn.execute(f"SELECT state FROM {EVENTS_TABLE} WHERE originator_id = %s",
+                            (UUID(site["id"]),)).fetchall()
+    assert not any(b"Zhao" in bytes(r["state"]) or b"13900139000" in bytes(r["state"]) for r in rows)
+    reasons = [e.get("reason") for e in as_role("auditor").get(f"/sites/{site['id']}/history").json()["items"]]
+    assert "Zhao Min (13900139000) reports a leaking roof" in reasons and "Zhao Min leads it" in reasons
+    consumer = [e.get("reason") for e in as_role("api_consumer").get(f"/sites/{site['id']}/history").json()["items"]]
+    assert not any(r and "Zhao" in r for r in consumer)
+    resident = caseworker.post("/residents", resident_body(name="Zhao Min")).json()["id"]
+    erased = supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                                "note": "request 2026-311"})
+    assert erased.status_code == 200, erased.text
+    assert erased.json()["texts_erased"] == 2
+    reasons = [e.get("reason") for e in as_role("auditor").get(f"/sites/{site['id']}/history").json()["items"]]
+    assert not any(r and "Zhao" in r for r in reasons)
+
+
 def test_why_members_changed_is_sealed_and_erased_with_a_resident_it_names(
         caseworker: Api, supervisor: Api, services: Services) -> None:
     """Found by a review: the reason for a change of the elected committee was stored in plain

@@ -107,6 +107,11 @@ def test_a_contact_change_is_sealed_an_erasure_destroys_every_contact_and_reads_
     assert [r["role"] for r in reads] == ["supervisor"]
     assert changed is not None and b"Wang Li" not in bytes(changed["state"])
 
+    # The note outlives the erasure: it must not spell out what it erases (found by a review).
+    for note in ("Wang Li asked for it", "caller 13900000001", "wang  li"):
+        naming = supervisor.post(f"/operators/{operator}/contact-erasure",
+                                 {"legal_basis": "data_subject_request", "note": note})
+        assert_problem(naming, 422, rule="note_names_the_contact")
     erased = done(supervisor.post(f"/operators/{operator}/contact-erasure",
                                   {"legal_basis": "data_subject_request", "note": "request 2026-117"}))
     body = supervisor.get(f"/operators/{operator}", headers={"Accept-Language": "en"}).json()

@@ -39,7 +39,7 @@ router = APIRouter(tags=["history and audit"])
 # Fields of an event that say why: shown as ``reason`` (free text only to those who may read it).
 REASONS = ("reason", "note", "text", "legal_basis", "justification", "outcome")
 # Reasons that may name people, in every event; and the fields each event seals as personal data.
-PERSONAL = frozenset({"text", "reason", "outcome"})
+PERSONAL = frozenset({"text", "reason", "outcome", "note", "justification"})
 SEALED = sealed_fields()
 CATALOGUE = EventCatalogue.of_domain()
 

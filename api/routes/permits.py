@@ -25,6 +25,7 @@ from api.deps import (
 from api.deps import STAFF as STAFF_ROLES
 from api.present import Presenter
 from api.schemas import Body, IsoDate, PageOut, PermitListItem
+from application.audit import record_names_read
 from projections.residents import list_permits
 
 router = APIRouter(tags=["residence permits"])
@@ -92,6 +93,8 @@ def permits(
     with services.pool.connection() as conn:
         page = list_permits(conn, status, due_before, limit, cursor,
                             principal.area_filter())
+        record_names_read(conn, principal, [r["resident_id"] for r in page.items],
+                          "GET /permits")
     presenter = Presenter(services.app.vault, principal, lang)
     items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked"))}.items()
               if k != "name_masked"} for r in page.items]

@@ -62,11 +62,14 @@ class KeyCommands(OfficeApplication):
             self.require_areas(list(row["areas"]), "user_id")
 
     def _key_in_scope(self, key_id: UUID) -> ApiKey:
-        """A key an area-bound admin may manage: one bound to areas all within its own
-        (others, district-wide keys included, are not found)."""
+        """A key an area-bound admin may manage: one bound to areas all within its own, and
+        not an auditor's (others, district-wide keys included, are not found)."""
         record = self.load(ApiKey, key_id)
         try:
             self.require_areas(record.areas, "key_id")
+            # An auditor's key reads every area whatever areas it names (found by a review: an
+            # area-bound admin rotated one and held an all-area secret).
+            require_role_in_scope(record.role)
         except AreaNotAllowed:
             raise NotFound("ApiKey", key_id) from None
         return record

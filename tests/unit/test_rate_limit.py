@@ -20,3 +20,23 @@ def test_a_full_table_forgets_idle_callers_and_keeps_a_limited_one_limited() -> 
         bucket.take(f"caller {n}".encode())
     assert len(bucket.buckets) <= 10
     assert bucket.take(b"busy") > 0  # the caller nearest its limit is the last to be forgotten
+
+
+def test_the_bucket_reads_the_session_cookie_the_web_application_reads() -> None:
+    """Starlette keeps the last of two cookies of one name; so does the bucket."""
+    from api.middleware import _session_cookie
+
+    assert _session_cookie(b"liudong_session=made-up; lang=en; liudong_session=real") == b"session:real"
+    assert _session_cookie(b"lang=en") is None
+
+
+def test_the_access_log_writes_a_path_as_its_route_names_it() -> None:
+    from starlette.routing import Mount, Route
+
+    from api.middleware import _logged_path
+
+    route = Route("/residents/{resident_id}", endpoint=lambda request: None)
+    assert _logged_path({"path": "/residents/\u674e\u4f113800138000", "route": route}) == "/residents/{resident_id}"
+    unmatched = {"path": "/nothing/\u674e\u4f1f", "route": Mount("/", routes=[])}
+    assert _logged_path(unmatched) == "(no route)" and _logged_path({"path": "/x"}) == "(no route)"
+    assert _logged_path({"path": "/static/app.css"}) == "/static/app.css"
