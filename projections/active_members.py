@@ -15,7 +15,7 @@ from psycopg.rows import DictRow
 from domain.active_members import ActiveMember, ActiveMemberRole
 from domain.residents import add_months
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import place_clauses
+from projections.pages import BadCursor, Page, count_rows, decode_cursor, encode_cursor, place_clauses
 
 ROLES = [role.value for role in ActiveMemberRole]
 
@@ -104,20 +104,43 @@ def _where(site_id: UUID | None, area: str | None, areas: list[str] | None, alia
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
+# Members serving an area but no one site sort after the area's sites.
+NO_SITE = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+MEMBER_ORDER = f"m.area, coalesce(m.site_id, '{NO_SITE}'::uuid), m.identified_on, m.id"
+
+
 def list_active_members(conn: Connection[DictRow], *, site_id: UUID | None, area: str | None, status: str | None,
-                        areas: list[str] | None) -> list[dict[str, Any]]:
+                        areas: list[str] | None, limit: int = 1000, cursor: str | None = None) -> Page:
+    """A page of members by area, site, day identified and id (keyset: found by a review, the
+    list stopped at 1,000 rows and counted only those)."""
     where, params = _where(site_id, area, areas)
     if status is not None:
         where += (" AND " if where else " WHERE ") + "m.status = %s"
         params.append(status)
+    total, estimated = count_rows(conn, f"active_members m{where}", params)
+    page_where, page_params = where, list(params)
+    if cursor:
+        try:
+            last_area, last_site, last_day, last_id = decode_cursor(cursor)
+            after = [last_area, UUID(last_site), date.fromisoformat(last_day), UUID(last_id)]
+        except ValueError:
+            raise BadCursor("cursor is not one this service issued") from None
+        page_where += (" AND " if page_where else " WHERE ") + f"({MEMBER_ORDER}) > (%s, %s, %s, %s)"
+        page_params += after
     rows = conn.execute(
         "SELECT m.id, m.resident_id, m.site_id, m.area, m.identified_on, m.status, m.trainings, m.last_trained_on,"
         " m.employer, m.lost_on, m.lost_reason, m.version,"
         " coalesce(array(SELECT r.role FROM active_member_roles r WHERE r.member_id = m.id ORDER BY r.role),"
         " '{}') AS roles"
-        f" FROM active_members m{where} ORDER BY m.area, m.site_id NULLS LAST, m.identified_on, m.id LIMIT 1000",
-        params).fetchall()
-    return [dict(r) for r in rows]
+        f" FROM active_members m{page_where} ORDER BY {MEMBER_ORDER} LIMIT %s",
+        [*page_params, limit + 1]).fetchall()
+    items = [dict(r) for r in rows[:limit]]
+    following = None
+    if len(rows) > limit:
+        last = items[-1]
+        following = encode_cursor(last["area"], str(last["site_id"] or NO_SITE), last["identified_on"].isoformat(),
+                                  str(last["id"]))
+    return Page(items=items, total=total, next_cursor=following, total_estimated=estimated)
 
 
 def site_summaries(conn: Connection[DictRow], *, on: date, site_id: UUID | None, area: str | None,

@@ -304,3 +304,25 @@ def test_an_identification_racing_a_departure_never_leaves_a_departed_resident_a
             assert member.lost_on is not None and member.lost_reason == "departed"
         else:
             assert identified.status_code == 409 and identified.json()["rule"] == "resident_departed"
+
+
+def test_the_list_of_members_pages_with_a_cursor_and_counts_them_all(caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: the list stopped at 1,000 members and gave their count as the total."""
+    area = unique_area("AMP")
+    sites = [supervisor.post("/sites", site_body(area=area)).json()["id"] for _ in range(2)]
+    made = [identify(caseworker, resident(caseworker, area, site), on=on)
+            for site in sites for on in ("2025-09-01", "2025-09-02")]
+    made.append(identify(caseworker, resident(caseworker, area), area=area))  # no site: last
+    members = [m["id"] for m in made]
+    seen: list[str] = []
+    query: dict[str, Any] = {"area": area, "limit": 2, "after": made[-1]["position"]}
+    while True:
+        page = caseworker.get("/active-members", params=query).json()
+        assert (page["total"], page["total_estimated"]) == (5, False)
+        seen += [i["id"] for i in page["items"]]
+        if page["next"] is None:
+            break
+        query["cursor"] = page["next"]
+    assert sorted(seen) == sorted(members) and len(seen) == 5
+    assert caseworker.get("/active-members", params={"area": area}).json()["next"] is None  # 1,000 a page
+    problem_names(caseworker.get("/active-members", params={"cursor": "nonsense"}), 422, "invalid_cursor", "cursor")

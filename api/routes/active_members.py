@@ -129,6 +129,8 @@ class ActiveMemberListItem(Public):
 class ActiveMemberList(Public):
     items: list[ActiveMemberListItem]
     total: int
+    next: str | None = Field(default=None, description="the cursor of the next page; null on the last")
+    total_estimated: bool = False
 
 
 class SiteSummary(Public):
@@ -188,13 +190,18 @@ def list_members(
     services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("active_members")],
     site_id: UUID | None = None, area: Annotated[AreaName | None, Query()] = None,
     status: Literal["active", "lost"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="members per page")] = 1000,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
-    """Active members of a site or an area (the active_members view), with their roles; at most 1,000."""
+    """Active members of a site or an area (the active_members view), with their roles, 1,000 a page
+    by default; ``next`` names the following page."""
     code = services.app.areas.resolve(area) if area else None
     with services.pool.connection() as conn:
-        items = list_active_members(conn, site_id=site_id, area=code, status=status, areas=principal.area_filter())
-    return respond(ActiveMemberList(items=[ActiveMemberListItem.model_validate(i) for i in items],
-                                    total=len(items)), headers)
+        page = list_active_members(conn, site_id=site_id, area=code, status=status, areas=principal.area_filter(),
+                                   limit=limit, cursor=cursor)
+    return respond(ActiveMemberList(items=[ActiveMemberListItem.model_validate(i) for i in page.items],
+                                    total=page.total, next=page.next_cursor, total_estimated=page.total_estimated),
+                   headers)
 
 
 @router.get("/sites", response_model=SiteSummaries)

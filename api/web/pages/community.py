@@ -105,7 +105,7 @@ def _members_page(page: Page, query: dict[str, str], *, values: dict[str, str] |
     visible = page.principal.area_filter()
     with page.services.pool.connection() as conn:
         summaries = site_summaries(conn, on=today, site_id=site_id, area=area, areas=visible)
-        members = list_active_members(conn, site_id=site_id, area=area, status=member_status, areas=visible)
+        members = list_active_members(conn, site_id=site_id, area=area, status=member_status, areas=visible).items
         months = monthly(conn, first=first_month, last=today.replace(day=1), area=area, areas=visible)
     presenter = Presenter(page.services.app.vault, page.principal, page.lang)
     start = (shown_page - 1) * PAGE_SIZE
