@@ -149,6 +149,11 @@ def iso_day(text: str | None) -> date | None:
         return None
 
 
+# The office's records begin in the 1990s (temporary residence permits, 暂住证, from 1995): a day
+# before this is a typing error, and a view counting every month since it would be useless.
+EARLIEST_EFFECTIVE = date(1990, 1, 1)
+
+
 def check_effective_date(
     effective_date: date,
     stamp: Stamp,
@@ -165,6 +170,14 @@ def check_effective_date(
             f"{field_name} {effective_date.isoformat()} is after today "
             f"({stamp.today.isoformat()}); effective dates are never in the future",
             rule="effective_date_in_future",
+        )
+    if effective_date < EARLIEST_EFFECTIVE:  # found by a review: a dispute of 1800 and beds from year 202
+        raise InvalidValue(
+            field_name,
+            f"{field_name} {effective_date.isoformat()} is before {EARLIEST_EFFECTIVE.isoformat()}, earlier than "
+            "anything the office records",
+            rule="effective_date_too_early",
+            earliest=EARLIEST_EFFECTIVE.isoformat(),
         )
     if earliest is not None and effective_date < earliest:
         raise RuleViolated(

@@ -118,6 +118,22 @@ def test_a_future_effective_date_is_refused(caseworker: Api, supervisor: Api, st
     assert snapshot.unchanged()
 
 
+def test_a_day_before_the_offices_records_begin_is_refused(caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: a dispute of 1800 and beds from year 202 were stored, and the
+    statistics then counted every month since."""
+    site = supervisor.post("/sites", site_body()).json()["id"]
+    snapshot = stored()
+    dispute = caseworker.post("/disputes", {"category": "wages_and_labour", "description": "wages unpaid",
+                                            "parties": [{"name": "Yuanda Dyeing Co.", "kind": "employer"}],
+                                            "area": "xinqi", "priority": "high", "occurred_on": "1800-01-01"})
+    assert_problem(dispute, 422, field="occurred_on", rule="effective_date_too_early")
+    beds = supervisor.post(f"/sites/{site}/capacity", {"capacity": 3, "effective_date": "0202-01-01"})
+    assert_problem(beds, 422, field="effective_date", rule="effective_date_too_early")
+    registered = caseworker.post("/residents", resident_body(registered_on="1989-12-31"))
+    assert_problem(registered, 422, field="registered_on", rule="effective_date_too_early")
+    assert snapshot.unchanged()
+
+
 def test_an_effective_date_before_registration_is_refused(caseworker: Api, supervisor: Api, stored: Any) -> None:
     site = supervisor.post("/sites", site_body()).json()
     resident = caseworker.post("/residents", resident_body(registered_on="2026-03-01")).json()
