@@ -101,6 +101,47 @@ def users_create(
                                                                       else ""))
 
 
+@users_cli.command("list")
+def users_list() -> None:
+    """Staff accounts: name, role, areas, and whether disabled or locked."""
+    services = open_services()
+    try:
+        rows = services.users.list()
+    finally:
+        services.close()
+    for row in rows:
+        state = ("disabled " + row["disabled_at"].isoformat(timespec="seconds")) if row["disabled_at"] else (
+            "locked until " + row["locked_until"].isoformat(timespec="seconds") if row["locked_until"] else "active")
+        typer.echo(f"{row['user_id']}\t{row['role']}\t{','.join(row['areas']) or 'district'}\t{state}")
+
+
+@users_cli.command("disable")
+def users_disable(name: Annotated[str, typer.Argument(help="the account's user name")]) -> None:
+    """Disable an account: it signs in no more and its open sessions end at once (a leaver)."""
+    _user_change(name, disable=True)
+
+
+@users_cli.command("enable")
+def users_enable(name: Annotated[str, typer.Argument(help="the account's user name")]) -> None:
+    """Enable a disabled account again: it signs in with its password."""
+    _user_change(name, disable=False)
+
+
+def _user_change(name: str, *, disable: bool) -> None:
+    from domain.common import DomainError
+
+    services = open_services()
+    try:
+        changed = services.users.disable(name) if disable else services.users.enable(name)
+    except DomainError as error:
+        typer.echo(error.message, err=True)
+        raise typer.Exit(2) from None
+    finally:
+        services.close()
+    word = "disabled" if disable else "enabled"
+    typer.echo(f"{word} {name}" if changed else f"{name} was {word} already")
+
+
 @keys_cli.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="the user id recorded as the actor of this key's commands")],

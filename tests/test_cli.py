@@ -44,6 +44,33 @@ def test_keys_create_prints_the_key_last_and_it_authenticates(database: Any, ser
     assert listed.exit_code == 0 and "supervisor" in listed.output and key not in listed.output
 
 
+def test_a_disabled_account_signs_in_no_more_and_its_sessions_end_at_once(
+        database: Any, services: Services, monkeypatch: Any) -> None:
+    """Found by a review: nothing disabled an account, so a leaver kept it and a live session."""
+    from application.users import SignInRefused
+
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    now = datetime.now(UTC)
+    made = CliRunner().invoke(cli, ["users", "create", "--name", "leaver.li", "--role", "caseworker",
+                                    "--password-stdin"], input="correct horse battery\n")
+    assert made.exit_code == 0, made.output
+    token, _ = services.users.sign_in("leaver.li", "correct horse battery", now)
+    assert services.users.session(token, now) is not None
+    disabled = CliRunner().invoke(cli, ["users", "disable", "leaver.li"])
+    assert disabled.exit_code == 0 and disabled.output.strip() == "disabled leaver.li", disabled.output
+    assert services.users.session(token, now) is None
+    with pytest.raises(SignInRefused):
+        services.users.sign_in("leaver.li", "correct horse battery", now)
+    listed = CliRunner().invoke(cli, ["users", "list"])
+    assert listed.exit_code == 0 and "leaver.li\tcaseworker\tdistrict\tdisabled" in listed.output, listed.output
+    again = CliRunner().invoke(cli, ["users", "disable", "leaver.li"])
+    assert again.exit_code == 0 and "already" in again.output
+    unknown = CliRunner().invoke(cli, ["users", "disable", "nobody.here"])
+    assert unknown.exit_code == 2 and "no account named nobody.here" in unknown.output
+    assert CliRunner().invoke(cli, ["users", "enable", "leaver.li"]).exit_code == 0
+    assert services.users.sign_in("leaver.li", "correct horse battery", now)
+
+
 def test_keys_create_refuses_an_unknown_role(database: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
     result = CliRunner().invoke(cli, ["keys", "create", "--name", "x", "--role", "mayor"])
