@@ -16,8 +16,9 @@ from projections.sorting import pinyin_key
 
 class SiteOccupancyView(ViewRecorder):
     # Version 2: the community's stage and the latest assessment (issue 10). Version 3:
-    # name_sort, so lists sort by pinyin (issue 11).
-    version = 3
+    # name_sort, so lists sort by pinyin (issue 11). Version 4: an elected community committee is a
+    # community committee too (found by a review: a site at stage community listed none).
+    version = 4
     tables = ["site_occupancy"]
     ddl = [
         "CREATE TABLE IF NOT EXISTS site_occupancy ("
@@ -103,8 +104,10 @@ class SiteOccupancyProjection(SqlProjection):
 
     @handles(event_class(HousingSite, "ElectionHeld"))
     def election(self, cursor: Cursor[DictRow], e: Any) -> None:
-        self._set(cursor, e, "elected_on = %s, seats = %s, term_ended_on = NULL, stage = 'community'",
-                  e.held_on, e.seats)
+        self._set(cursor, e, "elected_on = %s, seats = %s, term_ended_on = NULL, stage = 'community',"
+                  " community_committee = true,"
+                  " community_committee_established_on = coalesce(community_committee_established_on, %s)",
+                  e.held_on, e.seats, e.held_on)
 
     @handles(event_class(HousingSite, "CommunityMembersChanged"))
     def members_changed(self, cursor: Cursor[DictRow], e: Any) -> None:

@@ -56,6 +56,7 @@ def test_the_ginkgo_pilot_assessed_prepared_and_elected(caseworker: Api, supervi
                                               "after": elected.json()["position"]}).json()["items"]
     row = next(r for r in listed if r["id"] == site["id"])
     assert (row["band"], row["headcount"], row["operator_status"]) == ("over_1000", 3100, "clear")
+    assert row["community_committee"] is True  # found by a review: an elected committee listed as none
 
 
 def test_a_resident_candidates_name_is_sealed_in_the_store(caseworker: Api, supervisor: Api,

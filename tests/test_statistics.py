@@ -94,6 +94,13 @@ def test_the_seeds_questions_in_one_answer(caseworker: Api, supervisor: Api) -> 
     last = caseworker.post(f"/active-members/{members[0].json()['id']}/loss",
                            {"lost_on": "2026-03-10", "reason": "moved_away"})
     assert last.status_code == 200, last.text
+    # One identified within the twelve months and lost in them counts among those there were
+    # (found by a review: the rate counted them lost but not there, and went above 1).
+    newcomer = caseworker.post("/active-members", {"resident_id": ids[3], "identified_on": "2026-01-05"})
+    assert newcomer.status_code == 201, newcomer.text
+    last = caseworker.post(f"/active-members/{newcomer.json()['id']}/loss",
+                           {"lost_on": "2026-02-01", "reason": "resigned"})
+    assert last.status_code == 200, last.text
     answer = supervisor.get("/statistics/seed", params={"area": area, "after": last.json()["position"]})
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -104,8 +111,9 @@ def test_the_seeds_questions_in_one_answer(caseworker: Api, supervisor: Api) -> 
     assert {r["operator_type"] for r in body["support_by_operator_type"]} == {
         "village_cooperative", "employer", "government_entrusted"}
     district = body["active_member_loss"][0]
-    assert district["area"] is None and (district["lost"], district["active_at_start"]) == (1, 2)
-    assert district["loss_rate"] == 0.5
+    assert district["area"] is None
+    assert (district["lost"], district["active_at_start"], district["identified"]) == (2, 2, 1)
+    assert district["loss_rate"] == round(2 / 3, 4)
 
 
 def test_people_and_places_are_listed_in_pinyin_order(caseworker: Api, supervisor: Api) -> None:

@@ -77,7 +77,9 @@ class ActiveMemberLoss(Public):
     area: str | None = Field(description="null: the whole district (within the caller's areas)")
     lost: int = Field(description="active members lost in the twelve months to the end of last month")
     active_at_start: int = Field(description="active members at the start of those twelve months")
-    loss_rate: float | None
+    identified: int = Field(default=0, description="members identified within those twelve months")
+    loss_rate: float | None = Field(description="lost over the members there were in those months (active at the "
+                                    "start and identified since): at most 1")
 
 
 class SeedAnswers(Public):
@@ -131,12 +133,17 @@ def seed_answers(
     first_month = f"{year_ago.year:04d}-{year_ago.month:02d}"
     for row in months:
         for key in (None, row["area"]):
-            entry = loss.setdefault(key, {"lost": 0, "active_at_start": 0})
+            entry = loss.setdefault(key, {"lost": 0, "active_at_start": 0, "identified": 0})
             entry["lost"] += int(row["lost"])
+            entry["identified"] += int(row["identified"])
             if row["month"] == first_month:
                 entry["active_at_start"] += int(row["active_at_start"])
+    # Over everyone who could be lost in the window, those identified in it too (found by a review:
+    # over those active at its start alone, the rate went above 1, or was null).
     losses = [ActiveMemberLoss(area=key, lost=v["lost"], active_at_start=v["active_at_start"],
-                               loss_rate=round(v["lost"] / v["active_at_start"], 4) if v["active_at_start"] else None)
+                               identified=v["identified"],
+                               loss_rate=(round(v["lost"] / (v["active_at_start"] + v["identified"]), 4)
+                                          if v["active_at_start"] + v["identified"] else None))
               for key, v in sorted(loss.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))]
     body = SeedAnswers(
         on=today, housing=housing,
