@@ -4,7 +4,11 @@ transaction, and a report of the refused rows with the field and rule each broke
 
 Re-running an import is safe: a row whose identity number is registered already (by an
 earlier run, or by a caseworker) is counted as already there and stores nothing. A number
-that appears twice in one file is refused on its second line.
+that appears twice in one file is refused on its second line. A number whose holder's
+personal data was erased is refused (``identity_erased``): ``POST /residents`` takes such a
+number as free and registers a new record, a deliberate act of a caseworker who met the person;
+a file cannot tell a person who came back from the old row of one who asked to be forgotten,
+so re-running it must not store their data again.
 
 Columns (a header line first, UTF-8): ``id_number, name, phone, hometown, employer, area,
 registered_on`` and optionally ``household_relation``; ``employer`` and
@@ -36,6 +40,8 @@ from domain.residents import IdentityNumberClaim, Resident, legacy_claim_id
 RESIDENT_COLUMNS = ("id_number", "name", "phone", "hometown", "employer", "area", "registered_on")
 OPTIONAL_COLUMNS = ("household_relation",)
 REPORT_COLUMNS = ("line", "field", "rule", "message")
+IDENTITY_ERASED = ("this person's personal data was erased; the import does not store it again (register them"
+                   " through the API if they came back)")
 # The API's own constraints on these fields (api/schemas.py), so that a row is refused for
 # what a request would be.
 PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
@@ -173,7 +179,7 @@ def import_residents(app: OfficeApplication, rows: Iterable[tuple[int, dict[str,
 
 def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]], stamp: Stamp,
                   seen: set[UUID], report: ImportReport) -> None:
-    decided: list[tuple[dict[str, str], Resident, UUID, UUID]] = []
+    decided: list[tuple[int, dict[str, str], Resident, UUID, UUID]] = []
     for line, row in batch:
         try:
             id_number, resident = _decide(app, row, stamp)
@@ -189,32 +195,32 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
                                           "this identity number appears on an earlier line of the file"))
             continue
         seen.add(claim_id)
-        decided.append((row, resident, claim_id, legacy_claim_id(id_number.value)))
+        decided.append((line, row, resident, claim_id, legacy_claim_id(id_number.value)))
     if not decided:
         return
-    existing = existing_ids(app, [c for _, _, c, _ in decided] + [legacy for _, _, _, legacy in decided])
-    fresh = [d for d in decided if d[2] not in existing and d[3] not in existing]
-    again = [d for d in decided if d[2] in existing or d[3] in existing]
-    if again:  # registered already, unless the holder was erased since (in one read per batch)
-        holders = holders_by_number(app, {d[1].id_number for d in again})
+    existing = existing_ids(app, [d[3] for d in decided] + [d[4] for d in decided])
+    fresh = [d for d in decided if d[3] not in existing and d[4] not in existing]
+    again = [d for d in decided if d[3] in existing or d[4] in existing]
+    if again:  # registered already; or its holder's personal data was erased (in one read per batch)
+        holders = holders_by_number(app, {d[2].id_number for d in again})
         alive = {k for k, a in load_many(app, holders.values()).items()
                  if isinstance(a, Resident) and a.erased_on is None}
-        for _, resident, claim_id, legacy in again:
+        for line, _, resident, _, _ in again:
             if holders.get(resident.id_number) in alive:
                 report.already += 1
             else:
-                _register_freed(app, resident, claim_id, legacy, stamp, report)
+                report.refused.append(Refusal(line, "id_number", "identity_erased", IDENTITY_ERASED))
     if not fresh:
         return
     try:
-        app.save(*(a for _, resident, claim_id, _ in fresh
+        app.save(*(a for _, _, resident, claim_id, _ in fresh
                    for a in (resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
                                                                  recorded_at=stamp.recorded_at))))
         report.stored += len(fresh)  # one transaction for the batch
         return
     except IntegrityError:
         pass  # one was registered meanwhile by someone else: decide again one by one, to tell which
-    for row, _, claim_id, _ in fresh:
+    for _, row, _, claim_id, _ in fresh:
         _, resident = _decide(app, row, stamp)
         try:
             app.save(resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
@@ -222,27 +228,6 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
             report.stored += 1
         except IntegrityError:
             report.already += 1
-
-
-def _register_freed(app: OfficeApplication, resident: Resident, claim_id: UUID, legacy: UUID, stamp: Stamp,
-                    report: Any) -> None:
-    """A number claimed already: registered again if its holder was erased (the number is
-    free, as for a registration through the API), else counted as imported already."""
-    residency: Any = app
-    try:
-        claim = residency.freed_claim(claim_id, legacy)
-    except DomainError:
-        report.already += 1
-        return
-    if claim is None:
-        claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
-    else:
-        claim.reclaim(resident_id=resident.id, stamp=stamp, holder_erased=True)
-    try:
-        app.save(resident, claim)
-        report.stored += 1
-    except IntegrityError:
-        report.already += 1
 
 
 # -- reading the store in bulk --------------------------------------------------------------
