@@ -33,6 +33,7 @@ from application.heap import fewer_collections
 from application.imports import (
     ImportReport,
     Refusal,
+    Text,
     check_shape,
     check_text,
     existing_ids,
@@ -57,6 +58,14 @@ CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 MAX_CAPACITY = 100_000  # the API's limit (api/schemas.SiteCreate)
 SAVE_ATTEMPTS = 5  # a batch that loses a race with another writer is decided again on fresh state
 _SITE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:liudong:site-code")
+# The API's text fields these columns fill (application.imports.Text): SiteCreate's name, area
+# and address and its operator's name; MoveCreate's and ReturnCreate's area, DepartureCreate's
+# reason and HousingIn's address and landlord (which may hold line breaks there); the identity
+# number as ResidentCreate's. The other columns are codes, kinds and dates, checked as such.
+SITE_TEXT = {"name": Text(100), "area": Text(64), "address": Text(200), "operator_name": Text(100)}
+MOVE_TEXT = {"id_number": Text(18), "area": Text(64), "reason": Text(500, one_line=False),
+             "address": Text(200, one_line=False), "landlord": Text(100, one_line=False)}
+OWN_TEXT = {"operator_type": Text(64), "effective_date": Text(10), "housing_kind": Text(32)}  # not free text
 
 
 def site_id_for(code: str) -> UUID:
@@ -77,11 +86,11 @@ def _site_code(value: str, column: str) -> str:
 def _decide_site(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> HousingSite:
     check_shape(row)
     code = _site_code(row.get("code", ""), "code")
-    name = check_text(row, "name", 100)
-    address = check_text(row, "address", 200)
-    operator_name = check_text(row, "operator_name", 100)
-    check_text(row, "operator_type", 64)
-    check_text(row, "area", 64)
+    name = check_text(row, "name", SITE_TEXT["name"])
+    address = check_text(row, "address", SITE_TEXT["address"])
+    operator_name = check_text(row, "operator_name", SITE_TEXT["operator_name"])
+    check_text(row, "operator_type", OWN_TEXT["operator_type"])
+    check_text(row, "area", SITE_TEXT["area"])
     try:
         capacity = int(row.get("capacity", ""))
     except ValueError:
@@ -163,21 +172,21 @@ def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move
     kind = row.get("kind", "")
     if kind not in MOVE_KINDS:
         raise InvalidValue("kind", f"kind {kind[:30]!r} is not one of {', '.join(MOVE_KINDS)}", rule="move_kind")
-    number = IdentityNumber.parse(check_text(row, "id_number", 32)).value
-    effective = parse_date(check_text(row, "effective_date", 10), "effective_date")
+    number = IdentityNumber.parse(check_text(row, "id_number", MOVE_TEXT["id_number"])).value
+    effective = parse_date(check_text(row, "effective_date", OWN_TEXT["effective_date"]), "effective_date")
     site_id = area = None
     code = ""
     if kind == "into_site":
         code = _site_code(row.get("site_code", ""), "site_code")
         site_id = site_id_for(code)
     if kind in ("private_housing", "returned"):
-        area = app.place(check_text(row, "area", 64))
-    reason = check_text(row, "reason", 500, required=False) or "recorded by import"
+        area = app.place(check_text(row, "area", MOVE_TEXT["area"]))
+    reason = check_text(row, "reason", MOVE_TEXT["reason"], required=False) or "recorded by import"
     housing: tuple[str, str | None, str | None] = ("other", None, None)
     if kind == "private_housing":
-        housing = (check_text(row, "housing_kind", 32, required=False) or "other",
-                   check_text(row, "address", 200, required=False) or None,
-                   check_text(row, "landlord", 100, required=False) or None)
+        housing = (check_text(row, "housing_kind", OWN_TEXT["housing_kind"], required=False) or "other",
+                   check_text(row, "address", MOVE_TEXT["address"], required=False) or None,
+                   check_text(row, "landlord", MOVE_TEXT["landlord"], required=False) or None)
     content = "|".join([number, kind, effective.isoformat(), code, area or "", reason if kind == "departed" else "",
                         *(h or "" for h in housing[:1] if h != "other")])
     mark = app.vault.blind("import-row", content).hex()

@@ -42,10 +42,31 @@ OPTIONAL_COLUMNS = ("household_relation",)
 REPORT_COLUMNS = ("line", "field", "rule", "message")
 IDENTITY_ERASED = ("this person's personal data was erased; the import does not store it again (register them"
                    " through the API if they came back)")
-# The API's own constraints on these fields (api/schemas.py), so that a row is refused for
-# what a request would be.
-PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # as api.schemas refuses
+PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")  # as the API's Phone
+# How the API checks text (api/schemas.py, which this layer may not import): the characters no
+# field takes (tabs and line breaks it does), and per field its longest length and whether it
+# must be one line. The imports apply the same, field by field, so a row is refused for what a
+# request would be and only for that; tests/test_import.py compares these with the API's bodies
+# so that they cannot drift apart. Rule names: string_too_long and string_pattern_mismatch as
+# the API's; where the API says value_error (with its message), the import says
+# control_characters or line_breaks; an empty required column is "required" (the API:
+# string_too_short, or missing).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+LINE_BREAKS = re.compile(r"[\t\n\r]")
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text column as the API's body takes the same field: at most ``longest`` characters
+    (after surrounding spaces are stripped, as the API strips them), one line or not."""
+
+    longest: int
+    one_line: bool = True
+
+
+# ResidentCreate's fields (api/schemas.py); a hometown may hold a tab or a line break there.
+RESIDENT_TEXT = {"id_number": Text(18), "name": Text(100), "hometown": Text(64, one_line=False),
+                 "employer": Text(100), "area": Text(64)}
 
 
 @dataclass(frozen=True)
@@ -106,15 +127,19 @@ def check_shape(row: dict[str, str]) -> None:
         raise InvalidValue("", "the row has more values than the header has columns", rule="csv_extra_values")
 
 
-def check_text(row: dict[str, str], column: str, longest: int, *, required: bool = True) -> str:
-    """A text column by the API's rules for the same field: present, not too long, one line."""
+def check_text(row: dict[str, str], column: str, text: Text, *, required: bool = True) -> str:
+    """A text column by the API's rules for the same field: present, not too long, no control
+    characters, one line if the API's field is. The message names the rule, never the value."""
     value = row.get(column, "")
     if required and not value:
         raise InvalidValue(column, f"{column} is empty", rule="required")
-    if len(value) > longest:
-        raise InvalidValue(column, f"{column} takes at most {longest} characters", rule="string_too_long")
+    if len(value) > text.longest:
+        raise InvalidValue(column, f"{column} takes at most {text.longest} characters", rule="string_too_long")
     if CONTROL.search(value):
-        raise InvalidValue(column, f"{column} holds control characters", rule="control_characters")
+        raise InvalidValue(column, f"{column} holds control characters (NUL and the like) or bidirectional"
+                                   " overrides", rule="control_characters")
+    if text.one_line and LINE_BREAKS.search(value):
+        raise InvalidValue(column, f"{column} is a single line: no tabs or line breaks", rule="line_breaks")
     return value
 
 
@@ -132,12 +157,8 @@ def _decide(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> tuple[
     for column in ("id_number", "name", "phone", "hometown", "area", "registered_on"):
         if not row.get(column):
             raise InvalidValue(column, f"{column} is empty", rule="required")
-    for column, longest in (("name", 100), ("hometown", 100), ("employer", 100), ("area", 64)):
-        value = row.get(column, "")
-        if len(value) > longest:
-            raise InvalidValue(column, f"{column} takes at most {longest} characters", rule="string_too_long")
-        if CONTROL.search(value):
-            raise InvalidValue(column, f"{column} holds control characters", rule="control_characters")
+    for column, text in RESIDENT_TEXT.items():
+        check_text(row, column, text, required=False)
     if not PHONE.match(row["phone"]):
         raise InvalidValue("phone", f"phone {row['phone'][:30]!r} is not a phone number",
                            rule="string_pattern_mismatch")

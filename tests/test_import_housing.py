@@ -295,3 +295,20 @@ def test_departures_and_returns_by_import_change_committee_seats_and_active_memb
         ("ManagementCommittee.SeatResumed", "2026-07-01")]
     lost = caseworker.get(f"/active-members/{member.json()['id']}").json()
     assert (lost["status"], lost["lost_on"], lost["lost_reason"]) == ("lost", "2026-06-01", "departed")
+
+
+def test_a_departure_reason_or_a_landlord_over_two_lines_is_taken_as_the_api_takes_it(
+        services: Services, caseworker: Api) -> None:
+    """Found by a review: the API takes a reason or a landlord with a line break (its Reason and
+    HousingIn.landlord are free text), the moves import refused it (control_characters)."""
+    area = define_area(services, "Lines")
+    first, second = _residents(services, area, 2)
+    lines = [f'{first},departed,2026-06-01,,,"went home:\nfather ill"',
+             f'{second},private_housing,2026-06-01,,{area},,rented,,"陈建国\n(his son collects the rent)"',
+             f"{second},private_housing,2026-06-02,,{area},,rented,,\"陈建国\x01\""]
+    report = _moves(services, lines)
+    assert report.stored == 2, report.refused
+    assert [(r.field, r.rule) for r in report.refused] == [("landlord", "control_characters")]
+    holder = services.app.repository.get(services.app.vault.claim_id(first)).holder()
+    resident = caseworker.get(f"/residents/{holder}", params={"after": services.head()}).json()
+    assert resident["departure_reason"] == "went home:\nfather ill"
