@@ -18,6 +18,7 @@ the same move in another file) stores nothing.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -187,8 +188,12 @@ def _parse_move(app: OfficeApplication, line: int, row: dict[str, str]) -> _Move
         housing = (check_text(row, "housing_kind", OWN_TEXT["housing_kind"], required=False) or "other",
                    check_text(row, "address", MOVE_TEXT["address"], required=False) or None,
                    check_text(row, "landlord", MOVE_TEXT["landlord"], required=False) or None)
+    # Where a rented room is (its address, its landlord) is part of the move: two rooms on one
+    # day are two moves. A row naming neither keeps the content it always had, so files stored
+    # before are still found.
+    where = [json.dumps(housing[1:], ensure_ascii=False)] if housing[1] or housing[2] else []
     content = "|".join([number, kind, effective.isoformat(), code, area or "", reason if kind == "departed" else "",
-                        *(h or "" for h in housing[:1] if h != "other")])
+                        *(h or "" for h in housing[:1] if h != "other"), *where])
     mark = app.vault.blind("import-row", content).hex()
     return _Move(line, number, kind, effective, site_id, area, reason, mark, housing=housing)
 

@@ -312,3 +312,18 @@ def test_a_departure_reason_or_a_landlord_over_two_lines_is_taken_as_the_api_tak
     holder = services.app.repository.get(services.app.vault.claim_id(first)).holder()
     resident = caseworker.get(f"/residents/{holder}", params={"after": services.head()}).json()
     assert resident["departure_reason"] == "went home:\nfather ill"
+
+
+def test_two_rented_rooms_on_one_day_are_two_moves_and_a_rerun_stores_neither_again(services: Services) -> None:
+    """Found by a review: the row's key left out the address and landlord, so the second room
+    was refused as row_repeated (and a re-run counted it as stored before)."""
+    area = define_area(services, "Rooms")
+    (number,) = _residents(services, area, 1)
+    lines = [f"{number},private_housing,2026-06-01,,{area},,rented,3 Lane 1,陈建国",
+             f"{number},private_housing,2026-06-01,,{area},,rented,7 Lane 2,李秀英",
+             f"{number},private_housing,2026-06-01,,{area},,rented,7 Lane 2,李秀英"]
+    report = _moves(services, lines)
+    assert report.stored == 2
+    assert [(r.line, r.rule) for r in report.refused] == [(4, "row_repeated")]
+    again = _moves(services, lines[:2])
+    assert (again.stored, again.already, again.refused) == (0, 2, [])
