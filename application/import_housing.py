@@ -41,6 +41,7 @@ from application.imports import (
     holders_by_number,
     load_many,
     parse_date,
+    refusal,
 )
 from application.store import OfficeApplication
 from domain.active_members import ActiveMember
@@ -100,15 +101,10 @@ def _decide_site(app: OfficeApplication, row: dict[str, str], stamp: Stamp) -> H
     if capacity > MAX_CAPACITY:
         raise InvalidValue("capacity", f"capacity is at most {MAX_CAPACITY}", rule="less_than_equal")
     facilities = [f.strip() for f in row.get("facilities", "").split(";") if f.strip()]
-    try:
-        return HousingSite.register(
-            name=name, area=app.place(row["area"]), address=address, operator_type=row["operator_type"],
-            operator_name=operator_name, capacity=capacity, facilities=facilities, stamp=stamp,
-            site_id=site_id_for(code))
-    except InvalidValue as error:
-        if error.field == "operator.type":  # the API's nested field is a column here
-            raise InvalidValue("operator_type", error.message, rule=error.rule) from None
-        raise
+    return HousingSite.register(
+        name=name, area=app.place(row["area"]), address=address, operator_type=row["operator_type"],
+        operator_name=operator_name, capacity=capacity, facilities=facilities, stamp=stamp,
+        site_id=site_id_for(code))
 
 
 @fewer_collections()
@@ -397,7 +393,5 @@ def _batches(rows: Iterable[tuple[int, dict[str, str]]],
 
 
 def _refusal(line: int, error: DomainError) -> Refusal:
-    if isinstance(error, InvalidValue):
-        return Refusal(line, error.field, error.rule, error.message)
-    field = "effective_date" if isinstance(error, RuleViolated) and "effective_date" in error.rule else ""
-    return Refusal(line, field, error.rule, error.message)
+    dated = isinstance(error, RuleViolated) and "effective_date" in error.rule
+    return refusal(line, error, field="effective_date" if dated else "")

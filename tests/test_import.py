@@ -279,3 +279,41 @@ def test_a_resident_row_is_refused_for_what_the_api_refuses_and_only_that(servic
         assert (api.status_code == 201) == (rule is None), (hometown, api.text)
         if rule == "string_too_long":
             assert api.json()["errors"][0]["rule"] == rule
+
+
+def test_a_refusal_names_the_column_and_the_rule_never_the_value_of_personal_data(
+        services: Services, http: Any, keys: dict[str, str], supervisor: Api) -> None:
+    """Found by a review: "phone '1370013700x' is not a phone number" was written to the report
+    and kept in import_jobs.refused (jsonb) for an upload, and shown."""
+    import json
+    import time
+
+    from domain.identity import check_character
+
+    area = define_area(services, "Quiet")
+    impossible = "11010519991340123"
+    impossible += check_character(impossible)
+    checksum = id_number()
+    checksum = checksum[:17] + ("0" if checksum[17] != "0" else "1")
+    lines = [f"{id_number()},王伟,1370013700x,Henan,,{area},2026-03-01,",
+             f"{impossible},王伟,13800138000,Henan,,{area},2026-03-01,",
+             f"{checksum},王伟,13800138000,Henan,,{area},2026-03-01,",
+             f"{id_number()},王伟,13800138000,Henan,,{area},2026-03-01,王伟的表哥"]
+    secrets = ["1370013700x", "19991340", checksum, "expected", "王伟"]  # "check character is 7, expected 3"
+    report = import_residents(services.app, read_rows(_csv(lines)), _stamp())
+    assert [(r.field, r.rule) for r in report.refused] == [
+        ("phone", "string_pattern_mismatch"), ("id_number", "id_number_birth_date"),
+        ("id_number", "id_number_checksum"), ("household_relation", "household_relation")]
+    for r in report.refused:
+        assert r.message and not any(s in r.message for s in secrets), r
+    started = http.post("/imports", content=_csv_body(lines),
+                        headers={"Authorization": f"Bearer {keys['supervisor']}", "Content-Type": "text/csv"})
+    assert started.status_code == 202, started.text
+    for _ in range(200):
+        job = supervisor.get(started.headers["Location"]).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert len(job["refused"]) == 4
+    shown = json.dumps(job["refused"], ensure_ascii=False)
+    assert not any(s in shown for s in secrets), shown

@@ -327,3 +327,16 @@ def test_two_rented_rooms_on_one_day_are_two_moves_and_a_rerun_stores_neither_ag
     assert [(r.line, r.rule) for r in report.refused] == [(4, "row_repeated")]
     again = _moves(services, lines[:2])
     assert (again.stored, again.already, again.refused) == (0, 2, [])
+
+
+def test_a_refused_move_names_the_csv_column_not_the_apis_field_path(services: Services) -> None:
+    """Found by a review: the report named housing.landlord, the API's path, for the landlord
+    column (as the sites import already named operator_type, not operator.type)."""
+    area = define_area(services, "Columns")
+    (number,) = _residents(services, area, 1)
+    report = _moves(services, [f"{number},private_housing,2026-06-01,,{area},,rented,,",
+                               f"{number},private_housing,2026-06-01,,{area},,villa,,",
+                               f"{number},private_housing,2026-06-01,,{area},,site,,"])
+    assert [(r.line, r.field, r.rule) for r in report.refused] == [
+        (2, "landlord", "rented_housing_unidentified"), (3, "housing_kind", "housing_kind"),
+        (4, "housing_kind", "housing_site_needs_site_id")]
