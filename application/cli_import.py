@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -17,15 +18,18 @@ def _run_import(kind: str, file: Path, report: Path | None, user: str, batch_siz
 
     from application.cli import open_services
     from application.import_jobs import importer_for
-    from application.imports import ImportFileError, read_rows, write_report
+    from application.imports import ImportFileError, count_records, read_rows, write_report
     from domain.common import Actor, Role, Stamp
 
     importer, required, optional = importer_for(kind)
     role, stored = {"sites": (Role.SUPERVISOR, "sites registered"), "residents": (Role.CASEWORKER, "registered"),
                     "moves": (Role.CASEWORKER, "moves recorded")}[kind]
+    total: int | None
     try:
-        with file.open(encoding="utf-8-sig") as counting:
-            total = max(sum(1 for _ in counting) - 1, 0)
+        with file.open(encoding="utf-8-sig", newline="") as counting:
+            total = count_records(counting)  # records, not lines: a quoted value may hold line breaks
+    except csv.Error:  # the import says what is wrong with the file; the bar counts without a total
+        total = None
     except UnicodeDecodeError:  # found by a review: a GBK or UTF-16 file ended in a traceback
         typer.echo(f"{file}: not UTF-8 text; save the CSV as UTF-8 (Excel: CSV UTF-8)", err=True)
         raise typer.Exit(2) from None

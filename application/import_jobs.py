@@ -69,9 +69,17 @@ def run_job(app: OfficeApplication, connect: Callable[[], Any], job_id: UUID, te
             batch_size: int = 500, kind: str = "residents") -> None:
     """Import ``text`` (CSV of ``kind``) for the job, recording progress after each batch and
     the outcome at the end; an error in the file as a whole fails the job with its message."""
-    from application.imports import ImportFileError, read_rows
+    import csv
+
+    from application.imports import ImportFileError, count_records, read_rows
 
     importer, required, optional = importer_for(kind)
+    try:  # records, not the lines the job was created with: a quoted value may hold line breaks
+        with connect() as conn:
+            conn.execute("UPDATE import_jobs SET rows_total = %s, updated_at = now() WHERE id = %s",
+                         (count_records(io.StringIO(text)), job_id))
+    except csv.Error:
+        pass  # a file csv cannot read: the import below fails the job and says why
 
     done = 0
 

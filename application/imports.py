@@ -137,20 +137,35 @@ def missing_columns(header: Iterable[str], required: Sequence[str] = RESIDENT_CO
 
 def read_rows(stream: TextIO, required: Sequence[str] = RESIDENT_COLUMNS,
               optional: Sequence[str] = OPTIONAL_COLUMNS) -> Iterator[tuple[int, dict[str, str]]]:
-    """``(line number, row)`` for each data line; the header is checked first."""
-    reader = csv.DictReader(stream)
-    header = reader.fieldnames or []
+    """``(line number, row)`` for each record, the header checked first. The line is the one
+    the record starts on: a quoted value may hold line breaks, and csv's own line_num is where
+    the record ends (found by a review). Blank lines are skipped, as csv.DictReader skips them."""
+    reader = csv.reader(stream)
+    header = next(reader, [])
     missing = missing_columns(header, required)
     if missing:
         raise ImportFileError(f"the header lacks {', '.join(missing)}; expected {', '.join(required)}")
     unknown = [c for c in header if c not in (*required, *optional)]
     if unknown:
         raise ImportFileError(f"unknown columns {', '.join(unknown)}")
-    for row in reader:
-        values = {k: (v or "").strip() for k, v in row.items() if k is not None}
-        if None in row:  # more values than the header names: refused by check_shape (found by a review:
-            values[EXTRA] = "yes"  # the extra values were dropped silently and the row stored)
-        yield reader.line_num, values
+    while True:
+        start = reader.line_num + 1
+        values = next(reader, None)
+        if values is None:
+            return
+        if not values:
+            continue
+        row = dict.fromkeys(header, "")
+        row.update((column, value.strip()) for column, value in zip(header, values, strict=False))
+        if len(values) > len(header):  # refused by check_shape (found by a review: the extra
+            row[EXTRA] = "yes"  # values were dropped silently and the row stored)
+        yield start, row
+
+
+def count_records(stream: Iterable[str]) -> int:
+    """How many records follow the header: what an import's progress counts to (a quoted value
+    over several lines is one record; lines overcounted them)."""
+    return max(sum(1 for values in csv.reader(stream) if values) - 1, 0)
 
 
 EXTRA = "\x00extra"  # no column is named so

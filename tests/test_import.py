@@ -317,3 +317,29 @@ def test_a_refusal_names_the_column_and_the_rule_never_the_value_of_personal_dat
     assert len(job["refused"]) == 4
     shown = json.dumps(job["refused"], ensure_ascii=False)
     assert not any(s in shown for s in secrets), shown
+
+
+def test_a_refused_record_is_reported_at_the_line_it_starts_on_and_records_are_counted_not_lines(
+        services: Services, http: Any, keys: dict[str, str], supervisor: Api) -> None:
+    """Found by a review: a quoted value over several lines made the report name the line where
+    the record ends, and an upload's rows_total counted lines."""
+    import time
+
+    area = define_area(services, "Lines")
+    lines = [f'{id_number()},王伟,13800138000,"Henan\nXinyang\nGushi county",,{area},2026-03-01,',  # lines 2-4
+             f'{id_number()},王伟,13800138000,"Henan\n{"H" * 70}",,{area},2026-03-01,',  # 5-6: too long
+             "",  # 7: blank, skipped
+             f"{id_number()},王伟,13800138000,Henan,,nowhere,2026-03-01,"]  # 8
+    report = import_residents(services.app, read_rows(_csv(lines)), _stamp())
+    assert (report.rows, report.stored) == (3, 1)
+    assert [(r.line, r.rule) for r in report.refused] == [(5, "string_too_long"), (8, "unknown_area")]
+    started = http.post("/imports", content=_csv_body(lines),
+                        headers={"Authorization": f"Bearer {keys['supervisor']}", "Content-Type": "text/csv"})
+    assert started.status_code == 202, started.text
+    for _ in range(200):
+        job = supervisor.get(started.headers["Location"]).json()
+        if job["status"] != "running":
+            break
+        time.sleep(0.05)
+    assert (job["status"], job["rows_total"], job["rows_done"]) == ("done", 3, 3), job
+    assert [(r["line"], r["rule"]) for r in job["refused"]] == [(5, "string_too_long"), (8, "unknown_area")]
