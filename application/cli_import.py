@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -103,24 +104,42 @@ def import_moves_command(
     _run_import("moves", file, report, user, batch_size)
 
 
+def _day(value: str | None) -> date | None:
+    """A day as YYYY-MM-DD, as the API takes one."""
+    if value is None:
+        return None
+    from domain.common import iso_day
+
+    day = iso_day(value)
+    if day is None:
+        raise typer.BadParameter(f"{value!r} is not a day as YYYY-MM-DD")
+    return day
+
+
 @generate_cli.command("district")
 def generate_district_command(
-    out: Annotated[Path, typer.Option(help="the directory to write sites.csv, residents.csv and moves.csv into")],
+    out: Annotated[Path, typer.Option(help="the directory to write sites.csv, residents.csv, moves.csv and"
+                                           " disputes.csv into")],
     residents: Annotated[int, typer.Option(min=1, max=5_000_000)] = 260_000,
     sites: Annotated[int, typer.Option(min=1, max=10_000)] = 70,
     seed: Annotated[int, typer.Option()] = 7,
+    today: Annotated[str | None, typer.Option(
+        help="the last day of the district's year, YYYY-MM-DD (default: today in Asia/Shanghai); with the seed it "
+             "makes the files the same again. Import them on or after this day", metavar="YYYY-MM-DD")] = None,
 ) -> None:
     """A synthetic district as CSV: housing sites sized as the seed counts them, residents (valid identity numbers,
-    Chinese names, hometowns, employers, the register's areas) and a year of moves; three rows in a thousand
-    deliberately wrong. The same for the same seed. Import them in that order: sites, residents, moves."""
+    Chinese names, hometowns, employers, the register's areas), a year of moves (most of those not in a site
+    renting) and of disputes; three rows in a thousand deliberately wrong, for reasons that do not pass with time.
+    The same for the same seed and day. Import them in that order: sites, residents, moves (no import loads
+    disputes.csv yet: its rows are POST /disputes bodies, the resident by identity number)."""
     from application.areas import seed_areas
     from application.generate import generate_district
 
     areas = [a["code"] for a in seed_areas()]
-    files = generate_district(out, residents=residents, areas=areas, seed=seed, sites=sites)
+    files = generate_district(out, residents=residents, areas=areas, seed=seed, sites=sites, today=_day(today))
     typer.echo(f"wrote {files.site_rows} sites to {files.sites}, {files.rows} residents ({files.flawed} deliberately"
-               f" wrong) to {files.residents} and {files.move_rows} moves ({files.flawed_moves} deliberately wrong)"
-               f" to {files.moves}")
+               f" wrong) to {files.residents}, {files.move_rows} moves ({files.flawed_moves} deliberately wrong)"
+               f" to {files.moves} and {files.dispute_rows} disputes to {files.disputes} (no import loads them yet)")
 
 
 def register(cli: typer.Typer) -> None:

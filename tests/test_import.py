@@ -85,12 +85,15 @@ def test_generate_and_import_from_the_command_line(database: Any, monkeypatch: A
     monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
     monkeypatch.setenv("LIUDONG_PII_MASTER_KEY", TEST_MASTER_KEY)
     runner = CliRunner()
-    made = runner.invoke(cli, ["generate", "district", "--out", str(tmp_path), "--residents", "400", "--seed", "3"])
+    made = runner.invoke(cli, ["generate", "district", "--out", str(tmp_path), "--residents", "400", "--seed", "3",
+                               "--today", "2026-06-30"])
     assert made.exit_code == 0, made.output
     again = tmp_path / "again"
     assert runner.invoke(cli, ["generate", "district", "--out", str(again), "--residents", "400",
-                               "--seed", "3"]).exit_code == 0
-    assert (again / "residents.csv").read_bytes() == (tmp_path / "residents.csv").read_bytes()  # deterministic
+                               "--seed", "3", "--today", "2026-06-30"]).exit_code == 0
+    for name in ("sites.csv", "residents.csv", "moves.csv", "disputes.csv"):  # deterministic for a seed and a day
+        assert (again / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    assert runner.invoke(cli, ["generate", "district", "--out", str(again), "--today", "2026-6-30"]).exit_code == 2
     result = runner.invoke(cli, ["import", "residents", str(tmp_path / "residents.csv")])
     flawed = int(made.output.split("(")[1].split(" ")[0])
     assert result.exit_code == (1 if flawed else 0), result.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 import uuid
 from pathlib import Path
@@ -192,8 +193,14 @@ def test_generate_and_import_a_district_from_the_command_line(database: Any, mon
     monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
     monkeypatch.setenv("LIUDONG_PII_MASTER_KEY", TEST_MASTER_KEY)
     runner = CliRunner()
-    made = runner.invoke(cli, ["generate", "district", "--out", str(tmp_path), "--residents", "1300", "--seed", "5"])
+    # A day long past: the deliberately wrong rows are wrong for reasons that do not pass with
+    # time (found by a review: rows dated ten days after a fixed "today" became good days later,
+    # and a wrong departure made a later return fail too, so the refusals outnumbered them).
+    made = runner.invoke(cli, ["generate", "district", "--out", str(tmp_path), "--residents", "1300", "--seed", "5",
+                               "--today", "2026-06-30"])
     assert made.exit_code == 0, made.output
+    wrong = [int(n) for n in re.findall(r"\((\d+) deliberately wrong\)", made.output)]
+    assert len(wrong) == 2, made.output
     with (tmp_path / "sites.csv").open(encoding="utf-8") as f:
         sites = list(csv.DictReader(f))
     with (tmp_path / "moves.csv").open(encoding="utf-8") as f:
@@ -204,13 +211,14 @@ def test_generate_and_import_a_district_from_the_command_line(database: Any, mon
     assert [m["effective_date"] for m in moves] == sorted(m["effective_date"] for m in moves)
     # Codes shared with other tests' imports would collide: this database has its own district.
     outputs = {}
-    for kind in ("sites", "residents", "moves"):
+    for kind, expected in zip(("sites", "residents", "moves"), [0, *wrong], strict=True):
         result = runner.invoke(cli, ["import", kind, str(tmp_path / f"{kind}.csv")])
         assert result.exit_code in (0, 1), result.output
         outputs[kind] = result.output
         with (tmp_path / f"{kind}.refused.csv").open(encoding="utf-8") as f:
             refused = list(csv.DictReader(f))
         assert (result.exit_code == 1) == bool(refused)
+        assert len(refused) == expected, (kind, refused)
     assert "70 sites registered" in outputs["sites"] or "70 stored before" in outputs["sites"]
     assert " moves recorded" in outputs["moves"]
     again = runner.invoke(cli, ["import", "moves", str(tmp_path / "moves.csv")])
@@ -340,3 +348,34 @@ def test_a_refused_move_names_the_csv_column_not_the_apis_field_path(services: S
     assert [(r.line, r.field, r.rule) for r in report.refused] == [
         (2, "landlord", "rented_housing_unidentified"), (3, "housing_kind", "housing_kind"),
         (4, "housing_kind", "housing_site_needs_site_id")]
+
+
+def test_a_generated_district_has_the_seeds_shape_at_any_size(tmp_path: Path) -> None:
+    """Issue 9's district, scaled: about 80 of 260 in sites and most of the rest renting, a year
+    of moves, departures and returns ending on the day asked for, and a year of disputes (found
+    by a review: of 20,000 residents 156 rented and about 13,900 had housing "other"; no disputes)."""
+    from datetime import date, timedelta
+
+    from application.areas import seed_areas
+    from application.generate import DISPUTE_COLUMNS, generate_district
+
+    today = date(2026, 6, 30)
+    made = generate_district(tmp_path, residents=5200, areas=[a["code"] for a in seed_areas()], seed=11, today=today)
+    with (tmp_path / "moves.csv").open(encoding="utf-8") as f:
+        moves = list(csv.DictReader(f))
+    first: dict[str, dict[str, str]] = {}
+    for m in moves:
+        first.setdefault(m["id_number"], m)
+    in_sites = sum(1 for m in first.values() if m["kind"] == "into_site")
+    renting = sum(1 for m in first.values() if m["housing_kind"] == "rented")
+    assert 5200 * 60 / 260 < in_sites < 5200 * 100 / 260, in_sites
+    assert renting > 0.75 * (5200 - in_sites), (renting, in_sites)
+    kinds = {m["kind"] for m in moves}
+    assert kinds == {"into_site", "private_housing", "departed", "returned"}
+    assert all(m["address"] and m["landlord"] for m in moves if m["housing_kind"] == "rented")
+    days = [date.fromisoformat(m["effective_date"]) for m in moves]
+    assert max(days) == today and sum(1 for d in days if d > today - timedelta(days=365)) > 500
+    with (tmp_path / "disputes.csv").open(encoding="utf-8") as f:
+        disputes = list(csv.DictReader(f))
+    assert made.dispute_rows == len(disputes) > 30 and tuple(disputes[0]) == DISPUTE_COLUMNS
+    assert all(today - timedelta(days=366) <= date.fromisoformat(d["occurred_on"]) <= today for d in disputes)
