@@ -338,7 +338,7 @@ def test_a_refused_record_is_reported_at_the_line_it_starts_on_and_records_are_c
     assert [(r.line, r.rule) for r in report.refused] == [(5, "string_too_long"), (8, "unknown_area")]
     started = http.post("/imports", content=_csv_body(lines),
                         headers={"Authorization": f"Bearer {keys['supervisor']}", "Content-Type": "text/csv"})
-    assert started.status_code == 202, started.text
+    assert started.status_code == 202 and started.json()["rows_total"] == 3, started.text
     for _ in range(200):
         job = supervisor.get(started.headers["Location"]).json()
         if job["status"] != "running":

@@ -21,7 +21,7 @@ from api.deps import PrincipalDep, ServicesDep, respond
 from api.problems import Problem
 from api.schemas import Public
 from application.import_jobs import create_job, get_job, importer_for, run_job
-from application.imports import RESIDENT_COLUMNS, missing_columns
+from application.imports import RESIDENT_COLUMNS, count_records, missing_columns
 from domain.common import Stamp
 
 router = APIRouter(tags=["imports"])
@@ -95,8 +95,7 @@ async def start_import(request: Request, services: ServicesDep, principal: Princ
                       errors=[{"field": "body", "rule": "csv_header", "message": "columns: " + ",".join(
                           required) + (" and optionally " + ",".join(optional) if optional else "")}])
     job_id = uuid.uuid4()
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    rows_total = max(lines - 1, 0)  # less the header
+    rows_total = count_records(io.StringIO(text))  # records, not lines: a quoted value may hold line breaks
     stamp = Stamp(principal.actor, services.clock())
     with services.pool.connection() as conn:
         create_job(conn, job_id, kind, principal.actor.user_id, rows_total)
