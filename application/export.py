@@ -107,8 +107,11 @@ def _bounds(conn: psycopg.Connection[Any], since: datetime | None, until: dateti
                 first = int(row["position"])
             if until is None or when <= until:
                 last = int(row["position"])
-    if first is None:
-        return 1, 0  # nothing recorded in the range
+    if first is None or last is None:
+        # Nothing recorded in the range. ``last`` None is not "no upper bound" here: no event was
+        # recorded by ``until`` (found by a review: --to before every event exported the whole store,
+        # under a signed manifest claiming the range asked for).
+        return 1, 0
     return first, last
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -669,3 +670,61 @@ def test_checkpoints_from_before_the_key_verify_and_none_is_written_unsigned_aft
     finally:
         with psycopg.connect(database.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+# -- a store of its own, with no service running -------------------------------------------------
+@pytest.fixture()
+def spare_store(database: Any, signing: tuple[Path, Path], monkeypatch: Any) -> Iterator[str]:
+    """A database of its own with the store's tables and no service (so no chainer running),
+    the command line pointed at it with the office's signing key."""
+    from application.cli import open_services
+
+    name = f"liudong_spare_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    dsn = urlunsplit(urlsplit(database.dsn)._replace(path=f"/{name}"))
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", dsn)
+    monkeypatch.setenv("LIUDONG_AUDIT_SIGNING_KEY_FILE", str(signing[0]))
+    open_services().close()  # makes the store's tables (and seeds the areas: their events go, the areas stay)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(EVENTS_TABLE)))
+        conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(CHAIN_TABLE)))
+    yield dsn
+    with psycopg.connect(database.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def _store(dsn: str, first: int, last: int) -> None:
+    """Events ``first``..``last`` as stored by the office on 2026-11-25 (stand-in states)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL(
+            "INSERT INTO {} (notification_id, originator_id, originator_version, topic, state)"
+            " SELECT i, md5('spare' || i)::uuid, 1, 'domain.residents:Resident.Registered',"
+            " convert_to('{{\"n\":' || i || ',\"recorded_at\":\"2026-11-25T10:00:00+08:00\"}}', 'UTF8')"
+            " FROM generate_series(%s::bigint, %s::bigint) i").format(sql.Identifier(EVENTS_TABLE)), (first, last))
+
+
+def _audit(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["audit", *args])
+
+
+def _manifest(bundle: Path) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads(bundle.read_bytes().splitlines()[-1])
+    return manifest
+
+
+def test_an_export_whose_range_ends_before_every_event_exports_none(spare_store: str, tmp_path: Path) -> None:
+    """Found by a review: --to before every event exported the whole store, under a signed
+    manifest claiming the range asked for."""
+    _store(spare_store, 1, 21)
+    assert _audit("chain").exit_code == 0
+    for args in (["--to", "2020-01-01T00:00:00+08:00"],
+                 ["--from", "2020-01-01T00:00:00+08:00", "--to", "2020-01-02T00:00:00+08:00"]):
+        made = _audit("export", "--out", str(tmp_path / "b.jsonl"), *args)
+        assert made.exit_code == 0 and "exported 0 events (none in the range)" in made.output, (args, made.output)
+        manifest = _manifest(tmp_path / "b.jsonl")
+        assert (manifest["events"], manifest["range"]["first_position"], manifest["range"]["last_position"]) == (
+            0, None, None), manifest
+    made = _audit("export", "--out", str(tmp_path / "all.jsonl"), "--from", "2020-01-01T00:00:00+08:00",
+                  "--to", "2026-11-25T10:00:00+08:00")
+    assert made.exit_code == 0 and "exported 21 events (positions 1..21)" in made.output, made.output
