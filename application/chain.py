@@ -296,6 +296,11 @@ def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100, newest_first:
     return [dict(r) for r in rows]
 
 
+def count_checkpoints(conn: Any) -> int:
+    row = conn.execute(f"SELECT count(*) AS n FROM {CHECKPOINTS_TABLE}").fetchone()
+    return int(row["n"]) if row else 0
+
+
 # -- verification -----------------------------------------------------------------------------
 @dataclass
 class Break:

@@ -567,6 +567,12 @@ def test_checkpoints_are_listed_for_auditors_only(
     last = listed.json()["items"][-1]
     assert made.output.split()[1] == f"#{last['id']}" and len(last["link"]) == 64
     assert caseworker.get("/audit/checkpoints").status_code == 403
+    # total counts the whole list, not the page (found by a review: ?limit=1 answered total 1 with a next page).
+    assert CliRunner().invoke(cli, ["audit", "checkpoint"]).exit_code == 0
+    with services.pool.connection() as conn:
+        recorded = conn.execute(f"SELECT count(*) AS n FROM {CHECKPOINTS_TABLE}").fetchone()["n"]
+    first = auditor.get("/audit/checkpoints", params={"limit": 1}).json()
+    assert recorded >= 2 and (len(first["items"]), first["total"]) == (1, recorded) and first["next"], first
 
 
 def test_a_read_of_a_dispute_is_logged_under_each_resident_party_on_the_api_and_the_web(

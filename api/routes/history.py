@@ -19,7 +19,7 @@ from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, IsoDate, IsoMoment, PageOut, Public
 from api.summaries import summary
 from application.audit import access_log, count_access_log, record_access, record_read
-from application.chain import b64, checkpoints
+from application.chain import b64, checkpoints, count_checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
 from application.privacy import sealed_fields
@@ -181,9 +181,10 @@ def get_checkpoints(services: ServicesDep, principal: PrincipalDep, limit: Limit
         raise Problem(403, "Forbidden", "only auditors read checkpoints", rule="role_not_allowed")
     with services.pool.connection() as conn:
         rows = checkpoints(conn, after_id=_cursor(cursor), limit=limit + 1)
+        total = count_checkpoints(conn)  # the whole list, not this page (found by a review)
     items = [CheckpointEntry(id=r["id"], position=r["position"], link=bytes(r["link"]).hex(), events=r["events"],
                              at=r["at"], key_id=r["key_id"], signature=b64(r["signature"])) for r in rows[:limit]]
-    return respond(PageOut[CheckpointEntry](items=items, total=len(items), next=encode_cursor(str(items[-1].id))
+    return respond(PageOut[CheckpointEntry](items=items, total=total, next=encode_cursor(str(items[-1].id))
                                             if len(rows) > limit and items else None))
 
 
