@@ -21,9 +21,14 @@ SCHEMA = [
     f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ("
     " position bigint PRIMARY KEY, digest bytea NOT NULL, link bytea NOT NULL,"
     " chained_at timestamptz NOT NULL DEFAULT now())",
+    # A checkpoint's id is its number, 1, 2, 3... without gaps (application.chain numbers them);
+    # from version 2 each carries the hash of the one before it, under its signature.
     f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} ("
     " id bigserial PRIMARY KEY, position bigint NOT NULL, link bytea NOT NULL, events bigint NOT NULL,"
-    " at timestamptz NOT NULL DEFAULT now(), key_id text, signature bytea)",
+    " at timestamptz NOT NULL DEFAULT now(), key_id text, signature bytea,"
+    " version smallint NOT NULL DEFAULT 1, previous bytea)",
+    f"ALTER TABLE {CHECKPOINTS_TABLE} ADD COLUMN IF NOT EXISTS version smallint NOT NULL DEFAULT 1",
+    f"ALTER TABLE {CHECKPOINTS_TABLE} ADD COLUMN IF NOT EXISTS previous bytea",
     "CREATE TABLE IF NOT EXISTS access_log ("
     " id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), user_id text NOT NULL, role text NOT NULL,"
     " resident_id uuid, route text NOT NULL, detail text)",

@@ -11,6 +11,10 @@ The position is in the link, not in the digest, so an event moved to another pos
 recognised as the one chained there. Every so often the head of the chain is recorded as
 a checkpoint (signed when the office has an audit signing key), so history up to a
 checkpoint provably was not rewritten later, even by someone who recomputes every link.
+Checkpoints are numbered 1, 2, 3... without gaps and each signs the hash of the one
+before it, so one deleted, or all of them deleted and a fresh one written, shows; the
+chainer refuses to go on over a chain shorter than, or different from, the latest
+checkpoint (chain rows deleted to have history chained again and signed anew).
 
 Only one chainer runs at a time (a session advisory lock); the others stand by. A rolled
 back transaction leaves a position that never held an event: the chain has no row for
@@ -38,6 +42,7 @@ import psycopg
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from prometheus_client import Counter
 from psycopg.rows import dict_row
 
 from application.audit import CHAIN_TABLE, CHECKPOINTS_TABLE
@@ -52,6 +57,11 @@ DIGEST_DOMAIN = b"liudong-event-v1\x00"
 # the same database (a replay, a test's synthetic store) is chained independently.
 CHAIN_LOCK = zlib.crc32(b"liudong-event-chainer") & 0x3FFFFFFF
 IN_SCHEMA = "hashtext(current_schema())"
+CHECKPOINT_LOCK = CHAIN_LOCK + 2  # numbering checkpoints (the chainer and `liudong audit checkpoint`)
+CHECKPOINT_VERSION = 2  # 2: numbered, and linked to the checkpoint before
+
+CHAIN_REFUSED = Counter("liudong_chain_refused", "times the chainer refused to chain on: the chain lost rows"
+                        " or differs from its latest checkpoint")
 
 
 # -- the hashes -------------------------------------------------------------------------------
@@ -75,8 +85,9 @@ def next_link(previous: bytes, position: int, digest: bytes) -> bytes:
 
 def ensure_chain_schema(conn: psycopg.Connection[Any]) -> None:
     """The chain's tables (made with the store's; here for a store made before them)."""
-    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL AS made", (CHECKPOINTS_TABLE,)).fetchone()
-    if row is not None and (row["made"] if isinstance(row, dict) else row[0]):
+    row = conn.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                       " AND table_name = %s AND column_name = 'previous'", (CHECKPOINTS_TABLE,)).fetchone()
+    if row is not None:  # made, with the checkpoints' link (added later: a store made before it gains it)
         return
     with conn.transaction():
         conn.execute(f"SELECT pg_advisory_xact_lock(%s, {IN_SCHEMA})", (CHAIN_LOCK + 1,))
@@ -119,8 +130,24 @@ def generate_keys(private_path: Path, public_path: Path) -> str:
 
 
 def checkpoint_message(position: int, link: bytes, events: int, at: datetime) -> bytes:
-    """What a checkpoint's signature covers."""
+    """What a version 1 checkpoint's signature covers."""
     return f"liudong-checkpoint-v1|{position}|{link.hex()}|{events}|{at.astimezone(UTC).isoformat()}".encode()
+
+
+def checkpoint_statement(mark: dict[str, Any]) -> bytes:
+    """What a checkpoint states, and its signature covers: version 1, the head; version 2,
+    also its number and the hash of the checkpoint before it (empty for the first)."""
+    link, at = bytes(mark["link"]), mark["at"]
+    if int(mark.get("version") or 1) < 2:
+        return checkpoint_message(int(mark["position"]), link, int(mark["events"]), at)
+    previous = bytes(mark["previous"]).hex() if mark.get("previous") is not None else ""
+    return (f"liudong-checkpoint-v2|{mark['id']}|{mark['position']}|{link.hex()}|{mark['events']}"
+            f"|{at.astimezone(UTC).isoformat()}|{previous}").encode()
+
+
+def checkpoint_hash(mark: dict[str, Any]) -> bytes:
+    """What the next checkpoint records as ``previous``."""
+    return hashlib.sha256(checkpoint_statement(mark)).digest()
 
 
 # -- the chainer ------------------------------------------------------------------------------
@@ -138,6 +165,7 @@ class Chainer:
 
     def __post_init__(self) -> None:
         self.chained = 0
+        self._head_position = 0  # the head this chainer last saw or made: the chain never goes back
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
 
@@ -146,6 +174,10 @@ class Chainer:
         while not self.stopping.is_set():
             try:
                 self._follow()
+                return
+            except ChainCut as refused:
+                # Not retried: chaining on would sign a history that may have been rewritten.
+                log.error("chainer stopped: %s", refused)
                 return
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 log.warning("chainer lost the database (%s); retrying in %.0f s", type(error).__name__, pause)
@@ -190,10 +222,27 @@ class Chainer:
         return self.chained
 
     def _resume(self, conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(f"SELECT position FROM {CHECKPOINTS_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
+        """Pick up after the chain's head, if it still reaches the latest checkpoint with the
+        link recorded there. Found by a review: with chain rows deleted from some position on,
+        the chainer chained the (rewritten) events again and signed a checkpoint over them."""
+        row = conn.execute(f"SELECT id, position, link FROM {CHECKPOINTS_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
         last = int(row["position"]) if row else 0
+        head, _ = self.head(conn)
+        if row is not None:
+            there = conn.execute(f"SELECT link FROM {CHAIN_TABLE} WHERE position = %s", (last,)).fetchone()
+            if head < last or there is None:
+                self._refuse(f"the chain ends at position {head}, before checkpoint #{row['id']} at position {last}"
+                             " (chain rows were deleted)")
+            elif bytes(there["link"]) != bytes(row["link"]):
+                self._refuse(f"the chain's link at position {last} differs from the one checkpoint #{row['id']}"
+                             " recorded (chain rows were rewritten)")
+        self._head_position = head
         counted = conn.execute(f"SELECT count(*) AS n FROM {CHAIN_TABLE} WHERE position > %s", (last,)).fetchone()
         self._since_checkpoint = int(counted["n"]) if counted else 0
+
+    def _refuse(self, what: str) -> None:
+        CHAIN_REFUSED.inc()
+        raise ChainCut(f"{what}; not chaining on: run `liudong audit verify` and restore the chain from a backup")
 
     def head(self, conn: psycopg.Connection[Any]) -> tuple[int, bytes]:
         row = conn.execute(f"SELECT position, link FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1").fetchone()
@@ -204,6 +253,9 @@ class Chainer:
     def step(self, conn: psycopg.Connection[Any]) -> bool:
         """Chain the next batch; returns whether there was one."""
         position, link = self.head(conn)
+        if position < self._head_position:
+            self._refuse(f"the chain's head went back from position {self._head_position} to {position}"
+                         " (chain rows were deleted)")
         rows = read_stored(conn, position, self.batch_size)
         if not rows:
             return False
@@ -217,6 +269,7 @@ class Chainer:
         with conn.transaction():
             conn.execute(f"INSERT INTO {CHAIN_TABLE} (position, digest, link)"
                          " SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])", (positions, digests, links))
+        self._head_position = positions[-1]
         self.chained += len(rows)
         self._since_checkpoint += len(rows)
         if self._since_checkpoint >= self.checkpoint_every or (
@@ -239,28 +292,55 @@ class Chainer:
             return None
         events_row = conn.execute(f"SELECT count(*) AS n FROM {CHAIN_TABLE}").fetchone()
         events = int(events_row["n"]) if events_row else 0
-        at_row = conn.execute("SELECT date_trunc('milliseconds', now()) AS at").fetchone()
-        assert at_row is not None
-        at = at_row["at"]
-        signature, kid = None, None
-        if self.signing_key is not None:
-            signature = self.signing_key.sign(checkpoint_message(position, link, events, at))
-            kid = key_id(self.signing_key.public_key())
-        elif conn.execute(f"SELECT 1 FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL LIMIT 1").fetchone():
+        if self.signing_key is None and conn.execute(
+                f"SELECT 1 FROM {CHECKPOINTS_TABLE} WHERE signature IS NOT NULL LIMIT 1").fetchone():
             # Once checkpoints are signed, an unsigned one would read as a stripped signature (found by
             # a review: a process started without the key wrote one, and verify failed for good).
             raise UnsignedCheckpoint("signed checkpoints exist: set LIUDONG_AUDIT_SIGNING_KEY_FILE to record another")
-        row = conn.execute(f"INSERT INTO {CHECKPOINTS_TABLE} (position, link, events, at, key_id, signature)"
-                           " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                           (position, link, events, at, kid, signature)).fetchone()
+        with conn.transaction():
+            conn.execute(f"SELECT pg_advisory_xact_lock(%s, {IN_SCHEMA})", (CHECKPOINT_LOCK,))
+            before = conn.execute(f"SELECT {MARK_COLUMNS} FROM {CHECKPOINTS_TABLE} ORDER BY id DESC LIMIT 1").fetchone()
+            mark: dict[str, Any] = {
+                "id": _next_checkpoint_number(conn), "position": position, "link": link, "events": events,
+                "at": conn.execute("SELECT date_trunc('milliseconds', now()) AS at").fetchone()["at"],  # type: ignore[index]
+                "version": CHECKPOINT_VERSION, "previous": checkpoint_hash(before) if before else None,
+                "key_id": None, "signature": None}
+            if self.signing_key is not None:
+                mark["signature"] = self.signing_key.sign(checkpoint_statement(mark))
+                mark["key_id"] = key_id(self.signing_key.public_key())
+            conn.execute(f"INSERT INTO {CHECKPOINTS_TABLE} ({MARK_COLUMNS}) VALUES"
+                         " (%(id)s, %(position)s, %(link)s, %(events)s, %(at)s, %(key_id)s, %(signature)s,"
+                         " %(version)s, %(previous)s)", mark)
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        log.info("checkpoint at position %s (%s events)", position, events)
-        return {"id": row["id"] if row else None, "position": position, "link": link, "events": events, "at": at}
+        log.info("checkpoint #%s at position %s (%s events)", mark["id"], position, events)
+        return mark
 
 
 class UnsignedCheckpoint(Exception):
     """An unsigned checkpoint after signed ones: not recorded."""
+
+
+class ChainCut(Exception):
+    """The chain no longer reaches its latest checkpoint, or differs from it there: the
+    chainer does not chain on (it would sign a history that may have been rewritten)."""
+
+
+MARK_COLUMNS = "id, position, link, events, at, key_id, signature, version, previous"
+
+
+def _next_checkpoint_number(conn: psycopg.Connection[Any]) -> int:
+    """The next checkpoint's number: one more than the last ever given, so a deleted
+    checkpoint, even the last or all of them, leaves a gap. The id's sequence keeps the
+    count (a DELETE leaves it); it is advanced with setval, which is logged exactly, not
+    with nextval, which after a crash of the server skips up to 32 numbers and would
+    read as deleted checkpoints. Called holding CHECKPOINT_LOCK."""
+    row = conn.execute(
+        "SELECT greatest(coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass), 0),"
+        f" (SELECT coalesce(max(id), 0) FROM {CHECKPOINTS_TABLE})) + 1 AS n", (CHECKPOINTS_TABLE,)).fetchone()
+    number = int(row["n"])  # type: ignore[index]
+    conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id')::regclass, %s)", (CHECKPOINTS_TABLE, number))
+    return number
 
 
 def _try_chain_lock(conn: psycopg.Connection[Any]) -> bool:
@@ -291,7 +371,7 @@ def chain_state(conn: Any) -> dict[str, Any]:
 def checkpoints(conn: Any, *, after_id: int = 0, limit: int = 100, newest_first: bool = False) -> list[dict[str, Any]]:
     """The recorded heads, oldest first after ``after_id``, or the latest ``newest_first``."""
     order = "DESC" if newest_first else "ASC"
-    rows = conn.execute(f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE}"
+    rows = conn.execute(f"SELECT {MARK_COLUMNS} FROM {CHECKPOINTS_TABLE}"
                         f" WHERE id > %s ORDER BY id {order} LIMIT %s", (after_id, limit)).fetchall()
     return [dict(r) for r in rows]
 
@@ -307,7 +387,7 @@ class Break:
     """The first place the chain does not hold."""
 
     position: int
-    kind: str  # altered, missing, inserted, reordered, link, checkpoint, signature
+    kind: str  # altered, missing, inserted, reordered, link, checkpoint, expected
     detail: str
     # For a checkpoint that does not hold: the position after the last one that did. History
     # rewritten and chained again reads consistent up to the checkpoint, so the change lies
@@ -344,18 +424,21 @@ def _merged(conn: psycopg.Connection[Any], upto: int, batch: int) -> Iterator[di
 
 
 def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None = None,
-           progress: Callable[[int, int], None] | None = None, batch: int = 5000) -> Verification:
+           progress: Callable[[int, int], None] | None = None, batch: int = 5000,
+           expect: tuple[int, bytes] | None = None) -> Verification:
     """Recompute the chain from the stored events and compare: every link, every digest,
     no event missing or added below the head, and every checkpoint (its signature too,
-    with the office's public key)."""
+    with the office's public key), numbered without gaps and each linked to the one
+    before. ``expect``: a head kept outside the database (a published checkpoint, an
+    export's last line) the chain must still hold at its position."""
     started = time.monotonic()
     result = Verification()
     head_row = _one(conn, f"SELECT max(position) AS p, count(*) AS n FROM {CHAIN_TABLE}")
     upto = int(head_row["p"] or 0)
     total = int(head_row["n"] or 0)
     with conn.cursor(row_factory=dict_row) as cur:
-        marks = {int(r["position"]): r for r in cur.execute(
-            f"SELECT id, position, link, events, at, key_id, signature FROM {CHECKPOINTS_TABLE} ORDER BY id")}
+        listed = cur.execute(f"SELECT {MARK_COLUMNS} FROM {CHECKPOINTS_TABLE} ORDER BY id").fetchall()
+    marks = {int(r["position"]): r for r in listed}
     # Checkpoints recorded before the first signed one (before the office made its key) need no signature.
     first_signed = min((p for p, m in marks.items() if m["signature"] is not None), default=upto + 1)
     link = GENESIS
@@ -389,6 +472,12 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
             break
         seen += 1
         last = at
+        if expect is not None and at == expect[0]:
+            if link != expect[1]:
+                result.broken = Break(at, "expected", f"the chain's head at position {at} is {link.hex()}, not the"
+                                      f" {expect[1].hex()} expected: history up to it was rewritten")
+                break
+            expect = None
         mark = marks.pop(at, None)
         if mark is not None:
             problem = _check_mark(mark, link, seen, public_key, unsigned_allowed=at < first_signed)
@@ -406,6 +495,12 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
         result.broken = Break(first, "checkpoint", f"checkpoint #{marks[first]['id']} names position {first},"
                               " which the chain does not reach now (history after it was cut or rewritten;"
                               f" the last checkpoint that held is at position {held})", since=held + 1)
+    if result.broken is None and expect is not None:
+        result.broken = Break(expect[0], "expected", f"the chain does not reach position {expect[0]}, where a head"
+                              f" was expected (it ends at {last}: history after it was cut, or rewritten)",
+                              since=last + 1)
+    if result.broken is None:
+        result.broken = _check_sequence(listed, public_key, upto)
     result.events = seen
     result.head_position = upto if result.broken is None else 0
     result.head = link
@@ -466,9 +561,52 @@ def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25
         if mark["key_id"] != key_id(public_key):
             return f"checkpoint #{number} was signed with key {mark['key_id']}, not {key_id(public_key)}"
         try:
-            public_key.verify(bytes(signature), checkpoint_message(int(mark["position"]), link, events, mark["at"]))
+            public_key.verify(bytes(signature), checkpoint_statement(mark))
         except InvalidSignature:
             return f"checkpoint #{number}'s signature does not verify"
+    return None
+
+
+def _check_sequence(marks: list[dict[str, Any]], public_key: Ed25519PublicKey | None, head: int) -> Break | None:
+    """The checkpoints as a whole: numbered 1, 2, 3... (a gap is a deleted checkpoint: the
+    numbers never skip), each of version 2 linked to the one before it, never an older
+    version after a newer, never back in position; and, with the office's key, at least
+    one signed over a chain with events, and none unsigned after a signed one. Found by a
+    review: with every checkpoint deleted (or their signatures), history rewritten and
+    chained again verified as ok."""
+    before: dict[str, Any] | None = None
+    signed = False
+    for mark in marks:
+        number, position = int(mark["id"]), int(mark["position"])
+        since = int(before["position"]) + 1 if before else 1
+        expected = int(before["id"]) + 1 if before else 1
+        after = f"checkpoint #{before['id']}" if before else "none"
+        if number != expected:
+            gone = f"#{expected} is" if number == expected + 1 else f"#{expected} to #{number - 1} are"
+            return Break(position, "checkpoint", f"checkpoint {gone} gone (deleted): checkpoint #{number} follows"
+                         f" {after}; history after position {since - 1} may have been rewritten and chained again",
+                         since=since)
+        version = int(mark["version"] or 1)
+        if before is not None and version < int(before["version"] or 1):
+            return Break(position, "checkpoint", f"checkpoint #{number} is of version {version}, after one of version"
+                         f" {before['version']} (rewritten in the old form, which links to nothing)", since=since)
+        if version >= 2:
+            previous = bytes(mark["previous"]) if mark["previous"] is not None else None
+            if previous != (checkpoint_hash(before) if before else None):
+                return Break(position, "checkpoint", f"checkpoint #{number} does not link to the one before it"
+                             f" ({after}): one of them was rewritten or replaced", since=since)
+        if before is not None and position < int(before["position"]):
+            return Break(position, "checkpoint", f"checkpoint #{number} names position {position}, before"
+                         f" {after}'s {before['position']} (the chain was cut and made again)", since=position)
+        if public_key is not None and signed and mark["signature"] is None:
+            return Break(position, "checkpoint", f"checkpoint #{number} is not signed, although checkpoints before"
+                         " it are (its signature was removed, or it was written without the key)", since=since)
+        signed = signed or mark["signature"] is not None
+        before = mark
+    if public_key is not None and head and not signed:
+        return Break(head, "checkpoint", "no checkpoint is signed: nothing proves the history was not rewritten"
+                     " (were the checkpoints or their signatures removed? If the office has only just made its key,"
+                     " record one with `liudong audit checkpoint`)", since=1)
     return None
 
 

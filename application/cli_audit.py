@@ -2,7 +2,8 @@
 
 ``verify`` prints one line an outside script can read: ``ok events=N head=HEX position=P``
 (exit 0), or ``broken position=P kind=KIND: what`` (exit 1). ``verify-export`` needs no
-database and no configuration: only the bundle and the office's public key.
+database and no configuration: only the bundle and the office's public key. ``chain``
+refuses (exit 1) to chain on over a chain that lost rows.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _connect(services: Any) -> Any:
 @audit_cli.command("chain")
 def audit_chain() -> None:
     """Chain every event stored so far now (a running service does this continuously) and record a checkpoint."""
-    from application.chain import Chainer
+    from application.chain import ChainCut, Chainer
     from application.cli import open_services
 
     services = open_services()
@@ -63,6 +64,9 @@ def audit_chain() -> None:
         count = chainer.catch_up(wait=False)
         with _connect(services) as conn:
             position, link = chainer.head(conn)
+    except ChainCut as refused:
+        typer.echo(f"refused: {refused}", err=True)
+        raise typer.Exit(1) from None
     finally:
         services.close()
     if count is None:
@@ -94,17 +98,36 @@ def audit_checkpoint() -> None:
     typer.echo(f"checkpoint #{mark['id']} at position {mark['position']}: {mark['link'].hex()}")
 
 
+def _expected_head(value: str | None) -> tuple[int, bytes] | None:
+    if value is None:
+        return None
+    position, _, link = value.partition(":")
+    try:
+        expected = int(position), bytes.fromhex(link)
+    except ValueError:
+        expected = (0, b"")
+    if expected[0] < 1 or len(expected[1]) != 32:
+        typer.echo(f"--expect-head: POSITION:HASH, e.g. 21:{'ab' * 32} (a checkpoint's position and link): {value!r}",
+                   err=True)
+        raise typer.Exit(2)
+    return expected
+
+
 @audit_cli.command("verify")
 def audit_verify(
     public_key: Annotated[Path | None, typer.Option(
         help="the office's Ed25519 public key: checkpoint signatures are checked too "
              "(default: from LIUDONG_AUDIT_SIGNING_KEY_FILE when set)")] = None,
+    expect_head: Annotated[str | None, typer.Option(
+        "--expect-head", help="POSITION:HASH of a head kept outside the database (a checkpoint published or"
+                              " printed earlier, an export's last line): the chain must still hold it")] = None,
 ) -> None:
     """Recompute the chain over every stored event: exit 0 and `ok` with the count and head, or exit 1 and the
     first broken position."""
     from application.chain import load_public_key, verify
     from application.cli import open_services
 
+    expected = _expected_head(expect_head)
     services = open_services()
     try:
         key = load_public_key(public_key) if public_key else None
@@ -112,8 +135,8 @@ def audit_verify(
             key = services.settings.audit_signing_key().public_key()
         with _connect(services) as conn, _progress("verifying") as bar:
             task = bar.add_task("verify", total=None)
-            result = verify(conn, public_key=key, progress=lambda done, total: bar.update(task, completed=done,
-                                                                                          total=total))
+            result = verify(conn, public_key=key, expect=expected,
+                            progress=lambda done, total: bar.update(task, completed=done, total=total))
     finally:
         services.close()
     rate = result.events / result.seconds if result.seconds else 0.0

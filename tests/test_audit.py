@@ -24,7 +24,16 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from application.audit import CHAIN_TABLE, CHECKPOINTS_TABLE
-from application.chain import Chainer, UnsignedCheckpoint, generate_keys, load_private_key, load_public_key, verify
+from application.chain import (
+    ChainCut,
+    Chainer,
+    UnsignedCheckpoint,
+    checkpoint_hash,
+    generate_keys,
+    load_private_key,
+    load_public_key,
+    verify,
+)
 from application.cli import cli
 from application.export import canonical, export, verify_export
 from application.services import Services
@@ -474,8 +483,16 @@ def test_a_history_rewritten_with_every_link_recomputed_is_caught_by_the_checkpo
     # review: only the checkpoint was named, not where to look).
     assert result.broken.since is not None and result.broken.since <= 12 <= result.broken.position
     assert f"between positions {result.broken.since} and {result.broken.position}" in result.broken.detail
-    # Rewriting the checkpoints too is caught by their signatures.
+    # Rewriting the checkpoints' links breaks the links between them; rewriting those too is
+    # caught by their signatures.
     tamper.execute(f"UPDATE {CHECKPOINTS_TABLE} c SET link = l.link FROM {CHAIN_TABLE} l WHERE l.position = c.position")
+    unlinked = _verify_inside(tamper)
+    assert unlinked.broken is not None and "does not link" in unlinked.broken.detail, unlinked.broken
+    before = None
+    for mark in tamper.execute(f"SELECT * FROM {CHECKPOINTS_TABLE} ORDER BY id").fetchall():
+        mark["previous"] = checkpoint_hash(before) if before else None
+        tamper.execute(f"UPDATE {CHECKPOINTS_TABLE} SET previous = %s WHERE id = %s", (mark["previous"], mark["id"]))
+        before = mark
     assert _verify_inside(tamper).ok  # without the office's public key the forgery holds...
     signed = _verify_inside(tamper, signing)
     assert signed.broken is not None and "signature" in signed.broken.detail  # ...with it, it does not
@@ -738,3 +755,105 @@ def test_an_export_whose_range_ends_before_every_event_exports_none(spare_store:
     made = _audit("export", "--out", str(tmp_path / "all.jsonl"), "--from", "2020-01-01T00:00:00+08:00",
                   "--to", "2026-11-25T10:00:00+08:00")
     assert made.exit_code == 0 and "exported 21 events (positions 1..21)" in made.output, made.output
+
+
+def _two_checkpoints(dsn: str) -> tuple[int, str]:
+    """Events 1..21 chained, with signed checkpoints #1 at 10 and #2 at 21: the head at 21."""
+    _store(dsn, 1, 10)
+    assert _audit("chain").exit_code == 0
+    _store(dsn, 11, 21)
+    chained = _audit("chain")
+    assert chained.exit_code == 0, chained.output
+    with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        marks = conn.execute(f"SELECT id, position, link, signature FROM {CHECKPOINTS_TABLE} ORDER BY id").fetchall()
+    assert [(m["id"], m["position"]) for m in marks] == [(1, 10), (2, 21)] and all(m["signature"] for m in marks)
+    return 21, bytes(marks[-1]["link"]).hex()
+
+
+def _rewrite_event_18(dsn: str, *statements: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"UPDATE {EVENTS_TABLE} SET state = convert_to('{{\"n\":18,\"forged\":1}}', 'UTF8')"
+                     " WHERE notification_id = 18")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_history_rewritten_and_chained_again_after_its_checkpoints_were_deleted_does_not_verify(
+        spare_store: str, signing: tuple[Path, Path]) -> None:
+    """Found by a review: an event altered, the chain cut below it, every checkpoint deleted:
+    `liudong audit chain` chained the forgery and signed a fresh checkpoint, and verify said ok.
+    Checkpoint numbers never skip: the fresh one, #3, shows #1 and #2 are gone."""
+    _two_checkpoints(spare_store)
+    _rewrite_event_18(spare_store, f"DELETE FROM {CHAIN_TABLE} WHERE position >= 16",
+                      f"DELETE FROM {CHECKPOINTS_TABLE}")
+    assert _audit("chain").exit_code == 0  # nothing left to compare with: it chains (and numbers the checkpoint #3)
+    result = _audit("verify", "--public-key", str(signing[1]))
+    assert result.exit_code == 1, result.output
+    assert "kind=checkpoint" in result.output and "#1 to #2 are gone" in result.output, result.output
+
+
+def test_the_chainer_refuses_to_chain_on_over_a_chain_shorter_than_its_latest_checkpoint(
+        spare_store: str) -> None:
+    """Found by a review: chain rows deleted from a position on were chained again (over the
+    rewritten events) and signed. The chain must reach the latest checkpoint with its link."""
+    _two_checkpoints(spare_store)
+    _rewrite_event_18(spare_store, f"DELETE FROM {CHAIN_TABLE} WHERE position >= 16")
+    refused = _audit("chain")
+    assert refused.exit_code == 1, refused.output
+    assert "ends at position 15, before checkpoint #2 at position 21" in refused.output, refused.output
+    with pytest.raises(ChainCut):
+        Chainer(spare_store).catch_up()
+    with psycopg.connect(spare_store, autocommit=True, row_factory=dict_row) as conn:
+        assert conn.execute(f"SELECT max(position) AS p FROM {CHAIN_TABLE}").fetchone()["p"] == 15  # nothing chained
+        assert conn.execute(f"SELECT count(*) AS n FROM {CHECKPOINTS_TABLE}").fetchone()["n"] == 2  # nor signed
+        # Chain rows rewritten at the checkpoint's position: refused too.
+        conn.execute(f"INSERT INTO {CHAIN_TABLE} (position, digest, link) VALUES (21, %s, %s)",
+                     (bytes(32), bytes(32)))
+    with pytest.raises(ChainCut, match="differs from the one checkpoint #2 recorded"):
+        Chainer(spare_store).catch_up()
+
+
+def test_verify_with_the_key_fails_when_checkpoints_are_unsigned_deleted_or_unlinked(
+        spare_store: str, signing: tuple[Path, Path]) -> None:
+    _two_checkpoints(spare_store)
+    assert _audit("chain").exit_code == 0
+    _store(spare_store, 22, 30)
+    assert _audit("chain").exit_code == 0  # checkpoint #3 at 30
+    key = ["--public-key", str(signing[1])]
+    assert _audit("verify", *key).exit_code == 0
+    # What verify says with the office's key, and without it (None: the key is needed to tell).
+    cases = {
+        # Found by a review: every signature nulled verified as ok.
+        f"UPDATE {CHECKPOINTS_TABLE} SET signature = NULL, key_id = NULL": ("no checkpoint is signed", None),
+        f"UPDATE {CHECKPOINTS_TABLE} SET signature = NULL, key_id = NULL WHERE id = 3": ("#3 is not signed", None),
+        f"DELETE FROM {CHECKPOINTS_TABLE} WHERE id = 2": ("#2 is gone", "#2 is gone"),
+        f"DELETE FROM {CHECKPOINTS_TABLE} WHERE id = 1": ("#1 is gone", "#1 is gone"),
+        f"UPDATE {CHECKPOINTS_TABLE} SET previous = NULL WHERE id = 3": ("#3's signature", "#3 does not link"),
+        f"UPDATE {CHECKPOINTS_TABLE} SET version = 1 WHERE id = 3": ("#3's signature", "#3 is of version 1"),
+    }
+    for statement, (keyed, unkeyed) in cases.items():
+        with psycopg.connect(spare_store, row_factory=dict_row) as conn:  # one transaction, rolled back
+            conn.execute(statement)
+            with_key, without = verify(conn, public_key=load_public_key(signing[1])), verify(conn)
+            conn.rollback()
+        assert with_key.broken is not None and keyed in with_key.broken.detail, (statement, with_key.broken)
+        if unkeyed is not None:  # numbering and links are checked without the key too
+            assert without.broken is not None and unkeyed in without.broken.detail, (statement, without.broken)
+
+
+def test_a_head_kept_outside_the_database_catches_a_history_rebuilt_from_scratch(
+        spare_store: str, signing: tuple[Path, Path]) -> None:
+    """What the database alone cannot show: its administrator deletes every chain row and
+    checkpoint, resets the numbering and chains the rewritten history again. Only a head kept
+    elsewhere (a published checkpoint, an export) tells, with --expect-head."""
+    position, link = _two_checkpoints(spare_store)
+    expect = ["--expect-head", f"{position}:{link}", "--public-key", str(signing[1])]
+    assert _audit("verify", *expect).exit_code == 0
+    _rewrite_event_18(spare_store, f"DELETE FROM {CHAIN_TABLE}", f"DELETE FROM {CHECKPOINTS_TABLE}",
+                      f"SELECT setval(pg_get_serial_sequence('{CHECKPOINTS_TABLE}', 'id'), 1, false)")
+    assert _audit("chain").exit_code == 0
+    assert _audit("verify", "--public-key", str(signing[1])).exit_code == 0  # the limit, as docs/adr/0004 says
+    caught = _audit("verify", *expect)
+    assert caught.exit_code == 1 and f"broken position={position} kind=expected" in caught.output, caught.output
+    bad = _audit("verify", "--expect-head", "21:nothex")
+    assert bad.exit_code == 2 and "POSITION:HASH" in bad.output
