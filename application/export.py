@@ -5,7 +5,8 @@ Each event line is canonical JSON (sorted keys, no spaces): position, aggregate 
 version, topic, the stored state (base64, the bytes exactly as stored: personal fields
 stay sealed), its digest, the link before it and its own link. The last line is the
 manifest: the range, counts, the first and last link, a SHA-256 over every event line,
-and an Ed25519 signature over the rest of the manifest.
+the store's last position and how many stored events were not yet chained (so not
+exported), and an Ed25519 signature over the rest of the manifest.
 
 A range export (``--from``/``--to``) is a contiguous stretch of the chain, so each line's
 ``prev`` is the line before's ``link``; an export of one aggregate holds only its events,
@@ -67,6 +68,7 @@ class ExportSummary:
     events: int = 0
     first_position: int | None = None
     last_position: int | None = None
+    unchained: int = 0  # stored events after the chain's head: not in the bundle, whatever the range
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
@@ -121,6 +123,13 @@ def export(conn: psycopg.Connection[Any], out: IO[bytes], *, signing_key: Ed2551
     """Write the bundle to ``out``; returns what was exported."""
     first, last = _bounds(conn, since, until)
     summary = ExportSummary()
+    heads = conn.execute(f"SELECT (SELECT max(notification_id) FROM {EVENTS_TABLE}) AS stored,"
+                         f" (SELECT max(position) FROM {CHAIN_TABLE}) AS chained").fetchone()
+    store_head = int(heads["stored"] or 0) if heads else 0
+    chain_head = int(heads["chained"] or 0) if heads else 0
+    left_out = conn.execute(f"SELECT count(*) AS n FROM {EVENTS_TABLE} WHERE notification_id > %s",
+                            (chain_head,)).fetchone()
+    summary.unchained = int(left_out["n"]) if left_out else 0
     lines = hashlib.sha256()
     kinds: Counter[str] = Counter()
     aggregates: set[str] = set()
@@ -152,6 +161,7 @@ def export(conn: psycopg.Connection[Any], out: IO[bytes], *, signing_key: Ed2551
         "contiguous": aggregate is None, "events": summary.events, "aggregates": len(aggregates),
         "by_topic": dict(sorted(kinds.items())), "first_prev": first_prev, "first_link": first_link,
         "last_link": last_link, "lines_sha256": lines.hexdigest(), "key_id": key_id(signing_key.public_key()),
+        "store_head": store_head, "chain_head": chain_head, "unchained": summary.unchained,
     }
     manifest["signature"] = base64.b64encode(signing_key.sign(canonical(manifest))).decode()
     out.write(canonical(manifest) + b"\n")

@@ -757,6 +757,20 @@ def test_an_export_whose_range_ends_before_every_event_exports_none(spare_store:
     assert made.exit_code == 0 and "exported 21 events (positions 1..21)" in made.output, made.output
 
 
+def test_an_export_chains_what_is_stored_first_and_its_manifest_names_the_stores_head(
+        spare_store: str, signing: tuple[Path, Path], tmp_path: Path) -> None:
+    """Found by a review: with no service running, events not yet chained were left out of an
+    export without a word (`exported 0 events`)."""
+    _store(spare_store, 1, 10)
+    with psycopg.connect(spare_store, autocommit=True, row_factory=dict_row) as conn:
+        assert Chainer(spare_store, batch_size=4).step(conn)  # 1..4 chained, 5..10 not yet
+    made = _audit("export", "--out", str(tmp_path / "e.jsonl"))
+    assert made.exit_code == 0 and "exported 10 events (positions 1..10)" in made.output, made.output
+    manifest = _manifest(tmp_path / "e.jsonl")
+    assert (manifest["store_head"], manifest["chain_head"], manifest["unchained"]) == (10, 10, 0), manifest
+    assert verify_export(tmp_path / "e.jsonl", load_public_key(signing[1])).ok
+
+
 def _two_checkpoints(dsn: str) -> tuple[int, str]:
     """Events 1..21 chained, with signed checkpoints #1 at 10 and #2 at 21: the head at 21."""
     _store(dsn, 1, 10)
@@ -793,7 +807,7 @@ def test_history_rewritten_and_chained_again_after_its_checkpoints_were_deleted_
 
 
 def test_the_chainer_refuses_to_chain_on_over_a_chain_shorter_than_its_latest_checkpoint(
-        spare_store: str) -> None:
+        spare_store: str, tmp_path: Path) -> None:
     """Found by a review: chain rows deleted from a position on were chained again (over the
     rewritten events) and signed. The chain must reach the latest checkpoint with its link."""
     _two_checkpoints(spare_store)
@@ -811,6 +825,9 @@ def test_the_chainer_refuses_to_chain_on_over_a_chain_shorter_than_its_latest_ch
                      (bytes(32), bytes(32)))
     with pytest.raises(ChainCut, match="differs from the one checkpoint #2 recorded"):
         Chainer(spare_store).catch_up()
+    refused = _audit("export", "--out", str(tmp_path / "e.jsonl"))  # an export chains first: refused as well
+    assert refused.exit_code == 1 and "refused: the chain's link at position 21 differs" in refused.output, (
+        refused.output)
 
 
 def test_verify_with_the_key_fails_when_checkpoints_are_unsigned_deleted_or_unlinked(
