@@ -170,8 +170,14 @@ class CheckpointEntry(Public):
     events: int = Field(description="events chained up to it")
     at: datetime = Field(description="when it was recorded")
     key_id: str | None = Field(description="the audit key that signed it (none: unsigned)")
-    signature: str | None = Field(description="Ed25519 signature (base64) over "
-                                  "liudong-checkpoint-v1|position|link|events|at (at in UTC, ISO 8601)")
+    signature: str | None = Field(description="Ed25519 signature (base64) over, for version 1, "
+                                  "liudong-checkpoint-v1|position|link|events|at; for version 2, "
+                                  "liudong-checkpoint-v2|id|position|link|events|at|previous (at in UTC, ISO "
+                                  "8601; previous in hex, empty for the first checkpoint)")
+    version: int = Field(default=1, description="1: the head alone; 2: numbered 1, 2, 3 ... without gaps and "
+                         "linked to the checkpoint before")
+    previous: str | None = Field(default=None, description="version 2: SHA-256 (hex) of the statement of the "
+                                 "checkpoint before, which its signature covers; null for the first")
 
 
 @router.get("/audit/checkpoints", response_model=PageOut[CheckpointEntry])
@@ -186,7 +192,10 @@ def get_checkpoints(services: ServicesDep, principal: PrincipalDep, limit: Limit
         rows = checkpoints(conn, after_id=_cursor(cursor), limit=limit + 1)
         total = count_checkpoints(conn)  # the whole list, not this page (found by a review)
     items = [CheckpointEntry(id=r["id"], position=r["position"], link=bytes(r["link"]).hex(), events=r["events"],
-                             at=r["at"], key_id=r["key_id"], signature=b64(r["signature"])) for r in rows[:limit]]
+                             at=r["at"], key_id=r["key_id"], signature=b64(r["signature"]),
+                             version=int(r.get("version") or 1),
+                             previous=bytes(r["previous"]).hex() if r.get("previous") else None)
+             for r in rows[:limit]]
     return respond(PageOut[CheckpointEntry](items=items, total=total, next=encode_cursor(str(items[-1].id))
                                             if len(rows) > limit and items else None))
 
