@@ -411,7 +411,7 @@ def test_a_supervisor_revokes_a_subsidy_and_a_refused_revocation_says_why_keeps_
             ({"reason": "never built", "claw_back": "400.01"}, 409, "claw_back_exceeds_paid",
              "The claw-back cannot be more than what was paid."),
             ({"reason": "", "claw_back": "0.00"}, 422, "reason_missing", "Give the reason."),
-            ({"reason": "x" * 501, "claw_back": "0.00"}, 422, "reason_too_long", "at most 500 characters"),
+            ({"reason": "x" * 501, "claw_back": "0.00"}, 422, "too_long", "At most 500 characters."),
             ({"reason": "never built", "claw_back": "abc"}, 422, "money_format", None),
             # the box "I understand this cannot be undone" not ticked (found by a review: one click revoked)
             ({"reason": "never built", "claw_back": "400.00", "confirm": ""}, 422, "confirmation_required",

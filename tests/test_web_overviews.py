@@ -307,7 +307,7 @@ def test_a_refused_program_keeps_what_was_typed_says_the_rule_and_stores_nothing
             ({"budget": "12,50"}, "budget", "money_format", "Write an amount in yuan"),
             ({"mode": []}, "modes", "modes_empty", "Tick at least one payment mode."),
             ({"fiscal_year": "1999"}, "fiscal_year", "fiscal_year_out_of_range", "between 2000 and 2100"),
-            ({"name": "x" * 101}, "name", "too_long", "This is too long."),
+            ({"name": "x" * 101}, "name", "too_long", "At most 100 characters."),
             ({"budget": ""}, "budget", "required", "This is required.")):
         before = stored()
         typed = program_form(**overrides)

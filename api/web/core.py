@@ -21,6 +21,7 @@ from uuid import UUID
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import BaseModel
 
 from api.middleware import REFUSED_SESSION
 from api.schemas import CONTROL_CHARACTERS
@@ -88,6 +89,31 @@ def _refuse_control_characters(items: Any) -> None:
         multiline = key in MULTILINE_FIELDS or key.startswith("decision_")
         if CONTROL_CHARACTERS.search(value) or (not multiline and LINE_BREAKS.search(value.strip())):
             raise WebBadInput(key)
+
+
+@cache
+def _text_limits(model: type[BaseModel]) -> dict[str, int]:
+    """The most characters each text field of an API body takes (a list of texts: each one),
+    read from the body's JSON schema: its ``maxLength``, also inside ``X | None``."""
+
+    def most(node: Mapping[str, Any]) -> int | None:
+        if "maxLength" in node:
+            return int(node["maxLength"])
+        if node.get("type") == "array":
+            return most(node.get("items", {}))
+        return next((m for sub in node.get("anyOf", []) if (m := most(sub)) is not None), None)
+
+    properties = model.model_json_schema()["properties"]
+    return {name: m for name, node in properties.items() if (m := most(node)) is not None}
+
+
+def api_limits(model: type[BaseModel], *fields: str, **renamed: str) -> dict[str, int]:
+    """``{form field: the most characters the API takes there}`` for a form whose ``fields`` are
+    named as the API body's, and whose ``renamed`` fields (form name = API name) are not: the
+    pages refuse what the API refuses, from the API's own models, so the two cannot drift
+    (found by a review: the pages stored a 20,000-character description the API refuses)."""
+    limits = _text_limits(model)
+    return {**{name: limits[name] for name in fields}, **{form: limits[api] for form, api in renamed.items()}}
 
 
 def language(request: Request) -> str:
@@ -295,11 +321,18 @@ class Page:
         return None
 
     def too_long(self, form: Mapping[str, str], limits: Mapping[str, int]) -> CommandOutcome | None:
-        """The first field longer than its limit, refused with the rule in words."""
+        """The first field longer than its limit (``api_limits``), refused on that field with the
+        limit in words, before anything is stored."""
         for name, most in limits.items():
             if len(form.get(name, "")) > most:
-                return self.refused("too_long", f"at most {most} characters", name)
+                return self.longer_than(name, most)
         return None
+
+    def longer_than(self, field_name: str, most: int) -> CommandOutcome:
+        """``field_name`` holds more than ``most`` characters: the refusal names the limit (found by
+        a review: "内容过长。" alone left the user guessing how much to cut)."""
+        return CommandOutcome(error=self._("At most %(n)s characters.") % {"n": most}, rule="too_long",
+                              field=field_name)
 
     def error_text(self, rule: str, message: str) -> str:
         """The rule in words: the catalogue's sentence for ``rule.<name>``, else the domain's own."""

@@ -17,11 +17,21 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
+from api.routes.disputes import (
+    AssignmentCreate,
+    DisputeCreate,
+    EscalationCreate,
+    MediationCreate,
+    NoteCreate,
+    Party,
+    ReopeningCreate,
+)
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -59,6 +69,15 @@ FORM_ORDER = (Action.ASSIGN, Action.NOTE, Action.MEDIATION, Action.ESCALATE, Act
 PAGE_SIZE = 50  # cases per page of the work queue
 SITE_BATCH = 500
 QUEUE_FILTERS = ("category", "area", "assignee", "overdue")
+# The most characters each form's fields take: the API's bodies' (api/routes/disputes.py).
+NEW_CASE_MOST = {**api_limits(DisputeCreate, "description"),
+                 **{f"party_name_{n}": api_limits(Party, "name")["name"] for n in range(1, PARTY_ROWS + 1)}}
+PARTICIPANT_MOST = api_limits(MediationCreate, "participants")["participants"]  # each one's name
+ACTION_MOST: dict[Action, dict[str, int]] = {
+    Action.ASSIGN: api_limits(AssignmentCreate, "assignee"), Action.NOTE: api_limits(NoteCreate, "text"),
+    Action.MEDIATION: api_limits(MediationCreate, mediation_outcome="outcome"),
+    Action.ESCALATE: api_limits(EscalationCreate, "reason"), Action.REOPEN: api_limits(ReopeningCreate, "reason"),
+}
 
 
 def refused(page: Page, rule: str, message: str, field: str | None = None) -> CommandOutcome:
@@ -228,6 +247,7 @@ async def log_case(request: Request) -> Response:
     site_id = uuid_or_none(form.get("site_id"))
     if not form.get("description"):
         problem = problem or refused(page, "description_missing", "describe the dispute", "description")
+    problem = problem or page.too_long(form, NEW_CASE_MOST)
     if occurred_on is None:
         problem = problem or refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "occurred_on")
     if problem is None:
@@ -335,6 +355,8 @@ def _command(page: Page, case_id: UUID, action: Action, form: dict[str, str]
              ) -> CommandOutcome | Callable[[Stamp], CommandResult]:
     """The use case a form asks for, or the page's own refusal of the form."""
     app = page.services.app
+    if (too_long := page.too_long(form, ACTION_MOST.get(action, {}))) is not None:
+        return too_long
     if action is Action.ASSIGN:
         assignee, agency = form.get("assignee") or None, form.get("agency") or None
         if assignee is not None:
@@ -355,6 +377,9 @@ def _command(page: Page, case_id: UUID, action: Action, form: dict[str, str]
             return refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "held_on")
         if not participants:
             return refused(page, "participants_missing", "name who took part", "participants")
+        if any(len(p) > PARTICIPANT_MOST for p in participants):
+            return CommandOutcome(error=page._("Each name has at most %(n)s characters.") % {"n": PARTICIPANT_MOST},
+                                  rule="too_long", field="participants")
         if not form.get("mediation_outcome"):
             return refused(page, "text_missing", "write something", "mediation_outcome")
         return lambda stamp: app.hold_mediation(case_id, held_on=held_on, participants=participants,

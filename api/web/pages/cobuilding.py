@@ -15,11 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.deps import reading_as
+from api.routes.cobuilding import ContributionCreate, PairingCreate, PairingEnding
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -40,7 +42,9 @@ router = APIRouter()
 PARTNER_TYPES = [t.value for t in PartnerType]
 KINDS = [k.value for k in ContributionKind]
 PAGE_SIZE = 50
-MOST = {"partner_name": 100, "description": 1000, "reason": 500}  # as the API's Name, description and Reason
+# The most characters each form's fields take: the API's bodies' (api/routes/cobuilding.py).
+MOST = (api_limits(PairingCreate, "partner_name") | api_limits(ContributionCreate, "description")
+        | api_limits(PairingEnding, "reason"))
 
 
 def _site_names(page: Page) -> dict[str, dict[str, Any]]:

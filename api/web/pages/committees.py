@@ -17,11 +17,21 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
+from api.routes.committees import (
+    ActionCompletion,
+    ActionCreate,
+    AgendaItem,
+    CommitteeCreate,
+    Decision,
+    Member,
+    MemberRemoval,
+)
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -49,7 +59,14 @@ TITLED_ROWS = 3
 MEMBER_ROWS = 5  # rows of the founding form's members table (empty rows are skipped)
 # The roles the forms offer (the API takes any title; these read well in both languages).
 MEMBER_ROLES = ("chair", "deputy_chair", "secretary", "group_leader", "member")
-NAME_MOST, ROLE_MOST, REASON_MOST = 100, 64, 500  # the API's Name, member role and Reason
+# The most characters each form's fields take: the API's bodies' (api/routes/committees.py).
+NAME_MOST, ROLE_MOST = api_limits(Member, "name")["name"], api_limits(Member, "role")["role"]
+FOUNDING_MOST = api_limits(CommitteeCreate, "name")
+TITLE_MOST = api_limits(AgendaItem, "title")["title"]
+DECISION_MOST = api_limits(Decision, "decision")["decision"]
+ACTION_MOST = api_limits(ActionCreate, "description")["description"]
+COMPLETION_MOST = api_limits(ActionCompletion, "note")
+REMOVAL_MOST = api_limits(MemberRemoval, "reason")
 RESIDENT_CHOICES = 20  # residents offered for a name typed in a member's resident field
 
 
@@ -113,11 +130,13 @@ def _member(page: Page, name: str, role: str, picked: str, fields: tuple[str, st
                                      resident_field)
             opened = page.services.app.vault.open(resident.name)
             name = presenter.name(resident.name) if presenter.full and opened != ERASED else ""
-    if not name or len(name) > NAME_MOST:
+    if not name:
         return None, refused(page, "committee_member_name",
                              "each member needs a name (at most 100 characters) or a resident picked", name_field)
+    if len(name) > NAME_MOST:
+        return None, page.longer_than(name_field, NAME_MOST)
     if len(role) > ROLE_MOST:
-        return None, refused(page, "committee_member_role", "a role has at most 64 characters", role_field)
+        return None, page.longer_than(role_field, ROLE_MOST)
     member: dict[str, Any] = {"name": name, "role": role or "member"}
     if resident_id is not None:
         member["resident_id"] = str(resident_id)  # as the API passes it (JSON)
@@ -176,8 +195,9 @@ async def found_committee(request: Request) -> Response:
     form = await page.form()
     problem: CommandOutcome | None = None
     name = form.get("name", "")
-    if not name or len(name) > NAME_MOST:
+    if not name:
         problem = refused(page, "committee_name", "give the committee a name (at most 100 characters)", "name")
+    problem = problem or page.too_long(form, FOUNDING_MOST)
     area, site_id = form.get("area") or None, uuid_or_none(form.get("site_id"))
     if area and site_id:
         problem = problem or refused(page, "committee_area_or_site",
@@ -308,7 +328,9 @@ async def schedule(request: Request, committee_id: str) -> Response:
     problem: CommandOutcome | None = None
     for n in range(1, TITLED_ROWS + 1):
         title, topic = form.get(f"title_{n}", ""), form.get(f"topic_{n}", "")
-        if title:
+        if len(title) > TITLE_MOST:
+            problem = problem or page.longer_than(f"title_{n}", TITLE_MOST)
+        elif title:
             agenda.append({"title": title, **({"topic": topic} if topic else {})})
         elif topic:
             problem = problem or refused(page, "agenda_title_missing", "give the item a title", f"title_{n}")
@@ -363,7 +385,11 @@ async def minutes(request: Request, committee_id: str, meeting_id: str) -> Respo
             item_id = key.removeprefix("decision_")
             decision: dict[str, Any] = {"item_id": item_id, "decision": text, "actions": []}
             what, owner = form.get(f"action_{item_id}", ""), form.get(f"owner_{item_id}", "")
-            if what:
+            if len(text) > DECISION_MOST:
+                problem = problem or page.longer_than(key, DECISION_MOST)
+            if len(what) > ACTION_MOST:
+                problem = problem or page.longer_than(f"action_{item_id}", ACTION_MOST)
+            elif what:
                 due_on = day_or_none(form.get(f"due_{item_id}"))
                 if not owner or due_on is None:
                     problem = problem or refused(page, "action_incomplete",
@@ -395,6 +421,8 @@ async def action_done(request: Request, committee_id: str, action_id: str) -> Re
     done_on = day_or_none(form.get("done_on"))
     if done_on is None:
         problem = refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "done_on")
+    elif (too_long := page.too_long(form, COMPLETION_MOST)) is not None:
+        problem = too_long
     else:
         problem = page.run(lambda stamp: page.services.app.complete_committee_action(
             parsed, action_id=action_id, done_on=done_on, note=form.get("note") or None, stamp=stamp))
@@ -442,8 +470,10 @@ async def remove_member(request: Request, committee_id: str) -> Response:
     problem: CommandOutcome | None = None
     if left_on is None:
         problem = refused(page, "date_invalid", "give a date (YYYY-MM-DD)", "left_on")
-    elif not reason or len(reason) > REASON_MOST:
+    elif not reason:
         problem = refused(page, "committee_removal_reason", "give the reason (at most 500 characters)", "reason")
+    elif (too_long := page.too_long(form, REMOVAL_MOST)) is not None:
+        problem = too_long
     elif (unconfirmed := page.unconfirmed(form)) is not None:
         problem = unconfirmed
     else:

@@ -20,7 +20,19 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
-from api.web.core import STAFF_ROLES, CommandOutcome, Page, current_page, day_or_none, is_digits, redirect, uuid_or_none
+from api.routes.active_members import ActiveMemberCreate, EmployerLiaisonCreate, TrainingCreate
+from api.routes.services import DependantCreate, SchoolRefusalCreate, SchoolRequestCreate, ServiceCreate
+from api.web.core import (
+    STAFF_ROLES,
+    CommandOutcome,
+    Page,
+    api_limits,
+    current_page,
+    day_or_none,
+    is_digits,
+    redirect,
+    uuid_or_none,
+)
 from api.web.pages.residents import SUFFIX, _area_name, _areas, _required, _resident_page, _search, _sites, _status
 from api.web.pages.residents import _timeline as _record_timeline
 from application.audit import record_access
@@ -43,7 +55,12 @@ LOSS_REASONS = [r.value for r in LossReason if r is not LossReason.DEPARTED]
 STATUSES = ["active", "lost"]
 PAGE_SIZE = 50
 FOUND = 20  # residents offered by the identify form's search
-MOST = {"course": 100, "employer": 100, "note": 500, "name": 100, "school": 100, "provider": 100, "reason": 500}
+# The most characters each form's fields take: the API's bodies' (api/routes/active_members.py and
+# services.py; a field of one name takes as much in every form of the pages).
+MOST = (api_limits(ActiveMemberCreate, "area") | api_limits(TrainingCreate, "course")
+        | api_limits(EmployerLiaisonCreate, "employer", "note") | api_limits(DependantCreate, "name")
+        | api_limits(SchoolRequestCreate, "school") | api_limits(SchoolRefusalCreate, "reason")
+        | api_limits(ServiceCreate, "provider"))
 
 
 # -- shared helpers ------------------------------------------------------------

@@ -18,11 +18,14 @@ from fastapi.responses import Response
 
 from api.deps import reading_as
 from api.present import Presenter
+from api.routes.operators import InspectionCreate, OperatorCreate, SiteRelease
+from api.schemas import ErasureCreate
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -44,7 +47,10 @@ READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR,
 TYPES = [t.value for t in OperatorType]
 PAGE_SIZE = 50
 FIGURES = ("income_from_site", "reinvested_management", "reinvested_sanitation", "reinvested_facilities")
-MOST = {"name": 100, "contact": 500, "reason": 500, "note": 500, "findings": 2000}
+# The most characters each form's fields take: the API's bodies' (api/routes/operators.py; a field of
+# one name takes as much in every form of the page). Amounts are typed with separators the API's have not.
+MOST = (api_limits(OperatorCreate, "name", "contact", "area") | api_limits(SiteRelease, "reason")
+        | api_limits(ErasureCreate, "note") | api_limits(InspectionCreate, "findings"))
 
 
 # -- the list ------------------------------------------------------------------

@@ -17,12 +17,14 @@ from fastapi.responses import Response
 from api.deps import reading_as
 from api.present import Presenter
 from api.routes.history import CATALOGUE
+from api.schemas import DepartureCreate, ErasureCreate, HousingIn, MoveCreate, ResidentCreate, ReturnCreate
 from api.summaries import summary
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -57,6 +59,13 @@ PHONE = re.compile(r"^\+?[0-9][0-9 -]{4,19}$")
 SUFFIX = re.compile(r"^[0-9]{3,5}[0-9X]$")
 SHOWN = 200  # residents shown on one search page
 MOVE_OUT_KINDS = [k.value for k in HousingKind if k is not HousingKind.SITE]
+# The most characters each form's fields take: the API's bodies' (api/schemas.py).
+HOUSING_MOST = api_limits(HousingIn, "landlord", "address")
+REGISTER_MOST = api_limits(ResidentCreate, "id_number", "name", "hometown", "employer", "area") | HOUSING_MOST
+MOVE_OUT_MOST = api_limits(MoveCreate, "area") | HOUSING_MOST
+DEPARTURE_MOST = api_limits(DepartureCreate, "reason")
+RETURN_MOST = api_limits(ReturnCreate, "area")
+ERASURE_MOST = api_limits(ErasureCreate, "note")
 
 
 # -- helpers -------------------------------------------------------------------
@@ -206,7 +215,7 @@ async def register_resident(request: Request) -> Response:
     if outcome is None and not PHONE.match(form["phone"]):
         outcome = _fail(page, "phone_format", "phone", "a phone number: digits, spaces or dashes")
     if outcome is None:
-        outcome = page.too_long(form, {"name": 100, "hometown": 64, "employer": 100})
+        outcome = page.too_long(form, REGISTER_MOST)
     relation = form.get("household_relation") or None
     if outcome is None and relation is not None and relation not in {r.value for r in HouseholdRelation}:
         outcome = _fail(page, "household_relation", "household_relation", "unknown household relation")
@@ -220,8 +229,6 @@ async def register_resident(request: Request) -> Response:
         outcome = _fail(page, "site_or_housing", "site_id", "choose a site or housing outside sites, not both")
     if outcome is None and kind is not None and kind not in MOVE_OUT_KINDS:
         outcome = _fail(page, "housing_kind", "housing_kind", "choose a housing kind from the list")
-    if outcome is None:
-        outcome = page.too_long(form, {"landlord": 100, "address": 200})
     if outcome is None:
         assert registered_on is not None
         day = registered_on
@@ -350,14 +357,14 @@ async def resident(resident_id: UUID, request: Request) -> Response:
 
 
 async def _act(request: Request, resident_id: UUID, form_name: str, required: list[str],
-               act: Any, day_field: str = "effective_date") -> Response:
-    """Run one of the resident's forms (its date in ``day_field``): the use case the API calls, or
-    the form again with the rule."""
+               act: Any, day_field: str = "effective_date", most: dict[str, int] | None = None) -> Response:
+    """Run one of the resident's forms (its date in ``day_field``, its texts at ``most`` the API's
+    limits): the use case the API calls, or the form again with the rule."""
     page = current_page(request)
     page.require(STAFF_ROLES)
     form = await page.form()
     values = {k: v for k, v in form.items() if k != "csrf"}
-    outcome = _required(page, form, required)
+    outcome = _required(page, form, required) or page.too_long(form, most or {})
     day = None
     if outcome is None:
         day, outcome = _day(page, form, day_field)
@@ -390,18 +397,16 @@ async def move_out(resident_id: UUID, request: Request) -> Response:
             resident_id, form["area"], day, stamp, housing_kind=kind, address=form.get("address") or None,
             landlord=form.get("landlord") or None)))
 
-    return await _act(request, resident_id, "move-out", ["area", "effective_date"], act)
+    return await _act(request, resident_id, "move-out", ["area", "effective_date"], act, most=MOVE_OUT_MOST)
 
 
 @router.post("/ui/residents/{resident_id}/departure")
 async def departure(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
-        if len(form["reason"]) > 500:
-            return _fail(page, "too_long", "reason", "at most 500 characters")
         return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.record_departure(
             resident_id, day, form["reason"], stamp))
 
-    return await _act(request, resident_id, "departure", ["effective_date", "reason"], act)
+    return await _act(request, resident_id, "departure", ["effective_date", "reason"], act, most=DEPARTURE_MOST)
 
 
 @router.post("/ui/residents/{resident_id}/return")
@@ -409,7 +414,7 @@ async def return_(resident_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], day: date) -> CommandOutcome:
         return page.run(lambda stamp: page.services.app.record_return(resident_id, form["area"], day, stamp))
 
-    return await _act(request, resident_id, "return", ["area", "effective_date"], act)
+    return await _act(request, resident_id, "return", ["area", "effective_date"], act, most=RETURN_MOST)
 
 
 @router.post("/ui/residents/{resident_id}/erasure")
@@ -420,7 +425,7 @@ async def erasure(resident_id: UUID, request: Request) -> Response:
     page.require(SUPERVISOR_ROLES)
     form = await page.form()
     values = {k: v for k, v in form.items() if k not in ("csrf", "confirm")}
-    outcome = _required(page, form, ["legal_basis", "note"]) or page.too_long(form, {"note": 500}) \
+    outcome = _required(page, form, ["legal_basis", "note"]) or page.too_long(form, ERASURE_MOST) \
         or page.unconfirmed(form) or page.run(lambda stamp: page.services.app.erase_resident(
             resident_id, legal_basis=form["legal_basis"], note=form["note"], stamp=stamp))
     if not outcome.ok:

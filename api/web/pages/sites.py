@@ -24,7 +24,25 @@ from fastapi.responses import Response
 from api.deps import reading_as
 from api.present import Presenter
 from api.routes.sites import operator_record
-from api.web.core import STAFF_ROLES, SUPERVISOR_ROLES, CommandOutcome, Page, current_page, is_digits, redirect
+from api.schemas import (
+    Candidate,
+    CommitteeMember,
+    Operator,
+    PreparationCreate,
+    SiteAssessmentCreate,
+    SiteClosure,
+    SiteCreate,
+)
+from api.web.core import (
+    STAFF_ROLES,
+    SUPERVISOR_ROLES,
+    CommandOutcome,
+    Page,
+    api_limits,
+    current_page,
+    is_digits,
+    redirect,
+)
 from api.web.pages.residents import READERS as PEOPLE_READERS
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
 from api.web.pages.subsidies import money
@@ -59,7 +77,15 @@ COMMUNITY_ROLES = SUPERVISOR_ROLES  # preparation, election, term end
 CANDIDATE_ROWS = 12  # an election of five to nine seats, with more candidates than seats
 GROUP_ROWS = 5  # the preparatory group's members typed on the form
 LIST_SEPARATORS = re.compile(r"[、,\uff0c;\uff1b\n]+")  # villages typed in one field, ASCII or full-width
-MOST = {"name": 100, "address": 200, "operator_name": 100, "note": 500, "villages": 640, "reason": 500}
+# The most characters each form's fields take: the API's bodies' (api/schemas.py).
+REGISTER_MOST = api_limits(SiteCreate, "name", "address", "area") | api_limits(Operator, operator_name="name")
+ASSESS_MOST = api_limits(SiteAssessmentCreate, "note")
+VILLAGE_MOST = api_limits(SiteAssessmentCreate, "villages")["villages"]  # each village's name
+VILLAGES_MOST = int(SiteAssessmentCreate.model_json_schema()["properties"]["villages"]["maxItems"])
+MEMBER_MOST = api_limits(CommitteeMember, "name", "role")
+PREPARATION_MOST = api_limits(PreparationCreate, "note")
+CANDIDATE_MOST = api_limits(Candidate, "name")["name"]
+CLOSURE_MOST = api_limits(SiteClosure, "reason")
 
 
 def _lacks(site: HousingSite, page: Page) -> list[str]:
@@ -138,10 +164,6 @@ def _whole(page: Page, form: dict[str, str], name: str, low: int, high: int,
     return int(raw), None
 
 
-def _too_long(page: Page, form: dict[str, str], names: Iterable[str]) -> CommandOutcome | None:
-    return page.too_long(form, {name: MOST[name] for name in names})
-
-
 # -- register a site ---------------------------------------------------------------------------
 def _render_new(page: Page, values: dict[str, Any], outcome: CommandOutcome | None, status: int = 200) -> Response:
     return page.render("site_new.html", status=status, values=values, outcome=outcome, areas=_areas(page),
@@ -167,7 +189,7 @@ async def register_site(request: Request) -> Response:
     capacity = None
     outcome = _required(page, form, ["name", "area", "address", "operator_type", "operator_name", "capacity"])
     if outcome is None:
-        outcome = _too_long(page, form, ["name", "address", "operator_name"])
+        outcome = page.too_long(form, REGISTER_MOST)
     if outcome is None:
         capacity, outcome = _whole(page, form, "capacity", 1, 100_000, "capacity_not_positive")
     if outcome is None:
@@ -361,9 +383,10 @@ async def assess(site_id: UUID, request: Request) -> Response:
         if refusal is None:
             headcount, refusal = _whole(page, form, "headcount", 0, 1_000_000)
         if refusal is None:
-            refusal = _too_long(page, form, ["villages", "note"])
-        if refusal is None and (len(villages) > 10 or any(len(v) > 100 for v in villages)):
-            refusal = _fail(page, "too_long", "villages", "at most 10 villages of 100 characters each")
+            refusal = page.too_long(form, ASSESS_MOST)
+        if refusal is None and (len(villages) > VILLAGES_MOST or any(len(v) > VILLAGE_MOST for v in villages)):
+            refusal = CommandOutcome(error=page._("At most %(count)s villages of %(n)s characters each.") % {
+                "count": VILLAGES_MOST, "n": VILLAGE_MOST}, rule="too_long", field="villages")
         if refusal is not None:
             return refusal
         assert headcount is not None
@@ -391,13 +414,15 @@ async def approve_preparation(site_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
         group = []
         for n, name, role in _rows(form, "member", "role", GROUP_ROWS):
-            if not name or len(name) > 100:
+            if not name:
                 return _fail(page, "member_name", f"member_name_{n}",
                              "each member needs a name (at most 100 characters)")
-            if len(role) > 64:
-                return _fail(page, "too_long", f"member_role_{n}", "at most 64 characters")
+            refusal = page.too_long({f"member_name_{n}": name, f"member_role_{n}": role},
+                                    {f"member_{k}_{n}": most for k, most in MEMBER_MOST.items()})
+            if refusal is not None:
+                return refusal
             group.append({"name": name, "role": role or "member"})
-        refusal = _too_long(page, form, ["note"])
+        refusal = page.too_long(form, PREPARATION_MOST)
         if refusal is not None:
             return refusal
         details: dict[str, Any] = {}
@@ -433,9 +458,11 @@ async def hold_election(site_id: UUID, request: Request) -> Response:
                 return refusal
         candidates = []
         for n, name, votes in _rows(form, "candidate", "votes", CANDIDATE_ROWS):
-            if not name or len(name) > 100:
+            if not name:
                 return _fail(page, "candidate_name", f"candidate_name_{n}",
                              "each candidate needs a name (at most 100 characters)")
+            if len(name) > CANDIDATE_MOST:
+                return page.longer_than(f"candidate_name_{n}", CANDIDATE_MOST)
             if not is_digits(votes) or int(votes) > 1_000_000:
                 return _fail(page, "votes_number", f"candidate_votes_{n}", "votes are a whole number")
             candidates.append({"name": name, "role": "member", "votes": int(votes)})
@@ -472,7 +499,7 @@ async def change_facilities(site_id: UUID, request: Request) -> Response:
 @router.post("/ui/sites/{site_id}/closure")
 async def close_site(site_id: UUID, request: Request) -> Response:
     def act(page: Page, form: dict[str, str], lists: dict[str, list[str]], day: date) -> CommandOutcome:
-        refusal = _required(page, form, ["reason"]) or _too_long(page, form, ["reason"]) or page.unconfirmed(form)
+        refusal = _required(page, form, ["reason"]) or page.too_long(form, CLOSURE_MOST) or page.unconfirmed(form)
         if refusal is not None:
             return refusal
         return page.run(lambda stamp: page.services.app.close_site(site_id, day, form["reason"], stamp))

@@ -21,11 +21,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.present import Presenter
+from api.routes.subsidies import (
+    OutcomeVerificationCreate,
+    SubsidyApplicationCreate,
+    SubsidyApproval,
+    SubsidyPaymentCreate,
+    SubsidyProgramCreate,
+    SubsidyRejection,
+    SubsidyRevocation,
+)
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
     CommandOutcome,
     Page,
+    api_limits,
     current_page,
     day_or_none,
     is_digits,
@@ -50,8 +60,15 @@ VERIFIERS = frozenset({Role.SUPERVISOR})
 PAGE_SIZE = 50  # applications per page of each list
 NAMES_BATCH = 500  # programs or sites read at a time for their names
 REVOCABLE = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.PAID})  # took effect (as the domain says)
-REASON_MAX = 500  # as the API's Reason
-PROGRAM_NAME_MAX = 100  # as the API's Name
+# The most characters each form's fields take: the API's bodies' (api/routes/subsidies.py).
+APPLICATION_MOST = api_limits(SubsidyApplicationCreate, "amount", "justification")
+ACTION_MOST = {
+    "approve": api_limits(SubsidyApproval, "note", "target"), "reject": api_limits(SubsidyRejection, "reason"),
+    "pay": api_limits(SubsidyPaymentCreate, "amount", "reference"),
+    "verify": api_limits(OutcomeVerificationCreate, "note"),
+    "revoke": api_limits(SubsidyRevocation, "reason", "claw_back"),
+}
+PROGRAM_MOST = api_limits(SubsidyProgramCreate, "name", "budget")
 # Who may open a program, as POST /subsidy-programs's rule says (api/routes/subsidies.py):
 # supervisors and admins, district-wide (programs are the district's; the use case refuses an
 # account bound to areas, as the API does).
@@ -248,6 +265,8 @@ async def submit_application(request: Request) -> Response:
     if not form.get("justification"):
         outcome = page.refused("justification_required", page._("Justification"), "justification")
         return _new_form(page, form, outcome, status=422)
+    if (too_long := page.too_long(form, APPLICATION_MOST)) is not None:
+        return _new_form(page, form, too_long, status=422)
     try:
         plan = _instalments(form.get("instalments", ""))
     except ValueError:
@@ -319,30 +338,7 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
     target = uuid_or_none(application_id)
     if target is None:
         return _application(page, application_id)
-    app = page.services.app
-    if name == "approve":
-        due = day_or_none(form.get("target_due"))
-        outcome = page.run(lambda stamp: app.approve_subsidy_application(
-            target, form.get("note") or None, stamp, target=form.get("target") or None, target_due=due))
-    elif name == "reject":
-        outcome = page.run(lambda stamp: app.reject_subsidy_application(target, form.get("reason", ""), stamp))
-    elif name == "revoke":
-        outcome = _revoke(page, target, form)
-    elif name == "verify":
-        verified = day_or_none(form.get("verified_on"))
-        if verified is None:
-            outcome = page.refused("date_required", page._("Give a date (YYYY-MM-DD)"), "verified_on")
-        else:
-            outcome = page.run(lambda stamp: app.verify_subsidy_outcome(target, verified, form.get("note", ""),
-                                                                        stamp))
-    else:
-        paid_on = day_or_none(form.get("paid_on"))
-        if paid_on is None:
-            outcome = CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
-                                     rule="date_required", field="paid_on")
-        else:
-            outcome = page.run(lambda stamp: app.record_subsidy_payment(
-                target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
+    outcome = page.too_long(form, ACTION_MOST[name]) or _decide(page, name, target, form)
     if outcome.ok and outcome.result is not None:
         if name == "pay" and form.get("back") == "queue":  # back to the page of the list it was paid from
             return redirect(_queue_url({"pay": form.get("pay_cursor") or None}, after=outcome.result.position))
@@ -353,14 +349,36 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
     return _application(page, application_id, outcome, failed=name, values=form, status=_status(outcome))
 
 
+def _decide(page: Page, name: str, target: UUID, form: dict[str, str]) -> CommandOutcome:
+    """The use case the form ``name`` asks for, run; or the page's own refusal of the form."""
+    app = page.services.app
+    if name == "approve":
+        due = day_or_none(form.get("target_due"))
+        return page.run(lambda stamp: app.approve_subsidy_application(
+            target, form.get("note") or None, stamp, target=form.get("target") or None, target_due=due))
+    if name == "reject":
+        return page.run(lambda stamp: app.reject_subsidy_application(target, form.get("reason", ""), stamp))
+    if name == "revoke":
+        return _revoke(page, target, form)
+    if name == "verify":
+        verified = day_or_none(form.get("verified_on"))
+        if verified is None:
+            return page.refused("date_required", page._("Give a date (YYYY-MM-DD)"), "verified_on")
+        return page.run(lambda stamp: app.verify_subsidy_outcome(target, verified, form.get("note", ""), stamp))
+    paid_on = day_or_none(form.get("paid_on"))
+    if paid_on is None:
+        return CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
+                              rule="date_required", field="paid_on")
+    return page.run(lambda stamp: app.record_subsidy_payment(
+        target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
+
+
 def _revoke(page: Page, target: UUID, form: dict[str, str]) -> CommandOutcome:
     """Revoke a subsidy that took effect, as the API's revocation does: a reason (the API's
     limits) and what the operator must pay back."""
     reason = form.get("reason", "")
     if not reason:
         return page.refused("reason_missing", page._("Reason"), "reason")
-    if len(reason) > REASON_MAX:
-        return page.refused("reason_too_long", page._("Reason"), "reason")
     return page.unconfirmed(form) or page.run(lambda stamp: page.services.app.revoke_subsidy_application(
         target, reason, form.get("claw_back", ""), stamp))
 
@@ -490,7 +508,7 @@ async def open_program(request: Request) -> Response:
         if outcome is None and not form.get(name):
             outcome = page.refused("required", "required", name)
     if outcome is None:
-        outcome = page.too_long(form, {"name": PROGRAM_NAME_MAX})
+        outcome = page.too_long(form, PROGRAM_MOST)
     if outcome is None and not is_digits(form["fiscal_year"]):
         outcome = page.refused("whole_number", "a year such as 2026", "fiscal_year")
     if outcome is None:
