@@ -360,3 +360,34 @@ def test_a_case_logged_after_the_meeting_was_scheduled_is_added_to_its_agenda_fr
     assert [i.get("dispute_id") for i in agenda] == [None, case["id"]]
     again = worker.page(f"/ui/committees/{committee_id}")
     assert f"form-agenda-{meeting}" not in again.post_forms()  # no open case left to add
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_action_typed_under_an_undecided_item_is_refused_beside_it_keeping_the_minutes_typed(
+        web: Any, supervisor: Api, caseworker: Api, services: Services, stored: Any, lang: str) -> None:
+    """Found by a review: an action item filled in under an item whose decision was left empty
+    was dropped without a word, and the minutes stored without it."""
+    area = define_area(services, "\u4efb\u52a1")
+    committee_id, members = committee(supervisor, area, [{"name": n} for n in ("Wang", "Li", "Zhao")])
+    meeting = caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"title": "rota"}, {"title": "wages"}]}).json()["meeting_id"]
+    worker = web("caseworker")
+    typed = {"held_on": "2026-11-24", "attendee": members[:2], "decision_1": "a rota from December",
+             "decision_2": "", "action_2": "ask the employer", "owner_2": members[0], "due_2": "2026-12-10"}
+    before = stored()
+    refused = worker.post(f"/ui/committees/{committee_id}/meetings/{meeting}/minutes?lang={lang}", typed)
+    assert refused.status_code == 422, refused.text[:2000]
+    page = Html(refused.text)
+    words = ("An action needs a decision on its item" if lang == "en"
+             else "\u4efb\u52a1\u987b\u4f9d\u9644\u4e8e\u8be5\u8bae\u9898\u7684\u51b3\u5b9a")
+    assert page.problems[0][0] == "action_without_decision" and words in page.errors["action_2"], page.errors
+    assert page.by_id[f"f-action-{meeting}-2"].get("aria-invalid") == "true" and not page.untied_errors()
+    assert page.value(f"f-action-{meeting}-2") == "ask the employer"
+    assert page.text(f"f-decision-{meeting}-1") == "a rota from December"
+    assert before.unchanged()
+    decided = worker.post(f"/ui/committees/{committee_id}/meetings/{meeting}/minutes",
+                          {**typed, "decision_2": "the chair writes to the employer"})
+    landed(decided)
+    after = decided.headers["location"].split("after=")[1].split("&")[0]
+    actions = caseworker.get(f"/committees/{committee_id}/agenda", params={"after": after}).json()["actions"]
+    assert [a["description"] for a in actions] == ["ask the employer"]

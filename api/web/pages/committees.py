@@ -380,6 +380,11 @@ async def minutes(request: Request, committee_id: str, meeting_id: str) -> Respo
     held_on = day_or_none(form.get("held_on"))
     problem: CommandOutcome | None = None
     decisions: list[dict[str, Any]] = []
+    for key, what in form.items():
+        # an action item typed under an item left undecided was dropped without a word (found by a review)
+        if key.startswith("action_") and what and not form.get(f"decision_{key.removeprefix('action_')}"):
+            problem = problem or refused(page, "action_without_decision", "an action needs a decision on its item",
+                                         key)
     for key, text in form.items():
         if key.startswith("decision_") and text:
             item_id = key.removeprefix("decision_")
