@@ -1,0 +1,46 @@
+"""A site and a committee link their history, as the other records' pages do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api
+from tests.factories import resident_body, unique
+from tests.test_web_money import created
+from tests.test_web_sites import Html, new_site, web
+
+__all__ = ["web"]
+
+
+def a_site_with_everything(supervisor: Api, caseworker: Api) -> dict[str, str]:
+    """A site with a resident, an open case with the resident as a party, a committee and a pairing."""
+    site = new_site(supervisor)
+    resident = created(caseworker.post("/residents", resident_body(name=unique("\u674e\u56db"))))
+    moved = caseworker.post(f"/residents/{resident}/moves", {"site_id": site, "effective_date": "2026-11-20"})
+    assert moved.status_code == 200, moved.text
+    case = created(caseworker.post("/disputes", {
+        "category": "wages_and_labour", "description": "wages unpaid", "site_id": site, "occurred_on": "2026-11-01",
+        "parties": [{"resident_id": resident}, {"name": "Yuanda Dyeing Co.", "kind": "employer"}]}))
+    committee = created(supervisor.post("/committees", {
+        "name": unique("\u7ba1\u59d4\u4f1a"), "site_id": site, "established_on": "2026-06-01",
+        "members": [{"name": "Wang", "role": "chair"}, {"resident_id": resident, "name": "Li"}]}))
+    paired = supervisor.post("/pairings", {"site_id": site, "partner_type": "enterprise",
+                                           "partner_name": unique("Shenzhou"), "agreed_on": "2026-03-01"})
+    pairing = created(paired)
+    for listing in ("/open-cases", "/committees", "/pairings", "/residents", "/sites"):  # the views have it all
+        assert supervisor.get(listing, params={"after": paired.json()["position"]}).status_code == 200, listing
+    return {"site": site, "resident": resident, "case": case, "committee": committee, "pairing": pairing}
+
+
+def test_a_site_and_a_committee_link_their_history(web: Any, supervisor: Api, caseworker: Api) -> None:
+    made = a_site_with_everything(supervisor, caseworker)
+    for role in ("caseworker", "supervisor", "auditor", "finance"):
+        session = web(role)
+        site = Html(session.client.get(f"/ui/sites/{made['site']}?lang=en").text)
+        assert site.by_id["site-history"]["href"] == f"/ui/history/sites/{made['site']}", role
+        assert session.client.get(site.by_id["site-history"]["href"]).status_code == 200
+        if role == "finance":
+            continue  # finance opens no committee's page
+        committee = Html(session.client.get(f"/ui/committees/{made['committee']}?lang=en").text)
+        assert committee.by_id["committee-history"]["href"] == f"/ui/history/committees/{made['committee']}"
+        assert session.client.get(committee.by_id["committee-history"]["href"]).status_code == 200
