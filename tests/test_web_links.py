@@ -1,4 +1,5 @@
-"""A site and a committee link their history, as the other records' pages do."""
+"""A case names a resident party by name, linked to their page; a site and a committee link their
+history, as the other records' pages do."""
 
 from __future__ import annotations
 
@@ -30,6 +31,24 @@ def a_site_with_everything(supervisor: Api, caseworker: Api) -> dict[str, str]:
     for listing in ("/open-cases", "/committees", "/pairings", "/residents", "/sites"):  # the views have it all
         assert supervisor.get(listing, params={"after": paired.json()["position"]}).status_code == 200, listing
     return {"site": site, "resident": resident, "case": case, "committee": committee, "pairing": pairing}
+
+
+def test_a_case_names_its_resident_party_links_their_page_and_logs_the_read(
+        web: Any, supervisor: Api, caseworker: Api, services: Any) -> None:
+    made = a_site_with_everything(supervisor, caseworker)
+    name = caseworker.get(f"/residents/{made['resident']}").json()["name"]
+    for role in ("caseworker", "auditor"):
+        session = web(role)
+        page = session.client.get(f"/ui/cases/{made['case']}?lang=en")
+        assert page.status_code == 200
+        parties = Html(page.text).text("case-parties")
+        assert name in parties and made["resident"] not in parties, parties  # a name, not a bare id
+        assert f'href="/ui/residents/{made["resident"]}"' in page.text
+        assert "Yuanda Dyeing Co." in parties
+        with services.pool.connection() as conn:
+            logged = conn.execute("SELECT count(*) AS n FROM access_log WHERE user_id = %s AND resident_id = %s"
+                                  " AND detail = %s", (f"web-{role}", made["resident"], made["case"])).fetchone()
+        assert logged["n"] >= 1, role  # the name shown is a read of the resident, logged with the case's
 
 
 def test_a_site_and_a_committee_link_their_history(web: Any, supervisor: Api, caseworker: Api) -> None:

@@ -39,6 +39,7 @@ from api.web.core import (
     refusal_status,
     uuid_or_none,
 )
+from api.web.pages.residents import READERS as PEOPLE_READERS
 from application import keys as auth
 from application.audit import record_case_access
 from application.events import EventCatalogue, plain
@@ -47,6 +48,7 @@ from application.store import CommandResult, NotFound
 from domain.common import DomainError, Role, Stamp
 from domain.disputes import ALLOWED, Action, Agency, CaseStatus, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import parse_money
+from domain.residents import Resident
 from projections.disputes import CaseFilter, list_cases
 from projections.pages import BadCursor
 from projections.site_occupancy import SiteFilter, list_sites
@@ -315,6 +317,26 @@ def timeline(page: Page, case_id: UUID, presenter: Presenter) -> list[dict[str, 
     return entries
 
 
+def parties_shown(page: Page, presenter: Presenter, parties: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The case's parties as this user sees them: an outside party's name, and a resident's name
+    from the register (in full or masked, as the Presenter shows names; the read is logged with
+    the case's), linked to their page for those who open it (found by a review: a resident party
+    read as a bare id). A resident outside the user's areas is said to be one, unnamed."""
+    shown = presenter.parties(parties)
+    with reading_as(page.principal):
+        for party in shown:
+            resident_id = uuid_or_none(str(party.get("resident_id") or ""))
+            if resident_id is None:
+                continue
+            try:
+                party["name"] = presenter.name(page.services.app.load(Resident, resident_id).name)
+            except NotFound:
+                party["name"] = None
+                continue
+            party["href"] = f"/ui/residents/{resident_id}" if page.may(PEOPLE_READERS) else None
+    return shown
+
+
 def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, outcome: CommandOutcome | None = None,
                action: str | None = None, status: int = 200) -> Response:
     try:
@@ -329,7 +351,7 @@ def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, 
     today = page.services.today()
     return page.render(
         "case.html", status=status, case=case, description=presenter.text(case.description),
-        parties=presenter.parties(case.parties), site=site, area_name=area_name(page, case.area),
+        parties=parties_shown(page, presenter, case.parties), site=site, area_name=area_name(page, case.area),
         overdue=case.overdue(today), timeline=timeline(page, case_id, presenter), forms=allowed_forms(page, case),
         values=values or {"held_on": today.isoformat()}, outcome=outcome, action=action,
         assignees=assignees(page), agencies=options(page, "agency", Agency), outcomes=options(page, "outcome", Outcome),
