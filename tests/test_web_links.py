@@ -1,16 +1,24 @@
-"""A case names a resident party by name, linked to their page; a site and a committee link their
-history, as the other records' pages do."""
+"""The pages link only to what the reader may open: a role is offered no link that answers 403
+(found by a review: finance saw a site's open cases linked to case pages it may not open). A case
+names a resident party by name, linked to their page; a site and a committee link their history."""
 
 from __future__ import annotations
 
+import re
+from collections import deque
 from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import pytest
 
 from tests.conftest import Api
 from tests.factories import resident_body, unique
 from tests.test_web_money import created
-from tests.test_web_sites import Html, new_site, web
+from tests.test_web_sites import Html, Staff, new_site, web
 
 __all__ = ["web"]
+LINK = re.compile(r'href="([^"#]+)')
+MOST_PAGES = 400  # a crawl's bound: the suite's other records fill the lists
 
 
 def a_site_with_everything(supervisor: Api, caseworker: Api) -> dict[str, str]:
@@ -31,6 +39,61 @@ def a_site_with_everything(supervisor: Api, caseworker: Api) -> dict[str, str]:
     for listing in ("/open-cases", "/committees", "/pairings", "/residents", "/sites"):  # the views have it all
         assert supervisor.get(listing, params={"after": paired.json()["position"]}).status_code == 200, listing
     return {"site": site, "resident": resident, "case": case, "committee": committee, "pairing": pairing}
+
+
+def crawl(session: Staff, start: list[str]) -> dict[str, int]:
+    """Every page reachable by a GET link from ``start`` (a page's other pages of a list are
+    left out), with the status each answered."""
+    seen: dict[str, int] = {}
+    queue = deque(start)
+    while queue and len(seen) < MOST_PAGES:
+        url = queue.popleft()
+        if url in seen:
+            continue
+        answer = session.client.get(url)
+        seen[url] = answer.status_code
+        if answer.status_code != 200 or not answer.headers.get("content-type", "").startswith("text/html"):
+            continue
+        for href in LINK.findall(answer.text):
+            target = urljoin(url, href.replace("&amp;", "&"))
+            parts = urlsplit(target)
+            if parts.netloc and parts.netloc != urlsplit(str(session.client.base_url)).netloc:
+                continue
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            if (not (parts.path == "/" or parts.path.startswith("/ui/")) or "cursor" in parts.query
+                    or "lang=" in parts.query or path in seen):
+                continue
+            queue.append(path)
+    return seen
+
+
+@pytest.mark.parametrize("role", ["finance", "auditor"])
+def test_a_reader_is_offered_no_link_to_a_page_its_role_may_not_open(
+        web: Any, supervisor: Api, caseworker: Api, role: str) -> None:
+    made = a_site_with_everything(supervisor, caseworker)
+    session = web(role)
+    seen = crawl(session, ["/", f"/ui/sites/{made['site']}"])
+    reached = {f"/ui/pairings/{made['pairing']}", f"/ui/history/sites/{made['site']}", "/ui/sites", "/ui/subsidies"}
+    if role == "auditor":
+        reached |= {f"/ui/cases/{made['case']}", f"/ui/committees/{made['committee']}",
+                    f"/ui/residents/{made['resident']}"}
+    assert reached <= set(seen), sorted(reached - set(seen))
+    refused = {url: status for url, status in seen.items() if status != 200}
+    assert not refused, refused
+
+
+def test_finance_reads_a_site_s_cases_and_committees_as_text_and_staff_follow_them(
+        web: Any, supervisor: Api, caseworker: Api) -> None:
+    made = a_site_with_everything(supervisor, caseworker)
+    site = f"/ui/sites/{made['site']}?lang=en"
+    finance = web("finance").client.get(site).text
+    for path in (f"/ui/cases/{made['case']}", f"/ui/committees/{made['committee']}"):
+        assert f'href="{path}"' not in finance, path
+    cases = Html(finance).text("site-cases")
+    assert "Wages and labour" in cases or "wages" in cases.lower(), cases  # the case itself is still listed
+    staff = web("caseworker").client.get(site).text
+    for path in (f"/ui/cases/{made['case']}", f"/ui/committees/{made['committee']}"):
+        assert f'href="{path}"' in staff, path
 
 
 def test_a_case_names_its_resident_party_links_their_page_and_logs_the_read(

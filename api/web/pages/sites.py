@@ -43,6 +43,8 @@ from api.web.core import (
     is_digits,
     redirect,
 )
+from api.web.pages.cases import READERS as CASE_READERS
+from api.web.pages.committees import READERS as COMMITTEE_READERS
 from api.web.pages.residents import READERS as PEOPLE_READERS
 from api.web.pages.residents import _area_name, _areas, _day, _fail, _required, _sites, _status
 from api.web.pages.subsidies import money
@@ -299,6 +301,9 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
         "site.html", status=status, site=site, area_name=_area_name(page, site.area),
         operator_id=operator_record(page.services, site_id), occupants=len(site.occupants),
         residents=page.sorted_by_name(residents, person=True), people=people,
+        # a case or committee is linked only for those who may open its page (found by a review:
+        # finance saw links that answered 403); the others read it as plain text
+        opens={"cases": page.may(CASE_READERS), "committees": page.may(COMMITTEE_READERS)},
         community_committee=({**committee, "members": presenter.members(committee["members"])}
                              if committee else None),
         elected=({**elected, "members": presenter.members(list(elected["members"].values()))} if elected else None),
