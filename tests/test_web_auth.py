@@ -316,3 +316,35 @@ def test_a_form_posted_twice_with_its_token_stores_its_command_once(
         assert snapshot.unchanged()
         another = client.post("/ui/cases/new", data={**body, "form_token": secrets.token_hex(16)})
         assert another.status_code == 303 and another.headers["location"] != first.headers["location"]
+
+
+def test_a_refused_account_says_why_beside_its_field_in_chinese_and_stores_nothing(
+        base_url: str, services: Services, staff: dict[str, str]) -> None:
+    """Found by a review: a user name taken and an unknown area showed only in the banner, and in
+    zh-CN a password too long, an unknown role and a role that does not sign in read in English."""
+    from tests.factories import unique
+    from tests.test_web_sites import Html, Staff
+
+    admin = Staff(base_url, staff["admin"])
+    fresh = unique("cw-new")
+    typed = {"username": fresh, "role": "caseworker", "areas": "", "password": WEB_PASSWORD}
+    for changed, field, rule, words in (
+            ({"username": staff["caseworker"]}, "username", "user_exists",
+             "\u8be5\u7528\u6237\u540d\u5df2\u5b58\u5728"),  # 该用户名已存在
+            ({"areas": "nowhere-at-all"}, "areas", "unknown_area", "\u6ca1\u6709\u8fd9\u4e2a\u5730\u533a"),
+            ({"role": ""}, "role", "role_unknown", "\u8bf7\u4ece\u5217\u8868\u4e2d\u9009\u62e9\u89d2\u8272"),
+            ({"role": "api_consumer"}, "role", "role_not_for_web",
+             "\u8be5\u89d2\u8272\u4e0d\u767b\u5f55\u7f51\u9875\u7cfb\u7edf"),
+            ({"password": "x" * 201}, "password", "password_too_long",
+             "\u5bc6\u7801\u6700\u591a 200 \u4e2a\u5b57\u7b26")):
+        before = {u["user_id"] for u in services.users.list()}
+        refused = admin.post("/ui/users?lang=zh-CN", {**typed, **changed})
+        assert refused.status_code == 422, (rule, refused.status_code)
+        page = Html(refused.text)
+        assert page.problems and page.problems[0][0] == rule, (rule, page.problems)
+        assert words in page.errors.get(field, ""), (rule, page.errors)
+        assert not any(c.isascii() and c.isalpha() for c in page.errors[field].replace("api_consumer", "")), (
+            rule, page.errors[field])  # in Chinese, no English left
+        assert page.by_id[f"f-{field}"].get("aria-invalid") == "true" and not page.untied_errors(), rule
+        assert {u["user_id"] for u in services.users.list()} == before
+    admin.client.close()

@@ -39,7 +39,7 @@ async def create_user(request: Request) -> Response:
     page.require(ADMINS)
     form = await page.form()
     try:
-        areas = [page.services.app.place(a.strip()) for a in form.get("areas", "").split(",") if a.strip()]
+        areas = [page.services.app.place(a.strip(), "areas") for a in form.get("areas", "").split(",") if a.strip()]
         # An admin bound to areas makes accounts for its areas only, under no name that acts
         # beyond them (a district-wide key's, another area's): as the API's keys.
         with acting_in(page.principal.visible):
@@ -49,7 +49,9 @@ async def create_user(request: Request) -> Response:
         page.services.users.create(user_id=form.get("username", ""), role=form.get("role", ""), areas=areas,
                                    password=form.get("password", ""), created_by=page.principal.actor.user_id)
     except DomainError as error:
-        outcome = page.refused(error.rule, error.message, getattr(error, "field", None))
+        # each refusal beside its field (found by a review: a name taken showed in the banner only)
+        field_name = getattr(error, "field", None) or ("username" if error.rule == "user_exists" else None)
+        outcome = page.refused(error.rule, error.message, field_name)
         return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=422)
     except AreaNotAllowed as error:
         outcome = page.refused("area_not_allowed", page._("That area is outside your areas"),
