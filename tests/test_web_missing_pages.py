@@ -87,3 +87,21 @@ def test_unicode_digits_in_a_query_or_a_form_are_no_number_and_no_error(
     before = stored()
     refused = session.post(f"/ui/sites/{site}/capacity", {"capacity": "\u00b2"})
     assert refused.status_code == 422 and before.unchanged()
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_a_form_naming_a_record_that_is_not_there_says_which_kind_in_the_reader_s_language(
+        web: Any, caseworker: Any, stored: Any, lang: str) -> None:
+    """Found by a review: the refusal ended in English in the Chinese pages ("未找到: housing site")."""
+    from tests.factories import resident_body
+
+    made = caseworker.post("/residents", resident_body())
+    assert made.status_code == 201, made.text
+    session = web("caseworker")
+    before = stored()
+    answer = session.post(f"/ui/residents/{made.json()['id']}/move-in?lang={lang}",
+                          {"site_id": str(uuid.uuid4()), "effective_date": "2026-11-20"})
+    assert answer.status_code in (404, 409, 422), answer.status_code
+    words = {"zh-CN": "\u672a\u627e\u5230: \u96c6\u4e2d\u5c45\u4f4f\u70b9", "en": "Not found: housing site"}[lang]
+    assert f'data-rule="not_found">{words}<' in answer.text, answer.text[:3000]
+    assert before.unchanged()

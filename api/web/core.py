@@ -267,8 +267,9 @@ class Page:
             refusal.conflict = isinstance(error, RuleViolated)  # 409 as the API answers, though it names a field
             refusal.extra = dict(error.details)  # e.g. the conditions a permit application lacks
             return refusal
-        except NotFound as error:
-            return CommandOutcome(error=self._("Not found") + f": {error.kind}", rule="not_found", field=error.field)
+        except NotFound as error:  # the kind of record in words (found by a review: "未找到: housing site")
+            return CommandOutcome(error=self._("Not found") + ": " + self.label("record_kind", error.kind),
+                                  rule="not_found", field=error.field)
         except AreaNotAllowed as error:
             return CommandOutcome(error=self._("That area is outside your areas"), rule="area_not_allowed",
                                   field=error.field)
