@@ -235,3 +235,26 @@ def test_the_residents_search_pages_through_every_match_and_sorts_surnames_by_th
             nxt = html.split('id="resident-pager-next" href="')
             url = nxt[1].split('"')[0].replace("&amp;", "&") if len(nxt) > 1 else None
     assert seen == [li, shan, zeng, zhao]  # li, shan, zeng, zhao: each once, across two pages
+
+
+def test_the_english_pages_list_chinese_names_by_their_reading_too(
+        base_url: str, staff: dict[str, str], caseworker: Api, services: Any) -> None:
+    """Found by a review: /ui/residents?lang=en listed Chinese names by code point (单 before 李),
+    where the Chinese pages (and the view's pages) go by pinyin; romanised names fall among them."""
+    from tests.conftest import define_area
+    from tests.factories import resident_body
+    from tests.test_web_cases import signed_in
+
+    area = define_area(services, "PgEn")
+    zeng, li, zhao, shan, mary = "\u66fe\u4f1f", "\u674e\u4f1f", "\u8d75\u4f1f", "\u5355\u4f1f", "Mary Wang"
+    position = 0
+    for name in (zeng, li, zhao, shan, mary):
+        made = caseworker.post("/residents", resident_body(name=name, area=area))
+        assert made.status_code == 201, made.text
+        position = made.json()["position"]
+    assert caseworker.get("/residents", params={"after": position}).status_code == 200
+    for lang in ("en", "zh-CN"):
+        with signed_in(base_url, staff["caseworker"], lang) as client:
+            rows = client.get(f"/ui/residents?area={area}&lang={lang}").text.split(
+                '<table id="residents">')[1].split("</table>")[0]
+        assert sorted((zeng, li, zhao, shan, mary), key=rows.index) == [li, mary, shan, zeng, zhao], lang

@@ -130,7 +130,7 @@ def _environment(lang: str) -> Environment:
     env.globals["form_token"] = lambda: secrets.token_hex(16)
     env.filters["day"] = format_day
     env.filters["moment"] = format_moment
-    env.globals["sort_key"] = lambda text: sort_key(lang, text)
+    env.globals["sort_key"] = sort_key
     return env
 
 
@@ -351,7 +351,7 @@ class Page:
                        person: bool = False) -> list[dict[str, Any]]:
         """``rows`` by their names as the office sorts them (``person``: people's names, whose
         first character is read as a surname)."""
-        return sorted(rows, key=lambda r: sort_key(self.lang, str(r.get(key) or ""), person=person))
+        return sorted(rows, key=lambda r: sort_key(str(r.get(key) or ""), person=person))
 
 
 @dataclass

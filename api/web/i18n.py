@@ -53,11 +53,10 @@ def label(lang: str, kind: str, value: object) -> str:
     return str(value).replace("_", " ") if text == key else text
 
 
-def sort_key(lang: str, text: str | None, *, person: bool = False) -> str:
-    """How the office sorts names: by pinyin in zh-CN (not by code point; a person's surname
-    read as a surname, 曾 Zeng), else case-folded."""
+def sort_key(text: str | None, *, person: bool = False) -> str:
+    """How the office sorts names, in every language: by pinyin (not by code point; a person's
+    surname read as a surname, 曾 Zeng), Latin letters case-folded, as the views order them
+    (found by a review: the English pages listed Chinese names by code point)."""
     if not text:
         return ""
-    if lang == "zh-CN":
-        return person_reading(text) if person else reading(text)
-    return text.casefold()
+    return person_reading(text) if person else reading(text)
