@@ -235,6 +235,13 @@ def test_the_residents_search_pages_through_every_match_and_sorts_surnames_by_th
             nxt = html.split('id="resident-pager-next" href="')
             url = nxt[1].split('"')[0].replace("&amp;", "&") if len(nxt) > 1 else None
     assert seen == [li, shan, zeng, zhao]  # li, shan, zeng, zhao: each once, across two pages
+    # Each resident the pages showed is in the access log (found by a review: searches left none).
+    with services.pool.connection() as conn:
+        logged = conn.execute(
+            "SELECT count(DISTINCT a.resident_id) AS n FROM access_log a JOIN residents r ON r.id = a.resident_id"
+            " WHERE a.route = 'GET /ui/residents' AND a.user_id = %s AND r.area = %s",
+            (staff["caseworker"], area)).fetchone()
+    assert logged is not None and logged["n"] == 4
 
 
 def test_the_english_pages_list_chinese_names_by_their_reading_too(
