@@ -18,10 +18,12 @@ the same move in another file) stores nothing.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -324,23 +326,42 @@ def _apply_move(resident: Resident, move: _Move, stamp: Stamp, sites: _Sites, ot
                                          previous_site=previous, housing_kind=kind, address=address,
                                          landlord=landlord)
     elif move.kind == "departed":
-        resident.depart(effective_date=move.effective_date, reason=move.reason, stamp=stamp, previous_site=previous)
         seats = others.seats(resident)
-        for committee, member_id in seats:
-            committee.vacate_seat(member_id=member_id, vacated_on=move.effective_date, reason="departed the district",
-                                  stamp=stamp)
         member = others.active_member(resident.id)
-        if member is not None and member.lose_by_departure(departed_on=move.effective_date, stamp=stamp):
-            return [a for a in (resident, previous, member, *(c for c, _ in seats)) if a is not None]
-        return [a for a in (resident, previous, *(c for c, _ in seats)) if a is not None]
+        # The resident changes first and a committee or the member may still refuse: a refusal
+        # puts every one of them back as it was (found by a review: a departure reported refused
+        # was stored with a later row of the batch, and the resident was freed from their site).
+        with _undone_on_refusal(resident, previous, member, *(c for c, _ in seats)):
+            resident.depart(effective_date=move.effective_date, reason=move.reason, stamp=stamp,
+                            previous_site=previous)
+            for committee, member_id in seats:
+                committee.vacate_seat(member_id=member_id, vacated_on=move.effective_date,
+                                      reason="departed the district", stamp=stamp)
+            lost = member is not None and member.lose_by_departure(departed_on=move.effective_date, stamp=stamp)
+        return [a for a in (resident, previous, member if lost else None, *(c for c, _ in seats)) if a is not None]
     else:
         assert move.area is not None
-        resident.return_to_district(area=move.area, effective_date=move.effective_date, stamp=stamp)
         seats = others.seats(resident)
-        for committee, member_id in seats:
-            committee.resume_seat(member_id=member_id, resumed_on=move.effective_date, stamp=stamp)
+        with _undone_on_refusal(resident, *(c for c, _ in seats)):
+            resident.return_to_district(area=move.area, effective_date=move.effective_date, stamp=stamp)
+            for committee, member_id in seats:
+                committee.resume_seat(member_id=member_id, resumed_on=move.effective_date, stamp=stamp)
         return [resident, *(c for c, _ in seats)]
     return [a for a in (resident, previous) if a is not None]
+
+
+@contextlib.contextmanager
+def _undone_on_refusal(*aggregates: Aggregate | None) -> Iterator[None]:
+    """Aggregates a command changes one after another: if a later one refuses, each is put back
+    as it was before (its state and its pending events), so the batch saves nothing of it."""
+    kept = [(a, copy.deepcopy(a)) for a in aggregates if a is not None]
+    try:
+        yield
+    except DomainError:
+        for aggregate, before in kept:
+            aggregate.__dict__.clear()
+            aggregate.__dict__.update(before.__dict__)
+        raise
 
 
 class _Others:

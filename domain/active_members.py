@@ -49,6 +49,7 @@ class ActiveMember(Aggregate):
         """Only a resident present in the district (``resident_departed``), on or after
         their registration (``identified_before_registration``)."""
         resident.check_present()
+        resident.check_not_erased()
         check_effective_date(identified_on, stamp, earliest=resident.registered_on,
                              earliest_rule="identified_before_registration", field_name="identified_on")
         # Nor on a day they were away (found by a review): since their latest arrival.
@@ -190,6 +191,11 @@ class ActiveMember(Aggregate):
         False if they were lost already."""
         if self.lost_on is not None:
             return False
+        if self.latest_on > self.identified_on and departed_on < self.latest_on:
+            # trained, appointed or liaised after the day given for the departure (found by a review)
+            raise RuleViolated(f"active member {self.id} has a record dated {self.latest_on.isoformat()}: the "
+                               f"departure cannot be dated before it", rule="lost_before_last_record",
+                               earliest=self.latest_on.isoformat(), field="effective_date")
         self._lost(lost_on=max(departed_on, self.identified_on), reason=LossReason.DEPARTED.value,
                    roles=sorted(self.roles), **stamp.event_fields())
         return True

@@ -135,8 +135,7 @@ class ManagementCommittee(Aggregate):
             raise InvalidValue("member_id", f"no member {member_id} on this committee", rule="unknown_member")
         # Not before they joined, nor before a meeting they attended (found by a review).
         joined_on = self.members[member_id].get("joined_on") or self.established_on.isoformat()
-        attended = max((m["minutes"]["held_on"] for m in self.meetings.values()
-                        if m["minutes"] is not None and member_id in m["minutes"]["attendees"]), default="")
+        attended = self.last_attended(member_id)
         earliest, rule = ((attended, "left_before_meeting_attended") if attended > joined_on
                           else (joined_on, "left_before_joining"))
         check_effective_date(left_on, stamp, earliest=date.fromisoformat(earliest), earliest_rule=rule,
@@ -160,6 +159,12 @@ class ManagementCommittee(Aggregate):
         joined_on = self.members[member_id].get("joined_on")
         check_effective_date(vacated_on, stamp, earliest=date.fromisoformat(joined_on) if joined_on else None,
                              earliest_rule="departed_before_joining_committee")
+        # Nor before a meeting they attended (found by a review: minutes showed them at a meeting
+        # held after the day their seat fell vacant).
+        attended = self.last_attended(member_id)
+        if attended:
+            check_effective_date(vacated_on, stamp, earliest=date.fromisoformat(attended),
+                                 earliest_rule="departed_before_meeting_attended")
         self._seat_vacated(member_id=member_id, vacated_on=vacated_on, reason=reason, **stamp.event_fields())
         return True
 
@@ -202,6 +207,11 @@ class ManagementCommittee(Aggregate):
         member = self.members.pop(member_id, None)
         if member is not None:
             self.former[member_id] = {**member, "left_on": left_on.isoformat()}
+
+    def last_attended(self, member_id: str) -> str:
+        """The day (ISO; "" for none) of the last meeting the member attended."""
+        return max((m["minutes"]["held_on"] for m in self.meetings.values()
+                    if m["minutes"] is not None and member_id in m["minutes"]["attendees"]), default="")
 
     def sitting_on(self, day: date) -> set[str]:
         """The members who sat on the committee on ``day``: joined by then, not yet left,

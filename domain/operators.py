@@ -16,6 +16,7 @@ site write the same claim version and only one is stored.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class RunSite:
     site_id: UUID
     site_area: str
     assigned_on: date
+    last_inspected_on: date | None = None  # the latest inspection recorded of the site while run
 
 
 class Operator(Aggregate):
@@ -243,6 +245,9 @@ class Operator(Aggregate):
         run = self.check_runs(site_id)
         check_effective_date(released_on, stamp, earliest=run.assigned_on, earliest_rule="released_before_assigned",
                              field_name="released_on")
+        if run.last_inspected_on is not None:  # found by a review: an inspection fell after the release
+            check_effective_date(released_on, stamp, earliest=run.last_inspected_on,
+                                 earliest_rule="released_before_last_inspection", field_name="released_on")
         claim.release(self.id, stamp)
         self._site_released(site_id=site_id, released_on=released_on, reason=reason, **stamp.event_fields())
 
@@ -341,6 +346,9 @@ class Operator(Aggregate):
                               actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """A site the operator runs was inspected for sanitation: date, score out of 100, findings."""
         self.inspections += 1
+        run = self.sites.get(site_id.hex)
+        if run is not None and (run.last_inspected_on is None or inspected_on > run.last_inspected_on):
+            self.sites[site_id.hex] = dataclasses.replace(run, last_inspected_on=inspected_on)
 
 
 def report_document(report: YearlyReport) -> dict[str, Any]:

@@ -268,6 +268,20 @@ class Resident(Aggregate):
                 departed_on=self.since.isoformat(),
             )
 
+    def check_not_erased(self) -> None:
+        """Nothing new is recorded about a person whose data was erased (found by a review: a permit
+        was issued and services recorded for one); a move or a departure still frees a bed."""
+        if self.erased_on is not None:
+            raise RuleViolated(f"resident {self.id}'s personal data was erased on {self.erased_on}; a person "
+                               "who came back is registered anew", rule="already_erased")
+
+    def check_present_on(self, day: date, field_name: str) -> None:
+        """Refuse what is dated on a day the resident was away from the district (found by a review:
+        a service and an employer were recorded for months they were gone)."""
+        if _as_of(self.housing_timeline, day) == DEPARTED_KIND:
+            raise RuleViolated(f"resident {self.id} was away from the district on {day.isoformat()}",
+                               rule="resident_away_then", field=field_name)
+
     def check_effective(self, effective_date: date, stamp: Stamp) -> None:
         check_effective_date(effective_date, stamp, earliest=self.registered_on)
         # History is kept in order: a change cannot take effect before the last one.
@@ -435,7 +449,9 @@ class Resident(Aggregate):
 
     def change_employer(self, *, employer: str | None, effective_date: date, stamp: Stamp) -> None:
         self.check_present()
+        self.check_not_erased()
         check_effective_date(effective_date, stamp, earliest=self.registered_on)
+        self.check_present_on(effective_date, "effective_date")
         check_effective_date(effective_date, stamp, earliest=self.employer_since,
                              earliest_rule="effective_date_before_last_change")
         if employer == self.employer:
@@ -455,7 +471,9 @@ class Resident(Aggregate):
         """Continuous study (连续就读), Order 663's third route to a permit: ``school`` is
         where the resident studies from the effective date (None: no longer studying)."""
         self.check_present()
+        self.check_not_erased()
         check_effective_date(effective_date, stamp, earliest=self.registered_on)
+        self.check_present_on(effective_date, "effective_date")
         if self.study_timeline:
             last = date.fromisoformat(str(self.study_timeline[-1][0]))
             check_effective_date(effective_date, stamp, earliest=last,
@@ -540,6 +558,7 @@ class Resident(Aggregate):
 
     def apply_for_permit(self, *, applied_on: date, stamp: Stamp) -> None:
         self.check_present()
+        self.check_not_erased()
         check_effective_date(applied_on, stamp, earliest=self.registered_on, field_name="applied_on")
         if self.permit is not None and self.permit["status"] != PermitStatus.CANCELLED:
             raise RuleViolated(f"resident {self.id} already has a permit ({self.permit['status']})",
@@ -570,6 +589,7 @@ class Resident(Aggregate):
 
     def issue_permit(self, *, number: str, issued_on: date, stamp: Stamp) -> None:
         self.check_present()
+        self.check_not_erased()
         permit = self._check_permit(PermitStatus.APPLIED)
         check_effective_date(issued_on, stamp, earliest=date.fromisoformat(permit["applied_on"]),
                              earliest_rule="issued_before_application", field_name="issued_on")
@@ -589,6 +609,7 @@ class Resident(Aggregate):
     def endorse_permit(self, *, endorsed_on: date, stamp: Stamp) -> None:
         """The yearly endorsement (签注); a late one reinstates a suspended permit."""
         self.check_present()
+        self.check_not_erased()
         permit = self._check_permit(PermitStatus.ISSUED, PermitStatus.SUSPENDED)
         check_effective_date(endorsed_on, stamp, earliest=date.fromisoformat(permit["issued_on"]),
                              earliest_rule="endorsed_before_issue", field_name="endorsed_on")
@@ -678,7 +699,9 @@ class Resident(Aggregate):
         return dependant
 
     def _check_service_date(self, day: date, stamp: Stamp, field_name: str) -> None:
+        self.check_not_erased()
         check_effective_date(day, stamp, earliest=self.registered_on, field_name=field_name)
+        self.check_present_on(day, field_name)
 
     def request_school_place(self, *, dependant_id: str, school: str, requested_on: date, stamp: Stamp) -> None:
         """A school place asked for a dependant; not while one is pending

@@ -287,6 +287,15 @@ class HousingSite(Aggregate):
         """The latest day (ISO; "" for none) a stay began or ended or the beds changed."""
         return max(self.latest_change, str(self.capacity_from[-1][0]))
 
+    def _last_own_record(self) -> str:
+        """The latest day (ISO; "" for none) of the site's own dated records: its assessment,
+        preparation, election, change of members or end of term, and its last change of operator."""
+        community = self.community or {}
+        days = [(self.assessment or {}).get("assessed_on"), (self.preparation or {}).get("approved_on"),
+                community.get("elected_on"), community.get("members_changed_on"), community.get("term_ended_on"),
+                self.operator_since]
+        return max((str(d) for d in days if d), default="")
+
     def capacity_on(self, day: str) -> int:
         """The beds the site had on ``day`` (an ISO date), as known now."""
         beds = int(self.capacity_from[0][1])
@@ -675,6 +684,12 @@ class HousingSite(Aggregate):
         latest = self._last_dated_change()
         check_effective_date(closed_on, stamp, earliest=date.fromisoformat(latest) if latest else None,
                              earliest_rule="closed_before_last_move", field_name="closed_on")
+        # Nor before what the site itself recorded since (found by a review: an assessment, an
+        # election or a take-over dated after the closure).
+        recorded = self._last_own_record()
+        if recorded:
+            check_effective_date(closed_on, stamp, earliest=date.fromisoformat(recorded),
+                                 earliest_rule="closed_before_last_record", field_name="closed_on")
         if self.occupants:
             raise RuleViolated(
                 f"housing site {self.id} still houses {len(self.occupants)} residents; move them out first",

@@ -191,6 +191,15 @@ def test_people_named_by_resident_id_must_be_on_the_register(caseworker: Api, su
         "changed_on": "2026-11-21", "joined": [{"name": "X", "resident_id": nobody}], "left": [], "reason": "x"})
     assert joined.status_code == 422 and joined.json()["errors"][0]["field"] == "joined.0.resident_id", joined.text
     assert snapshot.unchanged()
+    # Nor one who left the district (found by a review: refused a committee's seat, they joined this one).
+    gone = caseworker.post("/residents", resident_body(registered_on="2026-01-10")).json()["id"]
+    assert caseworker.post(f"/residents/{gone}/departure", {"effective_date": "2026-11-01",
+                                                            "reason": "home"}).status_code == 200
+    snapshot = stored()
+    departed = supervisor.post(f"/sites/{site['id']}/community-members", {
+        "changed_on": "2026-11-21", "joined": [{"name": "X", "resident_id": gone}], "left": [], "reason": "x"})
+    assert departed.status_code == 409 and departed.json()["rule"] == "resident_departed", departed.text
+    assert snapshot.unchanged()
 
 
 def test_a_name_only_member_is_sealed_everywhere_and_erased_with_the_resident_it_names(

@@ -379,3 +379,27 @@ def test_a_generated_district_has_the_seeds_shape_at_any_size(tmp_path: Path) ->
         disputes = list(csv.DictReader(f))
     assert made.dispute_rows == len(disputes) > 30 and tuple(disputes[0]) == DISPUTE_COLUMNS
     assert all(today - timedelta(days=366) <= date.fromisoformat(d["occurred_on"]) <= today for d in disputes)
+
+
+def test_a_departure_a_committee_refuses_stores_nothing_not_even_with_a_later_row(
+        services: Services, caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: the resident departed in memory before the committee refused the
+    seat's vacancy, and the next row of the batch saved that departure although the report
+    called it refused."""
+    area = define_area(services, "Undo")
+    number = id_number()
+    made = caseworker.post("/residents", resident_body(id_number=number, area=area, registered_on="2026-01-10"))
+    assert made.status_code == 201, made.text
+    rid = made.json()["id"]
+    committee = supervisor.post("/committees", {"name": f"C-{uuid.uuid4().hex[:6]}", "area": area,
+                                                "established_on": "2026-05-01",
+                                                "members": [{"name": "R", "resident_id": rid}]})
+    assert committee.status_code == 201, committee.text
+    before = services.head()
+    report = _moves(services, [f"{number},departed,2026-03-01,,,went home",
+                               f"{number},returned,2026-04-01,,{area},"])
+    assert report.stored == 0 and [r.rule for r in report.refused] == [
+        "departed_before_joining_committee", "resident_not_departed"], report.refused
+    assert services.head() == before
+    resident = caseworker.get(f"/residents/{rid}").json()
+    assert resident["status"] != "departed"

@@ -274,6 +274,17 @@ def test_revocation_returns_the_unpaid_part_to_the_budget(caseworker: Api, super
     assert again.json()["current_status"] == "revoked"
 
 
+def test_no_new_commitment_for_a_site_closed_since_the_application(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: an application was approved (the budget committed) after its site closed."""
+    site = register_site(supervisor)
+    subsidy = submit(caseworker, open_program(supervisor), site)
+    done(supervisor.post(f"/sites/{site}/closure", {"closed_on": "2026-11-01", "reason": "demolished"}))
+    snapshot = stored()
+    assert_problem(supervisor.post(f"/subsidy-applications/{subsidy}/approvals", {}), 409, rule="site_closed")
+    assert snapshot.unchanged()
+
+
 # -- four eyes ------------------------------------------------------------------
 def test_the_submitter_cannot_approve_their_own_application(supervisor: Api, stored: Any) -> None:
     subsidy = submit(supervisor, open_program(supervisor), register_site(supervisor))

@@ -83,8 +83,8 @@ class ActiveMemberCommands(OfficeApplication):
         for member_id in member_ids:
             def act(member: ActiveMember) -> None:
                 resident = self.load(Resident, UUID(str(member.resident_id)), field_name="resident_id")
-                if resident.status == ResidenceStatus.DEPARTED:
-                    member.lose_by_departure(departed_on=resident.since, stamp=stamp)
+                if resident.status == ResidenceStatus.DEPARTED:  # not dated before the member's last record
+                    member.lose_by_departure(departed_on=max(resident.since, member.latest_on), stamp=stamp)
 
             lost += 1 if self._member_command(member_id, act, None, None).position else 0
         return lost

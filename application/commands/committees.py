@@ -148,8 +148,12 @@ class CommitteeCommands(OfficeApplication):
             resident = self.load(Resident, UUID(str(member["resident_id"])), field_name="members")
             joined_on = date.fromisoformat(member["joined_on"]) if member.get("joined_on") else resident.since
             if resident.status == ResidenceStatus.DEPARTED:
-                committee.vacate_seat(member_id=member_id, vacated_on=max(resident.since, joined_on),
-                                      reason="departed the district", stamp=stamp)
+                # not before a meeting they attended: a departure recorded before seats were events
+                # may be dated so, and the sweep must not stop at it
+                attended = committee.last_attended(member_id)
+                vacated_on = max(resident.since, joined_on, date.fromisoformat(attended) if attended else joined_on)
+                committee.vacate_seat(member_id=member_id, vacated_on=vacated_on, reason="departed the district",
+                                      stamp=stamp)
                 continue
             committee.resume_seat(member_id=member_id, resumed_on=max(resident.arrived_on, joined_on), stamp=stamp)
             if str(committee.id) not in resident.committee_seats:

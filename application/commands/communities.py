@@ -45,11 +45,14 @@ class CommunityCommands(ResidencyCommands):
         return self._site_command(site_id, act, expected_version, idempotency)
 
     def _check_residents(self, people: list[dict[str, Any]], field_name: str) -> None:
-        """Every resident a list of people names is on the register, in the caller's scope."""
+        """Every resident a list of people names is on the register, in the caller's scope, and
+        in the district."""
         for n, person in enumerate(people):
             if person.get("resident_id") is not None:
-                self.load_in_scope(Resident, UUID(str(person["resident_id"])),
-                                   field_name=f"{field_name}.{n}.resident_id")
+                resident = self.load_in_scope(Resident, UUID(str(person["resident_id"])),
+                                              field_name=f"{field_name}.{n}.resident_id")
+                # found by a review: a departed resident joined a committee that refused them elsewhere
+                resident.check_present()
 
     def hold_election(
         self, site_id: UUID, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,

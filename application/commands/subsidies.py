@@ -98,10 +98,13 @@ class SubsidyCommands(OfficeApplication):
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
         target: str | None = None, target_due: date | None = None,
     ) -> CommandResult:
-        return self._application_command(
-            application_id, lambda a, p: a.approve(p, note=note, stamp=stamp, target=target, target_due=target_due),
-            expected_version, idempotency,
-        )
+        def act(application: SubsidyApplication, program: SubsidyProgram) -> None:
+            # A new commitment of budget for a site that closed since it was asked for (found by a
+            # review); what was committed before the closure is still paid.
+            self.load(HousingSite, application.site_id, field_name="site_id").check_open()
+            application.approve(program, note=note, stamp=stamp, target=target, target_due=target_due)
+
+        return self._application_command(application_id, act, expected_version, idempotency)
 
     def lapse_overdue_rewards(self, application_ids: Iterable[UUID], stamp: Stamp) -> int:
         """The lapse sweep: each reward in lieu not verified by its deadline lapses once,

@@ -230,3 +230,12 @@ def test_an_identification_is_not_dated_on_a_day_the_resident_was_away() -> None
         ActiveMember.identify(resident=resident, site_id=None, area="x", identified_on=date(2026, 11, 5), stamp=STAMP)
     assert rule(away) == "identified_before_arrival"
     ActiveMember.identify(resident=resident, site_id=None, area="x", identified_on=date(2026, 11, 10), stamp=STAMP)
+
+
+def test_a_departure_is_not_dated_before_the_members_last_record() -> None:
+    member = a_member()
+    member.record_training(course="mediation", trained_on=date(2026, 6, 1), stamp=STAMP)
+    with pytest.raises(RuleViolated) as early:
+        member.lose_by_departure(departed_on=date(2026, 2, 15), stamp=STAMP)
+    assert rule(early) == "lost_before_last_record"
+    assert member.lose_by_departure(departed_on=date(2026, 6, 1), stamp=STAMP)

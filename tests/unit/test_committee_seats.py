@@ -186,3 +186,15 @@ def test_a_member_added_takes_effect_on_the_day_they_joined() -> None:
     added = EventCatalogue.of_domain().by_name["ManagementCommittee.MemberAdded"]
     assert added.effective_date({"member": {"name": "x", "joined_on": "2026-02-01"}}) == "2026-02-01"
     assert added.effective_date({"member": None}) is None
+
+
+def test_a_seat_does_not_fall_vacant_before_a_meeting_its_member_attended() -> None:
+    committee = a_committee(2)
+    first, second = list(committee.members)
+    meeting = committee.schedule_meeting(scheduled_on=date(2026, 3, 1), agenda=[{"title": "t"}], stamp=STAMP)
+    committee.record_minutes(meeting_id=meeting, held_on=date(2026, 3, 1), attendees=[first, second], decisions=[],
+                             stamp=STAMP)
+    with pytest.raises(RuleViolated) as early:
+        committee.vacate_seat(member_id=first, vacated_on=date(2026, 2, 15), reason="departed", stamp=STAMP)
+    assert early.value.rule == "departed_before_meeting_attended"
+    assert committee.vacate_seat(member_id=first, vacated_on=date(2026, 3, 1), reason="departed", stamp=STAMP)

@@ -222,3 +222,26 @@ def test_a_site_cannot_close_before_its_last_move_out() -> None:
     assert (early.value.rule, early.value.details["earliest"]) == ("closed_before_last_move", "2026-06-01")
     site.close(closed_on=date(2026, 6, 1), reason="demolished", stamp=STAMP)
     assert site.is_closed
+
+
+def test_nothing_new_is_recorded_of_an_erased_person_nor_dated_while_they_were_away() -> None:
+    """Found by a review: a permit was applied for and services recorded for an erased
+    resident; a service and an employer were dated in months the resident was gone."""
+    from domain.common import RuleViolated
+
+    resident = a_resident(registered_on=date(2026, 1, 5))
+    resident.depart(effective_date=date(2026, 3, 1), reason="home", stamp=STAMP)
+    resident.return_to_district(area="xinqi", effective_date=date(2026, 8, 1), stamp=STAMP)
+    for action in (lambda: resident.deliver_service(kind="legal_aid", delivered_on=date(2026, 5, 1),
+                                                    provider="Legal Aid Centre", stamp=STAMP),
+                   lambda: resident.change_employer(employer="Shenzhou", effective_date=date(2026, 5, 1),
+                                                    stamp=STAMP)):
+        with pytest.raises(RuleViolated) as away:
+            action()
+        assert away.value.rule == "resident_away_then"
+    resident.deliver_service(kind="legal_aid", delivered_on=date(2026, 2, 1), provider="Legal Aid Centre",
+                             stamp=STAMP)  # before the departure, recorded late: taken
+    resident.erase_personal_data(legal_basis="data_subject_request", note="request 2026-117", stamp=STAMP)
+    with pytest.raises(RuleViolated) as erased:
+        resident.apply_for_permit(applied_on=date(2026, 11, 1), stamp=STAMP)
+    assert erased.value.rule == "already_erased"

@@ -104,6 +104,12 @@ def test_only_a_site_the_operator_runs_is_released_and_not_before_it_was_assigne
                                                                 stamp=SUPERVISOR))
     assert error.rule == "released_before_assigned"
     assert claim.operator_id == operator.id
+    # Nor before an inspection of the site recorded while it ran it (found by a review).
+    operator.record_inspection(site_id=site_id, inspected_on=date(2026, 10, 1), score=80, findings="", stamp=SUPERVISOR)
+    error = refused(RuleViolated, lambda: operator.release_site(claim, site_id=site_id, released_on=date(2026, 5, 1),
+                                                                reason="x", stamp=SUPERVISOR))
+    assert (error.rule, error.details["earliest"]) == ("released_before_last_inspection", "2026-10-01")
+    operator.release_site(claim, site_id=site_id, released_on=date(2026, 10, 1), reason="x", stamp=SUPERVISOR)
 
 
 # -- employees ------------------------------------------------------------------

@@ -153,3 +153,12 @@ def test_a_closed_site_refuses_what_happens_after_its_closure_and_takes_late_rec
     with pytest.raises(RuleViolated) as after:
         site.check_open_on(date(2026, 10, 2), "inspected_on")
     assert after.value.rule == "site_closed" and after.value.details["field"] == "inspected_on"
+
+
+def test_a_site_does_not_close_before_its_own_last_record() -> None:
+    site = a_site()
+    assess(site, date(2026, 10, 10))
+    with pytest.raises(RuleViolated) as early:
+        site.close(closed_on=date(2026, 9, 1), reason="demolished", stamp=STAMP)
+    assert early.value.rule == "closed_before_last_record" and early.value.details["earliest"] == "2026-10-10"
+    site.close(closed_on=date(2026, 10, 10), reason="demolished", stamp=STAMP)
