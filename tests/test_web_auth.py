@@ -243,7 +243,8 @@ def test_every_page_after_a_form_waits_for_the_persons_last_write(
         assert client.get("/").status_code == 200 and time.monotonic() - started < 0.9
 
 
-def test_an_admin_of_one_area_makes_accounts_of_that_area_only(base_url: str, services: Services) -> None:
+def test_an_admin_of_one_area_makes_accounts_of_that_area_only(base_url: str, services: Services,
+                                                               staff: dict[str, str]) -> None:
     """Found by a review: the accounts page took any areas (none: the whole district) and any
     name from an admin bound to one area, and listed every account."""
     from tests.conftest import define_area, issue_key
@@ -348,3 +349,28 @@ def test_a_refused_account_says_why_beside_its_field_in_chinese_and_stores_nothi
         assert page.by_id[f"f-{field}"].get("aria-invalid") == "true" and not page.untied_errors(), rule
         assert {u["user_id"] for u in services.users.list()} == before
     admin.client.close()
+
+
+def test_an_admin_disables_an_account_its_session_ends_and_it_is_enabled_again(
+        base_url: str, services: Services, staff: dict[str, str]) -> None:
+    """Found by a review: nothing disabled an account, so a leaver kept it and a live session."""
+    from tests.factories import unique
+    from tests.test_web_sites import Staff
+
+    leaver = unique("cw-leaver")
+    services.users.create(user_id=leaver, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    theirs = Staff(base_url, leaver)
+    assert theirs.client.get("/ui/cases").status_code == 200
+    admin = Staff(base_url, staff["admin"])
+    disabled = admin.post(f"/ui/users/{leaver}/disable?lang=en", {})
+    assert disabled.status_code == 303, disabled.text
+    assert "Account disabled" in admin.client.get(disabled.headers["location"]).text
+    assert theirs.client.get("/ui/cases").status_code != 200 or "login" in str(theirs.client.get("/ui/cases").url)
+    signed = theirs.client.post("/login", data={"username": leaver, "password": WEB_PASSWORD,
+                                                "csrf": theirs.client.get("/login").text.split(
+                                                    'name="csrf" value="')[1].split('"')[0]})
+    assert signed.status_code != 303
+    assert admin.post(f"/ui/users/{staff['admin']}/disable?lang=en", {}).status_code == 409  # not oneself
+    assert admin.post("/ui/users/nobody-at-all/disable?lang=en", {}).status_code == 404
+    assert admin.post(f"/ui/users/{leaver}/enable?lang=en", {}).status_code == 303
+    assert Staff(base_url, leaver).client.get("/ui/cases").status_code == 200

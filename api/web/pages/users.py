@@ -20,17 +20,20 @@ ADMINS = frozenset({Role.ADMIN})
 def users(request: Request) -> Response:
     page = current_page(request)
     page.require(ADMINS)
-    return _render(page, {}, None, created=request.query_params.get("created"))
+    return _render(page, {}, None, created=request.query_params.get("created"),
+                   changed=(request.query_params.get("disabled"), request.query_params.get("enabled")))
 
 
 def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, created: str | None = None,
-            status: int = 200) -> Response:
+            status: int = 200, changed: tuple[str | None, str | None] = (None, None),
+            change_refused: CommandOutcome | None = None) -> Response:
     roles = [(r.value, page.label("role", r.value)) for r in WEB_ROLES]
     visible = page.principal.visible  # an area-bound admin sees the accounts of its areas
     users = [u for u in page.services.users.list()
              if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
     return page.render("users.html", status=status, users=users, roles=roles, values=values,
-                       outcome=outcome, created=created)
+                       outcome=outcome, created=created, disabled=changed[0], enabled=changed[1],
+                       change_refused=change_refused)
 
 
 @router.post("/ui/users")
@@ -58,3 +61,27 @@ async def create_user(request: Request) -> Response:
                                "username" if error.field == "user_id" else error.field)
         return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=403)
     return redirect(f"/ui/users?created={form.get('username', '')}")
+
+
+@router.post("/ui/users/{user_id}/{change}")
+async def change_user(request: Request, user_id: str, change: str) -> Response:
+    """Disable an account (a leaver: it signs in no more and its sessions end at once) or enable
+    it again, as ``liudong users disable|enable`` does (found by a review: nothing disabled one)."""
+    page = current_page(request)
+    page.require(ADMINS)
+    await page.form()
+    if change not in ("disable", "enable"):
+        return page.render("notfound.html", status=404)
+    visible = page.principal.visible
+    account = next((u for u in page.services.users.list() if u["user_id"] == user_id
+                    and (visible is None or (u["areas"] and all(a in visible for a in u["areas"])))), None)
+    if account is None:  # none, or one beyond an area-bound admin's areas: not found either way
+        return page.render("notfound.html", status=404)
+    if user_id == page.principal.actor.user_id and change == "disable":
+        refusal = page.refused("own_account", page._("You cannot disable your own account"), None)
+        return _render(page, {}, None, status=409, change_refused=refusal)
+    if change == "disable":
+        page.services.users.disable(user_id)
+    else:
+        page.services.users.enable(user_id)
+    return redirect(f"/ui/users?{change}d={user_id}")
