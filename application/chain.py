@@ -438,9 +438,13 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
     total = int(head_row["n"] or 0)
     with conn.cursor(row_factory=dict_row) as cur:
         listed = cur.execute(f"SELECT {MARK_COLUMNS} FROM {CHECKPOINTS_TABLE} ORDER BY id").fetchall()
-    marks = {int(r["position"]): r for r in listed}
+    # Every checkpoint of a position (two recorded with no event between share one): each is checked
+    # (found by a review: only the last of a position was, so a forged signature on the first passed).
+    marks: dict[int, list[dict[str, Any]]] = {}
+    for r in listed:
+        marks.setdefault(int(r["position"]), []).append(r)
     # Checkpoints recorded before the first signed one (before the office made its key) need no signature.
-    first_signed = min((p for p, m in marks.items() if m["signature"] is not None), default=upto + 1)
+    first_signed = min((int(r["position"]) for r in listed if r["signature"] is not None), default=upto + 1)
     link = GENESIS
     seen = 0
     last = 0  # the position of the last event that held
@@ -478,8 +482,8 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
                                       f" {expect[1].hex()} expected: history up to it was rewritten")
                 break
             expect = None
-        mark = marks.pop(at, None)
-        if mark is not None:
+        problem = None
+        for mark in marks.pop(at, []):
             problem = _check_mark(mark, link, seen, public_key, unsigned_allowed=at < first_signed)
             if problem:
                 result.broken = Break(at, "checkpoint", f"{problem}; the change lies between positions {held + 1}"
@@ -488,11 +492,13 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
             if public_key is not None and mark["signature"] is not None:  # unsigned ones can be rewritten too
                 held = at
             result.checkpoints += 1
+        if problem:
+            break
         if progress is not None and seen % batch == 0:
             progress(seen, total)
     if result.broken is None and marks:
         first = min(marks)
-        result.broken = Break(first, "checkpoint", f"checkpoint #{marks[first]['id']} names position {first},"
+        result.broken = Break(first, "checkpoint", f"checkpoint #{marks[first][0]['id']} names position {first},"
                               " which the chain does not reach now (history after it was cut or rewritten;"
                               f" the last checkpoint that held is at position {held})", since=held + 1)
     if result.broken is None and expect is not None:
@@ -501,6 +507,8 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
                               since=last + 1)
     if result.broken is None:
         result.broken = _check_sequence(listed, public_key, upto)
+    if result.broken is None:
+        result.broken = _newest_gone(conn, listed)
     result.events = seen
     result.head_position = upto if result.broken is None else 0
     result.head = link
@@ -513,7 +521,7 @@ def verify(conn: psycopg.Connection[Any], *, public_key: Ed25519PublicKey | None
 
 
 def _link_break(conn: psycopg.Connection[Any], at: int, last: int, stored: bytes,
-                marks: dict[int, dict[str, Any]]) -> Break:
+                marks: dict[int, list[dict[str, Any]]]) -> Break:
     """A link that does not follow from the one before: rewritten, or made from an event that
     is gone with its chain row. Positions between ``last`` and ``at`` that hold neither may
     never have held an event (a rolled-back transaction: the chainer links over it), so the
@@ -531,11 +539,11 @@ def _link_break(conn: psycopg.Connection[Any], at: int, last: int, stored: bytes
     return Break(at, "link", f"the chain's link at position {at} was rewritten")
 
 
-def _continues_from(conn: psycopg.Connection[Any], at: int, link: bytes, marks: dict[int, dict[str, Any]]) -> bool:
+def _continues_from(conn: psycopg.Connection[Any], at: int, link: bytes,
+                    marks: dict[int, list[dict[str, Any]]]) -> bool:
     """Whether the link stored at ``at`` is the one the chain went on from: the next chain
     row's link was made from it, or a checkpoint recorded it as the head."""
-    mark = marks.get(at)
-    if mark is not None and bytes(mark["link"]) == link:
+    if any(bytes(mark["link"]) == link for mark in marks.get(at, [])):
         return True
     with conn.cursor(row_factory=dict_row) as cur:
         after = cur.execute(f"SELECT position, digest, link FROM {CHAIN_TABLE} WHERE position > %s"
@@ -565,6 +573,23 @@ def _check_mark(mark: dict[str, Any], link: bytes, events: int, public_key: Ed25
         except InvalidSignature:
             return f"checkpoint #{number}'s signature does not verify"
     return None
+
+
+def _newest_gone(conn: psycopg.Connection[Any], marks: list[dict[str, Any]]) -> Break | None:
+    """The newest checkpoints deleted: the numbers given out (the id's sequence, which a DELETE
+    leaves) go beyond the last checkpoint kept (found by a review: with the newest deleted and the
+    history after the last kept one rewritten, verify said ok until the next checkpoint)."""
+    row = _one(conn, "SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass) AS n",
+               (CHECKPOINTS_TABLE,))
+    given = int(row["n"] or 0)
+    kept = int(marks[-1]["id"]) if marks else 0
+    if given <= kept:
+        return None
+    since = int(marks[-1]["position"]) + 1 if marks else 1
+    gone = f"#{given} is" if given == kept + 1 else f"#{kept + 1} to #{given} are"
+    return Break(since, "checkpoint", f"checkpoint {gone} gone (deleted): the newest kept is "
+                 + (f"#{kept}" if kept else "none") + f"; history after position {since - 1} may have been"
+                 " rewritten", since=since)
 
 
 def _check_sequence(marks: list[dict[str, Any]], public_key: Ed25519PublicKey | None, head: int) -> Break | None:

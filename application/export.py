@@ -257,10 +257,10 @@ def _check_event(event: dict[str, Any]) -> str | None:
         prev = bytes.fromhex(event["prev"])
         link = bytes.fromhex(event["link"])
         position = int(event["position"])
-    except (ValueError, TypeError):
-        return "a field is not as exported (altered)"
+        if next_link(prev, position, digest) != link:
+            return "the event's link does not follow from the link before it (altered)"
+    except (ValueError, TypeError, AttributeError, OverflowError):  # found by a review: a number for an id, or
+        return "a field is not as exported (altered)"  # a position too big for 8 bytes, ended in a traceback
     if digest.hex() != event["digest"]:
         return "the event's bytes do not match its digest (altered)"
-    if next_link(prev, position, digest) != link:
-        return "the event's link does not follow from the link before it (altered)"
     return None

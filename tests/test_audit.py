@@ -540,6 +540,15 @@ def test_an_export_verifies_offline_and_one_altered_byte_fails_naming_the_line(
     (tmp_path / "padding.jsonl").write_bytes(b"\n".join(lines_padded))
     result = verify_export(tmp_path / "padding.jsonl", load_public_key(signing[1]))
     assert not result.ok and result.line == number, result
+    # A number for an id, or a position too big for eight bytes, is an altered line, not a traceback
+    # (found by a review).
+    first = json.loads(lines[0])
+    for changed in ({"originator_id": 5}, {"originator_id": [1]}, {"position": 2 ** 70}, {"version": 2 ** 70}):
+        lines_bad = list(lines)
+        lines_bad[0] = canonical({**first, **changed})
+        (tmp_path / "bad.jsonl").write_bytes(b"\n".join(lines_bad))
+        result = verify_export(tmp_path / "bad.jsonl", load_public_key(signing[1]))
+        assert not result.ok and result.line == 1, (changed, result)
 
 
 def test_export_and_verify_export_from_the_command_line(
@@ -594,6 +603,16 @@ def test_checkpoints_are_listed_for_auditors_only(
         recorded = conn.execute(f"SELECT count(*) AS n FROM {CHECKPOINTS_TABLE}").fetchone()["n"]
     first = auditor.get("/audit/checkpoints", params={"limit": 1}).json()
     assert recorded >= 2 and (len(first["items"]), first["total"]) == (1, recorded) and first["next"], first
+    # An outside auditor checks the links from what is served: each statement as signed, and the next
+    # checkpoint's previous its SHA-256 (found by a review: `at` as served was not written as signed).
+    import hashlib
+    import itertools
+
+    items = auditor.get("/audit/checkpoints", params={"limit": 500}).json()["items"]
+    linked = [(a, b) for a, b in itertools.pairwise(items) if b["version"] == 2]
+    assert linked and all(hashlib.sha256(a["statement"].encode()).hexdigest() == b["previous"] for a, b in linked)
+    assert items[-1]["statement"].startswith(f"liudong-checkpoint-v2|{items[-1]['id']}|{items[-1]['position']}|"
+                                             f"{items[-1]['link']}|")
 
 
 def test_a_read_of_a_dispute_is_logged_under_each_resident_party_on_the_api_and_the_web(
@@ -650,6 +669,16 @@ def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
         (f"/committees/{committee}/agenda", committee, "caseworker"),
         (f"/ui/committees/{committee}", committee, "caseworker"),
         (f"/ui/sites/{site}", site, "caseworker")]
+    # The API's site names the residents of its preparatory group too (found by a review).
+    assess = caseworker.post(f"/sites/{site}/assessments", {
+        "assessed_on": "2026-11-01", "headcount": 3100, "operator_status": "clear", "villages": ["x"],
+        "facilities_present": ["kindergarten", "clinic", "police_post", "canteen", "activity_room"]})
+    assert assess.status_code == 200, assess.text
+    assert supervisor.post(f"/sites/{site}/preparation", {"approved_on": "2026-11-10", "group": [
+        {"name": "x", "resident_id": resident}]}).status_code == 200
+    assert supervisor.get(f"/sites/{site}").status_code == 200
+    log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
+    assert ("GET /sites/{site_id}", site, "supervisor") in [(e["route"], e["detail"], e["role"]) for e in log]
 
 
 def test_checkpoints_from_before_the_key_verify_and_none_is_written_unsigned_after_signed_ones(
@@ -836,6 +865,7 @@ def test_verify_with_the_key_fails_when_checkpoints_are_unsigned_deleted_or_unli
     assert _audit("chain").exit_code == 0
     _store(spare_store, 22, 30)
     assert _audit("chain").exit_code == 0  # checkpoint #3 at 30
+    assert _audit("checkpoint").exit_code == 0 and _audit("checkpoint").exit_code == 0  # #4, #5: both at 30 too
     key = ["--public-key", str(signing[1])]
     assert _audit("verify", *key).exit_code == 0
     # What verify says with the office's key, and without it (None: the key is needed to tell).
@@ -847,6 +877,12 @@ def test_verify_with_the_key_fails_when_checkpoints_are_unsigned_deleted_or_unli
         f"DELETE FROM {CHECKPOINTS_TABLE} WHERE id = 1": ("#1 is gone", "#1 is gone"),
         f"UPDATE {CHECKPOINTS_TABLE} SET previous = NULL WHERE id = 3": ("#3's signature", "#3 does not link"),
         f"UPDATE {CHECKPOINTS_TABLE} SET version = 1 WHERE id = 3": ("#3's signature", "#3 is of version 1"),
+        # Found by a review: the newest deleted read as ok until the next checkpoint was written, and
+        # of checkpoints at one position only the last was checked, so a forged signature passed.
+        f"DELETE FROM {CHECKPOINTS_TABLE} WHERE id = 5": ("#5 is gone", "#5 is gone"),
+        f"DELETE FROM {CHECKPOINTS_TABLE} WHERE id >= 4": ("#4 to #5 are gone", "#4 to #5 are gone"),
+        f"UPDATE {CHECKPOINTS_TABLE} SET signature = decode(repeat('00', 64), 'hex') WHERE id = 4": (
+            "#4's signature does not verify", None),
     }
     for statement, (keyed, unkeyed) in cases.items():
         with psycopg.connect(spare_store, row_factory=dict_row) as conn:  # one transaction, rolled back

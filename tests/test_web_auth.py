@@ -371,6 +371,8 @@ def test_an_admin_disables_an_account_its_session_ends_and_it_is_enabled_again(
                                                     'name="csrf" value="')[1].split('"')[0]})
     assert signed.status_code != 303
     assert admin.post(f"/ui/users/{staff['admin']}/disable?lang=en", {}).status_code == 409  # not oneself
+    listed = admin.client.get("/ui/users?lang=en").text  # and no button offers it
+    assert f'id="disable-{staff["admin"]}"' not in listed and f'id="enable-{leaver}"' in listed
     assert admin.post("/ui/users/nobody-at-all/disable?lang=en", {}).status_code == 404
     assert admin.post(f"/ui/users/{leaver}/enable?lang=en", {}).status_code == 303
     assert Staff(base_url, leaver).client.get("/ui/cases").status_code == 200

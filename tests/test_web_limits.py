@@ -100,6 +100,36 @@ def test_the_subsidy_forms_refuse_text_longer_than_the_api_takes(
     assert caseworker.get(f"/subsidy-applications/{application}").json()["paid"] == "0.00"
 
 
+def test_the_subsidy_forms_refuse_blank_texts_too_many_instalments_and_tie_an_overpayment_to_its_amount(
+        web: Any, supervisor: Api, caseworker: Api, stored: Any) -> None:
+    """Found by a review: a rejection without a reason, a payment without a reference and an
+    outcome verified without a note were stored from the pages (the API refuses them), 25
+    instalments were taken (the API takes 24), and a payment over what is due was said in the
+    banner only."""
+    program, site, _ = program_and_site(supervisor)
+    typed = {"program_id": program, "site_id": site, "amount": "1000.00", "mode": "one_off",
+             "justification": "a canteen"}
+    application = created(caseworker.post("/subsidy-applications", typed))
+    boss, finance, staff = web("supervisor"), web("finance"), web("caseworker")
+
+    def refused(session: Staff, path: str, data: dict[str, Any], field: str, status: int = 422) -> None:
+        before = stored()
+        answer = session.post(f"{path}?lang=en", data)
+        assert answer.status_code == status, (path, answer.status_code, answer.text[:800])
+        shown = Html(answer.text)
+        assert field in shown.errors and not shown.untied_errors(), (path, shown.errors, shown.problems)
+        assert before.unchanged(), path
+
+    refused(boss, f"/ui/subsidies/{application}/reject", {"reason": "   "}, "reason")
+    assert supervisor.post(f"/subsidy-applications/{application}/approvals", {}).status_code == 200
+    refused(finance, f"/ui/subsidies/{application}/pay", {"amount": "100.00", "reference": " ",
+                                                          "paid_on": "2026-11-25"}, "reference")
+    refused(finance, f"/ui/subsidies/{application}/pay", {"amount": "5000.00", "reference": "FIN-9",
+                                                          "paid_on": "2026-11-25"}, "amount", status=409)
+    lines = "\n".join(f"40.00 2027-01-{day:02d}" for day in range(1, 26))
+    refused(staff, "/ui/subsidies/new", {**typed, "mode": "phased", "instalments": lines}, "instalments")
+
+
 def committee_with_a_meeting(supervisor: Api, caseworker: Api) -> tuple[str, str, list[str]]:
     area = "xinqi"
     committee = created(supervisor.post("/committees", {

@@ -19,7 +19,7 @@ from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, IsoDate, IsoMoment, PageOut, Public
 from api.summaries import summary
 from application.audit import access_log, count_access_log, record_access, record_read
-from application.chain import b64, checkpoints, count_checkpoints
+from application.chain import b64, checkpoint_statement, checkpoints, count_checkpoints
 from application.events import EventCatalogue, plain
 from application.history import as_of, effective_on, history
 from application.privacy import sealed_fields
@@ -178,6 +178,9 @@ class CheckpointEntry(Public):
                          "linked to the checkpoint before")
     previous: str | None = Field(default=None, description="version 2: SHA-256 (hex) of the statement of the "
                                  "checkpoint before, which its signature covers; null for the first")
+    statement: str | None = Field(default=None, description="the exact text the signature covers and the next "
+                                  "checkpoint's previous hashes (found by a review: `at` as served is not written "
+                                  "as signed)")
 
 
 @router.get("/audit/checkpoints", response_model=PageOut[CheckpointEntry])
@@ -194,7 +197,8 @@ def get_checkpoints(services: ServicesDep, principal: PrincipalDep, limit: Limit
     items = [CheckpointEntry(id=r["id"], position=r["position"], link=bytes(r["link"]).hex(), events=r["events"],
                              at=r["at"], key_id=r["key_id"], signature=b64(r["signature"]),
                              version=int(r.get("version") or 1),
-                             previous=bytes(r["previous"]).hex() if r.get("previous") else None)
+                             previous=bytes(r["previous"]).hex() if r.get("previous") else None,
+                             statement=checkpoint_statement(r).decode())
              for r in rows[:limit]]
     return respond(PageOut[CheckpointEntry](items=items, total=total, next=encode_cursor(str(items[-1].id))
                                             if len(rows) > limit and items else None))

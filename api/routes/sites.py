@@ -44,6 +44,7 @@ from api.schemas import (
     SitePublic,
     TermEnd,
 )
+from application.audit import record_names_read
 from application.services import Services
 from domain.operators import SiteOperatorClaim, site_claim_id
 from domain.sites import ASSESSMENT_VALID_DAYS, HousingSite, OperatorStatus, OperatorType
@@ -172,6 +173,13 @@ def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang
     # As of another time, the record that ran the site then, as the site's events say (found by a
     # review: the site as of a date named the record that runs it today).
     operator_id = operator_record(services, site_id) if known_at is None and effective_at is None else site.operator_id
+    # The residents its committees and preparatory group name in full are read (found by a review:
+    # the web page logged them, this route did not).
+    named = [*(site.community_committee or {}).get("members", []), *(site.preparation or {}).get("group", []),
+             *((site.community or {}).get("members") or {}).values()]
+    with services.pool.connection() as conn:
+        record_names_read(conn, principal, [m.get("resident_id") for m in named if isinstance(m, dict)],
+                          "GET /sites/{site_id}", detail=str(site_id))
     return respond(site_document(site, Presenter(services.app.vault, principal, lang), name, operator_id),
                    {"ETag": f'"{site.version}"'})
 

@@ -62,6 +62,11 @@ NAMES_BATCH = 500  # programs or sites read at a time for their names
 REVOCABLE = frozenset({ApplicationStatus.APPROVED, ApplicationStatus.PAID})  # took effect (as the domain says)
 # The most characters each form's fields take: the API's bodies' (api/routes/subsidies.py).
 APPLICATION_MOST = api_limits(SubsidyApplicationCreate, "amount", "justification")
+# At most as many instalments as the API takes (found by a review: 25 were stored).
+MOST_INSTALMENTS = int(
+    SubsidyApplicationCreate.model_json_schema()["properties"]["instalments"]["anyOf"][0]["maxItems"])
+# Texts the API requires not empty (found by a review: blank ones were stored from the pages).
+REQUIRED_TEXT = {"reject": ("reason",), "pay": ("reference",), "verify": ("note",)}
 ACTION_MOST = {
     "approve": api_limits(SubsidyApproval, "note", "target"), "reject": api_limits(SubsidyRejection, "reason"),
     "pay": api_limits(SubsidyPaymentCreate, "amount", "reference"),
@@ -273,6 +278,10 @@ async def submit_application(request: Request) -> Response:
         outcome = page.refused("instalment_line", page._(
             "Write each instalment on its own line as amount and due date, e.g. 60000.00 2026-12-01"), "instalments")
         return _new_form(page, form, outcome, status=422)
+    if plan is not None and len(plan) > MOST_INSTALMENTS:
+        outcome = page.refused("too_many_instalments", page._("At most {n} instalments").format(n=MOST_INSTALMENTS),
+                               "instalments")
+        return _new_form(page, form, outcome, status=422)
     outcome = page.run(lambda stamp: page.services.app.submit_subsidy_application(
         program_id=program_id, site_id=site_id, amount=form.get("amount", ""), mode=form.get("mode", ""),
         justification=form.get("justification", ""), instalments=plan, stamp=stamp))
@@ -338,7 +347,9 @@ async def _act(request: Request, application_id: str, roles: frozenset[Role], na
     target = uuid_or_none(application_id)
     if target is None:
         return _application(page, application_id)
-    outcome = page.too_long(form, ACTION_MOST[name]) or _decide(page, name, target, form)
+    blank = next((f for f in REQUIRED_TEXT.get(name, ()) if not form.get(f, "").strip()), None)
+    outcome = (page.refused("required", "required", blank) if blank else None) or page.too_long(
+        form, ACTION_MOST[name]) or _decide(page, name, target, form)
     if outcome.ok and outcome.result is not None:
         if name == "pay" and form.get("back") == "queue":  # back to the page of the list it was paid from
             return redirect(_queue_url({"pay": form.get("pay_cursor") or None}, after=outcome.result.position))
@@ -369,8 +380,11 @@ def _decide(page: Page, name: str, target: UUID, form: dict[str, str]) -> Comman
     if paid_on is None:
         return CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
                               rule="date_required", field="paid_on")
-    return page.run(lambda stamp: app.record_subsidy_payment(
+    paid = page.run(lambda stamp: app.record_subsidy_payment(
         target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
+    if paid.rule == "payment_exceeds_due" and paid.field is None:
+        paid.field = "amount"  # beside the amount it is about (found by a review: the banner only)
+    return paid
 
 
 def _revoke(page: Page, target: UUID, form: dict[str, str]) -> CommandOutcome:
