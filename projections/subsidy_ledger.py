@@ -254,6 +254,7 @@ class ApplicationFilter:
     # their rows carry ``due``, what may be paid with that day as the payment date.
     payable_on: date | None = None
     newest_first: bool = False  # a cursor pages on in the order it was made for
+    application_id: UUID | None = None  # this one only (a page showing a row it was refused on)
 
 
 APPLICATION_COLUMNS = (
@@ -271,7 +272,7 @@ FALLEN_DUE = ("(SELECT coalesce(sum((i->>'amount')::numeric), 0) FROM jsonb_arra
 def list_applications(conn: Connection[DictRow], flt: ApplicationFilter, limit: int, cursor: str | None) -> Page:
     """Applications in the order they were submitted (or newest first)."""
     where, params = _filters(program_id=flt.program_id, site_id=flt.site_id, status=flt.status,
-                             submitted_by=flt.submitted_by)
+                             submitted_by=flt.submitted_by, application_id=flt.application_id)
     columns, column_params = APPLICATION_COLUMNS, []
     if flt.payable_on is not None:
         where.extend(["status = %s", f"{FALLEN_DUE} > paid"])

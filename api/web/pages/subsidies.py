@@ -215,6 +215,16 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
         lists["pay"] = listed("pay", None, payable=True)
     if page.role is Role.AUDITOR:
         lists["all"] = listed("all", None, newest_first=True)
+    paying = lists.get("pay")
+    failed_id = uuid_or_none(failed)
+    if paying is not None and failed_id is not None and not any(str(r["id"]) == failed for r in paying.rows):
+        # The row a payment was refused on stands on the page with its error, whichever page of the
+        # list it would fall on (found by a review: with a longer list the error showed nowhere).
+        refused_row = _listed(page, ApplicationFilter(areas=areas, payable_on=today, application_id=failed_id), None)
+        for row in refused_row.rows:
+            row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
+            row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
+        paying.rows = [*refused_row.rows, *paying.rows]
     # The links last, when every list has read its cursor: one refused cursor is in none of them.
     for name, found in lists.items():
         found.next_url = _queue_url({**at, name: found.next_cursor}) if found.next_cursor else None
