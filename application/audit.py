@@ -54,6 +54,11 @@ def record_names_read(conn: Any, principal: Principal, resident_ids: Iterable[An
     residents = sorted({str(r) for r in resident_ids if r})
     if not residents:
         return
+    # A read does not wait for the log's write to reach the disk (a list read by sixteen readers
+    # waited on a flush each: p50 ~95 ms against ~30 ms): committed, it is lost only if the server
+    # itself fails within the fraction of a second before its WAL writer flushes (not if this
+    # process dies). The reads of one record keep a synchronous commit.
+    conn.execute("SET LOCAL synchronous_commit TO off")
     conn.execute(  # one statement for a site's thousand residents
         "INSERT INTO access_log (user_id, role, resident_id, route, detail)"
         " SELECT %s, %s, r, %s, %s FROM unnest(%s::uuid[]) AS r",
