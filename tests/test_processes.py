@@ -4,6 +4,7 @@ everything it started when it is stopped, and `liudong up` runs the distributed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -31,7 +32,7 @@ def start(args: list[str], data_dir: Path, port: int, **env: str) -> subprocess.
                             stderr=subprocess.STDOUT, cwd=data_dir.parent)
 
 
-def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while True:
         assert process.poll() is None, log.read_text()
@@ -40,6 +41,16 @@ def wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: fl
                 return
         except httpx.HTTPError:
             pass
+        if time.monotonic() >= deadline:  # not left running after the test (and its database with it)
+            children = psutil.Process(process.pid).children(recursive=True)
+            process.terminate()  # as Ctrl-C: it stops its embedded PostgreSQL too
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.2)
 
