@@ -65,6 +65,12 @@ def record_names_read(conn: Any, principal: Principal, resident_ids: Iterable[An
         (principal.actor.user_id, principal.actor.role.value, route, detail, [UUID(r) for r in residents]))
 
 
+def search_detail(name: Any, id_number_suffix: Any) -> str | None:
+    """What a search of residents asked for, without the words it searched (they are personal data)."""
+    asked = [label for label, value in (("name", name), ("id_number_suffix", id_number_suffix)) if value]
+    return "search: " + ", ".join(asked) if asked else None
+
+
 def record_case_access(conn: Any, principal: Principal, parties: list[dict[str, Any]], case_id: UUID,
                        route: str) -> None:
     """Record a read of a dispute: a row for each resident who is a party (so a resident's

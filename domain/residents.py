@@ -667,9 +667,7 @@ class Resident(Aggregate):
         """A dependant living with the resident (a child, for a school place); returns the
         new dependant's id."""
         self.check_present()
-        if self.erased_on is not None:
-            raise RuleViolated(f"resident {self.id}'s personal data was erased on {self.erased_on}",
-                               rule="already_erased")
+        self.check_not_erased()
         try:
             kind = DependantRelation(relation)
         except ValueError:

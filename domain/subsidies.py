@@ -495,6 +495,7 @@ class SubsidyApplication(Aggregate):
                 f"by {paid_on.isoformat()}",
                 rule="payment_exceeds_due",
                 due=format_money(due),
+                field="amount",  # the amount at fault, so a form ties the refusal to it
             )
         program.record_payment(self.id, paid, stamp)
         self._payment_recorded(amount=paid, reference=reference, paid_on=paid_on, **stamp.event_fields())

@@ -47,7 +47,7 @@ from api.schemas import (
     StudyChange,
 )
 from application.areas import AreaDirectory
-from application.audit import record_access, record_names_read
+from application.audit import record_access, record_names_read, search_detail
 from domain.common import ERASED
 from domain.identity import IdentityNumber
 from domain.residents import HouseholdRelation, Resident
@@ -138,14 +138,9 @@ def list_all_residents(
         # Each resident shown in full is a read of their data (found by a review: paging through
         # the register, or searching it by name, left no trace while one record's read did).
         record_names_read(conn, principal, [r["id"] for r in page.items], "GET /residents",
-                          detail=_search_detail(name, id_number_suffix))
+                          detail=search_detail(name, id_number_suffix))
     return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
 
-
-def _search_detail(name: str | None, id_number_suffix: str | None) -> str | None:
-    """What a search asked for, without the words it searched (they are personal data)."""
-    asked = [label for label, value in (("name", name), ("id_number_suffix", id_number_suffix)) if value]
-    return "search: " + ", ".join(asked) if asked else None
 
 
 def _area(areas: AreaDirectory, value: str | None) -> str | None:

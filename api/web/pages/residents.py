@@ -32,7 +32,7 @@ from api.web.core import (
     refusal_status,
     uuid_or_none,
 )
-from application.audit import record_access, record_names_read
+from application.audit import record_access, record_names_read, search_detail
 from application.history import effective_on, history
 from application.store import NotFound
 from domain.common import ERASED, Role
@@ -133,9 +133,8 @@ def _search(page: Page, flt: ResidentFilter, suffix: str | None,
             result = list_residents(conn, flt, SHOWN, None)
         # Each resident shown in full is a read of their data, as an API list's is (found by a
         # review: searches by name or number left no trace); the words searched are not kept.
-        searched = [label for label, on in (("name", flt.name_token), ("id_number_suffix", suffix)) if on]
         record_names_read(conn, page.principal, [r["id"] for r in result.items], "GET /ui/residents",
-                          detail="search: " + ", ".join(searched) if searched else None)
+                          detail=search_detail(flt.name_token, suffix))
     return result.items, result.total, result.next_cursor
 
 

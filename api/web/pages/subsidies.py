@@ -196,6 +196,9 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
             bad_cursor, cursor, at[name] = True, None, None
             page.dropped.add(f"{name}_cursor")
             found = _listed(page, flt, None)
+        return named(found)
+
+    def named(found: Listed) -> Listed:
         for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
             row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
@@ -220,10 +223,8 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
     if paying is not None and failed_id is not None and not any(str(r["id"]) == failed for r in paying.rows):
         # The row a payment was refused on stands on the page with its error, whichever page of the
         # list it would fall on (found by a review: with a longer list the error showed nowhere).
-        refused_row = _listed(page, ApplicationFilter(areas=areas, payable_on=today, application_id=failed_id), None)
-        for row in refused_row.rows:
-            row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
-            row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
+        refused_row = named(_listed(page, ApplicationFilter(areas=areas, payable_on=today,
+                                                            application_id=failed_id), None))
         paying.rows = [*refused_row.rows, *paying.rows]
     # The links last, when every list has read its cursor: one refused cursor is in none of them.
     for name, found in lists.items():
@@ -390,11 +391,8 @@ def _decide(page: Page, name: str, target: UUID, form: dict[str, str]) -> Comman
     if paid_on is None:
         return CommandOutcome(error=page.error_text("date_required", page._("Give a date (YYYY-MM-DD)")),
                               rule="date_required", field="paid_on")
-    paid = page.run(lambda stamp: app.record_subsidy_payment(
+    return page.run(lambda stamp: app.record_subsidy_payment(
         target, form.get("amount", ""), form.get("reference", ""), paid_on, stamp))
-    if paid.rule == "payment_exceeds_due" and paid.field is None:
-        paid.field = "amount"  # beside the amount it is about (found by a review: the banner only)
-    return paid
 
 
 def _revoke(page: Page, target: UUID, form: dict[str, str]) -> CommandOutcome:
