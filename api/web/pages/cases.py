@@ -40,8 +40,9 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.residents import READERS as PEOPLE_READERS
+from api.web.pages.residents import resident_matches, resident_picked
 from application import keys as auth
-from application.audit import record_case_access
+from application.audit import record_case_access, record_names_read
 from application.events import EventCatalogue, plain
 from application.history import effective_on, history
 from application.store import CommandResult, NotFound
@@ -220,15 +221,50 @@ def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None
     return page.render("case_new.html", status=status, values=values, outcome=outcome,
                        categories=options(page, "category", DisputeCategory),
                        priorities=options(page, "priority", Priority), kinds=options(page, "party_kind", PARTY_KINDS),
-                       areas=area_options(page), sites=sites, party_rows=range(1, PARTY_ROWS + 1))
+                       areas=area_options(page), sites=sites, party_rows=range(1, PARTY_ROWS + 1),
+                       picked=_picked_names(page, values))
+
+
+def _picked_names(page: Page, values: dict[str, str]) -> dict[int, str]:
+    """Who each party row's resident field names by id, as this user sees them (the id alone
+    says nothing to the caseworker); the names read are logged as a list's are."""
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    names: dict[int, str] = {}
+    with reading_as(page.principal):
+        for n in range(1, PARTY_ROWS + 1):
+            resident_id = uuid_or_none(values.get(f"party_resident_{n}"))
+            if resident_id is None:
+                continue
+            try:
+                names[n] = presenter.name(page.services.app.load(Resident, resident_id).name) or ""
+            except NotFound:
+                continue
+    if names:
+        with page.services.pool.connection() as conn:
+            record_names_read(conn, page.principal, [values[f"party_resident_{n}"] for n in names],
+                              "GET /ui/cases/new")
+    return names
 
 
 @router.get("/ui/cases/new")
 def new_case(request: Request) -> Response:
     page = current_page(request)
     page.require(STAFF_ROLES)
-    return _new_form(page, {"priority": Priority.NORMAL.value, "occurred_on": page.services.today().isoformat()},
-                     None)
+    values = {"priority": Priority.NORMAL.value, "occurred_on": page.services.today().isoformat()}
+    resident_id = uuid_or_none(request.query_params.get("resident"))
+    if resident_id is not None:  # from a resident's page: they are the first party, where they live the place
+        try:
+            with reading_as(page.principal):
+                resident = page.services.app.load(Resident, resident_id)
+        except NotFound:
+            page.dropped.add("resident")
+        else:
+            values["party_resident_1"] = str(resident_id)
+            if resident.site_id is not None:
+                values["site_id"] = str(resident.site_id)
+            elif resident.area:
+                values["area"] = resident.area
+    return _new_form(page, values, None)
 
 
 @router.post("/ui/cases/new")
@@ -238,13 +274,27 @@ async def log_case(request: Request) -> Response:
     form = await page.form()
     parties: list[dict[str, Any]] = []
     problem: CommandOutcome | None = None
+    rows: list[int] = []  # the form's row of each party, for a refusal naming parties.<i>
     for n in range(1, PARTY_ROWS + 1):
         name, kind = form.get(f"party_name_{n}", ""), form.get(f"party_kind_{n}", "")
-        if name and kind not in PARTY_KINDS:
+        picked = form.get(f"party_resident_{n}", "").strip()
+        if picked and (name or kind):
+            problem = problem or refused(page, "party_resident_or_outside",
+                                         "a party is a registered resident or an outside party with a name and "
+                                         "a kind, not both", f"party_resident_{n}")
+        elif picked:
+            resident_id, refusal = resident_picked(page, picked, f"party_resident_{n}")
+            if resident_id is None:
+                problem = problem or refusal
+            else:
+                parties.append({"resident_id": resident_id})
+                rows.append(n)
+        elif name and kind not in PARTY_KINDS:
             problem = problem or refused(page, "party_kind_missing", "an outside party needs a kind",
                                          f"party_kind_{n}")
         elif name:
             parties.append({"name": name, "kind": kind})
+            rows.append(n)
     occurred_on = day_or_none(form.get("occurred_on"))
     site_id = uuid_or_none(form.get("site_id"))
     if not form.get("description"):
@@ -259,8 +309,34 @@ async def log_case(request: Request) -> Response:
             occurred_on=occurred_on or date.min, stamp=stamp))
         if outcome.ok and outcome.result is not None:
             return redirect(f"/ui/cases/{outcome.result.id}?after={outcome.result.position}")
-        problem = outcome
+        problem = _party_refusal(page, outcome, rows)
     return _new_form(page, form, problem, status=refusal_status(problem))
+
+
+def _party_refusal(page: Page, outcome: CommandOutcome, rows: list[int]) -> CommandOutcome:
+    """The use case's refusal on the form's field: ``parties.<i>.resident_id`` is the resident
+    field of the row that party came from, and a resident it did not find (no such id, or one
+    outside the user's areas) is said in the form's words."""
+    parts = (outcome.field or "").split(".")
+    if len(parts) == 3 and parts[0] == "parties" and parts[1].isdigit() and int(parts[1]) < len(rows):
+        field_name = f"party_resident_{rows[int(parts[1])]}"
+        if outcome.rule == "not_found":
+            return refused(page, "resident_unknown", "no resident of your areas has that id", field_name)
+        return dataclasses.replace(outcome, field=field_name)
+    if outcome.field == "parties" and rows:
+        return dataclasses.replace(outcome, field=f"party_resident_{rows[0]}")
+    return outcome
+
+
+@router.get("/ui/cases/resident-options")
+def resident_options(request: Request) -> Response:
+    """The ``<option>``s of residents whose name starts with what was typed in a party's
+    resident field (htmx fills the field's datalist as one types)."""
+    page = current_page(request)
+    page.require(STAFF_ROLES)
+    typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
+    found = [] if uuid_or_none(typed) else resident_matches(page, typed)
+    return page.render("committee_resident_options.html", residents=found)
 
 
 # -- a case's page ---------------------------------------------------------------------------------------

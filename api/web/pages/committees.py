@@ -40,15 +40,15 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.cases import area_name, area_options, refused, site_rows
+from api.web.pages.residents import resident_matches, resident_picked
 from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
 from domain.common import ERASED, Role
 from domain.disputes import UNRESOLVED_STATUSES
-from domain.residents import ResidenceStatus, Resident
+from domain.residents import Resident
 from projections.committees import list_committees
 from projections.disputes import CaseFilter, list_cases
-from projections.residents import ResidentFilter, list_residents
 
 router = APIRouter()
 READERS = frozenset({Role.CASEWORKER, Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
@@ -67,7 +67,6 @@ DECISION_MOST = api_limits(Decision, "decision")["decision"]
 ACTION_MOST = api_limits(ActionCreate, "description")["description"]
 COMPLETION_MOST = api_limits(ActionCompletion, "note")
 REMOVAL_MOST = api_limits(MemberRemoval, "reason")
-RESIDENT_CHOICES = 20  # residents offered for a name typed in a member's resident field
 
 
 @router.get("/ui/committees")
@@ -89,20 +88,6 @@ def role_options(page: Page) -> list[tuple[str, str]]:
     return [(r, page.label("committee_role", r)) for r in MEMBER_ROLES]
 
 
-def _resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
-    """Residents of the user's areas still in the district whose name starts with ``text``
-    (the view's keyed name-prefix tokens), as shown to this user."""
-    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
-    if not text or not presenter.full:
-        return []
-    flt = ResidentFilter(name_token=page.services.app.vault.name_token(text), areas=page.principal.area_filter())
-    with page.services.pool.connection() as conn:
-        rows = list_residents(conn, flt, RESIDENT_CHOICES, None).items
-    shown = [{**presenter.resident_row(r), "area_name": area_name(page, r.get("area"))} for r in rows
-             if r.get("status") != ResidenceStatus.DEPARTED.value]
-    return page.sorted_by_name(shown, person=True)
-
-
 def _member(page: Page, name: str, role: str, picked: str, fields: tuple[str, str, str]
             ) -> tuple[dict[str, Any] | None, CommandOutcome | None]:
     """One member for the use case from a form's row: a name and a role, and a registered
@@ -112,14 +97,9 @@ def _member(page: Page, name: str, role: str, picked: str, fields: tuple[str, st
     name_field, role_field, resident_field = fields
     resident_id: UUID | None = None
     if picked:
-        resident_id = uuid_or_none(picked)
+        resident_id, refusal = resident_picked(page, picked, resident_field)
         if resident_id is None:
-            exact = [r for r in _resident_matches(page, picked) if r["name"] == picked]
-            if len(exact) != 1:
-                rule, why = (("resident_ambiguous", "several residents have that name; pick one from the list")
-                             if exact else ("resident_unknown", "no resident of your areas has that name"))
-                return None, refused(page, rule, why, resident_field)
-            resident_id = UUID(str(exact[0]["id"]))
+            return None, refusal
         if not name:
             presenter = Presenter(page.services.app.vault, page.principal, page.lang)
             try:
@@ -159,7 +139,7 @@ def resident_options(request: Request) -> Response:
     page = current_page(request)
     page.require(MANAGERS)
     typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
-    found = [] if uuid_or_none(typed) else _resident_matches(page, typed)
+    found = [] if uuid_or_none(typed) else resident_matches(page, typed)
     return page.render("committee_resident_options.html", residents=found)
 
 

@@ -138,6 +138,39 @@ def _search(page: Page, flt: ResidentFilter, suffix: str | None,
     return result.items, result.total, result.next_cursor
 
 
+# -- a resident picked in another page's form (a committee's member, a case's party) ------------------
+RESIDENT_CHOICES = 20  # residents offered for a name typed in a resident field
+
+
+def resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
+    """Residents of the user's areas still in the district whose name starts with ``text``
+    (the view's keyed name-prefix tokens), as shown to this user."""
+    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    if not text or not presenter.full:
+        return []
+    flt = ResidentFilter(name_token=page.services.app.vault.name_token(text), areas=page.principal.area_filter())
+    with page.services.pool.connection() as conn:
+        rows = list_residents(conn, flt, RESIDENT_CHOICES, None).items
+    shown = [{**presenter.resident_row(r), "area_name": _area_name(page, r.get("area"))} for r in rows
+             if r.get("status") != ResidenceStatus.DEPARTED.value]
+    return page.sorted_by_name(shown, person=True)
+
+
+def resident_picked(page: Page, picked: str, field_name: str) -> tuple[UUID | None, CommandOutcome | None]:
+    """The resident a form's resident field names: an id (as the list offers it) or a full name
+    only one resident of the user's areas has; else a refusal on ``field_name``. Whether an id
+    names a resident the user may see is the use case's to say."""
+    resident_id = uuid_or_none(picked)
+    if resident_id is not None:
+        return resident_id, None
+    exact = [r for r in resident_matches(page, picked) if r["name"] == picked]
+    if len(exact) != 1:
+        rule, why = (("resident_ambiguous", "several residents have that name; pick one from the list")
+                     if exact else ("resident_unknown", "no resident of your areas has that name"))
+        return None, page.refused(rule, why, field_name)
+    return UUID(str(exact[0]["id"])), None
+
+
 @router.get("/ui/residents")
 def residents(request: Request) -> Response:
     page = current_page(request)
@@ -304,6 +337,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
         "departure": moves and not departed,
         "return": moves and departed,
         "erase": page.may(SUPERVISOR_ROLES) and resident.erased_on is None,
+        "log_dispute": moves,  # with them as the first party (a party's name stays the register's)
     }
     permit_status = resident.permit["status"] if resident.permit else None
     permit_forms = {  # the permit's next step, as its state allows
