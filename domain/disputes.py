@@ -345,6 +345,14 @@ class DisputeCase(Aggregate):
         self.resolved_by = None
         self.resolved_on = None
 
+    def check_discussed_on(self, day: date, field_name: str) -> None:
+        """A committee's meeting takes up the case on a day not before it occurred (found by a
+        review: a meeting of months before the incident decided it), as a mediation does."""
+        if day < self.occurred_on:
+            raise RuleViolated(f"case {self.id} occurred on {self.occurred_on.isoformat()}, after the meeting of "
+                               f"{day.isoformat()}", rule="meeting_before_incident",
+                               earliest=self.occurred_on.isoformat(), field=field_name)
+
     def record_committee_decision(
         self, *, committee_id: UUID, meeting_id: str, decision: str, stamp: Stamp
     ) -> None:

@@ -300,6 +300,7 @@ class Resident(Aggregate):
         """Move into ``site``; the caller saves this resident, ``site`` and
         ``previous_site`` (the site they leave, if any) together."""
         self.check_present()
+        self.check_not_erased()  # nothing new of them: a person who comes back is registered anew
         self.check_effective(effective_date, stamp)
         if self.site_id == site.id:
             raise RuleViolated(f"resident {self.id} already lives in housing site {site.id}", rule="already_in_site")
@@ -354,6 +355,8 @@ class Resident(Aggregate):
             raise InvalidValue("housing.landlord", "rented housing is recorded with its landlord or its address",
                                rule="rented_housing_unidentified")
         self.check_present()
+        if self.site_id is None:  # a move out of a site frees its bed; any other move only records more of them
+            self.check_not_erased()
         self.check_effective(effective_date, stamp)
         self._leave_site(previous_site, effective_date, "moved", stamp)
         self._moved_to_private_housing(area=area, effective_date=effective_date, housing_kind=kind.value,
@@ -429,6 +432,7 @@ class Resident(Aggregate):
             raise RuleViolated(
                 f"resident {self.id} has not departed the district", rule="resident_not_departed"
             )
+        self.check_not_erased()  # found by a review: an erased person came back; they are registered anew
         check_effective_date(
             effective_date, stamp, earliest=self.since, earliest_rule="effective_date_before_last_change"
         )
@@ -559,7 +563,11 @@ class Resident(Aggregate):
     def apply_for_permit(self, *, applied_on: date, stamp: Stamp) -> None:
         self.check_present()
         self.check_not_erased()
-        check_effective_date(applied_on, stamp, earliest=self.registered_on, field_name="applied_on")
+        # Not before their latest arrival (found by a review: an application dated before a
+        # departure recorded since was judged on the days before it, and issued).
+        check_effective_date(applied_on, stamp, earliest=date.fromisoformat(self.arrivals[-1]),
+                             earliest_rule="applied_before_arrival" if len(self.arrivals) > 1
+                             else "effective_date_before_registration", field_name="applied_on")
         if self.permit is not None and self.permit["status"] != PermitStatus.CANCELLED:
             raise RuleViolated(f"resident {self.id} already has a permit ({self.permit['status']})",
                                rule="permit_exists", permit_status=self.permit["status"])
@@ -730,6 +738,7 @@ class Resident(Aggregate):
                                rule="no_school_request", school_status=dependant["school_status"])
         check_effective_date(day, stamp, earliest=date.fromisoformat(dependant["requested_on"]),
                              earliest_rule="decided_before_request", field_name=field_name)
+        self._check_service_date(day, stamp, field_name)  # found by a review: decided after an erasure, or while away
         return dependant
 
     def place_at_school(self, *, dependant_id: str, school: str, placed_on: date, stamp: Stamp) -> None:

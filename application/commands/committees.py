@@ -23,7 +23,7 @@ class CommitteeCommands(OfficeApplication):
         established_on: date, stamp: Stamp, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
-            residents = self._member_residents(members, "members")
+            residents = self._member_residents(members, "members", established_on, "established_on")
             if site_id is not None:
                 site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
                 site.check_open()  # found by a review: a closed site took a new committee
@@ -45,15 +45,20 @@ class CommitteeCommands(OfficeApplication):
 
         return self._execute(decide, idempotency=idempotency)
 
-    def _member_residents(self, members: list[dict[str, Any]], field_name: str) -> dict[str, Resident]:
-        """The residents among new members, by id; each must exist and live in the
-        district (a departed resident cannot take a seat: ``resident_departed``)."""
+    def _member_residents(self, members: list[dict[str, Any]], field_name: str, day: date,
+                          day_field: str) -> dict[str, Resident]:
+        """The residents among new members, by id; each must exist, live in the district (a
+        departed resident cannot take a seat: ``resident_departed``), have lived here on the
+        day they join (``resident_away_then``) and not be erased (``already_erased``; found
+        by a review: a seat dated in an absence, and an erased member, were taken)."""
         residents: dict[str, Resident] = {}
         for n, member in enumerate(members):
             if member.get("resident_id") is not None:
                 resident = self.load_in_scope(Resident, member["resident_id"],
                                               field_name=f"{field_name}.{n}.resident_id")
                 resident.check_present()
+                resident.check_not_erased()
+                resident.check_present_on(day, day_field)
                 residents[str(resident.id)] = resident
         return residents
 
@@ -79,7 +84,7 @@ class CommitteeCommands(OfficeApplication):
         added: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            residents = list(self._member_residents([member], "member").values())
+            residents = list(self._member_residents([member], "member", joined_on, "joined_on").values())
             added["member_id"] = committee.add_member(member=member, joined_on=joined_on, stamp=stamp)
             for resident in residents:
                 resident.join_committee(committee_id=committee.id, member_id=added["member_id"], joined_on=joined_on,
@@ -110,7 +115,7 @@ class CommitteeCommands(OfficeApplication):
         scheduled: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            self._check_agenda_cases(agenda, "agenda")
+            self._check_agenda_cases(agenda, "agenda", scheduled_on)
             scheduled["meeting_id"] = committee.schedule_meeting(scheduled_on=scheduled_on, agenda=agenda,
                                                                  stamp=stamp)
             return []
@@ -124,17 +129,18 @@ class CommitteeCommands(OfficeApplication):
         added: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
-            self._check_agenda_cases(items, "items")
             added["item_ids"] = committee.add_agenda_items(meeting_id=meeting_id, items=items, stamp=stamp)
+            self._check_agenda_cases(items, "items", date.fromisoformat(committee.meetings[meeting_id]["scheduled_on"]))
             return []
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: added)
 
-    def _check_agenda_cases(self, items: list[dict[str, Any]], field_name: str) -> None:
-        """Each case an agenda names exists in the acting scope."""
+    def _check_agenda_cases(self, items: list[dict[str, Any]], field_name: str, scheduled_on: date) -> None:
+        """Each case an agenda names exists in the acting scope and occurred by the meeting's day."""
         for n, item in enumerate(items):
             if item.get("dispute_id") is not None:
-                self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"{field_name}.{n}.dispute_id")
+                case = self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"{field_name}.{n}.dispute_id")
+                case.check_discussed_on(scheduled_on, "scheduled_on")
 
     def reconcile_seats(self, committee: ManagementCommittee, stamp: Stamp) -> list[Resident]:
         """Bring the committee's seats in line with its members' residence, for members
@@ -187,6 +193,7 @@ class CommitteeCommands(OfficeApplication):
                 if item.get("dispute_id") is not None:
                     case_id = UUID(str(item["dispute_id"]))
                     case = cases.setdefault(case_id, self.load_in_scope(DisputeCase, case_id, field_name="decisions"))
+                    case.check_discussed_on(held_on, "held_on")
                     case.record_committee_decision(committee_id=committee.id, meeting_id=meeting_id,
                                                    decision=item["decision"], stamp=stamp)
             return [*residents, *cases.values()]

@@ -39,20 +39,23 @@ class CommunityCommands(ResidencyCommands):
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
         def act(site: HousingSite) -> None:
-            self._check_residents(group, "group")  # found by a review: a group of unknown residents was taken
+            # found by a review: a group of unknown residents was taken
+            self._check_residents(group, "group", approved_on, "approved_on")
             site.approve_preparation(approved_on=approved_on, group=group, note=note, stamp=stamp)
 
         return self._site_command(site_id, act, expected_version, idempotency)
 
-    def _check_residents(self, people: list[dict[str, Any]], field_name: str) -> None:
-        """Every resident a list of people names is on the register, in the caller's scope, and
-        in the district."""
+    def _check_residents(self, people: list[dict[str, Any]], field_name: str, day: date, day_field: str) -> None:
+        """Every resident a list of people names is on the register, in the caller's scope, in
+        the district now and on ``day``, and not erased."""
         for n, person in enumerate(people):
             if person.get("resident_id") is not None:
                 resident = self.load_in_scope(Resident, UUID(str(person["resident_id"])),
                                               field_name=f"{field_name}.{n}.resident_id")
                 # found by a review: a departed resident joined a committee that refused them elsewhere
                 resident.check_present()
+                resident.check_not_erased()  # found by a review: an erased resident was elected
+                resident.check_present_on(day, day_field)
 
     def hold_election(
         self, site_id: UUID, *, held_on: date, seats: int, candidates: list[dict[str, Any]], ballots: int | None,
@@ -61,7 +64,7 @@ class CommunityCommands(ResidencyCommands):
         result: dict[str, Any] = {}
 
         def act(site: HousingSite) -> None:
-            self._check_residents(candidates, "candidates")
+            self._check_residents(candidates, "candidates", held_on, "held_on")
             elected = site.hold_election(held_on=held_on, seats=seats, candidates=candidates, ballots=ballots,
                                          stamp=stamp)
             result["elected"] = [m["member_id"] for m in elected]
@@ -75,7 +78,7 @@ class CommunityCommands(ResidencyCommands):
         result: dict[str, Any] = {}
 
         def act(site: HousingSite) -> None:
-            self._check_residents(joined, "joined")
+            self._check_residents(joined, "joined", changed_on, "changed_on")
             result["joined"] = site.change_community_members(changed_on=changed_on, joined=joined, left=left,
                                                              reason=reason, stamp=stamp)
 

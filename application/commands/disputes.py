@@ -35,10 +35,12 @@ class DisputeCommands(OfficeApplication):
     ) -> CommandResult:
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             for n, party in enumerate(parties):
-                if party.get("resident_id") is not None:
-                    self.load_in_scope(Resident, party["resident_id"], field_name=f"parties.{n}.resident_id")
+                if party.get("resident_id") is not None:  # nothing new of an erased person (found by a review)
+                    self.load_in_scope(Resident, party["resident_id"],
+                                       field_name=f"parties.{n}.resident_id").check_not_erased()
             if site_id is not None:
                 site = self.load_in_scope(HousingSite, site_id, field_name="site_id")
+                site.check_open_on(occurred_on, "occurred_on")  # found by a review: a dispute after a closure
                 self.check_site_in_area(site, self.place(area) if area else None)  # found by a review: overridden
                 where = site.area
             elif area:
