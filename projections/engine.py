@@ -293,8 +293,9 @@ class ViewApplier:
         cursor, the tracking rows and the versions; None if the view is being rebuilt. A
         handler that reads waits for its own answer; errors show at a sync (see ``_apply``)."""
         with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as tracked, \
-                conn.cursor() as versions:
+                conn.cursor() as versions, conn.cursor() as held:
             self._ask_enter(cur)
+            self._hold(held, tracking)
             tracked.execute(self._select_tracking, (tracking,))
             asked = self._ask_versions(versions, self._aggregates(deliveries))
             if not self._entered(cur):
@@ -379,6 +380,18 @@ class ViewApplier:
                                               NOTIFY_CHANNEL, None, _mark_payload(self.name, low_water)))
         return low_water
 
+    def _hold(self, cur: Cursor[Any], tracking: list[str]) -> None:
+        """Wait for, then hold to the end of the transaction, this view's lock on each tracking
+        row the batch reads (Kafka partitions, or the mark for a reader of the store), before
+        reading them and the versions. Two appliers of the same events (a worker dropped from
+        its group mid-batch and the partition's new owner; two in-process projectors) take
+        turns: the second reads what the first committed and skips it as duplicates (found by
+        a review: both read the same offsets and versions, and the second's inserts failed as
+        dead letters that parked the aggregates for good). The keys are taken in one order, so
+        two batches never wait for each other."""
+        keys = sorted({zlib.crc32(f"liudong-tracking:{self.name}:{name}".encode()) for name in tracking})
+        cur.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)", (keys,))  # in array order
+
     def _ask_enter(self, cur: Cursor[Any]) -> None:
         """Take this view's lock, shared with other appliers (each aggregate's rows are
         its own) and exclusive of a rebuild. A view being rebuilt is skipped, not waited
@@ -446,7 +459,8 @@ class ViewApplier:
             cur.execute(
                 "INSERT INTO projection_versions (view, originator_id, version)"
                 " SELECT %s, i, v FROM unnest(%b::uuid[], %b::bigint[]) AS x(i, v)"
-                " ON CONFLICT (view, originator_id) DO UPDATE SET version = EXCLUDED.version",
+                " ON CONFLICT (view, originator_id) DO UPDATE"
+                " SET version = GREATEST(projection_versions.version, EXCLUDED.version)",
                 (self.name, list(changed), list(changed.values())),
             )
         if tail is not None:
@@ -629,7 +643,8 @@ class ViewApplier:
                 outcome = "applied"
                 cur.execute(
                     "INSERT INTO projection_versions (view, originator_id, version) VALUES (%s, %s, %s)"
-                    " ON CONFLICT (view, originator_id) DO UPDATE SET version = EXCLUDED.version",
+                    " ON CONFLICT (view, originator_id) DO UPDATE"
+                    " SET version = GREATEST(projection_versions.version, EXCLUDED.version)",
                     (self.name, aggregate, event.originator_version),
                 )
         return outcome

@@ -137,3 +137,77 @@ def test_any_interleaving_with_redeliveries_gives_the_views_a_rebuild_gives(
         with psycopg.connect(db.dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(live)))
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(rebuilt)))
+
+
+def test_two_appliers_of_the_same_partition_take_turns_and_the_second_skips_what_the_first_applied(
+        store: tuple[Database, list[Any]]) -> None:
+    """A worker dropped from its group mid-batch (it missed its session timeout) and the
+    partition's new owner, which seeks to the offsets in PostgreSQL, apply the same messages at
+    once. Found by a review: both read the same offsets and versions; the second's inserts
+    failed as dead letters that parked those aggregates for good, and the live view differed
+    from a rebuild. Now the second waits for the first's commit, then skips every message as
+    seen, and the views equal a rebuild."""
+    import threading
+
+    db, rows = store
+    catalogue = EventCatalogue.of_domain()
+    (stream,) = partitioned(rows, 1, "liudong")
+    deliveries = [delivery_from_message(m.value, catalogue, stream="kafka/t/id/0", offset=n, key=m.key)
+                  for n, m in enumerate(stream)]
+    third = len(deliveries) // 3
+    live, rebuilt = f"live_{uuid.uuid4().hex[:8]}", f"rebuilt_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(db.dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(live)))
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(rebuilt)))
+    options = f"-c search_path={live},public"
+    try:
+        with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row, options=options) as first, \
+                psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row, options=options) as second:
+            ensure_engine_schema(first)
+
+            def appliers(conn: Any) -> list[ViewApplier]:
+                vault = Vault(MASTER_KEY, PgKeyStore(lambda: contextlib.nullcontext(conn)))
+                return [ViewApplier(cls, privacy=vault) for cls in PROJECTIONS.values()]
+
+            old_owner, new_owner = appliers(first), appliers(second)
+            for applier in old_owner:
+                applier.ensure_schema(first)
+            with first.transaction():
+                for applier in old_owner:
+                    applier.apply_streamed(first, deliveries[:third])
+            overlap = deliveries[third:2 * third]
+            second_results: list[Any] = []
+            with first.transaction():
+                applied = [a.apply_streamed(first, overlap) for a in old_owner]
+
+                def new_owner_applies() -> None:
+                    with second.transaction():
+                        second_results.extend(a.apply_streamed(second, overlap) for a in new_owner)
+
+                thread = threading.Thread(target=new_owner_applies)
+                thread.start()
+                thread.join(1.5)
+                assert thread.is_alive(), "the new owner did not wait for the old owner's batch"
+            thread.join(60)
+            assert not thread.is_alive()
+            assert sum(r.applied for r in applied) > 0
+            assert sum(r.applied for r in second_results) == 0
+            assert not any(r.dead_letters for r in second_results)
+            with first.transaction():
+                for applier in old_owner:
+                    applier.apply_streamed(first, deliveries[2 * third:])
+            head = rows[-1].position
+            assert all(a.advance(first) == head for a in old_owner)
+        from application.projecting import rebuild
+
+        for cls in PROJECTIONS.values():
+            rebuild(db.dsn, cls, schema=rebuilt, master_key=MASTER_KEY)
+        with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row) as conn:
+            assert _snapshot(conn, live, PROJECTIONS) == _snapshot(conn, rebuilt, PROJECTIONS)
+            letters = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}.projection_dead_letters").format(
+                sql.Identifier(live))).fetchone()
+        assert letters is not None and letters["n"] == 0
+    finally:
+        with psycopg.connect(db.dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(live)))
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(rebuilt)))
