@@ -70,10 +70,11 @@ LEGEND = """## Reading the catalogue
 - **Sealed** fields hold personal data, encrypted (AES-256-GCM) with a key of the resident or
   case as `pii:v1:<key id>:<base64>`, in the store and on Kafka alike; the office opens them,
   and once the key is erased they read `[erased]`.
-- Every event also carries `originator_id` (the record's id, the CloudEvent's `subject`),
-  `originator_version` (the record's version after it) and `timestamp` (when it was stored);
-  the event that creates a record also `originator_topic` (the record's class, by its stored
-  topic)."""
+- Every event also has the record's id (`originator_id` in the store; on Kafka the CloudEvent's
+  `subject`, and the message key), the record's version after it (`originator_version`; on
+  Kafka the CloudEvent's `aggregateversion`) and `timestamp` (when it was stored, in `data`);
+  the event that creates a record also `originator_topic` in `data` (the record's class, by its
+  stored topic)."""
 
 
 def render() -> str:

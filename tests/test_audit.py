@@ -283,6 +283,10 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     # review: an empty 200).
     backwards = auditor.get("/audit/access-log", params={"from": "2026-11-30T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
     assert backwards.status_code == 422 and backwards.json()["errors"][0]["field"] == "to", backwards.text
+    # A time without its UTC offset is refused as known_at is (found by a review: read in the server's zone).
+    naive = auditor.get("/audit/access-log", params={"from": "2026-11-01T00:00:00"})
+    assert naive.status_code == 422 and naive.json()["errors"][0] == {
+        "field": "from", "rule": "timezone_missing", "message": "add a UTC offset"}, naive.text
 
 
 def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: Api, services: Services) -> None:

@@ -130,6 +130,11 @@ def get_access_log(
     """Who read whose personal data, when and through which route (auditors only; this read is logged too)."""
     if principal.actor.role is not Role.AUDITOR:
         raise Problem(403, "Forbidden", "only auditors read the access log", rule="role_not_allowed")
+    for name, moment in (("from", since), ("to", until)):  # found by a review: read in the server's time zone
+        if moment is not None and moment.tzinfo is None:
+            raise Problem(422, "Invalid request", f"{name} needs a UTC offset, e.g. 2026-06-01T12:00:00+08:00",
+                          rule="timezone_missing", errors=[{"field": name, "rule": "timezone_missing",
+                                                            "message": "add a UTC offset"}])
     if since is not None and until is not None and until < since:  # found by a review: an empty 200
         raise Problem(422, "Invalid request", "to comes before from", rule="range_backwards",
                       errors=[{"field": "to", "rule": "range_backwards", "message": "comes before from"}])
