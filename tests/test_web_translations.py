@@ -100,3 +100,15 @@ def test_a_translation_holds_a_percent_sign_only_as_a_placeholder() -> None:
                     text % names
                 except (ValueError, KeyError, TypeError) as error:
                     raise AssertionError(f"{locale}/{po}: {message_id!r} -> {text!r}: {error}") from None
+
+
+def test_every_rule_has_words_in_both_languages() -> None:
+    """Found by a review: the English pages showed the domain's own message (with its field names
+    and record ids, "registered_on 1900-01-01 is before 1990-01-01") for the rules only the
+    Chinese catalogue put in words."""
+    zh, en = (catalogue(locale) for locale in ("zh_CN", "en"))
+    rules = {locale: {k for k, found in words.items() if k.startswith("rule.") and any(s for _, s in found)}
+             for locale, words in (("zh_CN", zh), ("en", en))}
+    assert len(rules["zh_CN"]) > 250
+    assert not rules["zh_CN"] - rules["en"], f"rules without English words: {sorted(rules['zh_CN'] - rules['en'])}"
+    assert not rules["en"] - rules["zh_CN"], f"rules without Chinese words: {sorted(rules['en'] - rules['zh_CN'])}"
