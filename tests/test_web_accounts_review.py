@@ -8,7 +8,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.factories import id_number
+from application.services import Services
+from domain.common import Role
+from tests.conftest import WEB_PASSWORD, Api, define_area, issue_key
+from tests.factories import id_number, unique
+from tests.test_web_cases import log_case
 from tests.test_web_sites import Html, Staff
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -30,3 +34,25 @@ def test_a_rule_reads_in_english_words_without_field_names_or_ids(
     assert "registered_on" not in shown and not UUID.search(shown), shown
     assert before.unchanged()
     worker.client.close()
+
+
+def test_a_disabled_account_is_not_offered_as_an_assignee_nor_taken(
+        base_url: str, services: Services, staff: dict[str, str], caseworker: Api, stored: Any) -> None:
+    """Found by a review: the case page offered a leaver's account and the assignment was stored.
+    An API key the name still holds does not make it an assignee either."""
+    leaver = unique("cw-gone")
+    services.users.create(user_id=leaver, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    issue_key(services, leaver, Role.CASEWORKER)
+    case_id, position = log_case(caseworker, define_area(services, "Assign"))
+    boss = Staff(base_url, staff["supervisor"])
+    path = f"/ui/cases/{case_id}?after={position}&lang=en"
+    assert f'<option value="{leaver}"' in boss.client.get(path).text  # offered while enabled
+    services.users.disable(leaver)
+    page = boss.client.get(path).text
+    assert f'<option value="{leaver}"' not in page and f'<option value="{staff["caseworker"]}"' in page
+    before = stored()
+    refused = boss.post(f"/ui/cases/{case_id}/assign?lang=en", {"assignee": leaver})
+    assert refused.status_code == 422, refused.text[-2000:]
+    assert Html(refused.text).problems[0][0] == "unknown_assignee"
+    assert before.unchanged()
+    boss.client.close()

@@ -123,8 +123,10 @@ def site_rows(page: Page) -> list[dict[str, Any]]:
 
 
 def assignees(page: Page) -> list[tuple[str, str]]:
-    """Caseworkers and supervisors with web accounts, by user id."""
-    rows = [u for u in page.services.users.list() if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value)]
+    """Caseworkers and supervisors with web accounts not disabled, by user id (found by a review:
+    a leaver's disabled account was offered, and taken, as a case's assignee)."""
+    rows = [u for u in page.services.users.list()
+            if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) and u["disabled_at"] is None]
     return [(u["user_id"], f"{u['user_id']} · {page.label('role', u['role'])}")
             for u in sorted(rows, key=lambda u: str(u["user_id"]))]
 
@@ -458,9 +460,12 @@ def _command(page: Page, case_id: UUID, action: Action, form: dict[str, str]
     if action is Action.ASSIGN:
         assignee, agency = form.get("assignee") or None, form.get("agency") or None
         if assignee is not None:
+            # a name with an API key of a caseworker or supervisor is one too, unless it is a
+            # disabled web account: a leaver takes no case whatever keys the name still has
             known = {u for u, _ in assignees(page)}
-            if assignee not in known and not (auth.user_roles(page.services.pool, assignee)
-                                              & {Role.CASEWORKER, Role.SUPERVISOR}):
+            disabled = {u["user_id"] for u in page.services.users.list() if u["disabled_at"] is not None}
+            if assignee not in known and (assignee in disabled or not (
+                    auth.user_roles(page.services.pool, assignee) & {Role.CASEWORKER, Role.SUPERVISOR})):
                 return refused(page, "unknown_assignee", "no such caseworker", "assignee")
         return lambda stamp: app.assign_dispute(case_id, assignee=assignee, agency=agency, stamp=stamp)
     if action is Action.NOTE:
