@@ -56,3 +56,34 @@ def test_a_disabled_account_is_not_offered_as_an_assignee_nor_taken(
     assert Html(refused.text).problems[0][0] == "unknown_assignee"
     assert before.unchanged()
     boss.client.close()
+
+
+def test_the_accounts_page_names_areas_in_its_language_and_takes_any_comma_between_them(
+        base_url: str, services: Services, staff: dict[str, str]) -> None:
+    """The Chinese hint asks for commas, and two codes with a full-width comma were one unknown
+    area; an area is named by its code, its Chinese or its English name (which has spaces of its
+    own)."""
+    a, b, c = (define_area(services, prefix) for prefix in ("Acc", "Bcc", "Ccc"))
+    names = {code: (area.name_zh, area.name_en) for code in (a, b, c)
+             if (area := services.app.areas.get(code)) is not None}
+    admin = Staff(base_url, staff["admin"])
+    made: dict[str, str] = {}
+    for typed in (f"{a}\uff0c{b}", f"{a}\u3001{b}, {c}", f"{a} {b}", f"{names[a][0]}\uff0c{names[b][1]}",
+                  f"{names[b][1]},{a}"):
+        name = unique("cw-areas")
+        answer = admin.post("/ui/users?lang=zh-CN", {"username": name, "role": "caseworker", "areas": typed,
+                                                     "password": WEB_PASSWORD})
+        assert answer.status_code == 303, (typed, Html(answer.text).problems)
+        made[name] = typed
+    areas = {u["user_id"]: u["areas"] for u in services.users.list() if u["user_id"] in made}
+    assert [areas[n] for n in made] == [[a, b], [a, b, c], [a, b], [a, b], [b, a]]
+    unknown = admin.post("/ui/users?lang=zh-CN", {"username": unique("cw-areas"), "role": "caseworker",
+                                                  "areas": f"{a}\uff0cnowhere-at-all", "password": WEB_PASSWORD})
+    assert unknown.status_code == 422 and Html(unknown.text).problems[0][0] == "unknown_area"
+
+    first = next(iter(made))
+    for lang, index, separator in (("zh-CN", 0, "\u3001"), ("en", 1, ", ")):
+        row = next(r for r in admin.client.get(f"/ui/users?lang={lang}").text.split("<tr>") if f">{first}<" in r)
+        assert f"<td>{names[a][index]}{separator}{names[b][index]}</td>" in row, row
+        assert f">{a}" not in row
+    admin.client.close()
