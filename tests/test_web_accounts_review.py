@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from application.services import Services
 from domain.common import Role
@@ -86,4 +87,24 @@ def test_the_accounts_page_names_areas_in_its_language_and_takes_any_comma_betwe
         row = next(r for r in admin.client.get(f"/ui/users?lang={lang}").text.split("<tr>") if f">{first}<" in r)
         assert f"<td>{names[a][index]}{separator}{names[b][index]}</td>" in row, row
         assert f">{a}" not in row
+    admin.client.close()
+
+
+def test_a_banner_names_only_an_account_that_is_so_and_the_redirect_encodes_its_name(
+        base_url: str, services: Services, staff: dict[str, str]) -> None:
+    """?created=anything said "account created" of a name nobody made."""
+    admin = Staff(base_url, staff["admin"])
+    for query in ("created=anything", "disabled=anything", "enabled=anything",
+                  f"disabled={staff['caseworker']}"):  # an account that exists, but is not disabled
+        page = admin.client.get(f"/ui/users?{query}&lang=en").text
+        assert 'class="notice"' not in page, query
+    name = unique("cw@x.y")
+    made = admin.post("/ui/users?lang=en", {"username": name, "role": "caseworker", "areas": "",
+                                            "password": WEB_PASSWORD})
+    assert made.status_code == 303 and made.headers["location"] == "/ui/users?" + urlencode({"created": name})
+    assert "Account created." in admin.client.get(made.headers["location"] + "&lang=en").text
+    disabled = admin.post(f"/ui/users/{name}/disable?lang=en", {})
+    assert disabled.headers["location"] == "/ui/users?" + urlencode({"disabled": name})
+    assert "Account disabled" in admin.client.get(disabled.headers["location"] + "&lang=en").text
+    assert "Account enabled" not in admin.client.get(f"/ui/users?enabled={name}&lang=en").text
     admin.client.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -38,9 +40,20 @@ def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, 
     users = [{**u, "area_names": [_area_name(page, a) for a in u["areas"] or []]}
              for u in page.services.users.list()
              if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
+    # A banner names an account the admin sees, in the state it says (found by a review:
+    # ?created=anything said "account created" of an account nobody made)
+    shown = {u["user_id"]: u for u in users}
+    disabled, enabled = changed
     return page.render("users.html", status=status, users=users, roles=roles, values=values,
-                       outcome=outcome, created=created, disabled=changed[0], enabled=changed[1],
+                       outcome=outcome, created=created if created in shown else None,
+                       disabled=disabled if _in_state(shown, disabled, disabled=True) else None,
+                       enabled=enabled if _in_state(shown, enabled, disabled=False) else None,
                        separator=", " if page.lang == "en" else "\u3001", change_refused=change_refused)
+
+
+def _in_state(shown: dict[str, dict[str, Any]], user_id: str | None, *, disabled: bool) -> bool:
+    account = shown.get(user_id) if user_id else None
+    return account is not None and (account["disabled_at"] is not None) == disabled
 
 
 def _area_name(page: Page, code: str) -> str:
@@ -96,7 +109,7 @@ async def create_user(request: Request) -> Response:
         outcome = page.refused("area_not_allowed", page._("That area is outside your areas"),
                                "username" if error.field == "user_id" else error.field)
         return _render(page, {k: v for k, v in form.items() if k != "password"}, outcome, status=403)
-    return redirect(f"/ui/users?created={form.get('username', '')}")
+    return redirect("/ui/users?" + urlencode({"created": form.get("username", "")}))
 
 
 @router.post("/ui/users/{user_id}/{change}")
@@ -120,4 +133,4 @@ async def change_user(request: Request, user_id: str, change: str) -> Response:
         page.services.users.disable(user_id)
     else:
         page.services.users.enable(user_id)
-    return redirect(f"/ui/users?{change}d={user_id}")
+    return redirect("/ui/users?" + urlencode({f"{change}d": user_id}))
