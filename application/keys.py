@@ -101,6 +101,21 @@ def user_roles(pool: ConnectionPool[Any], user_id: str) -> set[Role]:
     return {Role(row["role"]) for row in rows}
 
 
+def may_take_cases(pool: ConnectionPool[Any], user_id: str) -> bool:
+    """Whether a case may be assigned to ``user_id``: a caseworker or supervisor by an active
+    key or a web account, and not a disabled web account (a leaver takes no case whatever keys
+    the name still has). The API and the pages ask the same (found by a review: the API took
+    only key holders, the pages also web accounts, and each judged a leaver differently)."""
+    with pool.connection() as conn:
+        rows = conn.execute(
+            "SELECT role, disabled_at IS NOT NULL AS disabled FROM staff_users WHERE user_id = %s"
+            " UNION ALL SELECT role, false FROM api_keys WHERE user_id = %s AND revoked_at IS NULL",
+            (user_id, user_id)).fetchall()
+    if any(row["disabled"] for row in rows):
+        return False
+    return any(row["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) for row in rows)
+
+
 class TokenRules:
     """How bearer tokens are checked (from settings): issuer, audience, and either a
     JWKS file of RS256 public keys or an HS256 secret."""

@@ -38,7 +38,8 @@ def test_a_rule_reads_in_english_words_without_field_names_or_ids(
 
 
 def test_a_disabled_account_is_not_offered_as_an_assignee_nor_taken(
-        base_url: str, services: Services, staff: dict[str, str], caseworker: Api, stored: Any) -> None:
+        base_url: str, services: Services, staff: dict[str, str], caseworker: Api, supervisor: Api,
+        stored: Any) -> None:
     """Found by a review: the case page offered a leaver's account and the assignment was stored.
     An API key the name still holds does not make it an assignee either."""
     leaver = unique("cw-gone")
@@ -55,7 +56,16 @@ def test_a_disabled_account_is_not_offered_as_an_assignee_nor_taken(
     refused = boss.post(f"/ui/cases/{case_id}/assign?lang=en", {"assignee": leaver})
     assert refused.status_code == 422, refused.text[-2000:]
     assert Html(refused.text).problems[0][0] == "unknown_assignee"
+    # The API judges as the page does: not the leaver, whatever key they hold, but a web account
+    # without any key (found by a review: the API took key holders only, and a leaver's key)
+    by_api = supervisor.post(f"/disputes/{case_id}/assignment", {"assignee": leaver})
+    assert by_api.status_code == 422 and by_api.json()["rule"] == "unknown_assignee", by_api.text
     assert before.unchanged()
+    web_only = unique("cw-web")
+    services.users.create(user_id=web_only, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    assert supervisor.post(f"/disputes/{case_id}/assignment", {"assignee": web_only}).status_code == 200
+    # the queue's filter still names the leaver: the cases they hold are found and handed on
+    assert f'<option value="{leaver}"' in boss.client.get("/ui/cases?lang=en").text
     boss.client.close()
 
 

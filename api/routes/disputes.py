@@ -36,7 +36,6 @@ from application.access import Principal
 from application.audit import record_case_access
 from application.events import EventCatalogue, plain
 from application.services import Services
-from domain.common import Role
 from domain.disputes import Agency, DisputeCase, DisputeCategory, Outcome, Priority
 from domain.money import format_money, parse_money
 from projections.disputes import CaseFilter, list_cases
@@ -248,8 +247,7 @@ def get_dispute(case_id: UUID, request: Request, services: ServicesDep, principa
 @access(SUPERVISORS, AreaRule.OBJECT)
 def assign(case_id: UUID, body: AssignmentCreate, cmd: Supervise) -> JSONResponse:
     """Assign the case to a caseworker (user id) or refer it to an agency."""
-    if body.assignee is not None and not (auth.user_roles(cmd.services.pool, body.assignee)
-                                          & {Role.CASEWORKER, Role.SUPERVISOR}):
+    if body.assignee is not None and not auth.may_take_cases(cmd.services.pool, body.assignee):
         raise Problem(422, "Invalid value", f"{body.assignee} is not a caseworker or supervisor of this office",
                       rule="unknown_assignee",
                       errors=[{"field": "assignee", "rule": "unknown_assignee", "message": "no such caseworker"}])

@@ -122,11 +122,13 @@ def site_rows(page: Page) -> list[dict[str, Any]]:
     return page.sorted_by_name([r for r in rows if not r.get("closed")])
 
 
-def assignees(page: Page) -> list[tuple[str, str]]:
+def assignees(page: Page, *, leavers: bool = False) -> list[tuple[str, str]]:
     """Caseworkers and supervisors with web accounts not disabled, by user id (found by a review:
-    a leaver's disabled account was offered, and taken, as a case's assignee)."""
+    a leaver's disabled account was offered, and taken, as a case's assignee). ``leavers``: the
+    disabled ones too, for the queue's filter, so the cases a leaver still holds can be found
+    and handed on."""
     rows = [u for u in page.services.users.list()
-            if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) and u["disabled_at"] is None]
+            if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) and (leavers or u["disabled_at"] is None)]
     return [(u["user_id"], f"{u['user_id']} · {page.label('role', u['role'])}")
             for u in sorted(rows, key=lambda u: str(u["user_id"]))]
 
@@ -213,7 +215,7 @@ async def queue(request: Request) -> Response:
                        next_url=queue_url(filters, found.next_cursor) if found.next_cursor else None,
                        first_url=queue_url(filters) if cursor else None, bad_cursor=bad_cursor,
                        categories=options(page, "category", DisputeCategory), areas=area_options(page),
-                       assignees=assignees(page), today=today, may_log=page.may(STAFF_ROLES))
+                       assignees=assignees(page, leavers=True), today=today, may_log=page.may(STAFF_ROLES))
 
 
 # -- logging a dispute ---------------------------------------------------------------------------------
@@ -459,14 +461,8 @@ def _command(page: Page, case_id: UUID, action: Action, form: dict[str, str]
         return too_long
     if action is Action.ASSIGN:
         assignee, agency = form.get("assignee") or None, form.get("agency") or None
-        if assignee is not None:
-            # a name with an API key of a caseworker or supervisor is one too, unless it is a
-            # disabled web account: a leaver takes no case whatever keys the name still has
-            known = {u for u, _ in assignees(page)}
-            disabled = {u["user_id"] for u in page.services.users.list() if u["disabled_at"] is not None}
-            if assignee not in known and (assignee in disabled or not (
-                    auth.user_roles(page.services.pool, assignee) & {Role.CASEWORKER, Role.SUPERVISOR})):
-                return refused(page, "unknown_assignee", "no such caseworker", "assignee")
+        if assignee is not None and not auth.may_take_cases(page.services.pool, assignee):
+            return refused(page, "unknown_assignee", "no such caseworker", "assignee")
         return lambda stamp: app.assign_dispute(case_id, assignee=assignee, agency=agency, stamp=stamp)
     if action is Action.NOTE:
         if not form.get("text"):
