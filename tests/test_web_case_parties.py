@@ -104,3 +104,4 @@ def test_a_party_that_names_nobody_or_too_much_is_refused_on_its_field_and_nothi
         assert before.unchanged()
     finally:
         local.client.close()
+

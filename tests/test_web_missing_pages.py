@@ -12,7 +12,7 @@ import pytest
 
 from api.web.i18n import gettext_for
 from tests.factories import site_body
-from tests.test_web_sites import web
+from tests.test_web_sites import Html, web
 
 __all__ = ["web"]
 
@@ -105,3 +105,12 @@ def test_a_form_naming_a_record_that_is_not_there_says_which_kind_in_the_reader_
     words = {"zh-CN": "\u672a\u627e\u5230: \u96c6\u4e2d\u5c45\u4f4f\u70b9", "en": "Not found: housing site"}[lang]
     assert f'data-rule="not_found">{words}<' in answer.text, answer.text[:3000]
     assert before.unchanged()
+
+
+def test_a_stale_page_link_of_the_residents_list_says_so_above_the_first_page(web: Any) -> None:
+    """Found by a review: the queue, the subsidies and the other lists say so; the residents' list
+    showed its first page without a word."""
+    worker = web("caseworker")
+    page = Html(worker.client.get("/ui/residents?name=Li&cursor=garbage&lang=en").text)
+    assert page.text("bad-cursor") == "That page link is not valid (any more); here is the first page."
+    assert "bad-cursor" not in Html(worker.client.get("/ui/residents?name=Li&lang=en").text).by_id

@@ -206,7 +206,7 @@ def residents(request: Request) -> Response:
     return page.render("residents.html", residents=page.sorted_by_name(shown, person=True), total=total,
                        next_url=search_url(next_cursor) if next_cursor else None,
                        first_url=search_url() if cursor and "cursor" not in page.dropped else None,
-                       values=values, outcome=problem, areas=_areas(page),
+                       bad_cursor="cursor" in page.dropped, values=values, outcome=problem, areas=_areas(page),
                        sites=[(str(s["id"]), s["name"]) for s in sites],
                        statuses=[(s.value, page.label("status", s.value)) for s in ResidenceStatus],
                        may_register=page.may(STAFF_ROLES), status=422 if problem else 200)
