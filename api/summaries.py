@@ -69,6 +69,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "ActiveMember.RoleEnded": ("{ended_on}卸任{role}", "Stopped being {role} on {ended_on}"),
     "ActiveMember.EmployerLiaisonAgreed": ("{agreed_on}与工作单位（{employer}）协调工作时间", "Employer ({employer}) agreed on {agreed_on} that shifts allow the work"),
     "ActiveMember.Lost": ("{lost_on}骨干流失（{reason}）", "Active member lost on {lost_on} ({reason})"),
+    "ActiveMember.PersonalDataErased": ("居民个人信息已删除，工作单位协调说明随之删除",
+                                        "The resident's personal data was erased, and the employers' notes with it"),
     "ManagementCommittee.MeetingScheduled": ("安排{scheduled_on}会议", "Meeting scheduled for {scheduled_on}"),
     "ManagementCommittee.AgendaItemsAdded": ("会议议程增加事项", "Items added to a meeting's agenda"),
     "ManagementCommittee.MinutesRecorded": ("{held_on}会议纪要", "Minutes of the meeting of {held_on}"),

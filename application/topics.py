@@ -147,6 +147,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "RoleEnded": "domain.active_members:ActiveMember.RoleEnded",
         "EmployerLiaisonAgreed": "domain.active_members:ActiveMember.EmployerLiaisonAgreed",
         "Lost": "domain.active_members:ActiveMember.Lost",
+        "PersonalDataErased": "domain.active_members:ActiveMember.PersonalDataErased",
     }),
     Frozen(SubsidyProgram, "domain.subsidies:SubsidyProgram", {
         "Opened": "domain.subsidies:SubsidyProgram.Opened",

@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import InvalidValue, RuleViolated, Stamp, check_effective_date
+from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date
 from domain.residents import Resident
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:liudong:active-member")
@@ -164,6 +164,19 @@ class ActiveMember(Aggregate):
         the resident's key, says how)."""
         self.liaisons = [*self.liaisons, {"employer": employer, "agreed_on": agreed_on.isoformat(), "note": note}]
         self.latest_on = max(self.latest_on, agreed_on)
+
+    def erase_personal_data(self, *, legal_basis: str, stamp: Stamp) -> None:
+        """The member's resident was erased: the notes of their employers' agreements (sealed
+        under the resident's key, destroyed in the same transaction) read as erased here too,
+        and in every cached copy (found by a review: a cached member showed a note after the
+        erasure)."""
+        self._personal_data_erased(legal_basis=legal_basis, **stamp.event_fields())
+
+    @event("PersonalDataErased")
+    def _personal_data_erased(self, *, legal_basis: str, actor_id: str, actor_role: str,
+                              recorded_at: datetime) -> None:
+        """The member's resident was erased: the notes of the employers' agreements read as erased."""
+        self.liaisons = [{**liaison, "note": ERASED} for liaison in self.liaisons]
 
     # -- loss ---------------------------------------------------------------
     def lose(self, *, lost_on: date, reason: str, stamp: Stamp) -> None:

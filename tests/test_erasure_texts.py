@@ -184,3 +184,27 @@ def test_why_a_school_refused_a_child_is_sealed_and_erased_with_the_family(
     after = supervisor.get(f"/residents/{resident}/history").json()["items"]
     refusal = next(e for e in after if e["event"] == "Resident.SchoolPlacementRefused")
     assert refusal["reason"] == erased_text("zh")
+
+
+def test_a_cached_active_members_liaison_note_reads_erased_at_once(services: Services, base_url: str,
+                                                                  keys: dict[str, str]) -> None:
+    """Found by a review: the note of an employer's agreement, sealed under the resident's key,
+    was read back in full from the aggregate cache after the erasure (history said erased), until
+    the process restarted. The erasure records it on the member too."""
+    import httpx
+    area = define_area(services, "RvA")
+    app = services.app
+    rid = _register(app, area, "Ouyang Cached")
+    member = app.identify_active_member(resident_id=rid, site_id=None, area=area, identified_on=date(2026, 4, 1),
+                                        stamp=CW).id
+    app.agree_employer_liaison(member, employer="Hengli", agreed_on=date(2026, 4, 2),
+                               note="Ouyang Cached has Saturdays off", stamp=CW)
+    h = {"Authorization": f"Bearer {keys['supervisor']}", "Accept-Language": "en"}
+    before = httpx.get(f"{base_url}/active-members/{member}", headers=h).json()
+    assert before["employer_liaisons"][0]["note"] == "Ouyang Cached has Saturdays off"  # read, so cached
+    app.erase_resident(rid, legal_basis="data_subject_request", note="req 6", stamp=SUP)
+    after = httpx.get(f"{base_url}/active-members/{member}", headers=h).json()
+    assert after["employer_liaisons"][0]["note"] == ERASED and after["employer_liaisons"][0]["employer"] == "Hengli"
+    assert app.repository.get(member).liaisons[0]["note"] == ERASED
+    events = [e["event"] for e in httpx.get(f"{base_url}/active-members/{member}/history", headers=h).json()["items"]]
+    assert events[-1] == "ActiveMember.PersonalDataErased"

@@ -105,3 +105,31 @@ def test_a_party_that_names_nobody_or_too_much_is_refused_on_its_field_and_nothi
     finally:
         local.client.close()
 
+
+def test_the_residents_a_picker_or_the_active_members_list_names_are_logged_as_read(
+        web: Any, caseworker: Api, services: Services) -> None:
+    """Found by a review: the resident fields' options (one character listed up to twenty names),
+    the active members' list and the identify form showed names in full and left no row in the
+    access log, so a caseworker could look people up unaudited."""
+    area = define_area(services, "\u65e5\u5fd7")
+    name = unique("\u53f8\u9a6c\u5efa")
+    resident = a_resident(caseworker, area, name)
+    member = caseworker.post("/active-members", {"resident_id": resident, "identified_on": "2026-10-01"})
+    assert member.status_code == 201, member.text
+    worker = web("caseworker")
+
+    def routes() -> list[str]:
+        with services.pool.connection() as conn:
+            rows = conn.execute("SELECT route FROM access_log WHERE resident_id = %s AND user_id = %s ORDER BY id",
+                                (resident, "web-caseworker")).fetchall()
+        return [r["route"] for r in rows]
+
+    for path in (f"/ui/cases/resident-options?party_resident_1={name[:4]}",
+                 f"/ui/committees/resident-options?member_resident_1={name[:4]}"):
+        assert worker.client.get(path).status_code in (200, 403)
+    assert "GET /ui/cases/resident-options" in routes()
+    assert name in worker.client.get(f"/ui/active-members?area={area}&after={member.json()['position']}").text
+    assert "GET /ui/active-members" in routes()
+    worker.client.get(f"/ui/active-members?resident_id={resident}")
+    assert routes().count("GET /ui/active-members") >= 2
+

@@ -18,6 +18,7 @@ from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
 from application.privacy import TEXTS_LOCK
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
+from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
 from domain.common import InvalidValue, Stamp, folded, needles
 from domain.disputes import DisputeCase
@@ -263,6 +264,11 @@ class ResidencyCommands(OfficeApplication):
             # A committee's decisions copied onto the cases: erased with the case's parties.
             texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases)))
             changed: list[Aggregate] = [resident]
+            # their liaison notes (found by a review: a cached copy kept them)
+            if resident.active_member_id is not None:
+                member = self.load(ActiveMember, UUID(str(resident.active_member_id)), field_name="active_member")
+                member.erase_personal_data(legal_basis=legal_basis, stamp=stamp)
+                changed.append(member)
             for case_id in cases:
                 case = self.load(DisputeCase, case_id, field_name="case")
                 case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp)

@@ -35,7 +35,7 @@ from api.web.core import (
 )
 from api.web.pages.residents import SUFFIX, _area_name, _areas, _required, _resident_page, _search, _sites, _status
 from api.web.pages.residents import _timeline as _record_timeline
-from application.audit import record_access
+from application.audit import record_access, record_names_read
 from application.store import NotFound
 from domain.active_members import ActiveMember, ActiveMemberRole, LossReason
 from domain.common import Role
@@ -84,7 +84,9 @@ def _check(page: Page, form: dict[str, str], required: list[str], dates: list[st
 
 
 def _resident_names(page: Page, presenter: Presenter, resident_ids: list[UUID]) -> dict[UUID, str | None]:
-    """Each resident's name as the Presenter shows it (None: not in the user's areas)."""
+    """Each resident's name as the Presenter shows it (None: not in the user's areas); the
+    names shown are a read of their data, logged as a list's are (found by a review: the active
+    members' list and page named residents and left no trace)."""
     names: dict[UUID, str | None] = {}
     with reading_as(page.principal):
         for resident_id in resident_ids:
@@ -92,6 +94,10 @@ def _resident_names(page: Page, presenter: Presenter, resident_ids: list[UUID]) 
                 names[resident_id] = presenter.name(page.services.app.load(Resident, resident_id).name)
             except NotFound:
                 names[resident_id] = None
+    shown = [r for r, name in names.items() if name is not None]
+    if shown:
+        with page.services.pool.connection() as conn:
+            record_names_read(conn, page.principal, shown, f"GET {page.request.url.path}")
     return names
 
 
@@ -166,6 +172,8 @@ def _identify_context(page: Page, query: dict[str, str], values: dict[str, str] 
         except NotFound:
             resident = None
         if resident is not None:
+            with page.services.pool.connection() as conn:  # their name is shown (found by a review: no trace)
+                record_names_read(conn, page.principal, [resident.id], f"GET {page.request.url.path}")
             site_name = _site_names(page).get(str(resident.site_id), "") if resident.site_id else ""
             picked = {"id": str(resident.id), "name": presenter.name(resident.name), "site_name": site_name,
                       "area_name": _area_name(page, resident.area), "member_id": resident.active_member_id,
@@ -187,7 +195,8 @@ def _find_residents(page: Page, text: str) -> list[dict[str, Any]]:
     token = None if suffix or not presenter.full else page.services.app.vault.name_token(text)
     if suffix is None and token is None:
         return []
-    rows, _, _ = _search(page, ResidentFilter(name_token=token, areas=page.principal.area_filter()), suffix)
+    rows, _, _ = _search(page, ResidentFilter(name_token=token, areas=page.principal.area_filter()), suffix,
+                         route=f"GET {page.request.url.path}")
     found = []
     for row in rows:
         if row["status"] == ResidenceStatus.DEPARTED:

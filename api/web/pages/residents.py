@@ -119,8 +119,8 @@ def _day(page: Page, form: dict[str, str], name: str) -> tuple[date | None, Comm
 
 
 # -- search --------------------------------------------------------------------
-def _search(page: Page, flt: ResidentFilter, suffix: str | None,
-            cursor: str | None = None) -> tuple[list[dict[str, Any]], int, str | None]:
+def _search(page: Page, flt: ResidentFilter, suffix: str | None, cursor: str | None = None,
+            route: str = "GET /ui/residents") -> tuple[list[dict[str, Any]], int, str | None]:
     """A page of the residents found (by the view's keyed suffix tokens for an identity-number
     suffix), the total and the next page's cursor. An old or edited cursor: the first page."""
     if suffix:
@@ -133,7 +133,7 @@ def _search(page: Page, flt: ResidentFilter, suffix: str | None,
             result = list_residents(conn, flt, SHOWN, None)
         # Each resident shown in full is a read of their data, as an API list's is (found by a
         # review: searches by name or number left no trace); the words searched are not kept.
-        record_names_read(conn, page.principal, [r["id"] for r in result.items], "GET /ui/residents",
+        record_names_read(conn, page.principal, [r["id"] for r in result.items], route,
                           detail=search_detail(flt.name_token, suffix))
     return result.items, result.total, result.next_cursor
 
@@ -151,8 +151,11 @@ def resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
     flt = ResidentFilter(name_token=page.services.app.vault.name_token(text), areas=page.principal.area_filter())
     with page.services.pool.connection() as conn:
         rows = list_residents(conn, flt, RESIDENT_CHOICES, None).items
-    shown = [{**presenter.resident_row(r), "area_name": _area_name(page, r.get("area"))} for r in rows
-             if r.get("status") != ResidenceStatus.DEPARTED.value]
+        shown = [{**presenter.resident_row(r), "area_name": _area_name(page, r.get("area"))} for r in rows
+                 if r.get("status") != ResidenceStatus.DEPARTED.value]
+        # the names offered are a search's read (found by a review: a picker left no trace)
+        record_names_read(conn, page.principal, [r["id"] for r in shown],
+                          f"{page.request.method} {page.request.url.path}", detail=search_detail(flt.name_token, None))
     return page.sorted_by_name(shown, person=True)
 
 
