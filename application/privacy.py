@@ -409,6 +409,8 @@ def _policies() -> dict[str, Sealing]:
         "domain.sites:HousingSite.SiteAssessed": Sealing(fields=("note",), key="text", kind="text"),
         "domain.sites:HousingSite.Closed": Sealing(fields=("reason",), key="text", kind="text"),
         "domain.operators:Operator.SiteReleased": Sealing(fields=("reason",), key="text", kind="text"),
+        # why a yearly report was corrected may name the person who misreported (found by a review)
+        "domain.operators:Operator.YearlyReportCorrected": Sealing(fields=("reason",), key="text", kind="text"),
         "domain.cobuilding:Pairing.Ended": Sealing(fields=("reason",), key="text", kind="text"),
         "domain.sites:HousingSite.ElectionHeld": Sealing(nested_names=("candidates", "elected"), key="member"),
         "domain.sites:HousingSite.CommunityMembersChanged": Sealing(nested_names=("joined",), fields=("reason",),

@@ -269,6 +269,27 @@ def test_yearly_reports_give_the_reinvestment_ratio_and_a_correction_replaces_th
         (2024, "60000.00", None), (2025, "80000.00", "0.4000")]
 
 
+def test_why_a_report_was_corrected_is_sealed_and_erased_with_a_resident_it_names(
+        supervisor: Api, caseworker: Api, services: Services) -> None:
+    """Found by a review: the reason for a correction, free text that may name who misreported,
+    was the one operator text stored in plain."""
+    from application.store import EVENTS_TABLE
+
+    operator = register(supervisor)
+    done(caseworker.post(f"/operators/{operator}/reports", REPORT))
+    done(supervisor.post(f"/operators/{operator}/report-corrections",
+                         {**REPORT, "reinvested_sanitation": "30000.00", "reason": "Qin Hai misread the receipts"}))
+    with services.pool.connection() as conn:
+        rows = conn.execute(f"SELECT state FROM {EVENTS_TABLE} WHERE originator_id = %s", (UUID(operator),)).fetchall()
+    assert not any(b"Qin Hai" in bytes(r["state"]) for r in rows)
+    resident = caseworker.post("/residents", resident_body(name="Qin Hai")).json()["id"]
+    erased = done(supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                                     "note": "request 2026-318"}))
+    assert erased["texts_erased"] >= 1
+    reasons = [e.get("reason") for e in supervisor.get(f"/operators/{operator}/history").json()["items"]]
+    assert not any(r and "Qin Hai" in r for r in reasons)
+
+
 def test_sanitation_inspections_of_a_site_show_their_trend_across_operators(
     supervisor: Api, caseworker: Api, as_role: Any
 ) -> None:
