@@ -118,3 +118,20 @@ def test_a_banner_names_only_an_account_that_is_so_and_the_redirect_encodes_its_
     assert "Account disabled" in admin.client.get(disabled.headers["location"] + "&lang=en").text
     assert "Account enabled" not in admin.client.get(f"/ui/users?enabled={name}&lang=en").text
     admin.client.close()
+
+
+def test_a_cases_page_offers_only_assignees_whose_areas_reach_it(
+        base_url: str, services: Services, staff: dict[str, str], caseworker: Api) -> None:
+    """Found by a review: the page offered every caseworker, and the use case then refused those
+    of other areas (assignee_outside_area)."""
+    here, elsewhere = define_area(services, "Here"), define_area(services, "There")
+    local, foreign = unique("cw-here"), unique("cw-there")
+    services.users.create(user_id=local, role="caseworker", areas=[here], password=WEB_PASSWORD, created_by="test")
+    services.users.create(user_id=foreign, role="caseworker", areas=[elsewhere], password=WEB_PASSWORD,
+                          created_by="test")
+    case_id, position = log_case(caseworker, here)
+    boss = Staff(base_url, staff["supervisor"])
+    page = boss.client.get(f"/ui/cases/{case_id}?after={position}&lang=en").text
+    assert f'<option value="{local}"' in page and f'<option value="{foreign}"' not in page
+    assert f'<option value="{staff["caseworker"]}"' in page  # district-wide
+    boss.client.close()

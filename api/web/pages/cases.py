@@ -122,13 +122,16 @@ def site_rows(page: Page) -> list[dict[str, Any]]:
     return page.sorted_by_name([r for r in rows if not r.get("closed")])
 
 
-def assignees(page: Page, *, leavers: bool = False) -> list[tuple[str, str]]:
+def assignees(page: Page, *, leavers: bool = False, area: str | None = None) -> list[tuple[str, str]]:
     """Caseworkers and supervisors with web accounts not disabled, by user id (found by a review:
     a leaver's disabled account was offered, and taken, as a case's assignee). ``leavers``: the
     disabled ones too, for the queue's filter, so the cases a leaver still holds can be found
-    and handed on."""
+    and handed on. ``area``: only those whose areas reach it (the use case refuses the others,
+    so a case's page does not offer them)."""
+    areas = page.services.app.areas
     rows = [u for u in page.services.users.list()
-            if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) and (leavers or u["disabled_at"] is None)]
+            if u["role"] in (Role.CASEWORKER.value, Role.SUPERVISOR.value) and (leavers or u["disabled_at"] is None)
+            and (area is None or not u["areas"] or area in areas.within(list(u["areas"])))]
     return [(u["user_id"], f"{u['user_id']} · {page.label('role', u['role'])}")
             for u in sorted(rows, key=lambda u: str(u["user_id"]))]
 
@@ -434,7 +437,8 @@ def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, 
         parties=parties_shown(page, presenter, case.parties), site=site, area_name=area_name(page, case.area),
         overdue=case.overdue(today), timeline=timeline(page, case_id, presenter), forms=allowed_forms(page, case),
         values=values or {"held_on": today.isoformat()}, outcome=outcome, action=action,
-        assignees=assignees(page), agencies=options(page, "agency", Agency), outcomes=options(page, "outcome", Outcome),
+        assignees=assignees(page, area=case.area), agencies=options(page, "agency", Agency),
+        outcomes=options(page, "outcome", Outcome),
         targets=options(page, "escalation", ESCALATION_TARGETS),
         resolved_by_me=case.resolved_by == page.principal.actor.user_id,
         is_supervisor=page.may(SUPERVISOR_ROLES), done=page.request.query_params.get("done"))
