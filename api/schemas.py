@@ -402,6 +402,56 @@ class CommunityCommitteePublic(Public):
     members: list[CommitteeMemberPublic]
 
 
+class Detail(BaseModel):
+    """A part of a record the service builds from its events: the fields named here are
+    always of these types; a record may carry more (``additionalProperties``), so a client
+    should ignore the keys it does not know."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class SiteMemberPublic(Detail):
+    name: str | None = Field(default=None, description="masked (李*) for an api_consumer without the pii scope")
+    role: str | None = None
+    resident_id: UUID | None = Field(default=None, description="set when the member is a registered resident")
+    member_id: str | None = Field(default=None, description="an elected member's id (m1, m2, ...)")
+    votes: int | None = Field(default=None, description="an elected member's votes")
+
+
+class SiteAssessmentPublic(Detail):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "assessed_on": "2005-11-30", "headcount": 3100,
+        "facilities_present": ["kindergarten", "school", "police_post", "clinic", "canteen", "activity_room"],
+        "facilities_missing": [], "operator_status": "clear", "villages": ["银杏村"], "missing_conditions": []}]})
+    assessed_on: date | None = None
+    headcount: int | None = Field(default=None, description="people counted at the site on the day")
+    facilities_present: list[str] | None = None
+    facilities_missing: list[str] | None = Field(default=None, description="of the checklist of the day")
+    operator_status: str | None = Field(default=None, description="clear, disputed or none")
+    villages: list[str] | None = None
+    missing_conditions: list[str] | None = Field(default=None, description="what the site lacked to become a "
+                                                 "community on the day")
+
+
+class SitePreparationPublic(Detail):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "approved_on": "2005-12-19", "group": [{"name": "Wang Fang", "role": "head"}]}]})
+    approved_on: date | None = None
+    group: list[SiteMemberPublic] = Field(default_factory=list, description="the preparatory group (筹备组)")
+
+
+class ElectedCommitteePublic(Detail):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "elected_on": "2006-07-15", "seats": 5, "term_ended_on": None, "members_changed_on": "2007-03-01",
+        "members": [{"name": "Candidate 1", "role": "member", "votes": 760, "member_id": "m1"}]}]})
+    elected_on: date | None = None
+    seats: int | None = None
+    members: list[SiteMemberPublic] = Field(default_factory=list, description="the sitting members")
+    term_ended_on: date | None = None
+    members_changed_on: date | None = Field(default=None, description="the latest change of members between "
+                                            "elections")
+
+
 class SitePublic(Public):
     id: UUID
     version: int
@@ -418,9 +468,10 @@ class SitePublic(Public):
     closed_on: date | None
     registered_at: datetime
     stage: str | None = Field(default=None, description="unassessed, assessed, preparation, community, term_ended")
-    assessment: dict[str, Any] | None = Field(default=None, description="the latest assessment")
-    preparation: dict[str, Any] | None = None
-    elected_committee: dict[str, Any] | None = Field(default=None, description="the elected community committee")
+    assessment: SiteAssessmentPublic | None = Field(default=None, description="the latest assessment")
+    preparation: SitePreparationPublic | None = None
+    elected_committee: ElectedCommitteePublic | None = Field(default=None,
+                                                             description="the elected community committee")
 
 
 class SiteListItem(Public):
@@ -579,7 +630,8 @@ class TimelineEntry(Public):
     actor_id: str | None
     actor_role: str | None
     recorded_at: datetime | None
-    facts: dict[str, Any]
+    facts: dict[str, Any] = Field(description="the event's own fields, which differ by event (docs/events.md), "
+                                  "with free text and names hidden or masked as elsewhere for the reader")
 
 
 class DisputePublic(Public):
@@ -625,6 +677,78 @@ class CommitteeListItem(Public):
     overdue_actions: int | None = Field(default=None, description="open action items past their due date")
 
 
+class CommitteeSeatPublic(Detail):
+    member_id: str | None = None
+    name: str | None = Field(default=None, description="masked (李*) for an api_consumer without the pii scope")
+    role: str | None = None
+    resident_id: UUID | None = Field(default=None, description="set when the member is a registered resident")
+    joined_on: date | None = None
+    status: str | None = Field(default=None, description="active, or vacant while the member is away from the "
+                               "district")
+    departed: bool | None = Field(default=None, description="GET /committees/{id}: the seat is vacant")
+    vacated_on: date | None = Field(default=None, description="GET /committees/{id}: since when the seat is vacant")
+    left_on: date | None = Field(default=None, description="GET .../agenda: the day a removed member left")
+    left_reason: str | None = Field(default=None, description="GET .../agenda: why; null for an api_consumer "
+                                    "without the pii scope")
+
+
+class AgendaItemPublic(Detail):
+    item_id: str | None = None
+    dispute_id: UUID | None = Field(default=None, description="the open case the item takes up")
+    title: str | None = Field(default=None, description="free text; null for an api_consumer without the pii scope")
+    topic: str | None = Field(default=None, description="disputes, public_order, rights, family_planning or "
+                              "sanitation")
+
+
+class DecisionPublic(AgendaItemPublic):
+    decision: str | None = Field(default=None, description="free text; null for an api_consumer without the pii "
+                                 "scope")
+
+
+class MinutesPublic(Detail):
+    held_on: date | None = None
+    attendees: list[str] = Field(default_factory=list, description="member ids")
+    quorum: bool | None = Field(default=None, description="whether the members present made a quorum")
+    decisions: list[DecisionPublic] = Field(default_factory=list)
+
+
+class MeetingPublic(Detail):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "meeting_id": "5f1c2a9b7d3e", "scheduled_on": "2026-12-05",
+        "agenda": [{"item_id": "1", "dispute_id": "0e5f6a9c-2f51-4f0e-9b5b-3f9a2f0c1d11", "topic": "disputes"}],
+        "minutes": {"held_on": "2026-12-05", "attendees": ["a1b2c3d4e5f6"], "quorum": True,
+                    "decisions": [{"item_id": "1", "dispute_id": "0e5f6a9c-2f51-4f0e-9b5b-3f9a2f0c1d11",
+                                   "topic": "disputes", "decision": "Refer to labour inspection"}]}}]})
+    meeting_id: str | None = None
+    scheduled_on: date | None = None
+    agenda: list[AgendaItemPublic] = Field(default_factory=list)
+    minutes: MinutesPublic | None = Field(default=None, description="null until the meeting is held")
+
+
+class AgendaMeetingPublic(Detail):
+    """A meeting as the agenda view keeps it: the minutes' fields beside the agenda."""
+
+    meeting_id: str | None = None
+    scheduled_on: date | None = None
+    agenda: list[AgendaItemPublic] = Field(default_factory=list)
+    held_on: date | None = Field(default=None, description="null for an upcoming meeting")
+    attendees: list[str] | None = Field(default=None, description="member ids")
+    quorum: bool | None = None
+    decisions: list[DecisionPublic] | None = None
+
+
+class ActionItemPublic(Detail):
+    action_id: str | None = None
+    meeting_id: str | None = None
+    item_id: str | None = None
+    topic: str | None = None
+    description: str | None = Field(default=None, description="free text; null for an api_consumer without the "
+                                    "pii scope")
+    owner: str | None = Field(default=None, description="the member_id who sees it done")
+    due_on: date | None = None
+    done_on: date | None = None
+
+
 class CommitteePublic(Public):
     id: UUID
     version: int
@@ -633,16 +757,16 @@ class CommitteePublic(Public):
     area_name: str | None = None
     site_id: UUID | None
     established_on: date
-    members: list[dict[str, Any]]
+    members: list[CommitteeSeatPublic]
     quorum: int
-    meetings: list[dict[str, Any]]
+    meetings: list[MeetingPublic]
 
 
 class AgendaPublic(Public):
-    members: list[dict[str, Any]]
-    upcoming: list[dict[str, Any]]
-    past: list[dict[str, Any]]
-    actions: list[dict[str, Any]] = Field(default_factory=list, description="action items set by decisions")
+    members: list[CommitteeSeatPublic]
+    upcoming: list[AgendaMeetingPublic]
+    past: list[AgendaMeetingPublic]
+    actions: list[ActionItemPublic] = Field(default_factory=list, description="action items set by decisions")
     months_missed: list[str] = Field(default_factory=list, description="months (YYYY-MM) without a meeting")
 
 
@@ -735,19 +859,6 @@ class ApplicationListItem(Public):
     version: int
     due: str | None = Field(default=None, description="with payable_on: what may be paid with that day as the "
                             "payment date (the instalments fallen due by then, less what was paid)")
-
-
-class LedgerPublic(Public):
-    fiscal_year: int | None
-    programs: list[dict[str, Any]]
-    by_operator_type: list[dict[str, Any]]
-    by_site: list[dict[str, Any]]
-    support_per_bed_by_operator_type: list[dict[str, Any]] | None = Field(
-        default=None, description="paid and committed per bed and per resident of the open sites of each operator "
-        "type (as GET /operators/support-by-type): equal treatment in numbers")
-    contributions_by_site: list[dict[str, Any]] | None = Field(
-        default=None, description="co-building partners' contributions beside the government's subsidies per site "
-        "(as GET /pairings/by-site): the government-cost problem in numbers")
 
 
 # -- operators (运作主体) and co-building (结对共建) ---------------------------------------
@@ -888,6 +999,40 @@ class CobuildingBySitePublic(Public):
     sites: list[SiteCobuildingRow]
 
 
+class LedgerTotals(Detail):
+    fiscal_year: int | None = None
+    operator_type: str | None = None
+    applications: int | None = None
+    approved: str | None = Field(default=None, description="every amount that took effect, revoked later or not")
+    committed: str | None = Field(default=None, description="what the applications hold of their programs now")
+    paid: str | None = None
+    claw_back: str | None = None
+
+
+class LedgerSiteTotals(LedgerTotals):
+    site_id: UUID | None = None
+    site_area: str | None = None
+
+
+class LedgerPublic(Public):
+    fiscal_year: int | None
+    programs: list[ProgramPublic]
+    by_operator_type: list[LedgerTotals]
+    by_site: list[LedgerSiteTotals]
+    support_per_bed_by_operator_type: list[SupportRow] | None = Field(
+        default=None, description="paid and committed per bed and per resident of the open sites of each operator "
+        "type (as GET /operators/support-by-type): equal treatment in numbers")
+    contributions_by_site: list[SiteCobuildingRow] | None = Field(
+        default=None, description="co-building partners' contributions beside the government's subsidies per site "
+        "(as GET /pairings/by-site): the government-cost problem in numbers")
+
+
+class DisputeCounts(Public):
+    opened: int = Field(description="disputes that occurred in the month")
+    resolved: int = Field(description="disputes resolved in the month")
+    median_days_to_resolve: float | None = Field(description="of those resolved in the month; null for none")
+
+
 class StatisticsRow(Public):
     area: str
     month: str
@@ -896,7 +1041,7 @@ class StatisticsRow(Public):
     moves: int
     population_at_month_end: int
     turnover_rate: float | None
-    disputes: dict[str, Any]
+    disputes: dict[str, DisputeCounts] = Field(description="by dispute category")
     housing_at_month_end: dict[str, int] | None = Field(default=None, description="residents by kind of housing: "
                                                         "site, rented, employer_dormitory, other")
     concentrated: int | None = Field(default=None, description="residents in housing sites (集中居住) at month end")

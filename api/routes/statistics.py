@@ -5,7 +5,7 @@ changes of residence are recorded."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
@@ -15,7 +15,7 @@ from pydantic import Field
 from api.access import READERS, AreaRule, access
 from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, after_all, page_response, respond
 from api.problems import Problem
-from api.schemas import AreaName, IsoDate, IsoMoment, Name, PageOut, Public, StatisticsRow
+from api.schemas import AreaName, IsoDate, IsoMoment, Name, PageOut, Public, StatisticsRow, SupportRow
 from application.areas import AreaDirectory
 from projections.active_members import monthly as active_member_months
 from projections.operators import support_by_type
@@ -86,7 +86,7 @@ class SeedAnswers(Public):
     on: date
     housing: list[HousingMix] = Field(description="concentrated versus scattered residents per area, this month")
     sites: list[SitesByBandAndStage] = Field(description="open sites by the census band and the community stage")
-    support_by_operator_type: list[dict[str, Any]] = Field(
+    support_by_operator_type: list[SupportRow] = Field(
         description="subsidies paid and committed per bed and per resident, by operator type (equal treatment)")
     active_member_loss: list[ActiveMemberLoss] = Field(description="the district first, then each area")
 
@@ -149,7 +149,7 @@ def seed_answers(
         on=today, housing=housing,
         sites=[SitesByBandAndStage(band=r["band"], stage=r["stage"], sites=int(r["sites"]),
                                    headcount=int(r["headcount"] or 0)) for r in band_rows],
-        support_by_operator_type=support, active_member_loss=losses)
+        support_by_operator_type=[SupportRow.model_validate(r) for r in support], active_member_loss=losses)
     return respond(body, headers)
 
 
