@@ -1102,6 +1102,9 @@ HousingKindFilter = Literal["site", "rented", "employer_dormitory", "other"]
 class ErasureCreate(Body):
     """A request to erase a person's personal data (a resident, or an operator's contact person)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "legal_basis": "data_subject_request", "note": "request 2026-117 received by post on 2026-11-02"}]})
+
     legal_basis: LegalBasis = Field(description="why (PIPL Art. 47)")
     note: Annotated[str, Field(min_length=1, max_length=500)] = Field(
         description="the request's reference and reason; never the person's name or numbers")

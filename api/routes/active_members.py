@@ -50,16 +50,20 @@ class ActiveMemberCreate(Body):
 
 
 class TrainingCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"course": "Mediation basics",
+                                                               "trained_on": "2026-04-12"}]})
     course: Name
     trained_on: date
 
 
 class AppointmentCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "group_leader", "appointed_on": "2026-05-01"}]})
     role: ActiveMemberRole
     appointed_on: date
 
 
 class RoleEndingCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"role": "group_leader", "ended_on": "2026-10-31"}]})
     role: ActiveMemberRole
     ended_on: date
 
@@ -75,6 +79,7 @@ class EmployerLiaisonCreate(Body):
 
 
 class LossCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"lost_on": "2026-11-01", "reason": "resigned"}]})
     lost_on: date
     reason: LossReason
 

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from api.access import ADMINS, READERS, AreaRule, access
 from api.deps import RECORDED, Command, PrincipalDep, ServicesDep, command_dependency, created, respond
@@ -25,6 +25,9 @@ Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,39}$", description="lowe
 
 
 class AreaCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "code": "yinxing-village", "name_zh": "银杏村", "name_en": "Yinxing Village", "level": "village",
+        "parent": "xinqi"}]})
     code: Code
     name_zh: Name
     name_en: Name
@@ -33,11 +36,15 @@ class AreaCreate(Body):
 
 
 class AreaRename(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name_zh": "新启街道", "name_en": "Xinqi Subdistrict"}]})
     name_zh: Name
     name_en: Name
 
 
 class KeyCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"user_id": "wang.fang", "role": "caseworker", "areas": ["xinqi"], "scopes": []},
+        {"user_id": "labour-bureau", "role": "api_consumer", "scopes": ["pii"]}]})
     user_id: Name = Field(description="recorded as the actor of every command made with the key")
     role: Role
     areas: list[AreaName] = Field(default_factory=list, max_length=50, description="none: district-wide")
@@ -45,6 +52,7 @@ class KeyCreate(Body):
 
 
 class KeyRevocation(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "left the office"}]})
     reason: Reason
 
 

@@ -65,10 +65,15 @@ class CommitteeCreate(Body):
 
 
 class MemberCreate(Member):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Li Wei", "role": "group leader", "resident_id": "1704080f-817d-40a4-aeda-8b7ab0fba005",
+        "joined_on": "2026-02-01"}]})
     joined_on: date
 
 
 class MemberRemoval(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "member_id": "a1b2c3d4e5f6", "reason": "stepped down to look after family", "left_on": "2026-06-30"}]})
     member_id: MemberId
     reason: Reason
     left_on: date

@@ -123,7 +123,7 @@ class ReopeningCreate(Body):
 
 
 class Empty(Body):
-    pass
+    model_config = ConfigDict(json_schema_extra={"examples": [{}]})
 
 
 @router.post("", status_code=201, responses=created("dispute"))

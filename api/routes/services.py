@@ -39,18 +39,25 @@ class DependantCreate(Body):
 
 
 class SchoolRequestCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "dependant_id": "3f2a9c1b7e40", "school": "Xinqi No. 2 Primary School", "requested_on": "2026-06-15"}]})
     dependant_id: DependantId
     school: Name
     requested_on: date
 
 
 class SchoolPlacementCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "dependant_id": "3f2a9c1b7e40", "school": "Xinqi No. 2 Primary School", "placed_on": "2026-08-20"}]})
     dependant_id: DependantId
     school: Name
     placed_on: date
 
 
 class SchoolRefusalCreate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "dependant_id": "3f2a9c1b7e40", "school": "Xinqi No. 2 Primary School", "refused_on": "2026-07-10",
+        "reason": "no places left in year one"}]})
     dependant_id: DependantId
     school: Name
     refused_on: date
