@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 import typing
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from api.app import api_routes, create_app
 from api.schemas import Body
+from application.settings import Settings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def _body_model(endpoint: Any) -> type[Body] | None:
@@ -82,3 +88,45 @@ def test_every_part_of_an_answer_is_described(http: httpx.Client) -> None:
     assert _bare_objects(document) == []
     site = document["components"]["schemas"]["SitePublic"]["properties"]
     assert any(s.get("$ref", "").endswith("/SiteAssessmentPublic") for s in site["assessment"]["anyOf"])
+
+
+def _readme_settings() -> dict[str, list[str]]:
+    """The README's configuration table: each row's variables and the defaults it gives them."""
+    text = README.read_text("utf-8")
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`LIUDONG_"):
+            continue
+        names = re.findall(r"`LIUDONG_([A-Z0-9_]+)`", cells[0])
+        defaults = re.findall(r"`([^`]*)`", cells[1])
+        for n, name in enumerate(names):
+            rows[name.lower()] = [defaults[n]] if len(defaults) == len(names) else []
+    return rows
+
+
+def _same(written: str, default: Any) -> bool:
+    try:
+        parsed = json.loads(written)
+    except json.JSONDecodeError:
+        parsed = written
+    if isinstance(default, bool) or isinstance(parsed, bool):
+        return parsed == default
+    if isinstance(default, int | float) or isinstance(parsed, int | float):
+        try:
+            return float(parsed) == float(default)
+        except (TypeError, ValueError):
+            return False
+    return parsed == default or written == str(default)
+
+
+def test_every_setting_is_in_the_readme_table_with_its_default() -> None:
+    """`liudong config` prints every field of Settings: the README's table names each, and where it
+    gives a default, the one the code has."""
+    rows = _readme_settings()
+    assert sorted(set(Settings.model_fields) - set(rows)) == []
+    defaults = Settings.model_construct().model_dump(mode="json")
+    wrong = {name: (given[0], defaults[name]) for name, given in rows.items()
+             if given and defaults.get(name) is not None and not _same(given[0], defaults[name])}
+    assert wrong == {}
