@@ -13,6 +13,8 @@ import httpx
 from api.app import api_routes, create_app
 from api.schemas import Body
 from application.settings import Settings
+from tests.conftest import Api
+from tests.factories import resident_body
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -130,3 +132,15 @@ def test_every_setting_is_in_the_readme_table_with_its_default() -> None:
     wrong = {name: (given[0], defaults[name]) for name, given in rows.items()
              if given and defaults.get(name) is not None and not _same(given[0], defaults[name])}
     assert wrong == {}
+
+
+def test_a_read_of_a_resident_as_of_a_date_logs_only_what_was_asked(
+        caseworker: Api, http: httpx.Client, keys: dict[str, str]) -> None:
+    """The access log's detail names the moments a read asked for, as given, and nothing of the
+    ones it did not (it said "known_at=None effective_at=2026-05-01")."""
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    assert caseworker.get(f"/residents/{resident}", params={"effective_at": "2026-05-01"}).status_code == 200
+    assert caseworker.get(f"/residents/{resident}").status_code == 200
+    log = Api(http, keys["auditor"]).get("/audit/access-log", params={"resident_id": resident}).json()["items"]
+    assert [(e["route"], e["detail"]) for e in log] == [
+        (f"/residents/{resident}", "effective_at=2026-05-01"), (f"/residents/{resident}", None)]

@@ -3,7 +3,7 @@ personal data."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -155,6 +155,13 @@ def _household_relation(resident: Resident, presenter: Presenter) -> HouseholdRe
     return HouseholdRelation(value)
 
 
+def _as_of_detail(known_at: datetime | None, effective_at: date | None) -> str | None:
+    """The moments a read asked for, as its query string gave them (``known_at=...``), only those given."""
+    given = [f"{name}={value.isoformat()}" for name, value in (("known_at", known_at), ("effective_at", effective_at))
+             if value is not None]
+    return " ".join(given) or None
+
+
 @router.get("/{resident_id}", response_model=ResidentPublic)
 @access(READERS, AreaRule.OBJECT)
 def get_resident(resident_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep,
@@ -163,8 +170,7 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
     a date. Personal fields are masked for an api_consumer without the pii scope. Every read is in the access log."""
     resident = record_at(services, principal, Resident, resident_id, known_at, effective_at)
     with services.pool.connection() as conn:
-        record_access(conn, principal, resident_id, request.url.path,
-                      detail=f"known_at={known_at} effective_at={effective_at}" if known_at or effective_at else None)
+        record_access(conn, principal, resident_id, request.url.path, detail=_as_of_detail(known_at, effective_at))
     presenter = Presenter(services.app.vault, principal, lang)
     birth_date, birth_year = presenter.birth(resident.birth_date)
     area = services.app.areas.get(resident.area)
