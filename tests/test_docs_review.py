@@ -1,4 +1,7 @@
-"""What the README and the OpenAPI document promise holds (found by a newcomer's review)."""
+"""What the README and the OpenAPI document promise holds (found by a newcomer's review):
+every request body has an example the API takes, every part of an answer is described,
+every setting is in the README's table, a masked reader sees a dispute's outcome where it is
+no free text, and a read of a resident as of a moment logs only the moments asked for."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from api.app import api_routes, create_app
 from api.schemas import Body
 from application.settings import Settings
 from tests.conftest import Api
-from tests.factories import resident_body
+from tests.factories import resident_body, unique_area
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -132,6 +135,38 @@ def test_every_setting_is_in_the_readme_table_with_its_default() -> None:
     wrong = {name: (given[0], defaults[name]) for name, given in rows.items()
              if given and defaults.get(name) is not None and not _same(given[0], defaults[name])}
     assert wrong == {}
+
+
+def _log_dispute(api: Api) -> str:
+    made = api.post("/disputes", {"category": "wages_and_labour", "description": "Three months of wages unpaid",
+                                  "parties": [{"name": "Yuanda Dyeing Co.", "kind": "employer"}],
+                                  "area": unique_area("Area"), "occurred_on": "2026-11-20"})
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def test_a_masked_reader_sees_a_resolutions_outcome_but_not_a_mediations(
+        caseworker: Api, supervisor: Api, http: httpx.Client, keys: dict[str, str]) -> None:
+    """A resolution's outcome is one of four values, shown at the dispute's top level to every
+    reader; a mediation's outcome is free text that may name people. The timeline hid both from an
+    api_consumer without the pii scope."""
+    case = _log_dispute(caseworker)
+    path = f"/disputes/{case}"
+    for api, action, body in [
+            (supervisor, "assignment", {"assignee": "test-caseworker"}),
+            (caseworker, "mediations", {"held_on": "2026-11-22", "participants": ["Li", "Yuanda"],
+                                        "outcome": "Li Wei's employer will pay by the 30th"}),
+            (caseworker, "resolution", {"outcome": "mediated_agreement"})]:
+        answer = api.post(f"{path}/{action}", body)
+        assert answer.status_code == 200, (action, answer.text)
+    masked = Api(http, keys["api_consumer"]).get(path).json()
+    facts = {e["event"]: e["facts"] for e in masked["timeline"]}
+    assert masked["outcome"] == "mediated_agreement"
+    assert facts["Resolved"]["outcome"] == "mediated_agreement"
+    assert facts["MediationHeld"]["outcome"] is None and facts["MediationHeld"]["participants"] is None
+    assert facts["Logged"]["description"] is None
+    full = {e["event"]: e["facts"] for e in caseworker.get(path).json()["timeline"]}
+    assert full["MediationHeld"]["outcome"] == "Li Wei's employer will pay by the 30th"
 
 
 def test_a_read_of_a_resident_as_of_a_date_logs_only_what_was_asked(

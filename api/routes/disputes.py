@@ -48,6 +48,11 @@ Supervise = Annotated[Command, command_dependency(*SUPERVISOR_ROLES)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
 # Event fields that may name people: hidden from an api_consumer without the pii scope.
 PERSONAL_FACTS = frozenset({"description", "parties", "text", "participants", "outcome", "reason", "decision"})
+# Fields of those names that are not free text in the event carrying them, so every reader
+# sees them: a resolution's outcome is one of the Outcome values (mediated_agreement, ...),
+# which the dispute shows at its top level anyway; a mediation's outcome is free text.
+# An event not named here keeps every field of those names hidden.
+PLAIN_FACTS: dict[str, frozenset[str]] = {"Resolved": frozenset({"outcome"})}
 
 
 class Party(Body):
@@ -199,10 +204,11 @@ def timeline_entry(e: Any, presenter: Presenter, catalogue: EventCatalogue) -> d
     skip = {"originator_id", "originator_version", "timestamp", "actor_id", "actor_role", "recorded_at",
             "originator_topic"}
     facts: dict[str, Any] = {}
+    shown_to_all = PLAIN_FACTS.get(type(e).__name__, frozenset())
     for key, value in vars(e).items():
         if key in skip:
             continue
-        if key in PERSONAL_FACTS:
+        if key in PERSONAL_FACTS and key not in shown_to_all:
             value = presenter.parties(value) if key == "parties" else presenter.text(value)
         facts[key] = plain(value)
     recorded = getattr(e, "recorded_at", None)
