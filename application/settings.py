@@ -66,7 +66,11 @@ class Settings(BaseSettings):
         description="TOML file of dispute service levels: [category] response_days = N, resolution_days = N",
     )
     sweep_interval_seconds: int = Field(
-        default=3600, ge=0, description="how often the service runs the SLA and permit sweeps; 0: never"
+        default=3600, ge=0,
+        description="how often the service runs its sweeps: dispute SLA breaches, lapsed permit endorsements, "
+        "rewards in lieu past their deadline, committee seats of departed members, months without a committee "
+        "meeting, active members who departed, retention (residents and former operator contacts) and expired "
+        "Idempotency-Keys; 0: never",
     )
     subsidy_two_approvals_threshold: Decimal = Field(
         default=Decimal("500000.00"), gt=0, description="applications at or above this need two supervisors"
