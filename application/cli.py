@@ -411,10 +411,25 @@ def _load_plugins() -> None:
 _load_plugins()
 
 
+def quiet_dependencies() -> None:
+    """What the command's user needs to read stays visible (found by a review: ``liudong serve``
+    on a fresh data directory printed some sixty lines of initdb output and a warning about
+    XDG_RUNTIME_DIR around the demo keys). platformdirs warns when XDG_RUNTIME_DIR is unset, as
+    in a container or over ssh, and falls back to a directory that serves pgserver as well;
+    pgserver logs every command it runs at INFO. Its warnings and errors (a server that does not
+    start, with its log) still show."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"XDG_RUNTIME_DIR ", category=UserWarning)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
 def main() -> None:
     """``liudong``: a setting that names something unusable, or a database that cannot be reached,
     is said in one line with exit status 2, not a traceback (found by a review: every command,
     ``serve`` too, ended in one)."""
+    quiet_dependencies()
     try:
         cli()
     except Exception as error:
