@@ -147,8 +147,9 @@ def get_access_log(
                           after_id=after, upto_id=upto)
         total, estimated = count_access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until,
                                             upto_id=upto)
-        record_access(conn, principal, None, request.url.path,
-                      detail=f"resident_id={resident_id} user={user} from={since} to={until}")
+        asked = (("resident_id", resident_id), ("user", user), ("from", since), ("to", until))
+        record_access(conn, principal, None, request.url.path,  # only what was asked (no "user=None")
+                      detail=" ".join(f"{name}={value}" for name, value in asked if value is not None) or None)
     items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]
     return respond(PageOut[AccessLogEntry](items=items, total=total, total_estimated=estimated, next=encode_cursor(
         str(rows[limit - 1]["id"]), str(upto)) if len(rows) > limit else None))
