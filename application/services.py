@@ -209,11 +209,14 @@ class Services:
         legal basis retention_expired); returns how many were erased."""
         stamp = self.system_stamp()
         erased = 0
+        years = self.settings.retention_years_after_departure
+        cutoff = self._years_ago(years) if years else None
         for row in self.retention_due():
-            try:
+            try:  # the listing is the views'; each erasure judges the records again
                 self.app.erase_resident(row["id"], legal_basis="retention_expired",
-                                        note=f"retention ended: departed {row['departed_on']}", stamp=stamp)
-            except DomainError as error:  # erased meanwhile by someone else
+                                        note=f"retention ended: departed {row['departed_on']}", stamp=stamp,
+                                        retention_cutoff=cutoff)
+            except DomainError as error:  # erased, back, or a party to an open case meanwhile
                 log.info("retention sweep skipped a resident: %s", error.rule)
                 continue
             erased += 1

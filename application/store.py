@@ -304,9 +304,10 @@ class LiudongRecorder(PostgresApplicationRecorder):
             return []  # a command that changed nothing: no transaction, no notification
         ids: list[int] = []
         try:
-            # Grouped unless it writes registry rows or a free text (whose transaction waits for an
-            # erasure scanning the texts: it would hold every writer of the batch with it).
-            if self.group_commit is not None and not effects and not any(k.origin is not None for k in new_keys):
+            # Grouped unless it writes registry rows, a free text or a record naming residents
+            # (whose transaction waits for an erasure scanning them: it would hold every writer of
+            # the batch with it).
+            if self.group_commit is not None and not effects and not any(_waits_for_erasures(k) for k in new_keys):
                 ids = self.group_commit.run(_Write(stored_events, claim, new_keys), self._insert_group)
             else:
                 ids = self._insert(stored_events, claim, effects, new_keys)
@@ -324,8 +325,15 @@ class LiudongRecorder(PostgresApplicationRecorder):
     def _insert(self, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
                 effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if any(k.origin is not None for k in new_keys):  # an erasure scanning the texts waits for these
+            if any(_waits_for_erasures(k) for k in new_keys):  # an erasure scanning them waits for these
                 curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
+                # ...and these wait for an erasure: a record naming a resident erased since it was
+                # decided (a dispute naming them as a party) is decided again, and refused (found
+                # by a review: one logged while the erasure ran kept their data readable for good)
+                named = sorted({s for k in new_keys for s in k.subjects if s != k.key_id})
+                if named and curs.execute("SELECT 1 FROM pii_keys WHERE key_id = ANY(%s) AND wrapped IS NULL"
+                                          " AND destroyed_at IS NOT NULL LIMIT 1", (named,)).fetchone():
+                    raise IntegrityError("a resident this record names was erased meanwhile")
             return self._write(curs, stored_events, claim, effects, new_keys)
 
     def _insert_group(self, batch: list[_Write]) -> None:
@@ -629,6 +637,12 @@ class OfficeApplication(Application[UUID]):
 # web pages: a form's one-time token, so a double click stores the command once). The first
 # command run takes it.
 PENDING_CLAIM: contextvars.ContextVar[IdempotencyClaim | None] = contextvars.ContextVar("pending_claim", default=None)
+
+
+def _waits_for_erasures(key: NewKey) -> bool:
+    """A new key an erasure must see or refuse: a free text's (scanned for the names it holds)
+    or a record's that names residents other than itself (a case's parties)."""
+    return key.origin is not None or any(subject != key.key_id for subject in key.subjects)
 
 
 def _kind_name(kind: type[Aggregate]) -> str:

@@ -20,13 +20,14 @@ from application.privacy import TEXTS_LOCK
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
 from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
-from domain.common import InvalidValue, Stamp, folded, needles
-from domain.disputes import DisputeCase
+from domain.common import InvalidValue, RuleViolated, Stamp, folded, needles
+from domain.disputes import CaseStatus, DisputeCase
 from domain.identity import IdentityNumber
 from domain.residents import (
     HouseholdRelation,
     HousingKind,
     IdentityNumberClaim,
+    ResidenceStatus,
     Resident,
     duplicate_identity_number,
     legacy_claim_id,
@@ -246,7 +247,8 @@ class ResidencyCommands(OfficeApplication):
 
     def erase_resident(self, resident_id: UUID, *, legal_basis: str, note: str, stamp: Stamp,
                        expected_version: int | None = None,
-                       idempotency: IdempotencyClaim | None = None) -> CommandResult:
+                       idempotency: IdempotencyClaim | None = None,
+                       retention_cutoff: date | None = None) -> CommandResult:
         """Erase a resident's personal data: the erasure is recorded on the resident, on
         every dispute they are a party to and on every committee whose free text names them,
         and the keys that sealed it (their own, those cases', those texts') are destroyed in
@@ -260,6 +262,8 @@ class ResidencyCommands(OfficeApplication):
             names = resident.identifying_texts()
             resident.erase_personal_data(legal_basis=legal_basis, note=note, stamp=stamp)
             cases[:] = self._cases_of(resident_id)
+            if retention_cutoff is not None:
+                self._check_retention_due(resident, cases, retention_cutoff)
             named = self._texts_naming(names)
             # A committee's decisions copied onto the cases: erased with the case's parties.
             texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases)))
@@ -309,6 +313,18 @@ class ResidencyCommands(OfficeApplication):
         for key_id in texts:
             self._folded_texts.pop(key_id, None)
         return result
+
+    def _check_retention_due(self, resident: Resident, cases: list[UUID], cutoff: date) -> None:
+        """A retention sweep's erasure, judged on the records as they stand, not on the views the
+        sweep listed them from (found by a review: a resident who came back, or became a party
+        to a dispute, while the sweep ran was erased): departed before ``cutoff`` and not a party
+        to a case still open (the legal hold). A return or a new case racing it conflicts on the
+        resident or waits for the erasure (the store), and it is decided again."""
+        if resident.status != ResidenceStatus.DEPARTED or resident.since >= cutoff:
+            raise RuleViolated(f"resident {resident.id} is not past retention", rule="retention_not_due")
+        for case_id in cases:
+            if self.load(DisputeCase, case_id, field_name="case").status != CaseStatus.CLOSED:
+                raise RuleViolated(f"resident {resident.id} is a party to open case {case_id}", rule="legal_hold")
 
     def _cases_of(self, resident_id: UUID) -> list[UUID]:
         """The disputes whose key is linked to this resident (they are a party)."""

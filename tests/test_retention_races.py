@@ -1,0 +1,89 @@
+"""Retention and erasure under races (found by a review, each with real concurrent requests):
+a dispute logged while its resident party was being erased kept their data readable for good; a
+retention sweep, working from a list the views gave it, erased a resident who had come back or
+had become a party to an open dispute while it ran. Each erasure now judges the records as they
+stand, and a record naming an erased resident is decided again and refused."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+
+from application.services import Services
+from tests.conftest import Api
+from tests.factories import resident_body, unique_area
+
+ERASURE = {"legal_basis": "data_subject_request", "note": "request 2026-501"}
+
+
+def dispute(resident: str, area: str) -> dict[str, Any]:
+    return {"category": "wages_and_labour", "description": "wages unpaid since May", "area": area,
+            "parties": [{"resident_id": resident}, {"name": "Yuanda Dyeing Co.", "kind": "employer"}],
+            "occurred_on": "2026-11-01"}
+
+
+@pytest.mark.slow
+def test_disputes_logged_while_their_party_is_erased_are_refused_or_erased_with_them(
+        base_url: str, keys: dict[str, str], caseworker: Api, as_role: Any, services: Services) -> None:
+    area = unique_area("Race")
+    for _ in range(3):
+        resident = caseworker.post("/residents", resident_body(area=area)).json()["id"]
+        start = threading.Barrier(5)
+
+        def send(n: int, resident: str = resident, start: threading.Barrier = start) -> httpx.Response:
+            with httpx.Client(base_url=base_url, timeout=60) as client:
+                start.wait()
+                if n == 0:
+                    return client.post(f"/residents/{resident}/erasure", json=ERASURE,
+                                       headers={"Authorization": f"Bearer {keys['supervisor']}"})
+                return client.post("/disputes", json=dispute(resident, area),
+                                   headers={"Authorization": f"Bearer {keys['caseworker']}"})
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            erasure, *logged = list(pool.map(send, range(5)))
+        assert erasure.status_code == 200, erasure.text
+        assert all(r.status_code in (201, 409) for r in logged), [r.text for r in logged]
+        assert all(r.json()["rule"] == "already_erased" for r in logged if r.status_code == 409)
+        cases = [UUID(r.json()["id"]) for r in logged if r.status_code == 201]
+        with services.pool.connection() as conn:  # every case that was stored lost its key with the resident
+            kept = conn.execute("SELECT key_id FROM pii_keys WHERE key_id = ANY(%s) AND wrapped IS NOT NULL",
+                                (cases,)).fetchall()
+        assert kept == [], f"cases whose text outlived the erasure: {kept}"
+        auditor = as_role("auditor")
+        for case in cases:
+            doc = auditor.get(f"/disputes/{case}", headers={"Accept-Language": "en"}).json()
+            assert doc["description"] == "[erased]", doc["description"]
+
+
+def test_a_sweep_working_from_a_stale_list_erases_only_who_is_still_due(
+        caseworker: Api, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The views the sweep lists from lag behind the store: a resident listed as due may have
+    come back, or become a party to an open dispute, before the sweep reaches them."""
+    area = unique_area("Sweep")
+
+    def departed_long_ago() -> str:
+        resident = caseworker.post("/residents", resident_body(area=area, registered_on="2019-03-01")).json()["id"]
+        left = caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2021-01-01",
+                                                                     "reason": "home"})
+        assert left.status_code == 200, left.text
+        return str(resident)
+
+    due, returned, held, recent = departed_long_ago(), departed_long_ago(), departed_long_ago(), None
+    back = caseworker.post(f"/residents/{returned}/return", {"area": area, "effective_date": "2026-11-01"})
+    assert back.status_code == 200, back.text
+    case = caseworker.post("/disputes", {**dispute(held, area), "occurred_on": "2020-12-01"})
+    assert case.status_code == 201, case.text
+    recent = caseworker.post("/residents", resident_body(area=area)).json()["id"]
+    assert caseworker.post(f"/residents/{recent}/departure", {"effective_date": "2026-06-01",
+                                                              "reason": "home"}).status_code == 200
+    stale = [{"id": UUID(r), "departed_on": "2021-01-01"} for r in (due, returned, held, recent)]
+    monkeypatch.setattr(services, "retention_due", lambda: stale)
+    assert services.retention_sweep() == 1
+    erased = {r: caseworker.get(f"/residents/{r}").json().get("erased_on") is not None
+              for r in (due, returned, held, recent)}
+    assert erased == {due: True, returned: False, held: False, recent: False}
