@@ -43,6 +43,7 @@ from projections.engine import (
     Delivery,
     ViewApplier,
     ensure_engine_schema,
+    hold_tracking,
     notify_mark,
     record_heartbeat,
     record_status,
@@ -220,6 +221,8 @@ class LocalProjector:
         deliveries = [delivery_from_store(r, self.catalogue) for r in rows]
         upto = rows[-1].position
         with conn.transaction():
+            # the views' marks, held until this commits: two projectors on one database take turns
+            hold_tracking(conn, [self.appliers[n] for n in due if self.marks[n] < upto], [LOW_WATER_MARK])
             for name in due:
                 if self.marks[name] >= upto:
                     continue

@@ -293,9 +293,8 @@ class ViewApplier:
         cursor, the tracking rows and the versions; None if the view is being rebuilt. A
         handler that reads waits for its own answer; errors show at a sync (see ``_apply``)."""
         with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as cur, conn.cursor() as tracked, \
-                conn.cursor() as versions, conn.cursor() as held:
+                conn.cursor() as versions:
             self._ask_enter(cur)
-            self._hold(held, tracking)
             tracked.execute(self._select_tracking, (tracking,))
             asked = self._ask_versions(versions, self._aggregates(deliveries))
             if not self._entered(cur):
@@ -379,18 +378,6 @@ class ViewApplier:
                 cur.execute(self._move_mark, ([LOW_WATER_MARK], [low_water], self.name, low_water,
                                               NOTIFY_CHANNEL, None, _mark_payload(self.name, low_water)))
         return low_water
-
-    def _hold(self, cur: Cursor[Any], tracking: list[str]) -> None:
-        """Wait for, then hold to the end of the transaction, this view's lock on each tracking
-        row the batch reads (Kafka partitions, or the mark for a reader of the store), before
-        reading them and the versions. Two appliers of the same events (a worker dropped from
-        its group mid-batch and the partition's new owner; two in-process projectors) take
-        turns: the second reads what the first committed and skips it as duplicates (found by
-        a review: both read the same offsets and versions, and the second's inserts failed as
-        dead letters that parked the aggregates for good). The keys are taken in one order, so
-        two batches never wait for each other."""
-        keys = sorted({zlib.crc32(f"liudong-tracking:{self.name}:{name}".encode()) for name in tracking})
-        cur.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS t(k)", (keys,))  # in array order
 
     def _ask_enter(self, cur: Cursor[Any]) -> None:
         """Take this view's lock, shared with other appliers (each aggregate's rows are
@@ -648,6 +635,27 @@ class ViewApplier:
                     (self.name, aggregate, event.originator_version),
                 )
         return outcome
+
+
+def hold_tracking(conn: Connection[Any], appliers: Iterable[ViewApplier], names: Iterable[str]) -> None:
+    """Wait for, then hold to the end of the caller's transaction, each view's lock on the
+    tracking rows its batch reads and moves (the Kafka partitions a worker's batch came from, or
+    the mark of a reader of the store), before any view of the batch reads them. Two followers
+    applying the same events (a worker dropped from its group mid-batch and the partition's new
+    owner; two in-process projectors) take turns: the second reads what the first committed and
+    skips it as duplicates (found by a review: both read the same offsets and versions, and the
+    second's inserts failed as dead letters that parked the aggregates for good). Taken for all
+    the batch's views at once, in one order (by key) whatever order the views are named in, and
+    per schema (a rebuild into its own schema takes none of the live view's), so followers never
+    wait for each other in a circle, and workers on other partitions never wait at all."""
+    pairs = sorted({(applier.name, name) for applier in appliers for name in names})
+    if not pairs:
+        return
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended("
+        "'liudong-tracking:' || current_schema() || ':' || v || ':' || n, 0) AS k"
+        " FROM unnest(%s::text[], %s::text[]) AS t(v, n)) AS keys ORDER BY k",  # locked after sorting
+        ([v for v, _ in pairs], [n for _, n in pairs]))
 
 
 def _settle(pipeline: Pipeline) -> None:

@@ -45,6 +45,7 @@ from projections.engine import (
     INFRASTRUCTURE_ERRORS,
     ViewApplier,
     ensure_engine_schema,
+    hold_tracking,
     record_heartbeat,
     record_status,
 )
@@ -202,6 +203,10 @@ class Worker:
                 last[tp] = message.offset
         dead = False
         with conn.transaction():
+            # each view's partitions of this batch, held until it commits: a dropped member still
+            # finishing a batch and the partition's new owner take turns (projections.engine)
+            hold_tracking(conn, [a for n, a in self.appliers.items() if n not in self.failing],
+                          {d.stream for d in deliveries if d.stream is not None})
             for name, applier in self.appliers.items():
                 if name in self.failing:
                     continue  # it is rewound when its retry is due
