@@ -87,6 +87,12 @@ class ActiveMembersProjection(SqlProjection):
         cursor.execute("DELETE FROM active_member_roles WHERE member_id = %s", (e.originator_id,))
         self._activity(cursor, e, "lost", e.lost_on)
 
+    @handles(event_class(ActiveMember, "PersonalDataErased"))
+    def personal_data_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
+        """Nothing the view keeps was personal (the notes stay in the events): its version moves on,
+        so a list's version is a write's If-Match still (found by a review: it went stale)."""
+        self._bump(cursor, e)
+
     @staticmethod
     def _bump(cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute("UPDATE active_members SET version = %s WHERE id = %s", (e.originator_version, e.originator_id))

@@ -277,6 +277,12 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     own = auditor.get("/audit/access-log",
                       params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]
     assert any(e["route"] == "/audit/access-log" and resident in (e["detail"] or "") for e in own)
+    # the read of the log names only the filters it asked for, times as ISO 8601 (found by a review)
+    assert any(e["route"] == "/audit/access-log" and e["detail"] == f"resident_id={resident}" for e in own)
+    again = auditor.get("/audit/access-log",  # holds the read above
+                        params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]
+    assert any(e["detail"] == f"user=test-auditor from={datetime.fromisoformat(started).isoformat()}"
+               for e in again if e["route"] == "/audit/access-log")
     since = auditor.get("/audit/access-log", params={"resident_id": resident, "from": "2099-01-01T00:00:00Z"})
     assert since.json()["items"] == []
     # A range that ends before it starts is refused, naming `to`, as the web page does (found by a

@@ -208,3 +208,6 @@ def test_a_cached_active_members_liaison_note_reads_erased_at_once(services: Ser
     assert app.repository.get(member).liaisons[0]["note"] == ERASED
     events = [e["event"] for e in httpx.get(f"{base_url}/active-members/{member}/history", headers=h).json()["items"]]
     assert events[-1] == "ActiveMember.PersonalDataErased"
+    listed = httpx.get(f"{base_url}/active-members", headers=h,
+                       params={"area": area, "after": services.head()}).json()["items"]
+    assert [m["version"] for m in listed if m["id"] == str(member)] == [after["version"]]  # the list's If-Match

@@ -152,13 +152,13 @@ def test_a_meeting_takes_up_a_dispute_not_before_it_happened(caseworker: Api, su
     before = stored()
     refused(supervisor.post(f"/committees/{committee['id']}/meetings", {
         "scheduled_on": "2026-05-01", "agenda": [{"title": "the roof", "dispute_id": case}]}),
-        409, "meeting_before_incident", "scheduled_on")
+        409, "meeting_before_incident", "agenda.0.dispute_id")
     assert before.unchanged()
     early = ok(supervisor.post(f"/committees/{committee['id']}/meetings", {
         "scheduled_on": "2026-05-01", "agenda": [{"title": "bins"}]}))["meeting_id"]
     before = stored()
     refused(supervisor.post(f"/committees/{committee['id']}/meetings/{early}/agenda", {
-        "items": [{"title": "the roof", "dispute_id": case}]}), 409, "meeting_before_incident", "scheduled_on")
+        "items": [{"title": "the roof", "dispute_id": case}]}), 409, "meeting_before_incident", "items.0.dispute_id")
     assert before.unchanged()
     # scheduled after it, the minutes of a meeting held before it do not decide it
     meeting = ok(supervisor.post(f"/committees/{committee['id']}/meetings", {

@@ -149,7 +149,8 @@ def get_access_log(
                                             upto_id=upto)
         asked = (("resident_id", resident_id), ("user", user), ("from", since), ("to", until))
         record_access(conn, principal, None, request.url.path,  # only what was asked (no "user=None")
-                      detail=" ".join(f"{name}={value}" for name, value in asked if value is not None) or None)
+                      detail=" ".join(f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
+                                      for name, value in asked if value is not None) or None)
     items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]
     return respond(PageOut[AccessLogEntry](items=items, total=total, total_estimated=estimated, next=encode_cursor(
         str(rows[limit - 1]["id"]), str(upto)) if len(rows) > limit else None))

@@ -129,8 +129,10 @@ class CommitteeCommands(OfficeApplication):
         added: dict[str, Any] = {}
 
         def act(committee: ManagementCommittee) -> Sequence[Aggregate]:
+            meeting = committee.meetings.get(meeting_id)  # an unknown one: the committee's own refusal below
+            if meeting is not None:
+                self._check_agenda_cases(items, "items", date.fromisoformat(meeting["scheduled_on"]))
             added["item_ids"] = committee.add_agenda_items(meeting_id=meeting_id, items=items, stamp=stamp)
-            self._check_agenda_cases(items, "items", date.fromisoformat(committee.meetings[meeting_id]["scheduled_on"]))
             return []
 
         return self._committee_command(committee_id, act, expected_version, idempotency, details=lambda: added)
@@ -139,8 +141,9 @@ class CommitteeCommands(OfficeApplication):
         """Each case an agenda names exists in the acting scope and occurred by the meeting's day."""
         for n, item in enumerate(items):
             if item.get("dispute_id") is not None:
-                case = self.load_in_scope(DisputeCase, item["dispute_id"], field_name=f"{field_name}.{n}.dispute_id")
-                case.check_discussed_on(scheduled_on, "scheduled_on")
+                field = f"{field_name}.{n}.dispute_id"
+                case = self.load_in_scope(DisputeCase, item["dispute_id"], field_name=field)
+                case.check_discussed_on(scheduled_on, field)  # the item the body names
 
     def reconcile_seats(self, committee: ManagementCommittee, stamp: Stamp) -> list[Resident]:
         """Bring the committee's seats in line with its members' residence, for members

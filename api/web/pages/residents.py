@@ -328,19 +328,20 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
                "landlord": presenter.text(resident.housing.get("landlord"))}
     departed = resident.status == ResidenceStatus.DEPARTED
     acts = page.may(STAFF_ROLES) and resident.erased_on is None
-    # An erased resident still lives somewhere and may leave: the moves stay (what they would
-    # write about the person is stored erased); what only records more about them does not.
+    # An erased resident still lives somewhere and may leave, freeing a bed: a move out of a site
+    # and a departure stay; what only records more about them (a move in, between rented rooms, a
+    # return, a dispute naming them) does not: the use cases refuse it (already_erased).
     moves = page.may(STAFF_ROLES)
     open_sites = []
-    if moves and not departed:
+    if acts and not departed:
         open_sites = [s for s in _sites(page, has_free_beds=True, closed=False) if s["id"] != resident.site_id]
     actions = {
-        "move_in": moves and not departed and bool(open_sites),
-        "move_out": moves and not departed,
+        "move_in": acts and not departed and bool(open_sites),
+        "move_out": moves and not departed and (acts or resident.site_id is not None),
         "departure": moves and not departed,
-        "return": moves and departed,
+        "return": acts and departed,
         "erase": page.may(SUPERVISOR_ROLES) and resident.erased_on is None,
-        "log_dispute": moves,  # with them as the first party (a party's name stays the register's)
+        "log_dispute": acts,  # with them as the first party (a party's name stays the register's)
     }
     permit_status = resident.permit["status"] if resident.permit else None
     permit_forms = {  # the permit's next step, as its state allows
