@@ -361,11 +361,13 @@ def test_an_sql_error_that_shows_at_a_later_read_is_a_dead_letter_and_the_rest_o
     from projections.engine import ViewApplier
 
     projection = _strict_projection()
+    start = services.head()  # the suite's other modules' events before it: not applied one by one here
     seed(services, n=3)
     caught_up(services)
     head = services.head()
     with psycopg.connect(services.database.dsn, autocommit=True, row_factory=dict_row) as conn:
-        deliveries = [delivery_from_store(r, EventCatalogue.of_domain()) for r in read_stored(conn, 0, head)]
+        deliveries = [delivery_from_store(r, EventCatalogue.of_domain())
+                      for r in read_stored(conn, start, head - start)]
         residents = [d.originator_id for d in deliveries if d.event_type.endswith("Resident.Registered")]
         STRICT_BAD.add(residents[-3])
         try:
@@ -376,7 +378,8 @@ def test_an_sql_error_that_shows_at_a_later_read_is_a_dead_letter_and_the_rest_o
             ids = {r["id"] for r in conn.execute("SELECT id FROM strict_rows").fetchall()}
             assert residents[-3] not in ids and {residents[-2], residents[-1]} <= ids
             rebuild(services.database.dsn, projection, master_key=services.settings.master_key())
-            assert {r["id"] for r in conn.execute("SELECT id FROM strict_rows").fetchall()} == ids
+            seeded = set(residents)  # a rebuild reads the whole store: compared on this test's residents
+            assert {r["id"] for r in conn.execute("SELECT id FROM strict_rows").fetchall()} & seeded == ids
             letters = conn.execute("SELECT originator_id FROM projection_dead_letters WHERE view = %s"
                                    " AND resolved_at IS NULL", (projection.name,)).fetchall()
             assert [r["originator_id"] for r in letters] == [residents[-3]]
