@@ -40,7 +40,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.residents import READERS as PEOPLE_READERS
-from api.web.pages.residents import resident_matches, resident_picked
+from api.web.pages.residents import resident_options_page, resident_picked
 from application import keys as auth
 from application.audit import record_case_access, record_names_read
 from application.events import EventCatalogue, plain
@@ -337,13 +337,8 @@ def _party_refusal(page: Page, outcome: CommandOutcome, rows: list[int]) -> Comm
 
 @router.get("/ui/cases/resident-options")
 def resident_options(request: Request) -> Response:
-    """The ``<option>``s of residents whose name starts with what was typed in a party's
-    resident field (htmx fills the field's datalist as one types)."""
-    page = current_page(request)
-    page.require(STAFF_ROLES)
-    typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
-    found = [] if uuid_or_none(typed) else resident_matches(page, typed)
-    return page.render("committee_resident_options.html", residents=found)
+    """A party's resident field's options."""
+    return resident_options_page(request, STAFF_ROLES)
 
 
 # -- a case's page ---------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.cases import area_name, area_options, refused, site_rows
-from api.web.pages.residents import resident_matches, resident_picked
+from api.web.pages.residents import resident_options_page, resident_picked
 from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
@@ -134,13 +134,8 @@ def _resident_refusal(page: Page, outcome: CommandOutcome, field_name: str | Non
 
 @router.get("/ui/committees/resident-options")
 def resident_options(request: Request) -> Response:
-    """The ``<option>``s of residents whose name starts with what was typed in a member's
-    resident field (htmx fills the field's datalist as one types)."""
-    page = current_page(request)
-    page.require(MANAGERS)
-    typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
-    found = [] if uuid_or_none(typed) else resident_matches(page, typed)
-    return page.render("committee_resident_options.html", residents=found)
+    """A member's resident field's options."""
+    return resident_options_page(request, MANAGERS)
 
 
 # -- founding a committee ----------------------------------------------------------------------------

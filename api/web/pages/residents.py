@@ -159,6 +159,16 @@ def resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
     return page.sorted_by_name(shown, person=True)
 
 
+def resident_options_page(request: Request, roles: frozenset[Role]) -> Response:
+    """The ``<option>``s of residents whose name starts with what was typed in a form's resident
+    field (htmx fills the field's datalist as one types), for users of ``roles``."""
+    page = current_page(request)
+    page.require(roles)
+    typed = next((v.strip() for k, v in request.query_params.items() if "resident" in k), "")
+    found = [] if uuid_or_none(typed) else resident_matches(page, typed)
+    return page.render("committee_resident_options.html", residents=found)
+
+
 def resident_picked(page: Page, picked: str, field_name: str) -> tuple[UUID | None, CommandOutcome | None]:
     """The resident a form's resident field names: an id (as the list offers it) or a full name
     only one resident of the user's areas has; else a refusal on ``field_name``. Whether an id

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api.web.core import CommandOutcome, Page, current_page, redirect
+from api.web.pages.cases import area_name
 from application.access import acting_in
 from application.commands.access import require_role_in_scope
 from application.store import AreaNotAllowed
@@ -37,7 +38,7 @@ def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, 
             change_refused: CommandOutcome | None = None) -> Response:
     roles = [(r.value, page.label("role", r.value)) for r in WEB_ROLES]
     visible = page.principal.visible  # an area-bound admin sees the accounts of its areas
-    users = [{**u, "area_names": [_area_name(page, a) for a in u["areas"] or []]}
+    users = [{**u, "area_names": [area_name(page, a) for a in u["areas"] or []]}
              for u in page.services.users.list()
              if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
     # A banner names an account the admin sees, in the state it says (found by a review:
@@ -54,14 +55,6 @@ def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, 
 def _in_state(shown: dict[str, dict[str, Any]], user_id: str | None, *, disabled: bool) -> bool:
     account = shown.get(user_id) if user_id else None
     return account is not None and (account["disabled_at"] is not None) == disabled
-
-
-def _area_name(page: Page, code: str) -> str:
-    """An area by its name in the page's language (found by a review: the list showed codes)."""
-    area = page.services.app.areas.get(code)
-    if area is None:
-        return code
-    return area.name_en if page.lang == "en" else area.name_zh
 
 
 def _places(page: Page, typed: str) -> list[str]:
