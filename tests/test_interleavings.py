@@ -61,6 +61,34 @@ def partitioned(rows: list[Any], partitions: int, prefix: str) -> list[list[Any]
     return result
 
 
+def create_schemas(db: Database, *prefixes: str) -> list[str]:
+    """A schema of its own for each prefix (an example's live views, their rebuild)."""
+    names = [f"{prefix}_{uuid.uuid4().hex[:8]}" for prefix in prefixes]
+    with psycopg.connect(db.dsn, autocommit=True) as admin:
+        for name in names:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    return names
+
+
+def drop_schemas(db: Database, *names: str) -> None:
+    with psycopg.connect(db.dsn, autocommit=True) as admin:
+        for name in names:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def assert_equals_a_rebuild(db: Database, live: str, rebuilt: str) -> None:
+    """Every view in ``live`` equals a rebuild from the store into ``rebuilt``, with no dead letter."""
+    from application.projecting import rebuild
+
+    for cls in PROJECTIONS.values():
+        rebuild(db.dsn, cls, schema=rebuilt, master_key=MASTER_KEY)
+    with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row) as conn:
+        assert _snapshot(conn, live, PROJECTIONS) == _snapshot(conn, rebuilt, PROJECTIONS)
+        letters = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}.projection_dead_letters").format(
+            sql.Identifier(live))).fetchone()
+    assert letters is not None and letters["n"] == 0
+
+
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(partitions=st.integers(1, 6), seed=st.integers(0, 2**32),
        crash_rate=st.sampled_from([0.0, 0.1, 0.3]), republish_rate=st.sampled_from([0.0, 0.05, 0.2]))
@@ -76,10 +104,7 @@ def test_any_interleaving_with_redeliveries_gives_the_views_a_rebuild_gives(
     for stream in streams:
         copies = [m for m in stream if schedule.random() < republish_rate]
         stream.extend(copies)
-    live, rebuilt = f"live_{uuid.uuid4().hex[:8]}", f"rebuilt_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(db.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(live)))
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(rebuilt)))
+    live, rebuilt = create_schemas(db, "live", "rebuilt")
     try:
         with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row,
                              options=f"-c search_path={live},public") as conn:
@@ -124,19 +149,9 @@ def test_any_interleaving_with_redeliveries_gives_the_views_a_rebuild_gives(
                         consumed[p] = done + 1
             head = rows[-1].position
             assert all(a.advance(conn) == head for a in appliers)
-        from application.projecting import rebuild
-
-        for cls in PROJECTIONS.values():
-            rebuild(db.dsn, cls, schema=rebuilt, master_key=MASTER_KEY)
-        with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row) as conn:
-            assert _snapshot(conn, live, PROJECTIONS) == _snapshot(conn, rebuilt, PROJECTIONS)
-            letters = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}.projection_dead_letters").format(
-                sql.Identifier(live))).fetchone()
-        assert letters is not None and letters["n"] == 0
+        assert_equals_a_rebuild(db, live, rebuilt)
     finally:
-        with psycopg.connect(db.dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(live)))
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(rebuilt)))
+        drop_schemas(db, live, rebuilt)
 
 
 def test_two_appliers_of_the_same_partition_take_turns_and_the_second_skips_what_the_first_applied(
@@ -155,10 +170,7 @@ def test_two_appliers_of_the_same_partition_take_turns_and_the_second_skips_what
     deliveries = [delivery_from_message(m.value, catalogue, stream="kafka/t/id/0", offset=n, key=m.key)
                   for n, m in enumerate(stream)]
     third = len(deliveries) // 3
-    live, rebuilt = f"live_{uuid.uuid4().hex[:8]}", f"rebuilt_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(db.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(live)))
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(rebuilt)))
+    live, rebuilt = create_schemas(db, "live", "rebuilt")
     options = f"-c search_path={live},public"
     try:
         with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row, options=options) as first, \
@@ -201,19 +213,9 @@ def test_two_appliers_of_the_same_partition_take_turns_and_the_second_skips_what
                     applier.apply_streamed(first, deliveries[2 * third:])
             head = rows[-1].position
             assert all(a.advance(first) == head for a in old_owner)
-        from application.projecting import rebuild
-
-        for cls in PROJECTIONS.values():
-            rebuild(db.dsn, cls, schema=rebuilt, master_key=MASTER_KEY)
-        with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row) as conn:
-            assert _snapshot(conn, live, PROJECTIONS) == _snapshot(conn, rebuilt, PROJECTIONS)
-            letters = conn.execute(sql.SQL("SELECT count(*) AS n FROM {}.projection_dead_letters").format(
-                sql.Identifier(live))).fetchone()
-        assert letters is not None and letters["n"] == 0
+        assert_equals_a_rebuild(db, live, rebuilt)
     finally:
-        with psycopg.connect(db.dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(live)))
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(rebuilt)))
+        drop_schemas(db, live, rebuilt)
 
 
 def test_workers_on_other_partitions_never_wait_for_each_other(store: tuple[Database, list[Any]]) -> None:
@@ -225,9 +227,7 @@ def test_workers_on_other_partitions_never_wait_for_each_other(store: tuple[Data
     catalogue = EventCatalogue.of_domain()
     batches = [[delivery_from_message(m.value, catalogue, stream=f"kafka/t/id/{p}", offset=n, key=m.key)
                 for n, m in enumerate(stream[:200])] for p, stream in enumerate(partitioned(rows, 2, "liudong"))]
-    schema = f"live_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(db.dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    (schema,) = create_schemas(db, "live")
     options = f"-c search_path={schema},public"
     try:
         with psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row, options=options) as first, \
@@ -260,5 +260,4 @@ def test_workers_on_other_partitions_never_wait_for_each_other(store: tuple[Data
                 assert done.wait(10), "a worker on another partition waited for this one"
             thread.join()
     finally:
-        with psycopg.connect(db.dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        drop_schemas(db, schema)
