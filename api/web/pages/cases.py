@@ -40,9 +40,9 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.residents import READERS as PEOPLE_READERS
-from api.web.pages.residents import resident_options_page, resident_picked
+from api.web.pages.residents import resident_names, resident_options_page, resident_picked
 from application import keys as auth
-from application.audit import record_case_access, record_names_read
+from application.audit import record_case_access
 from application.events import EventCatalogue, plain
 from application.history import effective_on, history
 from application.store import CommandResult, NotFound
@@ -235,22 +235,12 @@ def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None
 def _picked_names(page: Page, values: dict[str, str]) -> dict[int, str]:
     """Who each party row's resident field names by id, as this user sees them (the id alone
     says nothing to the caseworker); the names read are logged as a list's are."""
-    presenter = Presenter(page.services.app.vault, page.principal, page.lang)
-    names: dict[int, str] = {}
-    with reading_as(page.principal):
-        for n in range(1, PARTY_ROWS + 1):
-            resident_id = uuid_or_none(values.get(f"party_resident_{n}"))
-            if resident_id is None:
-                continue
-            try:
-                names[n] = presenter.name(page.services.app.load(Resident, resident_id).name) or ""
-            except NotFound:
-                continue
-    if names:
-        with page.services.pool.connection() as conn:
-            record_names_read(conn, page.principal, [values[f"party_resident_{n}"] for n in names],
-                              "GET /ui/cases/new")
-    return names
+    picked = {n: uuid_or_none(values.get(f"party_resident_{n}")) for n in range(1, PARTY_ROWS + 1)}
+    ids = [r for r in picked.values() if r is not None]
+    if not ids:
+        return {}
+    names = resident_names(page, Presenter(page.services.app.vault, page.principal, page.lang), ids)
+    return {n: names[r] or "" for n, r in picked.items() if r is not None and names[r] is not None}
 
 
 @router.get("/ui/cases/new")

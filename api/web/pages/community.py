@@ -33,7 +33,17 @@ from api.web.core import (
     redirect,
     uuid_or_none,
 )
-from api.web.pages.residents import SUFFIX, _area_name, _areas, _required, _resident_page, _search, _sites, _status
+from api.web.pages.residents import (
+    SUFFIX,
+    _area_name,
+    _areas,
+    _required,
+    _resident_page,
+    _search,
+    _sites,
+    _status,
+    resident_names,
+)
 from api.web.pages.residents import _timeline as _record_timeline
 from application.audit import record_access, record_names_read
 from application.store import NotFound
@@ -83,24 +93,6 @@ def _check(page: Page, form: dict[str, str], required: list[str], dates: list[st
     return _dates(page, form, dates)
 
 
-def _resident_names(page: Page, presenter: Presenter, resident_ids: list[UUID]) -> dict[UUID, str | None]:
-    """Each resident's name as the Presenter shows it (None: not in the user's areas); the
-    names shown are a read of their data, logged as a list's are (found by a review: the active
-    members' list and page named residents and left no trace)."""
-    names: dict[UUID, str | None] = {}
-    with reading_as(page.principal):
-        for resident_id in resident_ids:
-            try:
-                names[resident_id] = presenter.name(page.services.app.load(Resident, resident_id).name)
-            except NotFound:
-                names[resident_id] = None
-    shown = [r for r, name in names.items() if name is not None]
-    if shown:
-        with page.services.pool.connection() as conn:
-            record_names_read(conn, page.principal, shown, f"GET {page.request.url.path}")
-    return names
-
-
 def _site_names(page: Page) -> dict[str, str]:
     return {str(s["id"]): s["name"] for s in _sites(page)}
 
@@ -133,7 +125,7 @@ def _members_page(page: Page, query: dict[str, str], *, values: dict[str, str] |
     presenter = Presenter(page.services.app.vault, page.principal, page.lang)
     start = (shown_page - 1) * PAGE_SIZE
     on_page = members[start:start + PAGE_SIZE]
-    names = _resident_names(page, presenter, [UUID(str(m["resident_id"])) for m in on_page])
+    names = resident_names(page, presenter, [UUID(str(m["resident_id"])) for m in on_page])
     rows = [{**m, "name": names[UUID(str(m["resident_id"]))], "area_name": _area_name(page, m["area"]),
              "site_name": site_names.get(str(m["site_id"]), "") if m["site_id"] else ""} for m in on_page]
     summary_rows = [{**s, "place": _place(page, site_names, s["site_id"], s["area"]),
@@ -255,7 +247,7 @@ def _member_page(page: Page, member_id: UUID, *, form: str | None = None, values
         return page.render("notfound.html", status=404)
     presenter = Presenter(page.services.app.vault, page.principal, page.lang)
     resident_id = UUID(str(member.resident_id))
-    name = _resident_names(page, presenter, [resident_id])[resident_id]
+    name = resident_names(page, presenter, [resident_id])[resident_id]
     with page.services.pool.connection() as conn:  # a person's record (and the liaison's sealed note) was read
         record_access(conn, page.principal, resident_id, page.request.url.path, detail=str(member_id))
     site_name = _site_names(page).get(str(member.site_id), "") if member.site_id else ""

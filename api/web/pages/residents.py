@@ -159,6 +159,24 @@ def resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
     return page.sorted_by_name(shown, person=True)
 
 
+def resident_names(page: Page, presenter: Presenter, resident_ids: list[UUID]) -> dict[UUID, str | None]:
+    """Each resident's name as the Presenter shows it (None: not in the user's areas); the
+    names shown are a read of their data, logged as a list's are (found by a review: the active
+    members' list and page named residents and left no trace)."""
+    names: dict[UUID, str | None] = {}
+    with reading_as(page.principal):
+        for resident_id in resident_ids:
+            try:
+                names[resident_id] = presenter.name(page.services.app.load(Resident, resident_id).name)
+            except NotFound:
+                names[resident_id] = None
+    shown = [r for r, name in names.items() if name is not None]
+    if shown:
+        with page.services.pool.connection() as conn:
+            record_names_read(conn, page.principal, shown, f"GET {page.request.url.path}")
+    return names
+
+
 def resident_options_page(request: Request, roles: frozenset[Role]) -> Response:
     """The ``<option>``s of residents whose name starts with what was typed in a form's resident
     field (htmx fills the field's datalist as one types), for users of ``roles``."""
