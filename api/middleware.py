@@ -170,6 +170,12 @@ def _logged_path(scope: Scope) -> str:
     return template
 
 
+def has_control_characters(scope: Scope) -> bool:
+    """The request's path or query (decoded) holds control characters."""
+    return bool(CONTROL.search(unquote_to_bytes(scope.get("query_string", b""))) or CONTROL.search(
+        scope.get("path", "").encode("utf-8", "surrogateescape")))
+
+
 def is_web_path(path: str) -> bool:
     """The web application's pages take HTML forms (api/web)."""
     return path in ("/login", "/logout") or path.startswith("/ui/")
@@ -257,8 +263,8 @@ class Guard:
                     return self._too_large(limit)
             except ValueError:
                 return problem(400, "Bad request", "Content-Length is not a number", "content_length")
-        if CONTROL.search(unquote_to_bytes(scope.get("query_string", b""))) or CONTROL.search(
-                scope.get("path", "").encode("utf-8", "surrogateescape")):
+        if has_control_characters(scope) and not scope.get("path", "").startswith("/ui/"):
+            # (A page's address answers with a page in the reader's language: api/web.)
             return problem(422, "Invalid request", "the path or query holds control characters",
                            "control_characters", field="query")
         if method in BODY_METHODS and not _no_body(headers):

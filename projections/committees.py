@@ -11,6 +11,7 @@ from psycopg.rows import DictRow
 
 from domain.committees import ManagementCommittee
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
+from projections.pages import Page, decode_keyset, encode_cursor
 from projections.sorting import pinyin_key
 
 
@@ -185,6 +186,22 @@ def list_committees(conn: Connection[DictRow], area: str | None,
         params,
     ).fetchall()
     return sorted((dict(r) for r in rows), key=lambda r: (pinyin_key(r["name"]), str(r["id"])))
+
+
+def page_committees(conn: Connection[DictRow], area: str | None, areas: list[str] | None, today: Any,
+                    limit: int, cursor: str | None) -> Page:
+    """``list_committees`` a page at a time, in the same (pinyin) order; ``next`` names the
+    last committee shown. A district has tens of committees, not thousands: each page sorts
+    them all."""
+    rows = list_committees(conn, area, areas, today)
+    total = len(rows)
+    if cursor:
+        after = tuple(decode_keyset(cursor))
+        rows = [r for r in rows if (pinyin_key(r["name"]), r["id"]) > after]
+    shown = rows[:limit]
+    next_cursor = (encode_cursor(pinyin_key(shown[-1]["name"]), str(shown[-1]["id"]))
+                   if len(rows) > limit and shown else None)
+    return Page(items=shown, total=total, next_cursor=next_cursor)
 
 
 def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, Any]:

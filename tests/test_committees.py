@@ -330,3 +330,23 @@ def test_a_case_logged_after_the_meeting_was_scheduled_is_added_to_its_agenda(
     assert held.status_code == 200, held.text
     late = caseworker.post(f"/committees/{committee['id']}/meetings/{meeting}/agenda", {"items": [{"title": "y"}]})
     assert late.status_code == 409 and late.json()["rule"] == "meeting_held"
+
+
+def test_committees_come_a_page_at_a_time_and_a_made_up_cursor_is_refused(supervisor: Api) -> None:
+    area = unique_area("Paged")
+    made = [establish(supervisor, [{"name": "Wang"}], area=area, name=unique(f"Committee {n}")) for n in range(5)]
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params: dict[str, Any] = {"area": area, "limit": 2, "after": made[-1]["position"]}
+        if cursor:
+            params["cursor"] = cursor
+        page = supervisor.get("/committees", params=params).json()
+        assert page["total"] == 5 and len(page["items"]) <= 2
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(c["id"] for c in made) and len(seen) == 5
+    refused = supervisor.get("/committees", params={"area": area, "cursor": "bm90LWEtY3Vyc29y"})
+    assert refused.status_code == 422 and refused.json()["rule"] == "invalid_cursor"

@@ -204,6 +204,11 @@ def test_a_form_holding_control_characters_is_refused_naming_the_field_and_store
             "csrf": csrf, "id_number": "11010519491231002X", "name": "王芳", "phone": "13800138000",
             "hometown": "安\n徽", "area": "xinqi", "household_relation": "head"})
         assert broken.status_code == 422 and 'data-field="hometown"' in broken.text
+        for address in (f"/ui/residents?q=%00&lang={lang}", f"/ui/residents%1b?lang={lang}"):  # a page's address
+            answer = client.get(address)
+            assert answer.status_code == 422 and answer.headers["content-type"].startswith("text/html"), address
+            assert 'data-field="address"' in answer.text
+            assert ("\u63a7\u5236\u5b57\u7b26" if lang == "zh-CN" else "control characters") in answer.text
         assert snapshot.unchanged()
 
 

@@ -15,11 +15,13 @@ from api.deps import (
     RECORDED,
     Command,
     Language,
+    Limit,
     PrincipalDep,
     ServicesDep,
     after,
     command_dependency,
     created,
+    page_response,
     reading_as,
     respond,
 )
@@ -29,7 +31,7 @@ from api.present import Presenter
 from api.schemas import AgendaPublic, AreaName, Body, CommitteeListItem, CommitteePublic, Name, PageOut, Reason
 from application.audit import record_names_read
 from domain.committees import ManagementCommittee
-from projections.committees import committee_agenda, list_committees
+from projections.committees import committee_agenda, page_committees
 
 router = APIRouter(prefix="/committees", tags=["management committees"])
 
@@ -148,15 +150,15 @@ def establish(body: CommitteeCreate, cmd: Supervise) -> JSONResponse:
 @access(READERS, AreaRule.LIST)
 def list_all(
     services: ServicesDep, principal: PrincipalDep, headers: Annotated[dict[str, str], after("committee_agendas")],
-    area: Annotated[AreaName | None, Query()] = None,
+    limit: Limit, area: Annotated[AreaName | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
-    """Committees with member turnover: active members, vacancies left by departures, leavers."""
+    """Committees with member turnover: active members, vacancies left by departures, leavers; by name (in pinyin
+    order), a page at a time."""
     code = services.app.areas.resolve(area) if area else None
     with services.pool.connection() as conn:
-        items = list_committees(conn, code, principal.area_filter(), services.today())
-    body = PageOut[CommitteeListItem](items=[CommitteeListItem.model_validate(i) for i in items], total=len(items),
-                                      next=None)
-    return respond(body, headers)
+        page = page_committees(conn, code, principal.area_filter(), services.today(), limit, cursor)
+    return page_response(page, headers, item_model=CommitteeListItem)
 
 
 # A committee's free text (agenda titles, decisions, actions, reasons) may name people: sealed

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
 from api import problems
+from api.middleware import has_control_characters
 from api.web import auth, home
 from api.web.core import (
     LANG_COOKIE,
@@ -116,6 +117,17 @@ def build_web(state: Any, api_routes: list[tuple[str, str]] | None = None) -> Fa
         lang = language(request)
         html = environment(lang).get_template("forbidden.html").render(lang=lang)
         return html_response(html, 403, lang)
+
+    @web.middleware("http")
+    async def no_control_characters(request: Request, call_next: Any) -> Response:
+        """A page's address with control characters (``/ui/residents?q=%00``) is refused as the
+        API refuses them, but with a page in the reader's language, not a problem document."""
+        if request.url.path.startswith("/ui/") and has_control_characters(request.scope):
+            lang = language(request)
+            html = environment(lang).get_template("bad_input.html").render(lang=lang, field="address")
+            return html_response(html, 422, lang)
+        response: Response = await call_next(request)
+        return response
 
     @web.middleware("http")
     async def read_your_writes(request: Request, call_next: Any) -> Response:
