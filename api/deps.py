@@ -278,6 +278,12 @@ def created(what: str) -> dict[int | str, dict[str, Any]]:
 
 
 # -- answers -------------------------------------------------------------------------------
+def read_route(request: Request) -> str:
+    """How the access log names a read: the method and the path asked (``GET /residents/…``),
+    the same for the API's routes and the pages."""
+    return f"{request.method} {request.url.path}"
+
+
 def respond(model: BaseModel, headers: dict[str, str] | None = None, status: int = 200) -> JSONResponse:
     """An answer validated against its documented model."""
     return JSONResponse(model.model_dump(mode="json"), status_code=status, headers=headers)

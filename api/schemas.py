@@ -1087,7 +1087,8 @@ class AccessLogEntry(Public):
     user_id: str
     role: str
     resident_id: UUID | None
-    route: str
+    route: str = Field(description="how the record was read: the method and path asked (`GET /residents/…`, "
+                       "`GET /ui/cases/…`), or the command (`liudong audit export`)")
     detail: str | None
 
 

@@ -93,7 +93,7 @@ def test_the_employer_note_is_sealed_in_the_store_and_hidden_in_the_history_from
     with services.pool.connection() as conn:
         logged = conn.execute("SELECT route, detail FROM access_log WHERE resident_id = %s ORDER BY id DESC LIMIT 1",
                               (UUID(rid),)).fetchone()
-    assert logged is not None and (logged["route"], logged["detail"]) == (f"/active-members/{mid}", mid)
+    assert logged is not None and (logged["route"], logged["detail"]) == (f"GET /active-members/{mid}", mid)
 
 
 def test_refused_commands_name_their_rule_and_store_nothing(caseworker: Api, stored: Any) -> None:

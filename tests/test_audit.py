@@ -269,20 +269,20 @@ def test_every_read_of_personal_data_is_logged_and_only_auditors_read_the_log(
     log = auditor.get("/audit/access-log", params={"resident_id": resident})
     assert log.status_code == 200, log.text
     routes = [(e["user_id"], e["role"], e["route"]) for e in log.json()["items"]]
-    assert routes == [("test-caseworker", "caseworker", f"/residents/{resident}"),
-                      ("test-caseworker", "caseworker", f"/residents/{resident}/history")]
+    assert routes == [("test-caseworker", "caseworker", f"GET /residents/{resident}"),
+                      ("test-caseworker", "caseworker", f"GET /residents/{resident}/history")]
     paged = auditor.get("/audit/access-log", params={"resident_id": resident, "limit": 1}).json()
     assert (len(paged["items"]), paged["total"], paged["total_estimated"]) == (1, 2, False) and paged["next"]
     assert caseworker.get("/audit/access-log").status_code == 403
     own = auditor.get("/audit/access-log",
                       params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]
-    assert any(e["route"] == "/audit/access-log" and resident in (e["detail"] or "") for e in own)
+    assert any(e["route"] == "GET /audit/access-log" and resident in (e["detail"] or "") for e in own)
     # the read of the log names only the filters it asked for, times as ISO 8601 (found by a review)
-    assert any(e["route"] == "/audit/access-log" and e["detail"] == f"resident_id={resident}" for e in own)
+    assert any(e["route"] == "GET /audit/access-log" and e["detail"] == f"resident_id={resident}" for e in own)
     again = auditor.get("/audit/access-log",  # holds the read above
                         params={"user": "test-auditor", "from": started, "limit": 500}).json()["items"]
     assert any(e["detail"] == f"user=test-auditor from={datetime.fromisoformat(started).isoformat()}"
-               for e in again if e["route"] == "/audit/access-log")
+               for e in again if e["route"] == "GET /audit/access-log")
     since = auditor.get("/audit/access-log", params={"resident_id": resident, "from": "2099-01-01T00:00:00Z"})
     assert since.json()["items"] == []
     # A range that ends before it starts is refused, naming `to`, as the web page does (found by a
@@ -642,8 +642,8 @@ def test_a_read_of_a_dispute_is_logged_under_each_resident_party_on_the_api_and_
         assert client.get(f"/ui/history/disputes/{case}").status_code == 200
     log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
     assert [(e["route"], e["detail"]) for e in log] == [
-        (f"/disputes/{case}", case), (f"/disputes/{case}/history", case), (f"/ui/cases/{case}", case),
-        (f"/ui/history/disputes/{case}", case)]
+        (f"GET /disputes/{case}", case), (f"GET /disputes/{case}/history", case), (f"GET /ui/cases/{case}", case),
+        (f"GET /ui/history/disputes/{case}", case)]
 
 
 def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
@@ -675,10 +675,10 @@ def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
         assert client.get(f"/ui/sites/{site}").status_code == 200
     log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
     assert [(e["route"], e["detail"], e["role"]) for e in log] == [
-        (f"/committees/{committee}", committee, "caseworker"),
-        (f"/committees/{committee}/agenda", committee, "caseworker"),
-        (f"/ui/committees/{committee}", committee, "caseworker"),
-        (f"/ui/sites/{site}", site, "caseworker")]
+        (f"GET /committees/{committee}", committee, "caseworker"),
+        (f"GET /committees/{committee}/agenda", committee, "caseworker"),
+        (f"GET /ui/committees/{committee}", committee, "caseworker"),
+        (f"GET /ui/sites/{site}", site, "caseworker")]
     # The API's site names the residents of its preparatory group too (found by a review).
     assess = caseworker.post(f"/sites/{site}/assessments", {
         "assessed_on": "2026-11-01", "headcount": 3100, "operator_status": "clear", "villages": ["x"],
@@ -688,7 +688,7 @@ def test_a_committee_or_a_site_that_names_residents_in_full_logs_a_read_of_each(
         {"name": "x", "resident_id": resident}]}).status_code == 200
     assert supervisor.get(f"/sites/{site}").status_code == 200
     log = auditor.get("/audit/access-log", params={"resident_id": resident}).json()["items"]
-    assert ("GET /sites/{site_id}", site, "supervisor") in [(e["route"], e["detail"], e["role"]) for e in log]
+    assert (f"GET /sites/{site}", site, "supervisor") in [(e["route"], e["detail"], e["role"]) for e in log]
 
 
 def test_checkpoints_from_before_the_key_verify_and_none_is_written_unsigned_after_signed_ones(

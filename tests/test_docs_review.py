@@ -178,4 +178,4 @@ def test_a_read_of_a_resident_as_of_a_date_logs_only_what_was_asked(
     assert caseworker.get(f"/residents/{resident}").status_code == 200
     log = Api(http, keys["auditor"]).get("/audit/access-log", params={"resident_id": resident}).json()["items"]
     assert [(e["route"], e["detail"]) for e in log] == [
-        (f"/residents/{resident}", "effective_at=2026-05-01"), (f"/residents/{resident}", None)]
+        (f"GET /residents/{resident}", "effective_at=2026-05-01"), (f"GET /residents/{resident}", None)]

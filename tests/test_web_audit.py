@@ -36,7 +36,7 @@ def test_an_auditor_finds_who_read_a_resident_newest_first_and_the_read_is_logge
     assert _rows(by_other.text) == [] and none_found in by_other.text
     # the auditor's reading of the log is in the log, as the API's is
     logged = as_role("auditor").get("/audit/access-log", params={"user": "web-auditor", "limit": 500}).json()
-    assert any(e["route"] == "/ui/audit" and resident in (e["detail"] or "") for e in logged["items"])
+    assert any(e["route"] == "GET /ui/audit" and resident in (e["detail"] or "") for e in logged["items"])
 
 
 def test_the_log_pages_on_from_the_last_entry_shown(web: Any, caseworker: Api) -> None:

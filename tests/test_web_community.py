@@ -117,7 +117,7 @@ def test_a_caseworker_identifies_a_resident_and_keeps_the_active_members_record(
     assert worker.page(f"/ui/residents/{rid}").by_id["active-member-record"]["href"] == member
     with services.pool.connection() as conn:  # the record shows a person (and a sealed note): each read is logged
         reads = conn.execute("SELECT user_id FROM access_log WHERE resident_id = %s AND route = %s",
-                             (rid, member)).fetchall()
+                             (rid, f"GET {member}")).fetchall()
     assert reads and {r["user_id"] for r in reads} == {"web-caseworker"}
 
 

@@ -80,7 +80,7 @@ def test_a_supervisor_registers_an_operator_and_staff_keep_its_record(web: Any, 
     assert "+19" in shown.text("operator-sites") and "62" in shown.text("operator-sites")
     with services.pool.connection() as conn:  # the contact person was read: each page view is logged
         reads = conn.execute("SELECT user_id FROM access_log WHERE detail = %s AND route = %s",
-                             (operator, f"/ui/operators/{operator}")).fetchall()
+                             (operator, f"GET /ui/operators/{operator}")).fetchall()
     assert {r["user_id"] for r in reads} == {"web-supervisor", "web-caseworker"}
 
     assert worker.page(f"/ui/sites/{site}").by_id["site-operator-record"]["href"] == f"/ui/operators/{operator}"

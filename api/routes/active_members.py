@@ -21,6 +21,7 @@ from api.deps import (
     after,
     command_dependency,
     created,
+    read_route,
     reading_as,
     respond,
 )
@@ -253,7 +254,7 @@ def get_member(member_id: UUID, services: ServicesDep, principal: PrincipalDep, 
     with reading_as(principal):
         member = services.app.load(ActiveMember, member_id)
     with services.pool.connection() as conn:
-        record_access(conn, principal, member.resident_id, request.url.path, detail=str(member_id))
+        record_access(conn, principal, member.resident_id, read_route(request), detail=str(member_id))
     doc = member.summary()
     if not principal.sees_personal_data:
         doc["employer_liaisons"] = [{**liaison, "note": None} for liaison in doc["employer_liaisons"]]

@@ -22,6 +22,7 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
+    read_route,
     reading_as,
     respond,
 )
@@ -200,7 +201,7 @@ def get_committee(committee_id: UUID, request: Request, services: ServicesDep, p
     }))
     with services.pool.connection() as conn:  # the members' full names beside their resident ids: a read of them
         record_names_read(conn, principal, [m.get("resident_id") for m in committee.members.values()],
-                          request.url.path, detail=str(committee_id))
+                          read_route(request), detail=str(committee_id))
     return respond(doc, {"ETag": f'"{committee.version}"'})
 
 
@@ -220,7 +221,7 @@ def get_agenda(
     doc = {**free_text({k: v for k, v in doc.items() if k != "members"}, presenter),
            "members": presenter.members(members)}
     with services.pool.connection() as conn:  # the members' full names beside their resident ids: a read of them
-        record_names_read(conn, principal, [m.get("resident_id") for m in members], request.url.path,
+        record_names_read(conn, principal, [m.get("resident_id") for m in members], read_route(request),
                           detail=str(committee_id))
     return respond(AgendaPublic.model_validate(_json(doc)), headers)
 

@@ -23,6 +23,7 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
+    read_route,
     respond,
 )
 from api.deps import STAFF as STAFF_ROLES
@@ -226,7 +227,7 @@ def get_dispute(case_id: UUID, request: Request, services: ServicesDep, principa
     and/or as true on a date. Every read is in the access log."""
     case = record_at(services, principal, DisputeCase, case_id, known_at, effective_at)
     with services.pool.connection() as conn:
-        record_case_access(conn, principal, case.parties, case_id, request.url.path)
+        record_case_access(conn, principal, case.parties, case_id, read_route(request))
     today = services.today()
     presenter = Presenter(services.app.vault, principal, lang)
     catalogue = EventCatalogue.of_domain()

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.access import READERS, AreaRule, access
-from api.deps import Language, Limit, PrincipalDep, ServicesDep, reading_as, respond
+from api.deps import Language, Limit, PrincipalDep, ServicesDep, read_route, reading_as, respond
 from api.present import Presenter
 from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, IsoDate, IsoMoment, PageOut, Public
@@ -93,7 +93,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                                      if more and items else None)
         if personal:
             with services.pool.connection() as conn:
-                record_read(conn, principal, record, request.url.path)
+                record_read(conn, principal, record, read_route(request))
         return respond(page, {"Cache-Control": "no-store"})
 
     endpoint.__doc__ = (f"Every event of one {kind.__name__} in order: type, actor, recorded time, effective date, "
@@ -148,7 +148,7 @@ def get_access_log(
         total, estimated = count_access_log(conn, resident_id=resident_id, user_id=user, since=since, until=until,
                                             upto_id=upto)
         asked = (("resident_id", resident_id), ("user", user), ("from", since), ("to", until))
-        record_access(conn, principal, None, request.url.path,  # only what was asked (no "user=None")
+        record_access(conn, principal, None, read_route(request),  # only what was asked (no "user=None")
                       detail=" ".join(f"{name}={value.isoformat() if isinstance(value, datetime) else value}"
                                       for name, value in asked if value is not None) or None)
     items = [AccessLogEntry.model_validate(r) for r in rows[:limit]]

@@ -25,6 +25,7 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
+    read_route,
     reading_as,
     respond,
 )
@@ -311,5 +312,5 @@ def get_operator(operator_id: UUID, request: Request, services: ServicesDep, pri
     document = operator_document(operator, Presenter(services.app.vault, principal, lang))
     if principal.sees_personal_data:  # the contact person is shown: who read it is recorded
         with services.pool.connection() as conn:
-            record_access(conn, principal, None, request.url.path, detail=str(operator_id))
+            record_access(conn, principal, None, read_route(request), detail=str(operator_id))
     return respond(OperatorRecordPublic.model_validate(document), {"ETag": f'"{operator.version}"'})

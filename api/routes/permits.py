@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
@@ -21,6 +21,7 @@ from api.deps import (
     after,
     command_dependency,
     page_response,
+    read_route,
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.present import Presenter
@@ -80,6 +81,7 @@ def endorse(resident_id: UUID, body: Endorsement, cmd: Staff) -> JSONResponse:
 @router.get("/permits", response_model=PageOut[PermitListItem])
 @access(READERS, AreaRule.LIST)
 def permits(
+    request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
     lang: Language,
@@ -94,7 +96,7 @@ def permits(
         page = list_permits(conn, status, due_before, limit, cursor,
                             principal.area_filter())
         record_names_read(conn, principal, [r["resident_id"] for r in page.items],
-                          "GET /permits")
+                          read_route(request))
     presenter = Presenter(services.app.vault, principal, lang)
     items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked"))}.items()
               if k != "name_masked"} for r in page.items]

@@ -22,6 +22,7 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
+    read_route,
     respond,
 )
 from api.deps import STAFF as STAFF_ROLES
@@ -108,6 +109,7 @@ def register_resident(body: ResidentCreate, cmd: ResidentCommand) -> JSONRespons
 @router.get("", response_model=PageOut[ResidentListItem])
 @access(READERS, AreaRule.LIST)
 def list_all_residents(
+    request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
     lang: Language,
@@ -137,7 +139,7 @@ def list_all_residents(
         page = list_residents(conn, flt, limit, cursor)
         # Each resident shown in full is a read of their data (found by a review: paging through
         # the register, or searching it by name, left no trace while one record's read did).
-        record_names_read(conn, principal, [r["id"] for r in page.items], "GET /residents",
+        record_names_read(conn, principal, [r["id"] for r in page.items], read_route(request),
                           detail=search_detail(name, id_number_suffix))
     return page_response(page, headers, [presenter.resident_row(r) for r in page.items], ResidentListItem)
 
@@ -170,7 +172,7 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
     a date. Personal fields are masked for an api_consumer without the pii scope. Every read is in the access log."""
     resident = record_at(services, principal, Resident, resident_id, known_at, effective_at)
     with services.pool.connection() as conn:
-        record_access(conn, principal, resident_id, request.url.path, detail=_as_of_detail(known_at, effective_at))
+        record_access(conn, principal, resident_id, read_route(request), detail=_as_of_detail(known_at, effective_at))
     presenter = Presenter(services.app.vault, principal, lang)
     birth_date, birth_year = presenter.birth(resident.birth_date)
     area = services.app.areas.get(resident.area)

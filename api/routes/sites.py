@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api.access import READERS, STAFF, SUPERVISORS, AreaRule, access
@@ -21,6 +21,7 @@ from api.deps import (
     command_dependency,
     created,
     page_response,
+    read_route,
     respond,
 )
 from api.deps import STAFF as STAFF_ROLES
@@ -163,7 +164,7 @@ def site_document(site: HousingSite, presenter: Presenter, area_name: str | None
 
 @router.get("/{site_id}", response_model=SitePublic)
 @access(READERS, AreaRule.OBJECT)
-def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang: Language,
+def get_site(site_id: UUID, request: Request, services: ServicesDep, principal: PrincipalDep, lang: Language,
              known_at: KnownAt = None, effective_at: EffectiveAt = None) -> JSONResponse:
     """One housing site, current as of its last event (ETag: its version), or as known at a moment and/or as true
     on a date."""
@@ -179,7 +180,7 @@ def get_site(site_id: UUID, services: ServicesDep, principal: PrincipalDep, lang
              *((site.community or {}).get("members") or {}).values()]
     with services.pool.connection() as conn:
         record_names_read(conn, principal, [m.get("resident_id") for m in named if isinstance(m, dict)],
-                          "GET /sites/{site_id}", detail=str(site_id))
+                          read_route(request), detail=str(site_id))
     return respond(site_document(site, Presenter(services.app.vault, principal, lang), name, operator_id),
                    {"ETag": f'"{site.version}"'})
 

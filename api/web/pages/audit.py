@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.deps import read_route
 from api.web.core import current_page, day_or_none, uuid_or_none
 from application.audit import access_log, record_access
 from application.chain import chain_state, checkpoints
@@ -54,7 +55,7 @@ def audit(request: Request) -> Response:
             found = access_log(conn, resident_id=resident_id, user_id=values["user"] or None, since=bounds["from"],
                                until=bounds["to"], limit=PAGE_SIZE + 1, newest_first=True, before_id=before_id)
             rows, next_id = found[:PAGE_SIZE], (found[PAGE_SIZE - 1]["id"] if len(found) > PAGE_SIZE else None)
-            record_access(conn, page.principal, None, request.url.path,
+            record_access(conn, page.principal, None, read_route(request),
                           detail=f"resident_id={resident_id} user={values['user'] or None} "
                                  f"from={bounds['from']} to={bounds['to']}")
         chain = chain_state(conn)

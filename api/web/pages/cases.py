@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.disputes import (
     AssignmentCreate,
@@ -414,7 +414,7 @@ def _case_page(page: Page, case_id: UUID, values: dict[str, str] | None = None, 
         return page.render("case_missing.html", status=404)
     presenter = Presenter(page.services.app.vault, page.principal, "zh" if page.lang == "zh-CN" else "en")
     with page.services.pool.connection() as conn:  # a case's page shows its parties and text: a read of them
-        record_case_access(conn, page.principal, case.parties, case_id, page.request.url.path)
+        record_case_access(conn, page.principal, case.parties, case_id, read_route(page.request))
     site = next((s for s in site_rows(page) if str(s["id"]) == str(case.site_id)), None) if case.site_id else None
     today = page.services.today()
     return page.render(

@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.committees import (
     ActionCompletion,
@@ -233,7 +233,7 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
     with page.services.pool.connection() as conn:  # every case of the area, to name agenda items
         # the members' full names, each linked to the resident: a read of them (as GET /committees/{id})
         record_names_read(conn, page.principal, [m.get("resident_id") for m in committee.members.values()],
-                          page.request.url.path, detail=str(committee_id))
+                          read_route(page.request), detail=str(committee_id))
         cases = {str(c["id"]): c for c in list_cases(conn, CaseFilter(area=committee.area), page.services.today(),
                                                         500, None).items}
     meetings = []

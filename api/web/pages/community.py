@@ -18,7 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.active_members import ActiveMemberCreate, EmployerLiaisonCreate, TrainingCreate
 from api.routes.services import DependantCreate, SchoolRefusalCreate, SchoolRequestCreate, ServiceCreate
@@ -165,7 +165,7 @@ def _identify_context(page: Page, query: dict[str, str], values: dict[str, str] 
             resident = None
         if resident is not None:
             with page.services.pool.connection() as conn:  # their name is shown (found by a review: no trace)
-                record_names_read(conn, page.principal, [resident.id], f"GET {page.request.url.path}")
+                record_names_read(conn, page.principal, [resident.id], read_route(page.request))
             site_name = _site_names(page).get(str(resident.site_id), "") if resident.site_id else ""
             picked = {"id": str(resident.id), "name": presenter.name(resident.name), "site_name": site_name,
                       "area_name": _area_name(page, resident.area), "member_id": resident.active_member_id,
@@ -188,7 +188,7 @@ def _find_residents(page: Page, text: str) -> list[dict[str, Any]]:
     if suffix is None and token is None:
         return []
     rows, _, _ = _search(page, ResidentFilter(name_token=token, areas=page.principal.area_filter()), suffix,
-                         route=f"GET {page.request.url.path}")
+                         route=read_route(page.request))
     found = []
     for row in rows:
         if row["status"] == ResidenceStatus.DEPARTED:
@@ -249,7 +249,7 @@ def _member_page(page: Page, member_id: UUID, *, form: str | None = None, values
     resident_id = UUID(str(member.resident_id))
     name = resident_names(page, presenter, [resident_id])[resident_id]
     with page.services.pool.connection() as conn:  # a person's record (and the liaison's sealed note) was read
-        record_access(conn, page.principal, resident_id, page.request.url.path, detail=str(member_id))
+        record_access(conn, page.principal, resident_id, read_route(page.request), detail=str(member_id))
     site_name = _site_names(page).get(str(member.site_id), "") if member.site_id else ""
     held = sorted(member.roles.items(), key=lambda kv: ROLES.index(kv[0]))
     open_roles = [r for r in ROLES if r not in member.roles]

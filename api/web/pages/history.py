@@ -10,6 +10,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from api.deps import read_route
 from api.present import Presenter
 from api.routes.history import CATALOGUE, shown_reason
 from api.summaries import summary
@@ -101,6 +102,6 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
         })
     if personal:
         with page.services.pool.connection() as conn:
-            record_read(conn, page.principal, record, request.url.path)
+            record_read(conn, page.principal, record, read_route(request))
     return page.render("history.html", entries=entries, kind=kind, record=record,
                        back=back.format(id=aggregate_id), record_id=str(aggregate_id))

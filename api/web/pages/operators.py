@@ -16,7 +16,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.operators import InspectionCreate, OperatorCreate, SiteRelease
 from api.schemas import ErasureCreate
@@ -134,7 +134,7 @@ def _operator_page(page: Page, operator_id: UUID, *, form: str | None = None, va
     with page.services.pool.connection() as conn:
         trends = {s.site_id: sanitation_trend(conn, s.site_id, areas) for s in runs}
         if page.principal.sees_personal_data:  # the contact person is shown: who read it is recorded
-            record_access(conn, page.principal, None, page.request.url.path, detail=str(operator_id))
+            record_access(conn, page.principal, None, read_route(page.request), detail=str(operator_id))
     run_sites = [{"id": str(s.site_id), "name": sites[s.site_id].name, "area_name": _area_name(page, s.site_area),
                   "assigned_on": s.assigned_on, "trend": trends[s.site_id]} for s in runs]
     site_choices = [(r["id"], r["name"]) for r in run_sites]

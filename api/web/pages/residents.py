@@ -14,7 +14,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.history import CATALOGUE
 from api.schemas import DepartureCreate, ErasureCreate, HousingIn, MoveCreate, ResidentCreate, ReturnCreate
@@ -155,7 +155,7 @@ def resident_matches(page: Page, text: str) -> list[dict[str, Any]]:
                  if r.get("status") != ResidenceStatus.DEPARTED.value]
         # the names offered are a search's read (found by a review: a picker left no trace)
         record_names_read(conn, page.principal, [r["id"] for r in shown],
-                          f"{page.request.method} {page.request.url.path}", detail=search_detail(flt.name_token, None))
+                          read_route(page.request), detail=search_detail(flt.name_token, None))
     return page.sorted_by_name(shown, person=True)
 
 
@@ -173,7 +173,7 @@ def resident_names(page: Page, presenter: Presenter, resident_ids: list[UUID]) -
     shown = [r for r, name in names.items() if name is not None]
     if shown:
         with page.services.pool.connection() as conn:
-            record_names_read(conn, page.principal, shown, f"GET {page.request.url.path}")
+            record_names_read(conn, page.principal, shown, read_route(page.request))
     return names
 
 
@@ -339,7 +339,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
     except NotFound:
         return page.render("resident_missing.html", status=404)
     with page.services.pool.connection() as conn:
-        record_access(conn, page.principal, resident_id, page.request.url.path)
+        record_access(conn, page.principal, resident_id, read_route(page.request))
     presenter = Presenter(page.services.app.vault, page.principal, page.lang)
     number = resident.id_number
     facts = {

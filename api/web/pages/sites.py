@@ -21,7 +21,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import reading_as
+from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.sites import operator_record
 from api.schemas import (
@@ -292,7 +292,7 @@ def _site_page(page: Page, site_id: UUID, *, form: str | None = None, values: di
              *(preparation or {}).get("group", [])]
     with page.services.pool.connection() as conn:  # the residents (and members) shown by full name: a read of them
         record_names_read(conn, page.principal, [*(r["id"] for r in residents), *(m.get("resident_id") for m in named)],
-                          page.request.url.path, detail=str(site_id))
+                          read_route(page.request), detail=str(site_id))
     forms = _defaults(page, site)
     if form is not None and values is not None:
         forms[form] = values
