@@ -27,7 +27,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
+from domain.common import ERASED, OFFICE_TZ, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
 from domain.money import format_money, parse_money
 from domain.residents import LegalBasis
 from domain.sites import OperatorType
@@ -190,7 +190,7 @@ class Operator(Aggregate):
                         recorded_at: datetime) -> None:
         """The contact person's personal data was erased: the keys that sealed it destroyed, the rest kept."""
         self.contact = ERASED
-        self.contact_erased_on = recorded_at.date().isoformat()
+        self.contact_erased_on = recorded_at.astimezone(OFFICE_TZ).date().isoformat()  # the office's day
         self.former_contacts = []
 
     # -- retention: former contact persons ------------------------------------

@@ -10,7 +10,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.common import ERASED, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
+from domain.common import ERASED, OFFICE_TZ, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
 from domain.identity import IdentityNumber
 from domain.sites import HousingSite
 
@@ -452,7 +452,8 @@ class Resident(Aggregate):
         self._housed(effective_date, {"kind": HousingKind.OTHER.value, "address": None, "landlord": None})
 
     def change_employer(self, *, employer: str | None, effective_date: date, stamp: Stamp) -> None:
-        self.check_present()
+        # Not check_present: a change of a day before a departure, told late, is taken (found by
+        # a review); a day they were away is refused (check_present_on).
         self.check_not_erased()
         check_effective_date(effective_date, stamp, earliest=self.registered_on)
         self.check_present_on(effective_date, "effective_date")
@@ -778,7 +779,8 @@ class Resident(Aggregate):
         except ValueError:
             raise InvalidValue("kind", f"unknown service {kind!r}; one of: "
                                + ", ".join(k.value for k in ServiceKind), rule="service_kind") from None
-        self.check_present()
+        # A clinic reports late: a service of a day before a departure is taken after it (found by
+        # a review); one dated while they were away is not (_check_service_date).
         self._check_service_date(delivered_on, stamp, "delivered_on")
         self._service_delivered(kind=service.value, delivered_on=delivered_on, provider=provider,
                                 site_id=self.site_id, area=self.area, **stamp.event_fields())
@@ -827,7 +829,7 @@ class Resident(Aggregate):
         # [erased], which readers show as not recorded too.
         self.household_relation = None
         self.housing = {**self.housing, "address": None, "landlord": None}
-        self.erased_on = recorded_at.date().isoformat()
+        self.erased_on = recorded_at.astimezone(OFFICE_TZ).date().isoformat()  # the office's day
         self.dependants = {k: {**v, "name": ERASED} for k, v in self.dependants.items()}
         if self.departure_reason is not None:  # sealed under their key: read back, it is [erased] too
             self.departure_reason = ERASED

@@ -119,7 +119,7 @@ def test_refused_service_commands_name_their_rule_and_store_nothing(caseworker: 
                                                         "provider": "P"}),
          409, "effective_date_before_registration", None),
         (caseworker.post(f"/residents/{gone}/services", {"kind": "legal_aid", "delivered_on": "2026-03-01",
-                                                         "provider": "P"}), 409, "resident_departed", None),
+                                                         "provider": "P"}), 409, "resident_away_then", None),
         (caseworker.get("/services/monthly", params={"from": "2026-05", "to": "2026-01"}),
          422, "month_range", "from"),
     ]
@@ -186,3 +186,19 @@ def test_the_school_gaps_view_equals_a_fold_of_the_events(caseworker: Api, super
     year = date(2026, 1, 1).year
     gaps = caseworker.get("/services/school-gaps", params={"area": area, "year": year}).json()["items"]
     assert {i["site_id"]: i["children_without_place"] for i in gaps} == fold_gaps(services, residents, year)
+
+
+def test_a_service_or_an_employer_of_a_day_before_a_departure_told_late_is_taken(caseworker: Api) -> None:
+    """Found by a review: a clinic's late report of a health check was refused once the resident had
+    left, though the check was on a day they lived here."""
+    rid, _ = family(caseworker, unique_area("Late"), None, [])
+    assert caseworker.post(f"/residents/{rid}/departure", {"effective_date": "2026-06-01", "reason": "home"}
+                           ).status_code == 200
+    told = caseworker.post(f"/residents/{rid}/services", {"kind": "health_check", "delivered_on": "2026-05-01",
+                                                          "provider": "Clinic"})
+    assert told.status_code == 200, told.text
+    job = caseworker.post(f"/residents/{rid}/employer", {"employer": "Ningbo Port", "effective_date": "2026-05-10"})
+    assert job.status_code == 200, job.text
+    away = caseworker.post(f"/residents/{rid}/services", {"kind": "health_check", "delivered_on": "2026-07-01",
+                                                          "provider": "Clinic"})
+    assert away.status_code == 409 and away.json()["rule"] == "resident_away_then"
