@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from domain.common import ISO_DAY
+from domain.common import FIRST_YEAR, ISO_DAY, LAST_YEAR
 from domain.residents import HouseholdRelation, LegalBasis
 from domain.sites import Facility, OperatorType
 
@@ -69,20 +69,34 @@ IdNumber = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 _ISO_MOMENT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?")
 
 
+def _year_in_range(text: str) -> None:
+    if not FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
+        raise PydanticCustomError("date_out_of_range", "a year from {first} to {last}",
+                                  {"first": FIRST_YEAR, "last": LAST_YEAR})
+
+
 def iso_date(value: Any) -> Any:
-    if isinstance(value, date) or (isinstance(value, str) and ISO_DAY.fullmatch(value)):
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and ISO_DAY.fullmatch(value):
+        _year_in_range(value)
         return value
     raise PydanticCustomError("date_format", "a date as text YYYY-MM-DD, e.g. 2026-11-01")
 
 
 def iso_moment(value: Any) -> Any:
-    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_MOMENT.fullmatch(value)):
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_MOMENT.fullmatch(value):
+        _year_in_range(value)
         return value
     raise PydanticCustomError("datetime_format", "a moment as ISO 8601 text with its UTC offset, "
                                                  "e.g. 2026-06-01T12:00:00+08:00")
 
 
 IsoDate = Annotated[date, BeforeValidator(iso_date)]
+# A month as a query parameter: YYYY-MM, from 1900-01 to 2999-12.
+MONTH_PATTERN = r"^(19|2[0-9])[0-9]{2}-(0[1-9]|1[0-2])$"
 IsoMoment = Annotated[datetime, BeforeValidator(iso_moment)]
 
 

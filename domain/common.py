@@ -139,9 +139,15 @@ def check_distinct_residents(entries: Iterable[Mapping[str, Any]], field_name: s
 ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
+# The years a day may name: an office's records, a resident's birth, a permit's validity (found by
+# a review: 0001-01-01 passed the format and failed the arithmetic, twelve months before or a time
+# zone's offset, with a 500).
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
 def iso_day(text: str | None) -> date | None:
-    """The day ``text`` writes as YYYY-MM-DD, or None when it writes none."""
-    if not text or not ISO_DAY.fullmatch(text):
+    """The day ``text`` writes as YYYY-MM-DD (from 1900 to 2999), or None when it writes none."""
+    if not text or not ISO_DAY.fullmatch(text) or not FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
         return None
     try:
         return date.fromisoformat(text)

@@ -27,7 +27,7 @@ from api.deps import (
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.problems import Problem
-from api.schemas import AreaName, Body, IsoDate, Name, Public
+from api.schemas import MONTH_PATTERN, AreaName, Body, IsoDate, Name, Public
 from application.audit import record_access
 from domain.active_members import ActiveMember, ActiveMemberRole, LossReason
 from domain.common import OFFICE_TZ
@@ -37,7 +37,7 @@ from projections.active_members import list_active_members, monthly, site_summar
 router = APIRouter(prefix="/active-members", tags=["active members"])
 
 Work = Annotated[Command, command_dependency(*STAFF_ROLES)]
-Month = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
+Month = Annotated[str, Query(pattern=MONTH_PATTERN, description="a month, YYYY-MM")]
 MAX_MONTHS = 60
 
 

@@ -17,7 +17,7 @@ from api.access import READERS, STAFF, AreaRule, access
 from api.deps import RECORDED, Command, PrincipalDep, ServicesDep, after, command_dependency, respond
 from api.deps import STAFF as STAFF_ROLES
 from api.problems import Problem
-from api.schemas import AreaName, Body, Name, Public, Reason
+from api.schemas import MONTH_PATTERN, AreaName, Body, Name, Public, Reason
 from domain.common import OFFICE_TZ
 from domain.residents import MIN_BIRTH_YEAR, DependantRelation, ServiceKind, add_months
 from projections.services import SCHOOL_AGE, school_gaps, services_by_month
@@ -26,7 +26,7 @@ router = APIRouter(tags=["services"])
 
 ResidentCommand = Annotated[Command, command_dependency(*STAFF_ROLES)]
 DependantId = Annotated[str, Field(min_length=1, max_length=40)]
-Month = Annotated[str, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="a month, YYYY-MM")]
+Month = Annotated[str, Query(pattern=MONTH_PATTERN, description="a month, YYYY-MM")]
 MAX_MONTHS = 60
 
 

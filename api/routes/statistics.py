@@ -15,7 +15,7 @@ from pydantic import Field
 from api.access import READERS, AreaRule, access
 from api.deps import Language, Limit, PrincipalDep, ServicesDep, after, after_all, page_response, respond
 from api.problems import Problem
-from api.schemas import AreaName, IsoDate, IsoMoment, Name, PageOut, Public, StatisticsRow, SupportRow
+from api.schemas import MONTH_PATTERN, AreaName, IsoDate, IsoMoment, Name, PageOut, Public, StatisticsRow, SupportRow
 from application.areas import AreaDirectory
 from projections.active_members import monthly as active_member_months
 from projections.operators import support_by_type
@@ -25,7 +25,7 @@ from projections.site_occupancy import BAND
 from projections.statistics import monthly_statistics
 
 router = APIRouter(tags=["statistics"])
-Month = Annotated[str | None, Query(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Month = Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM")]
 
 
 @router.get("/statistics", response_model=PageOut[StatisticsRow])

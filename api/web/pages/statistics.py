@@ -26,7 +26,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pygal.style import Style
 
-from api.schemas import CONTROL_CHARACTERS
+from api.schemas import CONTROL_CHARACTERS, MONTH_PATTERN
 from api.web.core import Page, current_page, is_digits
 from domain.common import DomainError
 from projections.pages import BadCursor
@@ -34,7 +34,7 @@ from projections.reporting_delays import BUCKETS, KINDS, DelayFilter, reporting_
 from projections.statistics import monthly_statistics
 
 router = APIRouter()
-MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
+MONTH = re.compile(MONTH_PATTERN)  # 1900-01 to 2999-12, as the API takes it
 DELAYS_PAGE_SIZE = 50  # rows (month, area, recorder) per page of the reporting delays
 ACTOR_MAX = 100  # as the API's Name
 CHART_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
