@@ -105,6 +105,12 @@ def test_history_is_refused_outside_the_callers_areas_and_for_bad_cursors(
     assert elsewhere.get(f"/residents/{resident}/history").status_code == 404
     bad = caseworker.get(f"/residents/{resident}/history", params={"cursor": "not-a-cursor"})
     assert bad.status_code == 422
+    from projections.pages import encode_cursor
+
+    # made up, though well formed (found by a review): a version the record does not have
+    for made_up in ("-1", "0", "99999999999999999999999", "2"):
+        answer = caseworker.get(f"/residents/{resident}/history", params={"cursor": encode_cursor(made_up)})
+        assert answer.status_code == 422 and answer.json()["rule"] == "invalid_cursor", (made_up, answer.text)
     assert caseworker.get(f"/residents/{uuid.uuid4()}/history").status_code == 404
 
 
@@ -310,6 +316,11 @@ def test_paging_the_access_log_ends_although_each_read_of_it_is_logged(auditor: 
         seen += [e["id"] for e in page["items"]]
         cursor, pages = page["next"], pages + 1
     assert cursor is None and pages == first["total"] == len(seen) == len(set(seen)) and pages >= 3, (first, pages)
+    from projections.pages import encode_cursor
+
+    for made_up in (("-5", "-5"), ("1", "99999999999999999999999"), ("9", "3"), ("0",)):
+        answer = auditor.get("/audit/access-log", params={**query, "cursor": encode_cursor(*made_up)})
+        assert answer.status_code == 422 and answer.json()["rule"] == "invalid_cursor", (made_up, answer.text)
 
 
 # -- the chain over the store ------------------------------------------------------------------

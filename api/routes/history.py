@@ -55,12 +55,24 @@ def shown_reason(name: str, event: Any, presenter: Presenter) -> str | None:
     return None if shown is None else str(shown)
 
 
-def _cursor(cursor: str | None) -> int:
+BIGGEST = 2**63 - 1  # a bigint: no version, position or row id is larger
+
+
+def _number(text: str, at_most: int = BIGGEST) -> int:
+    """A number a cursor names: one this service issued is from 1 up (found by a review: -1 and
+    99999999999999999999999 were taken, and gave the first page or an empty one)."""
+    value = int(text)
+    if not 1 <= value <= at_most:
+        raise ValueError(text)
+    return value
+
+
+def _cursor(cursor: str | None, at_most: int = BIGGEST) -> int:
     if not cursor:
         return 0
     try:
         (value,) = decode_cursor(cursor)
-        return int(value)
+        return _number(value, at_most)
     except ValueError:
         raise BadCursor("cursor is not one this service issued") from None
 
@@ -71,7 +83,9 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                  ) -> JSONResponse:
         with reading_as(principal):
             record: Any = services.app.load(kind, aggregate_id)
-        entries = history(services.app, aggregate_id, CATALOGUE, after_version=_cursor(cursor), limit=limit + 1)
+        # A cursor names a version the record has (it never loses one).
+        entries = history(services.app, aggregate_id, CATALOGUE, after_version=_cursor(cursor, record.version),
+                          limit=limit + 1)
         presenter = Presenter(services.app.vault, principal, lang)
 
         def area_name(code: str) -> str:
@@ -163,9 +177,9 @@ def _log_cursor(cursor: str | None) -> tuple[int, int | None]:
     try:
         values = decode_cursor(cursor)
         if len(values) == 1:  # a cursor issued before the bound
-            return int(values[0]), None
+            return _number(values[0]), None
         after, upto = values
-        return int(after), int(upto)
+        return _number(after, _number(upto)), _number(upto)  # the last shown is within the bound
     except ValueError:
         raise BadCursor("cursor is not one this service issued") from None
 
