@@ -67,6 +67,22 @@ def decode_keyset(token: str, parse_key: Callable[[str], Any] = str) -> list[Any
         raise BadCursor("cursor is not one this service issued") from None
 
 
+def page_of(rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], tuple[str, ...]], limit: int,
+            cursor: str | None, newest_first: bool = False) -> Page:
+    """A page of ``rows`` in ``key`` order (descending with ``newest_first``) for a list that is
+    read whole (areas, keys, a district's statistics: tens to thousands of rows); ``next`` names
+    the last row's key."""
+    ordered = sorted(rows, key=key, reverse=newest_first)
+    if cursor:
+        after = tuple(decode_cursor(cursor))
+        if ordered and len(after) != len(key(ordered[0])):
+            raise BadCursor("cursor is not one this service issued")
+        ordered = [r for r in ordered if (key(r) < after if newest_first else key(r) > after)]
+    shown = ordered[:limit]
+    next_cursor = encode_cursor(*key(shown[-1])) if len(ordered) > limit and shown else None
+    return Page(items=shown, total=len(rows), next_cursor=next_cursor)
+
+
 def place_clauses(site_id: Any, area: str | None, areas: list[str] | None, alias: str) -> tuple[list[str], list[Any]]:
     """Conditions on a view's ``site_id`` and ``area`` (``areas``: the caller's, None for all)."""
     clauses: list[str] = []

@@ -11,12 +11,22 @@ from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, Field
 
 from api.access import ADMINS, READERS, AreaRule, access
-from api.deps import RECORDED, Command, PrincipalDep, ServicesDep, command_dependency, created, respond
+from api.deps import (
+    RECORDED,
+    Command,
+    Limit,
+    PrincipalDep,
+    ServicesDep,
+    command_dependency,
+    created,
+    page_response,
+)
 from api.problems import Problem
 from api.schemas import AreaName, AreaPublic, Body, KeyIssued, KeyPublic, Name, PageOut, Reason
 from domain.access import Scope
 from domain.areas import AreaLevel
 from domain.common import Role
+from projections.pages import page_of
 
 router = APIRouter(tags=["areas and access"])
 
@@ -58,12 +68,13 @@ class KeyRevocation(Body):
 
 @router.get("/areas", response_model=PageOut[AreaPublic])
 @access(READERS, AreaRule.NONE)
-def list_areas(services: ServicesDep, _: PrincipalDep) -> JSONResponse:
-    """Every area of the district: code, Chinese and English name, level, and the area it lies under."""
-    areas = sorted(services.app.areas.refresh().values(), key=lambda a: a.code)
-    items = [AreaPublic(code=a.code, name_zh=a.name_zh, name_en=a.name_en, level=a.level, parent=a.parent_code,
-                        version=a.version) for a in areas]
-    return respond(PageOut[AreaPublic](items=items, total=len(items), next=None))
+def list_areas(services: ServicesDep, _: PrincipalDep, limit: Limit,
+               cursor: Annotated[str | None, Query(max_length=500)] = None) -> JSONResponse:
+    """Every area of the district, by code, a page at a time: code, Chinese and English name, level, and the area
+    it lies under."""
+    rows = [{"code": a.code, "name_zh": a.name_zh, "name_en": a.name_en, "level": a.level, "parent": a.parent_code,
+             "version": a.version} for a in services.app.areas.refresh().values()]
+    return page_response(page_of(rows, lambda r: (r["code"],), limit, cursor), {}, item_model=AreaPublic)
 
 
 @router.post("/areas", status_code=201, responses=created("area"))
@@ -87,17 +98,19 @@ def rename_area(code: Code, body: AreaRename, cmd: Admin) -> JSONResponse:
 
 @router.get("/keys", response_model=PageOut[KeyPublic])
 @access(ADMINS, AreaRule.LIST)
-def list_keys(services: ServicesDep, principal: PrincipalDep,
-              user_id: Annotated[Name | None, Query()] = None) -> JSONResponse:
-    """API keys (admins): who holds them, role, areas, scopes, and when each was revoked. Never the keys."""
+def list_keys(services: ServicesDep, principal: PrincipalDep, limit: Limit,
+              user_id: Annotated[Name | None, Query()] = None,
+              cursor: Annotated[str | None, Query(max_length=500)] = None) -> JSONResponse:
+    """API keys (admins), newest first, a page at a time: who holds them, role, areas, scopes, and when each was
+    revoked. Never the keys."""
     if principal.actor.role is not Role.ADMIN:
         raise Problem(403, "Forbidden", "only admins manage keys", rule="role_not_allowed")
     from application import keys
 
-    rows = keys.list_keys(services.pool, user_id, principal.area_filter())
-    items = [KeyPublic.model_validate({**r, "areas": list(r["areas"]), "scopes": list(r["scopes"] or [])})
-             for r in rows]
-    return respond(PageOut[KeyPublic](items=items, total=len(items), next=None), {"Cache-Control": "no-store"})
+    rows = [{**r, "areas": list(r["areas"]), "scopes": list(r["scopes"] or [])}
+            for r in keys.list_keys(services.pool, user_id, principal.area_filter())]
+    page = page_of(rows, lambda r: (r["created_at"].isoformat(), str(r["key_id"])), limit, cursor, newest_first=True)
+    return page_response(page, {"Cache-Control": "no-store"}, item_model=KeyPublic)
 
 
 @router.post("/keys", status_code=201, responses={201: {"model": KeyIssued, "description": "the key, once"}})

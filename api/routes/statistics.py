@@ -19,6 +19,7 @@ from api.schemas import MONTH_PATTERN, AreaName, IsoDate, IsoMoment, Name, PageO
 from application.areas import AreaDirectory
 from projections.active_members import monthly as active_member_months
 from projections.operators import support_by_type
+from projections.pages import page_of
 from projections.reporting_delays import DelayFilter, reporting_delays
 from projections.residence_periods import PopulationQuery, office_day, population
 from projections.site_occupancy import BAND
@@ -34,13 +35,15 @@ def statistics(
     services: ServicesDep,
     principal: PrincipalDep,
     headers: Annotated[dict[str, str], after("statistics")],
+    limit: Limit,
     area: Annotated[AreaName | None, Query()] = None,
     from_month: Month = None,
     to_month: Month = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> JSONResponse:
-    """Per area and month (of the effective date): arrivals, departures, moves, population at month end,
-    turnover rate (departures / population at the month's start); disputes opened and resolved by
-    category with the median days to resolve."""
+    """Per area and month (of the effective date), by area then month, a page at a time: arrivals, departures,
+    moves, population at month end, turnover rate (departures / population at the month's start); disputes opened
+    and resolved by category with the median days to resolve."""
     if from_month and to_month and from_month > to_month:  # found by a review: answered with nothing
         raise Problem(422, "Invalid request", f"from_month {from_month} is after to_month {to_month}",
                       rule="month_range", errors=[{"field": "from_month", "rule": "month_range",
@@ -49,8 +52,8 @@ def statistics(
     with services.pool.connection() as conn:
         items = monthly_statistics(conn, area=code, from_month=from_month, to_month=to_month,
                                    areas=principal.area_filter())
-    body = PageOut[StatisticsRow](items=[StatisticsRow.model_validate(i) for i in items], total=len(items), next=None)
-    return respond(body, headers)
+    page = page_of(items, lambda r: (r["area"], r["month"]), limit, cursor)
+    return page_response(page, headers, item_model=StatisticsRow)
 
 
 # -- the seed's questions ----------------------------------------------------------------------
