@@ -380,6 +380,9 @@ def test_control_characters_and_broken_unicode_in_text_are_refused(caseworker: A
 def test_a_nul_in_a_query_is_refused(caseworker: Api) -> None:
     answer = caseworker.get("/disputes", params={"assignee": "a\x00b"})
     assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["errors"][0]["field"] == "assignee"  # the parameter, not "query" (found by a review)
+    named = caseworker.get("/residents", params={"area": "xinqi", "name": "\x1b"})
+    assert named.status_code == 422 and named.json()["errors"][0]["field"] == "name"
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xfe{\"name\": 1}", b"[" * 100_000 + b"]" * 100_000, b'{"name": "\xc3"}'])
