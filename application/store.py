@@ -45,6 +45,7 @@ from application.privacy import SCHEMA as PII_SCHEMA
 from application.privacy import TEXTS_LOCK, MasterKeyMissing, MemoryKeyStore, NewKey, PgKeyStore, PrivateMapper, Vault
 from application.users import SCHEMA as USERS_SCHEMA
 from domain.common import InvalidValue
+from domain.residents import Resident
 
 IDEMPOTENCY_TABLE = "liudong_idempotency"
 
@@ -298,6 +299,7 @@ class LiudongRecorder(PostgresApplicationRecorder):
         (``side_effects``: SQL and parameters, e.g. the areas and the API keys)."""
         claim: IdempotencyClaim | None = kwargs.get("idempotency")
         effects: list[tuple[Any, Sequence[Any]]] = list(kwargs.get("side_effects") or [])
+        consulted: list[UUID] = list(kwargs.get("consulted") or [])
         mapper = self.private_mapper
         new_keys = mapper.vault.take_new_keys(mapper.sealed_keys(list(stored_events))) if mapper else []
         if claim is None and not effects and not new_keys and not stored_events:
@@ -307,10 +309,11 @@ class LiudongRecorder(PostgresApplicationRecorder):
             # Grouped unless it writes registry rows, a free text or a record naming residents
             # (whose transaction waits for an erasure scanning them: it would hold every writer of
             # the batch with it).
-            if self.group_commit is not None and not effects and not any(_waits_for_erasures(k) for k in new_keys):
+            if self.group_commit is not None and not effects and not consulted and not any(
+                    _waits_for_erasures(k) for k in new_keys):
                 ids = self.group_commit.run(_Write(stored_events, claim, new_keys), self._insert_group)
             else:
-                ids = self._insert(stored_events, claim, effects, new_keys)
+                ids = self._insert(stored_events, claim, effects, new_keys, consulted)
         except (IntegrityError, psycopg.IntegrityError):
             # Another process stored these records first (a lost race, decided again on fresh
             # state): the keys made for them are not to be used, or this process would go on
@@ -323,14 +326,16 @@ class LiudongRecorder(PostgresApplicationRecorder):
         return ids
 
     def _insert(self, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
-                effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey]) -> list[int]:
+                effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey],
+                consulted: Sequence[UUID] = ()) -> list[int]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if any(_waits_for_erasures(k) for k in new_keys):  # an erasure scanning them waits for these
+            if consulted or any(_waits_for_erasures(k) for k in new_keys):  # an erasure scanning them waits
                 curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
                 # ...and these wait for an erasure: a record naming a resident erased since it was
-                # decided (a dispute naming them as a party) is decided again, and refused (found
-                # by a review: one logged while the erasure ran kept their data readable for good)
-                named = sorted({s for k in new_keys for s in k.subjects if s != k.key_id})
+                # decided (a dispute naming them as a party, an election or an employer naming them)
+                # is decided again, and refused (found by reviews: one logged while the erasure ran
+                # kept their data readable for good; one stored after it recorded something new of them)
+                named = sorted({s for k in new_keys for s in k.subjects if s != k.key_id} | set(consulted))
                 if named and curs.execute("SELECT 1 FROM pii_keys WHERE key_id = ANY(%s) AND wrapped IS NULL"
                                           " AND destroyed_at IS NOT NULL LIMIT 1", (named,)).fetchone():
                     raise IntegrityError("a resident this record names was erased meanwhile")
@@ -519,6 +524,7 @@ class OfficeApplication(Application[UUID]):
         scope = current_scope()
         if field_name is None and scope is not None and not scope.allows(area_of(aggregate)):
             raise NotFound(_kind_name(kind), aggregate_id, field_name)
+        _note_consulted(aggregate)
         return aggregate
 
     def load_in_scope(self, kind: type[A], aggregate_id: UUID, field_name: str) -> A:
@@ -609,14 +615,21 @@ class OfficeApplication(Application[UUID]):
             PENDING_CLAIM.set(None)
             idempotency = pending
         for _ in range(self.command_retries):
-            target, changed = decide()
+            token = _CONSULTED.set(set())
+            try:
+                target, changed = decide()
+                consulted = _CONSULTED.get() or set()
+            finally:
+                _CONSULTED.reset(token)
+            consulted -= {a.id for a in changed if a is not None}
             extra = details() if details is not None else {}
             if idempotency is not None:
                 idempotency.target = (target.id, target.version)
                 idempotency.details = extra
             effects = side_effects() if side_effects is not None else []
             try:
-                recordings = self.save(*changed, idempotency=idempotency, side_effects=effects)
+                recordings = self.save(*changed, idempotency=idempotency, side_effects=effects,
+                                       consulted=sorted(consulted))
             except IntegrityError as error:
                 if _violates(error, "liudong_idempotency_pkey"):
                     raise IdempotencyKeyTaken() from error
@@ -637,6 +650,19 @@ class OfficeApplication(Application[UUID]):
 # web pages: a form's one-time token, so a double click stores the command once). The first
 # command run takes it.
 PENDING_CLAIM: contextvars.ContextVar[IdempotencyClaim | None] = contextvars.ContextVar("pending_claim", default=None)
+
+
+# The residents a command's decision read (not erased then), so that what it stores waits for an
+# erasure running meanwhile and, if one erased them, is decided again (and refused: nothing new is
+# recorded of an erased person). Found by a review: an election decided while the erasure of a
+# candidate ran stored after it.
+_CONSULTED: contextvars.ContextVar[set[UUID] | None] = contextvars.ContextVar("consulted", default=None)
+
+
+def _note_consulted(aggregate: Aggregate) -> None:
+    consulted = _CONSULTED.get()
+    if consulted is not None and isinstance(aggregate, Resident) and aggregate.erased_on is None:
+        consulted.add(aggregate.id)
 
 
 def _waits_for_erasures(key: NewKey) -> bool:

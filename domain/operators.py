@@ -29,7 +29,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.common import ERASED, OFFICE_TZ, InvalidValue, RuleViolated, Stamp, check_effective_date, mentions
 from domain.money import format_money, parse_money
-from domain.residents import LegalBasis
+from domain.residents import LegalBasis, Resident
 from domain.sites import OperatorType
 
 EARLIEST_REPORT_YEAR = 2000
@@ -258,14 +258,19 @@ class Operator(Aggregate):
         self.sites.pop(site_id.hex, None)
 
     # -- employees ----------------------------------------------------------
-    def link_employee(self, *, resident_id: UUID, linked_on: date, stamp: Stamp) -> None:
+    def link_employee(self, *, resident: Resident, linked_on: date, stamp: Stamp) -> None:
         """An employer operator houses its own workers: only it links employees (a fact
-        about employment; support never depends on it)."""
+        about employment; support never depends on it). The resident is on the register on
+        ``linked_on``, in the district that day, and not erased (found by a review: an erased
+        resident, and a link dated years before their registration, were taken)."""
+        resident_id = resident.id
         if self.operator_type != OperatorType.EMPLOYER:
             raise RuleViolated(f"operator {self.id} is a {self.operator_type}; only an employer operator has "
                                "employees", rule="employees_only_for_employer_operator",
                                operator_type=self.operator_type)
-        check_effective_date(linked_on, stamp, field_name="linked_on")
+        resident.check_not_erased()
+        check_effective_date(linked_on, stamp, earliest=resident.registered_on, field_name="linked_on")
+        resident.check_present_on(linked_on, "linked_on")
         if resident_id.hex in self.employees:
             raise RuleViolated(f"resident {resident_id} is already linked to operator {self.id} as an employee",
                                rule="employee_already_linked", resident_id=str(resident_id))

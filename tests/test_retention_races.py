@@ -87,3 +87,37 @@ def test_a_sweep_working_from_a_stale_list_erases_only_who_is_still_due(
     erased = {r: caseworker.get(f"/residents/{r}").json().get("erased_on") is not None
               for r in (due, returned, held, recent)}
     assert erased == {due: True, returned: False, held: False, recent: False}
+
+
+def test_a_record_decided_on_a_resident_erased_before_it_is_stored_is_decided_again_and_refused(
+        base_url: str, keys: dict[str, str], caseworker: Api, supervisor: Api,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: an election (here an employer's link) decided on a candidate while their
+    erasure ran was stored after it, recording something new of an erased person. The residents a
+    decision reads wait for an erasure when stored, and one erased meanwhile has it decided again."""
+    from domain.operators import Operator
+
+    resident = caseworker.post("/residents", resident_body()).json()["id"]
+    employer = supervisor.post("/operators", {"type": "employer", "name": "Shenzhou Knitting", "area": "xinqi",
+                                              "contact": "Chen Jie 13800000000"})
+    assert employer.status_code == 201, employer.text
+    decide = Operator.link_employee
+    erasures: list[httpx.Response] = []
+
+    def decided_then_erased(self: Operator, **kwargs: Any) -> None:
+        decide(self, **kwargs)  # decided on the resident as they stood
+        if not erasures:  # the erasure commits between this decision and its write
+            def erase() -> None:
+                with httpx.Client(base_url=base_url, timeout=60) as client:
+                    erasures.append(client.post(f"/residents/{resident}/erasure", json=ERASURE,
+                                                headers={"Authorization": f"Bearer {keys['supervisor']}"}))
+            thread = threading.Thread(target=erase)
+            thread.start()
+            thread.join()
+
+    monkeypatch.setattr(Operator, "link_employee", decided_then_erased)
+    linked = caseworker.post(f"/operators/{employer.json()['id']}/employees",
+                             {"resident_id": resident, "linked_on": "2026-04-01"})
+    assert [e.status_code for e in erasures] == [200], [e.text for e in erasures]
+    assert linked.status_code == 409 and linked.json()["rule"] == "already_erased", linked.text
+    assert supervisor.get(f"/operators/{employer.json()['id']}").json()["employees"] == []

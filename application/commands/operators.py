@@ -87,8 +87,8 @@ class OperatorCommands(OfficeApplication):
                                expected_version: int | None = None,
                                idempotency: IdempotencyClaim | None = None) -> CommandResult:
         def act(operator: Operator) -> None:
-            self.load_in_scope(Resident, resident_id, field_name="resident_id")
-            operator.link_employee(resident_id=resident_id, linked_on=linked_on, stamp=stamp)
+            resident = self.load_in_scope(Resident, resident_id, field_name="resident_id")
+            operator.link_employee(resident=resident, linked_on=linked_on, stamp=stamp)
 
         return self._operator_command(operator_id, act, expected_version, idempotency)
 

@@ -11,8 +11,11 @@ import pytest
 
 from domain.cobuilding import Pairing
 from domain.common import Actor, InvalidValue, Role, RuleViolated, Stamp
+from domain.identity import IdentityNumber
 from domain.operators import Operator, SiteOperatorClaim, YearlyReport, site_claim_id
+from domain.residents import Resident
 from domain.sites import OperatorType
+from tests.factories import id_number
 
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 2026-11-25 in Shanghai
 SUPERVISOR = Stamp(Actor("sup-1", Role.SUPERVISOR), NOW)
@@ -113,17 +116,24 @@ def test_only_a_site_the_operator_runs_is_released_and_not_before_it_was_assigne
 
 
 # -- employees ------------------------------------------------------------------
+def a_resident(registered_on: date = date(2026, 3, 1)) -> Resident:
+    return Resident.register(id_number=IdentityNumber.parse(id_number()), name="Li Wei", phone="13800138000",
+                             hometown="Anhui", employer=None, area="xinqi", registered_on=registered_on,
+                             stamp=SUPERVISOR)
+
+
 @pytest.mark.parametrize("operator_type", ["village_cooperative", "government_entrusted"])
 def test_only_an_employer_operator_links_employees(operator_type: str) -> None:
     error = refused(RuleViolated, lambda: an_operator(operator_type).link_employee(
-        resident_id=uuid4(), linked_on=date(2026, 5, 1), stamp=SUPERVISOR))
+        resident=a_resident(), linked_on=date(2026, 5, 1), stamp=SUPERVISOR))
     assert error.rule == "employees_only_for_employer_operator"
 
 
 def test_an_employer_links_and_unlinks_an_employee_once() -> None:
-    employer, resident = an_operator("employer"), uuid4()
-    employer.link_employee(resident_id=resident, linked_on=date(2026, 5, 1), stamp=SUPERVISOR)
-    again = refused(RuleViolated, lambda: employer.link_employee(resident_id=resident, linked_on=date(2026, 5, 2),
+    employer, person = an_operator("employer"), a_resident()
+    resident = person.id
+    employer.link_employee(resident=person, linked_on=date(2026, 5, 1), stamp=SUPERVISOR)
+    again = refused(RuleViolated, lambda: employer.link_employee(resident=person, linked_on=date(2026, 5, 2),
                                                                  stamp=SUPERVISOR))
     assert again.rule == "employee_already_linked"
     early = refused(RuleViolated, lambda: employer.unlink_employee(resident_id=resident,
@@ -134,6 +144,26 @@ def test_an_employer_links_and_unlinks_an_employee_once() -> None:
                                                                   unlinked_on=date(2026, 9, 2), stamp=SUPERVISOR))
     assert gone.rule == "employee_not_linked"
     assert employer.employees == {}
+
+
+def test_an_employee_is_on_the_register_in_the_district_and_not_erased_on_the_day_linked() -> None:
+    """Found by a review: an erased resident, one away from the district, and a link dated years
+    before the registration were all taken."""
+    employer = an_operator("employer")
+    before = refused(RuleViolated, lambda: employer.link_employee(resident=a_resident(), linked_on=date(2020, 1, 1),
+                                                                  stamp=SUPERVISOR))
+    assert before.rule == "effective_date_before_registration"
+    gone = a_resident()
+    gone.depart(effective_date=date(2026, 6, 1), reason="home", stamp=SUPERVISOR)
+    away = refused(RuleViolated, lambda: employer.link_employee(resident=gone, linked_on=date(2026, 7, 1),
+                                                                stamp=SUPERVISOR))
+    assert away.rule == "resident_away_then"
+    employer.link_employee(resident=gone, linked_on=date(2026, 5, 1), stamp=SUPERVISOR)  # told late: taken
+    erased = a_resident()
+    erased.erase_personal_data(legal_basis="data_subject_request", note="request 1", stamp=SUPERVISOR)
+    refusal = refused(RuleViolated, lambda: employer.link_employee(resident=erased, linked_on=date(2026, 5, 1),
+                                                                   stamp=SUPERVISOR))
+    assert refusal.rule == "already_erased"
 
 
 # -- yearly reports -------------------------------------------------------------
