@@ -120,6 +120,25 @@ def parse_instalments(
     return sorted(parsed, key=lambda i: i.due_on or date.max)
 
 
+def _check_instalment_dates(instalments: Sequence[tuple[str | Decimal, date]], fiscal_year: int,
+                            stamp: Stamp) -> None:
+    """A phased subsidy's instalments fall due from the day it is asked for to the end of the year
+    after its program's fiscal year, as a reward in lieu's deadline does (found by a review: one due
+    in 2001 was payable at once, a phased subsidy paid as one-off; one due in 2099 held the budget
+    for 73 years)."""
+    latest = date(fiscal_year + 1, 12, 31)
+    for index, (_, due_on) in enumerate(instalments):
+        if due_on < stamp.today:
+            raise InvalidValue(f"instalments.{index}.due_on", f"instalment {index + 1} is due on "
+                               f"{due_on.isoformat()}, before the application ({stamp.today.isoformat()})",
+                               rule="instalment_due_in_past")
+        if due_on > latest:
+            raise InvalidValue(f"instalments.{index}.due_on", f"instalment {index + 1} is due on "
+                               f"{due_on.isoformat()}, after {latest.isoformat()}: the budget of fiscal year "
+                               f"{fiscal_year} is carried over one year at most",
+                               rule="instalment_due_after_carry_over", latest=latest.isoformat())
+
+
 class SubsidyProgram(Aggregate):
     """A budget for one purpose and fiscal year, and the payment modes it allows.
 
@@ -260,6 +279,7 @@ class SubsidyApplication(Aggregate):
         payment_mode = _vocabulary_value(PaymentMode, mode, "mode")
         plan = parse_instalments(payment_mode, requested, instalments)
         program.check_mode_allowed(payment_mode)
+        _check_instalment_dates(instalments or [], program.fiscal_year, stamp)
         if requested > program.budget:  # could never be approved (found by a review)
             raise InvalidValue("amount", f"{format_money(requested)} is more than the whole budget of subsidy "
                                f"program {program.id} ({format_money(program.budget)})",

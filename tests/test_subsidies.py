@@ -495,6 +495,13 @@ def test_unknown_fields_are_refused(
          "instalments_sum_mismatch"),
         ({"instalments": [{"amount": "50.00", "due_on": TODAY}, {"amount": "50.00", "due_on": TODAY}]},
          "instalments", "instalments_not_allowed"),
+        # found by a review: one due in 2001 was payable at once, one due in 2099 held the budget for good
+        ({"mode": "phased", "instalments": [{"amount": "50.00", "due_on": "2001-01-01"},
+                                            {"amount": "50.00", "due_on": TODAY}]},
+         "instalments.0.due_on", "instalment_due_in_past"),
+        ({"mode": "phased", "instalments": [{"amount": "50.00", "due_on": TODAY},
+                                            {"amount": "50.00", "due_on": "2028-01-01"}]},
+         "instalments.1.due_on", "instalment_due_after_carry_over"),
     ],
 )
 def test_instalments_are_required_for_phased_subsidies_only_and_add_up_to_the_amount(
