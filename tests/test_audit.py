@@ -63,7 +63,8 @@ def office_clock(clock: Clock) -> Iterator[Clock]:
 # -- history of one record -----------------------------------------------------------------
 def test_a_residents_history_lists_each_event_with_who_when_why_in_order_and_pages(
         caseworker: Api, supervisor: Api, auditor: Api) -> None:
-    site = supervisor.post("/sites", site_body(capacity=5)).json()["id"]
+    made = supervisor.post("/sites", site_body(capacity=5)).json()
+    site = made["id"]
     resident = caseworker.post("/residents", resident_body(registered_on="2026-03-01")).json()["id"]
     assert caseworker.post(f"/residents/{resident}/moves",
                            {"site_id": site, "effective_date": "2026-03-05"}).status_code == 200
@@ -84,6 +85,9 @@ def test_a_residents_history_lists_each_event_with_who_when_why_in_order_and_pag
     assert items[2]["summary"] == "Left the district on 2026-11-20"
     chinese = auditor.get(f"/residents/{resident}/history").json()["items"]
     assert chinese[2]["summary"] == "2026-11-20离开本区"
+    # the site moved into is named (found by a review: an auditor could not tell which it was)
+    name = supervisor.get(f"/sites/{site}").json()["name"]
+    assert items[1]["summary"].startswith(f"Moved into {name} in ") and name in chinese[1]["summary"]
 
     first = auditor.get(f"/residents/{resident}/history", params={"limit": 2}).json()
     assert [e["version"] for e in first["items"]] == [1, 2] and first["next"]

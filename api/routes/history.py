@@ -17,7 +17,7 @@ from api.deps import Language, Limit, PrincipalDep, ServicesDep, read_route, rea
 from api.present import Presenter
 from api.problems import Problem
 from api.schemas import AccessLogEntry, HistoryEntry, IsoDate, IsoMoment, PageOut, Public
-from api.summaries import summary
+from api.summaries import site_namer, summary
 from application.audit import access_log, count_access_log, record_access, record_read
 from application.chain import b64, checkpoint_statement, checkpoints, count_checkpoints
 from application.events import EventCatalogue, plain
@@ -92,6 +92,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
             area = services.app.areas.get(code)
             return (area.name_en if lang == "en" else area.name_zh) if area else code
 
+        site_name = site_namer(services.app)
         items = []
         for entry in entries[:limit]:
             event = entry.event
@@ -101,7 +102,7 @@ def _history(kind: type, personal: bool) -> Callable[..., JSONResponse]:
                 actor_id=getattr(event, "actor_id", None), actor_role=getattr(event, "actor_role", None),
                 recorded_at=entry.recorded_at, effective_date=on,
                 reason=shown_reason(entry.name, event, presenter),
-                summary=summary(entry.name, event, lang, area_name)))
+                summary=summary(entry.name, event, lang, area_name, site_name)))
         more = len(entries) > limit
         page = PageOut[HistoryEntry](items=items, total=record.version, next=encode_cursor(str(items[-1].version))
                                      if more and items else None)

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from api.deps import read_route
 from api.present import Presenter
 from api.routes.history import CATALOGUE, shown_reason
-from api.summaries import summary
+from api.summaries import site_namer, summary
 from api.web.core import current_page, uuid_or_none
 from api.web.i18n import gettext_for
 from api.web.pages.residents import READERS as PEOPLE_READERS  # who reads people's pages
@@ -90,6 +90,7 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
         area = page.services.app.areas.get(code)
         return (area.name_en if api_lang == "en" else area.name_zh) if area else code
 
+    site_name = site_namer(page.services.app)
     entries = []
     for entry in history(page.services.app, aggregate_id, CATALOGUE, limit=MOST):
         event = entry.event
@@ -98,7 +99,7 @@ def record_history(kind: str, record_id: str, request: Request) -> Response:
             "actor_id": getattr(event, "actor_id", None), "actor_role": getattr(event, "actor_role", None),
             "recorded_at": entry.recorded_at, "effective_on": effective_on(event, CATALOGUE),
             "reason": reason_in_words(page.lang, shown_reason(entry.name, event, presenter)),
-            "summary": summary(entry.name, event, api_lang, area_name),
+            "summary": summary(entry.name, event, api_lang, area_name, site_name),
         })
     if personal:
         with page.services.pool.connection() as conn:

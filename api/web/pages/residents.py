@@ -18,7 +18,7 @@ from api.deps import read_route, reading_as
 from api.present import Presenter
 from api.routes.history import CATALOGUE
 from api.schemas import DepartureCreate, ErasureCreate, HousingIn, MoveCreate, ResidentCreate, ReturnCreate
-from api.summaries import summary
+from api.summaries import site_namer, summary
 from api.web.core import (
     STAFF_ROLES,
     SUPERVISOR_ROLES,
@@ -316,6 +316,7 @@ async def register_resident(request: Request) -> Response:
 def _timeline(page: Page, resident_id: UUID) -> list[dict[str, Any]]:
     """Every event of the record: what happened, by whom, recorded when and effective when."""
     presenter = Presenter(page.services.app.vault, page.principal, page.lang)
+    site_name = site_namer(page.services.app)
     entries = []
     for entry in history(page.services.app, resident_id, CATALOGUE):
         event = entry.event
@@ -324,7 +325,7 @@ def _timeline(page: Page, resident_id: UUID) -> list[dict[str, Any]]:
             "version": entry.version, "event": entry.name, "actor_id": getattr(event, "actor_id", None),
             "actor_role": getattr(event, "actor_role", None), "recorded_at": entry.recorded_at,
             "effective_on": effective_on(event, CATALOGUE),
-            "summary": summary(entry.name, event, page.lang, lambda code: _area_name(page, code)),
+            "summary": summary(entry.name, event, page.lang, lambda code: _area_name(page, code), site_name),
             "reason": presenter.text(reason) if reason is not None else None,
         })
     return entries
