@@ -1060,6 +1060,9 @@ class StatisticsRow(Public):
                                                         "site, rented, employer_dormitory, other")
     concentrated: int | None = Field(default=None, description="residents in housing sites (集中居住) at month end")
     scattered: int | None = Field(default=None, description="residents in rented rooms (分散居住) at month end")
+    elsewhere: int | None = Field(default=None, description="residents outside sites and rented rooms (employer "
+                                  "dormitories, other housing) at month end: concentrated + scattered + elsewhere "
+                                  "is the population")
     concentrated_share: float | None = Field(default=None, description="concentrated / population at month end")
 
 

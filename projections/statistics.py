@@ -220,6 +220,7 @@ def monthly_statistics(
                 "housing_at_month_end": dict(housed),
                 "concentrated": housed["site"],
                 "scattered": housed["rented"],
+                "elsewhere": housed["employer_dormitory"] + housed["other"],
                 "concentrated_share": round(housed["site"] / population, 4) if population else None,
                 "disputes": case_counts.get((each_area, month), {}),
             })

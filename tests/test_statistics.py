@@ -73,6 +73,10 @@ def test_concentrated_and_scattered_residents_per_area_and_month(caseworker: Api
         "2026-03": (2, 3, 0, 0, 0.4),
         "2026-04": (0, 3, 0, 1, 0.0),
     }
+    # everyone at month end is in one of the three (found by a review: those registered without a
+    # kind of housing were in neither concentrated nor scattered)
+    assert all(r["concentrated"] + r["scattered"] + r["elsewhere"] == r["population_at_month_end"] for r in rows)
+    assert [r["elsewhere"] for r in rows] == [2, 0, 0, 1]
 
 
 def test_the_seeds_questions_in_one_answer(caseworker: Api, supervisor: Api) -> None:

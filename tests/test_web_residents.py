@@ -66,7 +66,8 @@ def test_a_caseworker_registers_a_resident_moves_them_into_a_site_and_finds_them
     assert "/ui/residents/" in browser.driver.current_url
     assert browser.find("#resident-name").text.startswith(name)
     assert number[:4] in browser.text() and number[-4:] in browser.text() and number not in browser.text()
-    assert browser.find("#resident-status").text == ("分散居住" if lang == "zh-CN" else "Private housing")
+    outside_sites = "\u5c45\u4f4f\u70b9\u5916" if lang == "zh-CN" else "Private housing"
+    assert browser.find("#resident-status").text == outside_sites
     assert browser.find_all("tr.history-entry[data-event='Resident.Registered']")
 
     browser.choose("site_id", site)

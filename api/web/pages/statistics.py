@@ -184,6 +184,9 @@ def housing_chart(page: Page, rows: list[dict[str, Any]]) -> Any:
     chart = _chart(pygal.StackedBar, page, page._("Concentrated and scattered residents at month end"), rows)
     chart.add(page._("Concentrated (in sites)"), _per_month(rows, lambda r: r["concentrated"]))
     chart.add(page._("Scattered (rented rooms)"), _per_month(rows, lambda r: r["scattered"]))
+    # Employer dormitories and other housing (found by a review: residents registered without a
+    # kind of housing were in neither series, though the list calls them outside sites).
+    chart.add(page._("Elsewhere (dormitories, other)"), _per_month(rows, lambda r: r["elsewhere"]))
     return chart
 
 
