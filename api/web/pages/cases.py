@@ -40,7 +40,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.residents import READERS as PEOPLE_READERS
-from api.web.pages.residents import resident_names, resident_options_page, resident_picked
+from api.web.pages.residents import resident_names, resident_options_page, resident_picked, site_options
 from application import keys as auth
 from application.audit import record_case_access
 from application.events import EventCatalogue, plain
@@ -224,7 +224,7 @@ async def queue(request: Request) -> Response:
 # -- logging a dispute ---------------------------------------------------------------------------------
 
 def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
-    sites = [(str(s["id"]), f"{s['name']} · {area_name(page, s['area'])}") for s in site_rows(page)]
+    sites = site_options(site_rows(page), lambda s: f" · {area_name(page, s['area'])}")
     return page.render("case_new.html", status=status, values=values, outcome=outcome,
                        categories=options(page, "category", DisputeCategory),
                        priorities=options(page, "priority", Priority), kinds=options(page, "party_kind", PARTY_KINDS),

@@ -29,7 +29,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.operators import READERS
-from api.web.pages.residents import _area_name, _required, _sites, _status
+from api.web.pages.residents import _area_name, _required, _sites, _status, site_options
 from api.web.pages.sites import _options
 from api.web.pages.subsidies import money
 from application.store import NotFound
@@ -80,7 +80,7 @@ def _list_page(page: Page, *, values: dict[str, str] | None = None, outcome: Com
     return page.render(
         "pairings.html", status=status, pairings=rows, total=result.total, notice=notice,
         filters=filters,
-        site_choices=[(sid, s["name"]) for sid, s in sites.items()], open_sites=open_sites,
+        site_choices=site_options(list(sites.values())), open_sites=open_sites,
         partner_types=_options(page, "partner_type", PARTNER_TYPES), may_agree=page.may(SUPERVISOR_ROLES),
         values=values if values is not None else defaults, outcome=outcome, money=money,
         next_url=f"/ui/pairings?{urlencode({**kept, 'cursor': result.next_cursor})}" if result.next_cursor else None,

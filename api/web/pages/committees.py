@@ -40,7 +40,7 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.cases import area_name, area_options, refused, site_rows
-from api.web.pages.residents import resident_options_page, resident_picked
+from api.web.pages.residents import resident_options_page, resident_picked, site_options
 from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
@@ -141,7 +141,7 @@ def resident_options(request: Request) -> Response:
 # -- founding a committee ----------------------------------------------------------------------------
 
 def _found_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:
-    sites = [(str(s["id"]), f"{s['name']} · {area_name(page, s['area'])}") for s in site_rows(page)]
+    sites = site_options(site_rows(page), lambda s: f" · {area_name(page, s['area'])}")
     return page.render("committee_new.html", status=status, values=values, outcome=outcome,
                        areas=area_options(page), sites=sites, roles=role_options(page),
                        member_rows=range(1, MEMBER_ROWS + 1))

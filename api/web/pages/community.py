@@ -43,6 +43,7 @@ from api.web.pages.residents import (
     _sites,
     _status,
     resident_names,
+    site_options,
 )
 from api.web.pages.residents import _timeline as _record_timeline
 from application.audit import record_access, record_names_read
@@ -144,7 +145,7 @@ def _members_page(page: Page, query: dict[str, str], *, values: dict[str, str] |
     return page.render(
         "active_members.html", status=status, summaries=summary_rows, members=rows, total=len(members),
         months=month_rows, filters={"area": area or "", "site_id": str(site_id or ""), "status": member_status or ""},
-        areas=areas, sites=[(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})') for s in sites],
+        areas=areas, sites=site_options(sites, lambda s: f' ({_area_name(page, s["area"])})'),
         statuses=[(s, page.label("member_status", s)) for s in STATUSES], pages=pages, may_identify=may_identify,
         identify=identify, outcome=outcome, on=today)
 
@@ -175,8 +176,7 @@ def _identify_context(page: Page, query: dict[str, str], values: dict[str, str] 
     if find:
         found = _find_residents(page, find)
     return {"values": typed, "picked": picked, "find": find, "found": found,
-            "sites": [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})')
-                      for s in _sites(page, closed=False)]}
+            "sites": site_options(_sites(page, closed=False), lambda s: f' ({_area_name(page, s["area"])})')}
 
 
 def _find_residents(page: Page, text: str) -> list[dict[str, Any]]:
@@ -398,7 +398,7 @@ async def services_page(request: Request) -> Response:
         "services.html", gaps=gap_rows, delivered=month_rows, year=year, school_age=SCHOOL_AGE,
         born=(year - SCHOOL_AGE[1], year - SCHOOL_AGE[0]),
         filters={"area": area or "", "site_id": str(site_id or ""), "kind": kind or "", "year": str(year)},
-        areas=areas, sites=[(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])})') for s in sites],
+        areas=areas, sites=site_options(sites, lambda s: f' ({_area_name(page, s["area"])})'),
         kinds=[(k, page.label("service_kind", k)) for k in kinds],
         totals={"without": sum(g["children_without_place"] for g in gaps),
                 "delivered": sum(d["delivered"] for d in delivered)})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
@@ -95,6 +96,38 @@ def _sites(page: Page, **filters: Any) -> list[dict[str, Any]]:
     with page.services.pool.connection() as conn:
         items = list_sites(conn, flt, 1000, None).items
     return page.sorted_by_name(items)
+
+
+SHORT_ID = 8  # the characters of a record's id that tell it apart in a list
+
+
+def site_names(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Each site's name as a list offers it: its name, and where another site of ``rows`` has the
+    same name, its address too (and the start of its id, where the address is the same as well),
+    so two sites of one name can be told apart (found by a review: the forms' site lists
+    offered two identical entries)."""
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_name.setdefault(str(row["name"]), []).append(row)
+    names: dict[str, str] = {}
+    for name, same in by_name.items():
+        addresses = [str(r.get("address") or "") for r in same]
+        for row, address in zip(same, addresses, strict=True):
+            shown = name
+            if len(same) > 1:
+                shown = f"{name} · {address}" if address else name
+                if not address or addresses.count(address) > 1:
+                    shown += f" · #{str(row['id'])[:SHORT_ID]}"
+            names[str(row["id"])] = shown
+    return names
+
+
+def site_options(rows: list[dict[str, Any]], suffix: Callable[[dict[str, Any]], str] | None = None
+                 ) -> list[tuple[str, str]]:
+    """``(id, label)`` for each of ``rows`` in their order: the name as ``site_names`` tells it,
+    then what ``suffix`` says of the site (its area, its free beds)."""
+    names = site_names(rows)
+    return [(str(s["id"]), names[str(s["id"])] + (suffix(s) if suffix else "")) for s in rows]
 
 
 def _fail(page: Page, rule: str, field_name: str, fallback: str) -> CommandOutcome:
@@ -223,11 +256,11 @@ def residents(request: Request) -> Response:
     cursor = query.get("cursor") or None
     rows, total, next_cursor = ([], 0, None) if problem else _search(page, flt, suffix, cursor)
     sites = _sites(page)
-    site_names = {str(s["id"]): s["name"] for s in sites}
+    names_of_sites = {str(s["id"]): s["name"] for s in sites}
     shown = []
     for row in rows:
         item = presenter.resident_row(row)
-        item["site_name"] = site_names.get(str(row.get("site_id")), "") if row.get("site_id") else ""
+        item["site_name"] = names_of_sites.get(str(row.get("site_id")), "") if row.get("site_id") else ""
         item["area_name"] = _area_name(page, row.get("area"))
         shown.append(item)
     def search_url(cursor: str | None = None) -> str:
@@ -238,15 +271,15 @@ def residents(request: Request) -> Response:
                        next_url=search_url(next_cursor) if next_cursor else None,
                        first_url=search_url() if cursor and "cursor" not in page.dropped else None,
                        bad_cursor="cursor" in page.dropped, values=values, outcome=problem, areas=_areas(page),
-                       sites=[(str(s["id"]), s["name"]) for s in sites],
+                       sites=site_options(sites),
                        statuses=[(s.value, page.label("status", s.value)) for s in ResidenceStatus],
                        may_register=page.may(STAFF_ROLES), status=422 if problem else 200)
 
 
 # -- register ------------------------------------------------------------------
 def _site_choices(page: Page, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(str(s["id"]), f'{s["name"]} ({_area_name(page, s["area"])}, '
-             + page._("%(n)s free beds") % {"n": s["free_beds"]} + ")") for s in rows]
+    return site_options(rows, lambda s: f' ({_area_name(page, s["area"])}, '
+                        + page._("%(n)s free beds") % {"n": s["free_beds"]} + ")")
 
 
 def _render_new(page: Page, values: dict[str, str], outcome: CommandOutcome | None, status: int = 200) -> Response:

@@ -42,6 +42,7 @@ from api.web.core import (
     redirect,
     uuid_or_none,
 )
+from api.web.pages.residents import site_options
 from application.access import acting_in
 from application.store import AreaNotAllowed, NotFound
 from domain.common import Role
@@ -246,10 +247,10 @@ def _new_form(page: Page, values: dict[str, str], outcome: CommandOutcome | None
     programs, sites = _names(page)
     program_options = [(pid, f"{p['name']} ({p['fiscal_year']})") for pid, p in programs.items()]
     open_sites = page.sorted_by_name([s for s in sites.values() if not s.get("closed")])
-    site_options = [(str(s["id"]), s["name"]) for s in open_sites]
+    site_choices = site_options(open_sites)
     modes = [(m.value, page.label("mode", m.value)) for m in PaymentMode]
     threshold = page.services.app.SUBSIDY_TWO_APPROVALS_THRESHOLD
-    return page.render("subsidy_new.html", status=status, programs=program_options, sites=site_options, modes=modes,
+    return page.render("subsidy_new.html", status=status, programs=program_options, sites=site_choices, modes=modes,
                        values=values, outcome=outcome, threshold=money(threshold))
 
 
