@@ -51,3 +51,57 @@ def test_two_sites_of_one_name_are_told_apart_by_their_address_in_every_site_lis
         assert "\u4e1c\u8def1\u53f7" in offered[east] and "\u897f\u8def2\u53f7" in offered[west], path
         assert "\u5357\u8def3\u53f7" not in offered[alone], (path, offered[alone])  # a name of its own is enough
     boss.client.close()
+
+
+# -- 1, 3, 4. a committee's page ---------------------------------------------------------------------
+def open_case(api: Api, area: str, site_id: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"category": "housing", "description": "\u6f0f\u6c34",
+                            "parties": [{"name": "\u4f4f\u6237", "kind": "other"}], "occurred_on": "2026-11-20"}
+    body.update({"site_id": site_id} if site_id else {"area": area})
+    made = api.post("/disputes", body)
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def case_choices(page: str, prefix: str) -> dict[str, str]:
+    """The agenda picker's cases (box ids starting ``prefix``): case id -> the line shown with its
+    link's text, checked that the link opens that case."""
+    found = re.findall(rf'<div class="case-choice"><label><input type="checkbox" name="dispute_id" value="([0-9a-f-]+)"'
+                       rf' id="{prefix}[^"]*"[^>]*>(.*?)</label>\s*<a class="case-ref" href="/ui/cases/([0-9a-f-]+)"'
+                       r'[^>]*>([^<]*)</a>', page, re.S)
+    assert all(case_id == linked for case_id, _, linked, _ in found), found
+    return {case_id: " ".join(html.unescape(f"{text} {ref}").split()) for case_id, text, _, ref in found}
+
+
+def test_the_agenda_picker_tells_open_cases_apart_and_links_each_to_its_page(
+        base_url: str, staff: dict[str, str], services: Services, supervisor: Api, caseworker: Api) -> None:
+    """Each open case read "housing · logged · 2026-11-25", many alike: now its site (else its
+    area), who has it and its reference, with a link to the case; the past meetings' agenda too."""
+    area = define_area(services, "\u8bae\u7a0b\u533a")
+    site_name = unique("\u67ab\u6797\u516c\u5bd3")
+    site_id = site_in(supervisor, area, site_name, "\u4e1c\u8def9\u53f7")
+    cases = [open_case(caseworker, area), open_case(caseworker, area), open_case(caseworker, area, site_id)]
+    committee = supervisor.post("/committees", {"name": "\u59d4\u5458\u4f1a", "area": area,
+                                                "established_on": "2026-06-01", "members": [{"name": "Wang"}]})
+    assert committee.status_code == 201, committee.text
+    committee_id = committee.json()["id"]
+    member = supervisor.get(f"/committees/{committee_id}").json()["members"][0]["member_id"]
+    held = caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"dispute_id": cases[2]["id"]}]}).json()["meeting_id"]
+    upcoming = caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": "2026-11-26", "agenda": [{"title": "rota"}]}).json()["meeting_id"]
+    minutes = caseworker.post(f"/committees/{committee_id}/meetings/{held}/minutes", {
+        "held_on": "2026-11-24", "attendees": [member], "decisions": [{"item_id": "1", "decision": "fix it"}]})
+    assert minutes.status_code == 200, minutes.text
+    worker = Staff(base_url, staff["caseworker"])
+    page = worker.client.get(f"/ui/committees/{committee_id}?after={minutes.json()['position']}&lang=en").text
+    for prefix in (f"add-case-{upcoming}-", "agenda-case-"):
+        shown = case_choices(page, prefix)
+        assert set(shown) == {c["id"] for c in cases}, (prefix, shown)  # decided, still open
+        assert len(set(shown.values())) == len(shown), shown
+        for case_id, line in shown.items():
+            assert line.startswith("Housing") and f"#{case_id[:8]}" in line, line
+        assert site_name in shown[cases[2]["id"]] and site_name not in shown[cases[0]["id"]]
+    past = page.split('id="past-meetings"')[1].split("</table>")[0]
+    assert f'href="/ui/cases/{cases[2]["id"]}"' in past and site_name in past and f"#{cases[2]['id'][:8]}" in past
+    worker.client.close()

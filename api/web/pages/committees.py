@@ -40,7 +40,14 @@ from api.web.core import (
     uuid_or_none,
 )
 from api.web.pages.cases import area_name, area_options, refused, site_rows
-from api.web.pages.residents import resident_options_page, resident_picked, site_options
+from api.web.pages.residents import (
+    SHORT_ID,
+    _sites,
+    resident_options_page,
+    resident_picked,
+    site_names,
+    site_options,
+)
 from application.audit import record_names_read
 from application.store import NotFound
 from domain.committees import TOPICS, ManagementCommittee
@@ -218,6 +225,14 @@ def _open_cases(page: Page, area: str) -> list[dict[str, Any]]:
     return [c for c in found.items if c["status"] in {s.value for s in UNRESOLVED_STATUSES}]
 
 
+def _case_shown(page: Page, case: dict[str, Any], sites: dict[str, str]) -> dict[str, Any]:
+    """A case's row with what tells it from the others in a list: its site's name (else its
+    area's) and its reference, the start of its id."""
+    site = sites.get(str(case["site_id"])) if case.get("site_id") else None
+    return {**case, "site_name": site, "area_name": area_name(page, case["area"]),
+            "ref": str(case["id"])[:SHORT_ID]}
+
+
 def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | None = None,
                     outcome: CommandOutcome | None = None, form_name: str | None = None, status: int = 200) -> Response:
     try:
@@ -229,13 +244,14 @@ def _committee_page(page: Page, committee_id: UUID, values: dict[str, Any] | Non
     active = committee.active_members()
     members = presenter.members([{**m, "member_id": k, "sitting": k in active} for k, m in committee.members.items()])
     names = {m["member_id"]: m["name"] for m in members}
-    open_cases = _open_cases(page, committee.area)
+    sites = site_names(_sites(page))
+    open_cases = [_case_shown(page, c, sites) for c in _open_cases(page, committee.area)]
     with page.services.pool.connection() as conn:  # every case of the area, to name agenda items
         # the members' full names, each linked to the resident: a read of them (as GET /committees/{id})
         record_names_read(conn, page.principal, [m.get("resident_id") for m in committee.members.values()],
                           read_route(page.request), detail=str(committee_id))
-        cases = {str(c["id"]): c for c in list_cases(conn, CaseFilter(area=committee.area), page.services.today(),
-                                                        500, None).items}
+        cases = {str(c["id"]): _case_shown(page, c, sites) for c in list_cases(
+            conn, CaseFilter(area=committee.area), page.services.today(), 500, None).items}
     meetings = []
     for meeting_id, m in committee.meetings.items():
         minutes = m.get("minutes")
