@@ -105,3 +105,24 @@ def test_the_agenda_picker_tells_open_cases_apart_and_links_each_to_its_page(
     past = page.split('id="past-meetings"')[1].split("</table>")[0]
     assert f'href="/ui/cases/{cases[2]["id"]}"' in past and site_name in past and f"#{cases[2]['id'][:8]}" in past
     worker.client.close()
+
+
+def test_english_pages_join_a_meetings_attendees_with_an_english_comma(
+        base_url: str, staff: dict[str, str], services: Services, supervisor: Api, caseworker: Api) -> None:
+    """The English page read "Wang、Li": the Chinese enumeration comma."""
+    area = define_area(services, "\u51fa\u5e2d")
+    made = supervisor.post("/committees", {"name": "\u59d4\u5458\u4f1a", "area": area, "established_on": "2026-06-01",
+                                           "members": [{"name": "Wang"}, {"name": "Li"}]})
+    committee_id = made.json()["id"]
+    members = [m["member_id"] for m in supervisor.get(f"/committees/{committee_id}").json()["members"]]
+    meeting = caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": "2026-11-24", "agenda": [{"title": "rota"}]}).json()["meeting_id"]
+    held = caseworker.post(f"/committees/{committee_id}/meetings/{meeting}/minutes", {
+        "held_on": "2026-11-24", "attendees": members})
+    assert held.status_code == 200, held.text
+    worker = Staff(base_url, staff["caseworker"])
+    for lang, comma in (("en", ", "), ("zh-CN", "\u3001")):
+        page = worker.client.get(f"/ui/committees/{committee_id}?after={held.json()['position']}&lang={lang}").text
+        row = page.split(f'<tr data-meeting-id="{meeting}">')[1].split("</tr>")[0]
+        assert any(f"<td>{a}{comma}{b} <span" in row for a, b in (("Wang", "Li"), ("Li", "Wang"))), row
+    worker.client.close()
