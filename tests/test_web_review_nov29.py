@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import timedelta
 from typing import Any
 
 from application.services import Services
 from tests.conftest import Api, define_area
 from tests.factories import site_body, unique
-from tests.test_web_sites import Staff
+from tests.test_web_sites import Html, Staff
 
 
 def options_of(page: str, select_name: str) -> dict[str, str]:
@@ -125,4 +126,37 @@ def test_english_pages_join_a_meetings_attendees_with_an_english_comma(
         page = worker.client.get(f"/ui/committees/{committee_id}?after={held.json()['position']}&lang={lang}").text
         row = page.split(f'<tr data-meeting-id="{meeting}">')[1].split("</tr>")[0]
         assert any(f"<td>{a}{comma}{b} <span" in row for a, b in (("Wang", "Li"), ("Li", "Wang"))), row
+    worker.client.close()
+
+
+def test_the_minutes_form_takes_the_scheduled_day_once_it_has_come_and_says_so_when_recorded_before_it(
+        base_url: str, staff: dict[str, str], services: Services, supervisor: Api, caseworker: Api,
+        stored: Any) -> None:
+    """The "held on" field took today even for a meeting scheduled later, without a word: now a
+    meeting whose day has come is held on it, and one recorded before its day says so."""
+    area = define_area(services, "\u7eaa\u8981")
+    made = supervisor.post("/committees", {"name": "\u59d4\u5458\u4f1a", "area": area, "established_on": "2026-06-01",
+                                           "members": [{"name": "Wang"}]})
+    committee_id = made.json()["id"]
+    today = services.today()
+    past, later = (today - timedelta(days=3)).isoformat(), (today + timedelta(days=10)).isoformat()
+    meetings = {day: caseworker.post(f"/committees/{committee_id}/meetings", {
+        "scheduled_on": day, "agenda": [{"title": "rota"}]}).json() for day in (past, later)}
+    worker = Staff(base_url, staff["caseworker"])
+    after = max(m["position"] for m in meetings.values())
+    for lang, words in (("en", f"This meeting is scheduled for {later}"),
+                        ("zh-CN", f"\u6b64\u4f1a\u8bae\u5b9a\u4e8e{later}\u53ec\u5f00")):
+        page = Html(worker.client.get(f"/ui/committees/{committee_id}?after={after}&lang={lang}").text)
+        due, early = meetings[past]["meeting_id"], meetings[later]["meeting_id"]
+        assert page.value(f"f-held_on-{due}") == past and f"held-early-{due}" not in page.by_id
+        assert page.value(f"f-held_on-{early}") == today.isoformat()
+        assert words in page.text(f"held-early-{early}"), page.text(f"held-early-{early}")
+        assert page.by_id[f"f-held_on-{early}"]["aria-describedby"] == f"held-early-{early}"
+    before = stored()
+    refused = worker.post(f"/ui/committees/{committee_id}/meetings/{early}/minutes?lang=en", {"held_on": "soon"})
+    assert refused.status_code == 422, refused.text[-2000:]
+    page = Html(refused.text)
+    assert page.by_id[f"f-held_on-{early}"]["aria-describedby"].split() == [
+        f"held-early-{early}", f"f-held_on-{early}-error"] and not page.untied_errors()
+    assert before.unchanged()
     worker.client.close()
