@@ -118,28 +118,40 @@ def users_list() -> None:
 @users_cli.command("disable")
 def users_disable(name: Annotated[str, typer.Argument(help="the account's user name")]) -> None:
     """Disable an account: it signs in no more and its open sessions end at once (a leaver)."""
-    _user_change(name, disable=True)
+    _user_change(name, "disable")
 
 
 @users_cli.command("enable")
 def users_enable(name: Annotated[str, typer.Argument(help="the account's user name")]) -> None:
     """Enable a disabled account again: it signs in with its password."""
-    _user_change(name, disable=False)
+    _user_change(name, "enable")
 
 
-def _user_change(name: str, *, disable: bool) -> None:
+@users_cli.command("unlock")
+def users_unlock(name: Annotated[str, typer.Argument(help="the account's user name")]) -> None:
+    """Unlock an account locked by five wrong passwords: it signs in again at once."""
+    _user_change(name, "unlock")
+
+
+def _user_change(name: str, change: str) -> None:
     from domain.common import DomainError
 
     services = open_services()
     try:
-        changed = services.users.disable(name) if disable else services.users.enable(name)
+        if change == "unlock":
+            changed = services.users.unlock(name, services.clock())
+        else:
+            changed = services.users.disable(name) if change == "disable" else services.users.enable(name)
     except DomainError as error:
         typer.echo(error.message, err=True)
         raise typer.Exit(2) from None
     finally:
         services.close()
-    word = "disabled" if disable else "enabled"
-    typer.echo(f"{word} {name}" if changed else f"{name} was {word} already")
+    word = f"{change}ed" if change == "unlock" else f"{change}d"
+    if changed:
+        typer.echo(f"{word} {name}")
+    else:
+        typer.echo(f"{name} was not locked" if change == "unlock" else f"{name} was {word} already")
 
 
 @keys_cli.command("create")

@@ -94,8 +94,8 @@ def test_the_accounts_page_names_areas_in_its_language_and_takes_any_comma_betwe
 
     first = next(iter(made))
     for lang, index, separator in (("zh-CN", 0, "\u3001"), ("en", 1, ", ")):
-        row = next(r for r in admin.client.get(f"/ui/users?lang={lang}").text.split("<tr>") if f">{first}<" in r)
-        assert f"<td>{names[a][index]}{separator}{names[b][index]}</td>" in row, row
+        row = next(r for r in admin.client.get(f"/ui/users?lang={lang}").text.split("<tr ") if f">{first}<" in r)
+        assert f'<td class="user-areas">{names[a][index]}{separator}{names[b][index]}</td>' in row, row
         assert f">{a}" not in row
     admin.client.close()
 
@@ -113,7 +113,7 @@ def test_a_banner_names_only_an_account_that_is_so_and_the_redirect_encodes_its_
                                             "password": WEB_PASSWORD})
     assert made.status_code == 303 and made.headers["location"] == "/ui/users?" + urlencode({"created": name})
     assert "Account created." in admin.client.get(made.headers["location"] + "&lang=en").text
-    disabled = admin.post(f"/ui/users/{name}/disable?lang=en", {})
+    disabled = admin.post(f"/ui/users/{name}/disable?lang=en", {"confirm": "yes"})
     assert disabled.headers["location"] == "/ui/users?" + urlencode({"disabled": name})
     assert "Account disabled" in admin.client.get(disabled.headers["location"] + "&lang=en").text
     assert "Account enabled" not in admin.client.get(f"/ui/users?enabled={name}&lang=en").text

@@ -367,7 +367,7 @@ def test_an_admin_disables_an_account_its_session_ends_and_it_is_enabled_again(
     theirs = Staff(base_url, leaver)
     assert theirs.client.get("/ui/cases").status_code == 200
     admin = Staff(base_url, staff["admin"])
-    disabled = admin.post(f"/ui/users/{leaver}/disable?lang=en", {})
+    disabled = admin.post(f"/ui/users/{leaver}/disable?lang=en", {"confirm": "yes"})
     assert disabled.status_code == 303, disabled.text
     assert "Account disabled" in admin.client.get(disabled.headers["location"]).text
     assert theirs.client.get("/ui/cases").status_code != 200 or "login" in str(theirs.client.get("/ui/cases").url)

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+import pytest
+from typer.testing import CliRunner
+
+from application.cli import cli
 from application.services import Services
-from tests.conftest import Api, define_area
+from application.users import SignInRefused
+from tests.conftest import WEB_PASSWORD, Api, define_area
 from tests.factories import site_body, unique
 from tests.test_web_sites import Html, Staff
 
@@ -160,3 +166,84 @@ def test_the_minutes_form_takes_the_scheduled_day_once_it_has_come_and_says_so_w
         f"held-early-{early}", f"f-held_on-{early}-error"] and not page.untied_errors()
     assert before.unchanged()
     worker.client.close()
+
+
+# -- 5, 6, 8. the accounts page ----------------------------------------------------------------------
+def locked_account(services: Services, now: datetime) -> str:
+    name = unique("cw-locked")
+    services.users.create(user_id=name, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    for _ in range(5):
+        with pytest.raises(SignInRefused):
+            services.users.sign_in(name, "not the password", now)
+    with pytest.raises(SignInRefused) as locked:
+        services.users.sign_in(name, WEB_PASSWORD, now)
+    assert locked.value.reason == "locked"
+    return name
+
+
+def test_an_admin_unlocks_an_account_locked_by_five_wrong_passwords(
+        base_url: str, staff: dict[str, str], services: Services, stored: Any) -> None:
+    """The accounts page showed "locked until 10:15" and offered nothing but waiting."""
+    name = locked_account(services, services.clock())
+    admin = Staff(base_url, staff["admin"])
+    listed = Html(admin.client.get("/ui/users?lang=en").text)
+    assert f"unlock-{name}" in listed.by_id and f"unlock-{staff['caseworker']}" not in listed.by_id
+    assert admin.client.post(f"/ui/users/{name}/unlock?lang=en", data={"csrf": "forged"}).status_code == 403
+    worker = Staff(base_url, staff["caseworker"])
+    assert worker.post(f"/ui/users/{name}/unlock?lang=en", {}).status_code == 403  # admins only
+    with pytest.raises(SignInRefused):
+        services.users.sign_in(name, WEB_PASSWORD, services.clock())
+    unlocked = admin.post(f"/ui/users/{name}/unlock?lang=en", {})
+    assert unlocked.status_code == 303 and unlocked.headers["location"] == "/ui/users?" + urlencode({"unlocked": name})
+    page = Html(admin.client.get(unlocked.headers["location"] + "&lang=en").text)
+    assert "Account unlocked" in page.text("unlocked") and f"unlock-{name}" not in page.by_id
+    assert services.users.sign_in(name, WEB_PASSWORD, services.clock())
+    for client in (admin, worker):
+        client.client.close()
+
+
+def test_liudong_users_unlock_unlocks_a_locked_account(database: Any, services: Services, monkeypatch: Any) -> None:
+    """The command line disables and enables accounts; it unlocks one too."""
+    monkeypatch.setenv("LIUDONG_DATABASE_URL", database.dsn)
+    now = datetime.now(UTC)  # the command's own clock
+    name = locked_account(services, now)
+    unlocked = CliRunner().invoke(cli, ["users", "unlock", name])
+    assert unlocked.exit_code == 0 and unlocked.output.strip() == f"unlocked {name}", unlocked.output
+    assert services.users.sign_in(name, WEB_PASSWORD, now)
+    again = CliRunner().invoke(cli, ["users", "unlock", name])
+    assert again.exit_code == 0 and again.output.strip() == f"{name} was not locked", again.output
+    unknown = CliRunner().invoke(cli, ["users", "unlock", "nobody.here"])
+    assert unknown.exit_code == 2 and "no account named nobody.here" in unknown.output
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+def test_disabling_an_account_asks_for_the_box_to_be_ticked_and_the_server_checks_it(
+        base_url: str, staff: dict[str, str], services: Services, lang: str) -> None:
+    """One click disabled a colleague's account and ended their sessions."""
+    name = unique("cw-leaving")
+    services.users.create(user_id=name, role="caseworker", areas=[], password=WEB_PASSWORD, created_by="test")
+    admin = Staff(base_url, staff["admin"])
+    listed = Html(admin.client.get(f"/ui/users?lang={lang}").text)
+    box = listed.by_id[f"disable-{name}-confirm"]
+    assert box["name"] == "confirm" and "required" in box
+    refused = admin.post(f"/ui/users/{name}/disable?lang={lang}", {})
+    assert refused.status_code == 422, refused.text[-2000:]
+    page = Html(refused.text)
+    words = "Tick \u201cI understand" if lang == "en" else "\u8bf7\u52fe\u9009\u201c\u6211\u4e86\u89e3"
+    assert page.problems[0][0] == "disable_unconfirmed" and words in page.errors["confirm"], page.errors
+    assert page.by_id[f"disable-{name}-confirm"].get("aria-invalid") == "true" and not page.untied_errors()
+    assert not next(u for u in services.users.list() if u["user_id"] == name)["disabled_at"]
+    done = admin.post(f"/ui/users/{name}/disable?lang={lang}", {"confirm": "yes"})
+    assert done.status_code == 303
+    assert next(u for u in services.users.list() if u["user_id"] == name)["disabled_at"]
+    admin.client.close()
+
+
+def test_the_accounts_page_says_whole_district_for_an_account_bound_to_no_area(
+        base_url: str, staff: dict[str, str]) -> None:
+    admin = Staff(base_url, staff["admin"])
+    for lang, words in (("en", "Whole district"), ("zh-CN", "\u5168\u533a")):
+        page = admin.client.get(f"/ui/users?lang={lang}").text
+        row = page.split(f'<tr data-user="{staff["caseworker"]}">')[1].split("</tr>")[0]
+        assert f'<td class="user-areas">{words}</td>' in row, row
+    admin.client.close()

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.web.core import CommandOutcome, Page, current_page, redirect
+from api.web.core import CONFIRM_FIELD, CommandOutcome, Page, current_page, redirect
 from api.web.pages.cases import area_name
 from application.access import acting_in
 from application.commands.access import require_role_in_scope
@@ -29,18 +29,20 @@ AREA_SEPARATORS = re.compile(r"[,\uff0c\u3001;\uff1b]+")
 def users(request: Request) -> Response:
     page = current_page(request)
     page.require(ADMINS)
-    return _render(page, {}, None, created=request.query_params.get("created"),
-                   changed=(request.query_params.get("disabled"), request.query_params.get("enabled")))
+    query = request.query_params
+    return _render(page, {}, None, created=query.get("created"),
+                   changed=(query.get("disabled"), query.get("enabled")), unlocked=query.get("unlocked"))
 
 
 def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, created: str | None = None,
             status: int = 200, changed: tuple[str | None, str | None] = (None, None),
-            change_refused: CommandOutcome | None = None) -> Response:
+            change_refused: CommandOutcome | None = None, refused_user: str | None = None,
+            unlocked: str | None = None) -> Response:
     roles = [(r.value, page.label("role", r.value)) for r in WEB_ROLES]
-    visible = page.principal.visible  # an area-bound admin sees the accounts of its areas
-    users = [{**u, "area_names": [area_name(page, a) for a in u["areas"] or []]}
-             for u in page.services.users.list()
-             if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
+    now = page.services.clock()
+    # an area-bound admin sees the accounts of its areas; an account is locked until a moment to come
+    users = [{**u, "area_names": [area_name(page, a) for a in u["areas"] or []],
+              "locked": u["locked_until"] is not None and u["locked_until"] > now} for u in _visible(page)]
     # A banner names an account the admin sees, in the state it says (found by a review:
     # ?created=anything said "account created" of an account nobody made)
     shown = {u["user_id"]: u for u in users}
@@ -49,7 +51,16 @@ def _render(page: Page, values: dict[str, str], outcome: CommandOutcome | None, 
                        outcome=outcome, created=created if created in shown else None,
                        disabled=disabled if _in_state(shown, disabled, disabled=True) else None,
                        enabled=enabled if _in_state(shown, enabled, disabled=False) else None,
-                       separator=", " if page.lang == "en" else "\u3001", change_refused=change_refused)
+                       unlocked=unlocked if unlocked in shown and not shown[unlocked]["locked"] else None,
+                       separator=", " if page.lang == "en" else "\u3001", change_refused=change_refused,
+                       refused_user=refused_user)
+
+
+def _visible(page: Page) -> list[dict[str, Any]]:
+    """The accounts this admin manages: every one, or an area-bound admin's those of its areas."""
+    visible = page.principal.visible
+    return [u for u in page.services.users.list()
+            if visible is None or (u["areas"] and all(a in visible for a in u["areas"]))]
 
 
 def _in_state(shown: dict[str, dict[str, Any]], user_id: str | None, *, disabled: bool) -> bool:
@@ -108,22 +119,31 @@ async def create_user(request: Request) -> Response:
 @router.post("/ui/users/{user_id}/{change}")
 async def change_user(request: Request, user_id: str, change: str) -> Response:
     """Disable an account (a leaver: it signs in no more and its sessions end at once) or enable
-    it again, as ``liudong users disable|enable`` does (found by a review: nothing disabled one)."""
+    it again, as ``liudong users disable|enable`` does (found by a review: nothing disabled one);
+    or unlock one locked by five wrong passwords, as ``liudong users unlock`` does (found by a
+    review: the page showed the lock and offered nothing)."""
     page = current_page(request)
     page.require(ADMINS)
-    await page.form()
-    if change not in ("disable", "enable"):
+    form = await page.form()
+    if change not in ("disable", "enable", "unlock"):
         return page.render("notfound.html", status=404)
-    visible = page.principal.visible
-    account = next((u for u in page.services.users.list() if u["user_id"] == user_id
-                    and (visible is None or (u["areas"] and all(a in visible for a in u["areas"])))), None)
+    account = next((u for u in _visible(page) if u["user_id"] == user_id), None)
     if account is None:  # none, or one beyond an area-bound admin's areas: not found either way
         return page.render("notfound.html", status=404)
     if user_id == page.principal.actor.user_id and change == "disable":
         refusal = page.refused("own_account", page._("You cannot disable your own account"), None)
         return _render(page, {}, None, status=409, change_refused=refusal)
     if change == "disable":
+        # one click ended a colleague's sessions: the box is ticked first, as the other forms that
+        # end something at once ask (checked here too, for a form sent without it)
+        if form.get(CONFIRM_FIELD) != "yes":
+            refusal = page.refused("disable_unconfirmed", "tick the box to confirm that the account's sessions end",
+                                   CONFIRM_FIELD)
+            return _render(page, {}, None, status=422, change_refused=refusal, refused_user=user_id)
         page.services.users.disable(user_id)
-    else:
+        return redirect("/ui/users?" + urlencode({"disabled": user_id}))
+    if change == "enable":
         page.services.users.enable(user_id)
-    return redirect("/ui/users?" + urlencode({f"{change}d": user_id}))
+        return redirect("/ui/users?" + urlencode({"enabled": user_id}))
+    page.services.users.unlock(user_id, page.services.clock())
+    return redirect("/ui/users?" + urlencode({"unlocked": user_id}))
