@@ -247,3 +247,30 @@ def test_the_accounts_page_says_whole_district_for_an_account_bound_to_no_area(
         row = page.split(f'<tr data-user="{staff["caseworker"]}">')[1].split("</tr>")[0]
         assert f'<td class="user-areas">{words}</td>' in row, row
     admin.client.close()
+
+
+# -- 7. the work queue's filters -----------------------------------------------------------------------
+def test_the_work_queue_names_a_filter_it_did_not_understand_and_keeps_it_out_of_its_links(
+        base_url: str, staff: dict[str, str], services: Services, caseworker: Api) -> None:
+    """?category=bogus&area=zz showed every open case as though the filters had been applied."""
+    area = define_area(services, "\u7b5b\u9009")
+    housing = open_case(caseworker, area)
+    worker = Staff(base_url, staff["caseworker"])
+    page = worker.client.get("/ui/cases", params={"category": "bogus", "area": "zz", "lang": "en",
+                                                  "after": housing["position"]}).text
+    notice = Html(page).text("unknown-filters")
+    assert "Category \u201cbogus\u201d" in notice and "Area \u201czz\u201d" in notice, notice
+    switch = html.unescape(Html(page).by_id["language-switch"]["href"])
+    assert "bogus" not in switch and "zz" not in switch, switch
+    zh = Html(worker.client.get("/ui/cases", params={"category": "bogus", "lang": "zh-CN"}).text)
+    assert zh.text("unknown-filters") == (
+        "\u4ee5\u4e0b\u7b5b\u9009\u6761\u4ef6\u65e0\u6cd5\u8bc6\u522b\uff0c\u672a\u4e88\u5e94\u7528\uff1a"
+        "\u7c7b\u522b\u201cbogus\u201d\u3002"), zh.text("unknown-filters")
+    # a filter understood still applies beside one that is not; a typed value is shown, not run
+    mixed = worker.client.get("/ui/cases", params={"category": "housing", "area": "<b>zz</b>", "lang": "en"}).text
+    assert "Area \u201c&lt;b&gt;zz&lt;/b&gt;\u201d" in mixed and "<b>zz" not in mixed
+    assert "Category \u201c" not in Html(mixed).text("unknown-filters")
+    assert set(re.findall(r'data-status="\w+"', mixed)) and 'value="housing" selected' in mixed
+    understood = worker.client.get("/ui/cases", params={"category": "housing", "area": area, "lang": "en"}).text
+    assert 'id="unknown-filters"' not in understood and f'data-case-id="{housing["id"]}"' in understood
+    worker.client.close()
