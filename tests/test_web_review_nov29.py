@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from application.cli import cli
 from application.services import Services
 from application.users import SignInRefused
-from tests.conftest import WEB_PASSWORD, Api, define_area
+from tests.conftest import WEB_PASSWORD, Api, Browser, define_area
 from tests.factories import site_body, unique
 from tests.test_web_sites import Html, Staff
 
@@ -274,3 +274,25 @@ def test_the_work_queue_names_a_filter_it_did_not_understand_and_keeps_it_out_of
     understood = worker.client.get("/ui/cases", params={"category": "housing", "area": area, "lang": "en"}).text
     assert 'id="unknown-filters"' not in understood and f'data-case-id="{housing["id"]}"' in understood
     worker.client.close()
+
+
+# -- 8. skipping to the content; the statistics' area filter -------------------------------------------
+def test_the_first_tab_offers_to_skip_to_the_content_and_the_statistics_area_select_is_wide(
+        browser: Browser, staff: dict[str, str]) -> None:
+    """A keyboard user tabbed through a dozen header links on every page; the statistics' area
+    select was as narrow as its shortest names."""
+    from selenium.webdriver.common.keys import Keys
+
+    for lang, words in (("zh-CN", "\u8df3\u5230\u6b63\u6587"), ("en", "Skip to the content")):
+        browser.sign_in(staff["supervisor"], lang=lang)
+        browser.go(f"/ui/statistics?lang={lang}")
+        link = browser.find("#skip-link")
+        assert link.size["width"] <= 1 and link.size["height"] <= 1  # hidden until focused
+        browser.find("body").send_keys(Keys.TAB)
+        focused = browser.driver.switch_to.active_element
+        assert focused.get_attribute("id") == "skip-link" and focused.text == words
+        assert focused.size["width"] > 20 and focused.location["y"] < 100  # seen, at the top
+        browser.shot(f"review-nov29-skip-link-{lang}")
+        focused.send_keys(Keys.ENTER)
+        assert browser.driver.switch_to.active_element.get_attribute("id") == "main"
+        assert browser.find("#f-area").size["width"] >= 200
