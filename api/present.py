@@ -38,9 +38,21 @@ class Presenter:
             return None, None
         return (born, born.year) if self.full else (None, born.year)
 
+    def permit_number(self, sealed_or_plain: Any) -> str | None:
+        """A residence permit's number (sealed under its holder's key since 2026-11-29): in full,
+        or its last four characters only; [erased] once its holder was."""
+        if sealed_or_plain is None:
+            return None
+        value = str(self.vault.open(sealed_or_plain))
+        if value == ERASED:
+            return erased_text(self.lang)
+        return value if self.full else "*" * max(len(value) - 4, 0) + value[-4:]
+
     def resident_row(self, row: dict[str, Any]) -> dict[str, Any]:
         birth_date, birth_year = self.birth(row.get("birth_date"))
         shown_row = {k: v for k, v in row.items() if k != "name_masked"}
+        if "permit_number" in shown_row:
+            shown_row["permit_number"] = self.permit_number(shown_row["permit_number"])
         return {**shown_row, "name": self.name(row["name"], row.get("name_masked")), "birth_date": birth_date,
                 "birth_year": birth_year, "id_number_masked": shown(row["id_number_masked"], self.lang)}
 

@@ -35,7 +35,7 @@ from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
 from domain.operators import Operator, SiteOperatorClaim
-from domain.residents import IdentityNumberClaim, Resident
+from domain.residents import IdentityNumberClaim, PermitNumberClaim, Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
 
@@ -50,6 +50,7 @@ AGGREGATE_KINDS: dict[type[Aggregate], str] = {
     ApiKey: "access",
     Resident: "residents",
     IdentityNumberClaim: "residents",
+    PermitNumberClaim: "residents",
     HousingSite: "sites",
     DisputeCase: "disputes",
     ManagementCommittee: "committees",

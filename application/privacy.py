@@ -198,6 +198,10 @@ class Vault:
         """The identity-number claim's id: a keyed hash of the normalised number."""
         return UUID(bytes=self.blind("identity-number", id_number.strip().upper())[:16], version=4)
 
+    def permit_claim_id(self, number: str) -> UUID:
+        """The residence-permit number's claim id: a keyed hash of the number, spaces dropped."""
+        return UUID(bytes=self.blind("permit-number", "".join(number.split()).upper())[:16], version=4)
+
     def name_tokens(self, name: str) -> list[str]:
         """Search tokens: each prefix of a name up to NAME_PREFIXES characters, and the
         whole name (a longer query finds the names it spells out in full)."""
@@ -422,6 +426,11 @@ def _policies() -> dict[str, Sealing]:
         # them unlinks the number from the record (and frees it for a new registration).
         "domain.residents:IdentityNumberClaim.Claimed": Sealing(fields=("resident_id",), key="resident"),
         "domain.residents:IdentityNumberClaim.Reclaimed": Sealing(fields=("resident_id",), key="resident"),
+        # A residence permit's number names its holder (found by a review: it outlived an erasure,
+        # in the log and on the record); its claim names them under their key, as above.
+        "domain.residents:Resident.PermitIssued": Sealing(fields=("number",)),
+        "domain.residents:PermitNumberClaim.Claimed": Sealing(fields=("resident_id",), key="resident"),
+        "domain.residents:PermitNumberClaim.Reclaimed": Sealing(fields=("resident_id",), key="resident"),
         # A committee's decision copied onto a case: a text key of its own (it may name someone
         # who is no party), destroyed too when a party of the case is erased.
         "domain.disputes:DisputeCase.CommitteeDecisionRecorded": Sealing(fields=("decision",), key="text",

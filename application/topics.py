@@ -31,7 +31,7 @@ from domain.cobuilding import Pairing
 from domain.committees import ManagementCommittee
 from domain.disputes import DisputeCase
 from domain.operators import Operator, SiteOperatorClaim
-from domain.residents import IdentityNumberClaim, Resident
+from domain.residents import IdentityNumberClaim, PermitNumberClaim, Resident
 from domain.sites import HousingSite
 from domain.subsidies import SubsidyApplication, SubsidyProgram
 
@@ -97,6 +97,10 @@ REGISTRY: tuple[Frozen, ...] = (
     Frozen(IdentityNumberClaim, "domain.residents:IdentityNumberClaim", {
         "Claimed": "domain.residents:IdentityNumberClaim.Claimed",
         "Reclaimed": "domain.residents:IdentityNumberClaim.Reclaimed",
+    }),
+    Frozen(PermitNumberClaim, "domain.residents:PermitNumberClaim", {
+        "Claimed": "domain.residents:PermitNumberClaim.Claimed",
+        "Reclaimed": "domain.residents:PermitNumberClaim.Reclaimed",
     }),
     Frozen(HousingSite, "domain.sites:HousingSite", {
         "Registered": "domain.sites:HousingSite.Registered",

@@ -830,6 +830,8 @@ class Resident(Aggregate):
         self.household_relation = None
         self.housing = {**self.housing, "address": None, "landlord": None}
         self.erased_on = recorded_at.astimezone(OFFICE_TZ).date().isoformat()  # the office's day
+        if self.permit is not None and self.permit.get("number") is not None:  # sealed under their key
+            self.permit = {**self.permit, "number": ERASED}
         self.dependants = {k: {**v, "name": ERASED} for k, v in self.dependants.items()}
         if self.departure_reason is not None:  # sealed under their key: read back, it is [erased] too
             self.departure_reason = ERASED
@@ -911,6 +913,54 @@ class IdentityNumberClaim(Aggregate):
     @event("Reclaimed")
     def _reclaimed(self, *, resident_id: UUID | str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
         """An identity number whose holder was erased was claimed for a newly registered resident."""
+        self.resident_id = resident_id
+
+
+class PermitNumberClaim(Aggregate):
+    """One per residence-permit number, so one number is never issued to two residents (found
+    by a review: the same number was recorded for two). As the identity number's claim: its id
+    is a keyed hash of the number (the application's), it records no number, and it names its
+    holder under their key, so erasing them frees the number."""
+
+    class Claimed(Aggregate.Created):
+        """A residence-permit number was claimed for the resident it was issued to."""
+
+        resident_id: UUID | str  # sealed under the resident's key (a string)
+        actor_id: str
+        actor_role: str
+        recorded_at: datetime
+
+    @classmethod
+    def claim(cls, claim_id: UUID, *, resident_id: UUID, stamp: Stamp) -> PermitNumberClaim:
+        claim: PermitNumberClaim = cls._create(cls.Claimed, id=claim_id, resident_id=resident_id,
+                                               **stamp.event_fields())
+        return claim
+
+    @event(Claimed)
+    def __init__(self, *, resident_id: UUID | str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        self.resident_id = resident_id
+
+    def holder(self) -> UUID | None:
+        """The resident the number was issued to; None once their personal data was erased."""
+        if self.resident_id is None or str(self.resident_id) == ERASED:
+            return None
+        return UUID(str(self.resident_id))
+
+    def check_free_for(self, resident_id: UUID, holder_erased: bool) -> None:
+        """Refuse the number if another resident, not erased, holds it (``holder_erased``: the
+        caller read the holder's record and found it erased)."""
+        holder = self.holder()
+        if holder is not None and holder != resident_id and not holder_erased:
+            raise RuleViolated("this residence-permit number was issued to another resident; check the number "
+                               "on the permit", rule="permit_number_issued", field="number")
+
+    def reclaim(self, *, resident_id: UUID, stamp: Stamp) -> None:
+        """The number is recorded for a resident again (its holder's data was erased)."""
+        self._reclaimed(resident_id=resident_id, **stamp.event_fields())
+
+    @event("Reclaimed")
+    def _reclaimed(self, *, resident_id: UUID | str, actor_id: str, actor_role: str, recorded_at: datetime) -> None:
+        """A residence-permit number whose holder was erased was recorded for another resident."""
         self.resident_id = resident_id
 
 

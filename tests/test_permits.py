@@ -258,3 +258,69 @@ def test_the_permit_list_sorts_by_pinyin_across_its_pages(caseworker: Api) -> No
     assert keys == sorted(keys), names
     ours = [n for n in names if n in ("张伟", "王芳", "白云", "赵敏", "阿依")]
     assert ours == ["阿依", "白云", "王芳", "张伟", "赵敏"]
+
+
+def _applied(caseworker: Api) -> str:
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01")).json()["id"]
+    assert caseworker.post(f"/residents/{resident}/permit", {"applied_on": "2025-08-01"}).status_code == 200
+    return str(resident)
+
+
+def test_one_permit_number_is_issued_to_one_resident_and_is_sealed_under_their_key(
+        caseworker: Api, supervisor: Api, as_role: Any, services: Services, stored: Any) -> None:
+    """Found by a review: one number was issued to two residents, and it stayed in the log, the
+    view and the record after its holder was erased."""
+    from tests.factories import unique
+
+    number = unique("JZZ-330206").replace("_", "-")
+    first, second = _applied(caseworker), _applied(caseworker)
+    issued = caseworker.post(f"/residents/{first}/permit/issuance", {"number": number, "issued_on": "2025-08-05"})
+    assert issued.status_code == 200, issued.text
+    snapshot = stored()
+    for same in (number, f" {number.lower()} "):  # as typed, in lower case, with spaces around
+        again = caseworker.post(f"/residents/{second}/permit/issuance", {"number": same, "issued_on": "2025-08-05"})
+        assert again.status_code == 409 and again.json()["rule"] == "permit_number_issued", again.text
+    assert snapshot.unchanged()
+    with services.pool.connection() as conn:  # sealed in the store and in the view
+        raw = conn.execute("SELECT count(*) AS n FROM liudong_events WHERE position(%s in convert_from(state, 'UTF8'))"
+                           " > 0", (number,)).fetchone()
+        assert raw["n"] == 0
+    listed = caseworker.get("/permits", params={"status": "issued", "after": issued.json()["position"],
+                                                "limit": 500}).json()["items"]
+    assert number in [r["number"] for r in listed]
+    masked = as_role("api_consumer").get("/permits", params={"status": "issued", "limit": 500}).json()["items"]
+    assert number not in [r["number"] for r in masked] and ("*" * (len(number) - 4) + number[-4:]) in [
+        r["number"] for r in masked]
+    erased = supervisor.post(f"/residents/{first}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "request 2026-77"})
+    assert erased.status_code == 200, erased.text
+    freed = caseworker.post(f"/residents/{second}/permit/issuance", {"number": number, "issued_on": "2025-08-05"})
+    assert freed.status_code == 200, freed.text  # the erased holder's number is free
+    listed = caseworker.get("/permits", params={"status": "issued", "after": freed.json()["position"],
+                                                "limit": 500, "lang": "en"}).json()["items"]
+    by_resident = {r["resident_id"]: r["number"] for r in listed}
+    assert by_resident.get(second) == number and by_resident.get(first) in (None, "[erased]", "[\u5df2\u5220\u9664]")
+
+
+def test_two_issues_of_one_number_racing_store_one(base_url: str, keys: dict[str, str], caseworker: Api) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.factories import unique
+
+    number = unique("JZZ-RACE").replace("_", "-")
+    residents = [_applied(caseworker) for _ in range(4)]
+    start = threading.Barrier(len(residents))
+
+    def issue(resident: str) -> int:
+        with httpx.Client(base_url=base_url, timeout=60) as client:
+            start.wait()
+            return client.post(f"/residents/{resident}/permit/issuance", json={"number": number,
+                                                                               "issued_on": "2025-08-05"},
+                               headers={"Authorization": f"Bearer {keys['caseworker']}"}).status_code
+
+    with ThreadPoolExecutor(max_workers=len(residents)) as pool:
+        codes = sorted(pool.map(issue, residents))
+    assert codes == [200, 409, 409, 409], codes

@@ -98,6 +98,7 @@ def permits(
         record_names_read(conn, principal, [r["resident_id"] for r in page.items],
                           read_route(request))
     presenter = Presenter(services.app.vault, principal, lang)
-    items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked"))}.items()
+    items = [{k: v for k, v in {**r, "name": presenter.name(r["name"], r.get("name_masked")),
+                                "number": presenter.permit_number(r.get("number"))}.items()
               if k != "name_masked"} for r in page.items]
     return page_response(page, headers, items, PermitListItem)

@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
 from domain.common import Stamp
-from domain.residents import Resident
+from domain.residents import PermitNumberClaim, Resident
 
 
 class PermitCommands(OfficeApplication):
@@ -38,10 +39,42 @@ class PermitCommands(OfficeApplication):
         self, resident_id: UUID, *, number: str, issued_on: date, stamp: Stamp,
         expected_version: int | None = None, idempotency: IdempotencyClaim | None = None,
     ) -> CommandResult:
-        return self._permit_command(
-            resident_id, lambda r: r.issue_permit(number=number, issued_on=issued_on, stamp=stamp),
-            expected_version, idempotency,
-        )
+        """Issue the permit with its number, claimed for this resident in the same save: a number
+        another resident holds is refused (``permit_number_issued``), and two issues of one number
+        racing write the same claim, so one is decided again and refused."""
+        claim_id = self.vault.permit_claim_id(number)
+
+        def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
+            resident = self.load_current(Resident, resident_id, expected_version)
+            claim = self._permit_claim(claim_id)
+            if claim is not None:
+                claim.check_free_for(resident.id, holder_erased=self._erased(claim.holder()))
+            resident.issue_permit(number=number, issued_on=issued_on, stamp=stamp)
+            if claim is None:
+                return resident, [resident, PermitNumberClaim.claim(claim_id, resident_id=resident.id, stamp=stamp)]
+            if claim.holder() != resident.id:
+                claim.reclaim(resident_id=resident.id, stamp=stamp)
+                return resident, [resident, claim]
+            return resident, [resident]
+
+        return self._execute(decide, idempotency=idempotency)
+
+    def _permit_claim(self, claim_id: UUID) -> PermitNumberClaim | None:
+        try:
+            claim: Aggregate = self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(claim, PermitNumberClaim)
+        return claim
+
+    def _erased(self, resident_id: UUID | None) -> bool:
+        if resident_id is None:
+            return True
+        try:
+            holder: Aggregate = self.repository.get(resident_id)
+        except AggregateNotFoundError:
+            return True
+        return isinstance(holder, Resident) and holder.erased_on is not None
 
     def endorse_permit(
         self, resident_id: UUID, *, endorsed_on: date, stamp: Stamp,
