@@ -49,10 +49,13 @@ class Presenter:
         return value if self.full else "*" * max(len(value) - 4, 0) + value[-4:]
 
     def resident_row(self, row: dict[str, Any]) -> dict[str, Any]:
-        birth_date, birth_year = self.birth(row.get("birth_date"))
+        erased = row.get("name_masked") == ERASED
+        birth_date, birth_year = self.birth(None if erased else row.get("birth_date"))
         shown_row = {k: v for k, v in row.items() if k != "name_masked"}
         if "permit_number" in shown_row:
             shown_row["permit_number"] = self.permit_number(shown_row["permit_number"])
+        if "hometown" in shown_row:
+            shown_row["hometown"] = shown(shown_row["hometown"], self.lang)
         return {**shown_row, "name": self.name(row["name"], row.get("name_masked")), "birth_date": birth_date,
                 "birth_year": birth_year, "id_number_masked": shown(row["id_number_masked"], self.lang)}
 

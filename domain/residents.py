@@ -825,6 +825,10 @@ class Resident(Aggregate):
         self.name = ERASED
         self.id_number = ERASED
         self.phone = ERASED
+        # Where they come from and who employs them, beside a birth date, point at one person
+        # (found by a review): erased too on the record; the birth date is not shown.
+        self.hometown = ERASED
+        self.employer = None
         # Optional, so blanked rather than marked: read back from the sealed event it is
         # [erased], which readers show as not recorded too.
         self.household_relation = None

@@ -37,7 +37,8 @@ class ResidentsView(ViewRecorder):
     # residents_counts, the number of residents per filter value, so a list's total is a sum of
     # a few rows instead of a scan (issue 9). Version 7: name_sort reads the surname as a
     # surname (曾 Zeng, 单 Shan), found by a review.
-    # Version 8: an erasure erases the permit number too (found by a review: it outlived it).
+    # Version 8: an erasure erases the permit number, the hometown and the employer too (found by
+    # a review: they outlived it).
     version = 8
     tables = ["residents", "residents_counts"]
     after_rebuild = RECOUNT
@@ -185,9 +186,9 @@ class ResidentsProjection(SqlProjection):
     def erased(self, cursor: Cursor[DictRow], e: Any) -> None:
         cursor.execute(
             "UPDATE residents SET name = %s, name_masked = %s, name_tokens = '{}', id_number_masked = %s,"
-            " name_sort = %s, id_suffix_tokens = '{}', version = %s,"
+            " name_sort = %s, id_suffix_tokens = '{}', version = %s, hometown = %s, employer = NULL,"
             " permit_number = CASE WHEN permit_number IS NULL THEN NULL ELSE %s END WHERE id = %s",
-            (ERASED, ERASED, ERASED, person_key(ERASED), e.originator_version, ERASED, e.originator_id),
+            (ERASED, ERASED, ERASED, person_key(ERASED), e.originator_version, ERASED, ERASED, e.originator_id),
         )
 
     @handles(event_class(Resident, "MovedIntoSite"))

@@ -626,3 +626,23 @@ def test_areas_keys_and_statistics_come_a_page_at_a_time(http: httpx.Client, key
         assert seen == [tuple(i[k] for k in key) for i in whole["items"]], path
         refused = admin.get(path, params={"cursor": "bm90LWEtY3Vyc29y"})
         assert refused.status_code == 422 and refused.json()["rule"] == "invalid_cursor", (path, refused.text)
+
+
+def test_an_erased_residents_record_and_rows_keep_no_hometown_employer_or_birth_date(
+        caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: after an erasure the record still gave the hometown, the employer and
+    the birth date, which with the area and the dates point at one person."""
+    from tests.factories import unique_area
+
+    area = unique_area("Erased")
+    resident = caseworker.post("/residents", resident_body(area=area, hometown="Anhui Fuyang",
+                                                           employer="Shenzhou Knitting")).json()["id"]
+    erased = supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                                 "note": "request 2026-88"})
+    assert erased.status_code == 200, erased.text
+    record = supervisor.get(f"/residents/{resident}", headers={"Accept-Language": "en"}).json()
+    assert (record["hometown"], record["employer"], record["birth_date"]) == ("[erased]", None, None)
+    (row,) = supervisor.get("/residents", params={"area": area, "after": erased.json()["position"]},
+                            headers={"Accept-Language": "en"}).json()["items"]
+    assert (row["hometown"], row["employer"], row["birth_date"]) == ("[erased]", None, None)
+    assert "Fuyang" not in str(row) and "Shenzhou" not in str(record)

@@ -24,6 +24,7 @@ from api.deps import (
     page_response,
     read_route,
     respond,
+    shown,
 )
 from api.deps import STAFF as STAFF_ROLES
 from api.deps import SUPERVISORS as SUPERVISOR_ROLES
@@ -174,14 +175,14 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
     with services.pool.connection() as conn:
         record_access(conn, principal, resident_id, read_route(request), detail=_as_of_detail(known_at, effective_at))
     presenter = Presenter(services.app.vault, principal, lang)
-    birth_date, birth_year = presenter.birth(resident.birth_date)
-    area = services.app.areas.get(resident.area)
     number = resident.id_number
     erased = number == ERASED
+    birth_date, birth_year = presenter.birth(None if erased else resident.birth_date)
+    area = services.app.areas.get(resident.area)
     doc = ResidentPublic(
         id=resident.id, version=resident.version, name=presenter.name(resident.name),
         id_number_masked=presenter.name(number) if erased else IdentityNumber(number).masked,
-        sex=resident.sex, birth_date=birth_date, birth_year=birth_year, hometown=resident.hometown,
+        sex=resident.sex, birth_date=birth_date, birth_year=birth_year, hometown=shown(resident.hometown, lang),
         employer=resident.employer, status=resident.status, site_id=resident.site_id, area=resident.area,
         area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
         registered_on=resident.registered_on, departure_reason=presenter.text(resident.departure_reason),

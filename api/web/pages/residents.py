@@ -15,7 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api.deps import read_route, reading_as
+from api.deps import read_route, reading_as, shown
 from api.present import Presenter
 from api.routes.history import CATALOGUE
 from api.schemas import DepartureCreate, ErasureCreate, HousingIn, MoveCreate, ResidentCreate, ReturnCreate
@@ -379,7 +379,8 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
     facts = {
         "name": presenter.name(resident.name),
         "id_number_masked": presenter.name(number) if number == ERASED else IdentityNumber(number).masked,
-        "sex": resident.sex, "birth_date": resident.birth_date, "hometown": resident.hometown,
+        "sex": resident.sex, "birth_date": None if number == ERASED else resident.birth_date,
+        "hometown": shown(resident.hometown, page.lang),
         "employer": resident.employer, "phone": presenter.text(resident.phone),
         "household_relation": presenter.text(resident.household_relation),
         "registered_on": resident.registered_on, "area_name": _area_name(page, resident.area),
