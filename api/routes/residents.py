@@ -182,8 +182,11 @@ def get_resident(resident_id: UUID, request: Request, services: ServicesDep, pri
     doc = ResidentPublic(
         id=resident.id, version=resident.version, name=presenter.name(resident.name),
         id_number_masked=presenter.name(number) if erased else IdentityNumber(number).masked,
-        sex=resident.sex, birth_date=birth_date, birth_year=birth_year, hometown=shown(resident.hometown, lang),
-        employer=resident.employer, status=resident.status, site_id=resident.site_id, area=resident.area,
+        # erased: as read now, and as known before the erasure (whose events still hold them)
+        sex=resident.sex, birth_date=birth_date, birth_year=birth_year,
+        hometown=shown(ERASED if erased else resident.hometown, lang),
+        employer=None if erased else resident.employer, status=resident.status, site_id=resident.site_id,
+        area=resident.area,
         area_name=(area.name_en if lang == "en" else area.name_zh) if area else None, since=resident.since,
         registered_on=resident.registered_on, departure_reason=presenter.text(resident.departure_reason),
         phone=presenter.text(resident.phone) if principal.sees_personal_data else None,
