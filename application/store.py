@@ -328,18 +328,28 @@ class LiudongRecorder(PostgresApplicationRecorder):
     def _insert(self, stored_events: Sequence[StoredEvent], claim: IdempotencyClaim | None,
                 effects: list[tuple[Any, Sequence[Any]]], new_keys: list[NewKey],
                 consulted: Sequence[UUID] = ()) -> list[int]:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            if consulted or any(_waits_for_erasures(k) for k in new_keys):  # an erasure scanning them waits
-                curs.execute("SELECT pg_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,))
-                # ...and these wait for an erasure: a record naming a resident erased since it was
-                # decided (a dispute naming them as a party, an election or an employer naming them)
-                # is decided again, and refused (found by reviews: one logged while the erasure ran
-                # kept their data readable for good; one stored after it recorded something new of them)
-                named = sorted({s for k in new_keys for s in k.subjects if s != k.key_id} | set(consulted))
-                if named and curs.execute("SELECT 1 FROM pii_keys WHERE key_id = ANY(%s) AND wrapped IS NULL"
-                                          " AND destroyed_at IS NOT NULL LIMIT 1", (named,)).fetchone():
-                    raise IntegrityError("a resident this record names was erased meanwhile")
-            return self._write(curs, stored_events, claim, effects, new_keys)
+        if not consulted and not any(_waits_for_erasures(k) for k in new_keys):
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                return self._write(curs, stored_events, claim, effects, new_keys)
+        # An erasure scanning the texts and names waits for these, and these wait for an erasure:
+        # a record naming a resident erased since it was decided (a dispute naming them as a party,
+        # an election or an employer naming them) is decided again, and refused (found by reviews:
+        # one logged while the erasure ran kept their data readable for good; one stored after it
+        # recorded something new of them). They wait without a connection of the pool (found by a
+        # review: twenty of them waiting on one each left the erasure none, and it failed).
+        named = sorted({s for k in new_keys for s in k.subjects if s != k.key_id} | set(consulted))
+        deadline, pause = time.monotonic() + ERASURE_WAIT, 0.005
+        while True:
+            with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+                if _first(curs.execute("SELECT pg_try_advisory_xact_lock_shared(%s)", (TEXTS_LOCK,)).fetchone()):
+                    if named and curs.execute("SELECT 1 FROM pii_keys WHERE key_id = ANY(%s) AND wrapped IS NULL"
+                                              " AND destroyed_at IS NOT NULL LIMIT 1", (named,)).fetchone():
+                        raise IntegrityError("a resident this record names was erased meanwhile")
+                    return self._write(curs, stored_events, claim, effects, new_keys)
+            if time.monotonic() > deadline:
+                raise TooMuchContention("an erasure is running; retry the request")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def _insert_group(self, batch: list[_Write]) -> None:
         """The writes of a group commit: one alone as ``_insert`` stores it; several with one
@@ -439,7 +449,12 @@ class LiudongRecorder(PostgresApplicationRecorder):
 
 
 def _first(row: Any) -> Any:
-    return row["position"] if isinstance(row, dict) else row[0]
+    if isinstance(row, dict):
+        return row["position"] if "position" in row else next(iter(row.values()))
+    return row[0]
+
+
+ERASURE_WAIT = 30.0  # seconds a write naming residents waits for an erasure running meanwhile
 
 
 A = TypeVar("A", bound=Aggregate)

@@ -121,3 +121,55 @@ def test_a_record_decided_on_a_resident_erased_before_it_is_stored_is_decided_ag
     assert [e.status_code for e in erasures] == [200], [e.text for e in erasures]
     assert linked.status_code == 409 and linked.json()["rule"] == "already_erased", linked.text
     assert supervisor.get(f"/operators/{employer.json()['id']}").json()["employees"] == []
+
+
+def test_writes_waiting_for_an_erasure_leave_it_the_connections_it_needs(
+        caseworker: Api, supervisor: Api, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a review: each write naming a resident waited for a running erasure holding a
+    connection of the pool; seventy of them left the erasure none, and it failed after 30 s. They
+    now wait without one."""
+    import time
+    from datetime import date
+
+    from application.commands.residency import ResidencyCommands
+    from domain.common import Actor, Role, Stamp
+    from tests.conftest import NOW
+
+    area = unique_area("Pool")
+    # more than the store's connections (the tests' pool_size 30, as many again in overflow)
+    residents = [UUID(caseworker.post("/residents", resident_body(area=area)).json()["id"]) for _ in range(70)]
+    erased = UUID(caseworker.post("/residents", resident_body(area=area)).json()["id"])
+    employer = supervisor.post("/operators", {"type": "employer", "name": "Shenzhou Knitting", "area": "xinqi",
+                                              "contact": "Chen Jie 13800000000"}).json()["id"]
+    scan = ResidencyCommands._texts_naming
+    scanning = threading.Event()
+
+    def slow_scan(self: Any, names: Any) -> Any:  # a long scan over many texts, holding the erasure's lock
+        scanning.set()
+        time.sleep(2)
+        return scan(self, names)
+
+    monkeypatch.setattr(ResidencyCommands, "_texts_naming", slow_scan)
+    outcome: dict[str, Any] = {}
+
+    def erase() -> None:
+        try:
+            services.app.erase_resident(erased, legal_basis="data_subject_request", note="request 2026-90",
+                                        stamp=Stamp(Actor("test-supervisor", Role.SUPERVISOR), NOW))
+            outcome["erasure"] = "stored"
+        except Exception as error:  # the outcome is the assertion
+            outcome["erasure"] = repr(error)
+
+    eraser = threading.Thread(target=erase)
+    eraser.start()
+    assert scanning.wait(30)
+
+    def link(resident: UUID) -> str:
+        services.app.link_operator_employee(UUID(employer), resident_id=resident, linked_on=date(2026, 11, 1),
+                                            stamp=Stamp(Actor("test-caseworker", Role.CASEWORKER), NOW))
+        return "linked"
+
+    with ThreadPoolExecutor(max_workers=len(residents)) as pool:
+        linked = list(pool.map(link, residents))
+    eraser.join()
+    assert outcome == {"erasure": "stored"} and linked == ["linked"] * len(residents)
