@@ -40,13 +40,14 @@ class Presenter:
 
     def permit_number(self, sealed_or_plain: Any) -> str | None:
         """A residence permit's number (sealed under its holder's key since 2026-11-29): in full,
-        or its last four characters only; [erased] once its holder was."""
+        or its last four characters only (of a short one, half at most); [erased] once its holder was."""
         if sealed_or_plain is None:
             return None
         value = str(self.vault.open(sealed_or_plain))
         if value == ERASED:
             return erased_text(self.lang)
-        return value if self.full else "*" * max(len(value) - 4, 0) + value[-4:]
+        kept = min(4, len(value) // 2)
+        return value if self.full else "*" * (len(value) - kept) + value[len(value) - kept:]
 
     def resident_row(self, row: dict[str, Any]) -> dict[str, Any]:
         erased = row.get("name_masked") == ERASED

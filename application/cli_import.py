@@ -112,7 +112,7 @@ def _day(value: str | None) -> date | None:
 
     day = iso_day(value)
     if day is None:
-        raise typer.BadParameter(f"{value!r} is not a day as YYYY-MM-DD")
+        raise typer.BadParameter(f"{value!r} is not a day as YYYY-MM-DD from 1900 to 2999")
     return day
 
 

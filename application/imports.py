@@ -33,7 +33,7 @@ from psycopg.rows import tuple_row
 
 from application.heap import fewer_collections
 from application.store import EVENTS_TABLE, OfficeApplication
-from domain.common import ERASED, DomainError, InvalidValue, Stamp, iso_day
+from domain.common import ERASED, FIRST_YEAR, ISO_DAY, LAST_YEAR, DomainError, InvalidValue, Stamp, iso_day
 from domain.identity import IdentityNumber
 from domain.residents import HouseholdRelation, IdentityNumberClaim, Resident, legacy_claim_id
 
@@ -196,6 +196,9 @@ def check_text(row: dict[str, str], column: str, text: Text, *, required: bool =
 def parse_date(value: str, field_name: str) -> date:
     """YYYY-MM-DD, as the API takes a date."""
     day = iso_day(value)
+    if day is None and ISO_DAY.fullmatch(value or "") and not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
+        raise InvalidValue(field_name, f"{field_name} {value!r} names a year outside {FIRST_YEAR} to {LAST_YEAR}",
+                           rule="date_out_of_range")
     if day is None:
         raise InvalidValue(field_name, f"{field_name} {value!r} is not a date (YYYY-MM-DD)", rule="date")
     return day

@@ -614,6 +614,8 @@ class Resident(Aggregate):
         assert self.permit is not None
         self.permit.update(status=PermitStatus.ISSUED.value, number=number, issued_on=issued_on.isoformat(),
                            endorsement_due=endorsement_due.isoformat())
+        # every number they held (a permit applied for again forgets the last): erased with them
+        self.permit_numbers = [*getattr(self, "permit_numbers", []), number]
 
     def endorse_permit(self, *, endorsed_on: date, stamp: Stamp) -> None:
         """The yearly endorsement (签注); a late one reinstates a suspended permit."""
@@ -793,9 +795,13 @@ class Resident(Aggregate):
 
     # -- personal data ---------------------------------------------------------
     def identifying_texts(self) -> list[str]:
-        """What names this resident in free text: their name, identity number, phone number
-        and their dependants' names (erased ones name nobody)."""
-        return [self.name, self.id_number, self.phone,
+        """What names this resident in free text: their name, identity number, phone number,
+        the numbers of every residence permit issued to them (found by a review: an erasure's
+        note, or a committee's minutes, quoting one kept it readable) and their dependants'
+        names (erased ones name nobody)."""
+        numbers = [*getattr(self, "permit_numbers", []), *([str(self.permit["number"])]
+                                                           if self.permit and self.permit.get("number") else [])]
+        return [self.name, self.id_number, self.phone, *dict.fromkeys(n for n in numbers if n != ERASED),
                 *(str(d.get("name") or "") for d in self.dependants.values())]
 
     def erase_personal_data(self, *, legal_basis: str, note: str, stamp: Stamp) -> None:
@@ -836,6 +842,7 @@ class Resident(Aggregate):
         self.erased_on = recorded_at.astimezone(OFFICE_TZ).date().isoformat()  # the office's day
         if self.permit is not None and self.permit.get("number") is not None:  # sealed under their key
             self.permit = {**self.permit, "number": ERASED}
+        self.permit_numbers = []
         self.dependants = {k: {**v, "name": ERASED} for k, v in self.dependants.items()}
         if self.departure_reason is not None:  # sealed under their key: read back, it is [erased] too
             self.departure_reason = ERASED

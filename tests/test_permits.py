@@ -324,3 +324,45 @@ def test_two_issues_of_one_number_racing_store_one(base_url: str, keys: dict[str
     with ThreadPoolExecutor(max_workers=len(residents)) as pool:
         codes = sorted(pool.map(issue, residents))
     assert codes == [200, 409, 409, 409], codes
+
+
+def test_a_text_quoting_a_permit_number_is_erased_with_its_holder(caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: the permit numbers were not among what names a resident, so an erasure's
+    note could quote one and a committee's agenda quoting one kept it readable after the erasure."""
+    from tests.factories import unique
+
+    number = unique("JZZ-TEXT").replace("_", "-")
+    holder = _applied(caseworker)
+    assert caseworker.post(f"/residents/{holder}/permit/issuance",
+                           {"number": number, "issued_on": "2025-08-05"}).status_code == 200
+    committee = supervisor.post("/committees", {"name": unique("Committee"), "area": "xinqi",
+                                                "established_on": "2026-01-10", "members": [{"name": "Wang"}]})
+    assert committee.status_code == 201, committee.text
+    meeting = caseworker.post(f"/committees/{committee.json()['id']}/meetings", {
+        "scheduled_on": "2026-12-05", "agenda": [{"title": f"renewal of permit {number}"}]})
+    assert meeting.status_code == 200, meeting.text
+    quoting = supervisor.post(f"/residents/{holder}/erasure", {"legal_basis": "data_subject_request",
+                                                               "note": f"holder of permit {number} asked"})
+    assert quoting.status_code == 422 and quoting.json()["rule"] == "note_names_the_resident", quoting.text
+    erased = supervisor.post(f"/residents/{holder}/erasure", {"legal_basis": "data_subject_request",
+                                                              "note": "request 2026-91"})
+    assert erased.status_code == 200, erased.text
+    doc = supervisor.get(f"/committees/{committee.json()['id']}", headers={"Accept-Language": "en"}).json()
+    assert [i["title"] for m in doc["meetings"] for i in m["agenda"]] == ["[erased]"]
+
+
+def test_a_number_issued_before_numbers_were_claimed_is_not_issued_again(
+        caseworker: Api, services: Services) -> None:
+    """Found by a review: a number issued before the claims (2026-11-29) had none, so it could be
+    issued again; the residents' view holds such a number as it was written then."""
+    from tests.factories import unique
+
+    number = unique("JZZ-OLD").replace("_", "-")
+    holder, other = _applied(caseworker), _applied(caseworker)
+    caseworker.get("/permits", params={"after": services.head()})  # the view has both applications
+    with services.pool.connection() as conn:  # as a permit issued before the claims left it
+        conn.execute("UPDATE residents SET permit_status = 'issued', permit_number = %s WHERE id = %s",
+                     (number, holder))
+    again = caseworker.post(f"/residents/{other}/permit/issuance",
+                            {"number": number.lower(), "issued_on": "2025-08-05"})
+    assert again.status_code == 409 and again.json()["rule"] == "permit_number_issued", again.text
