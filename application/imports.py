@@ -286,7 +286,7 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
     try:
         app.save(*(a for _, _, resident, claim_id, _ in fresh
                    for a in (resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
-                                                                 recorded_at=stamp.recorded_at))))
+                                                                 stamp=stamp))))
         report.stored += len(fresh)  # one transaction for the batch
         return
     except IntegrityError:
@@ -294,8 +294,7 @@ def _import_batch(app: OfficeApplication, batch: list[tuple[int, dict[str, str]]
     for _, row, _, claim_id, _ in fresh:
         _, resident = _decide(app, row, stamp)
         try:
-            app.save(resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id,
-                                                         recorded_at=stamp.recorded_at))
+            app.save(resident, IdentityNumberClaim.claim(claim_id, resident_id=resident.id, stamp=stamp))
             report.stored += 1
         except IntegrityError:
             report.already += 1

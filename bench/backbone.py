@@ -209,7 +209,7 @@ def store_events(database: Database, work: Workload, events: int, master_key: by
                                              phone="13800138000", hometown="Anhui", employer=None, area=AREA,
                                              registered_on=work.registered_on, stamp=stamp)
                 batch += [resident, IdentityNumberClaim.claim(app.vault.claim_id(number), resident_id=resident.id,
-                                                              recorded_at=stamp.recorded_at)]
+                                                              stamp=stamp)]
             written += len(app.save(*batch))
     finally:
         app.close()

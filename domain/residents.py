@@ -883,10 +883,12 @@ class IdentityNumberClaim(Aggregate):
     itself does not record the number."""
 
     class Claimed(Aggregate.Created):
-        """An identity number was claimed for a resident at their registration."""
+        """An identity number was claimed for a resident at their registration, by whom registered them."""
 
-        class_version = 2
+        class_version = 3
         resident_id: UUID | str  # stored sealed under the resident's key (a string)
+        actor_id: str | None
+        actor_role: str | None
         recorded_at: datetime
 
         @staticmethod
@@ -894,15 +896,22 @@ class IdentityNumberClaim(Aggregate):
             """Claims before version 2 recorded the number; it is dropped when read."""
             state.pop("id_number", None)
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, object]) -> None:
+            """Claims before version 3 named no actor (found by a review): none is known."""
+            state.setdefault("actor_id", None)
+            state.setdefault("actor_role", None)
+
     @classmethod
-    def claim(cls, claim_id: UUID, *, resident_id: UUID, recorded_at: datetime) -> IdentityNumberClaim:
+    def claim(cls, claim_id: UUID, *, resident_id: UUID, stamp: Stamp) -> IdentityNumberClaim:
         """The claim with the id the application derived from the number."""
         claim: IdentityNumberClaim = cls._create(cls.Claimed, id=claim_id, resident_id=resident_id,
-                                                 recorded_at=recorded_at)
+                                                 **stamp.event_fields())
         return claim
 
     @event(Claimed)
-    def __init__(self, *, resident_id: UUID | str, recorded_at: datetime) -> None:
+    def __init__(self, *, resident_id: UUID | str, actor_id: str | None, actor_role: str | None,
+                 recorded_at: datetime) -> None:
         # Sealed under the resident's key (a string when read): erasing them breaks the link
         # from the number to the record, and reads [erased].
         self.resident_id = resident_id

@@ -191,7 +191,7 @@ class EventLoad:
             hometown="Anhui", employer=None, area=("xinqi", "daqi", "xiaogang")[self.rng.randint(0, 2)],
             registered_on=date(2025, 1, 1) + timedelta(days=self.rng.randint(0, 30)), stamp=self.stamp)
         claim = IdentityNumberClaim.claim(self.app.vault.claim_id(number), resident_id=resident.id,
-                                          recorded_at=self.stamp.recorded_at)
+                                          stamp=self.stamp)
         self.residents.append(resident)
         return resident, claim
 

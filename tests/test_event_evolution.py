@@ -469,3 +469,12 @@ def test_an_api_keys_verifier_never_leaves_the_office_on_kafka() -> None:
     data = json.loads(message.value)["data"]
     assert data["key_hash"] is None and data["user_id"] == "li.wei"
     from_message(message.value, catalogue, key=message.key)
+
+
+def test_an_identity_numbers_claim_names_who_registered_the_resident(caseworker: Api, services: Services) -> None:
+    """Found by a review: every stored event carries its actor, but the claim on an identity number
+    carried only its time (so its Kafka message had no actor); claims stored before read none."""
+    body = resident_body()
+    assert caseworker.post("/residents", body).status_code == 201
+    (claimed,) = services.app.events.get(services.app.vault.claim_id(body["id_number"]))
+    assert (claimed.actor_id, claimed.actor_role) == ("test-caseworker", "caseworker")  # type: ignore[attr-defined]

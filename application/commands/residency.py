@@ -200,7 +200,7 @@ class ResidencyCommands(OfficeApplication):
                 freed.reclaim(resident_id=resident.id, stamp=stamp, holder_erased=True)
                 claim = freed
             else:
-                claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, recorded_at=stamp.recorded_at)
+                claim = IdentityNumberClaim.claim(claim_id, resident_id=resident.id, stamp=stamp)
             if site is not None:
                 resident.move_into_site(site, registered_on, stamp)
                 return resident, [resident, claim, site]
