@@ -311,6 +311,13 @@ class Chainer:
             conn.execute(f"INSERT INTO {CHECKPOINTS_TABLE} ({MARK_COLUMNS}) VALUES"
                          " (%(id)s, %(position)s, %(link)s, %(events)s, %(at)s, %(key_id)s, %(signature)s,"
                          " %(version)s, %(previous)s)", mark)
+        # The number is counted as given once its checkpoint is stored: setval is not undone by a
+        # rollback, so set within the transaction a crash before the commit left a number given
+        # and no checkpoint, which verify read as the newest deleted. A crash between the commit
+        # and this leaves the count behind the table, which the next number takes into account.
+        conn.execute("SELECT setval(s, greatest(coalesce(pg_sequence_last_value(s), 0), %s))"
+                     " FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS s) AS q",
+                     (mark["id"], CHECKPOINTS_TABLE))
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         log.info("checkpoint #%s at position %s (%s events)", mark["id"], position, events)
@@ -334,13 +341,12 @@ def _next_checkpoint_number(conn: psycopg.Connection[Any]) -> int:
     checkpoint, even the last or all of them, leaves a gap. The id's sequence keeps the
     count (a DELETE leaves it); it is advanced with setval, which is logged exactly, not
     with nextval, which after a crash of the server skips up to 32 numbers and would
-    read as deleted checkpoints. Called holding CHECKPOINT_LOCK."""
+    read as deleted checkpoints; the caller sets it once the checkpoint is stored. Called holding
+    CHECKPOINT_LOCK."""
     row = conn.execute(
         "SELECT greatest(coalesce(pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass), 0),"
         f" (SELECT coalesce(max(id), 0) FROM {CHECKPOINTS_TABLE})) + 1 AS n", (CHECKPOINTS_TABLE,)).fetchone()
-    number = int(row["n"])  # type: ignore[index]
-    conn.execute("SELECT setval(pg_get_serial_sequence(%s, 'id')::regclass, %s)", (CHECKPOINTS_TABLE, number))
-    return number
+    return int(row["n"])  # type: ignore[index]
 
 
 def _try_chain_lock(conn: psycopg.Connection[Any]) -> bool:

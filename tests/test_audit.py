@@ -935,3 +935,22 @@ def test_a_head_kept_outside_the_database_catches_a_history_rebuilt_from_scratch
     assert caught.exit_code == 1 and f"broken position={position} kind=expected" in caught.output, caught.output
     bad = _audit("verify", "--expect-head", "21:nothex")
     assert bad.exit_code == 2 and "POSITION:HASH" in bad.output
+
+
+def test_a_checkpoint_that_failed_before_its_commit_is_not_read_as_deleted(
+        spare_store: str, signing: tuple[Path, Path]) -> None:
+    """Found by a review: the checkpoint's number was counted as given (setval, which a rollback
+    does not undo) before its row was stored; a crash between the two read as the newest
+    checkpoint deleted, and verify failed for good."""
+    _store(spare_store, 1, 10)
+    chainer = Chainer(spare_store, checkpoint_every=1000, signing_key=load_private_key(signing[0]))
+    chainer.catch_up()
+    with psycopg.connect(spare_store, autocommit=True, row_factory=dict_row) as conn:
+        last = chainer.checkpoint(conn)["id"]  # type: ignore[index]
+        conn.execute(f"ALTER TABLE {CHECKPOINTS_TABLE} ADD CONSTRAINT crash CHECK (id <= {int(last)})")  # fails
+        with pytest.raises(psycopg.errors.CheckViolation):
+            chainer.checkpoint(conn)
+        conn.execute(f"ALTER TABLE {CHECKPOINTS_TABLE} DROP CONSTRAINT crash")
+        result = verify(conn, public_key=load_public_key(signing[1]))
+        assert result.ok, result.broken
+        assert chainer.checkpoint(conn)["id"] == last + 1  # type: ignore[index]
