@@ -608,23 +608,34 @@ def test_a_known_identity_number_names_its_holder_only_to_who_may_read_them_and_
     assert services.app.repository.get(claim_id, version=1).holder() is None
 
 
-def test_areas_keys_and_statistics_come_a_page_at_a_time(http: httpx.Client, keys: dict[str, str]) -> None:
+def test_areas_keys_and_statistics_come_a_page_at_a_time(http: httpx.Client, keys: dict[str, str],
+                                                         caseworker: Api) -> None:
     """Found by a review: /areas, /keys and /statistics answered every row, ignoring limit and cursor,
     as no other list does; /keys took a made-up cursor."""
+    from tests.factories import unique_area
+
     admin = Api(http, keys["admin"])
-    for path, key in (("/areas", ("code",)), ("/keys", ("key_id",)), ("/statistics", ("area", "month"))):
-        whole = admin.get(path, params={"limit": 500}).json()
-        assert whole["total"] >= 2 and whole["next"] is None, (path, whole["total"])
-        seen: list[tuple[str, ...]] = []
-        page = admin.get(path, params={"limit": 1}).json()
+    area = unique_area("Paged")
+    for month in ("2026-01-10", "2026-03-10", "2026-05-10"):
+        last = caseworker.post("/residents", resident_body(area=area, registered_on=month))
+    statistics = {"area": area, "after": last.json()["position"]}
+
+    def walk(path: str, limit: int, params: dict[str, Any]) -> tuple[list[Any], int]:
+        seen: list[Any] = []
+        page = admin.get(path, params={**params, "limit": limit}).json()
+        total = page["total"]
         while True:
-            assert len(page["items"]) <= 1 and page["total"] == whole["total"], path
-            seen += [tuple(i[k] for k in key) for i in page["items"]]
+            assert len(page["items"]) <= limit and page["total"] == total, path
+            seen += page["items"]
             if page["next"] is None:
-                break
-            page = admin.get(path, params={"limit": 1, "cursor": page["next"]}).json()
-        assert seen == [tuple(i[k] for k in key) for i in whole["items"]], path
-        refused = admin.get(path, params={"cursor": "bm90LWEtY3Vyc29y"})
+                return seen, total
+            page = admin.get(path, params={**params, "limit": limit, "cursor": page["next"]}).json()
+
+    for path, params in (("/areas", {}), ("/keys", {}), ("/statistics", statistics)):
+        small, total = walk(path, 2, params)
+        large, _ = walk(path, 7, params)
+        assert total >= 2 and len(small) == total and small == large, (path, total, len(small))
+        refused = admin.get(path, params={**params, "cursor": "bm90LWEtY3Vyc29y"})
         assert refused.status_code == 422 and refused.json()["rule"] == "invalid_cursor", (path, refused.text)
 
 
