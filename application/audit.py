@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from application.access import Principal
+from domain.active_members import ActiveMember
 from domain.disputes import DisputeCase
 from domain.residents import Resident
 from projections.pages import count_rows
@@ -88,6 +89,8 @@ def record_read(conn: Any, principal: Principal, record: Any, route: str) -> Non
         record_case_access(conn, principal, record.parties, record.id, route)
     elif isinstance(record, Resident):
         record_access(conn, principal, record.id, route)
+    elif isinstance(record, ActiveMember):  # a person's record: under them, as its page is
+        record_access(conn, principal, record.resident_id, route, detail=str(record.id))
     else:
         record_access(conn, principal, None, route, detail=str(record.id))
 

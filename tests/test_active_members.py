@@ -94,6 +94,11 @@ def test_the_employer_note_is_sealed_in_the_store_and_hidden_in_the_history_from
         logged = conn.execute("SELECT route, detail FROM access_log WHERE resident_id = %s ORDER BY id DESC LIMIT 1",
                               (UUID(rid),)).fetchone()
     assert logged is not None and (logged["route"], logged["detail"]) == (f"GET /active-members/{mid}", mid)
+    # ...and each read of its history, which gives the liaison notes (found by a review: unlogged)
+    with services.pool.connection() as conn:
+        routes = [r["route"] for r in conn.execute("SELECT route FROM access_log WHERE resident_id = %s",
+                                                     (UUID(rid),)).fetchall()]
+    assert routes.count(f"GET /active-members/{mid}/history") == 2  # the caseworker's and the api_consumer's
 
 
 def test_refused_commands_name_their_rule_and_store_nothing(caseworker: Api, stored: Any) -> None:

@@ -126,7 +126,7 @@ for path, kind, personal, rule in (
         ("/subsidy-applications/{aggregate_id}/history", SubsidyApplication, False, AreaRule.OBJECT),
         ("/operators/{aggregate_id}/history", Operator, False, AreaRule.OBJECT),
         ("/pairings/{aggregate_id}/history", Pairing, False, AreaRule.OBJECT),
-        ("/active-members/{aggregate_id}/history", ActiveMember, False, AreaRule.OBJECT)):
+        ("/active-members/{aggregate_id}/history", ActiveMember, True, AreaRule.OBJECT)):
     endpoint = access(READERS, rule)(_history(kind, personal))
     endpoint.__name__ = f"history_of_{kind.__name__.lower()}"
     router.get(path, response_model=PageOut[HistoryEntry], name=endpoint.__name__)(endpoint)

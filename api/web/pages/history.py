@@ -43,7 +43,8 @@ KINDS: dict[str, tuple[type, bool, str]] = {
     "subsidy-programs": (SubsidyProgram, False, "/ui/subsidy-programs"),
     "operators": (Operator, False, "/ui/operators/{id}"),
     "pairings": (Pairing, False, "/ui/pairings/{id}"),
-    "active-members": (ActiveMember, False, "/ui/active-members/{id}"),
+    # a person's record, with their liaison notes (found by a review: read unlogged, and by finance)
+    "active-members": (ActiveMember, True, "/ui/active-members/{id}"),
 }
 
 
