@@ -43,6 +43,11 @@ def serve(
     # process on the spot and leave them running).
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
+    taken = _port_taken(settings.host, settings.port)
+    if taken:  # before anything is touched: a second `make run` revoked the first one's demo keys (a review)
+        typer.echo(f"cannot serve on {settings.host}:{settings.port}: {taken} (another `liudong serve`? "
+                   "set LIUDONG_PORT to use another port)", err=True)
+        raise typer.Exit(2)
     try:
         services = Services.open(settings)
     except (DatabaseUnavailable, MasterKeyMissing) as error:
@@ -74,6 +79,19 @@ def serve(
     finally:
         services.close()
         typer.echo("stopped")
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why the API's address cannot be listened on (taken by another process), or None."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
 
 
 def _exit_cleanly(signum: int, frame: Any) -> None:

@@ -21,6 +21,9 @@ def _reason(error: BaseException) -> str:
     return error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
 
 
+LARGEST_PAGE = 10_000  # the most LIUDONG_MAX_PAGE_SIZE may be
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIUDONG_", env_file=".env", extra="ignore")
 
@@ -44,7 +47,7 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(
         default=64 * 1_048_576, ge=1024, description="largest CSV file POST /imports takes (text/csv)"
     )
-    max_page_size: int = Field(default=500, ge=1, le=10_000, description="the largest ?limit= of a list")
+    max_page_size: int = Field(default=500, ge=1, le=LARGEST_PAGE, description="the largest ?limit= of a list")
     rate_limit_per_minute: int = Field(
         default=6000, ge=0,
         description="requests per minute one key (or, without one, one client) may make; 0: no limit",

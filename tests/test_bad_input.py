@@ -244,6 +244,9 @@ def test_a_move_into_a_full_or_closed_site_is_409(caseworker: Api, supervisor: A
 def test_bad_query_parameters_are_refused(caseworker: Api) -> None:
     assert_problem(caseworker.get("/residents", params={"status": "vanished"}), 422, field="status")
     assert_problem(caseworker.get("/residents", params={"limit": 0}), 422, field="limit")
+    # above the cap (500 here) a limit gives the cap, as below it: a cap raised above 500 was refused
+    assert caseworker.get("/sites", params={"limit": 501}).status_code == 200  # (found by a review)
+    assert_problem(caseworker.get("/residents", params={"limit": 10_001}), 422, field="limit")
     assert_problem(caseworker.get("/residents", params={"cursor": "not-a-cursor"}), 422, field="cursor")
     assert_problem(caseworker.get("/sites", params={"operator_type": "landlord"}), 422, field="operator_type")
 

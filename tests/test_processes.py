@@ -244,3 +244,24 @@ def test_up_runs_the_distributed_mode_with_one_command(tmp_path: Path) -> None:
     assert code == 0, log.read_text()[-3000:]
     assert not alive, f"left running: {alive}"
     assert not postgres_of(data / "pgdata")
+
+
+def test_a_second_serve_on_a_taken_port_stops_before_touching_anything(tmp_path: Path, monkeypatch: Any) -> None:
+    """Found by a review: a second `make run` issued new demo keys (revoking those the running one
+    had printed) and only then failed to listen on its port."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from application.cli import cli
+
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        monkeypatch.setenv("LIUDONG_PORT", str(port))
+        monkeypatch.setenv("LIUDONG_DATA_DIR", str(tmp_path))
+        monkeypatch.delenv("LIUDONG_DATABASE_URL", raising=False)
+        result = CliRunner().invoke(cli, ["serve", "--demo-keys"])
+    assert result.exit_code == 2 and "cannot serve on 127.0.0.1" in result.output, result.output
+    assert not (tmp_path / "demo-keys.env").exists() and not (tmp_path / "pgdata").exists()
