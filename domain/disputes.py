@@ -369,11 +369,13 @@ class DisputeCase(Aggregate):
         pass
 
     # -- service levels -----------------------------------------------------
-    def erase_personal_data(self, *, resident_id: UUID, legal_basis: str, stamp: Stamp) -> None:
-        """A party's personal data was erased: the case's free text goes with it (the key
-        that sealed it is destroyed in the same transaction); dates, category, status and
-        amounts stay, so statistics do not change."""
-        if str(resident_id) not in {str(p.get("resident_id")) for p in self.parties}:
+    def erase_personal_data(self, *, resident_id: UUID, legal_basis: str, stamp: Stamp,
+                            named_in_text: bool = False) -> None:
+        """A party's personal data was erased, or that of a resident the case's text spells out
+        (``named_in_text``): the case's free text goes with it (the key that sealed it is
+        destroyed in the same transaction); dates, category, status and amounts stay, so
+        statistics do not change."""
+        if not named_in_text and str(resident_id) not in {str(p.get("resident_id")) for p in self.parties}:
             raise ValueError(f"resident {resident_id} is not a party to case {self.id}")
         self._personal_data_erased(resident_id=resident_id, legal_basis=legal_basis, **stamp.event_fields())
 

@@ -211,3 +211,39 @@ def test_a_cached_active_members_liaison_note_reads_erased_at_once(services: Ser
     listed = httpx.get(f"{base_url}/active-members", headers=h,
                        params={"area": area, "after": services.head()}).json()["items"]
     assert [m["version"] for m in listed if m["id"] == str(member)] == [after["version"]]  # the list's If-Match
+
+
+def test_a_dispute_whose_text_names_a_resident_who_is_no_party_is_erased_with_them(
+        base_url: str, keys: dict[str, str]) -> None:
+    """Found by a review: "Huang complained of Duan's noise", a case whose party is Huang, kept
+    Duan's name and phone readable after Duan's erasure (only the cases of the parties were)."""
+    import httpx
+
+    from tests.factories import resident_body
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        def as_(role: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {keys[role]}", "Accept-Language": "en"}
+
+        duan = resident_body(phone="13866667777")
+        named = http.post("/residents", json=duan, headers=as_("caseworker")).json()["id"]
+        party = http.post("/residents", json=resident_body(), headers=as_("caseworker")).json()["id"]
+        case = http.post("/disputes", headers=as_("caseworker"), json={
+            "category": "neighbours", "description": f"{duan['name']} plays music at night", "area": "xinqi",
+            "parties": [{"resident_id": party}], "occurred_on": "2026-11-01"}).json()["id"]
+        untouched = http.post("/disputes", headers=as_("caseworker"), json={
+            "category": "neighbours", "description": "a dog barks at night", "area": "xinqi",
+            "parties": [{"resident_id": party}], "occurred_on": "2026-11-01"}).json()["id"]
+        assert http.post(f"/disputes/{untouched}/notes", headers=as_("caseworker"),
+                         json={"text": "spoke to the owner"}).status_code == 200
+        assert http.post(f"/disputes/{case}/notes", headers=as_("caseworker"),
+                         json={"text": "his phone: 138 6666 7777"}).status_code == 200
+        erased = http.post(f"/residents/{named}/erasure", headers=as_("supervisor"),
+                           json={"legal_basis": "data_subject_request", "note": "request 2026-92"})
+        assert erased.status_code == 200, erased.text
+        shown = http.get(f"/disputes/{case}", headers=as_("auditor")).json()
+        assert shown["description"] == "[erased]" and duan["name"] not in str(shown)
+        history = http.get(f"/disputes/{case}/history", headers=as_("auditor")).text
+        assert duan["name"] not in history and "6666" not in history
+        kept = http.get(f"/disputes/{untouched}", headers=as_("auditor")).json()
+        assert kept["description"] == "a dog barks at night"  # a case that does not name them keeps its text

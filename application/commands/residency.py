@@ -48,6 +48,10 @@ class FoldedText:
     topic: str = ""  # the event's stored topic
 
 
+# A dispute's free text, sealed with the case's key: a case whose text spells out a resident who is
+# no party to it is erased with them too (found by a review: "X complained of Y" kept Y readable).
+CASE_TEXTS = [f"domain.disputes:DisputeCase.{name}" for name in (
+    "Logged", "NoteAdded", "MediationHeld", "Escalated", "Reopened")]
 FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
 # The committee events whose text an erasure marks erased on the committee itself.
 COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "AgendaItemsAdded", "MinutesRecorded", "ActionAssigned",
@@ -264,6 +268,8 @@ class ResidencyCommands(OfficeApplication):
             cases[:] = self._cases_of(resident_id)
             if retention_cutoff is not None:
                 self._check_retention_due(resident, cases, retention_cutoff)
+            naming = [c for c in self._cases_naming(names) if c not in cases]
+            cases.extend(naming)
             named = self._texts_naming(names)
             # A committee's decisions copied onto the cases: erased with the case's parties.
             texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases)))
@@ -275,7 +281,8 @@ class ResidencyCommands(OfficeApplication):
                 changed.append(member)
             for case_id in cases:
                 case = self.load(DisputeCase, case_id, field_name="case")
-                case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp)
+                case.erase_personal_data(resident_id=resident_id, legal_basis=legal_basis, stamp=stamp,
+                                         named_in_text=case_id in naming)
                 changed.append(case)
             # Each record holding such a text records it, so its readers (and caches) see it erased.
             by_committee: dict[UUID, list[dict[str, str]]] = {}
@@ -344,6 +351,48 @@ class ResidencyCommands(OfficeApplication):
     @functools.cached_property
     def _folded_texts(self) -> dict[UUID, FoldedText]:
         return {}
+
+    @functools.cached_property
+    def _folded_cases(self) -> dict[tuple[UUID, int], tuple[str, ...]]:
+        return {}
+
+    def _cases_naming(self, names: list[str]) -> list[UUID]:
+        """The disputes, not yet erased, whose free text (description, party names, notes,
+        mediations, reasons) spells out any of ``names``. As ``_texts_naming``: each event's
+        text is opened once per process and kept folded until its case's key is destroyed."""
+        wanted = needles(names)
+        if not wanted:
+            return []
+        recorder = self.recorder
+        assert isinstance(recorder, LiudongRecorder)
+        table = Identifier(recorder.datastore.schema, recorder.events_table_name)
+        cache = self._folded_cases
+        with self.connection() as conn:
+            live = {(r["originator_id"], r["originator_version"]) for r in conn.execute(SQL(
+                "SELECT e.originator_id, e.originator_version FROM pii_keys k JOIN {} e"
+                " ON e.originator_id = k.key_id WHERE k.kind = 'case' AND k.wrapped IS NOT NULL"
+                " AND e.topic = ANY(%s)").format(table), (CASE_TEXTS,))}
+        for gone in cache.keys() - live:
+            cache.pop(gone, None)
+        missing = sorted(live - cache.keys())
+        if missing:
+            with self.connection() as conn, conn.transaction(), conn.cursor(name="cases_naming") as cursor:
+                cursor.itersize = 1000
+                cursor.execute(SQL(
+                    "SELECT e.originator_id, e.originator_version, e.state, k.wrapped FROM {} e"
+                    " JOIN pii_keys k ON k.key_id = e.originator_id"
+                    " JOIN unnest(%s::uuid[], %s::int[]) AS m(i, v) ON e.originator_id = m.i"
+                    " AND e.originator_version = m.v WHERE k.wrapped IS NOT NULL").format(table),
+                    ([i for i, _ in missing], [v for _, v in missing]))
+                for row in cursor:
+                    state = self.mapper.transcoder.decode(bytes(row["state"]))
+                    opened = self.vault.texts_sealed_with(state, row["originator_id"], bytes(row["wrapped"]))
+                    cache[(row["originator_id"], row["originator_version"])] = tuple(folded(t) for t in opened)
+        found = sorted({case for (case, version), texts in cache.items() if (case, version) in live
+                        and any(n in t for t in texts for n in wanted)})
+        if len(cache) > FOLDED_TEXTS_MAX:
+            cache.clear()
+        return found
 
     def _texts_naming(self, names: list[str]) -> list[FoldedText]:
         """The free-text events (a committee's agenda, minutes, actions; a decision on a case)
