@@ -71,6 +71,8 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "ActiveMember.Lost": ("{lost_on}骨干流失（{reason}）", "Active member lost on {lost_on} ({reason})"),
     "ActiveMember.PersonalDataErased": ("居民个人信息已删除，工作单位协调说明随之删除",
                                         "The resident's personal data was erased, and the employers' notes with it"),
+    "ActiveMember.LiaisonNotesErased": ("工作单位协调说明提及的居民个人信息已删除，说明随之删除",
+                                        "A resident the employers' notes named was erased, and the notes with them"),
     "ManagementCommittee.MeetingScheduled": ("安排{scheduled_on}会议", "Meeting scheduled for {scheduled_on}"),
     "ManagementCommittee.AgendaItemsAdded": ("会议议程增加事项", "Items added to a meeting's agenda"),
     "ManagementCommittee.MinutesRecorded": ("{held_on}会议纪要", "Minutes of the meeting of {held_on}"),

@@ -380,6 +380,9 @@ class Sealing:
     key_field: str = ""
     # With key "text" (a key per event): list-of-dict fields and the text in each entry.
     nested_texts: tuple[tuple[str, str], ...] = ()
+    # With key "text": the field naming the resident the record is about; their erasure destroys
+    # the event's key too (the text is about them, whether or not it spells them out).
+    text_subject: str = ""
 
 
 def text_key_id(originator_id: UUID, originator_version: int) -> UUID:
@@ -404,7 +407,12 @@ def _policies() -> dict[str, Sealing]:
         "domain.operators:Operator.ContactChanged": Sealing(fields=("contact",), kind="operator", key="field",
                                                             key_field="contact_key_id"),
         "domain.residents:Resident.DependantRecorded": Sealing(fields=("name",)),
-        "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="resident"),
+        # A key of the note's own, linked to the member's resident (erased with them) and destroyed
+        # too when another resident it spells out is erased (found by a review: under the member's
+        # key, a note naming a colleague outlived the colleague's erasure). Notes written before
+        # 2026-11-29 stay under the member's key.
+        "domain.active_members:ActiveMember.EmployerLiaisonAgreed": Sealing(fields=("note",), key="text", kind="text",
+                                                                           text_subject="resident_id"),
         "domain.sites:HousingSite.PreparationApproved": Sealing(nested_names=("group",), fields=("note",),
                                                                 key="member"),
         # A site's own free text may name residents (a complaint in an assessment's note, why a site
@@ -504,8 +512,10 @@ class PrivateMapper(Mapper[UUID]):
                     isinstance(e, dict) and e.get(f) for name, f in policy.nested_texts for e in state.get(name) or []):
                 return  # no text (an approval without a note): no key to make, nothing to seal
             text_id = text_key_id(originator_id, version)
+            about = state.get(policy.text_subject) if policy.text_subject else None
             text_key = self.vault.key(text_id, kind=policy.kind, create=True, new=True,
-                                      origin=(originator_id, version))
+                                      origin=(originator_id, version),
+                                      subjects=(UUID(str(about)),) if about else ())
             assert text_key is not None
             for name in policy.fields:
                 state[name] = self._seal_value(text_id, text_key, state.get(name))

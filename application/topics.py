@@ -152,6 +152,7 @@ REGISTRY: tuple[Frozen, ...] = (
         "EmployerLiaisonAgreed": "domain.active_members:ActiveMember.EmployerLiaisonAgreed",
         "Lost": "domain.active_members:ActiveMember.Lost",
         "PersonalDataErased": "domain.active_members:ActiveMember.PersonalDataErased",
+        "LiaisonNotesErased": "domain.active_members:ActiveMember.LiaisonNotesErased",
     }),
     Frozen(SubsidyProgram, "domain.subsidies:SubsidyProgram", {
         "Opened": "domain.subsidies:SubsidyProgram.Opened",

@@ -178,6 +178,19 @@ class ActiveMember(Aggregate):
         """The member's resident was erased: the notes of the employers' agreements read as erased."""
         self.liaisons = [{**liaison, "note": ERASED} for liaison in self.liaisons]
 
+    def erase_liaison_notes(self, *, legal_basis: str, stamp: Stamp) -> None:
+        """Another resident that one of the notes spells out was erased: that note's key is
+        destroyed in the same transaction, and the notes read as erased here, and in every
+        cached copy (found by a review: a note naming a colleague outlived the colleague)."""
+        self._liaison_notes_erased(legal_basis=legal_basis, **stamp.event_fields())
+
+    @event("LiaisonNotesErased")
+    def _liaison_notes_erased(self, *, legal_basis: str, actor_id: str, actor_role: str,
+                              recorded_at: datetime) -> None:
+        """A resident one of the employers' notes spelled out was erased: the record shows the notes erased (the
+        others still read in its history)."""
+        self.liaisons = [{**liaison, "note": ERASED} for liaison in self.liaisons]
+
     # -- loss ---------------------------------------------------------------
     def lose(self, *, lost_on: date, reason: str, stamp: Stamp) -> None:
         try:

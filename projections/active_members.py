@@ -87,7 +87,7 @@ class ActiveMembersProjection(SqlProjection):
         cursor.execute("DELETE FROM active_member_roles WHERE member_id = %s", (e.originator_id,))
         self._activity(cursor, e, "lost", e.lost_on)
 
-    @handles(event_class(ActiveMember, "PersonalDataErased"))
+    @handles(event_class(ActiveMember, "PersonalDataErased"), event_class(ActiveMember, "LiaisonNotesErased"))
     def personal_data_erased(self, cursor: Cursor[DictRow], e: Any) -> None:
         """Nothing the view keeps was personal (the notes stay in the events): its version moves on,
         so a list's version is a write's If-Match still (found by a review: it went stale)."""

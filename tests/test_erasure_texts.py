@@ -247,3 +247,42 @@ def test_a_dispute_whose_text_names_a_resident_who_is_no_party_is_erased_with_th
         assert duan["name"] not in history and "6666" not in history
         kept = http.get(f"/disputes/{untouched}", headers=as_("auditor")).json()
         assert kept["description"] == "a dog barks at night"  # a case that does not name them keeps its text
+
+
+def test_a_liaison_note_naming_another_resident_is_erased_with_them(
+        base_url: str, keys: dict[str, str], services: Services) -> None:
+    """Found by a review: a member's liaison note sealed under the member's key outlived the
+    erasure of the colleague it spelled out. Each note has a key of its own now, destroyed with
+    the member's resident and with any resident it spells out."""
+    import httpx
+
+    from tests.factories import resident_body
+
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        def as_(role: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {keys[role]}", "Accept-Language": "en"}
+
+        colleague = resident_body()
+        named = http.post("/residents", json=colleague, headers=as_("caseworker")).json()["id"]
+        member_body = resident_body()
+        member_resident = http.post("/residents", json=member_body, headers=as_("caseworker")).json()["id"]
+        made = http.post("/active-members", headers=as_("caseworker"), json={
+            "resident_id": member_resident, "identified_on": "2026-04-01", "area": "xinqi"})
+        assert made.status_code == 201, made.text
+        member = made.json()["id"]
+        for note in (f"{colleague['name']} covers the night shift", "the foreman agreed"):
+            agreed = http.post(f"/active-members/{member}/employer-liaisons", headers=as_("caseworker"),
+                               json={"employer": "Hengli", "agreed_on": "2026-05-01", "note": note})
+            assert agreed.status_code == 200, agreed.text
+        erased = http.post(f"/residents/{named}/erasure", headers=as_("supervisor"),
+                           json={"legal_basis": "data_subject_request", "note": "request 2026-93"})
+        assert erased.status_code == 200, erased.text
+        for path in (f"/active-members/{member}", f"/active-members/{member}/history"):
+            shown = http.get(path, headers=as_("auditor")).text
+            assert colleague["name"] not in shown, path
+        history = http.get(f"/active-members/{member}/history", headers=as_("auditor")).json()["items"]
+        assert "the foreman agreed" in [e["reason"] for e in history]  # a note that does not name them stays
+        # ...and the member's own erasure takes the rest
+        assert http.post(f"/residents/{member_resident}/erasure", headers=as_("supervisor"), json={
+            "legal_basis": "data_subject_request", "note": "request 2026-94"}).status_code == 200
+        assert "the foreman agreed" not in http.get(f"/active-members/{member}/history", headers=as_("auditor")).text

@@ -52,6 +52,7 @@ class FoldedText:
 # no party to it is erased with them too (found by a review: "X complained of Y" kept Y readable).
 CASE_TEXTS = [f"domain.disputes:DisputeCase.{name}" for name in (
     "Logged", "NoteAdded", "MediationHeld", "Escalated", "Reopened")]
+LIAISON_TEXTS = "domain.active_members:ActiveMember.EmployerLiaisonAgreed"
 FOLDED_TEXTS_MAX = 200_000  # texts an erasure keeps folded in memory between erasures (~50 MB)
 # The committee events whose text an erasure marks erased on the committee itself.
 COMMITTEE_TEXTS = frozenset({"MeetingScheduled", "AgendaItemsAdded", "MinutesRecorded", "ActionAssigned",
@@ -271,8 +272,10 @@ class ResidencyCommands(OfficeApplication):
             naming = [c for c in self._cases_naming(names) if c not in cases]
             cases.extend(naming)
             named = self._texts_naming(names)
-            # A committee's decisions copied onto the cases: erased with the case's parties.
-            texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases)))
+            # A committee's decisions copied onto the cases: erased with the case's parties; the
+            # liaison notes of their active member: with them.
+            texts[:] = sorted({t.key_id for t in named} | set(self._texts_of(cases))
+                              | set(self._texts_about(resident_id)))
             changed: list[Aggregate] = [resident]
             # their liaison notes (found by a review: a cached copy kept them)
             if resident.active_member_id is not None:
@@ -292,6 +295,11 @@ class ResidencyCommands(OfficeApplication):
                     by_committee.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
                 elif text.topic in APPLICATION_TEXTS:
                     by_application.setdefault(text.originator_id, []).append({"event": text.kind, "ref": text.ref})
+            own = str(resident.active_member_id) if resident.active_member_id is not None else None
+            for member_id in sorted({str(t.originator_id) for t in named if t.topic == LIAISON_TEXTS} - {own}):
+                other = self.load(ActiveMember, UUID(member_id), field_name="active_member")
+                other.erase_liaison_notes(legal_basis=legal_basis, stamp=stamp)
+                changed.append(other)
             for committee_id, items in by_committee.items():
                 committee = self.load(ManagementCommittee, committee_id, field_name="committee")
                 committee.erase_texts(items=items, stamp=stamp)
@@ -338,6 +346,14 @@ class ResidencyCommands(OfficeApplication):
         with self.connection() as conn:
             rows = conn.execute("SELECT k.key_id FROM pii_key_subjects s JOIN pii_keys k USING (key_id)"
                                 " WHERE s.resident_id = %s AND k.kind = 'case'", (resident_id,)).fetchall()
+        return [row["key_id"] for row in rows]
+
+    def _texts_about(self, resident_id: UUID) -> list[UUID]:
+        """The text keys linked to this resident (their active member's liaison notes): erased with them."""
+        with self.connection() as conn:
+            rows = conn.execute("SELECT k.key_id FROM pii_key_subjects s JOIN pii_keys k USING (key_id)"
+                                " WHERE s.resident_id = %s AND k.kind = 'text' AND k.wrapped IS NOT NULL",
+                                (resident_id,)).fetchall()
         return [row["key_id"] for row in rows]
 
     def _texts_of(self, cases: list[UUID]) -> list[UUID]:
