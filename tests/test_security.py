@@ -381,6 +381,10 @@ def test_a_nul_in_a_query_is_refused(caseworker: Api) -> None:
     answer = caseworker.get("/disputes", params={"assignee": "a\x00b"})
     assert answer.status_code == 422 and answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["errors"][0]["field"] == "assignee"  # the parameter, not "query" (found by a review)
+    assert answer.json()["instance"] == "/disputes"  # as every problem names what was asked (a review)
+    media = caseworker.client.post("/residents", content=b"x",
+                                   headers=caseworker.headers({"Content-Type": "text/plain"}))
+    assert media.status_code == 415 and media.json()["instance"] == "/residents"
     named = caseworker.get("/residents", params={"area": "xinqi", "name": "\x1b"})
     assert named.status_code == 422 and named.json()["errors"][0]["field"] == "name"
 
