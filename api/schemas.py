@@ -699,8 +699,10 @@ class CommitteeSeatPublic(Detail):
     joined_on: date | None = None
     status: str | None = Field(default=None, description="active, or vacant while the member is away from the "
                                "district")
-    departed: bool | None = Field(default=None, description="GET /committees/{id}: the seat is vacant")
-    vacated_on: date | None = Field(default=None, description="GET /committees/{id}: since when the seat is vacant")
+    departed: bool | None = Field(default=None, description="the seat is vacant: its member left the district")
+    vacated_on: date | None = Field(default=None, description="since when the seat is vacant")
+    vacancy_reason: str | None = Field(default=None, description="GET .../agenda: why the seat is vacant; null for "
+                                       "an api_consumer without the pii scope")
     left_on: date | None = Field(default=None, description="GET .../agenda: the day a removed member left")
     left_reason: str | None = Field(default=None, description="GET .../agenda: why; null for an api_consumer "
                                     "without the pii scope")

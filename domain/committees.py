@@ -140,6 +140,10 @@ class ManagementCommittee(Aggregate):
                           else (joined_on, "left_before_joining"))
         check_effective_date(left_on, stamp, earliest=date.fromisoformat(earliest), earliest_rule=rule,
                              field_name="left_on")
+        if not set(self.members) - {member_id}:
+            # found by a review: a committee of none went on scheduling and minuting meetings
+            raise RuleViolated("the last sitting member of a committee cannot leave it: add a member first",
+                               rule="last_member")
         self._member_removed(member_id=member_id, reason=reason, left_on=left_on, **stamp.event_fields())
 
     # -- seats left vacant by a departure from the district ------------------
@@ -300,6 +304,10 @@ class ManagementCommittee(Aggregate):
         if meeting["minutes"] is not None:
             raise RuleViolated("this meeting's minutes are already recorded", rule="minutes_recorded")
         check_effective_date(held_on, stamp, field_name="held_on")
+        if held_on < self.established_on:  # found by a review: as a meeting is not scheduled before it
+            raise RuleViolated("a meeting cannot be held before the committee was established",
+                               rule="meeting_before_establishment", field="held_on",
+                               earliest=self.established_on.isoformat())
         unknown = sorted(set(attendees) - set(self.members) - set(self.former))
         if unknown:
             raise InvalidValue("attendees", f"not members of this committee: {', '.join(unknown)}",
@@ -451,8 +459,10 @@ class ManagementCommittee(Aggregate):
                                else date(established.year, established.month + 1, 1))
         start = max(after_establishment, date(today.year - 1, today.month, 1))
         months = months_between(start, today)[:-1]
+        # A meeting without a quorum is not the month's meeting (found by a review: minutes that no
+        # member attended took the month off the list)
         held = {month_of(date.fromisoformat(m["minutes"]["held_on"])) for m in self.meetings.values()
-                if m["minutes"] is not None}
+                if m["minutes"] is not None and m["minutes"].get("quorum")}
         recorded = set(self.months_missed)
         return [m for m in months if m not in held and m not in recorded]
 

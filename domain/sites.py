@@ -620,6 +620,7 @@ class HousingSite(Aggregate):
         """Members leave (by member id) and join between elections; returns the new
         members' ids."""
         check_effective_date(changed_on, stamp, field_name="changed_on")
+        self.check_open_on(changed_on, "changed_on")  # found by a review: a closed site's committee changed
         self._check_elected()
         assert self.community is not None
         if changed_on < date.fromisoformat(self.community["elected_on"]):
@@ -639,8 +640,12 @@ class HousingSite(Aggregate):
                                    rule="already_a_member", field=f"joined.{n}.resident_id")
         start = int(self.community["next_member"])
         added = [{**m, "member_id": f"m{start + n}"} for n, m in enumerate(joined)]
-        if len(self.community["members"]) - len(set(left)) + len(added) > SEATS_MAX:
+        remaining = len(self.community["members"]) - len(set(left)) + len(added)
+        if remaining > SEATS_MAX:
             raise RuleViolated(f"a community committee has at most {SEATS_MAX} members", rule="seats_out_of_range")
+        if remaining == 0:  # found by a review: a community of no committee still counted as one
+            raise RuleViolated("every member cannot leave the community committee: elect anew or name who joins",
+                               rule="community_without_members")
         self._community_members_changed(changed_on=changed_on, joined=added, left=sorted(set(left)), reason=reason,
                                         **stamp.event_fields())
         return [m["member_id"] for m in added]
@@ -659,6 +664,7 @@ class HousingSite(Aggregate):
 
     def end_term(self, *, ended_on: date, stamp: Stamp) -> None:
         check_effective_date(ended_on, stamp, field_name="ended_on")
+        self.check_open_on(ended_on, "ended_on")
         self._check_elected()
         assert self.community is not None
         if ended_on < date.fromisoformat(self.community["elected_on"]):

@@ -204,6 +204,17 @@ def page_committees(conn: Connection[DictRow], area: str | None, areas: list[str
     return Page(items=shown, total=total, next_cursor=next_cursor)
 
 
+def _member(row: Any) -> dict[str, Any]:
+    """A member as ``GET /committees/{id}`` gives them: a vacant seat (its holder away from the
+    district) is ``departed`` since ``vacated_on``, not a member who left (found by a review: the
+    agenda gave the vacancy's day and reason as ``left_on`` and ``left_reason``)."""
+    member = dict(row)
+    if member.get("status") == "vacant":
+        member.update(departed=True, vacated_on=member.pop("left_on"), vacancy_reason=member.pop("left_reason"),
+                      left_on=None, left_reason=None)
+    return member
+
+
 def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, Any]:
     members = conn.execute(
         "SELECT member_id, name, role, resident_id, joined_on, status, left_on, left_reason"
@@ -223,7 +234,7 @@ def committee_agenda(conn: Connection[DictRow], committee_id: Any) -> dict[str, 
     missed = conn.execute("SELECT month FROM committee_missed_months WHERE committee_id = %s ORDER BY month",
                           (committee_id,)).fetchall()
     return {
-        "members": [dict(m) for m in members],
+        "members": [_member(m) for m in members],
         "upcoming": [dict(m) for m in meetings if m["held_on"] is None],
         "past": [dict(m) for m in meetings if m["held_on"] is not None],
         "actions": [dict(a) for a in actions],

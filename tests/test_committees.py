@@ -350,3 +350,42 @@ def test_committees_come_a_page_at_a_time_and_a_made_up_cursor_is_refused(superv
     assert sorted(seen) == sorted(c["id"] for c in made) and len(seen) == 5
     refused = supervisor.get("/committees", params={"area": area, "cursor": "bm90LWEtY3Vyc29y"})
     assert refused.status_code == 422 and refused.json()["rule"] == "invalid_cursor"
+
+
+def test_minutes_keep_to_the_committee_s_life_and_a_meeting_without_quorum_is_not_the_month_s(
+        caseworker: Api, supervisor: Api, stored: Any, services: Any) -> None:
+    """Found by a review: minutes dated before the committee was established were taken; minutes no
+    member attended took the month off the list of months missed; the last member could leave."""
+    made = establish(supervisor, [{"name": "Wang"}], established_on="2026-03-10")
+    cid = made["id"]
+    (only,) = [m["member_id"] for m in supervisor.get(f"/committees/{cid}").json()["members"]]
+    meeting = caseworker.post(f"/committees/{cid}/meetings", {"scheduled_on": "2026-03-10",
+                                                             "agenda": [{"title": "Rota"}]}).json()["meeting_id"]
+    snapshot = stored()
+    early = caseworker.post(f"/committees/{cid}/meetings/{meeting}/minutes",
+                            {"held_on": "2026-02-01", "attendees": []})
+    assert early.status_code == 409 and early.json()["rule"] == "meeting_before_establishment", early.text
+    last = supervisor.post(f"/committees/{cid}/member-removals", {"member_id": only, "reason": "moved on",
+                                                                  "left_on": "2026-06-30"})
+    assert last.status_code == 409 and last.json()["rule"] == "last_member", last.text
+    assert snapshot.unchanged()
+    empty = caseworker.post(f"/committees/{cid}/meetings/{meeting}/minutes",
+                            {"held_on": "2026-04-15", "attendees": []})
+    assert empty.status_code == 200, empty.text
+    from domain.committees import ManagementCommittee
+
+    committee = services.app.repository.get(UUID(cid))
+    assert isinstance(committee, ManagementCommittee)
+    assert "2026-04" in committee.months_without_meeting(committee.established_on.replace(year=2026, month=11))
+
+
+def test_the_agenda_gives_a_vacant_seat_as_the_committee_does(caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: the agenda gave a vacancy's day and reason as left_on and left_reason,
+    as if the member had been removed, where GET /committees/{id} gives vacated_on."""
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-01-05")).json()["id"]
+    made = establish(supervisor, [{"name": "Wang"}, {"name": "Li", "resident_id": resident}])
+    left = caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-06-01", "reason": "home"})
+    assert left.status_code == 200, left.text
+    agenda = supervisor.get(f"/committees/{made['id']}/agenda", params={"after": left.json()["position"]}).json()
+    (vacant,) = [m for m in agenda["members"] if m["status"] == "vacant"]
+    assert (vacant["departed"], vacant["vacated_on"], vacant["left_on"]) == (True, "2026-06-01", None)

@@ -292,3 +292,29 @@ def test_why_members_changed_is_sealed_and_erased_with_a_resident_it_names(
     after = supervisor.get(f"/sites/{site['id']}/history").json()["items"]
     changed = next(e for e in after if e["event"] == "HousingSite.CommunityMembersChanged")
     assert changed["reason"] == erased_text("zh")
+
+
+def test_a_community_keeps_a_member_and_a_closed_site_takes_no_change_of_them(
+        caseworker: Api, supervisor: Api, stored: Any) -> None:
+    """Found by a review: every member could leave (the site still counted as a community), and a
+    closed site took changes of its committee and the end of its term dated after the closure."""
+    site = new_site(supervisor)
+    assess(caseworker, site["id"], assessed_on="2026-01-05")
+    supervisor.post(f"/sites/{site['id']}/preparation", {"approved_on": "2026-01-20"})
+    elected = supervisor.post(f"/sites/{site['id']}/elections", {"held_on": "2026-03-01", "seats": 5,
+                                                                 "candidates": candidates(6)})
+    assert elected.status_code == 200, elected.text
+    snapshot = stored()
+    everyone = supervisor.post(f"/sites/{site['id']}/community-members", {
+        "changed_on": "2026-06-01", "left": ["m1", "m2", "m3", "m4", "m5"], "reason": "all moved away"})
+    assert everyone.status_code == 409 and everyone.json()["rule"] == "community_without_members", everyone.text
+    assert snapshot.unchanged()
+    closed = supervisor.post(f"/sites/{site['id']}/closure", {"closed_on": "2026-07-01", "reason": "demolished"})
+    assert closed.status_code == 200, closed.text
+    snapshot = stored()
+    after = supervisor.post(f"/sites/{site['id']}/community-members", {
+        "changed_on": "2026-08-01", "left": ["m2"], "reason": "moved away"})
+    assert after.status_code == 409 and after.json()["rule"] == "site_closed", after.text
+    ended = supervisor.post(f"/sites/{site['id']}/term-end", {"ended_on": "2026-08-01"})
+    assert ended.status_code == 409 and ended.json()["rule"] == "site_closed", ended.text
+    assert snapshot.unchanged()

@@ -165,7 +165,7 @@ def list_all(
 # A committee's free text (agenda titles, decisions, actions, reasons) may name people: sealed
 # under a key per event (erased with a resident it names), hidden from a reader without the
 # right to personal data.
-FREE_TEXT = frozenset({"title", "decision", "description", "note", "reason", "left_reason"})
+FREE_TEXT = frozenset({"title", "decision", "description", "note", "reason", "left_reason", "vacancy_reason"})
 
 
 def free_text(value: Any, presenter: Presenter) -> Any:
