@@ -266,3 +266,25 @@ def test_the_english_pages_list_chinese_names_by_their_reading_too(
             rows = client.get(f"/ui/residents?area={area}&lang={lang}").text.split(
                 '<table id="residents">')[1].split("</table>")[0]
         assert sorted((zeng, li, zhao, shan, mary), key=rows.index) == [li, mary, shan, zeng, zhao], lang
+
+
+def test_a_residents_page_gives_their_id_and_permit_number_and_an_erased_birth_date_as_erased(
+        base_url: str, staff: dict[str, str], caseworker: Api, supervisor: Api) -> None:
+    """Found by a review: the permit number was on no page, the access log's resident filter asked
+    for the id "as on the resident's page", which showed none, and an erased birth date was blank."""
+    from tests.factories import resident_body, unique
+    from tests.test_web_cases import signed_in
+
+    resident = caseworker.post("/residents", resident_body(registered_on="2025-01-01")).json()["id"]
+    assert caseworker.post(f"/residents/{resident}/permit", {"applied_on": "2025-08-01"}).status_code == 200
+    number = unique("JZZ-WEB").replace("_", "-")
+    issued = caseworker.post(f"/residents/{resident}/permit/issuance", {"number": number, "issued_on": "2025-08-05"})
+    assert issued.status_code == 200, issued.text
+    with signed_in(base_url, staff["caseworker"]) as client:
+        page = client.get(f"/ui/residents/{resident}?lang=en").text
+        assert f'id="resident-record-number">{resident}<' in page and f'id="permit-number">{number}<' in page
+        erased = supervisor.post(f"/residents/{resident}/erasure", {"legal_basis": "data_subject_request",
+                                                                    "note": "request 2026-95"})
+        assert erased.status_code == 200, erased.text
+        after = client.get(f"/ui/residents/{resident}?lang=en&after={erased.json()['position']}").text
+        assert number not in after and "<dd>[erased]</dd>" in after.replace(" ", "")

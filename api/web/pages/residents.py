@@ -379,7 +379,7 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
     facts = {
         "name": presenter.name(resident.name),
         "id_number_masked": presenter.name(number) if number == ERASED else IdentityNumber(number).masked,
-        "sex": resident.sex, "birth_date": None if number == ERASED else resident.birth_date,
+        "sex": resident.sex, "birth_date": shown(ERASED, page.lang) if number == ERASED else resident.birth_date,
         "hometown": shown(ERASED if number == ERASED else resident.hometown, page.lang),
         "employer": None if number == ERASED else resident.employer, "phone": presenter.text(resident.phone),
         "household_relation": presenter.text(resident.household_relation),
@@ -414,7 +414,9 @@ def _resident_page(page: Page, resident_id: UUID, *, form: str | None = None, va
     }
     return page.render(
         "resident.html", status=status, resident=resident, facts=facts, housing=housing, site=site,
-        permit=resident.permit, permit_forms=permit_forms, timeline=_timeline(page, resident_id), actions=actions,
+        # its number too (found by a review: the pages showed it nowhere), [erased] with its holder
+        permit={**resident.permit, "number": shown(resident.permit.get("number"), page.lang)} if resident.permit
+        else None, permit_forms=permit_forms, timeline=_timeline(page, resident_id), actions=actions,
         open_sites=_site_choices(page, open_sites),
         areas=_areas(page), kinds=[(k, page.label("housing", k)) for k in MOVE_OUT_KINDS],
         form=form, values=values or {}, outcome=outcome, today=page.services.today().isoformat(),
