@@ -489,3 +489,21 @@ def test_finance_reads_no_persons_history_as_it_reads_no_persons_page(
         assert client.get("/ui/residents").status_code == 403
         assert client.get(f"/ui/history/residents/{resident}").status_code == 403
         assert client.get("/ui/ledger").status_code == 200
+
+
+def test_finance_sees_a_phased_subsidy_in_force_after_paying_its_first_instalment(
+        base_url: str, staff: dict[str, str], supervisor: Api, caseworker: Api, as_role: Any) -> None:
+    """Found by a review: once the instalment due today was paid, a phased subsidy's later ones were
+    nowhere finance could reach (it has no list of all applications)."""
+    program, site, _ = program_and_site(supervisor)
+    application = created(caseworker.post("/subsidy-applications", {
+        "program_id": program, "site_id": site, "amount": "1000.00", "mode": "phased",
+        "justification": "a canteen", "instalments": [{"amount": "400.00", "due_on": "2026-11-25"},
+                                                      {"amount": "600.00", "due_on": "2026-12-15"}]}))
+    assert supervisor.post(f"/subsidy-applications/{application}/approvals", {}).status_code == 200
+    paid = as_role("finance").post(f"/subsidy-applications/{application}/payments",
+                                   {"amount": "400.00", "reference": unique("FIN"), "paid_on": "2026-11-25"})
+    assert paid.status_code == 200, paid.text
+    with signed_in(base_url, staff["finance"]) as client:
+        shown, _ = walk_list(client, f"/ui/subsidies?after={paid.json()['position']}", "approved-applications")
+    assert application in shown

@@ -144,7 +144,7 @@ async def subsidies(request: Request) -> Response:
 
 
 # Each list of the queue pages on its own: its cursor travels in its own query parameter.
-LISTS = ("approve", "mine", "pay", "all")
+LISTS = ("approve", "mine", "pay", "approved", "all")
 
 
 @dataclass
@@ -217,6 +217,9 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
     if page.may(FINANCE):
         # Approved with money fallen due by today unpaid, and how much: the view's query.
         lists["pay"] = listed("pay", None, payable=True)
+        # ...and every application in force, with what is still to come (found by a review: a phased
+        # subsidy's later instalments were nowhere once today's was paid)
+        lists["approved"] = listed("approved", ApplicationStatus.APPROVED, newest_first=True)
     if page.role is Role.AUDITOR:
         lists["all"] = listed("all", None, newest_first=True)
     paying = lists.get("pay")
