@@ -42,7 +42,7 @@ from api.web.core import (
     redirect,
     uuid_or_none,
 )
-from api.web.pages.residents import site_options
+from api.web.pages.residents import site_names, site_options
 from application.access import acting_in
 from application.store import AreaNotAllowed, NotFound
 from domain.common import Role
@@ -122,7 +122,8 @@ def _names(page: Page) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, A
     with page.services.pool.connection() as conn:
         programs = list(_every(lambda cursor: list_programs(conn, None, NAMES_BATCH, cursor)))
         sites = list(_every(lambda cursor: list_sites(conn, sites_of, NAMES_BATCH, cursor)))
-    return {str(p["id"]): p for p in programs}, {str(s["id"]): s for s in sites}
+    labels = site_names(sites)  # two sites of one name told apart (found by a review: the lists and the ledger)
+    return {str(p["id"]): p for p in programs}, {str(s["id"]): {**s, "label": labels[str(s["id"])]} for s in sites}
 
 
 def _load(page: Page, application_id: UUID) -> SubsidyApplication | None:
@@ -202,7 +203,7 @@ def _queue(page: Page, outcome: CommandOutcome | None = None, values: dict[str, 
     def named(found: Listed) -> Listed:
         for row in found.rows:
             row["program_name"] = programs.get(str(row["program_id"]), {}).get("name", "")
-            row["site_name"] = sites.get(str(row["site_id"]), {}).get("name", "")
+            row["site_name"] = sites.get(str(row["site_id"]), {}).get("label", "")
         return found
 
     lists: dict[str, Listed] = {}
@@ -460,10 +461,13 @@ async def ledger_page(request: Request) -> Response:
 def _beside(page: Page, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each site's paid subsidies and its partners' contributions, with the partners' share of
     the two (what the pairings spare the government), in pinyin order of the sites."""
+    _, sites = _names(page)
+    labels = {k: str(v["label"]) for k, v in sites.items()}
     shown = []
     for row in rows:
         paid, given = Decimal(str(row["subsidies_paid"])), Decimal(str(row["contributions_value"]))
-        shown.append({**row, "name": row.get("site_name") or "", "share": ratio(given, paid + given)})
+        shown.append({**row, "name": labels.get(str(row.get("site_id")), row.get("site_name") or ""),
+                      "share": ratio(given, paid + given)})
     return page.sorted_by_name(shown)
 
 
