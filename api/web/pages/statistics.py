@@ -181,7 +181,7 @@ def median_days(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def housing_chart(page: Page, rows: list[dict[str, Any]]) -> Any:
-    chart = _chart(pygal.StackedBar, page, page._("Concentrated and scattered residents at month end"), rows)
+    chart = _chart(pygal.StackedBar, page, page._("Residents by housing at month end"), rows)
     chart.add(page._("Concentrated (in sites)"), _per_month(rows, lambda r: r["concentrated"]))
     chart.add(page._("Scattered (rented rooms)"), _per_month(rows, lambda r: r["scattered"]))
     # Employer dormitories and other housing (found by a review: residents registered without a
@@ -205,7 +205,7 @@ TITLES = {
     "turnover": "Turnover (departures / population at the month's start, %)",
     "disputes": "Disputes opened by category",
     "resolution": "Median days to resolve, by category",
-    "housing": "Concentrated and scattered residents at month end",
+    "housing": "Residents by housing at month end",
 }
 
 
