@@ -72,7 +72,8 @@ FORM_ORDER = (Action.ASSIGN, Action.NOTE, Action.MEDIATION, Action.ESCALATE, Act
 PAGE_SIZE = 50  # cases per page of the work queue
 SITE_BATCH = 500
 QUEUE_FILTERS = ("category", "area", "assignee", "overdue")
-FILTER_WORDS = {"category": "Category", "area": "Area"}  # the filters' labels (msgids of the queue's form)
+# the filters' labels (msgids of the queue's form)
+FILTER_WORDS = {"category": "Category", "area": "Area", "assignee": "Assignee", "overdue": "Overdue only"}
 # The most characters each form's fields take: the API's bodies' (api/routes/disputes.py).
 NEW_CASE_MOST = {**api_limits(DisputeCreate, "description"),
                  **{f"party_name_{n}": api_limits(Party, "name")["name"] for n in range(1, PARTY_ROWS + 1)}}
@@ -200,13 +201,18 @@ async def queue(request: Request) -> Response:
     area = filters["area"] if filters["area"] and page.services.app.areas.get(filters["area"]) else None
     # A filter the page does not understand is said so and left out of its links (found by a
     # review: ?category=bogus showed every case as if it had been applied).
-    not_understood = [(name, filters[name]) for name, known in (("category", category), ("area", area))
+    # found by a second review: ?assignee=nobody showed no case without a word, ?overdue=maybe
+    # was taken as "overdue only"
+    assignee = filters["assignee"] if filters["assignee"] in {a for a, _ in assignees(page, leavers=True)} else None
+    overdue = True if filters["overdue"] in ("1", "on", "true", "yes") else None
+    not_understood = [(name, filters[name]) for name, known in (("category", category), ("area", area),
+                                                                 ("assignee", assignee), ("overdue", overdue))
                       if filters[name] and known is None]
     for name, _ in not_understood:
         page.dropped.add(name)
         filters[name] = ""
-    flt = CaseFilter(category=category, area=area, assignee=filters["assignee"] or None,
-                     overdue=True if filters["overdue"] else None, areas=page.principal.area_filter())
+    flt = CaseFilter(category=category, area=area, assignee=assignee, overdue=overdue,
+                     areas=page.principal.area_filter())
     today = page.services.today()
     cursor = q.get("cursor") or None
     bad_cursor = False
