@@ -379,8 +379,9 @@ class HousingSite(Aggregate):
         """The operator record running the site let it go on ``released_on``: the operator before it
         runs the site again (the one it was registered with, or an earlier record), as a lease ends
         (found by a review: a released site went on naming the operator that let it go). A site that
-        record does not run is left as it is."""
-        if self.operator_id != operator_id:
+        record does not run is left as it is, and so is a site closed before the release (found by a
+        review: a closed site recorded an operator change dated after its closure)."""
+        if self.operator_id != operator_id or (self.closed_on is not None and released_on > self.closed_on):
             return
         before_type, before_name, before_id = (self.operators_before[-1] if self.operators_before
                                                else [self.operator_type, self.operator_name, None])

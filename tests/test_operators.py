@@ -549,3 +549,17 @@ def test_the_site_names_the_operator_that_took_it_over(supervisor: Api, casework
     assert site in [s["id"] for s in listed["items"]]
     history = [e["event"] for e in supervisor.get(f"/sites/{site}/history").json()["items"]]
     assert history[-1] == "HousingSite.OperatorChanged"
+
+
+def test_a_site_closed_before_its_operator_let_it_go_records_no_change_after_the_closure(supervisor: Api) -> None:
+    """Found by a review: the release of a closed site recorded an operator change on it dated after
+    the closure. The operator's release stands; the closed site is left as it closed."""
+    site = a_site(supervisor)
+    operator = register(supervisor, type="employer", name=unique("Shenzhou"))
+    done(assign(supervisor, operator, site, assigned_on="2026-10-05"))
+    done(supervisor.post(f"/sites/{site}/closure", {"closed_on": "2026-10-06", "reason": "demolished"}))
+    done(supervisor.post(f"/operators/{operator}/site-releases", {"site_id": site, "released_on": "2026-11-20",
+                                                                  "reason": "lease ended"}))
+    changed = [e["effective_date"] for e in supervisor.get(f"/sites/{site}/history").json()["items"]
+               if e["event"] == "HousingSite.OperatorChanged"]
+    assert changed == ["2026-10-05"]
