@@ -240,15 +240,27 @@ class SubsidyProgram(Aggregate):
         """A commitment went back to the budget (the unpaid part of a revoked application)."""
         self.committed -= amount
 
-    def record_payment(self, application_id: UUID, amount: Decimal, stamp: Stamp) -> None:
-        self._payment_recorded(application_id=application_id, amount=amount, **stamp.event_fields())
+    def record_payment(self, application_id: UUID, amount: Decimal, stamp: Stamp, reference: str | None = None) -> None:
+        """Count a payment against the program. Its voucher (``reference``) is one payment's: one
+        given on another application of the program is refused (found by a review: finance could
+        pay two applications on one voucher)."""
+        used = getattr(self, "references", {})
+        if reference is not None and used.get(reference, application_id) != application_id:
+            raise RuleViolated(f"the voucher {reference!r} was used for another application's payment",
+                               rule="payment_reference_used", reference=reference, field="reference")
+        self._payment_recorded(application_id=application_id, amount=amount, reference=reference,
+                               **stamp.event_fields())
 
     @event("PaymentRecorded")
     def _payment_recorded(
-        self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime
+        self, *, application_id: UUID, amount: Decimal, actor_id: str, actor_role: str, recorded_at: datetime,
+        reference: str | None = None,
     ) -> None:
-        """A payment on one of the program's applications was counted against it."""
+        """A payment on one of the program's applications was counted against it, under its voucher (the
+        reference; none on payments recorded before 2026-11-29)."""
         self.paid += amount
+        if reference is not None:
+            self.references = {**getattr(self, "references", {}), reference: application_id}
 
 
 class SubsidyApplication(Aggregate):
@@ -517,7 +529,7 @@ class SubsidyApplication(Aggregate):
                 due=format_money(due),
                 field="amount",  # the amount at fault, so a form ties the refusal to it
             )
-        program.record_payment(self.id, paid, stamp)
+        program.record_payment(self.id, paid, stamp, reference=reference)
         self._payment_recorded(amount=paid, reference=reference, paid_on=paid_on, **stamp.event_fields())
 
     @event("PaymentRecorded")

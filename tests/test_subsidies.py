@@ -966,3 +966,26 @@ def test_notes_and_reasons_naming_a_resident_are_sealed_hidden_without_pii_and_e
     history = supervisor.get(f"/subsidy-applications/{approved}/history").json()["items"]
     assert history[-1]["event"] == "SubsidyApplication.TextsErased"
     assert not any(name in str(entry) for entry in history)
+
+
+def test_one_voucher_pays_one_application_of_a_program(supervisor: Api, caseworker: Api, as_role: Any,
+                                                        stored: Any) -> None:
+    """Found by a review: finance could record two applications' payments under one voucher."""
+    from tests.factories import unique
+
+    program = open_program(supervisor)
+    first, second = (created(caseworker.post("/subsidy-applications", application_body(program, register_site(
+        supervisor)))) for _ in range(2))
+    for application in (first, second):
+        done(supervisor.post(f"/subsidy-applications/{application}/approvals", {}))
+    finance = as_role("finance")
+    voucher = unique("PZ")
+    done(finance.post(f"/subsidy-applications/{first}/payments",
+                      {"amount": "40.00", "reference": voucher, "paid_on": TODAY}))
+    snapshot = stored()
+    again = finance.post(f"/subsidy-applications/{second}/payments",
+                         {"amount": "40.00", "reference": voucher, "paid_on": TODAY})
+    assert again.status_code == 409 and again.json()["rule"] == "payment_reference_used", again.text
+    assert snapshot.unchanged()
+    done(finance.post(f"/subsidy-applications/{first}/payments",  # the same application's next one: another voucher
+                      {"amount": "60.00", "reference": unique("PZ"), "paid_on": TODAY}))
