@@ -54,7 +54,7 @@ SUMMARIES: dict[str, tuple[str, str]] = {
     "DisputeCase.Reopened": ("重新打开，解决期限{resolution_due}", "Reopened, resolution due {resolution_due}"),
     "DisputeCase.CommitteeDecisionRecorded": ("记录管理委员会决定", "Committee decision recorded"),
     "DisputeCase.EscalatedForBreach": ("超过{breach}期限（{due_on}），自动上报", "Escalated: {breach} deadline {due_on} passed"),
-    "DisputeCase.PersonalDataErased": ("当事人个人信息已删除", "A party's personal data was erased"),
+    "DisputeCase.PersonalDataErased": ("当事人或案情所涉居民的个人信息已删除", "The personal data of a party, or of a resident the case names, was erased"),
     "ManagementCommittee.Established": ("{established_on}成立管理委员会", "Management committee established on {established_on}"),
     "ManagementCommittee.MemberAdded": ("增加委员", "Member added"),
     "ManagementCommittee.MemberRemoved": ("{left_on}委员离任", "A member left on {left_on}"),

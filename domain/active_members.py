@@ -163,6 +163,8 @@ class ActiveMember(Aggregate):
         """The member's employer agreed on agreed_on that their shifts allow the work (the note, sealed under
         the resident's key, says how)."""
         self.liaisons = [*self.liaisons, {"employer": employer, "agreed_on": agreed_on.isoformat(), "note": note}]
+        # which event recorded each (its note has a key of its own: erased one by one)
+        self.liaison_versions = [*getattr(self, "liaison_versions", []), self.version + 1]
         self.latest_on = max(self.latest_on, agreed_on)
 
     def erase_personal_data(self, *, legal_basis: str, stamp: Stamp) -> None:
@@ -178,18 +180,21 @@ class ActiveMember(Aggregate):
         """The member's resident was erased: the notes of the employers' agreements read as erased."""
         self.liaisons = [{**liaison, "note": ERASED} for liaison in self.liaisons]
 
-    def erase_liaison_notes(self, *, legal_basis: str, stamp: Stamp) -> None:
-        """Another resident that one of the notes spells out was erased: that note's key is
-        destroyed in the same transaction, and the notes read as erased here, and in every
-        cached copy (found by a review: a note naming a colleague outlived the colleague)."""
-        self._liaison_notes_erased(legal_basis=legal_basis, **stamp.event_fields())
+    def erase_liaison_notes(self, *, versions: list[int], legal_basis: str, stamp: Stamp) -> None:
+        """Another resident that some of the notes spell out was erased: those notes' keys are
+        destroyed in the same transaction, and they read as erased here, and in every cached
+        copy (found by a review: a note naming a colleague outlived the colleague).
+        ``versions``: the events that recorded them."""
+        self._liaison_notes_erased(versions=sorted(versions), legal_basis=legal_basis, **stamp.event_fields())
 
     @event("LiaisonNotesErased")
-    def _liaison_notes_erased(self, *, legal_basis: str, actor_id: str, actor_role: str,
+    def _liaison_notes_erased(self, *, versions: list[int], legal_basis: str, actor_id: str, actor_role: str,
                               recorded_at: datetime) -> None:
-        """A resident one of the employers' notes spelled out was erased: the record shows the notes erased (the
-        others still read in its history)."""
-        self.liaisons = [{**liaison, "note": ERASED} for liaison in self.liaisons]
+        """A resident some of the employers' notes spelled out was erased: the notes the events of these versions
+        recorded read as erased."""
+        recorded = getattr(self, "liaison_versions", [])
+        self.liaisons = [{**liaison, "note": ERASED} if n < len(recorded) and recorded[n] in versions else liaison
+                         for n, liaison in enumerate(self.liaisons)]
 
     # -- loss ---------------------------------------------------------------
     def lose(self, *, lost_on: date, reason: str, stamp: Stamp) -> None:

@@ -794,6 +794,12 @@ class Resident(Aggregate):
         delivered_on by provider, where they lived (site_id, area)."""
 
     # -- personal data ---------------------------------------------------------
+    def identifying_numbers(self) -> list[str]:
+        """What names this resident and nobody else: their identity, phone and permit numbers
+        (a name may be another resident's too)."""
+        return [n for n in self.identifying_texts() if n not in (self.name, *(
+            str(d.get("name") or "") for d in self.dependants.values()))]
+
     def identifying_texts(self) -> list[str]:
         """What names this resident in free text: their name, identity number, phone number,
         the numbers of every residence permit issued to them (found by a review: an erasure's

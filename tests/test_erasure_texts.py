@@ -247,6 +247,17 @@ def test_a_dispute_whose_text_names_a_resident_who_is_no_party_is_erased_with_th
         assert duan["name"] not in history and "6666" not in history
         kept = http.get(f"/disputes/{untouched}", headers=as_("auditor")).json()
         assert kept["description"] == "a dog barks at night"  # a case that does not name them keeps its text
+        # a name alone may be another resident's (found by a second review: erasing one Wang Fang
+        # erased the open case of another): a case of others goes only for a number of theirs
+        namesake = resident_body()
+        other = http.post("/residents", json=namesake, headers=as_("caseworker")).json()["id"]
+        by_name = http.post("/disputes", headers=as_("caseworker"), json={
+            "category": "neighbours", "description": f"{namesake['name']} says the wages are unpaid",
+            "area": "xinqi", "parties": [{"resident_id": party}], "occurred_on": "2026-11-01"}).json()["id"]
+        assert http.post(f"/residents/{other}/erasure", headers=as_("supervisor"), json={
+            "legal_basis": "data_subject_request", "note": "request 2026-96"}).status_code == 200
+        assert http.get(f"/disputes/{by_name}", headers=as_("auditor")).json()["description"].startswith(
+            namesake["name"])
 
 
 def test_a_liaison_note_naming_another_resident_is_erased_with_them(
@@ -282,6 +293,9 @@ def test_a_liaison_note_naming_another_resident_is_erased_with_them(
             assert colleague["name"] not in shown, path
         history = http.get(f"/active-members/{member}/history", headers=as_("auditor")).json()["items"]
         assert "the foreman agreed" in [e["reason"] for e in history]  # a note that does not name them stays
+        record = http.get(f"/active-members/{member}", headers=as_("auditor")).json()
+        notes = [x["note"] for x in record["employer_liaisons"]]
+        assert notes == ["[erased]", "the foreman agreed"], notes  # on the record too (found by a second review)
         # ...and the member's own erasure takes the rest
         assert http.post(f"/residents/{member_resident}/erasure", headers=as_("supervisor"), json={
             "legal_basis": "data_subject_request", "note": "request 2026-94"}).status_code == 200

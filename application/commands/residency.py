@@ -16,7 +16,7 @@ from psycopg.sql import SQL, Identifier
 from application.access import current_scope
 from application.commands.active_members import active_member_of
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
-from application.privacy import TEXTS_LOCK
+from application.privacy import TEXTS_LOCK, text_key_id
 from application.store import CommandResult, IdempotencyClaim, LiudongRecorder, OfficeApplication
 from domain.active_members import ActiveMember
 from domain.committees import ManagementCommittee
@@ -264,12 +264,15 @@ class ResidencyCommands(OfficeApplication):
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             resident = self.load_current(Resident, resident_id, expected_version)
-            names = resident.identifying_texts()
+            names, numbers = resident.identifying_texts(), resident.identifying_numbers()
             resident.erase_personal_data(legal_basis=legal_basis, note=note, stamp=stamp)
             cases[:] = self._cases_of(resident_id)
             if retention_cutoff is not None:
                 self._check_retention_due(resident, cases, retention_cutoff)
-            naming = [c for c in self._cases_naming(names) if c not in cases]
+            # A case of others erased whole with its key: only for a number that is theirs alone, not
+            # for a name another resident may share (found by a review: erasing one 王芳 erased the
+            # open case of another that named a third)
+            naming = [c for c in self._cases_naming(numbers) if c not in cases]
             cases.extend(naming)
             named = self._texts_naming(names)
             # A committee's decisions copied onto the cases: erased with the case's parties; the
@@ -298,7 +301,10 @@ class ResidencyCommands(OfficeApplication):
             own = str(resident.active_member_id) if resident.active_member_id is not None else None
             for member_id in sorted({str(t.originator_id) for t in named if t.topic == LIAISON_TEXTS} - {own}):
                 other = self.load(ActiveMember, UUID(member_id), field_name="active_member")
-                other.erase_liaison_notes(legal_basis=legal_basis, stamp=stamp)
+                erased_keys = {t.key_id for t in named}
+                versions = [v for v in getattr(other, "liaison_versions", [])
+                            if text_key_id(other.id, v) in erased_keys]
+                other.erase_liaison_notes(versions=versions, legal_basis=legal_basis, stamp=stamp)
                 changed.append(other)
             for committee_id, items in by_committee.items():
                 committee = self.load(ManagementCommittee, committee_id, field_name="committee")
@@ -327,6 +333,9 @@ class ResidencyCommands(OfficeApplication):
         self.vault.forget([resident_id, *cases, *texts])
         for key_id in texts:
             self._folded_texts.pop(key_id, None)
+        erased_cases = set(cases)  # their text is not kept, even folded
+        for entry in [k for k in self._folded_cases if k[0] in erased_cases]:
+            self._folded_cases.pop(entry, None)
         return result
 
     def _check_retention_due(self, resident: Resident, cases: list[UUID], cutoff: date) -> None:
