@@ -85,10 +85,17 @@ def _port_taken(host: str, port: int) -> str | None:
     """Why the API's address cannot be listened on (taken by another process), or None."""
     import socket
 
+    try:  # the first address the host resolves to, as uvicorn binds it (IPv6 alone for an IPv6 one)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                              flags=socket.AI_PASSIVE)[0]
+    except OSError:
+        return None  # a host it cannot resolve: uvicorn says so
     try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
     except OSError as error:
         return error.strerror or str(error)
     return None

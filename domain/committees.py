@@ -140,7 +140,7 @@ class ManagementCommittee(Aggregate):
                           else (joined_on, "left_before_joining"))
         check_effective_date(left_on, stamp, earliest=date.fromisoformat(earliest), earliest_rule=rule,
                              field_name="left_on")
-        if not set(self.members) - {member_id}:
+        if not self.active_members() - {member_id}:  # a vacant seat sits no one (found by a review)
             # found by a review: a committee of none went on scheduling and minuting meetings
             raise RuleViolated("the last sitting member of a committee cannot leave it: add a member first",
                                rule="last_member")
@@ -384,7 +384,7 @@ class ManagementCommittee(Aggregate):
         self.meetings[meeting_id]["minutes"] = {
             "held_on": held_on.isoformat(), "attendees": attendees, "quorum": quorum, "decisions": decisions,
         }
-        if month_of(held_on) in self.months_missed:
+        if quorum and month_of(held_on) in self.months_missed:  # a meeting without one is not the month's
             self.months_missed = [m for m in self.months_missed if m != month_of(held_on)]
 
     @event("ActionAssigned")

@@ -18,8 +18,9 @@ from projections.sorting import pinyin_key
 class CommitteeAgendasView(ViewRecorder):
     # Version 2: vacancies come from the committee's SeatVacated/SeatResumed events, not
     # from residents' departures (which never came back after a return).
-    # Version 3: action items and months without a meeting.
-    version = 3
+    # Version 3: action items and months without a meeting. Version 4: minutes without a quorum
+    # do not take their month off the months missed (found by a review).
+    version = 4
     tables = ["committees", "committee_members", "committee_meetings", "committee_actions",
               "committee_missed_months"]
     ddl = [
@@ -94,8 +95,9 @@ class CommitteeAgendasProjection(SqlProjection):
             (e.held_on, json.dumps(e.attendees), e.quorum, json.dumps(e.decisions, default=str), e.originator_id,
              e.meeting_id),
         )
-        cursor.execute("DELETE FROM committee_missed_months WHERE committee_id = %s AND month = %s",
-                       (e.originator_id, f"{e.held_on.year:04d}-{e.held_on.month:02d}"))
+        if e.quorum:  # a meeting without a quorum is not the month's meeting
+            cursor.execute("DELETE FROM committee_missed_months WHERE committee_id = %s AND month = %s",
+                           (e.originator_id, f"{e.held_on.year:04d}-{e.held_on.month:02d}"))
         self._bump(cursor, e)
 
     @handles(event_class(ManagementCommittee, "ActionAssigned"))

@@ -389,3 +389,17 @@ def test_the_agenda_gives_a_vacant_seat_as_the_committee_does(caseworker: Api, s
     agenda = supervisor.get(f"/committees/{made['id']}/agenda", params={"after": left.json()["position"]}).json()
     (vacant,) = [m for m in agenda["members"] if m["status"] == "vacant"]
     assert (vacant["departed"], vacant["vacated_on"], vacant["left_on"]) == (True, "2026-06-01", None)
+
+
+def test_the_last_sitting_member_stays_though_another_seat_is_vacant(caseworker: Api, supervisor: Api) -> None:
+    """Found by a second review: the last-member rule counted a vacant seat (its member away from
+    the district) as sitting, so the last one who sat could leave."""
+    resident = caseworker.post("/residents", resident_body(registered_on="2026-01-05")).json()["id"]
+    made = establish(supervisor, [{"name": "Wang"}, {"name": "Li", "resident_id": resident}])
+    left = caseworker.post(f"/residents/{resident}/departure", {"effective_date": "2026-06-01", "reason": "home"})
+    assert left.status_code == 200, left.text
+    doc = supervisor.get(f"/committees/{made['id']}").json()
+    (sitting,) = [m["member_id"] for m in doc["members"] if m["status"] == "active"]
+    last = supervisor.post(f"/committees/{made['id']}/member-removals", {"member_id": sitting, "reason": "moved on",
+                                                                         "left_on": "2026-07-01"})
+    assert last.status_code == 409 and last.json()["rule"] == "last_member", last.text

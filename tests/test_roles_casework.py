@@ -34,7 +34,7 @@ def closed_case(caseworker: Api, supervisor: Api) -> str:
 
 def committee(supervisor: Api) -> tuple[str, str]:
     committee_id = supervisor.post("/committees", {"name": unique("C"), "area": "xinqi", "established_on": "2026-01-01",
-                                                   "members": [{"name": "W"}]}).json()["id"]
+                                                   "members": [{"name": "W"}, {"name": "L"}]}).json()["id"]
     member = supervisor.get(f"/committees/{committee_id}").json()["members"][0]["member_id"]
     return committee_id, member
 

@@ -201,12 +201,12 @@ async def queue(request: Request) -> Response:
     area = filters["area"] if filters["area"] and page.services.app.areas.get(filters["area"]) else None
     # A filter the page does not understand is said so and left out of its links (found by a
     # review: ?category=bogus showed every case as if it had been applied).
-    # found by a second review: ?assignee=nobody showed no case without a word, ?overdue=maybe
-    # was taken as "overdue only"
-    assignee = filters["assignee"] if filters["assignee"] in {a for a, _ in assignees(page, leavers=True)} else None
+    # found by a second review: ?overdue=maybe was taken as "overdue only". (An assignee is
+    # whoever a case names: one with an API key alone, or gone, has no account to check against.)
+    assignee = filters["assignee"] or None
     overdue = True if filters["overdue"] in ("1", "on", "true", "yes") else None
     not_understood = [(name, filters[name]) for name, known in (("category", category), ("area", area),
-                                                                 ("assignee", assignee), ("overdue", overdue))
+                                                                 ("overdue", overdue))
                       if filters[name] and known is None]
     for name, _ in not_understood:
         page.dropped.add(name)
