@@ -526,6 +526,16 @@ class OfficeApplication(Application[UUID]):
         return recordings
 
     # -- plumbing -----------------------------------------------------------
+    def find(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        """The aggregate if there is one (a claim on a number or a site, a member's record),
+        with no scope check: what guards a rule is read wherever it is kept."""
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(aggregate, kind)
+        return aggregate
+
     def load(self, kind: type[A], aggregate_id: UUID, field_name: str | None = None) -> A:
         """The aggregate a command acts on (or, with ``field_name``, one a request's body
         refers to). An aggregate in an area outside the acting scope is not found: a caller

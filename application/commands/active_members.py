@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
@@ -25,12 +24,7 @@ def already_identified(member_id: UUID) -> RuleViolated:
 def active_member_of(app: OfficeApplication, resident_id: UUID) -> ActiveMember | None:
     """The resident's active-member record, if they were ever identified (no scope check:
     a change of the resident, such as their departure, reaches it wherever it is kept)."""
-    try:
-        member: Aggregate = app.repository.get(active_member_id(resident_id))
-    except AggregateNotFoundError:
-        return None
-    assert isinstance(member, ActiveMember)
-    return member
+    return app.find(ActiveMember, active_member_id(resident_id))
 
 
 class ActiveMemberCommands(OfficeApplication):

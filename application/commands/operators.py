@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from application.privacy import NOTIFY_CHANNEL as PII_CHANNEL
@@ -32,12 +31,7 @@ class OperatorCommands(OfficeApplication):
         return self._execute(decide, idempotency=idempotency)
 
     def _site_claim(self, site_id: UUID) -> SiteOperatorClaim | None:
-        try:
-            claim: Aggregate = self.repository.get(site_claim_id(site_id))
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(claim, SiteOperatorClaim)
-        return claim
+        return self.find(SiteOperatorClaim, site_claim_id(site_id))
 
     def _operator_command(self, operator_id: UUID, act: Callable[[Operator], Sequence[Aggregate] | None],
                           expected_version: int | None, idempotency: IdempotencyClaim | None) -> CommandResult:

@@ -7,7 +7,6 @@ from datetime import date
 from uuid import UUID
 
 import psycopg.errors
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from application.store import CommandResult, IdempotencyClaim, OfficeApplication
@@ -47,7 +46,7 @@ class PermitCommands(OfficeApplication):
 
         def decide() -> tuple[Aggregate, Sequence[Aggregate]]:
             resident = self.load_current(Resident, resident_id, expected_version)
-            claim = self._permit_claim(claim_id)
+            claim = self.find(PermitNumberClaim, claim_id)
             if claim is not None:
                 claim.check_free_for(resident.id, holder_erased=self._erased(claim.holder()))
             elif self._issued_before_claims(number, resident.id):
@@ -63,14 +62,6 @@ class PermitCommands(OfficeApplication):
 
         return self._execute(decide, idempotency=idempotency)
 
-    def _permit_claim(self, claim_id: UUID) -> PermitNumberClaim | None:
-        try:
-            claim: Aggregate = self.repository.get(claim_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(claim, PermitNumberClaim)
-        return claim
-
     def _issued_before_claims(self, number: str, resident_id: UUID) -> bool:
         """A number issued before numbers were claimed (2026-11-29) has no claim: the residents'
         view holds it as written then (later ones are sealed, and claimed), and erased with its
@@ -84,13 +75,8 @@ class PermitCommands(OfficeApplication):
         return row is not None
 
     def _erased(self, resident_id: UUID | None) -> bool:
-        if resident_id is None:
-            return True
-        try:
-            holder: Aggregate = self.repository.get(resident_id)
-        except AggregateNotFoundError:
-            return True
-        return isinstance(holder, Resident) and holder.erased_on is not None
+        holder = self.find(Resident, resident_id) if resident_id is not None else None
+        return holder is None or holder.erased_on is not None
 
     def endorse_permit(
         self, resident_id: UUID, *, endorsed_on: date, stamp: Stamp,
