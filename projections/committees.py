@@ -11,7 +11,7 @@ from psycopg.rows import DictRow
 
 from domain.committees import ManagementCommittee
 from projections.base import SqlProjection, ViewRecorder, event_class, handles
-from projections.pages import Page, decode_keyset, encode_cursor
+from projections.pages import Page, page_of
 from projections.sorting import pinyin_key
 
 
@@ -195,15 +195,8 @@ def page_committees(conn: Connection[DictRow], area: str | None, areas: list[str
     """``list_committees`` a page at a time, in the same (pinyin) order; ``next`` names the
     last committee shown. A district has tens of committees, not thousands: each page sorts
     them all."""
-    rows = list_committees(conn, area, areas, today)
-    total = len(rows)
-    if cursor:
-        after = tuple(decode_keyset(cursor))
-        rows = [r for r in rows if (pinyin_key(r["name"]), r["id"]) > after]
-    shown = rows[:limit]
-    next_cursor = (encode_cursor(pinyin_key(shown[-1]["name"]), str(shown[-1]["id"]))
-                   if len(rows) > limit and shown else None)
-    return Page(items=shown, total=total, next_cursor=next_cursor)
+    return page_of(list_committees(conn, area, areas, today), lambda r: (pinyin_key(r["name"]), str(r["id"])),
+                   limit, cursor)
 
 
 def _member(row: Any) -> dict[str, Any]:

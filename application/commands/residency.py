@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from application.access import current_scope
 from application.commands.active_members import active_member_of
@@ -227,12 +227,7 @@ class ResidencyCommands(OfficeApplication):
         return claim
 
     def _claim(self, claim_id: UUID) -> IdentityNumberClaim | None:
-        try:
-            claim: Aggregate = self.repository.get(claim_id)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(claim, IdentityNumberClaim)
-        return claim
+        return self.find(IdentityNumberClaim, claim_id)
 
     def _refuse_if_held(self, claim: IdentityNumberClaim | None) -> None:
         """Refuse a number a resident holds, naming them only to a caller who may read
@@ -388,9 +383,7 @@ class ResidencyCommands(OfficeApplication):
         wanted = needles(names)
         if not wanted:
             return []
-        recorder = self.recorder
-        assert isinstance(recorder, LiudongRecorder)
-        table = Identifier(recorder.datastore.schema, recorder.events_table_name)
+        table = self._events_table()
         cache = self._folded_cases
         with self.connection() as conn:
             live = {(r["originator_id"], r["originator_version"]) for r in conn.execute(SQL(
@@ -401,18 +394,12 @@ class ResidencyCommands(OfficeApplication):
             cache.pop(gone, None)
         missing = sorted(live - cache.keys())
         if missing:
-            with self.connection() as conn, conn.transaction(), conn.cursor(name="cases_naming") as cursor:
-                cursor.itersize = 1000
-                cursor.execute(SQL(
-                    "SELECT e.originator_id, e.originator_version, e.state, k.wrapped FROM {} e"
-                    " JOIN pii_keys k ON k.key_id = e.originator_id"
-                    " JOIN unnest(%s::uuid[], %s::int[]) AS m(i, v) ON e.originator_id = m.i"
-                    " AND e.originator_version = m.v WHERE k.wrapped IS NOT NULL").format(table),
-                    ([i for i, _ in missing], [v for _, v in missing]))
-                for row in cursor:
-                    state = self.mapper.transcoder.decode(bytes(row["state"]))
-                    opened = self.vault.texts_sealed_with(state, row["originator_id"], bytes(row["wrapped"]))
-                    cache[(row["originator_id"], row["originator_version"])] = tuple(folded(t) for t in opened)
+            query = SQL("SELECT e.originator_id AS key_id, e.originator_version, e.state, k.wrapped FROM {} e"
+                        " JOIN pii_keys k ON k.key_id = e.originator_id"
+                        " JOIN unnest(%s::uuid[], %s::int[]) AS m(i, v) ON e.originator_id = m.i"
+                        " AND e.originator_version = m.v WHERE k.wrapped IS NOT NULL").format(table)
+            for row, _, opened in self._opened(query, ([i for i, _ in missing], [v for _, v in missing])):
+                cache[(row["key_id"], row["originator_version"])] = tuple(folded(t) for t in opened)
         found = sorted({case for (case, version), texts in cache.items() if (case, version) in live
                         and any(n in t for t in texts for n in wanted)})
         if len(cache) > FOLDED_TEXTS_MAX:
@@ -435,32 +422,40 @@ class ResidencyCommands(OfficeApplication):
             cache.pop(gone, None)
         missing = [k for k in live if k not in cache]
         if missing:
-            recorder = self.recorder
-            assert isinstance(recorder, LiudongRecorder)
-            table = Identifier(recorder.datastore.schema, recorder.events_table_name)
-            with self.connection() as conn, conn.transaction(), conn.cursor(name="texts_naming") as cursor:
-                cursor.itersize = 1000
-                cursor.execute(SQL(
-                    "SELECT t.key_id, k.wrapped, e.originator_id, e.topic, e.state FROM pii_texts t"
-                    " JOIN pii_keys k USING (key_id)"
-                    " JOIN {} e ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
-                    " WHERE t.key_id = ANY(%s) AND k.wrapped IS NOT NULL").format(table), (missing,))
-                for row in cursor:
-                    state = self.mapper.transcoder.decode(bytes(row["state"]))
-                    opened = self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
-                    # What it is about: an action (which names its meeting too), a meeting, a member;
-                    # an approval by its approver (one approval each).
-                    ref = (state.get("action_id") or state.get("meeting_id") or state.get("member_id")
-                           or (state.get("actor_id") if row["topic"] in APPLICATION_TEXTS else None) or "")
-                    if row["topic"].endswith(".AgendaItemsAdded"):  # which of the meeting's items it added
-                        ref = f"{ref}:{','.join(str(i.get('item_id')) for i in state.get('items') or [])}"
-                    cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
-                                                      row["topic"].rsplit(".", 1)[-1], str(ref),
-                                                      tuple(folded(t) for t in opened), row["topic"])
+            query = SQL("SELECT t.key_id, k.wrapped, e.originator_id, e.topic, e.state FROM pii_texts t"
+                        " JOIN pii_keys k USING (key_id) JOIN {} e"
+                        " ON e.originator_id = t.originator_id AND e.originator_version = t.originator_version"
+                        " WHERE t.key_id = ANY(%s) AND k.wrapped IS NOT NULL").format(self._events_table())
+            for row, state, opened in self._opened(query, (missing,)):
+                # What it is about: an action (which names its meeting too), a meeting, a member;
+                # an approval by its approver (one approval each).
+                ref = (state.get("action_id") or state.get("meeting_id") or state.get("member_id")
+                       or (state.get("actor_id") if row["topic"] in APPLICATION_TEXTS else None) or "")
+                if row["topic"].endswith(".AgendaItemsAdded"):  # which of the meeting's items it added
+                    ref = f"{ref}:{','.join(str(i.get('item_id')) for i in state.get('items') or [])}"
+                cache[row["key_id"]] = FoldedText(row["key_id"], row["originator_id"],
+                                                  row["topic"].rsplit(".", 1)[-1], str(ref),
+                                                  tuple(folded(t) for t in opened), row["topic"])
         found = [cache[k] for k in live if k in cache and any(n in t for t in cache[k].texts for n in wanted)]
         if len(cache) > FOLDED_TEXTS_MAX:  # more texts than memory should hold: read them each time
             cache.clear()
         return found
+
+    def _events_table(self) -> Identifier:
+        recorder = self.recorder
+        assert isinstance(recorder, LiudongRecorder)
+        return Identifier(recorder.datastore.schema, recorder.events_table_name)
+
+    def _opened(self, query: SQL | Composed, params: Sequence[Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any],
+                                                                                       list[str]]]:
+        """The rows of ``query`` (each an event's ``state``, with the ``key_id`` and ``wrapped`` key
+        that sealed its text), streamed, each with its state decoded and the texts that key opens."""
+        with self.connection() as conn, conn.transaction(), conn.cursor(name="opened_texts") as cursor:
+            cursor.itersize = 1000
+            cursor.execute(query, params)
+            for row in cursor:
+                state = self.mapper.transcoder.decode(bytes(row["state"]))
+                yield row, state, self.vault.texts_sealed_with(state, row["key_id"], bytes(row["wrapped"]))
 
     def _current_site(self, resident: Resident) -> HousingSite | None:
         if resident.site_id is None:
